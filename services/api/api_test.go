@@ -1,0 +1,432 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha512"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/docuvault/docuvault/shared/auth"
+)
+
+func TestFullCycle(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	user, tok := s.newUser(t)
+	data := bytesOf(1234)
+
+	tk := s.requestUpload(t, tok, "Report 2026.PDF", "application/pdf", int64(len(data)))
+	if tk.UploadURL == "" || tk.DocumentID == uuid.Nil || tk.ExpiresAt.IsZero() {
+		t.Fatalf("upload-url answer incomplete: %+v", tk)
+	}
+	if tk.Headers["Content-Type"] != "application/pdf" || tk.Headers["Content-Length"] != "1234" {
+		t.Fatalf("headers = %v, want the signed Content-Type and Content-Length", tk.Headers)
+	}
+	var key string
+	if err := s.db.QueryRow(context.Background(), "SELECT object_key FROM documents WHERE id = $1", tk.DocumentID).Scan(&key); err != nil {
+		t.Fatal(err)
+	}
+	if want := user.String() + "/" + tk.DocumentID.String() + "/"; !strings.HasPrefix(key, want) || !strings.HasSuffix(key, ".pdf") || strings.Contains(key, "Report") {
+		t.Fatalf("object key %q: want %s<uuid>.pdf without the filename", key, want)
+	}
+
+	if st := s.put(t, tk, "", data); st != http.StatusOK {
+		t.Fatalf("PUT: %d", st)
+	}
+	r := s.confirm(t, tok, tk.DocumentID)
+	if r.status != http.StatusOK {
+		t.Fatalf("confirm: %d %s", r.status, r.body)
+	}
+	var c confirmation
+	r.decode(t, &c)
+	if c != (confirmation{ID: tk.DocumentID, SizeBytes: 1234, UsedBytes: 1234, Status: "uploaded"}) {
+		t.Fatalf("confirm = %+v", c)
+	}
+
+	r = s.do(t, http.MethodGet, "/api/documents/"+tk.DocumentID.String(), tok, nil)
+	var got struct {
+		ID          uuid.UUID `json:"id"`
+		Filename    string    `json:"filename"`
+		Status      string    `json:"status"`
+		SizeBytes   int64     `json:"size_bytes"`
+		DownloadURL string    `json:"download_url"`
+	}
+	r.decode(t, &got)
+	if r.status != http.StatusOK || got.Filename != "Report 2026.PDF" || got.Status != "uploaded" || got.SizeBytes != 1234 {
+		t.Fatalf("get: %d %s", r.status, r.body)
+	}
+	resp, err := http.Get(got.DownloadURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	downloaded, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(downloaded, data) {
+		t.Fatalf("download: %d, %d bytes", resp.StatusCode, len(downloaded))
+	}
+
+	r = s.do(t, http.MethodGet, "/api/documents", tok, nil)
+	var list struct {
+		Items []struct {
+			ID uuid.UUID `json:"id"`
+		} `json:"items"`
+	}
+	r.decode(t, &list)
+	if len(list.Items) != 1 || list.Items[0].ID != tk.DocumentID {
+		t.Fatalf("list: %s", r.body)
+	}
+	if used, limit := s.quota(t, tok); used != 1234 || limit != 104857600 {
+		t.Fatalf("quota after confirm = %d/%d", used, limit)
+	}
+
+	if r := s.do(t, http.MethodDelete, "/api/documents/"+tk.DocumentID.String(), tok, nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if used, _ := s.quota(t, tok); used != 0 {
+		t.Fatalf("quota after delete = %d, want 0", used)
+	}
+	if s.keyExists(t, key) {
+		t.Fatal("object still in the bucket after delete")
+	}
+	if r := s.do(t, http.MethodGet, "/api/documents/"+tk.DocumentID.String(), tok, nil); r.status != http.StatusNotFound {
+		t.Fatalf("get after delete: %d", r.status)
+	}
+	var events []string
+	rows, err := s.db.Query(context.Background(), "SELECT payload->>'type' FROM outbox WHERE payload->>'subject' = $1 ORDER BY id", tk.DocumentID.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var e string
+		_ = rows.Scan(&e)
+		events = append(events, e)
+	}
+	if strings.Join(events, ",") != "document.uploaded,document.deleted" {
+		t.Fatalf("outbox events = %v", events)
+	}
+}
+
+func TestUploadWithoutDeclaredSizeIsChargedTheStoredSize(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	_, tok := s.newUser(t)
+	tk := s.requestUpload(t, tok, "notes.txt", "text/plain", -1)
+	if _, ok := tk.Headers["Content-Length"]; ok {
+		t.Fatalf("no size declared, yet Content-Length is signed: %v", tk.Headers)
+	}
+	if st := s.put(t, tk, "", bytesOf(777)); st != http.StatusOK {
+		t.Fatalf("PUT: %d", st)
+	}
+	var c confirmation
+	r := s.confirm(t, tok, tk.DocumentID)
+	r.decode(t, &c)
+	if r.status != http.StatusOK || c.SizeBytes != 777 || c.UsedBytes != 777 {
+		t.Fatalf("confirm: %d %s", r.status, r.body)
+	}
+}
+
+func TestConcurrentConfirmsOverQuota(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	for round := 0; round < 50; round++ {
+		user, tok := s.newUser(t)
+		s.setLimit(t, user, 1000)
+		a := s.upload(t, tok, "a.pdf", bytesOf(600))
+		b := s.upload(t, tok, "b.pdf", bytesOf(700))
+
+		results := make([]response, 2)
+		var wg sync.WaitGroup
+		for i, id := range []uuid.UUID{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = s.confirm(t, tok, id)
+			}()
+		}
+		wg.Wait()
+
+		var okSize int64
+		var rejected uuid.UUID
+		oks, overs := 0, 0
+		for i, r := range results {
+			switch r.status {
+			case http.StatusOK:
+				oks++
+				var c confirmation
+				r.decode(t, &c)
+				okSize = c.SizeBytes
+				if c.UsedBytes != c.SizeBytes {
+					t.Fatalf("round %d: used_bytes %d, want %d", round, c.UsedBytes, c.SizeBytes)
+				}
+			case http.StatusRequestEntityTooLarge:
+				overs++
+				rejected = []uuid.UUID{a, b}[i]
+				d, ok := r.detail(t).(map[string]any)
+				if !ok || d["limit_bytes"] != 1000.0 || d["used_bytes"] == nil || d["rejected_bytes"] == nil {
+					t.Fatalf("round %d: 413 detail = %s", round, r.body)
+				}
+			default:
+				t.Fatalf("round %d: confirm answered %d %s", round, r.status, r.body)
+			}
+		}
+		if oks != 1 || overs != 1 {
+			t.Fatalf("round %d: %d accepted and %d rejected, want 1 and 1", round, oks, overs)
+		}
+		if used, _ := s.quota(t, tok); used != okSize {
+			t.Fatalf("round %d: used_bytes = %d, want the accepted size %d", round, used, okSize)
+		}
+		if s.objectExists(t, rejected) {
+			t.Fatalf("round %d: the rejected document's object was not deleted", round)
+		}
+		// Confirming the rejected document again answers the same 413 and charges nothing.
+		if r := s.confirm(t, tok, rejected); r.status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("round %d: re-confirm of rejected: %d %s", round, r.status, r.body)
+		}
+		var status, reason string
+		if err := s.db.QueryRow(context.Background(), "SELECT status, reject_reason FROM documents WHERE id = $1", rejected).Scan(&status, &reason); err != nil {
+			t.Fatal(err)
+		}
+		if status != "rejected" || reason != "over_quota" {
+			t.Fatalf("round %d: rejected document is %s/%s", round, status, reason)
+		}
+	}
+}
+
+func TestConcurrentConfirmsOfOneDocumentChargeOnce(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	_, tok := s.newUser(t)
+	id := s.upload(t, tok, "once.pdf", bytesOf(4096))
+
+	const n = 20
+	results := make([]response, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = s.confirm(t, tok, id)
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		var c confirmation
+		r.decode(t, &c)
+		if r.status != http.StatusOK || c.UsedBytes != 4096 || c.Status != "uploaded" {
+			t.Fatalf("confirm %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if used, _ := s.quota(t, tok); used != 4096 {
+		t.Fatalf("used_bytes = %d, want 4096 (charged once)", used)
+	}
+	var events int
+	if err := s.db.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE payload->>'subject' = $1", id.String()).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != 1 {
+		t.Fatalf("%d outbox events, want exactly one document.uploaded", events)
+	}
+}
+
+func TestPresignedPutRefusesAnotherSizeOrType(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	_, tok := s.newUser(t)
+	tk := s.requestUpload(t, tok, "x.pdf", "application/pdf", 100)
+	if st := s.put(t, tk, "", bytesOf(101)); st != http.StatusForbidden {
+		t.Fatalf("PUT of 101 bytes for a declared 100: MinIO answered %d, want 403", st)
+	}
+	if st := s.put(t, tk, "text/plain", bytesOf(100)); st != http.StatusForbidden {
+		t.Fatalf("PUT with another Content-Type: MinIO answered %d, want 403", st)
+	}
+	if st := s.put(t, tk, "", bytesOf(100)); st != http.StatusOK {
+		t.Fatalf("PUT as signed: MinIO answered %d, want 200", st)
+	}
+}
+
+func TestDeclaredSizeOverRemainingQuotaIsRefusedAtOnce(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	user, tok := s.newUser(t)
+	s.setLimit(t, user, 1000)
+	id := s.upload(t, tok, "first.pdf", bytesOf(800))
+	if r := s.confirm(t, tok, id); r.status != http.StatusOK {
+		t.Fatalf("confirm: %d %s", r.status, r.body)
+	}
+	r := s.do(t, http.MethodPost, "/api/documents/upload-url", tok, map[string]any{"filename": "big.pdf", "content_type": "application/pdf", "size_bytes": 201})
+	if r.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("upload-url over quota: %d %s", r.status, r.body)
+	}
+	d, _ := r.detail(t).(map[string]any)
+	if d["used_bytes"] != 800.0 || d["limit_bytes"] != 1000.0 || d["rejected_bytes"] != 201.0 {
+		t.Fatalf("413 detail = %s", r.body)
+	}
+	var n int
+	_ = s.db.QueryRow(context.Background(), "SELECT count(*) FROM documents WHERE user_id = $1", user).Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d documents, want 1: a refused request must write nothing", n)
+	}
+}
+
+func TestConfirmBeforePut(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	_, tok := s.newUser(t)
+	tk := s.requestUpload(t, tok, "later.pdf", "application/pdf", 10)
+	r := s.confirm(t, tok, tk.DocumentID)
+	if r.status != http.StatusUnprocessableEntity || r.detail(t) != "Upload not found — presigned URL may have expired" {
+		t.Fatalf("confirm before PUT: %d %s", r.status, r.body)
+	}
+	if used, _ := s.quota(t, tok); used != 0 {
+		t.Fatalf("used_bytes = %d after a failed confirm", used)
+	}
+}
+
+func TestOtherUsersAndUnknownDocumentsAreNotFound(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	_, owner := s.newUser(t)
+	_, intruder := s.newUser(t)
+	id := s.upload(t, owner, "mine.pdf", bytesOf(10))
+
+	for _, path := range []string{"/api/documents/" + id.String(), "/api/documents/" + uuid.NewString(), "/api/documents/not-a-uuid", "/api/documents/%00"} {
+		for _, method := range []string{http.MethodGet, http.MethodDelete} {
+			if r := s.do(t, method, path, intruder, nil); r.status != http.StatusNotFound || r.detail(t) == nil {
+				t.Errorf("%s %s as another user: %d %s", method, path, r.status, r.body)
+			}
+		}
+		if r := s.do(t, http.MethodPost, path+"/confirm", intruder, nil); r.status != http.StatusNotFound {
+			t.Errorf("confirm %s as another user: %d %s", path, r.status, r.body)
+		}
+	}
+	r := s.do(t, http.MethodGet, "/api/documents", intruder, nil)
+	if r.status != http.StatusOK || strings.Contains(string(r.body), id.String()) {
+		t.Fatalf("another user's list shows the document: %s", r.body)
+	}
+	// The owner's document is untouched.
+	if r := s.confirm(t, owner, id); r.status != http.StatusOK {
+		t.Fatalf("owner confirm: %d %s", r.status, r.body)
+	}
+}
+
+func TestDeleteNeverOverReleasesQuota(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	user, tok := s.newUser(t)
+	s.setLimit(t, user, 1000)
+
+	charged := s.upload(t, tok, "kept.pdf", bytesOf(500))
+	if r := s.confirm(t, tok, charged); r.status != http.StatusOK {
+		t.Fatal(r.status)
+	}
+	pending := s.upload(t, tok, "pending.pdf", bytesOf(300)) // never confirmed
+	rejected := s.upload(t, tok, "rejected.pdf", bytesOf(600))
+	if r := s.confirm(t, tok, rejected); r.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("over-quota confirm: %d", r.status)
+	}
+	for _, id := range []uuid.UUID{pending, rejected} {
+		if r := s.do(t, http.MethodDelete, "/api/documents/"+id.String(), tok, nil); r.status != http.StatusNoContent {
+			t.Fatalf("delete: %d %s", r.status, r.body)
+		}
+		if used, _ := s.quota(t, tok); used != 500 {
+			t.Fatalf("used_bytes = %d after deleting an uncharged document, want 500", used)
+		}
+	}
+	// A ledger already lower than the document (e.g. an admin correction)
+	// must not go negative.
+	if _, err := s.db.Exec(context.Background(), "UPDATE quotas SET used_bytes = 100 WHERE user_id = $1", user); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.do(t, http.MethodDelete, "/api/documents/"+charged.String(), tok, nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d", r.status)
+	}
+	if used, _ := s.quota(t, tok); used != 0 {
+		t.Fatalf("used_bytes = %d, want 0 (never below zero)", used)
+	}
+	if r := s.do(t, http.MethodDelete, "/api/documents/"+charged.String(), tok, nil); r.status != http.StatusNotFound {
+		t.Fatalf("second delete: %d", r.status)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	user := uuid.New()
+	good := s.token(t, user, auth.RoleUser)
+	expired, err := auth.Mint(auth.Config{Secret: []byte(s.cfg.JWTSecret)}, auth.Principal{UserID: user, Role: auth.RoleUser}, time.Minute, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := auth.Mint(auth.Config{Secret: []byte(strings.Repeat("x", 32))}, auth.Principal{UserID: user, Role: auth.RoleUser}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(good, ".")
+	algNone := "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + parts[1] + "."
+	hs512 := signHS512(t, s.cfg.JWTSecret, parts[1])
+
+	for _, tc := range []struct {
+		name, header string
+	}{
+		{"missing", ""},
+		{"not bearer", "Basic dXNlcjpwYXNz"},
+		{"garbage", "Bearer not.a.token"},
+		{"expired", "Bearer " + expired},
+		{"forged", "Bearer " + forged},
+		{"alg none", "Bearer " + algNone},
+		{"wrong algorithm", "Bearer " + hs512},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, s.url+"/api/auth/me", nil)
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			resp, err := s.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"detail"`) {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+		})
+	}
+
+	r := s.do(t, http.MethodGet, "/api/auth/me", good, nil)
+	if r.status != http.StatusOK || string(bytes.TrimSpace(r.body)) != `{"id":"`+user.String()+`","role":"user"}` {
+		t.Fatalf("me: %d %s", r.status, r.body)
+	}
+	if r := s.do(t, http.MethodPut, "/api/admin/users/"+user.String()+"/quota", good, map[string]int64{"limit_bytes": 5}); r.status != http.StatusForbidden {
+		t.Fatalf("admin endpoint as user: %d %s", r.status, r.body)
+	}
+	admin := s.token(t, uuid.New(), auth.RoleAdmin)
+	r = s.do(t, http.MethodPut, "/api/admin/users/"+user.String()+"/quota", admin, map[string]int64{"limit_bytes": 5000})
+	if r.status != http.StatusOK {
+		t.Fatalf("admin endpoint as admin: %d %s", r.status, r.body)
+	}
+	if _, limit := s.quota(t, good); limit != 5000 {
+		t.Fatalf("limit = %d after the admin set 5000", limit)
+	}
+	if r := s.do(t, http.MethodPut, "/api/admin/users/"+user.String()+"/quota", admin, map[string]int64{"limit_bytes": -1}); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("negative limit: %d %s", r.status, r.body)
+	}
+}
+
+// signHS512 signs payload with HS512: right secret, wrong algorithm.
+func signHS512(t *testing.T, secret, payload string) string {
+	t.Helper()
+	head := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS512","typ":"JWT"}`))
+	mac := hmac.New(sha512.New, []byte(secret))
+	mac.Write([]byte(head + "." + payload))
+	return head + "." + payload + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}

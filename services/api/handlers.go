@@ -1,0 +1,239 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/auth"
+	"github.com/docuvault/docuvault/shared/document"
+)
+
+// documentJSON is a document as the API shows it.
+type documentJSON struct {
+	ID             uuid.UUID       `json:"id"`
+	Filename       string          `json:"filename"`
+	ContentType    string          `json:"content_type"`
+	DeclaredSize   *int64          `json:"declared_size"`
+	SizeBytes      int64           `json:"size_bytes"`
+	Status         document.Status `json:"status"`
+	RejectReason   string          `json:"reject_reason,omitempty"`
+	Classification string          `json:"classification,omitempty"`
+	CreatedAt      time.Time       `json:"created_at"`
+	ConfirmedAt    *time.Time      `json:"confirmed_at"`
+	UpdatedAt      time.Time       `json:"updated_at"`
+	DownloadURL    string          `json:"download_url,omitempty"`
+}
+
+func toJSON(d *document.Document) documentJSON {
+	return documentJSON{
+		ID:             d.ID,
+		Filename:       d.Filename,
+		ContentType:    d.ContentType,
+		DeclaredSize:   d.DeclaredSize,
+		SizeBytes:      d.SizeBytes,
+		Status:         d.Status,
+		RejectReason:   d.RejectReason,
+		Classification: d.Classification,
+		CreatedAt:      d.CreatedAt,
+		ConfirmedAt:    d.ConfirmedAt,
+		UpdatedAt:      d.UpdatedAt,
+	}
+}
+
+type handlers struct {
+	docs *document.Service
+}
+
+// caller returns the authenticated principal; the auth middleware guarantees one.
+func caller(r *http.Request) auth.Principal {
+	p, _ := auth.FromContext(r.Context())
+	return p
+}
+
+// documentID parses the {id} path parameter. A malformed id is answered
+// 404, like an unknown one.
+func documentID(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
+	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil {
+		writeDetail(w, http.StatusNotFound, "document not found")
+		return uuid.Nil, false
+	}
+	logWith(r, "document_id", id.String())
+	return id, true
+}
+
+// logWith adds a field to the request's logger.
+func logWith(r *http.Request, key, value string) {
+	zerolog.Ctx(r.Context()).UpdateContext(func(c zerolog.Context) zerolog.Context { return c.Str(key, value) })
+}
+
+type uploadURLRequest struct {
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	SizeBytes   *int64 `json:"size_bytes"`
+}
+
+type uploadURLResponse struct {
+	UploadURL  string            `json:"upload_url"`
+	DocumentID uuid.UUID         `json:"document_id"`
+	ExpiresAt  time.Time         `json:"expires_at"`
+	Headers    map[string]string `json:"headers"`
+}
+
+func (h *handlers) uploadURL(w http.ResponseWriter, r *http.Request) {
+	var req uploadURLRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	t, err := h.docs.RequestUpload(r.Context(), caller(r).UserID, document.UploadRequest{
+		Filename:    req.Filename,
+		ContentType: req.ContentType,
+		SizeBytes:   req.SizeBytes,
+	})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	logWith(r, "document_id", t.DocumentID.String())
+	writeJSON(w, http.StatusCreated, uploadURLResponse{UploadURL: t.URL, DocumentID: t.DocumentID, ExpiresAt: t.ExpiresAt, Headers: t.Headers})
+}
+
+type confirmResponse struct {
+	ID        uuid.UUID       `json:"id"`
+	SizeBytes int64           `json:"size_bytes"`
+	UsedBytes int64           `json:"used_bytes"`
+	Status    document.Status `json:"status"`
+}
+
+func (h *handlers) confirm(w http.ResponseWriter, r *http.Request) {
+	id, ok := documentID(w, r)
+	if !ok {
+		return
+	}
+	c, err := h.docs.Confirm(r.Context(), caller(r).UserID, id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, confirmResponse{ID: c.Document.ID, SizeBytes: c.Document.SizeBytes, UsedBytes: c.UsedBytes, Status: c.Document.Status})
+}
+
+type listResponse struct {
+	Items      []documentJSON `json:"items"`
+	NextCursor *string        `json:"next_cursor"`
+}
+
+func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := document.ListRequest{Status: document.Status(q.Get("status")), Cursor: q.Get("cursor")}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			writeDetail(w, http.StatusUnprocessableEntity, "limit must be a positive integer")
+			return
+		}
+		req.Limit = n
+	}
+	page, err := h.docs.List(r.Context(), caller(r).UserID, req)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	resp := listResponse{Items: make([]documentJSON, 0, len(page.Documents))}
+	for _, d := range page.Documents {
+		resp.Items = append(resp.Items, toJSON(d))
+	}
+	if page.NextCursor != "" {
+		resp.NextCursor = &page.NextCursor
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
+	id, ok := documentID(w, r)
+	if !ok {
+		return
+	}
+	d, url, err := h.docs.Get(r.Context(), caller(r).UserID, id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := toJSON(d)
+	out.DownloadURL = url
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *handlers) delete(w http.ResponseWriter, r *http.Request) {
+	id, ok := documentID(w, r)
+	if !ok {
+		return
+	}
+	if err := h.docs.Delete(r.Context(), caller(r).UserID, id); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type meResponse struct {
+	ID   uuid.UUID `json:"id"`
+	Role auth.Role `json:"role"`
+}
+
+func (h *handlers) me(w http.ResponseWriter, r *http.Request) {
+	p := caller(r)
+	writeJSON(w, http.StatusOK, meResponse{ID: p.UserID, Role: p.Role})
+}
+
+type quotaResponse struct {
+	UsedBytes  int64 `json:"used_bytes"`
+	LimitBytes int64 `json:"limit_bytes"`
+}
+
+func (h *handlers) myQuota(w http.ResponseWriter, r *http.Request) {
+	q, err := h.docs.Quota(r.Context(), caller(r).UserID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, quotaResponse{UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes})
+}
+
+type setQuotaRequest struct {
+	LimitBytes *int64 `json:"limit_bytes"`
+}
+
+type userQuotaResponse struct {
+	UserID     uuid.UUID `json:"user_id"`
+	UsedBytes  int64     `json:"used_bytes"`
+	LimitBytes int64     `json:"limit_bytes"`
+}
+
+func (h *handlers) setQuota(w http.ResponseWriter, r *http.Request) {
+	user, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil {
+		writeDetail(w, http.StatusUnprocessableEntity, "user id must be a UUID")
+		return
+	}
+	var req setQuotaRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.LimitBytes == nil {
+		writeDetail(w, http.StatusUnprocessableEntity, "limit_bytes is required")
+		return
+	}
+	q, err := h.docs.SetQuotaLimit(r.Context(), user, *req.LimitBytes)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	zerolog.Ctx(r.Context()).Info().Str("target_user_id", user.String()).Int64("limit_bytes", q.LimitBytes).Msg("quota limit set")
+	writeJSON(w, http.StatusOK, userQuotaResponse{UserID: user, UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes})
+}

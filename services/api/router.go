@@ -1,0 +1,111 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/auth"
+	"github.com/docuvault/docuvault/shared/document"
+)
+
+// Check reports whether a dependency is reachable, for /readyz.
+type Check struct {
+	Name string
+	Ping func(context.Context) error
+}
+
+// Handler returns the API's routes over docs, guarded by verifier.
+func Handler(docs *document.Service, verifier *auth.Verifier, checks []Check, log zerolog.Logger) http.Handler {
+	h := &handlers{docs: docs}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, requestLog(log), middleware.Recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeDetail(w, http.StatusNotFound, "not found") })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeDetail(w, http.StatusMethodNotAllowed, "method not allowed")
+	})
+
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", readiness(checks))
+
+	unauthorized := func(w http.ResponseWriter, r *http.Request, err error) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="docuvault"`)
+		writeDetail(w, http.StatusUnauthorized, err.Error())
+	}
+	forbidden := func(w http.ResponseWriter, r *http.Request) {
+		writeDetail(w, http.StatusForbidden, "admin role required")
+	}
+	r.Route("/api", func(r chi.Router) {
+		r.Use(verifier.Middleware(unauthorized), logUser)
+		r.Post("/documents/upload-url", h.uploadURL)
+		r.Get("/documents", h.list)
+		r.Get("/documents/{id}", h.get)
+		r.Delete("/documents/{id}", h.delete)
+		r.Post("/documents/{id}/confirm", h.confirm)
+		r.Get("/auth/me", h.me)
+		r.Get("/auth/me/quota", h.myQuota)
+		r.With(auth.RequireRole(auth.RoleAdmin, forbidden)).Put("/admin/users/{id}/quota", h.setQuota)
+	})
+	return r
+}
+
+// requestLog puts a logger carrying the request id in the request's context
+// and logs each request once it is answered. It logs the path, never the
+// query or headers, so no token reaches a log.
+func requestLog(log zerolog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			l := log.With().Str("req_id", middleware.GetReqID(r.Context())).Logger()
+			r = r.WithContext(l.WithContext(r.Context()))
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			zerolog.Ctx(r.Context()).Info().
+				Str("method", r.Method).
+				Str("path", r.URL.Path).
+				Int("status", ww.Status()).
+				Dur("duration", time.Since(start)).
+				Msg("request")
+		})
+	}
+}
+
+// logUser adds the caller's id to the request's logger.
+func logUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := auth.FromContext(r.Context()); ok {
+			logWith(r, "user_id", p.UserID.String())
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readiness answers 200 when every check passes, else 503 naming the failures.
+func readiness(checks []Check) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		results := make(map[string]string, len(checks))
+		var failed []string
+		for _, c := range checks {
+			if err := c.Ping(ctx); err != nil {
+				results[c.Name] = "unavailable"
+				failed = append(failed, c.Name)
+				continue
+			}
+			results[c.Name] = "ok"
+		}
+		if len(failed) > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"detail": "not ready: " + strings.Join(failed, ", ") + " unavailable", "checks": results})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": results})
+	}
+}

@@ -1,0 +1,342 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+)
+
+// Role is the authorization level carried in a token's "role" claim.
+type Role string
+
+const (
+	// RoleUser is an ordinary authenticated user.
+	RoleUser Role = "user"
+	// RoleAdmin is an administrator.
+	RoleAdmin Role = "admin"
+)
+
+// valid reports whether r is one of the known roles.
+func (r Role) valid() bool {
+	return r == RoleUser || r == RoleAdmin
+}
+
+// Principal is the authenticated caller.
+type Principal struct {
+	// UserID is the caller's user ID, taken from the token's "sub" claim.
+	UserID uuid.UUID
+	// Role is the caller's role, taken from the token's "role" claim.
+	Role Role
+}
+
+// Config configures verification (and minting) of tokens.
+type Config struct {
+	// Secret is the HS256 key. It is required and must be at least
+	// 32 bytes long (enforced by NewVerifier and Mint).
+	Secret []byte
+	// Issuer is checked against the "iss" claim when non-empty, and is set
+	// by Mint.
+	Issuer string
+	// Audience is checked against the "aud" claim when non-empty, and is set
+	// by Mint.
+	Audience string
+	// Leeway is the clock skew tolerated when checking exp, nbf and iat.
+	Leeway time.Duration
+}
+
+// minSecretLen is the minimum length in bytes of Config.Secret.
+const minSecretLen = 32
+
+// maxHeaderLen bounds the Authorization header (and the raw token) size.
+const maxHeaderLen = 8 << 10
+
+// ErrUnauthorized is wrapped by every error returned from Verifier.Verify
+// and passed to the Middleware error callback.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// authError is a verification failure. Its message is fixed, short and safe
+// to show to a client; it unwraps to ErrUnauthorized.
+type authError struct{ msg string }
+
+func (e *authError) Error() string { return e.msg }
+func (e *authError) Unwrap() error { return ErrUnauthorized }
+
+var (
+	errMissingToken  = &authError{msg: "missing bearer token"}
+	errMalformedAuth = &authError{msg: "malformed authorization header"}
+	errTokenExpired  = &authError{msg: "token expired"}
+	errInvalidToken  = &authError{msg: "invalid token"}
+)
+
+// claims is the JWT payload issued by Mint and accepted by Verify.
+type claims struct {
+	jwt.RegisteredClaims
+	Role Role `json:"role,omitempty"`
+}
+
+// Verifier checks bearer tokens. It is safe for concurrent use.
+type Verifier struct {
+	secret []byte
+	parser *jwt.Parser
+}
+
+// validate checks the parts of cfg that both NewVerifier and Mint rely on.
+func (cfg Config) validate() error {
+	if len(cfg.Secret) < minSecretLen {
+		return fmt.Errorf("auth: secret must be at least %d bytes, got %d", minSecretLen, len(cfg.Secret))
+	}
+	if cfg.Leeway < 0 {
+		return errors.New("auth: leeway must not be negative")
+	}
+	return nil
+}
+
+// NewVerifier returns a Verifier for cfg. It returns an error if the secret
+// is shorter than 32 bytes or the leeway is negative. The secret is
+// copied, so later changes to cfg.Secret have no effect.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithStrictDecoding(),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	return &Verifier{
+		secret: append([]byte(nil), cfg.Secret...),
+		parser: jwt.NewParser(opts...),
+	}, nil
+}
+
+// Verify parses a raw token string and returns the principal. The algorithm
+// is pinned to HS256, the exp claim is required, iss and aud are checked when
+// configured, sub must be a non-nil UUID in canonical hyphenated form and
+// role must be "user" or "admin". Any failure returns an error wrapping
+// ErrUnauthorized whose message is safe to show to a client.
+func (v *Verifier) Verify(raw string) (Principal, error) {
+	if raw == "" {
+		return Principal{}, errMissingToken
+	}
+	if len(raw) > maxHeaderLen || !isCompactJWS(raw) {
+		return Principal{}, errInvalidToken
+	}
+	var c claims
+	_, err := v.parser.ParseWithClaims(raw, &c, v.keyFunc)
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return Principal{}, errTokenExpired
+		}
+		return Principal{}, errInvalidToken
+	}
+	// uuid.Parse also accepts urn:uuid:, braced and unhyphenated forms;
+	// insist on the canonical 36-character form.
+	if len(c.Subject) != 36 {
+		return Principal{}, errInvalidToken
+	}
+	id, err := uuid.Parse(c.Subject)
+	if err != nil || id == uuid.Nil {
+		return Principal{}, errInvalidToken
+	}
+	if !c.Role.valid() {
+		return Principal{}, errInvalidToken
+	}
+	return Principal{UserID: id, Role: c.Role}, nil
+}
+
+// keyFunc returns the HMAC key after re-checking the algorithm and rejecting
+// tokens with critical header parameters this package does not understand.
+func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
+	if t.Method != jwt.SigningMethodHS256 {
+		return nil, errInvalidToken
+	}
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errInvalidToken
+	}
+	return v.secret, nil
+}
+
+// isCompactJWS reports whether s consists of exactly three non-empty
+// base64url segments separated by dots. This rejects whitespace, padding and
+// other characters the base64 decoder would otherwise skip or tolerate.
+func isCompactJWS(s string) bool {
+	dots := 0
+	segLen := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.':
+			if segLen == 0 {
+				return false
+			}
+			dots++
+			segLen = 0
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+			segLen++
+		default:
+			return false
+		}
+	}
+	return dots == 2 && segLen > 0
+}
+
+// bearerToken extracts the token from the request's Authorization header.
+// It requires exactly one header of the form "Bearer <token>" (scheme
+// case-insensitive, a single space, one token) no longer than 8 KiB.
+func bearerToken(r *http.Request) (string, error) {
+	values := r.Header.Values("Authorization")
+	switch len(values) {
+	case 0:
+		return "", errMissingToken
+	case 1:
+	default:
+		return "", errMalformedAuth
+	}
+	h := values[0]
+	if h == "" {
+		return "", errMissingToken
+	}
+	if len(h) > maxHeaderLen {
+		return "", errMalformedAuth
+	}
+	scheme, token, found := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", errMissingToken
+	}
+	if !found || token == "" || strings.ContainsAny(token, " \t\r\n") {
+		return "", errMalformedAuth
+	}
+	return token, nil
+}
+
+// Middleware returns net/http middleware that reads the
+// "Authorization: Bearer <token>" header (scheme case-insensitive, exactly
+// one space-separated token, header at most 8 KiB), verifies the token and
+// stores the Principal in the request context for the next handler. On
+// failure it sets a "WWW-Authenticate: Bearer" response header and calls
+// onError with an error wrapping ErrUnauthorized; onError is responsible for
+// writing the response. If onError is nil a plain 401 response is written.
+// The token is never logged.
+func (v *Verifier) Middleware(onError func(http.ResponseWriter, *http.Request, error)) func(http.Handler) http.Handler {
+	if onError == nil {
+		onError = defaultUnauthorized
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			token, err := bearerToken(r)
+			if err == nil {
+				var p Principal
+				if p, err = v.Verify(token); err == nil {
+					next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+					return
+				}
+			}
+			if errors.Is(err, errMissingToken) {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+			} else {
+				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			}
+			onError(w, r, err)
+		})
+	}
+}
+
+func defaultUnauthorized(w http.ResponseWriter, _ *http.Request, _ error) {
+	http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+}
+
+func defaultForbidden(w http.ResponseWriter, _ *http.Request) {
+	http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+}
+
+// ctxKey is the unexported context key type for the principal.
+type ctxKey struct{}
+
+// WithPrincipal returns a copy of ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// FromContext returns the principal stored in ctx by WithPrincipal (or by
+// Verifier.Middleware) and whether one was present.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(ctxKey{}).(Principal)
+	return p, ok
+}
+
+// RequireRole returns middleware that passes the request on only when the
+// principal in its context has exactly the given role. Otherwise, including
+// when no principal is present, it calls onForbidden, which writes the
+// response; if onForbidden is nil a plain 403 response is written.
+func RequireRole(role Role, onForbidden func(http.ResponseWriter, *http.Request)) func(http.Handler) http.Handler {
+	if onForbidden == nil {
+		onForbidden = defaultForbidden
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, ok := FromContext(r.Context())
+			if !ok || p.Role != role {
+				onForbidden(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Mint signs an HS256 token for p that is valid for ttl from now. It sets
+// the sub, role, iat, exp and jti (random UUID) claims, and iss and aud from
+// cfg when they are non-empty. It returns an error if cfg's secret is too
+// short, ttl is not positive, now is zero, p has a nil UserID or p.Role is
+// not a known role.
+func Mint(cfg Config, p Principal, ttl time.Duration, now time.Time) (string, error) {
+	if err := cfg.validate(); err != nil {
+		return "", err
+	}
+	if ttl <= 0 {
+		return "", errors.New("auth: ttl must be positive")
+	}
+	if now.IsZero() {
+		return "", errors.New("auth: now must be set")
+	}
+	if p.UserID == uuid.Nil {
+		return "", errors.New("auth: principal has nil user ID")
+	}
+	if !p.Role.valid() {
+		return "", fmt.Errorf("auth: unknown role %q", p.Role)
+	}
+	jti, err := uuid.NewRandom()
+	if err != nil {
+		return "", fmt.Errorf("auth: generate jti: %w", err)
+	}
+	c := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    cfg.Issuer,
+			Subject:   p.UserID.String(),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			ID:        jti.String(),
+		},
+		Role: p.Role,
+	}
+	if cfg.Audience != "" {
+		c.Audience = jwt.ClaimStrings{cfg.Audience}
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(cfg.Secret)
+	if err != nil {
+		return "", fmt.Errorf("auth: sign token: %w", err)
+	}
+	return s, nil
+}

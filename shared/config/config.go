@@ -1,0 +1,155 @@
+// Package config reads DocuVault's settings from the environment, once, into
+// a typed struct, and validates them with messages that name the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting the services read.
+type Config struct {
+	DatabaseURL string // DATABASE_URL
+
+	MinIOEndpoint       string // MINIO_ENDPOINT, host:port the services reach
+	MinIOPublicEndpoint string // MINIO_PUBLIC_ENDPOINT, host:port browsers reach; defaults to MINIO_ENDPOINT
+	MinIOAccessKey      string // MINIO_ACCESS_KEY
+	MinIOSecretKey      string // MINIO_SECRET_KEY
+	MinIOBucket         string // MINIO_BUCKET
+	MinIORegion         string // MINIO_REGION
+	MinIOUseTLS         bool   // MINIO_USE_TLS
+
+	JWTSecret   string // JWT_SECRET, HS256 key, at least 32 bytes
+	JWTIssuer   string // JWT_ISSUER, checked when set
+	JWTAudience string // JWT_AUDIENCE, checked when set
+
+	HTTPAddr          string        // HTTP_ADDR
+	UploadURLTTL      time.Duration // UPLOAD_URL_TTL
+	DownloadURLTTL    time.Duration // DOWNLOAD_URL_TTL
+	MaxUploadBytes    int64         // MAX_UPLOAD_BYTES
+	QuotaDefaultBytes int64         // QUOTA_DEFAULT_BYTES
+
+	LogLevel  string // LOG_LEVEL
+	LogFormat string // LOG_FORMAT: json or console
+}
+
+// Defaults returns the settings used where a variable is not set.
+func Defaults() Config {
+	return Config{
+		MinIOBucket:       "documents",
+		MinIORegion:       "us-east-1",
+		HTTPAddr:          "127.0.0.1:8080",
+		UploadURLTTL:      15 * time.Minute,
+		DownloadURLTTL:    5 * time.Minute,
+		MaxUploadBytes:    100 << 20,
+		QuotaDefaultBytes: 104857600,
+		LogLevel:          "info",
+		LogFormat:         "json",
+	}
+}
+
+// Load reads the environment over Defaults and validates the result.
+func Load() (Config, error) {
+	return parse(os.LookupEnv)
+}
+
+// parse reads settings through lookup, so tests need not touch the process
+// environment.
+func parse(lookup func(string) (string, bool)) (Config, error) {
+	c := Defaults()
+	var errs []error
+	str := func(name string, dst *string) {
+		if v, ok := lookup(name); ok && v != "" {
+			*dst = v
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		v, ok := lookup(name)
+		if !ok || v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration such as 15m", name, v))
+			return
+		}
+		*dst = d
+	}
+	bytes := func(name string, dst *int64) {
+		v, ok := lookup(name)
+		if !ok || v == "" {
+			return
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive number of bytes", name, v))
+			return
+		}
+		*dst = n
+	}
+	str("DATABASE_URL", &c.DatabaseURL)
+	str("MINIO_ENDPOINT", &c.MinIOEndpoint)
+	str("MINIO_PUBLIC_ENDPOINT", &c.MinIOPublicEndpoint)
+	str("MINIO_ACCESS_KEY", &c.MinIOAccessKey)
+	str("MINIO_SECRET_KEY", &c.MinIOSecretKey)
+	str("MINIO_BUCKET", &c.MinIOBucket)
+	str("MINIO_REGION", &c.MinIORegion)
+	if v, ok := lookup("MINIO_USE_TLS"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("MINIO_USE_TLS: %q is not true or false", v))
+		}
+		c.MinIOUseTLS = b
+	}
+	str("JWT_SECRET", &c.JWTSecret)
+	str("JWT_ISSUER", &c.JWTIssuer)
+	str("JWT_AUDIENCE", &c.JWTAudience)
+	str("HTTP_ADDR", &c.HTTPAddr)
+	dur("UPLOAD_URL_TTL", &c.UploadURLTTL)
+	dur("DOWNLOAD_URL_TTL", &c.DownloadURLTTL)
+	bytes("MAX_UPLOAD_BYTES", &c.MaxUploadBytes)
+	bytes("QUOTA_DEFAULT_BYTES", &c.QuotaDefaultBytes)
+	str("LOG_LEVEL", &c.LogLevel)
+	str("LOG_FORMAT", &c.LogFormat)
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Validate checks the settings a service needs; what is missing is named by
+// its variable.
+func (c Config) Validate() error {
+	var errs []error
+	required := []struct{ name, value string }{
+		{"DATABASE_URL", c.DatabaseURL},
+		{"MINIO_ENDPOINT", c.MinIOEndpoint},
+		{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
+		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
+		{"MINIO_BUCKET", c.MinIOBucket},
+		{"JWT_SECRET", c.JWTSecret},
+	}
+	for _, r := range required {
+		if r.value == "" {
+			errs = append(errs, fmt.Errorf("%s is required", r.name))
+		}
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("JWT_SECRET must be at least 32 bytes"))
+	}
+	for _, e := range []struct{ name, value string }{{"MINIO_ENDPOINT", c.MinIOEndpoint}, {"MINIO_PUBLIC_ENDPOINT", c.MinIOPublicEndpoint}} {
+		if strings.Contains(e.value, "://") || strings.Contains(e.value, "/") {
+			errs = append(errs, fmt.Errorf("%s must be host:port without a scheme or path, got %q", e.name, e.value))
+		}
+	}
+	switch c.LogFormat {
+	case "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_FORMAT must be json or console, got %q", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}

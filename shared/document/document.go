@@ -1,0 +1,122 @@
+package document
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Status is where a document stands in its life.
+type Status string
+
+// Document statuses. Pending becomes Uploaded (charged) or Rejected (not
+// charged); the classifier moves Uploaded on to Classified or
+// ClassificationFailed, both still charged.
+const (
+	StatusPending              Status = "pending"
+	StatusUploaded             Status = "uploaded"
+	StatusClassified           Status = "classified"
+	StatusClassificationFailed Status = "classification_failed"
+	StatusRejected             Status = "rejected"
+)
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusUploaded, StatusClassified, StatusClassificationFailed, StatusRejected:
+		return true
+	}
+	return false
+}
+
+// Charged reports whether a document in status s counts against its owner's quota.
+func (s Status) Charged() bool {
+	switch s {
+	case StatusUploaded, StatusClassified, StatusClassificationFailed:
+		return true
+	}
+	return false
+}
+
+// Reasons a document is rejected at confirmation.
+const (
+	ReasonOverQuota    = "over_quota"
+	ReasonTooLarge     = "too_large"
+	ReasonSizeMismatch = "size_mismatch"
+)
+
+// Document is one uploaded (or to be uploaded) file. Its bytes live in the
+// object store under ObjectKey; the filename lives only here.
+type Document struct {
+	ID             uuid.UUID
+	UserID         uuid.UUID
+	Filename       string
+	ContentType    string
+	DeclaredSize   *int64 // what the client announced, if it did
+	SizeBytes      int64  // authoritative size from the object store, once confirmed
+	ETag           string
+	ObjectKey      string
+	Status         Status
+	RejectReason   string
+	Classification string
+	CreatedAt      time.Time
+	ConfirmedAt    *time.Time
+	UpdatedAt      time.Time
+}
+
+// Quota is a user's storage allowance and how much of it is used.
+type Quota struct {
+	UserID     uuid.UUID
+	UsedBytes  int64
+	LimitBytes int64
+}
+
+// ObjectKey returns the key of a new object for document docID of user:
+// {user_id}/{document_id}/{uuid}{ext}. Only the server computes keys.
+func ObjectKey(user, docID uuid.UUID, filename string) string {
+	return fmt.Sprintf("%s/%s/%s%s", user, docID, uuid.New(), Extension(filename))
+}
+
+// ParseObjectKey returns the user and document ids an object key was made
+// for; ok is false for a key DocuVault did not make.
+func ParseObjectKey(key string) (user, docID uuid.UUID, ok bool) {
+	parts := strings.Split(key, "/")
+	if len(parts) != 3 {
+		return uuid.Nil, uuid.Nil, false
+	}
+	user, err := uuid.Parse(parts[0])
+	if err != nil || len(parts[0]) != 36 {
+		return uuid.Nil, uuid.Nil, false
+	}
+	docID, err = uuid.Parse(parts[1])
+	if err != nil || len(parts[1]) != 36 {
+		return uuid.Nil, uuid.Nil, false
+	}
+	return user, docID, true
+}
+
+// maxExtensionLen bounds the extension kept in an object key, dot included.
+const maxExtensionLen = 16
+
+// Extension returns the sanitised extension of filename for an object key:
+// the lower-cased suffix from the last dot, kept only when it is made of
+// ASCII letters and digits and is short; otherwise "".
+func Extension(filename string) string {
+	base := filename[strings.LastIndexAny(filename, `/\`)+1:]
+	dot := strings.LastIndexByte(base, '.')
+	if dot <= 0 || dot == len(base)-1 {
+		return ""
+	}
+	ext := strings.ToLower(base[dot:])
+	if len(ext) > maxExtensionLen {
+		return ""
+	}
+	for _, c := range ext[1:] {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return ""
+		}
+	}
+	return ext
+}

@@ -1,0 +1,112 @@
+package document
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// EventType names a document event; it is also the CloudEvents type.
+type EventType string
+
+// Document event types.
+const (
+	EventUploaded EventType = "document.uploaded"
+	EventRejected EventType = "document.rejected"
+	EventDeleted  EventType = "document.deleted"
+)
+
+// EventSource is the CloudEvents source of every document event.
+const EventSource = "/docuvault"
+
+// Event is a change to a document, recorded in the same transaction as the
+// change and published later.
+type Event struct {
+	ID   uuid.UUID
+	Type EventType
+	Time time.Time
+	Data EventData
+}
+
+// EventData is the payload of a document event.
+type EventData struct {
+	DocumentID  uuid.UUID `json:"document_id"`
+	UserID      uuid.UUID `json:"user_id"`
+	ObjectKey   string    `json:"object_key"`
+	Filename    string    `json:"filename"`
+	ContentType string    `json:"content_type"`
+	SizeBytes   int64     `json:"size_bytes"`
+	Status      Status    `json:"status"`
+	Reason      string    `json:"reason,omitempty"`
+}
+
+// NewEvent returns an event of type t describing d as it is now.
+func NewEvent(t EventType, d *Document, at time.Time) Event {
+	return Event{
+		ID:   uuid.New(),
+		Type: t,
+		Time: at.UTC(),
+		Data: EventData{
+			DocumentID:  d.ID,
+			UserID:      d.UserID,
+			ObjectKey:   d.ObjectKey,
+			Filename:    d.Filename,
+			ContentType: d.ContentType,
+			SizeBytes:   d.SizeBytes,
+			Status:      d.Status,
+			Reason:      d.RejectReason,
+		},
+	}
+}
+
+// Subject returns the subject the event is published on:
+// document.<type>.<user_id>, e.g. document.uploaded.<user_id>.
+func (e Event) Subject() string {
+	return string(e.Type) + "." + e.Data.UserID.String()
+}
+
+// cloudEvent is the CloudEvents 1.0 structured-mode JSON form of an Event.
+type cloudEvent struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Type            EventType `json:"type"`
+	Source          string    `json:"source"`
+	Subject         string    `json:"subject"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	Data            EventData `json:"data"`
+}
+
+// MarshalJSON encodes e as a CloudEvents 1.0 structured JSON event whose
+// subject is the document id.
+func (e Event) MarshalJSON() ([]byte, error) {
+	return json.Marshal(cloudEvent{
+		SpecVersion:     "1.0",
+		ID:              e.ID.String(),
+		Type:            e.Type,
+		Source:          EventSource,
+		Subject:         e.Data.DocumentID.String(),
+		Time:            e.Time,
+		DataContentType: "application/json",
+		Data:            e.Data,
+	})
+}
+
+// UnmarshalJSON decodes a CloudEvents structured JSON document event.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var ce cloudEvent
+	if err := json.Unmarshal(b, &ce); err != nil {
+		return err
+	}
+	id, err := uuid.Parse(ce.ID)
+	if err != nil {
+		return err
+	}
+	if ce.SpecVersion != "1.0" || !strings.HasPrefix(string(ce.Type), "document.") {
+		return Errorf(Invalid, "not a document event")
+	}
+	*e = Event{ID: id, Type: ce.Type, Time: ce.Time, Data: ce.Data}
+	return nil
+}

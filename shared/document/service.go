@@ -1,0 +1,363 @@
+package document
+
+import (
+	"context"
+	"mime"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+)
+
+// Config holds the rules the use cases enforce.
+type Config struct {
+	MaxUploadBytes int64         // largest accepted document
+	UploadURLTTL   time.Duration // lifetime of a presigned PUT URL
+	DownloadURLTTL time.Duration // lifetime of a presigned GET URL
+	Now            func() time.Time
+}
+
+// Service runs DocuVault's use cases over a Store and an object store.
+type Service struct {
+	store   Store
+	objects Objects
+	cfg     Config
+}
+
+// NewService returns a Service. A zero Now means time.Now.
+func NewService(store Store, objects Objects, cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{store: store, objects: objects, cfg: cfg}
+}
+
+// Limits on what a client may send.
+const (
+	MaxFilenameBytes    = 255
+	MaxContentTypeBytes = 255
+)
+
+// UploadRequest is a client's request for an upload URL.
+type UploadRequest struct {
+	Filename    string
+	ContentType string
+	SizeBytes   *int64 // optional; when given it is signed into the URL
+}
+
+// UploadTicket tells a client where and how to PUT its document.
+type UploadTicket struct {
+	DocumentID uuid.UUID
+	URL        string
+	ExpiresAt  time.Time
+	Headers    map[string]string
+}
+
+// Validate checks the request's fields against maxSize.
+func (r UploadRequest) Validate(maxSize int64) error {
+	if err := validateText("filename", r.Filename, MaxFilenameBytes); err != nil {
+		return err
+	}
+	if err := validateText("content_type", r.ContentType, MaxContentTypeBytes); err != nil {
+		return err
+	}
+	if _, _, err := mime.ParseMediaType(r.ContentType); err != nil {
+		return Errorf(Invalid, "content_type is not a valid media type")
+	}
+	if r.SizeBytes != nil {
+		if *r.SizeBytes <= 0 {
+			return Errorf(Invalid, "size_bytes must be positive")
+		}
+		if *r.SizeBytes > maxSize {
+			return Errorf(TooLarge, "file too large: %d bytes, the limit is %d bytes", *r.SizeBytes, maxSize)
+		}
+	}
+	return nil
+}
+
+func validateText(field, s string, maxBytes int) error {
+	switch {
+	case s == "" || isBlank(s):
+		return Errorf(Invalid, "%s is required", field)
+	case len(s) > maxBytes:
+		return Errorf(Invalid, "%s is longer than %d bytes", field, maxBytes)
+	case !utf8.ValidString(s):
+		return Errorf(Invalid, "%s is not valid UTF-8", field)
+	}
+	for _, c := range s {
+		if unicode.IsControl(c) {
+			return Errorf(Invalid, "%s contains control characters", field)
+		}
+	}
+	return nil
+}
+
+func isBlank(s string) bool {
+	for _, c := range s {
+		if !unicode.IsSpace(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// RequestUpload creates a pending document for user and returns a presigned
+// PUT URL for its bytes. A declared size that cannot fit in the remaining
+// quota is refused before any byte flows.
+func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadRequest) (UploadTicket, error) {
+	if err := req.Validate(s.cfg.MaxUploadBytes); err != nil {
+		return UploadTicket{}, err
+	}
+	if req.SizeBytes != nil {
+		q, err := s.store.Quota(ctx, user)
+		if err != nil {
+			return UploadTicket{}, err
+		}
+		if q.UsedBytes+*req.SizeBytes > q.LimitBytes {
+			return UploadTicket{}, &QuotaExceededError{UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes, RejectedBytes: *req.SizeBytes}
+		}
+	}
+	// PostgreSQL keeps microseconds; the cursor must match what is stored.
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	d := &Document{
+		ID:           uuid.New(),
+		UserID:       user,
+		Filename:     req.Filename,
+		ContentType:  req.ContentType,
+		DeclaredSize: req.SizeBytes,
+		Status:       StatusPending,
+		CreatedAt:    now,
+		UpdatedAt:    now,
+	}
+	d.ObjectKey = ObjectKey(user, d.ID, req.Filename)
+	var size int64
+	if req.SizeBytes != nil {
+		size = *req.SizeBytes
+	}
+	// Sign first: a failure then leaves nothing behind.
+	url, headers, err := s.objects.PresignPut(ctx, d.ObjectKey, d.ContentType, size, s.cfg.UploadURLTTL)
+	if err != nil {
+		return UploadTicket{}, err
+	}
+	if err := s.store.CreateDocument(ctx, d); err != nil {
+		return UploadTicket{}, err
+	}
+	return UploadTicket{DocumentID: d.ID, URL: url, ExpiresAt: now.Add(s.cfg.UploadURLTTL), Headers: headers}, nil
+}
+
+// Confirmation is the state of a confirmed document and its owner's quota.
+type Confirmation struct {
+	Document  *Document
+	UsedBytes int64
+	// Changed is true when this call confirmed the document, false when it
+	// had been confirmed before.
+	Changed bool
+}
+
+// Confirm confirms user's document id: the object store gives the
+// authoritative size, and the document becomes uploaded and charged, or
+// rejected. Confirming again answers the same result and charges nothing.
+func (s *Service) Confirm(ctx context.Context, user, id uuid.UUID) (Confirmation, error) {
+	d, err := s.ownDocument(ctx, user, id)
+	if err != nil {
+		return Confirmation{}, err
+	}
+	return s.confirm(ctx, d)
+}
+
+// ConfirmObject confirms the document an object-store key belongs to; it is
+// the door the object store's notifications come through. A key DocuVault
+// did not make, or whose document is gone, is NotFound.
+func (s *Service) ConfirmObject(ctx context.Context, key string) (Confirmation, error) {
+	user, id, ok := ParseObjectKey(key)
+	if !ok {
+		return Confirmation{}, Errorf(NotFound, "object key is not a document's")
+	}
+	d, err := s.ownDocument(ctx, user, id)
+	if err != nil {
+		return Confirmation{}, err
+	}
+	if d.ObjectKey != key {
+		return Confirmation{}, Errorf(NotFound, "object key is not a document's")
+	}
+	return s.confirm(ctx, d)
+}
+
+func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error) {
+	if d.Status != StatusPending {
+		return s.confirmed(ctx, d)
+	}
+	info, err := s.objects.Stat(ctx, d.ObjectKey)
+	if err != nil {
+		return Confirmation{}, err
+	}
+	var (
+		result Confirmation
+		quota  Quota
+	)
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		locked, err := tx.LockDocument(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		if locked.Status != StatusPending {
+			// Another door confirmed it between our read and our lock.
+			result.Document = locked
+			return nil
+		}
+		now := s.cfg.Now().UTC()
+		locked.SizeBytes = info.Size
+		locked.ETag = info.ETag
+		locked.UpdatedAt = now
+		switch {
+		case info.Size > s.cfg.MaxUploadBytes:
+			locked.reject(ReasonTooLarge)
+		case locked.DeclaredSize != nil && *locked.DeclaredSize != info.Size:
+			locked.reject(ReasonSizeMismatch)
+		default:
+			var charged bool
+			quota, charged, err = tx.ChargeQuota(ctx, locked.UserID, info.Size)
+			if err != nil {
+				return err
+			}
+			if charged {
+				locked.Status = StatusUploaded
+				locked.ConfirmedAt = &now
+			} else {
+				locked.reject(ReasonOverQuota)
+			}
+		}
+		if err := tx.UpdateDocument(ctx, locked); err != nil {
+			return err
+		}
+		event := EventUploaded
+		if locked.Status == StatusRejected {
+			event = EventRejected
+		}
+		result = Confirmation{Document: locked, UsedBytes: quota.UsedBytes, Changed: true}
+		return tx.AppendEvent(ctx, NewEvent(event, locked, now))
+	})
+	if err != nil {
+		return Confirmation{}, err
+	}
+	if !result.Changed {
+		return s.confirmed(ctx, result.Document)
+	}
+	if result.Document.Status == StatusRejected {
+		// The rejection is committed; the bytes must not stay. A failure here
+		// is repaired by the sweeper, which removes rejected documents' objects.
+		if err := s.objects.Remove(ctx, d.ObjectKey); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", d.ID.String()).Msg("remove rejected object failed")
+		}
+		return Confirmation{}, rejection(result.Document, quota)
+	}
+	return result, nil
+}
+
+// confirmed answers a confirm of a document that is no longer pending.
+func (s *Service) confirmed(ctx context.Context, d *Document) (Confirmation, error) {
+	q, err := s.store.Quota(ctx, d.UserID)
+	if err != nil {
+		return Confirmation{}, err
+	}
+	if d.Status == StatusRejected {
+		return Confirmation{}, rejection(d, q)
+	}
+	return Confirmation{Document: d, UsedBytes: q.UsedBytes}, nil
+}
+
+func (d *Document) reject(reason string) {
+	d.Status = StatusRejected
+	d.RejectReason = reason
+}
+
+// rejection is the error a confirm of rejected document d answers.
+func rejection(d *Document, q Quota) error {
+	switch d.RejectReason {
+	case ReasonOverQuota:
+		return &QuotaExceededError{UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes, RejectedBytes: d.SizeBytes}
+	case ReasonTooLarge:
+		return Errorf(TooLarge, "file too large: %d bytes", d.SizeBytes)
+	default:
+		return Errorf(Invalid, "upload rejected: %s", d.RejectReason)
+	}
+}
+
+// ownDocument returns document id if user owns it. Another user's document
+// is NotFound, so its existence is not leaked.
+func (s *Service) ownDocument(ctx context.Context, user, id uuid.UUID) (*Document, error) {
+	d, err := s.store.Document(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.UserID != user {
+		return nil, Errorf(NotFound, "document not found")
+	}
+	return d, nil
+}
+
+// Get returns user's document id and, once its bytes are stored, a
+// presigned download URL.
+func (s *Service) Get(ctx context.Context, user, id uuid.UUID) (*Document, string, error) {
+	d, err := s.ownDocument(ctx, user, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if !d.Status.Charged() {
+		return d, "", nil
+	}
+	url, err := s.objects.PresignGet(ctx, d.ObjectKey, d.Filename, s.cfg.DownloadURLTTL)
+	if err != nil {
+		return nil, "", err
+	}
+	return d, url, nil
+}
+
+// Delete removes user's document id: the row and, when it had been charged,
+// its size from the quota, in one transaction; then its object.
+func (s *Service) Delete(ctx context.Context, user, id uuid.UUID) error {
+	var deleted *Document
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		d, err := tx.LockDocument(ctx, id)
+		if err != nil {
+			return err
+		}
+		if d.UserID != user {
+			return Errorf(NotFound, "document not found")
+		}
+		if d.Status.Charged() {
+			if _, err := tx.ReleaseQuota(ctx, d.UserID, d.SizeBytes); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteDocument(ctx, d.ID); err != nil {
+			return err
+		}
+		deleted = d
+		return tx.AppendEvent(ctx, NewEvent(EventDeleted, d, s.cfg.Now()))
+	})
+	if err != nil {
+		return err
+	}
+	// After commit: an object left behind by a failure here is an orphan the
+	// sweeper removes; the row and the quota are already right.
+	if err := s.objects.Remove(ctx, deleted.ObjectKey); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", id.String()).Msg("remove deleted object failed")
+	}
+	return nil
+}
+
+// Quota returns user's quota.
+func (s *Service) Quota(ctx context.Context, user uuid.UUID) (Quota, error) {
+	return s.store.Quota(ctx, user)
+}
+
+// SetQuotaLimit sets user's quota limit.
+func (s *Service) SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) (Quota, error) {
+	if limit < 0 {
+		return Quota{}, Errorf(Invalid, "limit_bytes must not be negative")
+	}
+	return s.store.SetQuotaLimit(ctx, user, limit)
+}

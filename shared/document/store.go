@@ -1,0 +1,79 @@
+package document
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Store keeps documents, quotas and the event outbox. Implementations
+// translate their driver's errors into *Error codes (NotFound, Unavailable).
+type Store interface {
+	// CreateDocument inserts a new document and makes sure its owner has a quota row.
+	CreateDocument(ctx context.Context, d *Document) error
+	// Document returns the document with the given id.
+	Document(ctx context.Context, id uuid.UUID) (*Document, error)
+	// Documents lists a user's documents, newest first.
+	Documents(ctx context.Context, f ListFilter) ([]*Document, error)
+	// Quota returns a user's quota, creating it with the default limit on first use.
+	Quota(ctx context.Context, user uuid.UUID) (Quota, error)
+	// SetQuotaLimit sets a user's limit, creating the quota row if needed.
+	SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) (Quota, error)
+	// InTx runs fn in one transaction, committed when fn returns nil and
+	// rolled back otherwise.
+	InTx(ctx context.Context, fn func(Tx) error) error
+}
+
+// Tx is the work done inside one Store transaction. Locks are taken in one
+// order everywhere — the document row, then the quota row — so confirms and
+// deletes never deadlock.
+type Tx interface {
+	// LockDocument returns the document and locks its row until the end of the transaction.
+	LockDocument(ctx context.Context, id uuid.UUID) (*Document, error)
+	// UpdateDocument writes the document's status, size, etag, reason,
+	// classification and timestamps.
+	UpdateDocument(ctx context.Context, d *Document) error
+	// DeleteDocument removes the document row.
+	DeleteDocument(ctx context.Context, id uuid.UUID) error
+	// ChargeQuota adds delta to the user's used bytes only if the result stays
+	// within the limit; ok is false (and nothing changes) otherwise. The
+	// returned quota is the state after the charge, or the current one.
+	ChargeQuota(ctx context.Context, user uuid.UUID, delta int64) (q Quota, ok bool, err error)
+	// ReleaseQuota subtracts delta from the user's used bytes, never below zero.
+	ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (Quota, error)
+	// AppendEvent records an event in the outbox, to be published after commit.
+	AppendEvent(ctx context.Context, e Event) error
+}
+
+// ListFilter selects a page of one user's documents.
+type ListFilter struct {
+	UserID uuid.UUID
+	Status Status  // "" for any
+	After  *Cursor // the last document of the previous page
+	Limit  int
+}
+
+// Objects is the object store holding documents' bytes. Implementations
+// translate a missing object into UploadMissing and an unreachable server
+// into Unavailable.
+type Objects interface {
+	// PresignPut returns a URL that accepts one PUT of the object, and the
+	// headers the client must send with it. A size > 0 and the content type
+	// are signed into the URL, so another size or type is refused.
+	PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (url string, headers map[string]string, err error)
+	// PresignGet returns a URL that downloads the object as filename.
+	PresignGet(ctx context.Context, key, filename string, ttl time.Duration) (string, error)
+	// Stat returns the stored object's size and etag.
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	// Remove deletes the object; removing a missing object is not an error.
+	Remove(ctx context.Context, key string) error
+}
+
+// ObjectInfo is what the object store knows of a stored object.
+type ObjectInfo struct {
+	Size         int64
+	ETag         string
+	ContentType  string
+	LastModified time.Time
+}

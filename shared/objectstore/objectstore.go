@@ -1,0 +1,158 @@
+package objectstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/docuvault/docuvault/shared/document"
+)
+
+var _ document.Objects = (*Store)(nil)
+
+// Config locates the bucket and the two endpoints.
+type Config struct {
+	Endpoint       string // host:port the services reach
+	PublicEndpoint string // host:port browsers reach; "" means Endpoint
+	AccessKey      string
+	SecretKey      string
+	Bucket         string
+	Region         string
+	UseTLS         bool
+}
+
+// Store is the MinIO document.Objects.
+type Store struct {
+	internal *minio.Client
+	public   *minio.Client
+	bucket   string
+	region   string
+}
+
+// New returns a Store. It does not touch the network.
+func New(cfg Config) (*Store, error) {
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.PublicEndpoint == "" {
+		cfg.PublicEndpoint = cfg.Endpoint
+	}
+	creds := credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
+	internal, err := minio.New(cfg.Endpoint, &minio.Options{Creds: creds, Secure: cfg.UseTLS, Region: cfg.Region})
+	if err != nil {
+		return nil, fmt.Errorf("minio client for %s: %w", cfg.Endpoint, err)
+	}
+	// The region is set so that signing never asks the public endpoint,
+	// which may not resolve from where the service runs.
+	public, err := minio.New(cfg.PublicEndpoint, &minio.Options{Creds: creds, Secure: cfg.UseTLS, Region: cfg.Region})
+	if err != nil {
+		return nil, fmt.Errorf("minio client for %s: %w", cfg.PublicEndpoint, err)
+	}
+	return &Store{internal: internal, public: public, bucket: cfg.Bucket, region: cfg.Region}, nil
+}
+
+// Client returns the internal minio-go client.
+func (s *Store) Client() *minio.Client { return s.internal }
+
+// Bucket returns the bucket's name.
+func (s *Store) Bucket() string { return s.bucket }
+
+// EnsureBucket creates the bucket if it does not exist.
+func (s *Store) EnsureBucket(ctx context.Context) error {
+	exists, err := s.internal.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return translate(err, "check bucket")
+	}
+	if exists {
+		return nil
+	}
+	err = s.internal.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{Region: s.region})
+	if err != nil && minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
+		return translate(err, "create bucket")
+	}
+	return nil
+}
+
+// Ping reports whether the bucket can be reached.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.internal.BucketExists(ctx, s.bucket)
+	return translate(err, "reach object store")
+}
+
+// PresignPut signs a PUT of key. The content type, and the size when > 0,
+// are signed headers: MinIO answers 403 to a body of another size or type.
+func (s *Store) PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (string, map[string]string, error) {
+	h := http.Header{}
+	h.Set("Content-Type", contentType)
+	headers := map[string]string{"Content-Type": contentType}
+	if size > 0 {
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		headers["Content-Length"] = strconv.FormatInt(size, 10)
+	}
+	u, err := s.public.PresignHeader(ctx, http.MethodPut, s.bucket, key, ttl, nil, h)
+	if err != nil {
+		return "", nil, translate(err, "sign upload")
+	}
+	return u.String(), headers, nil
+}
+
+// PresignGet signs a GET of key that downloads as filename.
+func (s *Store) PresignGet(ctx context.Context, key, filename string, ttl time.Duration) (string, error) {
+	params := url.Values{}
+	params.Set("response-content-disposition", mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
+	u, err := s.public.PresignedGetObject(ctx, s.bucket, key, ttl, params)
+	if err != nil {
+		return "", translate(err, "sign download")
+	}
+	return u.String(), nil
+}
+
+// Stat returns the stored object's size and etag.
+func (s *Store) Stat(ctx context.Context, key string) (document.ObjectInfo, error) {
+	info, err := s.internal.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return document.ObjectInfo{}, translate(err, "stat object")
+	}
+	return document.ObjectInfo{Size: info.Size, ETag: info.ETag, ContentType: info.ContentType, LastModified: info.LastModified}, nil
+}
+
+// Remove deletes key; a missing object is not an error.
+func (s *Store) Remove(ctx context.Context, key string) error {
+	return translate(s.internal.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}), "remove object")
+}
+
+// uploadMissing is the client text for an object that is not there.
+const uploadMissing = "Upload not found — presigned URL may have expired"
+
+// translate maps minio-go errors to document errors: a missing object is
+// UploadMissing, an unreachable server Unavailable.
+func translate(err error, action string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	resp := minio.ToErrorResponse(err)
+	switch {
+	case resp.Code == minio.NoSuchKey || resp.StatusCode == http.StatusNotFound && resp.Code != minio.NoSuchBucket:
+		return &document.Error{Code: document.UploadMissing, Message: uploadMissing, Err: err}
+	case resp.StatusCode >= 500 || resp.Code == "XMinioServerNotInitialized":
+		return &document.Error{Code: document.Unavailable, Message: "object store unavailable", Err: err}
+	}
+	var netErr net.Error
+	var urlErr *url.Error
+	if errors.As(err, &netErr) || errors.As(err, &urlErr) {
+		return &document.Error{Code: document.Unavailable, Message: "object store unavailable", Err: err}
+	}
+	return &document.Error{Code: document.Internal, Message: action + " failed", Err: err}
+}
