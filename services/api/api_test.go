@@ -329,7 +329,12 @@ func TestDeleteNeverOverReleasesQuota(t *testing.T) {
 		t.Fatal(r.status)
 	}
 	pending := s.upload(t, tok, "pending.pdf", bytesOf(300)) // never confirmed
-	rejected := s.upload(t, tok, "rejected.pdf", bytesOf(600))
+	// Undeclared size, so upload-url cannot refuse it early.
+	tk := s.requestUpload(t, tok, "rejected.pdf", "application/pdf", -1)
+	if st := s.put(t, tk, "", bytesOf(600)); st != http.StatusOK {
+		t.Fatalf("PUT: %d", st)
+	}
+	rejected := tk.DocumentID
 	if r := s.confirm(t, tok, rejected); r.status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("over-quota confirm: %d", r.status)
 	}

@@ -1,0 +1,133 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/docuvault/docuvault/shared/config"
+)
+
+func TestUploadURLRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, func(c *config.Config) { c.MaxUploadBytes = 1 << 20 })
+	user, tok := s.newUser(t)
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"malformed JSON", `{"filename": "a.pdf",`, http.StatusBadRequest},
+		{"not an object", `["a.pdf"]`, http.StatusBadRequest},
+		{"empty body", ``, http.StatusBadRequest},
+		{"two objects", `{"filename":"a.pdf","content_type":"application/pdf"}{}`, http.StatusBadRequest},
+		{"unknown field", `{"filename":"a.pdf","content_type":"application/pdf","owner":"me"}`, http.StatusBadRequest},
+		{"size not a number", `{"filename":"a.pdf","content_type":"application/pdf","size_bytes":"12"}`, http.StatusBadRequest},
+		{"missing filename", `{"content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
+		{"empty filename", `{"filename":"","content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
+		{"blank filename", `{"filename":"   ","content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
+		{"missing content type", `{"filename":"a.pdf"}`, http.StatusUnprocessableEntity},
+		{"bad content type", `{"filename":"a.pdf","content_type":"pdf please"}`, http.StatusUnprocessableEntity},
+		{"filename over 255 bytes", fmt.Sprintf(`{"filename":%q,"content_type":"application/pdf"}`, strings.Repeat("é", 128)), http.StatusUnprocessableEntity},
+		{"control characters", `{"filename":"a\u0000b.pdf","content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
+		{"newline in filename", `{"filename":"a\nb.pdf","content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
+		{"zero size", `{"filename":"a.pdf","content_type":"application/pdf","size_bytes":0}`, http.StatusUnprocessableEntity},
+		{"negative size", `{"filename":"a.pdf","content_type":"application/pdf","size_bytes":-5}`, http.StatusUnprocessableEntity},
+		{"size over MAX_UPLOAD_BYTES", `{"filename":"a.pdf","content_type":"application/pdf","size_bytes":1048577}`, http.StatusRequestEntityTooLarge},
+		{"body over 64 KiB", `{"filename":"a.pdf","content_type":"application/pdf","x":"` + strings.Repeat("a", 70<<10) + `"}`, http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.do(t, http.MethodPost, "/api/documents/upload-url", tok, tc.body)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			}
+			if _, ok := r.detail(t).(string); !ok {
+				t.Fatalf("detail is not a message: %s", r.body)
+			}
+		})
+	}
+	var n int
+	if err := s.db.QueryRow(context.Background(), "SELECT count(*) FROM documents WHERE user_id = $1", user).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d documents written by refused requests", n)
+	}
+	// Exactly 255 bytes is allowed.
+	s.requestUpload(t, tok, strings.Repeat("b", 251)+".pdf", "application/pdf", 10)
+}
+
+func TestListPagesNewestFirstAndFilters(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	_, tok := s.newUser(t)
+	var ids []string
+	for i := range 5 {
+		tk := s.requestUpload(t, tok, fmt.Sprintf("f%d.txt", i), "text/plain", -1)
+		ids = append(ids, tk.DocumentID.String())
+	}
+	confirmed := s.upload(t, tok, "done.pdf", bytesOf(5))
+	if r := s.confirm(t, tok, confirmed); r.status != http.StatusOK {
+		t.Fatal(r.status)
+	}
+
+	var seen []string
+	cursor := ""
+	pages := 0
+	for {
+		path := "/api/documents?status=pending&limit=2"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		r := s.do(t, http.MethodGet, path, tok, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("list: %d %s", r.status, r.body)
+		}
+		var page struct {
+			Items []struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			} `json:"items"`
+			NextCursor *string `json:"next_cursor"`
+		}
+		r.decode(t, &page)
+		pages++
+		for _, it := range page.Items {
+			if it.Status != "pending" {
+				t.Fatalf("status filter let %s through", it.Status)
+			}
+			seen = append(seen, it.ID)
+		}
+		if page.NextCursor == nil {
+			break
+		}
+		cursor = *page.NextCursor
+	}
+	want := []string{ids[4], ids[3], ids[2], ids[1], ids[0]}
+	if strings.Join(seen, ",") != strings.Join(want, ",") || pages != 3 {
+		t.Fatalf("pages=%d seen %v, want newest first %v", pages, seen, want)
+	}
+
+	for _, bad := range []string{"?limit=0", "?limit=abc", "?limit=1000", "?status=done", "?cursor=zzz"} {
+		if r := s.do(t, http.MethodGet, "/api/documents"+bad, tok, nil); r.status != http.StatusUnprocessableEntity && r.status != http.StatusBadRequest {
+			t.Errorf("list%s: %d %s", bad, r.status, r.body)
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	s := mustStack(t, nil)
+	if r := s.do(t, http.MethodGet, "/healthz", "", nil); r.status != http.StatusOK {
+		t.Fatalf("healthz: %d", r.status)
+	}
+	r := s.do(t, http.MethodGet, "/readyz", "", nil)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"postgres":"ok"`) || !strings.Contains(string(r.body), `"minio":"ok"`) {
+		t.Fatalf("readyz: %d %s", r.status, r.body)
+	}
+	if r := s.do(t, http.MethodGet, "/nope", "", nil); r.status != http.StatusNotFound || r.detail(t) == nil {
+		t.Fatalf("unknown route: %d %s", r.status, r.body)
+	}
+}

@@ -1,0 +1,129 @@
+package document_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/docuvault/docuvault/shared/document"
+)
+
+func TestExtension(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]string{
+		"report.PDF":            ".pdf",
+		"archive.tar.gz":        ".gz",
+		"noext":                 "",
+		".bashrc":               "",
+		"trailing.":             "",
+		"dir.d/file":            "",
+		`C:\docs\scan.JPEG`:     ".jpeg",
+		"evil.p$f":              "",
+		"space. pdf":            "",
+		"unicode.pdé":           "",
+		"long.abcdefghijklmnop": "",
+		"ok.abcdefghijklmno":    ".abcdefghijklmno",
+	} {
+		if got := document.Extension(name); got != want {
+			t.Errorf("Extension(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+func TestObjectKeyRoundTrip(t *testing.T) {
+	t.Parallel()
+	user, doc := uuid.New(), uuid.New()
+	key := document.ObjectKey(user, doc, "../../etc/passwd.TXT")
+	if !strings.HasPrefix(key, user.String()+"/"+doc.String()+"/") || !strings.HasSuffix(key, ".txt") || strings.Contains(key, "..") {
+		t.Fatalf("ObjectKey = %q", key)
+	}
+	gotUser, gotDoc, ok := document.ParseObjectKey(key)
+	if !ok || gotUser != user || gotDoc != doc {
+		t.Fatalf("ParseObjectKey(%q) = %v %v %v", key, gotUser, gotDoc, ok)
+	}
+	for _, bad := range []string{"", "a/b/c", user.String() + "/" + doc.String(), user.String() + "/x/" + doc.String(), "{" + user.String() + "}/" + doc.String() + "/x"} {
+		if _, _, ok := document.ParseObjectKey(bad); ok {
+			t.Errorf("ParseObjectKey(%q) accepted", bad)
+		}
+	}
+}
+
+func TestUploadRequestValidate(t *testing.T) {
+	t.Parallel()
+	size := func(n int64) *int64 { return &n }
+	for _, tc := range []struct {
+		name string
+		req  document.UploadRequest
+		code document.Code
+	}{
+		{"ok", document.UploadRequest{Filename: "a.pdf", ContentType: "application/pdf", SizeBytes: size(10)}, ""},
+		{"ok without size", document.UploadRequest{Filename: "a.pdf", ContentType: "text/plain; charset=utf-8"}, ""},
+		{"no filename", document.UploadRequest{ContentType: "application/pdf"}, document.Invalid},
+		{"tab in filename", document.UploadRequest{Filename: "a\tb", ContentType: "application/pdf"}, document.Invalid},
+		{"invalid utf-8", document.UploadRequest{Filename: "a\xffb", ContentType: "application/pdf"}, document.Invalid},
+		{"256 bytes", document.UploadRequest{Filename: strings.Repeat("a", 256), ContentType: "application/pdf"}, document.Invalid},
+		{"bad media type", document.UploadRequest{Filename: "a", ContentType: "application/"}, document.Invalid},
+		{"zero size", document.UploadRequest{Filename: "a", ContentType: "application/pdf", SizeBytes: size(0)}, document.Invalid},
+		{"too large", document.UploadRequest{Filename: "a", ContentType: "application/pdf", SizeBytes: size(101)}, document.TooLarge},
+	} {
+		if got := document.ErrorCode(tc.req.Validate(100)); got != tc.code {
+			t.Errorf("%s: code %q, want %q", tc.name, got, tc.code)
+		}
+	}
+}
+
+func TestCursorRoundTrip(t *testing.T) {
+	t.Parallel()
+	c := document.Cursor{CreatedAt: time.Date(2026, 11, 27, 9, 0, 0, 123456000, time.UTC), ID: uuid.New()}
+	got, err := document.ParseCursor(c.String())
+	if err != nil || !got.CreatedAt.Equal(c.CreatedAt) || got.ID != c.ID {
+		t.Fatalf("ParseCursor(String()) = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "!!", "bm9wZQ", strings.Repeat("A", 200)} {
+		if _, err := document.ParseCursor(bad); document.ErrorCode(err) != document.Invalid {
+			t.Errorf("ParseCursor(%q) err = %v", bad, err)
+		}
+	}
+}
+
+func TestEventIsCloudEvent(t *testing.T) {
+	t.Parallel()
+	d := &document.Document{ID: uuid.New(), UserID: uuid.New(), Filename: "a.pdf", ContentType: "application/pdf", SizeBytes: 3, Status: document.StatusUploaded, ObjectKey: "k"}
+	e := document.NewEvent(document.EventUploaded, d, time.Now())
+	if e.Subject() != "document.uploaded."+d.UserID.String() {
+		t.Fatalf("Subject = %s", e.Subject())
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	for _, k := range []string{"specversion", "id", "type", "source", "subject", "time", "datacontenttype", "data"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("CloudEvent lacks %q: %s", k, b)
+		}
+	}
+	var back document.Event
+	if err := json.Unmarshal(b, &back); err != nil || back.ID != e.ID || back.Data != e.Data {
+		t.Fatalf("round trip: %v %+v", err, back)
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	t.Parallel()
+	wrapped := errors.Join(errors.New("context"), document.Errorf(document.NotFound, "gone"))
+	if document.ErrorCode(wrapped) != document.NotFound {
+		t.Fatal("code lost through wrapping")
+	}
+	if document.ErrorCode(errors.New("boom")) != document.Internal || document.ErrorCode(nil) != "" {
+		t.Fatal("plain errors are internal, nil has no code")
+	}
+	if document.ErrorMessage(errors.New("secret detail")) != "internal error" {
+		t.Fatal("an uncoded error's text must not reach a client")
+	}
+}

@@ -1,0 +1,23 @@
+// Package testenv starts real servers for integration tests: a PostgreSQL
+// cluster and MinIO object storage servers. Nothing is mocked.
+//
+// A test package that uses it must route its tests through [Main] so the
+// servers this package starts are stopped when the tests finish:
+//
+//	func TestMain(m *testing.M) { testenv.Main(m) }
+//
+// [Postgres] hands each test a fresh, empty database, dropped when the test
+// ends. It creates the database on the server named by the DATABASE_URL
+// environment variable or, when that is unset, on a throwaway cluster started
+// once per test process from the PostgreSQL server binaries.
+//
+// [MinIO] returns a MinIO server shared by every test of the process, started
+// on first use from the binary named by DOCUVAULT_MINIO_BIN or, when that is
+// unset, from bin/minio at the repository root (built by `make tools`). Tests
+// isolate themselves with [MinIOServer.NewBucket]. [StartMinIO] starts a
+// separate server for tests that need their own environment or that stop and
+// restart the server.
+//
+// When a server cannot be started the test fails, saying what to install or
+// run; it is never skipped.
+package testenv
