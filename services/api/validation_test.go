@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 func TestUploadURLRejectsBadInput(t *testing.T) {
@@ -129,5 +130,39 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	if r := s.do(t, http.MethodGet, "/nope", "", nil); r.status != http.StatusNotFound || r.detail(t) == nil {
 		t.Fatalf("unknown route: %d %s", r.status, r.body)
+	}
+}
+
+func TestObjectStoreOutage(t *testing.T) {
+	t.Parallel()
+	mi := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	bucket := mi.NewBucket(t)
+	s := mustStack(t, func(c *config.Config) {
+		c.MinIOEndpoint, c.MinIOAccessKey, c.MinIOSecretKey, c.MinIOBucket = mi.Endpoint, mi.AccessKey, mi.SecretKey, bucket
+	})
+	_, tok := s.newUser(t)
+	tk := s.requestUpload(t, tok, "a.pdf", "application/pdf", 3)
+	if st := s.put(t, tk, "", []byte("abc")); st != http.StatusOK {
+		t.Fatalf("PUT: %d", st)
+	}
+
+	mi.Stop()
+	r := s.do(t, http.MethodGet, "/readyz", "", nil)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), `"minio":"unavailable"`) || !strings.Contains(string(r.body), `"postgres":"ok"`) {
+		t.Fatalf("readyz with MinIO down: %d %s", r.status, r.body)
+	}
+	if r := s.confirm(t, tok, tk.DocumentID); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("confirm with MinIO down: %d %s", r.status, r.body)
+	}
+	if used, _ := s.quota(t, tok); used != 0 {
+		t.Fatalf("used_bytes = %d after a failed confirm", used)
+	}
+
+	mi.Restart(t)
+	r = s.confirm(t, tok, tk.DocumentID)
+	var c confirmation
+	r.decode(t, &c)
+	if r.status != http.StatusOK || c.UsedBytes != 3 {
+		t.Fatalf("confirm after MinIO returned: %d %s", r.status, r.body)
 	}
 }

@@ -47,7 +47,9 @@ func New(cfg Config) (*Store, error) {
 		cfg.PublicEndpoint = cfg.Endpoint
 	}
 	creds := credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
-	internal, err := minio.New(cfg.Endpoint, &minio.Options{Creds: creds, Secure: cfg.UseTLS, Region: cfg.Region})
+	// Few retries: a caller waiting on an unreachable store should hear
+	// "unavailable" in about a second, and consumers retry on their own.
+	internal, err := minio.New(cfg.Endpoint, &minio.Options{Creds: creds, Secure: cfg.UseTLS, Region: cfg.Region, MaxRetries: 3})
 	if err != nil {
 		return nil, fmt.Errorf("minio client for %s: %w", cfg.Endpoint, err)
 	}

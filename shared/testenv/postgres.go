@@ -121,9 +121,10 @@ func execAdmin(ctx context.Context, admin *url.URL, sql string) error {
 
 // pgCluster is a PostgreSQL cluster in a temporary directory.
 type pgCluster struct {
-	dir    string // removed when the cluster stops
-	binDir string
-	runAs  string // user to run the server binaries as, via runuser; "" for the current user
+	dir     string // removed when the cluster stops
+	binDir  string
+	runAs   string // user to run the server binaries as; "" for the current user
+	runuser string // path of runuser, set with runAs
 }
 
 // startCluster initializes and starts a throwaway cluster, registers its
@@ -239,7 +240,8 @@ func (c *pgCluster) useServiceUser(name string) error {
 	if err != nil {
 		return fmt.Errorf("testenv: initdb refuses to run as root and user %q cannot be looked up (%v): apt-get install postgresql (creates it), or set DATABASE_URL", name, err)
 	}
-	if _, err := exec.LookPath("runuser"); err != nil {
+	runuser, err := lookPathOrSbin("runuser")
+	if err != nil {
 		return fmt.Errorf("testenv: running PostgreSQL as %q from root needs runuser: apt-get install util-linux, or set DATABASE_URL", name)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
@@ -247,8 +249,23 @@ func (c *pgCluster) useServiceUser(name string) error {
 	if err := os.Chown(c.dir, uid, gid); err != nil {
 		return fmt.Errorf("testenv: %w", err)
 	}
-	c.runAs = name
+	c.runAs, c.runuser = name, runuser
 	return nil
+}
+
+// lookPathOrSbin finds the named program in PATH or, as PATH often lacks
+// them, in /usr/sbin and /sbin.
+func lookPathOrSbin(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if p := filepath.Join(dir, name); isExecutable(p) {
+			return p, nil
+		}
+	}
+	return "", err
 }
 
 // command returns a command running the named PostgreSQL binary as c.runAs
@@ -257,7 +274,7 @@ func (c *pgCluster) command(name string, args ...string) *exec.Cmd {
 	path := filepath.Join(c.binDir, name)
 	var cmd *exec.Cmd
 	if c.runAs != "" {
-		cmd = exec.Command("runuser", append([]string{"-u", c.runAs, "--", path}, args...)...)
+		cmd = exec.Command(c.runuser, append([]string{"-u", c.runAs, "--", path}, args...)...)
 	} else {
 		cmd = exec.Command(path, args...)
 	}

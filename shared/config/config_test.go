@@ -1,0 +1,67 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+func TestParseReadsEveryVariable(t *testing.T) {
+	t.Parallel()
+	c, err := parse(lookup(map[string]string{
+		"DATABASE_URL":          "postgres://x",
+		"MINIO_ENDPOINT":        "minio:9000",
+		"MINIO_PUBLIC_ENDPOINT": "localhost:9000",
+		"MINIO_ACCESS_KEY":      "ak",
+		"MINIO_SECRET_KEY":      "sk",
+		"MINIO_BUCKET":          "docs",
+		"MINIO_REGION":          "eu-west-1",
+		"JWT_SECRET":            strings.Repeat("s", 32),
+		"HTTP_ADDR":             ":9999",
+		"UPLOAD_URL_TTL":        "5m",
+		"MAX_UPLOAD_BYTES":      "1000",
+		"QUOTA_DEFAULT_BYTES":   "2000",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MinIOPublicEndpoint != "localhost:9000" || c.MinIORegion != "eu-west-1" || c.UploadURLTTL != 5*time.Minute ||
+		c.MaxUploadBytes != 1000 || c.QuotaDefaultBytes != 2000 || c.HTTPAddr != ":9999" {
+		t.Fatalf("parsed %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := parse(lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.QuotaDefaultBytes != 104857600 || c.UploadURLTTL != 15*time.Minute {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+func TestErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
+	_, err := parse(lookup(map[string]string{"UPLOAD_URL_TTL": "soon", "MAX_UPLOAD_BYTES": "-1", "QUOTA_DEFAULT_BYTES": "lots"}))
+	for _, name := range []string{"UPLOAD_URL_TTL", "MAX_UPLOAD_BYTES", "QUOTA_DEFAULT_BYTES"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+	c, _ := parse(lookup(map[string]string{"JWT_SECRET": "short", "MINIO_ENDPOINT": "http://minio:9000"}))
+	err = c.Validate()
+	for _, name := range []string{"DATABASE_URL", "MINIO_ACCESS_KEY", "JWT_SECRET must be at least 32 bytes", "MINIO_ENDPOINT must be host:port"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("validate error %v does not name %s", err, name)
+		}
+	}
+}
