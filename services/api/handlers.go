@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/auth"
@@ -47,6 +48,7 @@ func toJSON(d *document.Document) documentJSON {
 
 type handlers struct {
 	docs *document.Service
+	js   jetstream.JetStream
 }
 
 // caller returns the authenticated principal; the auth middleware guarantees one.

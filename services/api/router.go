@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/auth"
@@ -21,8 +22,8 @@ type Check struct {
 }
 
 // Handler returns the API's routes over docs, guarded by verifier.
-func Handler(docs *document.Service, verifier *auth.Verifier, checks []Check, log zerolog.Logger) http.Handler {
-	h := &handlers{docs: docs}
+func Handler(docs *document.Service, verifier *auth.Verifier, js jetstream.JetStream, checks []Check, log zerolog.Logger) http.Handler {
+	h := &handlers{docs: docs, js: js}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, requestLog(log), middleware.Recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeDetail(w, http.StatusNotFound, "not found") })
@@ -51,6 +52,7 @@ func Handler(docs *document.Service, verifier *auth.Verifier, checks []Check, lo
 		r.Post("/documents/{id}/confirm", h.confirm)
 		r.Get("/auth/me", h.me)
 		r.Get("/auth/me/quota", h.myQuota)
+		r.Get("/events", h.events)
 		r.With(auth.RequireRole(auth.RoleAdmin, forbidden)).Put("/admin/users/{id}/quota", h.setQuota)
 	})
 	return r

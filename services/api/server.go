@@ -8,77 +8,64 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/shared/app"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
-	"github.com/docuvault/docuvault/shared/document"
-	"github.com/docuvault/docuvault/shared/objectstore"
-	"github.com/docuvault/docuvault/shared/postgres"
 )
 
-// Server is a running API: its connections and its routes.
+// Server is a running API: its connections, its routes and its outbox relay.
 type Server struct {
-	pool    *pgxpool.Pool
+	app     *app.App
 	handler http.Handler
 	log     zerolog.Logger
 }
 
-// New connects to PostgreSQL and MinIO, applies migrations and creates the
-// bucket if missing.
+// New opens PostgreSQL (applying migrations), MinIO (creating the bucket)
+// and NATS (creating the streams).
 func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
 	if err != nil {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
-	objects, err := objectstore.New(objectstore.Config{
-		Endpoint:       cfg.MinIOEndpoint,
-		PublicEndpoint: cfg.MinIOPublicEndpoint,
-		AccessKey:      cfg.MinIOAccessKey,
-		SecretKey:      cfg.MinIOSecretKey,
-		Bucket:         cfg.MinIOBucket,
-		Region:         cfg.MinIORegion,
-		UseTLS:         cfg.MinIOUseTLS,
-	})
+	a, err := app.Open(ctx, cfg, log, "api")
 	if err != nil {
 		return nil, err
 	}
-	if err := objects.EnsureBucket(ctx); err != nil {
-		return nil, fmt.Errorf("MinIO at MINIO_ENDPOINT=%s: %w", cfg.MinIOEndpoint, err)
+	checks := []Check{
+		{Name: "postgres", Ping: a.Store.Ping},
+		{Name: "minio", Ping: a.Objects.Ping},
+		{Name: "nats", Ping: func(context.Context) error {
+			if !a.NATS.IsConnected() {
+				return errors.New("nats disconnected")
+			}
+			return nil
+		}},
 	}
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	if err := postgres.Migrate(ctx, pool); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	store := postgres.NewStore(pool, cfg.QuotaDefaultBytes)
-	docs := document.NewService(store, objects, document.Config{
-		MaxUploadBytes: cfg.MaxUploadBytes,
-		UploadURLTTL:   cfg.UploadURLTTL,
-		DownloadURLTTL: cfg.DownloadURLTTL,
-	})
-	checks := []Check{{Name: "postgres", Ping: store.Ping}, {Name: "minio", Ping: objects.Ping}}
-	return &Server{pool: pool, handler: Handler(docs, verifier, checks, log), log: log}, nil
+	return &Server{app: a, handler: Handler(a.Docs, verifier, a.JS, checks, log), log: log}, nil
 }
 
 // Handler returns the server's routes.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close releases the database pool.
-func (s *Server) Close() { s.pool.Close() }
+// Close releases the server's connections.
+func (s *Server) Close() { s.app.Close() }
 
 // shutdownGrace bounds how long in-flight requests may finish after ctx ends.
 const shutdownGrace = 15 * time.Second
 
-// Serve answers requests on ln until ctx ends, then shuts down gracefully.
+// Serve answers requests on ln, and relays the outbox, until ctx ends; then
+// it shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		_ = s.app.Relay().Run(relayCtx)
+	}()
+	defer func() { stopRelay(); <-relayDone }()
+
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,

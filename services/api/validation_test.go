@@ -7,14 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 func TestUploadURLRejectsBadInput(t *testing.T) {
 	t.Parallel()
-	s := mustStack(t, func(c *config.Config) { c.MaxUploadBytes = 1 << 20 })
-	user, tok := s.newUser(t)
+	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.MaxUploadBytes = 1 << 20 }})
+	user, tok := s.NewUser(t)
 	for _, tc := range []struct {
 		name   string
 		body   string
@@ -40,38 +41,38 @@ func TestUploadURLRejectsBadInput(t *testing.T) {
 		{"body over 64 KiB", `{"filename":"a.pdf","content_type":"application/pdf","x":"` + strings.Repeat("a", 70<<10) + `"}`, http.StatusRequestEntityTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := s.do(t, http.MethodPost, "/api/documents/upload-url", tok, tc.body)
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			r := s.Do(t, http.MethodPost, "/api/documents/upload-url", tok, tc.body)
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Body)
 			}
-			if _, ok := r.detail(t).(string); !ok {
-				t.Fatalf("detail is not a message: %s", r.body)
+			if _, ok := r.Detail(t).(string); !ok {
+				t.Fatalf("detail is not a message: %s", r.Body)
 			}
 		})
 	}
 	var n int
-	if err := s.db.QueryRow(context.Background(), "SELECT count(*) FROM documents WHERE user_id = $1", user).Scan(&n); err != nil {
+	if err := s.DB.QueryRow(context.Background(), "SELECT count(*) FROM documents WHERE user_id = $1", user).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
 		t.Fatalf("%d documents written by refused requests", n)
 	}
 	// Exactly 255 bytes is allowed.
-	s.requestUpload(t, tok, strings.Repeat("b", 251)+".pdf", "application/pdf", 10)
+	s.RequestUpload(t, tok, strings.Repeat("b", 251)+".pdf", "application/pdf", 10)
 }
 
 func TestListPagesNewestFirstAndFilters(t *testing.T) {
 	t.Parallel()
-	s := mustStack(t, nil)
-	_, tok := s.newUser(t)
+	s := apitest.Start(t, apitest.Options{})
+	_, tok := s.NewUser(t)
 	var ids []string
 	for i := range 5 {
-		tk := s.requestUpload(t, tok, fmt.Sprintf("f%d.txt", i), "text/plain", -1)
+		tk := s.RequestUpload(t, tok, fmt.Sprintf("f%d.txt", i), "text/plain", -1)
 		ids = append(ids, tk.DocumentID.String())
 	}
-	confirmed := s.upload(t, tok, "done.pdf", bytesOf(5))
-	if r := s.confirm(t, tok, confirmed); r.status != http.StatusOK {
-		t.Fatal(r.status)
+	confirmed := s.Upload(t, tok, "done.pdf", apitest.BytesOf(5))
+	if r := s.Confirm(t, tok, confirmed); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
 	}
 
 	var seen []string
@@ -82,9 +83,9 @@ func TestListPagesNewestFirstAndFilters(t *testing.T) {
 		if cursor != "" {
 			path += "&cursor=" + cursor
 		}
-		r := s.do(t, http.MethodGet, path, tok, nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("list: %d %s", r.status, r.body)
+		r := s.Do(t, http.MethodGet, path, tok, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("list: %d %s", r.Status, r.Body)
 		}
 		var page struct {
 			Items []struct {
@@ -93,7 +94,7 @@ func TestListPagesNewestFirstAndFilters(t *testing.T) {
 			} `json:"items"`
 			NextCursor *string `json:"next_cursor"`
 		}
-		r.decode(t, &page)
+		r.Decode(t, &page)
 		pages++
 		for _, it := range page.Items {
 			if it.Status != "pending" {
@@ -112,57 +113,54 @@ func TestListPagesNewestFirstAndFilters(t *testing.T) {
 	}
 
 	for _, bad := range []string{"?limit=0", "?limit=abc", "?limit=1000", "?status=done", "?cursor=zzz"} {
-		if r := s.do(t, http.MethodGet, "/api/documents"+bad, tok, nil); r.status != http.StatusUnprocessableEntity && r.status != http.StatusBadRequest {
-			t.Errorf("list%s: %d %s", bad, r.status, r.body)
+		if r := s.Do(t, http.MethodGet, "/api/documents"+bad, tok, nil); r.Status != http.StatusUnprocessableEntity && r.Status != http.StatusBadRequest {
+			t.Errorf("list%s: %d %s", bad, r.Status, r.Body)
 		}
 	}
 }
 
 func TestHealthAndReadiness(t *testing.T) {
 	t.Parallel()
-	s := mustStack(t, nil)
-	if r := s.do(t, http.MethodGet, "/healthz", "", nil); r.status != http.StatusOK {
-		t.Fatalf("healthz: %d", r.status)
+	s := apitest.Start(t, apitest.Options{})
+	if r := s.Do(t, http.MethodGet, "/healthz", "", nil); r.Status != http.StatusOK {
+		t.Fatalf("healthz: %d", r.Status)
 	}
-	r := s.do(t, http.MethodGet, "/readyz", "", nil)
-	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"postgres":"ok"`) || !strings.Contains(string(r.body), `"minio":"ok"`) {
-		t.Fatalf("readyz: %d %s", r.status, r.body)
+	r := s.Do(t, http.MethodGet, "/readyz", "", nil)
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"postgres":"ok"`) || !strings.Contains(string(r.Body), `"minio":"ok"`) {
+		t.Fatalf("readyz: %d %s", r.Status, r.Body)
 	}
-	if r := s.do(t, http.MethodGet, "/nope", "", nil); r.status != http.StatusNotFound || r.detail(t) == nil {
-		t.Fatalf("unknown route: %d %s", r.status, r.body)
+	if r := s.Do(t, http.MethodGet, "/nope", "", nil); r.Status != http.StatusNotFound || r.Detail(t) == nil {
+		t.Fatalf("unknown route: %d %s", r.Status, r.Body)
 	}
 }
 
 func TestObjectStoreOutage(t *testing.T) {
 	t.Parallel()
 	mi := testenv.StartMinIO(t, testenv.MinIOOptions{})
-	bucket := mi.NewBucket(t)
-	s := mustStack(t, func(c *config.Config) {
-		c.MinIOEndpoint, c.MinIOAccessKey, c.MinIOSecretKey, c.MinIOBucket = mi.Endpoint, mi.AccessKey, mi.SecretKey, bucket
-	})
-	_, tok := s.newUser(t)
-	tk := s.requestUpload(t, tok, "a.pdf", "application/pdf", 3)
-	if st := s.put(t, tk, "", []byte("abc")); st != http.StatusOK {
+	s := apitest.Start(t, apitest.Options{MinIO: mi})
+	_, tok := s.NewUser(t)
+	tk := s.RequestUpload(t, tok, "a.pdf", "application/pdf", 3)
+	if st := s.Put(t, tk, "", []byte("abc")); st != http.StatusOK {
 		t.Fatalf("PUT: %d", st)
 	}
 
-	mi.Stop()
-	r := s.do(t, http.MethodGet, "/readyz", "", nil)
-	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), `"minio":"unavailable"`) || !strings.Contains(string(r.body), `"postgres":"ok"`) {
-		t.Fatalf("readyz with MinIO down: %d %s", r.status, r.body)
+	s.MinIO.Stop()
+	r := s.Do(t, http.MethodGet, "/readyz", "", nil)
+	if r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), `"minio":"unavailable"`) || !strings.Contains(string(r.Body), `"postgres":"ok"`) {
+		t.Fatalf("readyz with MinIO down: %d %s", r.Status, r.Body)
 	}
-	if r := s.confirm(t, tok, tk.DocumentID); r.status != http.StatusServiceUnavailable {
-		t.Fatalf("confirm with MinIO down: %d %s", r.status, r.body)
+	if r := s.Confirm(t, tok, tk.DocumentID); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("confirm with MinIO down: %d %s", r.Status, r.Body)
 	}
-	if used, _ := s.quota(t, tok); used != 0 {
+	if used, _ := s.Quota(t, tok); used != 0 {
 		t.Fatalf("used_bytes = %d after a failed confirm", used)
 	}
 
-	mi.Restart(t)
-	r = s.confirm(t, tok, tk.DocumentID)
-	var c confirmation
-	r.decode(t, &c)
-	if r.status != http.StatusOK || c.UsedBytes != 3 {
-		t.Fatalf("confirm after MinIO returned: %d %s", r.status, r.body)
+	s.MinIO.Restart(t)
+	r = s.Confirm(t, tok, tk.DocumentID)
+	var c apitest.Confirmation
+	r.Decode(t, &c)
+	if r.Status != http.StatusOK || c.UsedBytes != 3 {
+		t.Fatalf("confirm after MinIO returned: %d %s", r.Status, r.Body)
 	}
 }

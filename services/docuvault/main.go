@@ -1,6 +1,7 @@
 // Command docuvault is DocuVault's one binary; its subcommand picks the role:
 //
 //	docuvault api                              serve the HTTP API
+//	docuvault confirmer                        confirm uploads from MinIO notifications
 //	docuvault migrate                          apply database migrations and exit
 //	docuvault token --user <uuid> [--role admin] [--ttl 24h]   mint a token for local use
 //
@@ -21,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/docuvault/docuvault/services/api"
+	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/logging"
@@ -30,7 +32,8 @@ import (
 const usage = `usage: docuvault <command> [flags]
 
 commands:
-  api       serve the HTTP API on HTTP_ADDR
+  api       serve the HTTP API on HTTP_ADDR (and relay the event outbox)
+  confirmer confirm uploads from MinIO notifications on JetStream (and relay the outbox)
   migrate   apply database migrations to DATABASE_URL and exit
   token     mint a JWT for local use: token --user <uuid> [--role user|admin] [--ttl 24h]
 `
@@ -62,6 +65,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return api.Run(ctx, cfg, log)
+	case "confirmer":
+		log, err := logging.New(stderr, "confirmer", cfg.LogLevel, cfg.LogFormat)
+		if err != nil {
+			return err
+		}
+		return confirmer.Run(ctx, cfg, log)
 	case "migrate":
 		if cfg.DatabaseURL == "" {
 			return errors.New("DATABASE_URL is required")

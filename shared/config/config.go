@@ -23,6 +23,12 @@ type Config struct {
 	MinIORegion         string // MINIO_REGION
 	MinIOUseTLS         bool   // MINIO_USE_TLS
 
+	MinIOEventsConfig string // MINIO_EVENTS_CONFIG, path of a minio-events.json; "" means the built-in rule
+
+	NATSURL      string // NATS_URL
+	NATSUser     string // NATS_USER
+	NATSPassword string // NATS_PASSWORD
+
 	JWTSecret   string // JWT_SECRET, HS256 key, at least 32 bytes
 	JWTIssuer   string // JWT_ISSUER, checked when set
 	JWTAudience string // JWT_AUDIENCE, checked when set
@@ -42,6 +48,7 @@ func Defaults() Config {
 	return Config{
 		MinIOBucket:       "documents",
 		MinIORegion:       "us-east-1",
+		NATSURL:           "nats://127.0.0.1:4222",
 		HTTPAddr:          "127.0.0.1:8080",
 		UploadURLTTL:      15 * time.Minute,
 		DownloadURLTTL:    5 * time.Minute,
@@ -105,6 +112,10 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.MinIOUseTLS = b
 	}
+	str("MINIO_EVENTS_CONFIG", &c.MinIOEventsConfig)
+	str("NATS_URL", &c.NATSURL)
+	str("NATS_USER", &c.NATSUser)
+	str("NATS_PASSWORD", &c.NATSPassword)
 	str("JWT_SECRET", &c.JWTSecret)
 	str("JWT_ISSUER", &c.JWTIssuer)
 	str("JWT_AUDIENCE", &c.JWTAudience)
@@ -132,6 +143,7 @@ func (c Config) Validate() error {
 		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
 		{"MINIO_BUCKET", c.MinIOBucket},
 		{"JWT_SECRET", c.JWTSecret},
+		{"NATS_URL", c.NATSURL},
 	}
 	for _, r := range required {
 		if r.value == "" {

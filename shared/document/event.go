@@ -1,6 +1,7 @@
 package document
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"time"
@@ -109,4 +110,23 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	}
 	*e = Event{ID: id, Type: ce.Type, Time: ce.Time, Data: ce.Data}
 	return nil
+}
+
+// OutboxMessage is a recorded event waiting to be published.
+type OutboxMessage struct {
+	ID      int64
+	MsgID   uuid.UUID // the event id, used to drop duplicates downstream
+	Subject string
+	Payload []byte
+}
+
+// Outbox hands recorded events to a relay, safely from many replicas.
+type Outbox interface {
+	// RelayOutbox claims up to limit unpublished messages, oldest first,
+	// skipping those another relay holds, and calls publish with them.
+	// The first n messages (n as publish returns) are marked published in
+	// the same transaction; the rest stay for the next call.
+	RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) (n int, err error)) (int, error)
+	// WaitOutbox returns when new messages may be waiting, or after timeout.
+	WaitOutbox(ctx context.Context, timeout time.Duration) error
 }

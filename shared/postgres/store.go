@@ -23,6 +23,7 @@ var (
 type Store struct {
 	pool         *pgxpool.Pool
 	defaultQuota int64
+	listener     listener
 }
 
 // NewStore returns a Store on pool; users get defaultQuota bytes on first use.

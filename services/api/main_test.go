@@ -1,0 +1,9 @@
+package api_test
+
+import (
+	"testing"
+
+	"github.com/docuvault/docuvault/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }

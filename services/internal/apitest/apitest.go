@@ -1,0 +1,376 @@
+// Package apitest starts DocuVault's services on real PostgreSQL, MinIO and
+// NATS for end-to-end tests, and speaks the HTTP API for them.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/services/api"
+	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/shared/auth"
+	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/objectstore"
+	"github.com/docuvault/docuvault/shared/testenv"
+)
+
+// Stack is DocuVault's API (and, with Options.Events, its confirmer) running
+// on real PostgreSQL, MinIO and NATS JetStream, for one test.
+type Stack struct {
+	URL    string
+	Cfg    config.Config
+	NATS   *testenv.NATSServer
+	MinIO  *testenv.MinIOServer
+	DB     *pgxpool.Pool
+	Bucket string
+	// Confirmer is the running confirmer service, with Options.Events.
+	Confirmer *confirmer.Service
+
+	minio  *minio.Client
+	client *http.Client
+}
+
+// Options shape a Stack.
+type Options struct {
+	// Edit changes the configuration before the services start.
+	Edit func(*config.Config)
+	// MinIO is the server to use; nil means the process-wide one, or with
+	// Events a server of the test's own.
+	MinIO *testenv.MinIOServer
+	// Events starts MinIO with notifications to the test's NATS (queued on
+	// disk while NATS is down) and runs the confirmer.
+	Events bool
+}
+
+// Start starts the stack with a fresh database, bucket and NATS server.
+func Start(tb testing.TB, opts Options) *Stack {
+	tb.Helper()
+	dsn := testenv.Postgres(tb)
+	ns := testenv.NATS(tb)
+	mi := opts.MinIO
+	switch {
+	case mi != nil:
+	case opts.Events:
+		// MinIO publishes to the stream, which must exist first.
+		mustStreams(tb, ns.URL)
+		mi = testenv.StartMinIO(tb, testenv.MinIOOptions{Env: objectstore.NATSTarget{
+			Address:  fmt.Sprintf("%s:%d", ns.Host, ns.Port),
+			Subject:  events.SubjectMinIO,
+			QueueDir: tb.TempDir(),
+		}.ServerEnv()})
+	default:
+		mi = testenv.MinIO(tb)
+	}
+	bucket := mi.NewBucket(tb)
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+
+	cfg := config.Defaults()
+	cfg.DatabaseURL = dsn
+	cfg.MinIOEndpoint = mi.Endpoint
+	cfg.MinIOAccessKey = mi.AccessKey
+	cfg.MinIOSecretKey = mi.SecretKey
+	cfg.MinIOBucket = bucket
+	cfg.MinIORegion = mi.Region
+	cfg.JWTSecret = hex.EncodeToString(secret)
+	cfg.NATSURL = ns.URL
+	if opts.Edit != nil {
+		opts.Edit(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	log := zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)
+	srv, err := api.New(ctx, cfg, log)
+	if err != nil {
+		tb.Fatalf("start api: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- srv.Serve(ctx, ln) }()
+	s := &Stack{
+		URL:    "http://" + ln.Addr().String(),
+		Cfg:    cfg,
+		NATS:   ns,
+		MinIO:  mi,
+		Bucket: bucket,
+		minio:  mi.Client(tb),
+		client: &http.Client{Timeout: 30 * time.Second},
+	}
+	confirmerDone := make(chan error, 1)
+	if opts.Events {
+		s.Confirmer, err = confirmer.Open(ctx, cfg, log.With().Str("service", "confirmer").Logger())
+		if err != nil {
+			tb.Fatalf("start confirmer: %v", err)
+		}
+		go func() { confirmerDone <- s.Confirmer.Run(ctx) }()
+	} else {
+		confirmerDone <- nil
+	}
+	s.DB, err = pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-apiDone; err != nil {
+			tb.Errorf("api: %v", err)
+		}
+		if err := <-confirmerDone; err != nil {
+			tb.Errorf("confirmer: %v", err)
+		}
+		srv.Close()
+		if s.Confirmer != nil {
+			s.Confirmer.Close()
+		}
+		s.DB.Close()
+	})
+	return s
+}
+
+// mustStreams creates the JetStream streams on the server at url.
+func mustStreams(tb testing.TB, url string) {
+	tb.Helper()
+	nc, js, err := events.Connect(events.ConnectConfig{URL: url}, zerolog.Nop())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nc.Close()
+	if err := events.EnsureStreams(context.Background(), js); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Token mints a token for user with role.
+func (s *Stack) Token(tb testing.TB, user uuid.UUID, role auth.Role) string {
+	tb.Helper()
+	tok, err := auth.Mint(auth.Config{Secret: []byte(s.Cfg.JWTSecret)}, auth.Principal{UserID: user, Role: role}, time.Hour, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
+}
+
+// NewUser returns a fresh user id and a token for it.
+func (s *Stack) NewUser(tb testing.TB) (uuid.UUID, string) {
+	tb.Helper()
+	id := uuid.New()
+	return id, s.Token(tb, id, auth.RoleUser)
+}
+
+// Response is an API answer.
+type Response struct {
+	Status int
+	Body   []byte
+	Header http.Header
+}
+
+// Decode unmarshals the body into v.
+func (r Response) Decode(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		tb.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// Detail returns the {"detail": ...} of an error answer.
+func (r Response) Detail(tb testing.TB) any {
+	tb.Helper()
+	var e struct {
+		Detail any `json:"detail"`
+	}
+	r.Decode(tb, &e)
+	if e.Detail == nil {
+		tb.Fatalf("error body has no detail: %s", r.Body)
+	}
+	return e.Detail
+}
+
+// Do sends a request with token as bearer (none when empty); a body that is
+// not a string or []byte is sent as JSON.
+func (s *Stack) Do(tb testing.TB, method, path, token string, body any) Response {
+	tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		js, err := json.Marshal(b)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rd = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return Response{Status: resp.StatusCode, Body: data, Header: resp.Header}
+}
+
+// Ticket is the upload-url answer.
+type Ticket struct {
+	UploadURL  string            `json:"upload_url"`
+	DocumentID uuid.UUID         `json:"document_id"`
+	ExpiresAt  time.Time         `json:"expires_at"`
+	Headers    map[string]string `json:"headers"`
+}
+
+// RequestUpload asks for an upload URL and expects 201. size < 0 sends no size.
+func (s *Stack) RequestUpload(tb testing.TB, token, filename, contentType string, size int64) Ticket {
+	tb.Helper()
+	body := map[string]any{"filename": filename, "content_type": contentType}
+	if size >= 0 {
+		body["size_bytes"] = size
+	}
+	r := s.Do(tb, http.MethodPost, "/api/documents/upload-url", token, body)
+	if r.Status != http.StatusCreated {
+		tb.Fatalf("upload-url: %d %s", r.Status, r.Body)
+	}
+	var t Ticket
+	r.Decode(tb, &t)
+	return t
+}
+
+// Put sends data to the presigned URL with the Ticket's headers (Content-Length
+// comes from the body, as a browser sends it) and returns MinIO's status.
+func (s *Stack) Put(tb testing.TB, t Ticket, contentType string, data []byte) int {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodPut, t.UploadURL, bytes.NewReader(data))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for k, v := range t.Headers {
+		if k != "Content-Length" {
+			req.Header.Set(k, v)
+		}
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		tb.Fatalf("PUT presigned URL: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Upload requests a URL for data (size declared) and PUTs it; it returns the document id.
+func (s *Stack) Upload(tb testing.TB, token, filename string, data []byte) uuid.UUID {
+	tb.Helper()
+	t := s.RequestUpload(tb, token, filename, "application/pdf", int64(len(data)))
+	if st := s.Put(tb, t, "", data); st != http.StatusOK {
+		tb.Fatalf("PUT: MinIO answered %d", st)
+	}
+	return t.DocumentID
+}
+
+// Confirmation is the confirm answer.
+type Confirmation struct {
+	ID        uuid.UUID `json:"id"`
+	SizeBytes int64     `json:"size_bytes"`
+	UsedBytes int64     `json:"used_bytes"`
+	Status    string    `json:"status"`
+}
+
+// Confirm posts /api/documents/{id}/confirm.
+func (s *Stack) Confirm(tb testing.TB, token string, id uuid.UUID) Response {
+	tb.Helper()
+	return s.Do(tb, http.MethodPost, "/api/documents/"+id.String()+"/confirm", token, nil)
+}
+
+// Quota returns the caller's used and limit bytes from GET /api/auth/me/quota.
+func (s *Stack) Quota(tb testing.TB, token string) (used, limit int64) {
+	tb.Helper()
+	r := s.Do(tb, http.MethodGet, "/api/auth/me/quota", token, nil)
+	if r.Status != http.StatusOK {
+		tb.Fatalf("quota: %d %s", r.Status, r.Body)
+	}
+	var q struct {
+		UsedBytes  int64 `json:"used_bytes"`
+		LimitBytes int64 `json:"limit_bytes"`
+	}
+	r.Decode(tb, &q)
+	return q.UsedBytes, q.LimitBytes
+}
+
+// SetLimit sets user's quota limit through the admin endpoint.
+func (s *Stack) SetLimit(tb testing.TB, user uuid.UUID, limit int64) {
+	tb.Helper()
+	admin := s.Token(tb, uuid.New(), auth.RoleAdmin)
+	r := s.Do(tb, http.MethodPut, "/api/admin/users/"+user.String()+"/quota", admin, map[string]int64{"limit_bytes": limit})
+	if r.Status != http.StatusOK {
+		tb.Fatalf("set quota: %d %s", r.Status, r.Body)
+	}
+}
+
+// ObjectExists reports whether the document's object is in the bucket.
+func (s *Stack) ObjectExists(tb testing.TB, id uuid.UUID) bool {
+	tb.Helper()
+	var key string
+	if err := s.DB.QueryRow(context.Background(), "SELECT object_key FROM documents WHERE id = $1", id).Scan(&key); err != nil {
+		tb.Fatalf("object key of %s: %v", id, err)
+	}
+	return s.KeyExists(tb, key)
+}
+
+// KeyExists reports whether key is in the bucket.
+func (s *Stack) KeyExists(tb testing.TB, key string) bool {
+	tb.Helper()
+	_, err := s.minio.StatObject(context.Background(), s.Bucket, key, minio.StatObjectOptions{})
+	if err == nil {
+		return true
+	}
+	if minio.ToErrorResponse(err).Code == minio.NoSuchKey {
+		return false
+	}
+	tb.Fatalf("stat %s: %v", key, err)
+	return false
+}
+
+// BytesOf returns n bytes of test content.
+func BytesOf(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + i%26)
+	}
+	return b
+}

@@ -1,0 +1,100 @@
+// Package app opens what every DocuVault service needs — PostgreSQL (with
+// migrations), the object store, NATS JetStream (with the streams) — from a
+// config.Config, and wires the document use cases over them.
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/objectstore"
+	"github.com/docuvault/docuvault/shared/postgres"
+)
+
+// App is a service's open connections and the use cases over them.
+type App struct {
+	Config  config.Config
+	Log     zerolog.Logger
+	Pool    *pgxpool.Pool
+	Store   *postgres.Store
+	Objects *objectstore.Store
+	Docs    *document.Service
+	NATS    *nats.Conn
+	JS      jetstream.JetStream
+}
+
+// Open validates cfg, connects to everything, applies migrations and makes
+// sure the bucket and the streams exist. service names the NATS client.
+func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, service string) (a *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a = &App{Config: cfg, Log: log}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.Objects, err = objectstore.New(objectstore.Config{
+		Endpoint:       cfg.MinIOEndpoint,
+		PublicEndpoint: cfg.MinIOPublicEndpoint,
+		AccessKey:      cfg.MinIOAccessKey,
+		SecretKey:      cfg.MinIOSecretKey,
+		Bucket:         cfg.MinIOBucket,
+		Region:         cfg.MinIORegion,
+		UseTLS:         cfg.MinIOUseTLS,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Objects.EnsureBucket(ctx); err != nil {
+		return nil, fmt.Errorf("MinIO at MINIO_ENDPOINT=%s: %w", cfg.MinIOEndpoint, err)
+	}
+	a.Pool, err = postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if err := postgres.Migrate(ctx, a.Pool); err != nil {
+		return nil, err
+	}
+	a.Store = postgres.NewStore(a.Pool, cfg.QuotaDefaultBytes)
+	a.NATS, a.JS, err = events.Connect(events.ConnectConfig{URL: cfg.NATSURL, User: cfg.NATSUser, Password: cfg.NATSPassword, Name: "docuvault-" + service}, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := events.EnsureStreams(ctx, a.JS); err != nil {
+		return nil, err
+	}
+	a.Docs = document.NewService(a.Store, a.Objects, document.Config{
+		MaxUploadBytes: cfg.MaxUploadBytes,
+		UploadURLTTL:   cfg.UploadURLTTL,
+		DownloadURLTTL: cfg.DownloadURLTTL,
+	})
+	return a, nil
+}
+
+// Relay returns an outbox relay over the app's store and JetStream.
+func (a *App) Relay() *events.Relay {
+	return events.NewRelay(a.Store, a.JS, a.Log)
+}
+
+// Close releases every connection Open made.
+func (a *App) Close() {
+	if a.NATS != nil {
+		_ = a.NATS.Drain()
+	}
+	if a.Store != nil {
+		a.Store.Close()
+	}
+	if a.Pool != nil {
+		a.Pool.Close()
+	}
+}

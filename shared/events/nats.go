@@ -1,0 +1,124 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Streams and subjects.
+const (
+	StreamMinIO     = "MINIO_EVENTS"
+	SubjectMinIO    = "minio.events"
+	StreamDocuments = "DOCUMENTS"
+	SubjectDocument = "document.>"
+)
+
+// MinServerVersion is the oldest NATS server DocuVault runs on: message
+// schedules with @every arrived in 2.14.
+const MinServerVersion = "2.14.0"
+
+// ConnectConfig says how to reach NATS.
+type ConnectConfig struct {
+	URL      string
+	User     string
+	Password string
+	Name     string // the client name the server shows, e.g. the service
+}
+
+// Connect connects to NATS, reconnecting for ever after outages, and fails
+// when the server is older than MinServerVersion.
+func Connect(cfg ConnectConfig, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("nats disconnected")
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info().Msg("nats reconnected") }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn().Err(err).Msg("nats async error")
+		}),
+	}
+	if cfg.User != "" {
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at NATS_URL: %w", err)
+	}
+	if v := nc.ConnectedServerVersion(); !versionAtLeast(v, MinServerVersion) {
+		nc.Close()
+		return nil, nil, fmt.Errorf("NATS server version %s is too old: DocuVault needs %s or newer (JetStream message schedules with @every)", v, MinServerVersion)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// versionAtLeast compares dotted versions such as "2.15.2" or "2.14.0-beta".
+func versionAtLeast(have, want string) bool {
+	h, w := parseVersion(have), parseVersion(want)
+	for i := range w {
+		if h[i] != w[i] {
+			return h[i] > w[i]
+		}
+	}
+	return true
+}
+
+func parseVersion(v string) [3]int {
+	var out [3]int
+	v, _, _ = strings.Cut(strings.TrimPrefix(v, "v"), "-")
+	for i, part := range strings.SplitN(v, ".", 3) {
+		out[i], _ = strconv.Atoi(part)
+	}
+	return out
+}
+
+// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values of
+// document events: a relay that crashed between publish and commit
+// republishes well within it.
+const DuplicateWindow = 10 * time.Minute
+
+// EnsureStreams creates or updates the streams DocuVault uses; it is
+// idempotent and safe from many replicas.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+	streams := []jetstream.StreamConfig{
+		{
+			Name:        StreamMinIO,
+			Description: "MinIO bucket notifications (s3:ObjectCreated:*)",
+			Subjects:    []string{SubjectMinIO},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      7 * 24 * time.Hour,
+			Duplicates:  2 * time.Minute,
+		},
+		{
+			Name:        StreamDocuments,
+			Description: "DocuVault document events (CloudEvents JSON)",
+			Subjects:    []string{SubjectDocument},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      30 * 24 * time.Hour,
+			Duplicates:  DuplicateWindow,
+		},
+	}
+	for _, cfg := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/document"
+)
+
+// Relay publishes outbox messages to JetStream, each with Nats-Msg-Id set
+// to its event id, and marks them published once JetStream acknowledged
+// them. Run one per process; replicas share the outbox safely.
+type Relay struct {
+	outbox document.Outbox
+	js     jetstream.JetStream
+	log    zerolog.Logger
+
+	// BatchSize bounds the messages claimed per transaction.
+	BatchSize int
+	// PollInterval is the longest wait when no notification arrives.
+	PollInterval time.Duration
+	// AckTimeout bounds the wait for JetStream's acknowledgements.
+	AckTimeout time.Duration
+}
+
+// NewRelay returns a Relay with default settings.
+func NewRelay(outbox document.Outbox, js jetstream.JetStream, log zerolog.Logger) *Relay {
+	return &Relay{outbox: outbox, js: js, log: log, BatchSize: 256, PollInterval: time.Second, AckTimeout: 5 * time.Second}
+}
+
+// Run relays until ctx ends. Through a NATS or database outage the rows
+// wait and Run retries with back-off; nothing is lost.
+func (r *Relay) Run(ctx context.Context) error {
+	// Start listening before the first batch so a row committed between
+	// the two is not left for the poll interval.
+	_ = r.outbox.WaitOutbox(ctx, time.Millisecond)
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		n, err := r.outbox.RelayOutbox(ctx, r.BatchSize, r.publish)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			r.log.Warn().Err(err).Dur("retry_in", backoff).Msg("outbox relay failed")
+			sleep(ctx, backoff)
+			continue
+		case n == r.BatchSize:
+			continue // more may be waiting
+		}
+		backoff = 0
+		if err := r.outbox.WaitOutbox(ctx, r.PollInterval); err != nil && ctx.Err() == nil {
+			r.log.Warn().Err(err).Msg("outbox wait failed")
+			sleep(ctx, r.PollInterval)
+		}
+	}
+	return nil
+}
+
+// publish sends msgs asynchronously and returns how many, from the first,
+// JetStream acknowledged: order is kept, so a gap ends the count.
+func (r *Relay) publish(ctx context.Context, msgs []document.OutboxMessage) (int, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	var err error
+	for _, m := range msgs {
+		msg := nats.NewMsg(m.Subject)
+		msg.Data = m.Payload
+		var f jetstream.PubAckFuture
+		f, err = r.js.PublishMsgAsync(msg, jetstream.WithMsgID(m.MsgID.String()))
+		if err != nil {
+			break
+		}
+		futures = append(futures, f)
+	}
+	timeout := time.NewTimer(r.AckTimeout)
+	defer timeout.Stop()
+	acked := 0
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+			acked++
+			continue
+		case perr := <-f.Err():
+			err = perr
+		case <-timeout.C:
+			err = errors.New("timed out waiting for JetStream acknowledgements")
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		break
+	}
+	if acked > 0 {
+		r.log.Debug().Int("count", acked).Msg("events published")
+	}
+	return acked, err
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

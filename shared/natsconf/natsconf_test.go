@@ -1,0 +1,512 @@
+package natsconf
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/notification"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/docuvault/docuvault/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// confPath is nats.conf at the repository root, from this package's
+// directory, where go test runs the tests.
+const confPath = "../../nats.conf"
+
+// deniedWait bounds a request the server is expected to drop: a denied
+// publish gets no reply, so the client waits until its deadline.
+const deniedWait = time.Second
+
+// passwords holds the users' passwords given to nats.conf through the
+// environment.
+type passwords struct {
+	minio, docuvault string
+}
+
+// loadConf sets the environment variables nats.conf reads, to fresh random
+// passwords, and parses the file. Tests that call it cannot run in
+// parallel (t.Setenv).
+func loadConf(t *testing.T) (*server.Options, passwords) {
+	t.Helper()
+	// rand.Text is letters and digits; the prefix keeps the value a string
+	// for the config parser, which would read "123" as a number.
+	pw := passwords{minio: "m-" + rand.Text(), docuvault: "d-" + rand.Text()}
+	t.Setenv("NATS_MINIO_PASSWORD", pw.minio)
+	t.Setenv("NATS_DOCUVAULT_PASSWORD", pw.docuvault)
+	opts, err := server.ProcessConfigFile(confPath)
+	if err != nil {
+		t.Fatalf("load %s: %v", confPath, err)
+	}
+	return opts, pw
+}
+
+// confServer is a NATS server started from nats.conf for one test.
+type confServer struct {
+	srv  *server.Server
+	url  string
+	addr string // host:port, as MinIO takes it
+	pw   passwords
+}
+
+// startConf starts a NATS server from nats.conf, changed only to listen on
+// free ports of 127.0.0.1 (clients and monitoring) and to keep its JetStream
+// store in a temporary directory. The server is shut down when the test
+// ends.
+func startConf(t *testing.T) *confServer {
+	t.Helper()
+	opts, pw := loadConf(t)
+	opts.Host, opts.Port = "127.0.0.1", -1 // -1: a free port; 0 would be 4222
+	opts.HTTPHost, opts.HTTPPort = "127.0.0.1", -1
+	opts.StoreDir = t.TempDir()
+	opts.NoSigs = true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("configure NATS server from %s: %v", confPath, err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("NATS server from %s is not accepting connections after 10s", confPath)
+	}
+	addr := s.Addr().String()
+	return &confServer{srv: s, url: "nats://" + addr, addr: addr, pw: pw}
+}
+
+// client is a connection to the server as one user.
+type client struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	errs chan error // asynchronous errors from the server, such as permission violations
+}
+
+// connect connects to the server as user with password; the connection is
+// closed when the test ends.
+func (s *confServer) connect(t *testing.T, user, password string) *client {
+	t.Helper()
+	c := &client{errs: make(chan error, 64)}
+	nc, err := nats.Connect(s.url,
+		nats.UserInfo(user, password),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case c.errs <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		t.Fatalf("connect to %s as %s: %v", s.url, user, err)
+	}
+	t.Cleanup(nc.Close)
+	c.nc = nc
+	if c.js, err = jetstream.New(nc); err != nil {
+		t.Fatalf("jetstream.New: %v", err)
+	}
+	return c
+}
+
+// docuvault connects as the services' user.
+func (s *confServer) docuvault(t *testing.T) *client {
+	t.Helper()
+	return s.connect(t, "docuvault", s.pw.docuvault)
+}
+
+// minio connects as MinIO's user.
+func (s *confServer) minio(t *testing.T) *client {
+	t.Helper()
+	return s.connect(t, "minio", s.pw.minio)
+}
+
+// wantViolation waits for the server to tell c that op ("Publish" or
+// "Subscription") on subject is not allowed.
+func (c *client) wantViolation(t *testing.T, op, subject string) {
+	t.Helper()
+	want := fmt.Sprintf("Permissions Violation for %s to %q", op, subject)
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case err := <-c.errs:
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), want) {
+				return
+			}
+		case <-timeout:
+			t.Errorf("the server did not report %q", want)
+			return
+		}
+	}
+}
+
+// noErrors checks that the server reported no asynchronous error to c.
+func (c *client) noErrors(t *testing.T) {
+	t.Helper()
+	if err := c.nc.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	for {
+		select {
+		case err := <-c.errs:
+			t.Errorf("unexpected error from the server: %v", err)
+		default:
+			return
+		}
+	}
+}
+
+// createStreams creates the streams of the architecture as the docuvault
+// user would at start.
+func createStreams(t *testing.T, c *client) {
+	t.Helper()
+	for _, cfg := range []jetstream.StreamConfig{
+		{Name: "MINIO_EVENTS", Subjects: []string{"minio.events"}, Storage: jetstream.FileStorage},
+		{Name: "DOCUMENTS", Subjects: []string{"document.>"}, Storage: jetstream.FileStorage},
+		{Name: "SWEEPER", Subjects: []string{"sweeper.>"}, Storage: jetstream.FileStorage, AllowMsgSchedules: true},
+	} {
+		if _, err := c.js.CreateOrUpdateStream(t.Context(), cfg); err != nil {
+			t.Fatalf("docuvault: create stream %s: %v", cfg.Name, err)
+		}
+	}
+}
+
+// streamMsgs returns the number of messages in the stream called name.
+func streamMsgs(t *testing.T, c *client, name string) uint64 {
+	t.Helper()
+	st, err := c.js.Stream(t.Context(), name)
+	if err != nil {
+		t.Fatalf("stream %s: %v", name, err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatalf("stream %s info: %v", name, err)
+	}
+	return info.State.Msgs
+}
+
+func TestConfFileValues(t *testing.T) {
+	opts, pw := loadConf(t)
+	for _, c := range []struct {
+		setting   string
+		got, want any
+	}{
+		{"server_name", opts.ServerName, "docuvault-nats"},
+		{"listen host", opts.Host, "0.0.0.0"},
+		{"listen port", opts.Port, 4222},
+		{"http", opts.HTTPPort, 8222},
+		{"max_payload", opts.MaxPayload, int32(1 << 20)},
+		{"jetstream", opts.JetStream, true},
+		{"jetstream store_dir", opts.StoreDir, "/data/jetstream"},
+		{"jetstream max_memory_store", opts.JetStreamMaxMemory, int64(256 << 20)},
+		{"jetstream max_file_store", opts.JetStreamMaxStore, int64(10 << 30)},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.setting, c.got, c.want)
+		}
+	}
+
+	users := map[string]string{}
+	for _, u := range opts.Users {
+		if u.Account == nil || u.Account.Name != "DOCUVAULT" {
+			t.Errorf("user %s is in account %v, want DOCUVAULT", u.Username, u.Account)
+		}
+		users[u.Username] = u.Password
+	}
+	if len(users) != 2 || users["minio"] != pw.minio || users["docuvault"] != pw.docuvault {
+		t.Errorf("users = %v, want minio and docuvault with the passwords from the environment", users)
+	}
+}
+
+func TestConfFileNeedsPasswords(t *testing.T) {
+	for _, name := range []string{"NATS_MINIO_PASSWORD", "NATS_DOCUVAULT_PASSWORD"} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("NATS_MINIO_PASSWORD", "m-password")
+			t.Setenv("NATS_DOCUVAULT_PASSWORD", "d-password")
+			os.Unsetenv(name) // t.Setenv restores it after the test
+			_, err := server.ProcessConfigFile(confPath)
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("ProcessConfigFile without %s: error = %v, want one naming the variable", name, err)
+			}
+		})
+	}
+}
+
+func TestMonitoringHealthz(t *testing.T) {
+	s := startConf(t)
+	url := fmt.Sprintf("http://%s/healthz?js-enabled-only=true", s.srv.MonitorAddr())
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %s, want 200 OK", url, resp.Status)
+	}
+}
+
+func TestAuthentication(t *testing.T) {
+	s := startConf(t)
+	for _, tc := range []struct {
+		name string
+		opts []nats.Option
+		ok   bool
+	}{
+		{"minio", []nats.Option{nats.UserInfo("minio", s.pw.minio)}, true},
+		{"docuvault", []nats.Option{nats.UserInfo("docuvault", s.pw.docuvault)}, true},
+		{"minio wrong password", []nats.Option{nats.UserInfo("minio", s.pw.minio + "x")}, false},
+		{"docuvault wrong password", []nats.Option{nats.UserInfo("docuvault", "wrong")}, false},
+		{"minio with the docuvault password", []nats.Option{nats.UserInfo("minio", s.pw.docuvault)}, false},
+		{"unknown user", []nats.Option{nats.UserInfo("admin", s.pw.docuvault)}, false},
+		{"no credentials", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, err := nats.Connect(s.url, tc.opts...)
+			if err == nil {
+				nc.Close()
+			}
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("connect: %v", err)
+			case !tc.ok && !errors.Is(err, nats.ErrAuthorization):
+				t.Errorf("connect error = %v, want %v", err, nats.ErrAuthorization)
+			}
+		})
+	}
+}
+
+func TestDocuVaultUser(t *testing.T) {
+	s := startConf(t)
+	dv := s.docuvault(t)
+	ctx := t.Context()
+	createStreams(t, dv)
+
+	// Publish with a PubAck, deduplicated by Nats-Msg-Id.
+	ack, err := dv.js.Publish(ctx, "document.uploaded.x", []byte(`{"id":"evt-1"}`), jetstream.WithMsgID("evt-1"))
+	if err != nil {
+		t.Fatalf("publish document.uploaded.x: %v", err)
+	}
+	if ack.Stream != "DOCUMENTS" || ack.Sequence != 1 {
+		t.Errorf("PubAck = %+v, want DOCUMENTS sequence 1", ack)
+	}
+	if ack, err := dv.js.Publish(ctx, "document.uploaded.x", []byte(`{"id":"evt-1"}`), jetstream.WithMsgID("evt-1")); err != nil || !ack.Duplicate {
+		t.Errorf("second publish of evt-1: PubAck %+v, %v; want a duplicate", ack, err)
+	}
+
+	// A durable pull consumer with explicit ack, acknowledged and confirmed.
+	cons, err := dv.js.CreateOrUpdateConsumer(ctx, "DOCUMENTS", jetstream.ConsumerConfig{
+		Durable:   "classifier",
+		AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatalf("create consumer: %v", err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	var got []string
+	for msg := range batch.Messages() {
+		got = append(got, msg.Subject())
+		if err := msg.DoubleAck(ctx); err != nil {
+			t.Errorf("ack %s: %v", msg.Subject(), err)
+		}
+	}
+	if batch.Error() != nil || len(got) != 1 || got[0] != "document.uploaded.x" {
+		t.Errorf("fetched %v, %v; want document.uploaded.x", got, batch.Error())
+	}
+
+	// The sweeper's schedule stores a tick on sweeper.tick.
+	if _, err := dv.js.Publish(ctx, "sweeper.schedule", nil,
+		jetstream.WithScheduleEvery(time.Second), jetstream.WithScheduleTarget("sweeper.tick")); err != nil {
+		t.Fatalf("publish the schedule: %v", err)
+	}
+	ticks, err := dv.js.OrderedConsumer(ctx, "SWEEPER", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"sweeper.tick"}})
+	if err != nil {
+		t.Fatalf("consumer of sweeper.tick: %v", err)
+	}
+	if _, err := ticks.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil {
+		t.Errorf("no sweeper.tick within 5s: %v", err)
+	}
+	dv.noErrors(t)
+
+	// The services consume MinIO's events but never publish as MinIO.
+	if err := dv.nc.Publish("minio.events", []byte("forged")); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	dv.wantViolation(t, "Publish", "minio.events")
+	if n := streamMsgs(t, dv, "MINIO_EVENTS"); n != 0 {
+		t.Errorf("MINIO_EVENTS has %d messages after a denied publish, want 0", n)
+	}
+}
+
+func TestMinIOUser(t *testing.T) {
+	s := startConf(t)
+	dv := s.docuvault(t)
+	createStreams(t, dv)
+	mc := s.minio(t)
+	ctx := t.Context()
+
+	ack, err := mc.js.Publish(ctx, "minio.events", []byte(`{"EventName":"s3:ObjectCreated:Put"}`))
+	if err != nil {
+		t.Fatalf("minio: JetStream publish to minio.events: %v", err)
+	}
+	if ack.Stream != "MINIO_EVENTS" || ack.Sequence != 1 {
+		t.Errorf("PubAck = %+v, want MINIO_EVENTS sequence 1", ack)
+	}
+	mc.noErrors(t)
+
+	// denied runs a request the server must drop and checks that it failed.
+	denied := func(what string, f func(ctx context.Context) error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), deniedWait)
+		defer cancel()
+		if err := f(ctx); err == nil {
+			t.Errorf("minio: %s succeeded", what)
+		}
+	}
+
+	denied("publish document.uploaded.x", func(ctx context.Context) error {
+		_, err := mc.js.Publish(ctx, "document.uploaded.x", []byte("forged"))
+		return err
+	})
+	mc.wantViolation(t, "Publish", "document.uploaded.x")
+	if n := streamMsgs(t, dv, "DOCUMENTS"); n != 0 {
+		t.Errorf("DOCUMENTS has %d messages after the minio user's publish, want 0", n)
+	}
+
+	denied("create stream EVIL", func(ctx context.Context) error {
+		_, err := mc.js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"evil"}})
+		return err
+	})
+	mc.wantViolation(t, "Publish", "$JS.API.STREAM.CREATE.EVIL")
+	if _, err := dv.js.Stream(ctx, "EVIL"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("stream EVIL after the minio user's create: %v, want %v", err, jetstream.ErrStreamNotFound)
+	}
+
+	denied("delete stream DOCUMENTS", func(ctx context.Context) error {
+		return mc.js.DeleteStream(ctx, "DOCUMENTS")
+	})
+	mc.wantViolation(t, "Publish", "$JS.API.STREAM.DELETE.DOCUMENTS")
+	if _, err := dv.js.Stream(ctx, "DOCUMENTS"); err != nil {
+		t.Errorf("stream DOCUMENTS after the minio user's delete: %v", err)
+	}
+
+	denied("read stream MINIO_EVENTS", func(ctx context.Context) error {
+		_, err := mc.js.Stream(ctx, "MINIO_EVENTS")
+		return err
+	})
+	mc.wantViolation(t, "Publish", "$JS.API.STREAM.INFO.MINIO_EVENTS")
+
+	if _, err := mc.nc.SubscribeSync("document.>"); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	mc.wantViolation(t, "Subscription", "document.>")
+}
+
+// minioEvent is the part of a MinIO bucket notification the test reads.
+type minioEvent struct {
+	EventName string
+	Key       string
+}
+
+// TestRealMinIOPublishesEvents runs the real MinIO server as the minio
+// user, proving that its permissions are what MinIO's JetStream target
+// needs: an event reaches MINIO_EVENTS and MinIO gets its PubAck (it removes
+// the event from its queue directory only then, and would retry it every
+// 3 s otherwise).
+func TestRealMinIOPublishesEvents(t *testing.T) {
+	s := startConf(t)
+	dv := s.docuvault(t)
+	createStreams(t, dv) // MinIO's publishes need the stream to exist
+	queueDir := t.TempDir()
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{Env: []string{
+		"MINIO_NOTIFY_NATS_ENABLE_PRIMARY=on",
+		"MINIO_NOTIFY_NATS_ADDRESS_PRIMARY=" + s.addr,
+		"MINIO_NOTIFY_NATS_SUBJECT_PRIMARY=minio.events",
+		"MINIO_NOTIFY_NATS_USERNAME_PRIMARY=minio",
+		"MINIO_NOTIFY_NATS_PASSWORD_PRIMARY=" + s.pw.minio,
+		"MINIO_NOTIFY_NATS_JETSTREAM_PRIMARY=on",
+		"MINIO_NOTIFY_NATS_QUEUE_DIR_PRIMARY=" + queueDir,
+	}})
+	bucket := m.NewBucket(t)
+	mcl := m.Client(t)
+	ctx := t.Context()
+	cfg := notification.Configuration{}
+	q := notification.NewConfig(notification.NewArn("minio", "sqs", "", "PRIMARY", "nats"))
+	q.AddEvents(notification.ObjectCreatedAll)
+	cfg.AddQueue(q)
+	if err := mcl.SetBucketNotification(ctx, bucket, cfg); err != nil {
+		t.Fatalf("SetBucketNotification: %v", err)
+	}
+	const key = "docs/hello world.txt"
+	if _, err := mcl.PutObject(ctx, bucket, key, strings.NewReader("hello"), 5, minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {
+		t.Fatalf("PutObject: %v", err)
+	}
+
+	// Wait until the event is in the stream and MinIO has dropped it from
+	// its queue, which it does only once the PubAck arrived.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n := streamMsgs(t, dv, "MINIO_EVENTS")
+		queued := countFiles(t, queueDir)
+		if n >= 1 && queued == 0 {
+			if n != 1 {
+				t.Errorf("MINIO_EVENTS has %d messages for one PUT, want 1 (MinIO retried: no PubAck?)", n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 15s: MINIO_EVENTS has %d messages, MinIO's queue %d events; want 1 and 0", n, queued)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	st, err := dv.js.Stream(ctx, "MINIO_EVENTS")
+	if err != nil {
+		t.Fatalf("stream MINIO_EVENTS: %v", err)
+	}
+	raw, err := st.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatalf("get event: %v", err)
+	}
+	var ev minioEvent
+	if err := json.Unmarshal(raw.Data, &ev); err != nil {
+		t.Fatalf("decode event %s: %v", raw.Data, err)
+	}
+	if ev.EventName != "s3:ObjectCreated:Put" || ev.Key != bucket+"/"+key {
+		t.Errorf("event = %+v, want s3:ObjectCreated:Put of %s/%s", ev, bucket, key)
+	}
+}
+
+// countFiles returns the number of regular files under dir.
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", dir, err)
+	}
+	return n
+}
