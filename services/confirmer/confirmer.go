@@ -155,9 +155,9 @@ const Workers = 16
 // Consume processes messages of the durable consumer until ctx ends, then
 // waits for the messages in hand.
 func (c *Confirmer) Consume(ctx context.Context, js jetstream.JetStream) error {
-	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamMinIO, ConsumerConfig())
+	cons, err := events.EnsureConsumer(ctx, js, events.StreamMinIO, ConsumerConfig(), c.log)
 	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", ConsumerName, err)
+		return err
 	}
 	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
@@ -199,16 +199,16 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service,
 	if err != nil {
 		return nil, err
 	}
-	rule := objectstore.DefaultNotification
+	rules := objectstore.DefaultNotifications
 	if cfg.MinIOEventsConfig != "" {
-		if rule, err = objectstore.LoadNotification(cfg.MinIOEventsConfig); err != nil {
+		if rules, err = objectstore.LoadNotifications(cfg.MinIOEventsConfig); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("MINIO_EVENTS_CONFIG: %w", err)
 		}
 	}
-	if err := a.Objects.SetNotification(ctx, rule); err != nil {
+	if err := a.Objects.SetNotifications(ctx, rules); err != nil {
 		a.Close()
-		return nil, fmt.Errorf("bucket notification (is MinIO started with the MINIO_NOTIFY_NATS_*_PRIMARY variables?): %w", err)
+		return nil, fmt.Errorf("bucket notification (is MinIO started with the MINIO_NOTIFY_NATS_*_PRIMARY and _LIVE variables?): %w", err)
 	}
 	return &Service{app: a, Confirmer: New(a.Docs, cfg.MinIOBucket, log)}, nil
 }

@@ -122,3 +122,28 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 	}
 	return nil
 }
+
+// EnsureConsumer creates or updates a durable consumer, retrying with
+// back-off while JetStream cannot be reached, until ctx ends: a service that
+// starts during a NATS outage waits for NATS instead of exiting.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, log zerolog.Logger) (jetstream.Consumer, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cons, err := js.CreateOrUpdateConsumer(attempt, stream, cfg)
+		cancel()
+		if err == nil {
+			return cons, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
+		}
+		log.Warn().Err(err).Str("consumer", cfg.Durable).Dur("retry_in", backoff).Msg("create consumer failed")
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("create consumer %s: %w", cfg.Durable, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}

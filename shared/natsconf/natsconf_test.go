@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,21 +40,24 @@ type passwords struct {
 	minio, docuvault string
 }
 
-// loadConf sets the environment variables nats.conf reads, to fresh random
-// passwords, and parses the file. Tests that call it cannot run in
-// parallel (t.Setenv).
-func loadConf(t *testing.T) (*server.Options, passwords) {
+// newPasswords returns fresh random passwords. rand.Text is letters and
+// digits; the prefixes keep each value a string for the config parser,
+// which would read "123" as a number.
+func newPasswords() passwords {
+	return passwords{minio: "m-" + rand.Text(), docuvault: "d-" + rand.Text()}
+}
+
+// loadConf sets the environment variables nats.conf reads to pw and parses
+// the file. Tests that call it cannot run in parallel (t.Setenv).
+func loadConf(t *testing.T, pw passwords) *server.Options {
 	t.Helper()
-	// rand.Text is letters and digits; the prefix keeps the value a string
-	// for the config parser, which would read "123" as a number.
-	pw := passwords{minio: "m-" + rand.Text(), docuvault: "d-" + rand.Text()}
 	t.Setenv("NATS_MINIO_PASSWORD", pw.minio)
 	t.Setenv("NATS_DOCUVAULT_PASSWORD", pw.docuvault)
 	opts, err := server.ProcessConfigFile(confPath)
 	if err != nil {
 		t.Fatalf("load %s: %v", confPath, err)
 	}
-	return opts, pw
+	return opts
 }
 
 // confServer is a NATS server started from nats.conf for one test.
@@ -64,13 +68,20 @@ type confServer struct {
 	pw   passwords
 }
 
-// startConf starts a NATS server from nats.conf, changed only to listen on
-// free ports of 127.0.0.1 (clients and monitoring) and to keep its JetStream
-// store in a temporary directory. The server is shut down when the test
-// ends.
+// startConf starts a NATS server from nats.conf with fresh passwords; see
+// startConfWith.
 func startConf(t *testing.T) *confServer {
 	t.Helper()
-	opts, pw := loadConf(t)
+	return startConfWith(t, newPasswords())
+}
+
+// startConfWith starts a NATS server from nats.conf with the passwords pw,
+// changed only to listen on free ports of 127.0.0.1 (clients and
+// monitoring) and to keep its JetStream store in a temporary directory. The
+// server is shut down when the test ends.
+func startConfWith(t *testing.T, pw passwords) *confServer {
+	t.Helper()
+	opts := loadConf(t, pw)
 	opts.Host, opts.Port = "127.0.0.1", -1 // -1: a free port; 0 would be 4222
 	opts.HTTPHost, opts.HTTPPort = "127.0.0.1", -1
 	opts.StoreDir = t.TempDir()
@@ -199,7 +210,8 @@ func streamMsgs(t *testing.T, c *client, name string) uint64 {
 }
 
 func TestConfFileValues(t *testing.T) {
-	opts, pw := loadConf(t)
+	pw := newPasswords()
+	opts := loadConf(t, pw)
 	for _, c := range []struct {
 		setting   string
 		got, want any
@@ -219,15 +231,37 @@ func TestConfFileValues(t *testing.T) {
 		}
 	}
 
-	users := map[string]string{}
+	type user struct{ account, password string }
+	users := map[string]user{}
 	for _, u := range opts.Users {
-		if u.Account == nil || u.Account.Name != "DOCUVAULT" {
-			t.Errorf("user %s is in account %v, want DOCUVAULT", u.Username, u.Account)
+		var account string
+		if u.Account != nil {
+			account = u.Account.Name
 		}
-		users[u.Username] = u.Password
+		users[u.Username] = user{account, u.Password}
 	}
-	if len(users) != 2 || users["minio"] != pw.minio || users["docuvault"] != pw.docuvault {
-		t.Errorf("users = %v, want minio and docuvault with the passwords from the environment", users)
+	want := map[string]user{
+		"minio":     {"MINIO", pw.minio},
+		"docuvault": {"DOCUVAULT", pw.docuvault},
+	}
+	if !maps.Equal(users, want) {
+		t.Errorf("users = %v, want %v (accounts and passwords from the environment)", users, want)
+	}
+}
+
+func TestConfFileBcryptPassword(t *testing.T) {
+	// bcrypt of "minio-clear-password", cost 4 (made with
+	// golang.org/x/crypto/bcrypt), as `nats server passwd` would give.
+	const hash = "$2a$04$QwfisD3MrYD2qP1X4cPgJ.DRrpi82.cHGrsmMIvY/rvU1fnZZgrnO"
+	s := startConfWith(t, passwords{minio: hash, docuvault: "d-" + rand.Text()})
+	mc := s.connect(t, "minio", "minio-clear-password")
+	if _, err := mc.nc.Subscribe("_INBOX.x", func(*nats.Msg) {}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	mc.noErrors(t)
+	if nc, err := nats.Connect(s.url, nats.UserInfo("minio", hash)); err == nil {
+		nc.Close()
+		t.Errorf("connected with the hash itself as the password")
 	}
 }
 
@@ -267,7 +301,7 @@ func TestAuthentication(t *testing.T) {
 	}{
 		{"minio", []nats.Option{nats.UserInfo("minio", s.pw.minio)}, true},
 		{"docuvault", []nats.Option{nats.UserInfo("docuvault", s.pw.docuvault)}, true},
-		{"minio wrong password", []nats.Option{nats.UserInfo("minio", s.pw.minio + "x")}, false},
+		{"minio wrong password", []nats.Option{nats.UserInfo("minio", s.pw.minio+"x")}, false},
 		{"docuvault wrong password", []nats.Option{nats.UserInfo("docuvault", "wrong")}, false},
 		{"minio with the docuvault password", []nats.Option{nats.UserInfo("minio", s.pw.docuvault)}, false},
 		{"unknown user", []nats.Option{nats.UserInfo("admin", s.pw.docuvault)}, false},
@@ -415,6 +449,48 @@ func TestMinIOUser(t *testing.T) {
 		t.Fatalf("subscribe: %v", err)
 	}
 	mc.wantViolation(t, "Subscription", "document.>")
+
+	// Beyond its permissions, the minio user's account has no JetStream.
+	acc, err := s.srv.LookupAccount("MINIO")
+	if err != nil {
+		t.Fatalf("look up account MINIO: %v", err)
+	}
+	if acc.JetStreamEnabled() {
+		t.Errorf("account MINIO has JetStream enabled")
+	}
+}
+
+// TestMinIOUserSeesNoServiceTraffic checks that the minio user's grant on
+// _INBOX.>, which MinIO's JetStream publishes need, does not reach the
+// services' inboxes, where their API responses and pulled messages arrive.
+func TestMinIOUserSeesNoServiceTraffic(t *testing.T) {
+	s := startConf(t)
+	dv := s.docuvault(t)
+	mc := s.minio(t)
+	seen, err := mc.nc.SubscribeSync("_INBOX.>")
+	if err != nil {
+		t.Fatalf("minio: subscribe _INBOX.>: %v", err)
+	}
+	mc.noErrors(t) // the subscription is allowed and in place
+
+	ctx := t.Context()
+	createStreams(t, dv)
+	if _, err := dv.js.Publish(ctx, "document.uploaded.u1", []byte(`{"filename":"private.pdf"}`)); err != nil {
+		t.Fatalf("docuvault: publish: %v", err)
+	}
+	cons, err := dv.js.OrderedConsumer(ctx, "DOCUMENTS", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("docuvault: consumer: %v", err)
+	}
+	if _, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil {
+		t.Fatalf("docuvault: next message: %v", err)
+	}
+	if err := dv.nc.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if msg, err := seen.NextMsg(200 * time.Millisecond); err == nil {
+		t.Errorf("minio user received the services' %s: %.100s", msg.Subject, msg.Data)
+	}
 }
 
 // minioEvent is the part of a MinIO bucket notification the test reads.

@@ -1,6 +1,7 @@
 package objectstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,8 +10,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/notification"
 )
 
-// Notification is a bucket notification rule, the format of the
-// repository's minio-events.json.
+// Notification is a bucket notification rule.
 type Notification struct {
 	ARN    string   `json:"arn"`    // target, e.g. arn:minio:sqs::PRIMARY:nats
 	Events []string `json:"events"` // e.g. s3:ObjectCreated:*
@@ -18,48 +18,72 @@ type Notification struct {
 	Suffix string   `json:"suffix,omitempty"`
 }
 
-// DefaultNotification is the rule used when no file is configured; the
-// repository's minio-events.json holds the same (a test keeps them equal).
-var DefaultNotification = Notification{
-	ARN:    "arn:minio:sqs::PRIMARY:nats",
-	Events: []string{"s3:ObjectCreated:*"},
+// Notifications is the format of the repository's minio-events.json.
+type Notifications struct {
+	Rules []Notification `json:"rules"`
 }
 
-// LoadNotification reads a rule from a minio-events.json file.
-func LoadNotification(path string) (Notification, error) {
+// The two NATS targets a MinIO server publishes through. PRIMARY queues
+// events on disk and survives a NATS outage, but MinIO sends from its queue
+// only every 3 s. LIVE sends at once and drops events while NATS is down.
+// Both feed minio.events; the confirmer is idempotent, so the copy that
+// arrives second changes nothing.
+const (
+	TargetPrimary = "PRIMARY"
+	TargetLive    = "LIVE"
+)
+
+// DefaultNotifications are the rules used when no file is configured; the
+// repository's minio-events.json holds the same (a test keeps them equal).
+var DefaultNotifications = Notifications{Rules: []Notification{
+	{ARN: "arn:minio:sqs::" + TargetPrimary + ":nats", Events: []string{"s3:ObjectCreated:*"}},
+	{ARN: "arn:minio:sqs::" + TargetLive + ":nats", Events: []string{"s3:ObjectCreated:*"}},
+}}
+
+// LoadNotifications reads rules from a minio-events.json file.
+func LoadNotifications(path string) (Notifications, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return Notification{}, err
+		return Notifications{}, err
 	}
-	var n Notification
-	if err := json.Unmarshal(b, &n); err != nil {
-		return Notification{}, fmt.Errorf("%s: %w", path, err)
+	var n Notifications
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&n); err != nil {
+		return Notifications{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if n.ARN == "" || len(n.Events) == 0 {
-		return Notification{}, fmt.Errorf("%s: arn and events are required", path)
+	if len(n.Rules) == 0 {
+		return Notifications{}, fmt.Errorf("%s: no rules", path)
+	}
+	for i, r := range n.Rules {
+		if r.ARN == "" || len(r.Events) == 0 {
+			return Notifications{}, fmt.Errorf("%s: rule %d: arn and events are required", path, i)
+		}
 	}
 	return n, nil
 }
 
-// SetNotification replaces the bucket's notification configuration with
-// rule n. Setting the same rule again changes nothing.
-func (s *Store) SetNotification(ctx context.Context, n Notification) error {
-	arn, err := notification.NewArnFromString(n.ARN)
-	if err != nil {
-		return fmt.Errorf("notification arn %q: %w", n.ARN, err)
-	}
-	q := notification.NewConfig(arn)
-	for _, e := range n.Events {
-		q.AddEvents(notification.EventType(e))
-	}
-	if n.Prefix != "" {
-		q.AddFilterPrefix(n.Prefix)
-	}
-	if n.Suffix != "" {
-		q.AddFilterSuffix(n.Suffix)
-	}
+// SetNotifications replaces the bucket's notification configuration with
+// the rules. Setting the same rules again changes nothing.
+func (s *Store) SetNotifications(ctx context.Context, n Notifications) error {
 	cfg := notification.Configuration{}
-	cfg.AddQueue(q)
+	for _, r := range n.Rules {
+		arn, err := notification.NewArnFromString(r.ARN)
+		if err != nil {
+			return fmt.Errorf("notification arn %q: %w", r.ARN, err)
+		}
+		q := notification.NewConfig(arn)
+		for _, e := range r.Events {
+			q.AddEvents(notification.EventType(e))
+		}
+		if r.Prefix != "" {
+			q.AddFilterPrefix(r.Prefix)
+		}
+		if r.Suffix != "" {
+			q.AddFilterSuffix(r.Suffix)
+		}
+		cfg.AddQueue(q)
+	}
 	if err := s.internal.SetBucketNotification(ctx, s.bucket, cfg); err != nil {
 		return translate(err, "set bucket notification")
 	}
@@ -76,20 +100,24 @@ type NATSTarget struct {
 }
 
 // ServerEnv returns the environment that makes a MinIO server publish
-// bucket notifications to t through JetStream as target PRIMARY. Every
-// variable carries the target suffix; MinIO refuses a mix.
+// bucket notifications to t through JetStream as targets PRIMARY (queued in
+// QueueDir) and LIVE (immediate). Every variable carries its target's
+// suffix; MinIO refuses a mix.
 func (t NATSTarget) ServerEnv() []string {
-	env := []string{
-		"MINIO_NOTIFY_NATS_ENABLE_PRIMARY=on",
-		"MINIO_NOTIFY_NATS_ADDRESS_PRIMARY=" + t.Address,
-		"MINIO_NOTIFY_NATS_SUBJECT_PRIMARY=" + t.Subject,
-		"MINIO_NOTIFY_NATS_JETSTREAM_PRIMARY=on",
-	}
-	if t.Username != "" {
-		env = append(env, "MINIO_NOTIFY_NATS_USERNAME_PRIMARY="+t.Username, "MINIO_NOTIFY_NATS_PASSWORD_PRIMARY="+t.Password)
+	var env []string
+	for _, id := range []string{TargetPrimary, TargetLive} {
+		env = append(env,
+			"MINIO_NOTIFY_NATS_ENABLE_"+id+"=on",
+			"MINIO_NOTIFY_NATS_ADDRESS_"+id+"="+t.Address,
+			"MINIO_NOTIFY_NATS_SUBJECT_"+id+"="+t.Subject,
+			"MINIO_NOTIFY_NATS_JETSTREAM_"+id+"=on",
+		)
+		if t.Username != "" {
+			env = append(env, "MINIO_NOTIFY_NATS_USERNAME_"+id+"="+t.Username, "MINIO_NOTIFY_NATS_PASSWORD_"+id+"="+t.Password)
+		}
 	}
 	if t.QueueDir != "" {
-		env = append(env, "MINIO_NOTIFY_NATS_QUEUE_DIR_PRIMARY="+t.QueueDir)
+		env = append(env, "MINIO_NOTIFY_NATS_QUEUE_DIR_"+TargetPrimary+"="+t.QueueDir)
 	}
 	return env
 }

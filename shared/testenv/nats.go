@@ -39,8 +39,9 @@ type NATSServer struct {
 // is shut down when the test and its subtests have finished. It logs
 // nothing; if it cannot start, the test fails with the server's reason.
 //
-// Unlike the PostgreSQL and MinIO servers, each call starts a new server in
-// the test process, so tests may stop and restart theirs freely.
+// Each call starts a new server inside the test process (it is cheap, unlike
+// PostgreSQL and MinIO), so tests may stop and restart theirs freely to
+// simulate an outage. Connect to URL; MinIO takes Host and Port.
 func NATS(tb testing.TB) *NATSServer {
 	tb.Helper()
 	n := &NATSServer{
@@ -123,20 +124,24 @@ func (n *NATSServer) start(port int) (s *server.Server, portInUse bool, err erro
 		NoSigs:     true, // signals belong to the test process (see Main)
 		NoLog:      true,
 	}
-	where := fmt.Sprintf("NATS server on %s with JetStream store %s", net.JoinHostPort(n.Host, strconv.Itoa(port)), n.StoreDir)
+	addr := net.JoinHostPort(n.Host, strconv.Itoa(port))
+	if port < 0 {
+		addr = n.Host + " (any free port)"
+	}
+	where := fmt.Sprintf("NATS server on %s with JetStream store %s", addr, n.StoreDir)
 	s, err = server.NewServer(opts)
 	if err != nil {
 		return nil, false, fmt.Errorf("testenv: configure %s: %w", where, err)
 	}
-	log := &natsLog{}
-	s.SetLogger(log, false, false)
+	rec := &natsLog{}
+	s.SetLogger(rec, false, false)
 
 	// Start returns once the client listener is open, or early, after a
 	// fatal log call, if a step before it failed.
 	s.Start()
-	fatal, inUse := log.failure()
+	fatal, inUse := rec.failure()
 	if fatal == "" && !s.ReadyForConnections(natsReadyAfter) {
-		fatal, inUse = log.failure()
+		fatal, inUse = rec.failure()
 		if fatal == "" {
 			fatal = fmt.Sprintf("not accepting connections after %v", natsReadyAfter)
 		}
