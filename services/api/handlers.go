@@ -47,8 +47,9 @@ func toJSON(d *document.Document) documentJSON {
 }
 
 type handlers struct {
-	docs *document.Service
-	js   jetstream.JetStream
+	docs    *document.Service
+	js      jetstream.JetStream
+	closing <-chan struct{}
 }
 
 // caller returns the authenticated principal; the auth middleware guarantees one.

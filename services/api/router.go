@@ -21,9 +21,22 @@ type Check struct {
 	Ping func(context.Context) error
 }
 
-// Handler returns the API's routes over docs, guarded by verifier.
-func Handler(docs *document.Service, verifier *auth.Verifier, js jetstream.JetStream, checks []Check, log zerolog.Logger) http.Handler {
-	h := &handlers{docs: docs, js: js}
+// Deps is what the API's routes need.
+type Deps struct {
+	Docs     *document.Service
+	Verifier *auth.Verifier
+	JS       jetstream.JetStream // for the event stream
+	Checks   []Check             // for /readyz
+	Log      zerolog.Logger
+	// Closing is closed when the server shuts down, to end event streams
+	// that would otherwise hold the shutdown open.
+	Closing <-chan struct{}
+}
+
+// Handler returns the API's routes.
+func Handler(d Deps) http.Handler {
+	h := &handlers{docs: d.Docs, js: d.JS, closing: d.Closing}
+	verifier, checks, log := d.Verifier, d.Checks, d.Log
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, requestLog(log), middleware.Recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeDetail(w, http.StatusNotFound, "not found") })

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -20,6 +21,7 @@ type Server struct {
 	app     *app.App
 	handler http.Handler
 	log     zerolog.Logger
+	closing chan struct{}
 }
 
 // New opens PostgreSQL (applying migrations), MinIO (creating the bucket)
@@ -43,7 +45,9 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Server, e
 			return nil
 		}},
 	}
-	return &Server{app: a, handler: Handler(a.Docs, verifier, a.JS, checks, log), log: log}, nil
+	closing := make(chan struct{})
+	h := Handler(Deps{Docs: a.Docs, Verifier: verifier, JS: a.JS, Checks: checks, Log: log, Closing: closing})
+	return &Server{app: a, handler: h, log: log, closing: closing}, nil
 }
 
 // Handler returns the server's routes.
@@ -75,6 +79,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return s.log.WithContext(context.Background()) },
 	}
+	var closeOnce sync.Once
+	srv.RegisterOnShutdown(func() { closeOnce.Do(func() { close(s.closing) }) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("api listening")

@@ -63,6 +63,8 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-h.closing:
+			return
 		case <-beat.C:
 			fmt.Fprint(w, ": heartbeat\n\n")
 		case m := <-msgs:
