@@ -1,0 +1,113 @@
+package events_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/postgres"
+	"github.com/docuvault/docuvault/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// countingOutbox counts what each relay marked published.
+type countingOutbox struct {
+	document.Outbox
+	published atomic.Int64
+}
+
+func (c *countingOutbox) RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []document.OutboxMessage) (int, error)) (int, error) {
+	n, err := c.Outbox.RelayOutbox(ctx, limit, publish)
+	c.published.Add(int64(n))
+	return n, err
+}
+
+func TestRelaysShareTheOutboxWithoutPublishingTwice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	ns := testenv.NATS(t)
+	nc, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := events.EnsureStreams(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+
+	const rows = 2000
+	user := uuid.New()
+	if err := postgres.NewStore(pool, 1).InTx(ctx, func(tx document.Tx) error {
+		for range rows {
+			d := &document.Document{ID: uuid.New(), UserID: user, Status: document.StatusUploaded}
+			if err := tx.AppendEvent(ctx, document.NewEvent(document.EventUploaded, d, time.Now())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Three replicas, each with its own store (and listening connection).
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	outboxes := make([]*countingOutbox, 3)
+	for i := range outboxes {
+		store := postgres.NewStore(pool, 1)
+		defer store.Close() // releases its listening connection before pool.Close
+		outboxes[i] = &countingOutbox{Outbox: store}
+		r := events.NewRelay(outboxes[i], js, zerolog.Nop())
+		r.BatchSize = 50
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = r.Run(runCtx) }()
+	}
+	stream, err := js.Stream(ctx, events.StreamDocuments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var waiting int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE published_at IS NULL").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == rows && waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream has %d of %d events, %d rows wait", info.State.Msgs, rows, waiting)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	var total int64
+	for i, o := range outboxes {
+		t.Logf("relay %d published %d", i, o.published.Load())
+		total += o.published.Load()
+	}
+	if total != rows {
+		t.Fatalf("relays marked %d rows published, want exactly %d: a row was claimed twice", total, rows)
+	}
+}
