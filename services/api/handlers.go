@@ -12,6 +12,7 @@ import (
 
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/events"
 )
 
 // documentJSON is a document as the API shows it.
@@ -239,4 +240,20 @@ func (h *handlers) setQuota(w http.ResponseWriter, r *http.Request) {
 	}
 	zerolog.Ctx(r.Context()).Info().Str("target_user_id", user.String()).Int64("limit_bytes", q.LimitBytes).Msg("quota limit set")
 	writeJSON(w, http.StatusOK, userQuotaResponse{UserID: user, UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes})
+}
+
+type sweepResponse struct {
+	RunID string `json:"run_id"`
+}
+
+// sweep asks the sweeper for a run now; its result is logged and published
+// on sweeper.run.completed under the returned run id.
+func (h *handlers) sweep(w http.ResponseWriter, r *http.Request) {
+	id, err := events.TriggerSweep(r.Context(), h.js)
+	if err != nil {
+		writeError(w, r, document.Wrap(document.Unavailable, err, "sweeper unavailable"))
+		return
+	}
+	zerolog.Ctx(r.Context()).Info().Str("run_id", id).Msg("sweep requested")
+	writeJSON(w, http.StatusAccepted, sweepResponse{RunID: id})
 }

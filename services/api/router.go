@@ -66,7 +66,11 @@ func Handler(d Deps) http.Handler {
 		r.Get("/auth/me", h.me)
 		r.Get("/auth/me/quota", h.myQuota)
 		r.Get("/events", h.events)
-		r.With(auth.RequireRole(auth.RoleAdmin, forbidden)).Put("/admin/users/{id}/quota", h.setQuota)
+		r.Route("/admin", func(r chi.Router) {
+			r.Use(auth.RequireRole(auth.RoleAdmin, forbidden))
+			r.Put("/users/{id}/quota", h.setQuota)
+			r.Post("/sweep", h.sweep)
+		})
 	})
 	return r
 }

@@ -62,13 +62,10 @@ const shutdownGrace = 15 * time.Second
 // Serve answers requests on ln, and relays the outbox, until ctx ends; then
 // it shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	relayCtx, stopRelay := context.WithCancel(ctx)
-	relayDone := make(chan struct{})
-	go func() {
-		defer close(relayDone)
-		_ = s.app.Relay().Run(relayCtx)
-	}()
-	defer func() { stopRelay(); <-relayDone }()
+	return s.app.RunWithRelay(ctx, func(ctx context.Context) error { return s.serve(ctx, ln) })
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 
 	srv := &http.Server{
 		Handler:           s.handler,

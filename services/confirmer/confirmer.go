@@ -215,18 +215,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service,
 
 // Run relays the outbox and consumes notifications until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	// The relay stops with the consumer, whichever way it ends.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	relayDone := make(chan struct{})
-	go func() {
-		defer close(relayDone)
-		_ = s.app.Relay().Run(ctx)
-	}()
-	err := s.Confirmer.Consume(ctx, s.app.JS)
-	cancel()
-	<-relayDone
-	return err
+	return s.app.RunWithRelay(ctx, func(ctx context.Context) error { return s.Confirmer.Consume(ctx, s.app.JS) })
 }
 
 // Close releases the service's connections.

@@ -2,6 +2,7 @@
 //
 //	docuvault api                              serve the HTTP API
 //	docuvault confirmer                        confirm uploads from MinIO notifications
+//	docuvault sweeper                          run the scheduled sweeps
 //	docuvault migrate                          apply database migrations and exit
 //	docuvault token --user <uuid> [--role admin] [--ttl 24h]   mint a token for local use
 //
@@ -23,6 +24,7 @@ import (
 
 	"github.com/docuvault/docuvault/services/api"
 	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/logging"
@@ -34,6 +36,7 @@ const usage = `usage: docuvault <command> [flags]
 commands:
   api       serve the HTTP API on HTTP_ADDR (and relay the event outbox)
   confirmer confirm uploads from MinIO notifications on JetStream (and relay the outbox)
+  sweeper   run the scheduled sweep: stale uploads, lost events, orphaned objects
   migrate   apply database migrations to DATABASE_URL and exit
   token     mint a JWT for local use: token --user <uuid> [--role user|admin] [--ttl 24h]
 `
@@ -71,6 +74,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return confirmer.Run(ctx, cfg, log)
+	case "sweeper":
+		log, err := logging.New(stderr, "sweeper", cfg.LogLevel, cfg.LogFormat)
+		if err != nil {
+			return err
+		}
+		return sweeper.Run(ctx, cfg, log)
 	case "migrate":
 		if cfg.DatabaseURL == "" {
 			return errors.New("DATABASE_URL is required")

@@ -86,6 +86,22 @@ func (a *App) Relay() *events.Relay {
 	return events.NewRelay(a.Store, a.JS, a.Log)
 }
 
+// RunWithRelay runs fn and an outbox relay until ctx ends or fn returns,
+// and returns fn's error once both have stopped.
+func (a *App) RunWithRelay(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		_ = a.Relay().Run(ctx)
+	}()
+	err := fn(ctx)
+	cancel()
+	<-relayDone
+	return err
+}
+
 // Close releases every connection Open made.
 func (a *App) Close() {
 	if a.NATS != nil {

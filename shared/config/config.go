@@ -39,6 +39,11 @@ type Config struct {
 	MaxUploadBytes    int64         // MAX_UPLOAD_BYTES
 	QuotaDefaultBytes int64         // QUOTA_DEFAULT_BYTES
 
+	SweepInterval     time.Duration // SWEEP_INTERVAL, how often the sweeper runs (JetStream schedule)
+	PendingTTL        time.Duration // PENDING_TTL, age after which a pending upload is stale
+	RejectedRetention time.Duration // REJECTED_RETENTION, how long rejected documents stay
+	SweepBatchSize    int64         // SWEEP_BATCH_SIZE, rows per sweep query or transaction
+
 	LogLevel  string // LOG_LEVEL
 	LogFormat string // LOG_FORMAT: json or console
 }
@@ -54,6 +59,10 @@ func Defaults() Config {
 		DownloadURLTTL:    5 * time.Minute,
 		MaxUploadBytes:    100 << 20,
 		QuotaDefaultBytes: 104857600,
+		SweepInterval:     30 * time.Minute,
+		PendingTTL:        time.Hour,
+		RejectedRetention: 24 * time.Hour,
+		SweepBatchSize:    500,
 		LogLevel:          "info",
 		LogFormat:         "json",
 	}
@@ -124,6 +133,10 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	dur("DOWNLOAD_URL_TTL", &c.DownloadURLTTL)
 	bytes("MAX_UPLOAD_BYTES", &c.MaxUploadBytes)
 	bytes("QUOTA_DEFAULT_BYTES", &c.QuotaDefaultBytes)
+	dur("SWEEP_INTERVAL", &c.SweepInterval)
+	dur("PENDING_TTL", &c.PendingTTL)
+	dur("REJECTED_RETENTION", &c.RejectedRetention)
+	bytes("SWEEP_BATCH_SIZE", &c.SweepBatchSize)
 	str("LOG_LEVEL", &c.LogLevel)
 	str("LOG_FORMAT", &c.LogFormat)
 	if err := errors.Join(errs...); err != nil {
@@ -157,6 +170,13 @@ func (c Config) Validate() error {
 		if strings.Contains(e.value, "://") || strings.Contains(e.value, "/") {
 			errs = append(errs, fmt.Errorf("%s must be host:port without a scheme or path, got %q", e.name, e.value))
 		}
+	}
+	if c.PendingTTL <= c.UploadURLTTL {
+		// A stale row could be purged while its URL still accepts a PUT.
+		errs = append(errs, fmt.Errorf("PENDING_TTL (%s) must be longer than UPLOAD_URL_TTL (%s)", c.PendingTTL, c.UploadURLTTL))
+	}
+	if c.SweepInterval < time.Second {
+		errs = append(errs, fmt.Errorf("SWEEP_INTERVAL must be at least 1s, got %s", c.SweepInterval))
 	}
 	switch c.LogFormat {
 	case "json", "console":

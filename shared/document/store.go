@@ -20,6 +20,16 @@ type Store interface {
 	Quota(ctx context.Context, user uuid.UUID) (Quota, error)
 	// SetQuotaLimit sets a user's limit, creating the quota row if needed.
 	SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) (Quota, error)
+	// StaleDocuments returns up to limit documents in status whose
+	// updated_at is before before, ordered by (updated_at, id) after the
+	// position after (nil for the start). It takes no locks.
+	StaleDocuments(ctx context.Context, status Status, before time.Time, after *Cursor, limit int) ([]*Document, error)
+	// PurgeDocuments deletes, in one short transaction, those of ids that
+	// are still in status and last changed before before, skipping rows
+	// another transaction holds. It returns the ids deleted.
+	PurgeDocuments(ctx context.Context, ids []uuid.UUID, status Status, before time.Time) ([]uuid.UUID, error)
+	// KnownKeys returns which of keys belong to a document.
+	KnownKeys(ctx context.Context, keys []string) (map[string]bool, error)
 	// InTx runs fn in one transaction, committed when fn returns nil and
 	// rolled back otherwise.
 	InTx(ctx context.Context, fn func(Tx) error) error
@@ -68,6 +78,9 @@ type Objects interface {
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
 	// Remove deletes the object; removing a missing object is not an error.
 	Remove(ctx context.Context, key string) error
+	// List calls fn with batches of the keys of objects last modified
+	// before before, until fn returns an error or the listing ends.
+	List(ctx context.Context, before time.Time, fn func(keys []string) error) error
 }
 
 // ObjectInfo is what the object store knows of a stored object.

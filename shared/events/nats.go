@@ -2,11 +2,14 @@ package events
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -18,6 +21,12 @@ const (
 	SubjectMinIO    = "minio.events"
 	StreamDocuments = "DOCUMENTS"
 	SubjectDocument = "document.>"
+
+	StreamSweeper         = "SWEEPER"
+	SubjectSweeper        = "sweeper.>"
+	SubjectSweepSchedule  = "sweeper.schedule"      // holds the message schedule
+	SubjectSweepTick      = "sweeper.tick"          // a sweep to run, from the schedule or an admin
+	SubjectSweepCompleted = "sweeper.run.completed" // a finished run's counts
 )
 
 // MinServerVersion is the oldest NATS server DocuVault runs on: message
@@ -114,6 +123,18 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 			MaxAge:      30 * 24 * time.Hour,
 			Duplicates:  DuplicateWindow,
 		},
+		{
+			Name:        StreamSweeper,
+			Description: "sweeper schedule, ticks and run results",
+			Subjects:    []string{SubjectSweeper},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			// No MaxAge: it would expire the schedule message itself. Ticks
+			// and results are bounded per subject instead.
+			MaxMsgsPerSubject: 1000,
+			AllowMsgSchedules: true,
+			Duplicates:        DuplicateWindow,
+		},
 	}
 	for _, cfg := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
@@ -146,4 +167,62 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// scheduleHeader is the header JetStream reads a message schedule from.
+const scheduleHeader = "Nats-Schedule"
+
+// EnsureSweepSchedule makes sure the SWEEPER stream holds a schedule that
+// fires a tick on sweeper.tick every interval. It publishes only when the
+// schedule is missing or its interval changed: publishing it again
+// restarts its timer, and a restart loop must not postpone sweeps for ever.
+// Replicas starting at once race safely: the publish expects the last
+// sequence it saw, and the loser finds the winner's schedule.
+func EnsureSweepSchedule(ctx context.Context, js jetstream.JetStream, interval time.Duration) (published bool, err error) {
+	stream, err := js.Stream(ctx, StreamSweeper)
+	if err != nil {
+		return false, fmt.Errorf("stream %s: %w", StreamSweeper, err)
+	}
+	want := "@every " + interval.String() // as jetstream.WithScheduleEvery writes it
+	for attempt := 0; attempt < 3; attempt++ {
+		var lastSeq uint64
+		msg, err := stream.GetLastMsgForSubject(ctx, SubjectSweepSchedule)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return false, fmt.Errorf("read sweep schedule: %w", err)
+		case msg.Header.Get(scheduleHeader) == want:
+			return false, nil
+		default:
+			lastSeq = msg.Sequence
+		}
+		_, err = js.PublishMsg(ctx, &nats.Msg{Subject: SubjectSweepSchedule, Header: nats.Header{}},
+			jetstream.WithScheduleEvery(interval),
+			jetstream.WithScheduleTarget(SubjectSweepTick),
+			jetstream.WithExpectLastSequencePerSubject(lastSeq))
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			continue // another replica published first: look again
+		}
+		if err != nil {
+			return false, fmt.Errorf("publish sweep schedule: %w", err)
+		}
+		return true, nil
+	}
+	return false, errors.New("sweep schedule kept changing under us")
+}
+
+// SweepTick asks for a sweep. Ticks from the schedule carry no body.
+type SweepTick struct {
+	RunID string `json:"run_id"`
+}
+
+// TriggerSweep asks for a sweep now and returns the run's id.
+func TriggerSweep(ctx context.Context, js jetstream.JetStream) (string, error) {
+	id := uuid.NewString()
+	body, _ := json.Marshal(SweepTick{RunID: id})
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: SubjectSweepTick, Data: body}, jetstream.WithMsgID(id)); err != nil {
+		return "", err
+	}
+	return id, nil
 }

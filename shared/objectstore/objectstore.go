@@ -158,3 +158,33 @@ func translate(err error, action string) error {
 	}
 	return &document.Error{Code: document.Internal, Message: action + " failed", Err: err}
 }
+
+// listBatch is how many keys List hands over at once.
+const listBatch = 1000
+
+// List calls fn with batches of the keys of objects last modified before
+// before, until fn fails or the bucket has been listed.
+func (s *Store) List(ctx context.Context, before time.Time, fn func(keys []string) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listing goroutine when fn fails
+	batch := make([]string, 0, listBatch)
+	for obj := range s.internal.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Recursive: true}) {
+		if obj.Err != nil {
+			return translate(obj.Err, "list objects")
+		}
+		if !obj.LastModified.Before(before) {
+			continue
+		}
+		batch = append(batch, obj.Key)
+		if len(batch) == listBatch {
+			if err := fn(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		return fn(batch)
+	}
+	return nil
+}

@@ -1,0 +1,1098 @@
+// DocuVault web UI: sign-in, direct-to-storage uploads with progress, the
+// document list, the quota bar and live updates from /api/events.
+//
+// No framework, no dependencies. All text coming from the server or the user
+// (filenames above all) is written with textContent, never as HTML. The token
+// lives only in sessionStorage and in Authorization headers: never in a URL,
+// never in a log.
+(function () {
+  "use strict";
+
+  const TOKEN_KEY = "docuvault.token";
+  const PAGE_SIZE = 50;
+  const MAX_CONCURRENT_UPLOADS = 3;
+  const BACKOFF_MIN_MS = 1000;
+  const BACKOFF_MAX_MS = 30000;
+  const STABLE_STREAM_MS = 5000; // a stream that lived this long resets the backoff
+
+  const STATUS_LABELS = {
+    pending: "Pending",
+    uploading: "Uploading",
+    uploaded: "Uploaded",
+    classified: "Classified",
+    classification_failed: "Classification failed",
+    rejected: "Rejected",
+    failed: "Failed",
+  };
+  // A server update never moves a row backwards (events and responses can
+  // arrive in any order). "failed" is a local state: server truth replaces it.
+  const STATUS_RANK = {
+    failed: 0,
+    pending: 0,
+    uploading: 1,
+    uploaded: 2,
+    classified: 3,
+    classification_failed: 3,
+    rejected: 3,
+  };
+  const DOWNLOADABLE = new Set(["uploaded", "classified", "classification_failed"]);
+  const EVENT_STATUS = {
+    "document.uploaded": "uploaded",
+    "document.rejected": "rejected",
+    "document.classified": "classified",
+    "document.classification_failed": "classification_failed",
+  };
+
+  // ---------------------------------------------------------------------
+  // Pure helpers (also exported for node smoke tests at the bottom).
+
+  /** Human-readable size with 1000-based units: "512 B", "3.1 MB", "100 MB". */
+  function formatBytes(n) {
+    n = Number(n);
+    if (!Number.isFinite(n) || n < 0) return "–";
+    if (n < 1000) return Math.round(n) + " B";
+    const units = ["KB", "MB", "GB", "TB", "PB"];
+    let v = n;
+    let i = -1;
+    do {
+      v /= 1000;
+      i++;
+    } while (Math.round(v * 10) / 10 >= 1000 && i < units.length - 1);
+    const r = Math.round(v * 10) / 10;
+    return (Number.isInteger(r) ? String(r) : r.toFixed(1)) + " " + units[i];
+  }
+
+  function isQuotaDetail(d) {
+    return d !== null && typeof d === "object" && "used_bytes" in d && "limit_bytes" in d;
+  }
+
+  function quotaMessage(d) {
+    return (
+      "quota exceeded: " + formatBytes(d.used_bytes) + " of " + formatBytes(d.limit_bytes) +
+      " used, this file needs " + formatBytes(d.rejected_bytes)
+    );
+  }
+
+  /** The text to show for an error body's detail. */
+  function detailText(detail, status) {
+    if (typeof detail === "string" && detail !== "") return detail;
+    if (isQuotaDetail(detail)) return quotaMessage(detail);
+    if (Array.isArray(detail)) {
+      const parts = detail.map((d) => (typeof d === "string" ? d : d && d.msg ? String(d.msg) : ""));
+      const joined = parts.filter(Boolean).join("; ");
+      if (joined) return joined;
+    }
+    return status ? "request failed (HTTP " + status + ")" : "request failed";
+  }
+
+  /**
+   * Incremental Server-Sent Events parser (the WHATWG event stream format).
+   * feed() takes decoded text in arbitrary chunks; onEvent receives
+   * {type, data, id} for each complete event.
+   */
+  class SSEParser {
+    constructor(onEvent) {
+      this.onEvent = onEvent;
+      this.buf = "";
+      this.data = [];
+      this.type = "";
+      this.lastId = "";
+      this.first = true;
+    }
+
+    feed(text) {
+      let buf = this.buf + text;
+      if (this.first && buf.length > 0) {
+        if (buf.charCodeAt(0) === 0xfeff) buf = buf.slice(1); // BOM
+        this.first = false;
+      }
+      let start = 0;
+      let i = 0;
+      while (i < buf.length) {
+        const c = buf[i];
+        if (c !== "\n" && c !== "\r") {
+          i++;
+          continue;
+        }
+        if (c === "\r" && i + 1 === buf.length) break; // may be half of \r\n
+        this.line(buf.slice(start, i));
+        i += c === "\r" && buf[i + 1] === "\n" ? 2 : 1;
+        start = i;
+      }
+      this.buf = buf.slice(start);
+    }
+
+    line(line) {
+      if (line === "") {
+        this.dispatch();
+        return;
+      }
+      if (line[0] === ":") return; // comment / heartbeat
+      const colon = line.indexOf(":");
+      let field = line;
+      let value = "";
+      if (colon >= 0) {
+        field = line.slice(0, colon);
+        value = line.slice(colon + 1);
+        if (value[0] === " ") value = value.slice(1);
+      }
+      switch (field) {
+        case "data":
+          this.data.push(value);
+          break;
+        case "event":
+          this.type = value;
+          break;
+        case "id":
+          if (value.indexOf("\0") < 0) this.lastId = value;
+          break;
+        default:
+          break; // "retry" and unknown fields are ignored
+      }
+    }
+
+    dispatch() {
+      const data = this.data;
+      const type = this.type || "message";
+      this.data = [];
+      this.type = "";
+      if (data.length === 0) return;
+      this.onEvent({ type: type, data: data.join("\n"), id: this.lastId });
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // Browser app.
+
+  function init() {
+    const $ = (id) => document.getElementById(id);
+    const el = {
+      signin: $("signin"),
+      signinForm: $("signin-form"),
+      tokenInput: $("token-input"),
+      signinButton: $("signin-button"),
+      devSignin: $("dev-signin"),
+      signinStatus: $("signin-status"),
+      session: $("session"),
+      userId: $("user-id"),
+      userRole: $("user-role"),
+      signout: $("signout"),
+      live: $("live-status"),
+      app: $("app"),
+      quotaText: $("quota-text"),
+      quotaBar: $("quota-bar"),
+      quotaFill: $("quota-fill"),
+      dropZone: $("drop-zone"),
+      fileInput: $("file-input"),
+      status: $("status"),
+      tbody: $("documents-body"),
+      empty: $("documents-empty"),
+      loadMore: $("load-more"),
+    };
+
+    // Session state. `epoch` changes at every sign-in and sign-out, so work
+    // started for an earlier session can tell it is stale and stop.
+    let token = null;
+    let epoch = 0;
+    let nextCursor = null;
+    let streamAbort = null;
+    let quotaTimer = null;
+    const rows = new Map(); // document id -> row
+    const uploadQueue = [];
+    let activeUploads = 0;
+
+    // ---- HTTP --------------------------------------------------------
+
+    class ApiError extends Error {
+      constructor(status, detail) {
+        super(detailText(detail, status));
+        this.status = status;
+        this.detail = detail;
+      }
+    }
+
+    async function readError(res) {
+      let detail = null;
+      try {
+        const body = await res.json();
+        if (body && typeof body === "object" && "detail" in body) detail = body.detail;
+      } catch (_) {
+        // not JSON: fall back to the status
+      }
+      return new ApiError(res.status, detail);
+    }
+
+    /**
+     * Calls the API with the session's token. A 401 ends the session unless
+     * opts.noSignOut. Returns parsed JSON (or null for an empty answer).
+     */
+    async function api(method, path, opts) {
+      opts = opts || {};
+      const headers = { Accept: "application/json" };
+      const t = opts.token || token;
+      if (t && !opts.noAuth) headers.Authorization = "Bearer " + t;
+      const init = { method: method, headers: headers, cache: "no-store", signal: opts.signal };
+      if (opts.body !== undefined) {
+        headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(opts.body);
+      }
+      const myEpoch = epoch;
+      let res;
+      try {
+        res = await fetch(path, init);
+      } catch (err) {
+        if (err && err.name === "AbortError") throw err;
+        throw new ApiError(0, "network error: the server could not be reached");
+      }
+      if (!res.ok) {
+        const e = await readError(res);
+        if (res.status === 401 && !opts.noSignOut && myEpoch === epoch && token) {
+          signOut("Your session has expired or the token is no longer valid. Please sign in again.");
+        }
+        throw e;
+      }
+      if (res.status === 204) return null;
+      const text = await res.text();
+      return text ? JSON.parse(text) : null;
+    }
+
+    // ---- messages ----------------------------------------------------
+
+    function say(target, text, kind) {
+      target.textContent = text || "";
+      target.dataset.kind = kind || "info";
+    }
+
+    // ---- sign-in -----------------------------------------------------
+
+    function setBusy(busy) {
+      el.signinButton.disabled = busy;
+      el.devSignin.disabled = busy;
+    }
+
+    async function signIn(candidate) {
+      candidate = String(candidate || "").trim().replace(/^bearer\s+/i, "").trim();
+      if (!candidate) {
+        say(el.signinStatus, "Paste a token first.", "error");
+        el.tokenInput.focus();
+        return;
+      }
+      setBusy(true);
+      say(el.signinStatus, "Signing in…");
+      let me;
+      try {
+        me = await api("GET", "/api/auth/me", { token: candidate, noSignOut: true });
+      } catch (err) {
+        setBusy(false);
+        sessionStorage.removeItem(TOKEN_KEY);
+        if (err.status === 401) {
+          say(el.signinStatus, "invalid or expired token", "error");
+        } else {
+          say(el.signinStatus, "Sign-in failed: " + err.message, "error");
+        }
+        return;
+      }
+      setBusy(false);
+      token = candidate;
+      epoch++;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      el.tokenInput.value = "";
+      say(el.signinStatus, "");
+      el.userId.textContent = me && me.id ? String(me.id) : "";
+      el.userRole.textContent = me && me.role ? String(me.role) : "";
+      el.userRole.hidden = !(me && me.role);
+      el.signin.hidden = true;
+      el.session.hidden = false;
+      el.app.hidden = false;
+      clearDocuments();
+      say(el.status, "");
+      refreshQuota();
+      loadDocuments(false);
+      startStream();
+    }
+
+    async function devSignIn() {
+      setBusy(true);
+      say(el.signinStatus, "Requesting a dev token…");
+      let body;
+      try {
+        body = await api("POST", "/api/dev/token", { noAuth: true, noSignOut: true });
+      } catch (err) {
+        setBusy(false);
+        if (err.status === 404 || err.status === 405) {
+          say(el.signinStatus, "dev sign-in is not available on this server", "error");
+        } else {
+          say(el.signinStatus, "Dev sign-in failed: " + err.message, "error");
+        }
+        return;
+      }
+      setBusy(false);
+      if (!body || typeof body.token !== "string") {
+        say(el.signinStatus, "Dev sign-in failed: the server sent no token", "error");
+        return;
+      }
+      await signIn(body.token);
+    }
+
+    function signOut(message) {
+      epoch++;
+      token = null;
+      sessionStorage.removeItem(TOKEN_KEY);
+      stopStream();
+      clearTimeout(quotaTimer);
+      quotaTimer = null;
+      // Drop queued uploads and abort running ones.
+      uploadQueue.length = 0;
+      for (const tr of el.tbody.querySelectorAll("tr")) cancelRowWork(tr._row);
+      clearDocuments();
+      renderQuota(null);
+      el.userId.textContent = "";
+      el.userRole.textContent = "";
+      el.session.hidden = true;
+      el.app.hidden = true;
+      el.signin.hidden = false;
+      setBusy(false);
+      say(el.signinStatus, message || "Signed out.", message ? "error" : "info");
+      setLive("off");
+    }
+
+    // ---- quota -------------------------------------------------------
+
+    function renderQuota(q) {
+      const bar = el.quotaBar;
+      if (!q) {
+        el.quotaText.textContent = "–";
+        bar.dataset.used = "0";
+        bar.dataset.limit = "0";
+        bar.setAttribute("aria-valuenow", "0");
+        bar.removeAttribute("aria-valuetext");
+        bar.classList.remove("high");
+        el.quotaFill.style.width = "0%";
+        return;
+      }
+      const used = Number(q.used_bytes) || 0;
+      const limit = Number(q.limit_bytes) || 0;
+      const pct = limit > 0 ? Math.min(100, (used / limit) * 100) : used > 0 ? 100 : 0;
+      const text = formatBytes(used) + " of " + formatBytes(limit);
+      el.quotaText.textContent = text;
+      bar.dataset.used = String(used);
+      bar.dataset.limit = String(limit);
+      bar.setAttribute("aria-valuenow", String(Math.round(pct)));
+      bar.setAttribute("aria-valuetext", text + " used (" + Math.round(pct) + "%)");
+      bar.classList.toggle("high", pct > 90);
+      el.quotaFill.style.width = pct.toFixed(2) + "%";
+    }
+
+    async function refreshQuota() {
+      const myEpoch = epoch;
+      try {
+        const q = await api("GET", "/api/auth/me/quota");
+        if (myEpoch === epoch) renderQuota(q);
+      } catch (err) {
+        if (myEpoch === epoch && err.status !== 401) {
+          el.quotaText.textContent = "Storage use unavailable: " + err.message;
+        }
+      }
+    }
+
+    /** Coalesces bursts of refresh requests (several events at once). */
+    function scheduleQuotaRefresh() {
+      clearTimeout(quotaTimer);
+      quotaTimer = setTimeout(() => {
+        quotaTimer = null;
+        if (token) refreshQuota();
+      }, 200);
+    }
+
+    // ---- rows --------------------------------------------------------
+
+    function make(tag, className, text) {
+      const n = document.createElement(tag);
+      if (className) n.className = className;
+      if (text !== undefined) n.textContent = text;
+      return n;
+    }
+
+    /** Creates a table row; the row object is kept on tr._row. */
+    function createRow(filename, size) {
+      const tr = document.createElement("tr");
+      const row = {
+        tr: tr,
+        id: null,
+        filename: String(filename || ""),
+        status: "pending",
+        createdAt: null,
+        upload: null, // {xhr, controller, cancelled} while an upload runs
+        deleting: false,
+      };
+      tr._row = row;
+
+      const nameCell = make("td", "name");
+      row.nameEl = make("span", "filename", row.filename);
+      row.nameEl.title = row.filename;
+      row.classificationEl = make("span", "classification");
+      row.classificationEl.hidden = true;
+      row.progress = make("progress", "progress");
+      row.progress.max = 100;
+      row.progress.value = 0;
+      row.progress.hidden = true;
+      row.progress.setAttribute("aria-label", "Upload progress for " + row.filename);
+      row.errorEl = make("div", "error");
+      row.errorEl.hidden = true;
+      nameCell.append(row.nameEl, row.classificationEl, row.progress, row.errorEl);
+
+      row.sizeEl = make("td", "size num", formatBytes(size));
+
+      const statusCell = make("td", "status-cell");
+      row.badge = make("span", "status");
+      statusCell.append(row.badge);
+
+      const createdCell = make("td", "created");
+      row.timeEl = make("time");
+      createdCell.append(row.timeEl);
+
+      const actions = make("td", "actions");
+      row.downloadBtn = make("button", "download secondary", "Download");
+      row.downloadBtn.type = "button";
+      row.downloadBtn.setAttribute("aria-label", "Download " + row.filename);
+      row.downloadBtn.hidden = true;
+      row.downloadBtn.addEventListener("click", () => download(row));
+      row.deleteBtn = make("button", "delete danger", "Delete");
+      row.deleteBtn.type = "button";
+      row.deleteBtn.setAttribute("aria-label", "Delete " + row.filename);
+      row.deleteBtn.hidden = true;
+      row.deleteBtn.addEventListener("click", () => deleteRow(row));
+      row.dismissBtn = make("button", "dismiss secondary", "Remove");
+      row.dismissBtn.type = "button";
+      row.dismissBtn.setAttribute("aria-label", "Remove " + row.filename + " from the list");
+      row.dismissBtn.addEventListener("click", () => dismissRow(row));
+      actions.append(row.downloadBtn, row.deleteBtn, row.dismissBtn);
+
+      tr.append(nameCell, row.sizeEl, statusCell, createdCell, actions);
+      setStatus(row, "pending", true);
+      return row;
+    }
+
+    function setError(row, text) {
+      row.errorEl.textContent = text || "";
+      row.errorEl.hidden = !text;
+    }
+
+    /** Sets the badge; unless force, only moves forward (see STATUS_RANK). */
+    function setStatus(row, status, force) {
+      if (!STATUS_LABELS[status]) status = String(status || "pending");
+      if (!force && row.status !== status) {
+        const cur = STATUS_RANK[row.status] === undefined ? 0 : STATUS_RANK[row.status];
+        const next = STATUS_RANK[status] === undefined ? 0 : STATUS_RANK[status];
+        if (next < cur) return;
+      }
+      if (!force && row.status === "failed" && (status === "uploaded" || status === "classified")) {
+        setError(row, ""); // the server says it worked after all
+      }
+      row.status = status;
+      row.badge.dataset.status = status;
+      row.badge.textContent = STATUS_LABELS[status] || status;
+      if (status !== "uploading") {
+        row.progress.removeAttribute("aria-busy");
+      }
+      updateActions(row);
+    }
+
+    function updateActions(row) {
+      const hasId = !!row.id;
+      row.downloadBtn.hidden = !(hasId && DOWNLOADABLE.has(row.status));
+      row.deleteBtn.hidden = !hasId;
+      row.dismissBtn.hidden = hasId;
+      row.dismissBtn.textContent = row.upload && !row.upload.done ? "Cancel" : "Remove";
+    }
+
+    function setCreated(row, iso) {
+      if (!iso) return;
+      const d = new Date(iso);
+      if (isNaN(d.getTime())) return;
+      row.createdAt = d.getTime();
+      row.timeEl.dateTime = d.toISOString();
+      row.timeEl.textContent = d.toLocaleString();
+    }
+
+    function setClassification(row, c) {
+      row.classificationEl.textContent = c ? String(c) : "";
+      row.classificationEl.hidden = !c;
+    }
+
+    /** Gives the row its document id; a row already shown for it is replaced. */
+    function bindId(row, id) {
+      const other = rows.get(id);
+      if (other && other !== row) {
+        if (STATUS_RANK[other.status] > STATUS_RANK[row.status]) setStatus(row, other.status);
+        if (other.createdAt && !row.createdAt) setCreated(row, new Date(other.createdAt).toISOString());
+        other.tr.remove();
+      }
+      row.id = id;
+      row.tr.dataset.documentId = id;
+      rows.set(id, row);
+      updateActions(row);
+    }
+
+    /** Applies a document object from the API to its row (creating it). */
+    function upsertDocument(doc, position) {
+      if (!doc || !doc.id) return null;
+      let row = rows.get(doc.id);
+      const size = doc.size_bytes > 0 ? doc.size_bytes : doc.declared_size;
+      if (!row) {
+        row = createRow(doc.filename, size);
+        bindId(row, doc.id);
+        setStatus(row, doc.status, true);
+        setCreated(row, doc.created_at);
+        if (position === "end") el.tbody.append(row.tr);
+        else placeRow(row);
+      } else {
+        setStatus(row, doc.status);
+        if (!row.createdAt) setCreated(row, doc.created_at);
+        if (size > 0) row.sizeEl.textContent = formatBytes(size);
+      }
+      setClassification(row, doc.classification);
+      if (doc.status === "rejected" && doc.reject_reason && row.errorEl.hidden) {
+        setError(row, String(doc.reject_reason));
+      }
+      updateEmpty();
+      return row;
+    }
+
+    /** Inserts a row by creation time, newest first; rows without one go first. */
+    function placeRow(row) {
+      if (row.createdAt === null) {
+        el.tbody.prepend(row.tr);
+        return;
+      }
+      for (const tr of el.tbody.children) {
+        const other = tr._row;
+        if (other && other.createdAt !== null && other.createdAt < row.createdAt) {
+          el.tbody.insertBefore(row.tr, tr);
+          return;
+        }
+      }
+      el.tbody.append(row.tr);
+    }
+
+    function removeRow(row) {
+      if (row.id && rows.get(row.id) === row) rows.delete(row.id);
+      row.tr.remove();
+      updateEmpty();
+    }
+
+    function clearDocuments() {
+      rows.clear();
+      el.tbody.replaceChildren();
+      nextCursor = null;
+      el.loadMore.hidden = true;
+      el.empty.hidden = true;
+    }
+
+    function updateEmpty() {
+      el.empty.hidden = el.tbody.children.length > 0;
+    }
+
+    // ---- document list -----------------------------------------------
+
+    let listLoading = false;
+
+    /** Loads the first page (merging into what is shown) or, if more, the next. */
+    async function loadDocuments(more) {
+      if (listLoading) return;
+      if (more && !nextCursor) return;
+      listLoading = true;
+      el.loadMore.disabled = true;
+      const myEpoch = epoch;
+      let path = "/api/documents?limit=" + PAGE_SIZE;
+      if (more) path += "&cursor=" + encodeURIComponent(nextCursor);
+      try {
+        const page = await api("GET", path);
+        if (myEpoch !== epoch) return;
+        const items = (page && Array.isArray(page.items)) ? page.items : [];
+        for (const doc of items) upsertDocument(doc, more ? "end" : undefined);
+        // A refresh of the first page must not forget how far "Load more" got.
+        if (more || nextCursor === null) nextCursor = page && page.next_cursor ? page.next_cursor : null;
+        el.loadMore.hidden = !nextCursor;
+        updateEmpty();
+      } catch (err) {
+        if (myEpoch === epoch && err.status !== 401) {
+          say(el.status, "Could not load documents: " + err.message, "error");
+        }
+      } finally {
+        listLoading = false;
+        el.loadMore.disabled = false;
+      }
+    }
+
+    // ---- download / delete -------------------------------------------
+
+    async function download(row) {
+      if (!row.id) return;
+      const myEpoch = epoch;
+      row.downloadBtn.disabled = true;
+      try {
+        const doc = await api("GET", "/api/documents/" + encodeURIComponent(row.id));
+        if (myEpoch !== epoch) return;
+        if (doc) upsertDocument(doc);
+        if (!doc || !doc.download_url) {
+          setError(row, "this document cannot be downloaded right now");
+          return;
+        }
+        setError(row, "");
+        // A new tab keeps this page (and any running uploads) alive; if the
+        // browser blocks it, navigate there unless uploads would be lost.
+        const w = window.open(doc.download_url, "_blank", "noopener,noreferrer");
+        if (!w && !document.hidden) {
+          if (activeUploads === 0 && uploadQueue.length === 0) {
+            window.location.assign(doc.download_url);
+          } else {
+            setError(row, "the browser blocked the download window; try again when uploads finish");
+          }
+        }
+      } catch (err) {
+        if (myEpoch === epoch && err.status !== 401) setError(row, err.message);
+      } finally {
+        row.downloadBtn.disabled = false;
+      }
+    }
+
+    async function deleteRow(row) {
+      if (!row.id || row.deleting) return;
+      row.deleting = true;
+      row.deleteBtn.disabled = true;
+      cancelRowWork(row);
+      const myEpoch = epoch;
+      try {
+        await api("DELETE", "/api/documents/" + encodeURIComponent(row.id));
+        if (myEpoch !== epoch) return;
+        removeRow(row);
+        say(el.status, "Deleted " + row.filename + ".");
+        scheduleQuotaRefresh();
+      } catch (err) {
+        if (myEpoch !== epoch) return;
+        if (err.status === 404) {
+          removeRow(row); // already gone
+          scheduleQuotaRefresh();
+          return;
+        }
+        row.deleting = false;
+        row.deleteBtn.disabled = false;
+        if (err.status !== 401) setError(row, "delete failed: " + err.message);
+      }
+    }
+
+    /** Removes a row that has no document (yet), cancelling its upload. */
+    function dismissRow(row) {
+      cancelRowWork(row);
+      const i = uploadQueue.findIndex((job) => job.row === row);
+      if (i >= 0) uploadQueue.splice(i, 1);
+      removeRow(row);
+    }
+
+    function cancelRowWork(row) {
+      if (!row || !row.upload || row.upload.done) return;
+      row.upload.cancelled = true;
+      if (row.upload.xhr) row.upload.xhr.abort();
+      if (row.upload.controller) row.upload.controller.abort();
+    }
+
+    // ---- uploads -----------------------------------------------------
+
+    function addFiles(files) {
+      if (!token) return;
+      let added = 0;
+      for (const file of files) {
+        const row = createRow(file.name, file.size);
+        placeRow(row);
+        added++;
+        if (file.size === 0) {
+          setStatus(row, "failed", true);
+          setError(row, "empty files cannot be uploaded (a file needs at least 1 byte)");
+          continue;
+        }
+        row.upload = { cancelled: false, done: false, xhr: null, controller: null };
+        updateActions(row);
+        uploadQueue.push({ row: row, file: file, epoch: epoch });
+      }
+      if (added) {
+        updateEmpty();
+        say(el.status, added === 1 ? "1 file added." : added + " files added.");
+      }
+      pump();
+    }
+
+    function pump() {
+      while (activeUploads < MAX_CONCURRENT_UPLOADS && uploadQueue.length > 0) {
+        const job = uploadQueue.shift();
+        if (job.epoch !== epoch || job.row.upload.cancelled) continue;
+        activeUploads++;
+        uploadOne(job).finally(() => {
+          activeUploads--;
+          job.row.upload.done = true;
+          job.row.upload.xhr = null;
+          job.row.upload.controller = null;
+          if (job.row.tr.isConnected) updateActions(job.row);
+          pump();
+        });
+      }
+    }
+
+    function fail(row, status, text) {
+      setStatus(row, status, true);
+      setError(row, text);
+      row.progress.hidden = true;
+    }
+
+    async function uploadOne(job) {
+      const row = job.row;
+      const file = job.file;
+      const up = row.upload;
+      const stale = () => up.cancelled || job.epoch !== epoch;
+      const contentType = file.type || "application/octet-stream";
+
+      // 1. Ask for a presigned URL.
+      let ticket;
+      up.controller = new AbortController();
+      try {
+        ticket = await api("POST", "/api/documents/upload-url", {
+          body: { filename: file.name, content_type: contentType, size_bytes: file.size },
+          signal: up.controller.signal,
+        });
+      } catch (err) {
+        if (stale()) return;
+        fail(row, err.status === 413 && isQuotaDetail(err.detail) ? "rejected" : "failed", err.message);
+        return;
+      }
+      up.controller = null;
+      if (!ticket || !ticket.document_id || !ticket.upload_url) {
+        if (!stale()) fail(row, "failed", "the server sent an incomplete upload ticket");
+        return;
+      }
+      if (stale()) {
+        // Cancelled while asking: drop the pending document again.
+        if (job.epoch === epoch) {
+          api("DELETE", "/api/documents/" + encodeURIComponent(ticket.document_id)).catch(() => {});
+        }
+        return;
+      }
+      bindId(row, String(ticket.document_id));
+
+      // 2. PUT the bytes straight to storage.
+      setStatus(row, "uploading", true);
+      setError(row, "");
+      row.progress.hidden = false;
+      row.progress.value = 0;
+      row.progress.setAttribute("aria-busy", "true");
+      let put;
+      try {
+        put = await putFile(up, ticket.upload_url, ticket.headers || {}, file, (loaded, total) => {
+          row.progress.value = total > 0 ? Math.min(100, (loaded / total) * 100) : 0;
+        });
+      } catch (_) {
+        put = { status: 0 };
+      }
+      if (stale()) return;
+      if (put.aborted) return;
+      if (put.status < 200 || put.status >= 300) {
+        if (put.status === 403) {
+          fail(row, "failed", "upload refused by storage (size or type changed)");
+        } else if (put.status === 0) {
+          fail(row, "failed", "upload failed: storage could not be reached");
+        } else {
+          fail(row, "failed", "upload failed: storage answered HTTP " + put.status);
+        }
+        return;
+      }
+      row.progress.value = 100;
+      row.progress.removeAttribute("aria-busy");
+
+      // 3. Confirm (idempotent; storage events may have confirmed already).
+      let res;
+      try {
+        res = await api("POST", "/api/documents/" + encodeURIComponent(row.id) + "/confirm");
+      } catch (err) {
+        if (stale() || row.deleting) return;
+        if (err.status === 413 && isQuotaDetail(err.detail)) {
+          fail(row, "rejected", quotaMessage(err.detail));
+          renderQuotaFromReject(err.detail);
+        } else {
+          fail(row, "failed", err.message);
+        }
+        scheduleQuotaRefresh();
+        return;
+      }
+      if (stale() || row.deleting) return;
+      if (res && res.status) setStatus(row, res.status);
+      else setStatus(row, "uploaded");
+      if (res && res.size_bytes > 0) row.sizeEl.textContent = formatBytes(res.size_bytes);
+      if (!row.createdAt) fetchCreated(row);
+      scheduleQuotaRefresh();
+    }
+
+    function renderQuotaFromReject(d) {
+      renderQuota({ used_bytes: d.used_bytes, limit_bytes: d.limit_bytes });
+    }
+
+    /** Fills in the created time of a freshly uploaded row. */
+    async function fetchCreated(row) {
+      const myEpoch = epoch;
+      try {
+        const doc = await api("GET", "/api/documents/" + encodeURIComponent(row.id));
+        if (myEpoch === epoch && doc && rows.get(row.id) === row) upsertDocument(doc);
+      } catch (_) {
+        // cosmetic only
+      }
+    }
+
+    /**
+     * PUTs file to url with XMLHttpRequest (for upload progress). Resolves
+     * {status} once storage answers, {status: 0} on a network failure and
+     * {aborted: true} when cancelled.
+     */
+    function putFile(up, url, headers, file, onProgress) {
+      return new Promise((resolve) => {
+        const xhr = new XMLHttpRequest();
+        up.xhr = xhr;
+        xhr.open("PUT", url, true);
+        for (const name of Object.keys(headers)) {
+          // Browsers set Content-Length themselves and refuse to let scripts.
+          if (name.toLowerCase() === "content-length") continue;
+          xhr.setRequestHeader(name, String(headers[name]));
+        }
+        xhr.upload.addEventListener("progress", (e) => {
+          onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+        });
+        xhr.addEventListener("load", () => resolve({ status: xhr.status }));
+        xhr.addEventListener("error", () => resolve({ status: 0 }));
+        xhr.addEventListener("timeout", () => resolve({ status: 0 }));
+        xhr.addEventListener("abort", () => resolve({ aborted: true, status: 0 }));
+        xhr.send(file);
+      });
+    }
+
+    // ---- live updates (SSE over fetch) -------------------------------
+
+    function setLive(state) {
+      el.live.dataset.state = state;
+      el.live.textContent = {
+        off: "Live updates off",
+        connecting: "Connecting…",
+        live: "Live",
+        retrying: "Reconnecting…",
+      }[state] || state;
+    }
+
+    function stopStream() {
+      if (streamAbort) {
+        streamAbort.abort();
+        streamAbort = null;
+      }
+    }
+
+    function sleep(ms, signal) {
+      return new Promise((resolve) => {
+        const t = setTimeout(resolve, ms);
+        signal.addEventListener("abort", () => {
+          clearTimeout(t);
+          resolve();
+        }, { once: true });
+      });
+    }
+
+    async function startStream() {
+      stopStream();
+      const controller = new AbortController();
+      streamAbort = controller;
+      const signal = controller.signal;
+      const myEpoch = epoch;
+      let backoff = BACKOFF_MIN_MS;
+      let connectedBefore = false;
+      const alive = () => !signal.aborted && myEpoch === epoch && token;
+
+      while (alive()) {
+        setLive(connectedBefore ? "retrying" : "connecting");
+        const opened = Date.now();
+        try {
+          const res = await fetch("/api/events", {
+            headers: { Authorization: "Bearer " + token, Accept: "text/event-stream" },
+            cache: "no-store",
+            signal: signal,
+          });
+          if (res.status === 401) {
+            if (alive()) signOut("Your session has expired or the token is no longer valid. Please sign in again.");
+            return;
+          }
+          if (res.ok && res.body) {
+            setLive("live");
+            if (connectedBefore) {
+              // Events sent while disconnected are not replayed: resync.
+              loadDocuments(false);
+              scheduleQuotaRefresh();
+            }
+            connectedBefore = true;
+            await readStream(res.body, signal);
+          }
+        } catch (_) {
+          // network failure or abort: handled below
+        }
+        if (!alive()) return;
+        if (Date.now() - opened >= STABLE_STREAM_MS) backoff = BACKOFF_MIN_MS;
+        setLive("retrying");
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      }
+    }
+
+    async function readStream(body, signal) {
+      const reader = body.getReader();
+      const decoder = new TextDecoder("utf-8");
+      const parser = new SSEParser(onStreamEvent);
+      const onAbort = () => reader.cancel().catch(() => {});
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          parser.feed(decoder.decode(value, { stream: true }));
+        }
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+      }
+    }
+
+    function onStreamEvent(ev) {
+      let ce;
+      try {
+        ce = JSON.parse(ev.data);
+      } catch (_) {
+        return; // not ours
+      }
+      if (!ce || typeof ce !== "object") return;
+      const data = ce.data && typeof ce.data === "object" ? ce.data : {};
+      const type = typeof ce.type === "string" && ce.type ? ce.type : ev.type;
+      const id = String(data.document_id || ce.subject || "");
+      if (!id) return;
+      const row = rows.get(id);
+
+      if (type === "document.deleted") {
+        if (row) removeRow(row);
+      } else {
+        const status = EVENT_STATUS[type] || (typeof data.status === "string" ? data.status : "");
+        if (row) {
+          if (status) setStatus(row, status);
+          if (data.size_bytes > 0) row.sizeEl.textContent = formatBytes(data.size_bytes);
+          if (data.classification) setClassification(row, data.classification);
+          if (status === "rejected" && data.reason && row.errorEl.hidden) setError(row, String(data.reason));
+        } else {
+          fetchAndInsert(id); // uploaded from elsewhere (another tab, a script)
+        }
+      }
+      scheduleQuotaRefresh();
+    }
+
+    const fetching = new Set();
+    async function fetchAndInsert(id) {
+      if (fetching.has(id)) return;
+      fetching.add(id);
+      const myEpoch = epoch;
+      try {
+        const doc = await api("GET", "/api/documents/" + encodeURIComponent(id));
+        if (myEpoch === epoch) upsertDocument(doc);
+      } catch (_) {
+        // deleted meanwhile, or not visible: nothing to show
+      } finally {
+        fetching.delete(id);
+      }
+    }
+
+    // ---- wiring ------------------------------------------------------
+
+    el.signinForm.addEventListener("submit", (e) => {
+      e.preventDefault();
+      signIn(el.tokenInput.value);
+    });
+    el.tokenInput.addEventListener("keydown", (e) => {
+      // Enter signs in; Shift+Enter would only add whitespace to a token.
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        el.signinForm.requestSubmit();
+      }
+    });
+    el.devSignin.addEventListener("click", devSignIn);
+    el.signout.addEventListener("click", () => signOut());
+    el.loadMore.addEventListener("click", () => loadDocuments(true));
+
+    el.fileInput.addEventListener("change", () => {
+      const files = Array.from(el.fileInput.files || []);
+      el.fileInput.value = ""; // so the same file can be chosen again
+      addFiles(files);
+    });
+
+    let dragDepth = 0;
+    const hasFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes("Files");
+    el.dropZone.addEventListener("dragenter", (e) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      dragDepth++;
+      el.dropZone.classList.add("dragover");
+    });
+    el.dropZone.addEventListener("dragover", (e) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = "copy";
+      el.dropZone.classList.add("dragover");
+    });
+    el.dropZone.addEventListener("dragleave", () => {
+      dragDepth = Math.max(0, dragDepth - 1);
+      if (dragDepth === 0) el.dropZone.classList.remove("dragover");
+    });
+    el.dropZone.addEventListener("drop", (e) => {
+      e.preventDefault();
+      dragDepth = 0;
+      el.dropZone.classList.remove("dragover");
+      const dt = e.dataTransfer;
+      if (!dt) return;
+      const files = [];
+      let folders = 0;
+      if (dt.items && dt.items.length) {
+        for (const item of dt.items) {
+          if (item.kind !== "file") continue;
+          const entry = typeof item.webkitGetAsEntry === "function" ? item.webkitGetAsEntry() : null;
+          if (entry && entry.isDirectory) {
+            folders++;
+            continue;
+          }
+          const f = item.getAsFile();
+          if (f) files.push(f);
+        }
+      } else {
+        files.push(...Array.from(dt.files || []));
+      }
+      addFiles(files);
+      if (folders) say(el.status, "Folders cannot be uploaded; drop the files inside them instead.", "error");
+    });
+    // A file dropped beside the zone must not make the browser open it.
+    window.addEventListener("dragover", (e) => e.preventDefault());
+    window.addEventListener("drop", (e) => e.preventDefault());
+
+    window.addEventListener("beforeunload", (e) => {
+      if (activeUploads > 0 || uploadQueue.length > 0) {
+        e.preventDefault();
+        e.returnValue = "";
+      }
+    });
+
+    // Resume a session kept in this tab.
+    const saved = sessionStorage.getItem(TOKEN_KEY);
+    if (saved) signIn(saved);
+  }
+
+  if (typeof module === "object" && module.exports) {
+    module.exports = { formatBytes, detailText, quotaMessage, isQuotaDetail, SSEParser };
+  }
+  if (typeof document !== "undefined") {
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+    else init();
+  }
+})();

@@ -1,0 +1,63 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/docuvault/docuvault/shared/document"
+)
+
+// StaleDocuments returns documents in status last changed before before,
+// in (updated_at, id) order after the given position. It locks nothing.
+func (s *Store) StaleDocuments(ctx context.Context, status document.Status, before time.Time, after *document.Cursor, limit int) ([]*document.Document, error) {
+	sql := `SELECT ` + documentColumns + ` FROM documents WHERE status = $1 AND updated_at < $2`
+	args := []any{status, before}
+	if after != nil {
+		sql += ` AND (updated_at, id) > ($4, $5)`
+		args = append(args, limit, after.CreatedAt, after.ID)
+	} else {
+		args = append(args, limit)
+	}
+	sql += ` ORDER BY updated_at, id LIMIT $3`
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, translate(err, "list stale documents")
+	}
+	docs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*document.Document, error) { return scanDocument(r) })
+	return docs, translate(err, "list stale documents")
+}
+
+// PurgeDocuments deletes those of ids still in status and unchanged since
+// before, in one statement; rows locked by a confirm or another sweep are
+// skipped, not waited for.
+func (s *Store) PurgeDocuments(ctx context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `DELETE FROM documents WHERE id IN (
+			SELECT id FROM documents WHERE id = ANY($1) AND status = $2 AND updated_at < $3
+			FOR UPDATE SKIP LOCKED)
+		RETURNING id`, ids, status, before)
+	if err != nil {
+		return nil, translate(err, "purge documents")
+	}
+	deleted, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	return deleted, translate(err, "purge documents")
+}
+
+// KnownKeys returns which of keys belong to a document.
+func (s *Store) KnownKeys(ctx context.Context, keys []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT object_key FROM documents WHERE object_key = ANY($1)`, keys)
+	if err != nil {
+		return nil, translate(err, "look up object keys")
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, translate(err, "look up object keys")
+	}
+	known := make(map[string]bool, len(found))
+	for _, k := range found {
+		known[k] = true
+	}
+	return known, nil
+}
