@@ -14,6 +14,7 @@
   const BACKOFF_MIN_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
   const STABLE_STREAM_MS = 5000; // a stream that lived this long resets the backoff
+  const STREAM_SILENCE_MS = 45000; // no byte (not even a heartbeat) this long: reconnect
 
   const STATUS_LABELS = {
     pending: "Pending",
@@ -367,6 +368,7 @@
         bar.setAttribute("aria-valuenow", "0");
         bar.removeAttribute("aria-valuetext");
         bar.classList.remove("high");
+        el.quotaText.classList.remove("high");
         el.quotaFill.style.width = "0%";
         return;
       }
@@ -380,6 +382,7 @@
       bar.setAttribute("aria-valuenow", String(Math.round(pct)));
       bar.setAttribute("aria-valuetext", text + " used (" + Math.round(pct) + "%)");
       bar.classList.toggle("high", pct > 90);
+      el.quotaText.classList.toggle("high", pct > 90);
       el.quotaFill.style.width = pct.toFixed(2) + "%";
     }
 
@@ -480,11 +483,13 @@
 
     /** Sets the badge; unless force, only moves forward (see STATUS_RANK). */
     function setStatus(row, status, force) {
-      if (!STATUS_LABELS[status]) status = String(status || "pending");
+      status = String(status || "pending");
       if (!force && row.status !== status) {
         const cur = STATUS_RANK[row.status] === undefined ? 0 : STATUS_RANK[row.status];
         const next = STATUS_RANK[status] === undefined ? 0 : STATUS_RANK[status];
         if (next < cur) return;
+        // A local failure stands until the server reports an outcome.
+        if (row.status === "failed" && next <= STATUS_RANK.uploading) return;
       }
       if (!force && row.status === "failed" && (status === "uploaded" || status === "classified")) {
         setError(row, ""); // the server says it worked after all
@@ -596,10 +601,14 @@
     // ---- document list -----------------------------------------------
 
     let listLoading = false;
+    let refreshPending = false;
 
     /** Loads the first page (merging into what is shown) or, if more, the next. */
     async function loadDocuments(more) {
-      if (listLoading) return;
+      if (listLoading) {
+        if (!more) refreshPending = true;
+        return;
+      }
       if (more && !nextCursor) return;
       listLoading = true;
       el.loadMore.disabled = true;
@@ -622,6 +631,10 @@
       } finally {
         listLoading = false;
         el.loadMore.disabled = false;
+        if (refreshPending && myEpoch === epoch) {
+          refreshPending = false;
+          loadDocuments(false);
+        }
       }
     }
 
@@ -640,16 +653,14 @@
           return;
         }
         setError(row, "");
-        // A new tab keeps this page (and any running uploads) alive; if the
-        // browser blocks it, navigate there unless uploads would be lost.
-        const w = window.open(doc.download_url, "_blank", "noopener,noreferrer");
-        if (!w && !document.hidden) {
-          if (activeUploads === 0 && uploadQueue.length === 0) {
-            window.location.assign(doc.download_url);
-          } else {
-            setError(row, "the browser blocked the download window; try again when uploads finish");
-          }
+        if (activeUploads === 0 && uploadQueue.length === 0) {
+          window.location.assign(doc.download_url);
+          return;
         }
+        // Navigating away would kill the running uploads: use a new tab.
+        const w = window.open(doc.download_url, "_blank");
+        if (w) w.opener = null;
+        else setError(row, "the browser blocked the download window; try again when uploads finish");
       } catch (err) {
         if (myEpoch === epoch && err.status !== 401) setError(row, err.message);
       } finally {
@@ -702,9 +713,10 @@
     function addFiles(files) {
       if (!token) return;
       let added = 0;
+      const anchor = el.tbody.firstChild; // a batch goes on top, in its own order
       for (const file of files) {
         const row = createRow(file.name, file.size);
-        placeRow(row);
+        el.tbody.insertBefore(row.tr, anchor);
         added++;
         if (file.size === 0) {
           setStatus(row, "failed", true);
@@ -742,6 +754,7 @@
       setStatus(row, status, true);
       setError(row, text);
       row.progress.hidden = true;
+      say(el.status, row.filename + ": " + text, "error");
     }
 
     async function uploadOne(job) {
@@ -826,6 +839,11 @@
       if (res && res.status) setStatus(row, res.status);
       else setStatus(row, "uploaded");
       if (res && res.size_bytes > 0) row.sizeEl.textContent = formatBytes(res.size_bytes);
+      const limit = Number(el.quotaBar.dataset.limit);
+      if (res && typeof res.used_bytes === "number" && limit > 0) {
+        renderQuota({ used_bytes: res.used_bytes, limit_bytes: limit });
+      }
+      say(el.status, "Uploaded " + row.filename + ".");
       if (!row.createdAt) fetchCreated(row);
       scheduleQuotaRefresh();
     }
@@ -892,32 +910,44 @@
 
     function sleep(ms, signal) {
       return new Promise((resolve) => {
-        const t = setTimeout(resolve, ms);
-        signal.addEventListener("abort", () => {
+        const done = () => {
           clearTimeout(t);
+          signal.removeEventListener("abort", done);
           resolve();
-        }, { once: true });
+        };
+        const t = setTimeout(done, ms);
+        signal.addEventListener("abort", done);
       });
     }
 
     async function startStream() {
       stopStream();
-      const controller = new AbortController();
-      streamAbort = controller;
-      const signal = controller.signal;
+      const session = new AbortController();
+      streamAbort = session;
       const myEpoch = epoch;
       let backoff = BACKOFF_MIN_MS;
       let connectedBefore = false;
-      const alive = () => !signal.aborted && myEpoch === epoch && token;
+      const alive = () => !session.signal.aborted && myEpoch === epoch && !!token;
 
       while (alive()) {
         setLive(connectedBefore ? "retrying" : "connecting");
         const opened = Date.now();
+        // One controller per connection: sign-out aborts it, and so does the
+        // watchdog when a connection goes silent (heartbeats come every 15 s).
+        const conn = new AbortController();
+        const onSessionAbort = () => conn.abort();
+        session.signal.addEventListener("abort", onSessionAbort);
+        let watchdog = null;
+        const feedDog = () => {
+          clearTimeout(watchdog);
+          watchdog = setTimeout(() => conn.abort(), STREAM_SILENCE_MS);
+        };
         try {
+          feedDog();
           const res = await fetch("/api/events", {
             headers: { Authorization: "Bearer " + token, Accept: "text/event-stream" },
             cache: "no-store",
-            signal: signal,
+            signal: conn.signal,
           });
           if (res.status === 401) {
             if (alive()) signOut("Your session has expired or the token is no longer valid. Please sign in again.");
@@ -931,20 +961,25 @@
               scheduleQuotaRefresh();
             }
             connectedBefore = true;
-            await readStream(res.body, signal);
+            await readStream(res.body, conn.signal, feedDog);
+          } else if (res.body) {
+            res.body.cancel().catch(() => {});
           }
         } catch (_) {
-          // network failure or abort: handled below
+          // network failure, watchdog or sign-out: handled below
+        } finally {
+          clearTimeout(watchdog);
+          session.signal.removeEventListener("abort", onSessionAbort);
         }
         if (!alive()) return;
         if (Date.now() - opened >= STABLE_STREAM_MS) backoff = BACKOFF_MIN_MS;
         setLive("retrying");
-        await sleep(backoff, signal);
+        await sleep(backoff, session.signal);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
       }
     }
 
-    async function readStream(body, signal) {
+    async function readStream(body, signal, onData) {
       const reader = body.getReader();
       const decoder = new TextDecoder("utf-8");
       const parser = new SSEParser(onStreamEvent);
@@ -954,6 +989,7 @@
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
+          onData();
           parser.feed(decoder.decode(value, { stream: true }));
         }
       } finally {
@@ -1075,13 +1111,6 @@
     // A file dropped beside the zone must not make the browser open it.
     window.addEventListener("dragover", (e) => e.preventDefault());
     window.addEventListener("drop", (e) => e.preventDefault());
-
-    window.addEventListener("beforeunload", (e) => {
-      if (activeUploads > 0 || uploadQueue.length > 0) {
-        e.preventDefault();
-        e.returnValue = "";
-      }
-    });
 
     // Resume a session kept in this tab.
     const saved = sessionStorage.getItem(TOKEN_KEY);

@@ -23,6 +23,7 @@ import (
 
 	"github.com/docuvault/docuvault/services/api"
 	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/events"
@@ -41,6 +42,8 @@ type Stack struct {
 	Bucket string
 	// Confirmer is the running confirmer service, with Options.Events.
 	Confirmer *confirmer.Service
+	// Sweepers are the running sweeper replicas, with Options.Sweepers.
+	Sweepers []*sweeper.Service
 
 	minio  *minio.Client
 	client *http.Client
@@ -56,6 +59,8 @@ type Options struct {
 	// Events starts MinIO with notifications to the test's NATS (queued on
 	// disk while NATS is down) and runs the confirmer.
 	Events bool
+	// Sweepers is how many sweeper replicas to run.
+	Sweepers int
 }
 
 // Start starts the stack with a fresh database, bucket and NATS server.
@@ -125,6 +130,15 @@ func Start(tb testing.TB, opts Options) *Stack {
 	} else {
 		confirmerDone <- nil
 	}
+	sweepersDone := make(chan error, opts.Sweepers)
+	for i := range opts.Sweepers {
+		sw, err := sweeper.Open(ctx, cfg, log.With().Str("service", "sweeper").Int("replica", i).Logger())
+		if err != nil {
+			tb.Fatalf("start sweeper: %v", err)
+		}
+		s.Sweepers = append(s.Sweepers, sw)
+		go func() { sweepersDone <- sw.Run(ctx) }()
+	}
 	s.DB, err = pgxpool.New(context.Background(), dsn)
 	if err != nil {
 		tb.Fatal(err)
@@ -136,6 +150,12 @@ func Start(tb testing.TB, opts Options) *Stack {
 		}
 		if err := <-confirmerDone; err != nil {
 			tb.Errorf("confirmer: %v", err)
+		}
+		for _, sw := range s.Sweepers {
+			if err := <-sweepersDone; err != nil {
+				tb.Errorf("sweeper: %v", err)
+			}
+			sw.Close()
 		}
 		srv.Close()
 		if s.Confirmer != nil {

@@ -1,0 +1,305 @@
+package sweeper_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/services/sweeper"
+	"github.com/docuvault/docuvault/shared/auth"
+	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// runs collects the sweeper.run.completed results.
+type runs struct {
+	mu   sync.Mutex
+	done []sweeper.Completed
+}
+
+func watchRuns(t *testing.T, s *apitest.Stack) *runs {
+	t.Helper()
+	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATS.URL}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	cons, err := js.OrderedConsumer(context.Background(), events.StreamSweeper, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectSweepCompleted}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runs{}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		var c sweeper.Completed
+		if err := json.Unmarshal(m.Data(), &c); err != nil {
+			t.Errorf("completion event: %v", err)
+			return
+		}
+		r.mu.Lock()
+		r.done = append(r.done, c)
+		r.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return r
+}
+
+// wait returns the completion of run id.
+func (r *runs) wait(t *testing.T, id string, timeout time.Duration) sweeper.Completed {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		for _, c := range r.done {
+			if c.RunID == id {
+				r.mu.Unlock()
+				return c
+			}
+		}
+		r.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("run %s did not complete within %s", id, timeout)
+	return sweeper.Completed{}
+}
+
+// trigger asks for a sweep through the admin endpoint.
+func trigger(t *testing.T, s *apitest.Stack) string {
+	t.Helper()
+	admin := s.Token(t, uuid.New(), auth.RoleAdmin)
+	r := s.Do(t, http.MethodPost, "/api/admin/sweep", admin, nil)
+	var out struct {
+		RunID string `json:"run_id"`
+	}
+	r.Decode(t, &out)
+	if r.Status != http.StatusAccepted || out.RunID == "" {
+		t.Fatalf("admin sweep: %d %s", r.Status, r.Body)
+	}
+	return out.RunID
+}
+
+// age makes documents look last changed by long ago.
+func age(t *testing.T, s *apitest.Stack, by time.Duration, ids ...uuid.UUID) {
+	t.Helper()
+	if _, err := s.DB.Exec(context.Background(), `UPDATE documents SET created_at = created_at - $2::interval,
+		updated_at = updated_at - $2::interval WHERE id = ANY($1)`, ids, by.String()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func exists(t *testing.T, s *apitest.Stack, id uuid.UUID) bool {
+	t.Helper()
+	var n int
+	if err := s.DB.QueryRow(context.Background(), "SELECT count(*) FROM documents WHERE id = $1", id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+func TestScheduledSweepPurgesStaleUploadsAndKeepsYoungOnes(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Sweepers: 1, Edit: func(c *config.Config) { c.SweepInterval = time.Second }})
+	user, tok := s.NewUser(t)
+	s.SetLimit(t, user, 100)
+
+	var young, stale []uuid.UUID
+	for range 3 {
+		young = append(young, s.RequestUpload(t, tok, "young.pdf", "application/pdf", 10).DocumentID)
+		stale = append(stale, s.RequestUpload(t, tok, "stale.pdf", "application/pdf", 10).DocumentID)
+	}
+	// A stale upload that arrived but breaks the quota: rejected, object deleted.
+	tk := s.RequestUpload(t, tok, "big.pdf", "application/pdf", -1)
+	if st := s.Put(t, tk, "", apitest.BytesOf(500)); st != http.StatusOK {
+		t.Fatal(st)
+	}
+	age(t, s, 2*time.Hour, append(stale, tk.DocumentID)...)
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		gone := 0
+		for _, id := range stale {
+			if !exists(t, s, id) {
+				gone++
+			}
+		}
+		if gone == len(stale) && !s.ObjectExists(t, tk.DocumentID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 15 s of @every 1s sweeps, %d of %d stale rows are gone", gone, len(stale))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, id := range young {
+		if !exists(t, s, id) {
+			t.Fatalf("young pending document %s was purged", id)
+		}
+	}
+	var status, reason string
+	if err := s.DB.QueryRow(context.Background(), "SELECT status, reject_reason FROM documents WHERE id = $1", tk.DocumentID).Scan(&status, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if status != "rejected" || reason != "over_quota" {
+		t.Fatalf("stale over-quota upload is %s/%s", status, reason)
+	}
+	if used, _ := s.Quota(t, tok); used != 0 {
+		t.Fatalf("used_bytes = %d", used)
+	}
+}
+
+func TestSweepRecoversALostEventAndChargesOnce(t *testing.T) {
+	t.Parallel()
+	// No MinIO notifications: the event is "lost".
+	s := apitest.Start(t, apitest.Options{Sweepers: 1})
+	done := watchRuns(t, s)
+	_, tok := s.NewUser(t)
+	id := s.Upload(t, tok, "lost.pdf", apitest.BytesOf(321))
+	age(t, s, 2*time.Hour, id)
+
+	first := done.wait(t, trigger(t, s), 10*time.Second)
+	if first.Confirmed != 1 || first.Purged != 0 || first.Errors != 0 {
+		t.Fatalf("first run: %+v", first)
+	}
+	second := done.wait(t, trigger(t, s), 10*time.Second)
+	if second.Confirmed != 0 {
+		t.Fatalf("second run confirmed again: %+v", second)
+	}
+	var c apitest.Confirmation
+	r := s.Confirm(t, tok, id)
+	r.Decode(t, &c)
+	if r.Status != http.StatusOK || c.Status != "uploaded" || c.UsedBytes != 321 {
+		t.Fatalf("after the sweep: %d %s", r.Status, r.Body)
+	}
+	var events int
+	if err := s.DB.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE payload->>'type' = 'document.uploaded' AND payload->>'subject' = $1", id.String()).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != 1 {
+		t.Fatalf("%d document.uploaded events, want 1", events)
+	}
+}
+
+func TestOrphanedObjectRemovedLiveObjectKept(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Sweepers: 1, Edit: func(c *config.Config) {
+		c.UploadURLTTL = time.Second
+		c.PendingTTL = 2 * time.Second
+	}})
+	done := watchRuns(t, s)
+	_, tok := s.NewUser(t)
+	live := s.Upload(t, tok, "live.pdf", apitest.BytesOf(100))
+	if r := s.Confirm(t, tok, live); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	orphan := uuid.NewString() + "/" + uuid.NewString() + "/" + uuid.NewString() + ".pdf"
+	client := s.MinIO.Client(t)
+	if _, err := client.PutObject(context.Background(), s.Bucket, orphan, bytes.NewReader([]byte("left behind")), 11, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // both objects are now older than PENDING_TTL
+
+	run := done.wait(t, trigger(t, s), 10*time.Second)
+	if run.OrphansRemoved != 1 || run.Errors != 0 {
+		t.Fatalf("run: %+v", run)
+	}
+	if s.KeyExists(t, orphan) {
+		t.Fatal("orphaned object still there")
+	}
+	if !s.ObjectExists(t, live) {
+		t.Fatal("a live document's object was removed")
+	}
+}
+
+func TestTwoSweepersProcessEachTickOnce(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Sweepers: 2})
+	done := watchRuns(t, s)
+	_, tok := s.NewUser(t)
+
+	var stale []uuid.UUID
+	for range 200 {
+		stale = append(stale, s.RequestUpload(t, tok, "never.pdf", "application/pdf", 10).DocumentID)
+	}
+	var lost []uuid.UUID
+	var want int64
+	for i := range 20 {
+		lost = append(lost, s.Upload(t, tok, "lost.pdf", apitest.BytesOf(50+i)))
+		want += int64(50 + i)
+	}
+	age(t, s, 2*time.Hour, append(stale, lost...)...)
+
+	var ids []string
+	for range 6 {
+		ids = append(ids, trigger(t, s))
+	}
+	var purged, confirmed int
+	for _, id := range ids {
+		c := done.wait(t, id, 30*time.Second)
+		purged += c.Purged
+		confirmed += c.Confirmed
+	}
+	time.Sleep(200 * time.Millisecond)
+	done.mu.Lock()
+	seen := map[string]int{}
+	for _, c := range done.done {
+		seen[c.RunID]++
+	}
+	done.mu.Unlock()
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("run %s completed %d times, want once", id, seen[id])
+		}
+	}
+	if purged != 200 || confirmed != 20 {
+		t.Fatalf("runs purged %d (want 200) and confirmed %d (want 20)", purged, confirmed)
+	}
+	if used, _ := s.Quota(t, tok); used != want {
+		t.Fatalf("used_bytes = %d, want %d", used, want)
+	}
+	runs := s.Sweepers[0].Sweeper.Runs.Load() + s.Sweepers[1].Sweeper.Runs.Load()
+	if runs != int64(len(ids)) {
+		t.Fatalf("replicas ran %d sweeps for %d ticks", runs, len(ids))
+	}
+	t.Logf("replica runs: %d and %d", s.Sweepers[0].Sweeper.Runs.Load(), s.Sweepers[1].Sweeper.Runs.Load())
+}
+
+func TestTenThousandStaleUploadsPurgedInOneRun(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Sweepers: 1})
+	done := watchRuns(t, s)
+	user := uuid.New()
+	const n = 10000
+	if _, err := s.DB.Exec(context.Background(), `INSERT INTO documents (id, user_id, filename, content_type, object_key, status, created_at, updated_at)
+		SELECT gen_random_uuid(), $1::uuid, 'stale.pdf', 'application/pdf', $1::text || '/' || gen_random_uuid() || '/x.pdf', 'pending',
+		       now() - interval '2 hours', now() - interval '2 hours'
+		FROM generate_series(1, $2)`, user, n); err != nil {
+		t.Fatal(err)
+	}
+	run := done.wait(t, trigger(t, s), 5*time.Minute)
+	if run.Purged != n || run.Errors != 0 {
+		t.Fatalf("run: %+v", run)
+	}
+	var left int
+	if err := s.DB.QueryRow(context.Background(), "SELECT count(*) FROM documents").Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Fatalf("%d rows left", left)
+	}
+	t.Logf("purged %d stale uploads in %d ms; longest batch transaction %.2f ms", n, run.DurationMS, run.MaxBatchLockMS)
+}
