@@ -303,3 +303,30 @@ func TestTenThousandStaleUploadsPurgedInOneRun(t *testing.T) {
 	}
 	t.Logf("purged %d stale uploads in %d ms; longest batch transaction %.2f ms", n, run.DurationMS, run.MaxBatchLockMS)
 }
+
+func TestFailedObjectDeleteKeepsTheRowForTheNextRun(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Sweepers: 1, MinIO: testenv.StartMinIO(t, testenv.MinIOOptions{})})
+	done := watchRuns(t, s)
+	user, tok := s.NewUser(t)
+	s.SetLimit(t, user, 10)
+	tk := s.RequestUpload(t, tok, "big.pdf", "application/pdf", -1)
+	if st := s.Put(t, tk, "", apitest.BytesOf(50)); st != http.StatusOK {
+		t.Fatal(st)
+	}
+	if r := s.Confirm(t, tok, tk.DocumentID); r.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("confirm: %d", r.Status)
+	}
+	age(t, s, 48*time.Hour, tk.DocumentID)
+
+	s.MinIO.Stop()
+	run := done.wait(t, trigger(t, s), 20*time.Second)
+	if run.RejectedRemoved != 0 || run.Errors == 0 || !exists(t, s, tk.DocumentID) {
+		t.Fatalf("with MinIO down: %+v, row kept: %v", run, exists(t, s, tk.DocumentID))
+	}
+	s.MinIO.Restart(t)
+	run = done.wait(t, trigger(t, s), 20*time.Second)
+	if run.RejectedRemoved != 1 || exists(t, s, tk.DocumentID) {
+		t.Fatalf("after MinIO returned: %+v", run)
+	}
+}

@@ -195,10 +195,16 @@ func (s *Service) sweepOrphans(ctx context.Context, cfg SweepConfig, cutoff time
 		}
 		return nil
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		err = flush()
 	}
-	return flush()
+	if ErrorCode(err) == Unavailable && ctx.Err() == nil {
+		// The object store is away: the orphans wait for the next run.
+		res.Errors++
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("sweep: orphan scan left for the next run")
+		return nil
+	}
+	return err
 }
 
 // parallel calls fn for each item with at most workers at once.
