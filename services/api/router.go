@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -31,6 +32,12 @@ type Deps struct {
 	// Closing is closed when the server shuts down, to end event streams
 	// that would otherwise hold the shutdown open.
 	Closing <-chan struct{}
+	// MinIOOrigin is the scheme://host:port browsers upload to; the page's
+	// Content-Security-Policy allows connections there.
+	MinIOOrigin string
+	// DevToken, set only in dev mode, mints a token for the page's
+	// "dev user" button; without it POST /api/dev/token does not exist.
+	DevToken func() (token string, user uuid.UUID, err error)
 }
 
 // Handler returns the API's routes.
@@ -56,6 +63,17 @@ func Handler(d Deps) http.Handler {
 	forbidden := func(w http.ResponseWriter, r *http.Request) {
 		writeDetail(w, http.StatusForbidden, "admin role required")
 	}
+	if d.DevToken != nil {
+		r.Post("/api/dev/token", func(w http.ResponseWriter, r *http.Request) {
+			tok, user, err := d.DevToken()
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, devTokenResponse{Token: tok, UserID: user})
+		})
+	}
+	mountPage(r, d.MinIOOrigin)
 	r.Route("/api", func(r chi.Router) {
 		r.Use(verifier.Middleware(unauthorized), logUser)
 		r.Post("/documents/upload-url", h.uploadURL)
@@ -127,4 +145,9 @@ func readiness(checks []Check) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": results})
 	}
+}
+
+type devTokenResponse struct {
+	Token  string    `json:"token"`
+	UserID uuid.UUID `json:"user_id"`
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/app"
@@ -24,9 +25,18 @@ type Server struct {
 	closing chan struct{}
 }
 
+// Option changes how New builds the server.
+type Option func(*Deps)
+
+// WithDevTokens enables POST /api/dev/token, which hands the page a token
+// minted by mint. Only `docuvault dev` uses it.
+func WithDevTokens(mint func() (string, uuid.UUID, error)) Option {
+	return func(d *Deps) { d.DevToken = mint }
+}
+
 // New opens PostgreSQL (applying migrations), MinIO (creating the bucket)
 // and NATS (creating the streams).
-func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg config.Config, log zerolog.Logger, opts ...Option) (*Server, error) {
 	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
 	if err != nil {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
@@ -46,7 +56,11 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Server, e
 		}},
 	}
 	closing := make(chan struct{})
-	h := Handler(Deps{Docs: a.Docs, Verifier: verifier, JS: a.JS, Checks: checks, Log: log, Closing: closing})
+	deps := Deps{Docs: a.Docs, Verifier: verifier, JS: a.JS, Checks: checks, Log: log, Closing: closing, MinIOOrigin: minioOrigin(cfg)}
+	for _, o := range opts {
+		o(&deps)
+	}
+	h := Handler(deps)
 	return &Server{app: a, handler: h, log: log, closing: closing}, nil
 }
 
@@ -109,4 +123,16 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 		return fmt.Errorf("HTTP_ADDR=%s: %w (set HTTP_ADDR to a free address)", cfg.HTTPAddr, err)
 	}
 	return s.Serve(ctx, ln)
+}
+
+// minioOrigin is the origin browsers upload to.
+func minioOrigin(cfg config.Config) string {
+	host := cfg.MinIOPublicEndpoint
+	if host == "" {
+		host = cfg.MinIOEndpoint
+	}
+	if cfg.MinIOUseTLS {
+		return "https://" + host
+	}
+	return "http://" + host
 }

@@ -164,3 +164,28 @@ func TestObjectStoreOutage(t *testing.T) {
 		t.Fatalf("confirm after MinIO returned: %d %s", r.Status, r.Body)
 	}
 }
+
+func TestPageIsServedWithItsSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	r := s.Do(t, http.MethodGet, "/", "", nil)
+	csp := r.Header.Get("Content-Security-Policy")
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `id="file-input"`) || !strings.Contains(csp, "connect-src 'self' http://"+s.Cfg.MinIOEndpoint) {
+		t.Fatalf("GET /: %d, CSP %q", r.Status, csp)
+	}
+	if r := s.Do(t, http.MethodGet, "/app.js", "", nil); r.Status != http.StatusOK || !strings.Contains(r.Header.Get("Content-Type"), "javascript") {
+		t.Fatalf("GET /app.js: %d %s", r.Status, r.Header.Get("Content-Type"))
+	}
+	// Outside dev mode the dev token endpoint does not exist: it is just
+	// another /api path, behind authentication like the rest.
+	if r := s.Do(t, http.MethodPost, "/api/dev/token", "", nil); r.Status != http.StatusUnauthorized {
+		t.Fatalf("dev token outside dev mode, no token: %d %s", r.Status, r.Body)
+	}
+	_, tok := s.NewUser(t)
+	if r := s.Do(t, http.MethodPost, "/api/dev/token", tok, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("dev token outside dev mode: %d %s", r.Status, r.Body)
+	}
+	if r := s.Do(t, http.MethodGet, "/../go.mod", "", nil); r.Status != http.StatusNotFound {
+		t.Fatalf("path escape: %d", r.Status)
+	}
+}
