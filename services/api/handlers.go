@@ -13,6 +13,7 @@ import (
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/metrics"
 )
 
 // documentJSON is a document as the API shows it.
@@ -51,6 +52,7 @@ type handlers struct {
 	docs    *document.Service
 	js      jetstream.JetStream
 	closing <-chan struct{}
+	metrics *metrics.Metrics
 }
 
 // caller returns the authenticated principal; the auth middleware guarantees one.
@@ -120,6 +122,7 @@ func (h *handlers) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.docs.Confirm(r.Context(), caller(r).UserID, id)
+	h.metrics.Confirms.WithLabelValues("endpoint", document.ConfirmOutcome(c, err)).Inc()
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/metrics"
 )
 
 // Check reports whether a dependency is reachable, for /readyz.
@@ -38,14 +40,16 @@ type Deps struct {
 	// DevToken, set only in dev mode, mints a token for the page's
 	// "dev user" button; without it POST /api/dev/token does not exist.
 	DevToken func() (token string, user uuid.UUID, err error)
+	// Metrics are updated by every request and served on /metrics.
+	Metrics *metrics.Metrics
 }
 
 // Handler returns the API's routes.
 func Handler(d Deps) http.Handler {
-	h := &handlers{docs: d.Docs, js: d.JS, closing: d.Closing}
+	h := &handlers{docs: d.Docs, js: d.JS, closing: d.Closing, metrics: d.Metrics}
 	verifier, checks, log := d.Verifier, d.Checks, d.Log
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, requestLog(log), middleware.Recoverer)
+	r.Use(middleware.RequestID, requestLog(log, d.Metrics), middleware.Recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeDetail(w, http.StatusNotFound, "not found") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeDetail(w, http.StatusMethodNotAllowed, "method not allowed")
@@ -55,6 +59,7 @@ func Handler(d Deps) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", readiness(checks))
+	r.Get("/metrics", d.Metrics.Handler().ServeHTTP)
 
 	unauthorized := func(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="docuvault"`)
@@ -96,7 +101,7 @@ func Handler(d Deps) http.Handler {
 // requestLog puts a logger carrying the request id in the request's context
 // and logs each request once it is answered. It logs the path, never the
 // query or headers, so no token reaches a log.
-func requestLog(log zerolog.Logger) func(http.Handler) http.Handler {
+func requestLog(log zerolog.Logger, m *metrics.Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -104,6 +109,13 @@ func requestLog(log zerolog.Logger) func(http.Handler) http.Handler {
 			r = r.WithContext(l.WithContext(r.Context()))
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)
+			// The route pattern, not the path: ids would explode the series.
+			route := chi.RouteContext(r.Context()).RoutePattern()
+			if route == "" {
+				route = "unmatched"
+			}
+			m.HTTPRequests.WithLabelValues(route, r.Method, strconv.Itoa(ww.Status())).Inc()
+			m.HTTPDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
 			zerolog.Ctx(r.Context()).Info().
 				Str("method", r.Method).
 				Str("path", r.URL.Path).

@@ -56,7 +56,7 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger, opts ...Opt
 		}},
 	}
 	closing := make(chan struct{})
-	deps := Deps{Docs: a.Docs, Verifier: verifier, JS: a.JS, Checks: checks, Log: log, Closing: closing, MinIOOrigin: minioOrigin(cfg)}
+	deps := Deps{Docs: a.Docs, Verifier: verifier, JS: a.JS, Checks: checks, Log: log, Closing: closing, MinIOOrigin: minioOrigin(cfg), Metrics: a.Metrics}
 	for _, o := range opts {
 		o(&deps)
 	}

@@ -189,3 +189,28 @@ func TestPageIsServedWithItsSecurityHeaders(t *testing.T) {
 		t.Fatalf("path escape: %d", r.Status)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	_, tok := s.NewUser(t)
+	id := s.Upload(t, tok, "m.pdf", apitest.BytesOf(10))
+	if r := s.Confirm(t, tok, id); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	r := s.Do(t, http.MethodGet, "/metrics", "", nil)
+	body := string(r.Body)
+	for _, want := range []string{
+		`docuvault_confirms_total{door="endpoint",outcome="uploaded"}`,
+		`docuvault_http_requests_total{method="POST",route="/api/documents/{id}/confirm",status="200"}`,
+		`docuvault_http_request_duration_seconds_bucket{method="POST",route="/api/documents/upload-url"`,
+		`docuvault_outbox_waiting`,
+	} {
+		if r.Status != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, id.String()) {
+		t.Error("a document id leaked into metric labels")
+	}
+}

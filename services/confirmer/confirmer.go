@@ -19,6 +19,7 @@ import (
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/metrics"
 	"github.com/docuvault/docuvault/shared/objectstore"
 )
 
@@ -45,15 +46,16 @@ type Stats struct {
 
 // Confirmer handles MinIO notifications.
 type Confirmer struct {
-	docs   *document.Service
-	bucket string
-	log    zerolog.Logger
-	Stats  Stats
+	docs    *document.Service
+	bucket  string
+	log     zerolog.Logger
+	metrics *metrics.Metrics
+	Stats   Stats
 }
 
 // New returns a Confirmer of objects in bucket.
-func New(docs *document.Service, bucket string, log zerolog.Logger) *Confirmer {
-	return &Confirmer{docs: docs, bucket: bucket, log: log}
+func New(docs *document.Service, bucket string, m *metrics.Metrics, log zerolog.Logger) *Confirmer {
+	return &Confirmer{docs: docs, bucket: bucket, metrics: m, log: log}
 }
 
 // outcome is what to tell JetStream about a message.
@@ -74,12 +76,16 @@ func (c *Confirmer) Handle(ctx context.Context, msg jetstream.Msg) {
 		seq, delivered = meta.Sequence.Stream, meta.NumDelivered
 	}
 	log := c.log.With().Uint64("stream_seq", seq).Logger()
+	if delivered > 1 {
+		c.metrics.Redeliveries.WithLabelValues(ConsumerName).Inc()
+	}
 	out, err := c.process(log.WithContext(ctx), msg.Data())
 	switch out {
 	case ack:
 		_ = msg.Ack()
 	case term:
 		c.Stats.Terminated.Add(1)
+		c.metrics.Terminated.WithLabelValues(ConsumerName).Inc()
 		log.Error().Err(err).Msg("malformed notification terminated")
 		_ = msg.TermWithReason("malformed")
 	case retry:
@@ -109,6 +115,9 @@ func (c *Confirmer) process(ctx context.Context, data []byte) (outcome, error) {
 			continue
 		}
 		res, err := c.docs.ConfirmObject(ctx, r.Key)
+		if outcome := document.ConfirmOutcome(res, err); outcome != "error" {
+			c.metrics.Confirms.WithLabelValues("event", outcome).Inc()
+		}
 		log := zerolog.Ctx(ctx)
 		switch code := document.ErrorCode(err); code {
 		case "":
@@ -210,7 +219,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service,
 		a.Close()
 		return nil, fmt.Errorf("bucket notification (is MinIO started with the MINIO_NOTIFY_NATS_*_PRIMARY and _LIVE variables?): %w", err)
 	}
-	return &Service{app: a, Confirmer: New(a.Docs, cfg.MinIOBucket, log)}, nil
+	return &Service{app: a, Confirmer: New(a.Docs, cfg.MinIOBucket, a.Metrics, log)}, nil
 }
 
 // Run relays the outbox and consumes notifications until ctx ends.

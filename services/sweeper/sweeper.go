@@ -20,6 +20,7 @@ import (
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/metrics"
 )
 
 // ConsumerName is the durable consumer every sweeper replica shares.
@@ -41,10 +42,11 @@ type Completed struct {
 
 // Sweeper handles ticks.
 type Sweeper struct {
-	docs *document.Service
-	cfg  document.SweepConfig
-	js   jetstream.JetStream
-	log  zerolog.Logger
+	docs    *document.Service
+	cfg     document.SweepConfig
+	js      jetstream.JetStream
+	metrics *metrics.Metrics
+	log     zerolog.Logger
 
 	// Runs counts the sweeps this replica ran; Skipped the ticks it
 	// acknowledged without a run because a newer tick was already waiting.
@@ -52,8 +54,8 @@ type Sweeper struct {
 }
 
 // New returns a Sweeper.
-func New(docs *document.Service, cfg document.SweepConfig, js jetstream.JetStream, log zerolog.Logger) *Sweeper {
-	return &Sweeper{docs: docs, cfg: cfg, js: js, log: log}
+func New(docs *document.Service, cfg document.SweepConfig, js jetstream.JetStream, m *metrics.Metrics, log zerolog.Logger) *Sweeper {
+	return &Sweeper{docs: docs, cfg: cfg, js: js, metrics: m, log: log}
 }
 
 // ConsumerConfig is the durable consumer the sweeper replicas share. One
@@ -124,6 +126,7 @@ func (s *Sweeper) Handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	s.Runs.Add(1)
+	s.record(res)
 	done := Completed{
 		RunID:          tick.RunID,
 		StartedAt:      started.UTC(),
@@ -142,6 +145,19 @@ func (s *Sweeper) Handle(ctx context.Context, msg jetstream.Msg) {
 		log.Warn().Err(err).Msg("publish sweep result failed")
 	}
 	_ = msg.Ack()
+}
+
+// record adds a run's counts to the metrics.
+func (s *Sweeper) record(res document.SweepResult) {
+	s.metrics.SweepRuns.Inc()
+	s.metrics.Confirms.WithLabelValues("sweeper", "uploaded").Add(float64(res.Confirmed))
+	s.metrics.Confirms.WithLabelValues("sweeper", "rejected").Add(float64(res.Rejected))
+	for kind, n := range map[string]int{
+		"confirmed": res.Confirmed, "rejected": res.Rejected, "purged": res.Purged,
+		"rejected_removed": res.RejectedRemoved, "orphans_removed": res.OrphansRemoved, "errors": res.Errors,
+	} {
+		s.metrics.SweepItems.WithLabelValues(kind).Add(float64(n))
+	}
 }
 
 // Consume handles ticks until ctx ends.
@@ -186,7 +202,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service,
 	if published {
 		log.Info().Dur("interval", cfg.SweepInterval).Msg("sweep schedule published")
 	}
-	return &Service{app: a, Sweeper: New(a.Docs, SweepConfig(cfg), a.JS, log)}, nil
+	return &Service{app: a, Sweeper: New(a.Docs, SweepConfig(cfg), a.JS, a.Metrics, log)}, nil
 }
 
 // Run relays the outbox and handles ticks until ctx ends.

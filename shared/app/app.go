@@ -6,15 +6,18 @@ package app
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/metrics"
 	"github.com/docuvault/docuvault/shared/objectstore"
 	"github.com/docuvault/docuvault/shared/postgres"
 )
@@ -29,6 +32,7 @@ type App struct {
 	Docs    *document.Service
 	NATS    *nats.Conn
 	JS      jetstream.JetStream
+	Metrics *metrics.Metrics
 }
 
 // Open validates cfg, connects to everything, applies migrations and makes
@@ -38,6 +42,9 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, service st
 		return nil, err
 	}
 	a = &App{Config: cfg, Log: log}
+	if a.Metrics, err = metrics.Default(); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -73,6 +80,13 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, service st
 	if err := events.EnsureStreams(ctx, a.JS); err != nil {
 		return nil, err
 	}
+	store := a.Store
+	metrics.OutboxWaiting(prometheus.DefaultRegisterer, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, _ := store.OutboxWaiting(ctx)
+		return float64(n)
+	})
 	a.Docs = document.NewService(a.Store, a.Objects, document.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		UploadURLTTL:   cfg.UploadURLTTL,
@@ -83,7 +97,9 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, service st
 
 // Relay returns an outbox relay over the app's store and JetStream.
 func (a *App) Relay() *events.Relay {
-	return events.NewRelay(a.Store, a.JS, a.Log)
+	r := events.NewRelay(a.Store, a.JS, a.Log)
+	r.Metrics = a.Metrics
+	return r
 }
 
 // RunWithRelay runs fn and an outbox relay until ctx ends or fn returns,

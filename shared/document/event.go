@@ -114,10 +114,11 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 
 // OutboxMessage is a recorded event waiting to be published.
 type OutboxMessage struct {
-	ID      int64
-	MsgID   uuid.UUID // the event id, used to drop duplicates downstream
-	Subject string
-	Payload []byte
+	ID        int64
+	CreatedAt time.Time
+	MsgID     uuid.UUID // the event id, used to drop duplicates downstream
+	Subject   string
+	Payload   []byte
 }
 
 // Outbox hands recorded events to a relay, safely from many replicas.

@@ -256,6 +256,22 @@ func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error
 	return result, nil
 }
 
+// ConfirmOutcome names how a confirmation ended: "uploaded" (this call
+// confirmed it), "already" (confirmed before), "rejected" (it broke a rule)
+// or "error" (nothing changed; try again).
+func ConfirmOutcome(c Confirmation, err error) string {
+	switch ErrorCode(err) {
+	case "":
+		if c.Changed {
+			return "uploaded"
+		}
+		return "already"
+	case QuotaExceeded, TooLarge, Invalid:
+		return "rejected"
+	}
+	return "error"
+}
+
 // confirmed answers a confirm of a document that is no longer pending.
 func (s *Service) confirmed(ctx context.Context, d *Document) (Confirmation, error) {
 	q, err := s.store.Quota(ctx, d.UserID)

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/metrics"
 )
 
 // Relay publishes outbox messages to JetStream, each with Nats-Msg-Id set
@@ -26,6 +27,8 @@ type Relay struct {
 	PollInterval time.Duration
 	// AckTimeout bounds the wait for JetStream's acknowledgements.
 	AckTimeout time.Duration
+	// Metrics, when set, counts published events and their lag.
+	Metrics *metrics.Metrics
 }
 
 // NewRelay returns a Relay with default settings.
@@ -92,8 +95,12 @@ func (r *Relay) publish(ctx context.Context, msgs []document.OutboxMessage) (int
 		}
 		break
 	}
-	if acked > 0 {
-		r.log.Debug().Int("count", acked).Msg("events published")
+	if acked > 0 && r.Metrics != nil {
+		r.Metrics.OutboxPublished.Add(float64(acked))
+		now := time.Now()
+		for _, m := range msgs[:acked] {
+			r.Metrics.OutboxLag.Observe(now.Sub(m.CreatedAt).Seconds())
+		}
 	}
 	return acked, err
 }

@@ -23,7 +23,7 @@ const outboxChannel = "docuvault_outbox"
 func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []document.OutboxMessage) (int, error)) (int, error) {
 	var published int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, msg_id, subject, payload::text FROM outbox
+		rows, err := tx.Query(ctx, `SELECT id, created_at, msg_id, subject, payload::text FROM outbox
 			WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
 		if err != nil {
 			return err
@@ -31,7 +31,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 		msgs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (document.OutboxMessage, error) {
 			var m document.OutboxMessage
 			var payload string
-			err := r.Scan(&m.ID, &m.MsgID, &m.Subject, &payload)
+			err := r.Scan(&m.ID, &m.CreatedAt, &m.MsgID, &m.Subject, &payload)
 			m.Payload = []byte(payload)
 			return m, err
 		})
@@ -108,6 +108,13 @@ func (l *listener) drop() {
 		l.conn.Release()
 		l.conn = nil
 	}
+}
+
+// OutboxWaiting counts the rows waiting to be published.
+func (s *Store) OutboxWaiting(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	return n, translate(err, "count outbox")
 }
 
 // Close releases the listening connection, if any.

@@ -1,0 +1,938 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/nats-io/nats-server/v2/server"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/objectstore"
+)
+
+// root is the repository root, relative to this package.
+const root = ".."
+
+// roles are the compose services that run the DocuVault image, each with
+// the subcommand of the same name.
+var roles = []string{"migrate", "api", "confirmer", "sweeper"}
+
+// required are the variables config.Validate insists on. They are listed
+// explicitly in every role's environment even where config has a default.
+var required = []string{
+	"DATABASE_URL", "MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
+	"MINIO_BUCKET", "JWT_SECRET", "NATS_URL",
+}
+
+// secrets are the variables docker-compose.yml interpolates with a dev
+// default, which production sets.
+var secrets = []string{
+	"POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
+	"NATS_MINIO_PASSWORD", "NATS_DOCUVAULT_PASSWORD", "JWT_SECRET",
+}
+
+// configNameRE finds the variables shared/config reads: str("NAME", ...),
+// dur(...), bytes(...) and lookup("NAME").
+var configNameRE = regexp.MustCompile(`\b(?:str|dur|bytes|lookup)\("([A-Z][A-Z0-9_]*)"`)
+
+// configNames returns the set of environment variables shared/config reads,
+// taken from its source so that the test follows config as it changes.
+func configNames(tb testing.TB) map[string]bool {
+	tb.Helper()
+	src, err := os.ReadFile(filepath.Join(root, "shared", "config", "config.go"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, m := range configNameRE.FindAllStringSubmatch(string(src), -1) {
+		names[m[1]] = true
+	}
+	// A sanity floor: if the regexp stopped matching, every check built on
+	// it would pass vacuously.
+	for _, name := range append(slices.Clone(required), "HTTP_ADDR", "LOG_FORMAT", "MINIO_USE_TLS") {
+		if !names[name] {
+			tb.Fatalf("shared/config/config.go: %s not found by %v; update configNameRE", name, configNameRE)
+		}
+	}
+	return names
+}
+
+// subcommands returns the string cases of services/docuvault/main.go's
+// switches: the subcommands the binary answers.
+func subcommands(tb testing.TB) map[string]bool {
+	tb.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(root, "services", "docuvault", "main.go"), nil, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmds := map[string]bool{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		cc, ok := n.(*ast.CaseClause)
+		if !ok {
+			return true
+		}
+		for _, e := range cc.List {
+			if lit, ok := e.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if s, err := strconv.Unquote(lit.Value); err == nil {
+					cmds[s] = true
+				}
+			}
+		}
+		return true
+	})
+	for _, want := range []string{"api", "token"} {
+		if !cmds[want] {
+			tb.Fatalf("services/docuvault/main.go: no case %q found; the parse is out of step with main.go", want)
+		}
+	}
+	return cmds
+}
+
+// loadCompose loads docker-compose.yml as `docker compose` would, with env
+// as the only environment for interpolation (none of the process's).
+func loadCompose(tb testing.TB, env map[string]string) *types.Project {
+	tb.Helper()
+	wd, err := filepath.Abs(root)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(wd, "docker-compose.yml")},
+		cli.WithWorkingDirectory(wd), cli.WithName("docuvault"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts.Environment = types.Mapping{}
+	for k, v := range env {
+		opts.Environment[k] = v
+	}
+	p, err := cli.ProjectFromOptions(tb.Context(), opts)
+	if err != nil {
+		tb.Fatalf("load docker-compose.yml: %v", err)
+	}
+	return p
+}
+
+// service returns the named service of p, failing the test if it is absent.
+func service(tb testing.TB, p *types.Project, name string) types.ServiceConfig {
+	tb.Helper()
+	s, ok := p.Services[name]
+	if !ok {
+		tb.Fatalf("docker-compose.yml: no service %q", name)
+	}
+	return s
+}
+
+// envOf returns a service's environment with unset entries as "".
+func envOf(s types.ServiceConfig) map[string]string {
+	env := map[string]string{}
+	for k, v := range s.Environment {
+		if v != nil {
+			env[k] = *v
+		} else {
+			env[k] = ""
+		}
+	}
+	return env
+}
+
+// loadConfig runs config.Load with exactly env: every other variable config
+// reads is blanked (config treats "" as unset), so the process's own
+// environment (a CI's DATABASE_URL, say) cannot leak in. It uses t.Setenv:
+// callers cannot run in parallel.
+func loadConfig(t *testing.T, names map[string]bool, env map[string]string) (config.Config, error) {
+	t.Helper()
+	for name := range names {
+		t.Setenv(name, env[name])
+	}
+	return config.Load()
+}
+
+func TestComposeServices(t *testing.T) {
+	t.Parallel()
+	cmds := subcommands(t)
+	p := loadCompose(t, nil)
+	for _, name := range append([]string{"postgres", "nats", "minio"}, roles...) {
+		service(t, p, name)
+	}
+	// Any service of the DocuVault image (a role added later, such as the
+	// classifier) runs a subcommand the binary has.
+	image := service(t, p, "api").Image
+	for name, s := range p.Services {
+		if s.Image == image && (len(s.Command) == 0 || !cmds[s.Command[0]]) {
+			t.Errorf("%s: command %v is not a subcommand of services/docuvault", name, s.Command)
+		}
+	}
+}
+
+func TestComposeRolesEnvironment(t *testing.T) {
+	names := configNames(t)
+	p := loadCompose(t, nil)
+	for _, role := range roles {
+		env := envOf(service(t, p, role))
+		for _, name := range required {
+			if _, ok := env[name]; !ok {
+				t.Errorf("%s: environment lacks %s, which config.Validate requires", role, name)
+			}
+		}
+		for name := range env {
+			if !names[name] {
+				t.Errorf("%s: environment sets %s, which shared/config does not read", role, name)
+			}
+		}
+		cfg, err := loadConfig(t, names, env)
+		if err != nil {
+			t.Errorf("%s: config.Load: %v", role, err)
+			continue
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s: config.Validate: %v", role, err)
+		}
+		if len(cfg.JWTSecret) < 32 {
+			t.Errorf("%s: JWT_SECRET is %d bytes, want at least 32", role, len(cfg.JWTSecret))
+		}
+		if cfg.MinIOEndpoint != "minio:9000" || cfg.NATSURL != "nats://nats:4222" || cfg.NATSUser != "docuvault" {
+			t.Errorf("%s: MINIO_ENDPOINT=%q NATS_URL=%q NATS_USER=%q, want the compose services minio:9000, nats://nats:4222 and user docuvault",
+				role, cfg.MinIOEndpoint, cfg.NATSURL, cfg.NATSUser)
+		}
+		if cfg.LogFormat != "json" {
+			t.Errorf("%s: LOG_FORMAT=%q, want json", role, cfg.LogFormat)
+		}
+	}
+}
+
+func TestComposeCredentialsAgree(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t, nil)
+	pg := envOf(service(t, p, "postgres"))
+	minio := envOf(service(t, p, "minio"))
+	nats := envOf(service(t, p, "nats"))
+	for _, role := range roles {
+		env := envOf(service(t, p, role))
+		u, err := url.Parse(env["DATABASE_URL"])
+		if err != nil {
+			t.Errorf("%s: DATABASE_URL: %v", role, err)
+			continue
+		}
+		pw, _ := u.User.Password()
+		if u.Host != "postgres:5432" || u.User.Username() != pg["POSTGRES_USER"] || pw != pg["POSTGRES_PASSWORD"] ||
+			strings.TrimPrefix(u.Path, "/") != pg["POSTGRES_DB"] {
+			t.Errorf("%s: DATABASE_URL %q does not match the postgres service's user, password and database", role, env["DATABASE_URL"])
+		}
+		if env["MINIO_ACCESS_KEY"] != minio["MINIO_ROOT_USER"] || env["MINIO_SECRET_KEY"] != minio["MINIO_ROOT_PASSWORD"] {
+			t.Errorf("%s: MINIO_ACCESS_KEY/MINIO_SECRET_KEY differ from minio's MINIO_ROOT_USER/MINIO_ROOT_PASSWORD", role)
+		}
+		if env["NATS_PASSWORD"] != nats["NATS_DOCUVAULT_PASSWORD"] {
+			t.Errorf("%s: NATS_PASSWORD differs from nats's NATS_DOCUVAULT_PASSWORD", role)
+		}
+	}
+}
+
+// TestComposeSecretsInterpolated checks that every secret comes from the
+// environment when it is set, as production does, and has a dev default
+// when it is not.
+func TestComposeSecretsInterpolated(t *testing.T) {
+	t.Parallel()
+	defaults := loadCompose(t, nil)
+	override := map[string]string{}
+	for _, name := range secrets {
+		override[name] = "p" + strings.ToLower(strings.ReplaceAll(name, "_", "")) + "0123456789abcdef0123456789abcdef"
+	}
+	p := loadCompose(t, override)
+	all := func(p *types.Project) string {
+		var b strings.Builder
+		for _, s := range p.Services {
+			for k, v := range envOf(s) {
+				b.WriteString(s.Name + "." + k + "=" + v + "\n")
+			}
+		}
+		return b.String()
+	}
+	got, dflt := all(p), all(defaults)
+	for name, v := range override {
+		if !strings.Contains(got, v) {
+			t.Errorf("setting %s changes nothing in docker-compose.yml: interpolate it as ${%s:-dev default}", name, name)
+		}
+	}
+	if got == dflt {
+		t.Error("the environment changes nothing in docker-compose.yml")
+	}
+	api := envOf(service(t, p, "api"))
+	if api["JWT_SECRET"] != override["JWT_SECRET"] || api["NATS_PASSWORD"] != override["NATS_DOCUVAULT_PASSWORD"] {
+		t.Errorf("api does not take JWT_SECRET and NATS_PASSWORD from the environment")
+	}
+}
+
+func TestComposePorts(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t, nil)
+	for _, c := range []struct {
+		service string
+		port    uint32
+	}{{"api", 8080}, {"minio", 9000}} {
+		s := service(t, p, c.service)
+		if !slices.ContainsFunc(s.Ports, func(pc types.ServicePortConfig) bool {
+			return pc.Target == c.port && pc.Published == strconv.Itoa(int(c.port))
+		}) {
+			t.Errorf("%s: container port %d is not published as %d (ports %+v)", c.service, c.port, c.port, s.Ports)
+		}
+	}
+	api := envOf(service(t, p, "api"))
+	if api["HTTP_ADDR"] != "0.0.0.0:8080" {
+		t.Errorf("api: HTTP_ADDR=%q, want 0.0.0.0:8080 (the default 127.0.0.1 is unreachable from outside the container)", api["HTTP_ADDR"])
+	}
+	if api["MINIO_PUBLIC_ENDPOINT"] != "localhost:9000" {
+		t.Errorf("api: MINIO_PUBLIC_ENDPOINT=%q, want localhost:9000, where minio is published", api["MINIO_PUBLIC_ENDPOINT"])
+	}
+}
+
+func TestComposeMinIONotifications(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t, nil)
+	minio := service(t, p, "minio")
+	env := envOf(minio)
+	nats := envOf(service(t, p, "nats"))
+
+	var dataDir string
+	for _, v := range minio.Volumes {
+		if v.Type == types.VolumeTypeVolume {
+			dataDir = v.Target
+		}
+	}
+	if !slices.Contains(minio.Command, dataDir) || dataDir == "" {
+		t.Errorf("minio: command %v does not serve its volume %q", minio.Command, dataDir)
+	}
+	want := objectstore.NATSTarget{
+		Address:  "nats:4222",
+		Subject:  "minio.events",
+		Username: "minio",
+		Password: nats["NATS_MINIO_PASSWORD"],
+		QueueDir: dataDir + "/.notify-queue",
+	}.ServerEnv()
+	wantNames := map[string]bool{}
+	for _, kv := range want {
+		k, v, _ := strings.Cut(kv, "=")
+		wantNames[k] = true
+		if got, ok := env[k]; !ok || got != v {
+			t.Errorf("minio: %s=%q, want %q (objectstore.NATSTarget.ServerEnv)", k, got, v)
+		}
+	}
+	// MinIO refuses to start on a mix of suffixed and unsuffixed variables.
+	for k := range env {
+		if strings.HasPrefix(k, "MINIO_NOTIFY_") && !wantNames[k] {
+			t.Errorf("minio: %s is not one of ServerEnv's variables", k)
+		}
+	}
+	if o := env["MINIO_API_CORS_ALLOW_ORIGIN"]; o == "" || o == "*" {
+		t.Errorf("minio: MINIO_API_CORS_ALLOW_ORIGIN=%q, want the page's origin (http://localhost:8080)", o)
+	}
+	// minio-events.json's rules name exactly the targets MinIO is given.
+	rules, err := objectstore.LoadNotifications(filepath.Join(root, "minio-events.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules.Rules {
+		var id string
+		if parts := strings.Split(r.ARN, ":"); len(parts) == 6 {
+			id = parts[4]
+		}
+		if env["MINIO_NOTIFY_NATS_ENABLE_"+id] != "on" {
+			t.Errorf("minio-events.json: rule %s names target %q, which minio does not enable", r.ARN, id)
+		}
+	}
+}
+
+func TestComposeNATS(t *testing.T) {
+	p := loadCompose(t, nil)
+	nats := service(t, p, "nats")
+	env := envOf(nats)
+
+	confPath, err := filepath.Abs(filepath.Join(root, "nats.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var confTarget, storeTarget string
+	for _, v := range nats.Volumes {
+		switch {
+		case v.Type == types.VolumeTypeBind && v.Source == confPath:
+			confTarget = v.Target
+		case v.Type == types.VolumeTypeVolume:
+			storeTarget = v.Target
+		}
+	}
+	if confTarget == "" {
+		t.Fatalf("nats: ./nats.conf is not mounted (volumes %+v)", nats.Volumes)
+	}
+	if cmd := strings.Join(nats.Command, " "); cmd != "-c "+confTarget && cmd != "--config "+confTarget {
+		t.Errorf("nats: command %q does not load %s", cmd, confTarget)
+	}
+	if !strings.HasPrefix(nats.Image, "nats:2.") {
+		t.Errorf("nats: image %q, want nats:2.14 or newer", nats.Image)
+	}
+
+	// nats.conf, parsed with the passwords compose gives the server.
+	for _, name := range []string{"NATS_MINIO_PASSWORD", "NATS_DOCUVAULT_PASSWORD"} {
+		if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(env[name]) {
+			t.Errorf("nats: %s=%q: nats.conf wants letters, digits, - and _ only, starting with a letter", name, env[name])
+		}
+		t.Setenv(name, env[name])
+	}
+	opts, err := server.ProcessConfigFile(confPath)
+	if err != nil {
+		t.Fatalf("nats.conf with compose's passwords: %v", err)
+	}
+	if opts.StoreDir != storeTarget {
+		t.Errorf("nats: JetStream volume at %q, but nats.conf's store_dir is %q", storeTarget, opts.StoreDir)
+	}
+	users := map[string]string{}
+	for _, u := range opts.Users {
+		users[u.Username] = u.Password
+	}
+	docuvault := envOf(service(t, p, "api"))
+	minio := envOf(service(t, p, "minio"))
+	if users[docuvault["NATS_USER"]] != docuvault["NATS_PASSWORD"] || docuvault["NATS_PASSWORD"] == "" {
+		t.Errorf("nats.conf user %q's password is not the roles' NATS_PASSWORD (cut short or parsed as another type?)", docuvault["NATS_USER"])
+	}
+	for _, id := range []string{objectstore.TargetPrimary, objectstore.TargetLive} {
+		u, pw := minio["MINIO_NOTIFY_NATS_USERNAME_"+id], minio["MINIO_NOTIFY_NATS_PASSWORD_"+id]
+		if users[u] != pw || pw == "" {
+			t.Errorf("nats.conf user %q's password is not minio's MINIO_NOTIFY_NATS_PASSWORD_%s", u, id)
+		}
+	}
+}
+
+func TestComposeDependencies(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t, nil)
+	healthy := map[string]string{"postgres": types.ServiceConditionHealthy, "nats": types.ServiceConditionHealthy, "minio": types.ServiceConditionHealthy}
+	for _, role := range roles {
+		want := map[string]string{"postgres": types.ServiceConditionHealthy}
+		if role != "migrate" {
+			want = map[string]string{"migrate": types.ServiceConditionCompletedSuccessfully}
+			for k, v := range healthy {
+				want[k] = v
+			}
+		}
+		s := service(t, p, role)
+		got := map[string]string{}
+		for name, d := range s.DependsOn {
+			got[name] = d.Condition
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: depends_on %v, want %v", role, got, want)
+		}
+	}
+	// A service_healthy dependency needs a healthcheck to become healthy.
+	for name := range healthy {
+		s := service(t, p, name)
+		if s.HealthCheck == nil || s.HealthCheck.Disable || len(s.HealthCheck.Test) == 0 {
+			t.Errorf("%s: no healthcheck, but the roles wait for it to be healthy", name)
+		}
+	}
+}
+
+func TestComposeRolesImageAndCommand(t *testing.T) {
+	t.Parallel()
+	cmds := subcommands(t)
+	p := loadCompose(t, nil)
+	wd, _ := filepath.Abs(root)
+	image := service(t, p, "api").Image
+	for _, role := range roles {
+		s := service(t, p, role)
+		if len(s.Command) == 0 || s.Command[0] != role || !cmds[s.Command[0]] {
+			t.Errorf("%s: command %v, want [%s], a subcommand of services/docuvault", role, s.Command, role)
+		}
+		if s.Image != image {
+			t.Errorf("%s: image %q, want the one DocuVault image %q", role, s.Image, image)
+		}
+		if s.Build == nil || s.Build.Context != wd || s.Build.Dockerfile != "deploy/Dockerfile" {
+			t.Errorf("%s: build %+v, want context . and deploy/Dockerfile", role, s.Build)
+		}
+	}
+	if r := service(t, p, "migrate").Restart; r != "no" && r != "" {
+		t.Errorf("migrate: restart %q: a one-shot that others wait on must not restart", r)
+	}
+}
+
+// TestDockerfile checks the image's entrypoint and the settings it bakes in.
+func TestDockerfile(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := configNames(t)
+	var eventsDest, eventsEnv, entrypoint, user string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "COPY":
+			if f[len(f)-2] == "minio-events.json" {
+				eventsDest = f[len(f)-1]
+			}
+		case "ENV":
+			k, v, _ := strings.Cut(f[1], "=")
+			if !names[k] {
+				t.Errorf("Dockerfile: ENV %s is not read by shared/config", k)
+			}
+			if k == "MINIO_EVENTS_CONFIG" {
+				eventsEnv = v
+			}
+		case "ENTRYPOINT":
+			entrypoint = strings.Join(f[1:], " ")
+		case "USER":
+			user = f[1]
+		}
+	}
+	if eventsDest == "" || eventsEnv != eventsDest {
+		t.Errorf("Dockerfile: MINIO_EVENTS_CONFIG=%q, but minio-events.json is copied to %q", eventsEnv, eventsDest)
+	}
+	if entrypoint != `["/docuvault"]` {
+		t.Errorf("Dockerfile: ENTRYPOINT %s, want [\"/docuvault\"] so that compose's and k8s's commands are subcommands", entrypoint)
+	}
+	if user == "" || strings.HasPrefix(user, "root") || strings.HasPrefix(user, "0") {
+		t.Errorf("Dockerfile: USER %q, want nonroot", user)
+	}
+}
+
+// The Kubernetes manifests, as far as the tests read them.
+type (
+	k8sMeta struct {
+		Name   string            `yaml:"name"`
+		Labels map[string]string `yaml:"labels"`
+	}
+	k8sObject struct {
+		APIVersion string            `yaml:"apiVersion"`
+		Kind       string            `yaml:"kind"`
+		Metadata   k8sMeta           `yaml:"metadata"`
+		Data       map[string]string `yaml:"data"`
+		StringData map[string]string `yaml:"stringData"`
+		Spec       yaml.Node         `yaml:"spec"`
+		file       string
+	}
+	k8sProbe struct {
+		HTTPGet *struct {
+			Path string `yaml:"path"`
+			Port any    `yaml:"port"`
+		} `yaml:"httpGet"`
+	}
+	k8sContainer struct {
+		Name  string   `yaml:"name"`
+		Image string   `yaml:"image"`
+		Args  []string `yaml:"args"`
+		Ports []struct {
+			Name          string `yaml:"name"`
+			ContainerPort int    `yaml:"containerPort"`
+		} `yaml:"ports"`
+		EnvFrom []struct {
+			ConfigMapRef *struct {
+				Name string `yaml:"name"`
+			} `yaml:"configMapRef"`
+			SecretRef *struct {
+				Name string `yaml:"name"`
+			} `yaml:"secretRef"`
+		} `yaml:"envFrom"`
+		ReadinessProbe  *k8sProbe `yaml:"readinessProbe"`
+		LivenessProbe   *k8sProbe `yaml:"livenessProbe"`
+		SecurityContext *struct {
+			RunAsNonRoot             *bool `yaml:"runAsNonRoot"`
+			ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
+			AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+			Capabilities             *struct {
+				Drop []string `yaml:"drop"`
+			} `yaml:"capabilities"`
+		} `yaml:"securityContext"`
+	}
+	k8sPodTemplate struct {
+		Metadata k8sMeta `yaml:"metadata"`
+		Spec     struct {
+			SecurityContext *struct {
+				RunAsNonRoot *bool `yaml:"runAsNonRoot"`
+			} `yaml:"securityContext"`
+			Containers []k8sContainer `yaml:"containers"`
+		} `yaml:"spec"`
+	}
+	k8sWorkloadSpec struct {
+		Replicas *int `yaml:"replicas"`
+		Selector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+		Template k8sPodTemplate `yaml:"template"`
+	}
+	k8sServiceSpec struct {
+		Selector map[string]string `yaml:"selector"`
+		Ports    []struct {
+			Port       int `yaml:"port"`
+			TargetPort any `yaml:"targetPort"`
+		} `yaml:"ports"`
+	}
+)
+
+// loadK8s parses every YAML document under deploy/k8s except the
+// kustomization, and returns the kustomization's resources list too.
+func loadK8s(tb testing.TB) (objs []k8sObject, resources []string) {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join("k8s", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("no manifests in deploy/k8s: %v", err)
+	}
+	for _, file := range files {
+		f, err := os.Open(file)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		dec := yaml.NewDecoder(f)
+		for {
+			var o k8sObject
+			err := dec.Decode(&o)
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				f.Close()
+				tb.Fatalf("%s: %v", file, err)
+			}
+			if o.Kind == "" {
+				f.Close()
+				tb.Fatalf("%s: a document without kind", file)
+			}
+			o.file = filepath.Base(file)
+			if o.Kind == "Kustomization" {
+				var k struct {
+					Resources []string `yaml:"resources"`
+				}
+				b, _ := os.ReadFile(file)
+				if err := yaml.Unmarshal(b, &k); err != nil {
+					tb.Fatal(err)
+				}
+				resources = append(resources, k.Resources...)
+				continue
+			}
+			objs = append(objs, o)
+		}
+		f.Close()
+	}
+	return objs, resources
+}
+
+// decodeSpec decodes o's spec into v.
+func decodeSpec(tb testing.TB, o k8sObject, v any) {
+	tb.Helper()
+	if err := o.Spec.Decode(v); err != nil {
+		tb.Fatalf("%s: %s %s: spec: %v", o.file, o.Kind, o.Metadata.Name, err)
+	}
+}
+
+// portNumber resolves a probe's or Service's port (a number or a container
+// port's name) against c.
+func portNumber(c k8sContainer, port any) int {
+	switch p := port.(type) {
+	case int:
+		return p
+	case string:
+		for _, cp := range c.Ports {
+			if cp.Name == p {
+				return cp.ContainerPort
+			}
+		}
+	}
+	return 0
+}
+
+func TestK8sManifests(t *testing.T) {
+	names := configNames(t)
+	cmds := subcommands(t)
+	objs, resources := loadK8s(t)
+
+	// The kustomization applies every manifest, and only existing ones.
+	listed := map[string]bool{}
+	for _, r := range resources {
+		listed[r] = true
+		if _, err := os.Stat(filepath.Join("k8s", r)); err != nil {
+			t.Errorf("kustomization.yaml: resource %s: %v", r, err)
+		}
+	}
+	for _, o := range objs {
+		if !listed[o.file] {
+			t.Errorf("k8s/%s is not in kustomization.yaml's resources", o.file)
+		}
+	}
+
+	byKind := map[string]map[string]k8sObject{}
+	for _, o := range objs {
+		if byKind[o.Kind] == nil {
+			byKind[o.Kind] = map[string]k8sObject{}
+		}
+		byKind[o.Kind][o.Metadata.Name] = o
+	}
+	cm, ok := byKind["ConfigMap"]["docuvault-config"]
+	if !ok {
+		t.Fatal("no ConfigMap docuvault-config")
+	}
+	sec, ok := byKind["Secret"]["docuvault-secrets"]
+	if !ok {
+		t.Fatal("no Secret docuvault-secrets")
+	}
+
+	// ConfigMap and Secret: only names config reads, each in one place, and
+	// together every required one.
+	env := map[string]string{}
+	for _, src := range []struct {
+		what string
+		data map[string]string
+	}{{"ConfigMap docuvault-config", cm.Data}, {"Secret docuvault-secrets", sec.StringData}} {
+		for k, v := range src.data {
+			if !names[k] {
+				t.Errorf("%s: %s is not read by shared/config", src.what, k)
+			}
+			if _, dup := env[k]; dup {
+				t.Errorf("%s: %s is set in both the ConfigMap and the Secret", src.what, k)
+			}
+			env[k] = v
+		}
+	}
+	for _, name := range required {
+		if _, ok := env[name]; !ok {
+			t.Errorf("ConfigMap and Secret lack %s, which config.Validate requires", name)
+		}
+	}
+	for _, name := range []string{"DATABASE_URL", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "JWT_SECRET", "NATS_PASSWORD"} {
+		if v, ok := sec.StringData[name]; !ok || v != "REPLACE_ME" {
+			t.Errorf("Secret docuvault-secrets: %s=%q, want the placeholder REPLACE_ME", name, v)
+		}
+	}
+	// The ConfigMap's values pass config validation once the Secret is filled.
+	filled := map[string]string{}
+	for k, v := range env {
+		filled[k] = v
+	}
+	filled["DATABASE_URL"] = "postgres://docuvault:pw@postgres:5432/docuvault"
+	filled["JWT_SECRET"] = strings.Repeat("k", 32)
+	cfg, err := loadConfig(t, names, filled)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Errorf("ConfigMap docuvault-config with a filled Secret: %v", err)
+	}
+	if _, port, _ := strings.Cut(env["HTTP_ADDR"], ":"); port != "8080" || strings.HasPrefix(env["HTTP_ADDR"], "127.") {
+		t.Errorf("ConfigMap: HTTP_ADDR=%q, want 0.0.0.0:8080", env["HTTP_ADDR"])
+	}
+
+	// Workloads: one per role, each running its subcommand with both
+	// sources of settings, locked down.
+	type workload struct {
+		kind, name, role string
+		replicas         int // 0: not checked
+	}
+	workloads := []workload{
+		{"Job", "docuvault-migrate", "migrate", 0},
+		{"Deployment", "docuvault-api", "api", 2},
+		{"Deployment", "docuvault-confirmer", "confirmer", 2},
+		{"Deployment", "docuvault-sweeper", "sweeper", 2},
+	}
+	// Deployments added later (a classifier, say) get the same checks, with
+	// whatever subcommand they run.
+	for name := range byKind["Deployment"] {
+		if !slices.ContainsFunc(workloads, func(w workload) bool { return w.name == name }) {
+			workloads = append(workloads, workload{"Deployment", name, "", 0})
+		}
+	}
+	specs := map[string]k8sWorkloadSpec{}
+	for _, w := range workloads {
+		o, ok := byKind[w.kind][w.name]
+		if !ok {
+			t.Errorf("no %s %s", w.kind, w.name)
+			continue
+		}
+		var spec k8sWorkloadSpec
+		decodeSpec(t, o, &spec)
+		if w.role != "" {
+			specs[w.role] = spec
+		}
+		what := w.kind + " " + w.name
+		if w.replicas != 0 && (spec.Replicas == nil || *spec.Replicas != w.replicas) {
+			t.Errorf("%s: replicas %v, want %d", what, spec.Replicas, w.replicas)
+		}
+		if w.kind == "Deployment" {
+			for k, v := range spec.Selector.MatchLabels {
+				if spec.Template.Metadata.Labels[k] != v {
+					t.Errorf("%s: selector %s=%s does not match the pod template's labels", what, k, v)
+				}
+			}
+		}
+		pod := spec.Template.Spec
+		if sc := pod.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+			t.Errorf("%s: pod securityContext.runAsNonRoot is not true", what)
+		}
+		if len(pod.Containers) != 1 {
+			t.Errorf("%s: %d containers, want 1", what, len(pod.Containers))
+			continue
+		}
+		c := pod.Containers[0]
+		if len(c.Args) != 1 || (w.role != "" && c.Args[0] != w.role) || !cmds[c.Args[0]] {
+			t.Errorf("%s: args %v, want [%s], a subcommand of services/docuvault", what, c.Args, w.role)
+		}
+		if c.Image != "docuvault" {
+			t.Errorf("%s: image %q, want docuvault (kustomization.yaml's images: sets the registry)", what, c.Image)
+		}
+		var fromCM, fromSecret bool
+		for _, ef := range c.EnvFrom {
+			fromCM = fromCM || ef.ConfigMapRef != nil && ef.ConfigMapRef.Name == cm.Metadata.Name
+			fromSecret = fromSecret || ef.SecretRef != nil && ef.SecretRef.Name == sec.Metadata.Name
+		}
+		if !fromCM || !fromSecret {
+			t.Errorf("%s: envFrom does not take both %s and %s", what, cm.Metadata.Name, sec.Metadata.Name)
+		}
+		sc := c.SecurityContext
+		switch {
+		case sc == nil:
+			t.Errorf("%s: container has no securityContext", what)
+		case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
+			t.Errorf("%s: container securityContext.runAsNonRoot is not true", what)
+		case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+			t.Errorf("%s: container securityContext.readOnlyRootFilesystem is not true", what)
+		case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+			t.Errorf("%s: container securityContext.allowPrivilegeEscalation is not false", what)
+		case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []string{"ALL"}):
+			t.Errorf("%s: container does not drop ALL capabilities", what)
+		}
+	}
+
+	// The api: probes on its port, a Service and a PodDisruptionBudget.
+	api, ok := specs["api"]
+	if !ok || len(api.Template.Spec.Containers) != 1 {
+		return
+	}
+	c := api.Template.Spec.Containers[0]
+	for _, p := range []struct {
+		what  string
+		probe *k8sProbe
+		path  string
+	}{{"readinessProbe", c.ReadinessProbe, "/readyz"}, {"livenessProbe", c.LivenessProbe, "/healthz"}} {
+		if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || portNumber(c, p.probe.HTTPGet.Port) != 8080 {
+			t.Errorf("Deployment docuvault-api: %s is not GET %s on port 8080", p.what, p.path)
+		}
+	}
+	svc, ok := byKind["Service"]["docuvault-api"]
+	if !ok {
+		t.Error("no Service docuvault-api")
+	} else {
+		var spec k8sServiceSpec
+		decodeSpec(t, svc, &spec)
+		if len(spec.Selector) == 0 || !matches(spec.Selector, api.Template.Metadata.Labels) {
+			t.Errorf("Service docuvault-api: selector %v does not select the api pods", spec.Selector)
+		}
+		if len(spec.Ports) == 0 || portNumber(c, spec.Ports[0].TargetPort) != 8080 {
+			t.Errorf("Service docuvault-api: does not target the api's port 8080")
+		}
+	}
+	pdb, ok := byKind["PodDisruptionBudget"]["docuvault-api"]
+	if !ok {
+		t.Error("no PodDisruptionBudget docuvault-api")
+	} else {
+		var spec k8sWorkloadSpec
+		decodeSpec(t, pdb, &spec)
+		if len(spec.Selector.MatchLabels) == 0 || !matches(spec.Selector.MatchLabels, api.Template.Metadata.Labels) {
+			t.Errorf("PodDisruptionBudget docuvault-api: selector %v does not select the api pods", spec.Selector.MatchLabels)
+		}
+	}
+}
+
+// matches reports whether labels carry every key and value of selector.
+func matches(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// natsValueRE matches the NATS Helm chart's raw-value syntax, "<< $VAR >>".
+var natsValueRE = regexp.MustCompile(`"<< (.*?) >>"`)
+
+// TestNATSHelmValues renders the NATS config that deploy/nats/values.yaml
+// gives the official chart and checks that its users, accounts and
+// permissions are nats.conf's.
+func TestNATSHelmValues(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("nats", "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		Config struct {
+			Merge map[string]any `yaml:"merge"`
+		} `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		t.Fatalf("deploy/nats/values.yaml: %v", err)
+	}
+	merge := values.Config.Merge
+	merge["jetstream"] = map[string]any{"store_dir": t.TempDir()}
+	// The chart writes the config as JSON with "<< x >>" values raw.
+	var js bytes.Buffer
+	enc := json.NewEncoder(&js)
+	enc.SetEscapeHTML(false) // keep "document.>" as it is
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(merge); err != nil {
+		t.Fatal(err)
+	}
+	rendered := natsValueRE.ReplaceAll(js.Bytes(), []byte("$1"))
+	chartConf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(chartConf, rendered, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NATS_MINIO_PASSWORD", "pminio0123456789abcdef")
+	t.Setenv("NATS_DOCUVAULT_PASSWORD", "pdocuvault0123456789abcdef")
+	chart, err := server.ProcessConfigFile(chartConf)
+	if err != nil {
+		t.Fatalf("NATS config from deploy/nats/values.yaml:\n%s\n%v", rendered, err)
+	}
+	repo, err := server.ProcessConfigFile(filepath.Join(root, "nats.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type user struct {
+		Account, Password string
+		Permissions       *server.Permissions
+	}
+	users := func(o *server.Options) map[string]user {
+		m := map[string]user{}
+		for _, u := range o.Users {
+			var acc string
+			if u.Account != nil {
+				acc = u.Account.Name
+			}
+			m[u.Username] = user{acc, u.Password, u.Permissions}
+		}
+		return m
+	}
+	if got, want := users(chart), users(repo); !reflect.DeepEqual(got, want) {
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		t.Errorf("deploy/nats/values.yaml users differ from nats.conf's:\n got %s\nwant %s", g, w)
+	}
+	if chart.MaxPayload != repo.MaxPayload {
+		t.Errorf("deploy/nats/values.yaml max_payload %d, nats.conf %d", chart.MaxPayload, repo.MaxPayload)
+	}
+}

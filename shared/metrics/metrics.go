@@ -1,0 +1,116 @@
+// Package metrics holds DocuVault's Prometheus metrics. Every role in a
+// process shares one set (registered once on the registry given), so
+// `docuvault dev` shows all of them on the API's /metrics.
+package metrics
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the collectors the services update.
+type Metrics struct {
+	// HTTPRequests counts requests by route pattern, method and status.
+	HTTPRequests *prometheus.CounterVec
+	// HTTPDuration observes request latency by route pattern and method.
+	HTTPDuration *prometheus.HistogramVec
+	// Confirms counts confirmations by door (endpoint, event, sweeper) and
+	// outcome (uploaded, rejected, already).
+	Confirms *prometheus.CounterVec
+	// Redeliveries counts messages a consumer received more than once.
+	Redeliveries *prometheus.CounterVec
+	// Terminated counts messages a consumer gave up on for good.
+	Terminated *prometheus.CounterVec
+	// OutboxPublished counts events the relay published.
+	OutboxPublished prometheus.Counter
+	// OutboxLag observes the time from an event's commit to its publish ack.
+	OutboxLag prometheus.Histogram
+	// SweepItems counts what sweeps did, by kind (confirmed, purged, …).
+	SweepItems *prometheus.CounterVec
+	// SweepRuns counts completed sweep runs.
+	SweepRuns prometheus.Counter
+
+	gatherer prometheus.Gatherer
+}
+
+// New registers the metrics on reg, or reuses those registered before by
+// another role of the same process.
+func New(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Metrics, error) {
+	m := &Metrics{gatherer: gatherer}
+	r := registrar{reg: reg}
+	m.HTTPRequests = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "docuvault_http_requests_total", Help: "HTTP requests by route, method and status.",
+	}, []string{"route", "method", "status"}))
+	m.HTTPDuration = register(&r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "docuvault_http_request_duration_seconds", Help: "HTTP request latency by route and method.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route", "method"}))
+	m.Confirms = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "docuvault_confirms_total", Help: "Confirmations by door (endpoint, event, sweeper) and outcome (uploaded, rejected, already).",
+	}, []string{"door", "outcome"}))
+	m.Redeliveries = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "docuvault_consumer_redeliveries_total", Help: "JetStream messages received more than once, by consumer.",
+	}, []string{"consumer"}))
+	m.Terminated = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "docuvault_consumer_terminated_total", Help: "JetStream messages terminated (never redelivered), by consumer.",
+	}, []string{"consumer"}))
+	m.OutboxPublished = register(&r, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "docuvault_outbox_published_total", Help: "Document events published from the outbox.",
+	}))
+	m.OutboxLag = register(&r, prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "docuvault_outbox_publish_lag_seconds", Help: "Time from an event's commit to JetStream's acknowledgement.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30, 120},
+	}))
+	m.SweepItems = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "docuvault_sweep_items_total", Help: "What sweeps did, by kind (confirmed, rejected, purged, rejected_removed, orphans_removed, errors).",
+	}, []string{"kind"}))
+	m.SweepRuns = register(&r, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "docuvault_sweep_runs_total", Help: "Completed sweep runs.",
+	}))
+	return m, r.err
+}
+
+// registrar registers collectors and keeps the first error.
+type registrar struct {
+	reg prometheus.Registerer
+	err error
+}
+
+// register registers c, or returns the collector of the same description
+// registered before.
+func register[C prometheus.Collector](r *registrar, c C) C {
+	if err := r.reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		r.err = errors.Join(r.err, err)
+	}
+	return c
+}
+
+// Default returns the process's metrics on Prometheus's default registry,
+// with the Go runtime and process collectors it carries.
+func Default() (*Metrics, error) {
+	return New(prometheus.DefaultRegisterer, prometheus.DefaultGatherer)
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{})
+}
+
+// OutboxWaiting registers a gauge reporting the outbox rows waiting to be
+// published, read by count at each scrape. Only the first call in a
+// process registers it.
+func OutboxWaiting(reg prometheus.Registerer, count func() float64) {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "docuvault_outbox_waiting", Help: "Outbox rows waiting to be published.",
+	}, count)
+	_ = reg.Register(g) // already registered by another role of this process
+}
