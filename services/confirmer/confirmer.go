@@ -76,6 +76,10 @@ func (c *Confirmer) Handle(ctx context.Context, msg jetstream.Msg) {
 		seq, delivered = meta.Sequence.Stream, meta.NumDelivered
 	}
 	log := c.log.With().Uint64("stream_seq", seq).Logger()
+	// Bound the work well inside AckWait, so a hung dependency turns into
+	// a nak and shutdown never waits longer than this.
+	ctx, cancel := context.WithTimeout(ctx, handleTimeout)
+	defer cancel()
 	if delivered > 1 {
 		c.metrics.Redeliveries.WithLabelValues(ConsumerName).Inc()
 	}
@@ -157,6 +161,9 @@ func ConsumerConfig() jetstream.ConsumerConfig {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 }
+
+// handleTimeout bounds the handling of one message.
+const handleTimeout = 20 * time.Second
 
 // Workers is how many notifications one replica processes at once.
 const Workers = 16
