@@ -26,25 +26,32 @@ type documentJSON struct {
 	Status         document.Status `json:"status"`
 	RejectReason   string          `json:"reject_reason,omitempty"`
 	Classification string          `json:"classification,omitempty"`
-	CreatedAt      time.Time       `json:"created_at"`
-	ConfirmedAt    *time.Time      `json:"confirmed_at"`
-	UpdatedAt      time.Time       `json:"updated_at"`
-	DownloadURL    string          `json:"download_url,omitempty"`
+	DetectedType   string          `json:"detected_type,omitempty"`
+	Confidence     float64         `json:"confidence,omitempty"`
+	// ClassificationReason says why classification failed (type_mismatch, unreadable, …).
+	ClassificationReason string     `json:"classification_reason,omitempty"`
+	CreatedAt            time.Time  `json:"created_at"`
+	ConfirmedAt          *time.Time `json:"confirmed_at"`
+	UpdatedAt            time.Time  `json:"updated_at"`
+	DownloadURL          string     `json:"download_url,omitempty"`
 }
 
 func toJSON(d *document.Document) documentJSON {
 	return documentJSON{
-		ID:             d.ID,
-		Filename:       d.Filename,
-		ContentType:    d.ContentType,
-		DeclaredSize:   d.DeclaredSize,
-		SizeBytes:      d.SizeBytes,
-		Status:         d.Status,
-		RejectReason:   d.RejectReason,
-		Classification: d.Classification,
-		CreatedAt:      d.CreatedAt,
-		ConfirmedAt:    d.ConfirmedAt,
-		UpdatedAt:      d.UpdatedAt,
+		ID:                   d.ID,
+		Filename:             d.Filename,
+		ContentType:          d.ContentType,
+		DeclaredSize:         d.DeclaredSize,
+		SizeBytes:            d.SizeBytes,
+		Status:               d.Status,
+		RejectReason:         d.RejectReason,
+		Classification:       d.Classification,
+		DetectedType:         d.DetectedType,
+		Confidence:           d.Confidence,
+		ClassificationReason: d.ClassificationReason,
+		CreatedAt:            d.CreatedAt,
+		ConfirmedAt:          d.ConfirmedAt,
+		UpdatedAt:            d.UpdatedAt,
 	}
 }
 
@@ -130,6 +137,25 @@ func (h *handlers) confirm(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, confirmResponse{ID: c.Document.ID, SizeBytes: c.Document.SizeBytes, UsedBytes: c.UsedBytes, Status: c.Document.Status})
 }
 
+type classifyResponse struct {
+	ID     uuid.UUID       `json:"id"`
+	Status document.Status `json:"status"`
+}
+
+// classify sends the document through classification again.
+func (h *handlers) classify(w http.ResponseWriter, r *http.Request) {
+	id, ok := documentID(w, r)
+	if !ok {
+		return
+	}
+	d, err := h.docs.Reclassify(r.Context(), caller(r).UserID, id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, classifyResponse{ID: d.ID, Status: d.Status})
+}
+
 type listResponse struct {
 	Items      []documentJSON `json:"items"`
 	NextCursor *string        `json:"next_cursor"`
@@ -137,7 +163,7 @@ type listResponse struct {
 
 func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	req := document.ListRequest{Status: document.Status(q.Get("status")), Cursor: q.Get("cursor")}
+	req := document.ListRequest{Status: document.Status(q.Get("status")), Classification: q.Get("classification"), Cursor: q.Get("cursor")}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n <= 0 {

@@ -86,6 +86,7 @@ func Handler(d Deps) http.Handler {
 		r.Get("/documents/{id}", h.get)
 		r.Delete("/documents/{id}", h.delete)
 		r.Post("/documents/{id}/confirm", h.confirm)
+		r.Post("/documents/{id}/classify", h.classify)
 		r.Get("/auth/me", h.me)
 		r.Get("/auth/me/quota", h.myQuota)
 		r.Get("/events", h.events)

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -171,35 +170,7 @@ const Workers = 16
 // Consume processes messages of the durable consumer until ctx ends, then
 // waits for the messages in hand.
 func (c *Confirmer) Consume(ctx context.Context, js jetstream.JetStream) error {
-	cons, err := events.EnsureConsumer(ctx, js, events.StreamMinIO, ConsumerConfig(), c.log)
-	if err != nil {
-		return err
-	}
-	work := make(chan jetstream.Msg)
-	var wg sync.WaitGroup
-	// Messages in hand finish even as ctx ends; only new ones stop.
-	handleCtx := context.WithoutCancel(ctx)
-	for range Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := range work {
-				c.Handle(handleCtx, m)
-			}
-		}()
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { work <- m }, jetstream.PullMaxMessages(Workers*2))
-	if err != nil {
-		close(work)
-		wg.Wait()
-		return fmt.Errorf("consume %s: %w", ConsumerName, err)
-	}
-	<-ctx.Done()
-	cc.Drain()
-	<-cc.Closed()
-	close(work)
-	wg.Wait()
-	return nil
+	return events.Consume(ctx, js, events.StreamMinIO, ConsumerConfig(), Workers, c.Handle, c.log)
 }
 
 // Service is a running confirmer: its connections and its handler.

@@ -162,19 +162,7 @@ func (s *Sweeper) record(res document.SweepResult) {
 
 // Consume handles ticks until ctx ends.
 func (s *Sweeper) Consume(ctx context.Context) error {
-	cons, err := events.EnsureConsumer(ctx, s.js, events.StreamSweeper, ConsumerConfig(), s.log)
-	if err != nil {
-		return err
-	}
-	handleCtx := context.WithoutCancel(ctx)
-	cc, err := cons.Consume(func(m jetstream.Msg) { s.Handle(handleCtx, m) }, jetstream.PullMaxMessages(1))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", ConsumerName, err)
-	}
-	<-ctx.Done()
-	cc.Drain()
-	<-cc.Closed()
-	return nil
+	return events.Consume(ctx, s.js, events.StreamSweeper, ConsumerConfig(), 1, s.Handle, s.log)
 }
 
 // SweepConfig returns the sweep settings in cfg.

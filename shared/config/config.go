@@ -44,6 +44,9 @@ type Config struct {
 	RejectedRetention time.Duration // REJECTED_RETENTION, how long rejected documents stay
 	SweepBatchSize    int64         // SWEEP_BATCH_SIZE, rows per sweep query or transaction
 
+	ClassifyMaxBytes int64  // CLASSIFY_MAX_BYTES, how much of a document the classifier reads
+	ClassifyRules    string // CLASSIFY_RULES, path of a rules JSON file; "" means the built-in rules
+
 	LogLevel  string // LOG_LEVEL
 	LogFormat string // LOG_FORMAT: json or console
 }
@@ -63,6 +66,7 @@ func Defaults() Config {
 		PendingTTL:        time.Hour,
 		RejectedRetention: 24 * time.Hour,
 		SweepBatchSize:    500,
+		ClassifyMaxBytes:  8 << 20,
 		LogLevel:          "info",
 		LogFormat:         "json",
 	}
@@ -137,6 +141,8 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	dur("PENDING_TTL", &c.PendingTTL)
 	dur("REJECTED_RETENTION", &c.RejectedRetention)
 	bytes("SWEEP_BATCH_SIZE", &c.SweepBatchSize)
+	bytes("CLASSIFY_MAX_BYTES", &c.ClassifyMaxBytes)
+	str("CLASSIFY_RULES", &c.ClassifyRules)
 	str("LOG_LEVEL", &c.LogLevel)
 	str("LOG_FORMAT", &c.LogFormat)
 	if err := errors.Join(errs...); err != nil {

@@ -61,9 +61,15 @@ type Document struct {
 	Status         Status
 	RejectReason   string
 	Classification string
-	CreatedAt      time.Time
-	ConfirmedAt    *time.Time
-	UpdatedAt      time.Time
+	// DetectedType is the MIME type the classifier found in the bytes.
+	DetectedType string
+	// Confidence is how sure the classifier is of Classification, 0..1.
+	Confidence float64
+	// ClassificationReason says why classification failed, e.g. type_mismatch.
+	ClassificationReason string
+	CreatedAt            time.Time
+	ConfirmedAt          *time.Time
+	UpdatedAt            time.Time
 }
 
 // Quota is a user's storage allowance and how much of it is used.

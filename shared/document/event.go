@@ -1,6 +1,7 @@
 package document
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"strings"
@@ -17,6 +18,9 @@ const (
 	EventUploaded EventType = "document.uploaded"
 	EventRejected EventType = "document.rejected"
 	EventDeleted  EventType = "document.deleted"
+
+	EventClassified           EventType = "document.classified"
+	EventClassificationFailed EventType = "document.classification_failed"
 )
 
 // EventSource is the CloudEvents source of every document event.
@@ -41,6 +45,14 @@ type EventData struct {
 	SizeBytes   int64     `json:"size_bytes"`
 	Status      Status    `json:"status"`
 	Reason      string    `json:"reason,omitempty"`
+
+	// Set by the classifier's events.
+	Classification string  `json:"classification,omitempty"`
+	DetectedType   string  `json:"detected_type,omitempty"`
+	Confidence     float64 `json:"confidence,omitempty"`
+	// TypeMismatch flags a document whose bytes are not what its declared
+	// content type says (e.g. an executable uploaded as a PDF).
+	TypeMismatch bool `json:"type_mismatch,omitempty"`
 }
 
 // NewEvent returns an event of type t describing d as it is now.
@@ -50,14 +62,18 @@ func NewEvent(t EventType, d *Document, at time.Time) Event {
 		Type: t,
 		Time: at.UTC(),
 		Data: EventData{
-			DocumentID:  d.ID,
-			UserID:      d.UserID,
-			ObjectKey:   d.ObjectKey,
-			Filename:    d.Filename,
-			ContentType: d.ContentType,
-			SizeBytes:   d.SizeBytes,
-			Status:      d.Status,
-			Reason:      d.RejectReason,
+			DocumentID:     d.ID,
+			UserID:         d.UserID,
+			ObjectKey:      d.ObjectKey,
+			Filename:       d.Filename,
+			ContentType:    d.ContentType,
+			SizeBytes:      d.SizeBytes,
+			Status:         d.Status,
+			Reason:         cmp.Or(d.RejectReason, d.ClassificationReason),
+			Classification: d.Classification,
+			DetectedType:   d.DetectedType,
+			Confidence:     d.Confidence,
+			TypeMismatch:   d.ClassificationReason == ReasonTypeMismatch,
 		},
 	}
 }

@@ -55,9 +55,10 @@ func ParseCursor(s string) (Cursor, error) {
 
 // ListRequest asks for a page of the caller's documents.
 type ListRequest struct {
-	Status Status
-	Limit  int    // 0 means DefaultPageSize
-	Cursor string // "" for the first page
+	Status         Status
+	Classification string
+	Limit          int    // 0 means DefaultPageSize
+	Cursor         string // "" for the first page
 }
 
 // Page is one page of documents and the cursor of the next, if any.
@@ -68,7 +69,10 @@ type Page struct {
 
 // List returns a page of user's documents, newest first.
 func (s *Service) List(ctx context.Context, user uuid.UUID, req ListRequest) (Page, error) {
-	f := ListFilter{UserID: user, Status: req.Status, Limit: req.Limit}
+	f := ListFilter{UserID: user, Status: req.Status, Classification: req.Classification, Limit: req.Limit}
+	if len(f.Classification) > 64 {
+		return Page{}, Errorf(Invalid, "classification is longer than 64 bytes")
+	}
 	if f.Status != "" && !f.Status.Valid() {
 		return Page{}, Errorf(Invalid, "status %q is not one of pending, uploaded, classified, classification_failed, rejected", req.Status)
 	}

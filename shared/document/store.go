@@ -58,10 +58,11 @@ type Tx interface {
 
 // ListFilter selects a page of one user's documents.
 type ListFilter struct {
-	UserID uuid.UUID
-	Status Status  // "" for any
-	After  *Cursor // the last document of the previous page
-	Limit  int
+	UserID         uuid.UUID
+	Status         Status  // "" for any
+	Classification string  // "" for any
+	After          *Cursor // the last document of the previous page
+	Limit          int
 }
 
 // Objects is the object store holding documents' bytes. Implementations

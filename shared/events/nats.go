@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -225,4 +226,40 @@ func TriggerSweep(ctx context.Context, js jetstream.JetStream) (string, error) {
 		return "", err
 	}
 	return id, nil
+}
+
+// Consume creates (or updates) the durable consumer cfg on stream and hands
+// its messages to handle on workers goroutines until ctx ends; then it
+// stops fetching, lets the messages in hand finish, and returns. handle
+// must ack, nak or terminate every message.
+func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, workers int, handle func(context.Context, jetstream.Msg), log zerolog.Logger) error {
+	cons, err := EnsureConsumer(ctx, js, stream, cfg, log)
+	if err != nil {
+		return err
+	}
+	work := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	// Messages in hand finish even as ctx ends; only new ones stop.
+	handleCtx := context.WithoutCancel(ctx)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range work {
+				handle(handleCtx, m)
+			}
+		}()
+	}
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
+	cc, err := cons.Consume(func(m jetstream.Msg) { work <- m }, jetstream.PullMaxMessages(2*workers))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	<-cc.Closed()
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -187,4 +188,26 @@ func (s *Store) List(ctx context.Context, before time.Time, fn func(keys []strin
 		return fn(batch)
 	}
 	return nil
+}
+
+// ReadPrefix returns at most n bytes from the start of the object, with a
+// range GET, so a large document is never read whole.
+func (s *Store) ReadPrefix(ctx context.Context, key string, n int64) ([]byte, error) {
+	opts := minio.GetObjectOptions{}
+	if err := opts.SetRange(0, n-1); err != nil {
+		return nil, err
+	}
+	obj, err := s.internal.GetObject(ctx, s.bucket, key, opts)
+	if err != nil {
+		return nil, translate(err, "read object")
+	}
+	defer obj.Close()
+	data, err := io.ReadAll(io.LimitReader(obj, n))
+	if err != nil {
+		if minio.ToErrorResponse(err).Code == "InvalidRange" {
+			return nil, nil // an empty object has no byte 0
+		}
+		return nil, translate(err, "read object")
+	}
+	return data, nil
 }

@@ -61,12 +61,14 @@ type querier interface {
 }
 
 const documentColumns = `id, user_id, filename, content_type, declared_size, size_bytes, etag,
-	object_key, status, reject_reason, classification, created_at, confirmed_at, updated_at`
+	object_key, status, reject_reason, classification, detected_type, confidence, classification_reason,
+	created_at, confirmed_at, updated_at`
 
 func scanDocument(row pgx.Row) (*document.Document, error) {
 	var d document.Document
 	err := row.Scan(&d.ID, &d.UserID, &d.Filename, &d.ContentType, &d.DeclaredSize, &d.SizeBytes, &d.ETag,
-		&d.ObjectKey, &d.Status, &d.RejectReason, &d.Classification, &d.CreatedAt, &d.ConfirmedAt, &d.UpdatedAt)
+		&d.ObjectKey, &d.Status, &d.RejectReason, &d.Classification, &d.DetectedType, &d.Confidence, &d.ClassificationReason,
+		&d.CreatedAt, &d.ConfirmedAt, &d.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +100,10 @@ func (s *Store) Documents(ctx context.Context, f document.ListFilter) ([]*docume
 	if f.Status != "" {
 		args = append(args, f.Status)
 		sql += fmt.Sprintf(" AND status = $%d", len(args))
+	}
+	if f.Classification != "" {
+		args = append(args, f.Classification)
+		sql += fmt.Sprintf(" AND classification = $%d", len(args))
 	}
 	if f.After != nil {
 		args = append(args, f.After.CreatedAt, f.After.ID)
@@ -159,8 +165,10 @@ func (t *tx) LockDocument(ctx context.Context, id uuid.UUID) (*document.Document
 
 func (t *tx) UpdateDocument(ctx context.Context, d *document.Document) error {
 	_, err := t.q.Exec(ctx, `UPDATE documents SET status = $2, size_bytes = $3, etag = $4, reject_reason = $5,
-		classification = $6, confirmed_at = $7, updated_at = $8 WHERE id = $1`,
-		d.ID, d.Status, d.SizeBytes, d.ETag, d.RejectReason, d.Classification, d.ConfirmedAt, d.UpdatedAt)
+		classification = $6, detected_type = $7, confidence = $8, classification_reason = $9,
+		confirmed_at = $10, updated_at = $11 WHERE id = $1`,
+		d.ID, d.Status, d.SizeBytes, d.ETag, d.RejectReason, d.Classification, d.DetectedType, d.Confidence,
+		d.ClassificationReason, d.ConfirmedAt, d.UpdatedAt)
 	return translate(err, "update document")
 }
 

@@ -151,10 +151,12 @@ func Start(tb testing.TB, opts Options) *Stack {
 		if err := <-confirmerDone; err != nil {
 			tb.Errorf("confirmer: %v", err)
 		}
-		for _, sw := range s.Sweepers {
+		for range s.Sweepers {
 			if err := <-sweepersDone; err != nil {
 				tb.Errorf("sweeper: %v", err)
 			}
+		}
+		for _, sw := range s.Sweepers {
 			sw.Close()
 		}
 		srv.Close()

@@ -1,0 +1,87 @@
+package document
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+)
+
+// ReasonTypeMismatch is the classification failure of a document whose
+// bytes are not of its declared content type.
+const ReasonTypeMismatch = "type_mismatch"
+
+// Classification is what a classifier concluded about a document.
+type Classification struct {
+	Category     string  // e.g. invoice; "" when Failure is set
+	DetectedType string  // MIME type found in the bytes
+	Confidence   float64 // 0..1
+	Failure      string  // "" on success, else a reason code such as type_mismatch
+}
+
+// ApplyClassification records c on document id, if it is still waiting for
+// classification (status uploaded): the document becomes classified or
+// classification_failed and the matching event is written in the same
+// transaction. A document classified already, or gone, is left as it is;
+// applied reports whether this call changed it.
+func (s *Service) ApplyClassification(ctx context.Context, id uuid.UUID, c Classification) (applied bool, err error) {
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		d, err := tx.LockDocument(ctx, id)
+		if ErrorCode(err) == NotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.Status != StatusUploaded {
+			return nil
+		}
+		d.DetectedType = c.DetectedType
+		d.Confidence = c.Confidence
+		d.UpdatedAt = s.cfg.Now().UTC()
+		event := EventClassified
+		if c.Failure != "" {
+			d.Status = StatusClassificationFailed
+			d.Classification = ""
+			d.ClassificationReason = c.Failure
+			event = EventClassificationFailed
+		} else {
+			d.Status = StatusClassified
+			d.Classification = c.Category
+			d.ClassificationReason = ""
+		}
+		if err := tx.UpdateDocument(ctx, d); err != nil {
+			return err
+		}
+		applied = true
+		return tx.AppendEvent(ctx, NewEvent(event, d, d.UpdatedAt))
+	})
+	return applied, err
+}
+
+// Reclassify sends user's document id through classification again: its
+// status goes back to uploaded and document.uploaded is published anew. Only
+// a document whose bytes are stored can be classified.
+func (s *Service) Reclassify(ctx context.Context, user, id uuid.UUID) (*Document, error) {
+	var out *Document
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		d, err := tx.LockDocument(ctx, id)
+		if err != nil {
+			return err
+		}
+		if d.UserID != user {
+			return Errorf(NotFound, "document not found")
+		}
+		if !d.Status.Charged() {
+			return Errorf(Conflict, "document is %s: only an uploaded document can be classified", d.Status)
+		}
+		d.Status = StatusUploaded
+		d.Classification, d.ClassificationReason, d.DetectedType, d.Confidence = "", "", "", 0
+		d.UpdatedAt = s.cfg.Now().UTC()
+		if err := tx.UpdateDocument(ctx, d); err != nil {
+			return err
+		}
+		out = d
+		return tx.AppendEvent(ctx, NewEvent(EventUploaded, d, d.UpdatedAt))
+	})
+	return out, err
+}
