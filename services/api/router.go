@@ -60,6 +60,10 @@ func Handler(d Deps) http.Handler {
 	})
 	r.Get("/readyz", readiness(checks))
 	r.Get("/metrics", d.Metrics.Handler().ServeHTTP)
+	r.Get("/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(OpenAPI)
+	})
 
 	unauthorized := func(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="docuvault"`)

@@ -15,6 +15,12 @@ import (
 //go:embed web
 var webFiles embed.FS
 
+// OpenAPI is the OpenAPI 3.1 document of the HTTP API, served on
+// /openapi.json; the end-to-end tests validate every exchange against it.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
 // webRoot is the page's files: index.html, app.js, style.css, favicon.svg.
 var webRoot, _ = fs.Sub(webFiles, "web")
 

@@ -263,6 +263,7 @@ func (s *Stack) Do(tb testing.TB, method, path, token string, body any) Response
 	if err != nil {
 		tb.Fatal(err)
 	}
+	ValidateExchange(tb, req, nil, resp, data)
 	return Response{Status: resp.StatusCode, Body: data, Header: resp.Header}
 }
 
