@@ -42,9 +42,12 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## run: the API on HTTP_ADDR with the settings in the environment (see README)
-run: build
-	./bin/docuvault api
+## run: the whole stack in one process (docuvault dev): embedded NATS, PostgreSQL
+## (DATABASE_URL, or a cluster in .data/pg) and MinIO, with the api, confirmer and
+## sweeper; state is kept in .data; Ctrl-C stops everything. DEV_FLAGS adds flags,
+## e.g. make run DEV_FLAGS='--nats-addr 127.0.0.1:4223' (docuvault dev -h lists them).
+run: build tools
+	./bin/docuvault dev $(DEV_FLAGS)
 
 clean:
 	rm -rf bin

@@ -4,6 +4,7 @@
 //	docuvault confirmer                        confirm uploads from MinIO notifications
 //	docuvault sweeper                          run the scheduled sweeps
 //	docuvault migrate                          apply database migrations and exit
+//	docuvault dev                              everything in one process for local use (make run)
 //	docuvault token --user <uuid> [--role admin] [--ttl 24h]   mint a token for local use
 //
 // Settings come from the environment (see the README's table).
@@ -38,6 +39,8 @@ commands:
   confirmer confirm uploads from MinIO notifications on JetStream (and relay the outbox)
   sweeper   run the scheduled sweep: stale uploads, lost events, orphaned objects
   migrate   apply database migrations to DATABASE_URL and exit
+  dev       run everything in one process for local use: embedded NATS, PostgreSQL and MinIO in .data,
+            api, confirmer and sweeper; prints the page URL and a token (flags: dev -h)
   token     mint a JWT for local use: token --user <uuid> [--role user|admin] [--ttl 24h]
 `
 
@@ -96,6 +99,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "token":
 		return mintToken(cfg, rest, stdout, stderr)
+	case "dev":
+		return runDev(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

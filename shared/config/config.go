@@ -47,6 +47,14 @@ type Config struct {
 	ClassifyMaxBytes int64  // CLASSIFY_MAX_BYTES, how much of a document the classifier reads
 	ClassifyRules    string // CLASSIFY_RULES, path of a rules JSON file; "" means the built-in rules
 
+	// Settings of `docuvault dev` only; "" or 0 means its default.
+	DevDataDir          string // DEV_DATA_DIR
+	DevNATSAddr         string // DEV_NATS_ADDR
+	DevMinIOAddr        string // DEV_MINIO_ADDR
+	DevMinIOConsoleAddr string // DEV_MINIO_CONSOLE_ADDR
+	DevMinIOBin         string // DEV_MINIO_BIN
+	DevPGPort           int64  // DEV_PG_PORT
+
 	LogLevel  string // LOG_LEVEL
 	LogFormat string // LOG_FORMAT: json or console
 }
@@ -143,6 +151,12 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("SWEEP_BATCH_SIZE", &c.SweepBatchSize)
 	bytes("CLASSIFY_MAX_BYTES", &c.ClassifyMaxBytes)
 	str("CLASSIFY_RULES", &c.ClassifyRules)
+	str("DEV_DATA_DIR", &c.DevDataDir)
+	str("DEV_NATS_ADDR", &c.DevNATSAddr)
+	str("DEV_MINIO_ADDR", &c.DevMinIOAddr)
+	str("DEV_MINIO_CONSOLE_ADDR", &c.DevMinIOConsoleAddr)
+	str("DEV_MINIO_BIN", &c.DevMinIOBin)
+	bytes("DEV_PG_PORT", &c.DevPGPort)
 	str("LOG_LEVEL", &c.LogLevel)
 	str("LOG_FORMAT", &c.LogFormat)
 	if err := errors.Join(errs...); err != nil {

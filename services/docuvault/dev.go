@@ -1,0 +1,376 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/services/api"
+	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/services/sweeper"
+	"github.com/docuvault/docuvault/shared/auth"
+	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/devstack"
+	"github.com/docuvault/docuvault/shared/logging"
+)
+
+// devTokenTTL is the lifetime of the token the dev banner prints.
+const devTokenTTL = 24 * time.Hour
+
+// devReadyAfter bounds how long the services may take to answer /readyz
+// once they are open.
+const devReadyAfter = 30 * time.Second
+
+// devFlags are the settings of `docuvault dev`.
+type devFlags struct {
+	dataDir, httpAddr, natsAddr, minioAddr, consoleAddr, minioBin, logFormat string
+	pgPort                                                                   int
+}
+
+func parseDevFlags(cfg config.Config, args []string, stderr io.Writer) (devFlags, error) {
+	var f devFlags
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.dataDir, "data-dir", cmp.Or(cfg.DevDataDir, devstack.DefaultDataDir), "directory holding every server's state (kept between runs); DEV_DATA_DIR sets the default")
+	fs.StringVar(&f.httpAddr, "http-addr", cfg.HTTPAddr, "API and web page listen address; HTTP_ADDR sets the default")
+	fs.StringVar(&f.natsAddr, "nats-addr", cmp.Or(cfg.DevNATSAddr, devstack.DefaultNATSAddr), "embedded NATS listen address; DEV_NATS_ADDR sets the default")
+	fs.StringVar(&f.minioAddr, "minio-addr", cmp.Or(cfg.DevMinIOAddr, devstack.DefaultMinIOAddr), "MinIO S3 API listen address; DEV_MINIO_ADDR sets the default")
+	fs.StringVar(&f.consoleAddr, "minio-console-addr", cmp.Or(cfg.DevMinIOConsoleAddr, devstack.DefaultMinIOConsoleAddr), "MinIO console listen address; DEV_MINIO_CONSOLE_ADDR sets the default")
+	fs.StringVar(&f.minioBin, "minio-bin", cmp.Or(cfg.DevMinIOBin, devstack.DefaultMinIOBin), "MinIO server binary (built by make tools); DEV_MINIO_BIN sets the default")
+	fs.IntVar(&f.pgPort, "pg-port", cmp.Or(int(cfg.DevPGPort), devstack.DefaultPGPort), "port of the local PostgreSQL cluster on 127.0.0.1 (unused when DATABASE_URL is set); DEV_PG_PORT sets the default")
+	fs.StringVar(&f.logFormat, "log-format", "console", "log format: console or json")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("dev takes no arguments, got %q", fs.Args())
+	}
+	return f, nil
+}
+
+// runDev is `docuvault dev`: PostgreSQL, NATS JetStream and MinIO from
+// devstack, and the api, confirmer and sweeper on top of them, in one
+// process until ctx ends. It prints one banner on stdout once everything
+// answers; logs go to stderr.
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	started := time.Now()
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	f, err := parseDevFlags(cfg, args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if f.logFormat != "console" && f.logFormat != "json" {
+		return fmt.Errorf("--log-format must be console or json, got %q", f.logFormat)
+	}
+	if _, _, err := net.SplitHostPort(f.httpAddr); err != nil {
+		return fmt.Errorf("HTTP_ADDR or --http-addr: %q is not host:port", f.httpAddr)
+	}
+	newLog := func(service string) (zerolog.Logger, error) {
+		return logging.New(stderr, service, cfg.LogLevel, f.logFormat)
+	}
+	log, err := newLog("dev")
+	if err != nil {
+		return err
+	}
+
+	// The dev user and the JWT secret outlive a run, so that tokens and
+	// documents do too.
+	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if cfg.JWTSecret == "" {
+		if cfg.JWTSecret, err = readOrCreate(filepath.Join(f.dataDir, "jwt-secret"), randomHex32); err != nil {
+			return err
+		}
+	}
+	userFile := filepath.Join(f.dataDir, "dev-user")
+	userText, err := readOrCreate(userFile, func() (string, error) { return uuid.NewString(), nil })
+	if err != nil {
+		return err
+	}
+	devUser, err := uuid.Parse(userText)
+	if err != nil {
+		return fmt.Errorf("%s holds no user id (UUID): delete it to get a new one", userFile)
+	}
+
+	stack, err := devstack.Start(ctx, devstack.Options{
+		DataDir:          f.dataDir,
+		NATSAddr:         f.natsAddr,
+		MinIOAddr:        f.minioAddr,
+		MinIOConsoleAddr: f.consoleAddr,
+		MinIOBin:         f.minioBin,
+		PGPort:           f.pgPort,
+		DatabaseURL:      cfg.DatabaseURL,
+		CORSOrigins:      pageOrigins(f.httpAddr),
+		ExtraPorts:       []devstack.Port{{Name: "HTTP address", Addr: f.httpAddr, Setting: "HTTP_ADDR or --http-addr"}},
+		Log:              log,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting, as asked
+		}
+		return err
+	}
+	// Deferred first, so it runs last: after the services have closed.
+	defer func() {
+		if stopErr := stack.Stop(); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+		log.Info().Msg("dev stack stopped")
+	}()
+
+	cfg.DatabaseURL = stack.DatabaseURL
+	cfg.MinIOEndpoint = stack.MinIOEndpoint
+	cfg.MinIOPublicEndpoint = stack.MinIOEndpoint
+	cfg.MinIOAccessKey = stack.MinIOAccessKey
+	cfg.MinIOSecretKey = stack.MinIOSecretKey
+	cfg.MinIOUseTLS = false
+	cfg.NATSURL = stack.NATSURL
+	cfg.NATSUser, cfg.NATSPassword = "", ""
+	cfg.HTTPAddr = f.httpAddr
+	cfg.LogFormat = f.logFormat
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+
+	apiLog, err := newLog("api")
+	if err != nil {
+		return err
+	}
+	confirmerLog, err := newLog("confirmer")
+	if err != nil {
+		return err
+	}
+	sweeperLog, err := newLog("sweeper")
+	if err != nil {
+		return err
+	}
+	// The api goes first: it applies the migrations and creates the
+	// bucket that the confirmer's notification rule needs.
+	devToken := func() (string, uuid.UUID, error) {
+		tok, err := auth.Mint(auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience},
+			auth.Principal{UserID: devUser, Role: auth.RoleAdmin}, devTokenTTL, time.Now())
+		return tok, devUser, err
+	}
+	apiSrv, err := api.New(ctx, cfg, apiLog, api.WithDevTokens(devToken))
+	if err != nil {
+		return devStartErr(ctx, err)
+	}
+	defer apiSrv.Close()
+	conf, err := confirmer.Open(ctx, cfg, confirmerLog)
+	if err != nil {
+		return devStartErr(ctx, err)
+	}
+	defer conf.Close()
+	sweep, err := sweeper.Open(ctx, cfg, sweeperLog)
+	if err != nil {
+		return devStartErr(ctx, err)
+	}
+	defer sweep.Close()
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP address %s is taken: set HTTP_ADDR or --http-addr (%w)", cfg.HTTPAddr, err)
+	}
+
+	g := newGroup(ctx)
+	g.run("api", func(ctx context.Context) error { return apiSrv.Serve(ctx, ln) })
+	g.run("confirmer", conf.Run)
+	g.run("sweeper", sweep.Run)
+
+	httpAddr := devstack.DialAddr(ln.Addr().String())
+	if err := waitReady(g.ctx, "http://"+httpAddr+"/readyz"); err != nil {
+		g.stop()
+		return errors.Join(devStartErr(ctx, err), g.wait())
+	}
+	token, _, err := devToken()
+	if err != nil {
+		g.stop()
+		return errors.Join(err, g.wait())
+	}
+	fmt.Fprintf(stdout, `
+DocuVault dev stack ready in %.1fs
+
+  page        http://%s/
+  token       %s
+              (user %s, role admin, valid %gh; paste it on the page, or send it as "Authorization: Bearer <token>")
+  MinIO       http://%s (console %s, user %s, password %s)
+  NATS        %s
+  PostgreSQL  %s
+  data        %s
+
+Press Ctrl-C to stop.
+
+`, time.Since(started).Seconds(), pageHost(httpAddr, f.httpAddr), token, devUser, devTokenTTL.Hours(),
+		stack.MinIOEndpoint, stack.MinIOConsole, stack.MinIOAccessKey, stack.MinIOSecretKey,
+		stack.NATSURL, stack.RedactedDatabaseURL(), stack.DataDir)
+
+	<-g.ctx.Done()
+	log.Info().Msg("stopping the dev stack")
+	err = g.wait()
+	log.Info().Msg("services stopped")
+	return err
+}
+
+// devStartErr is err, unless ctx ended: then the user stopped the start and
+// there is nothing to report.
+func devStartErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// group runs the services until ctx ends or one of them stops, which stops
+// the others.
+type group struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+}
+
+func newGroup(ctx context.Context) *group {
+	g := &group{}
+	g.ctx, g.cancel = context.WithCancel(ctx)
+	return g
+}
+
+// run runs fn in a goroutine. fn returning, even without error, before the
+// group is stopped is a failure: a service quit by itself.
+func (g *group) run(name string, fn func(context.Context) error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		err := fn(g.ctx)
+		if err == nil && g.ctx.Err() == nil {
+			err = errors.New("stopped unexpectedly")
+		}
+		if err != nil {
+			g.mu.Lock()
+			g.errs = append(g.errs, fmt.Errorf("%s: %w", name, err))
+			g.mu.Unlock()
+		}
+		g.cancel()
+	}()
+}
+
+// stop asks every service to stop.
+func (g *group) stop() { g.cancel() }
+
+// wait waits until every service has stopped and returns their errors.
+func (g *group) wait() error {
+	g.wg.Wait()
+	g.cancel()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return errors.Join(g.errs...)
+}
+
+// waitReady polls url until it answers 200 OK, ctx ends or devReadyAfter
+// passes.
+func waitReady(ctx context.Context, url string) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(devReadyAfter)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s %s", url, resp.Status, strings.TrimSpace(string(body)))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("services not ready after %v: %w", devReadyAfter, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("services stopped before they were ready: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// pageOrigins returns the origins a browser shows the page under when the
+// API listens on addr: the loopback names for a loopback or wildcard
+// address, and the address itself otherwise.
+func pageOrigins(addr string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	origins := []string{"http://" + net.JoinHostPort("127.0.0.1", port), "http://" + net.JoinHostPort("localhost", port)}
+	if ip := net.ParseIP(host); host != "" && host != "localhost" && (ip == nil || !(ip.IsLoopback() || ip.IsUnspecified())) {
+		origins = append([]string{"http://" + net.JoinHostPort(host, port)}, origins...)
+	}
+	return origins
+}
+
+// pageHost returns the host:port to show in the page's URL: the host
+// asked for, unless it was a wildcard address, with the port listened on.
+func pageHost(dial, asked string) string {
+	host, _, err := net.SplitHostPort(asked)
+	_, port, dialErr := net.SplitHostPort(dial)
+	if err != nil || dialErr != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+		return dial
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// readOrCreate returns the trimmed content of the file at path, first
+// writing gen's value into it (readable by the owner only) if it does not
+// exist.
+func readOrCreate(path string, gen func() (string, error)) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if v := strings.TrimSpace(string(b)); v != "" {
+			return v, nil
+		}
+		return "", fmt.Errorf("%s is empty: delete it to get a new value", path)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	v, err := gen()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// randomHex32 returns 32 random bytes in hexadecimal: a JWT secret.
+func randomHex32() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
