@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/api"
+	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/auth"
@@ -65,7 +66,7 @@ func parseDevFlags(cfg config.Config, args []string, stderr io.Writer) (devFlags
 }
 
 // runDev is `docuvault dev`: PostgreSQL, NATS JetStream and MinIO from
-// devstack, and the api, confirmer and sweeper on top of them, in one
+// devstack, and the api, confirmer, sweeper and classifier on top of them, in one
 // process until ctx ends. It prints one banner on stdout once everything
 // answers; logs go to stderr.
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -167,6 +168,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	if err != nil {
 		return err
 	}
+	classifierLog, err := newLog("classifier")
+	if err != nil {
+		return err
+	}
 	// The api goes first: it applies the migrations and creates the
 	// bucket that the confirmer's notification rule needs.
 	devToken := func() (string, uuid.UUID, error) {
@@ -189,6 +194,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		return devStartErr(ctx, err)
 	}
 	defer sweep.Close()
+	classify, err := classifier.Open(ctx, cfg, classifierLog)
+	if err != nil {
+		return devStartErr(ctx, err)
+	}
+	defer classify.Close()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP address %s is taken: set HTTP_ADDR or --http-addr (%w)", cfg.HTTPAddr, err)
@@ -198,6 +208,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	g.run("api", func(ctx context.Context) error { return apiSrv.Serve(ctx, ln) })
 	g.run("confirmer", conf.Run)
 	g.run("sweeper", sweep.Run)
+	g.run("classifier", classify.Run)
 
 	httpAddr := devstack.DialAddr(ln.Addr().String())
 	if err := waitReady(g.ctx, "http://"+httpAddr+"/readyz"); err != nil {

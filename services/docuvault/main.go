@@ -2,6 +2,7 @@
 //
 //	docuvault api                              serve the HTTP API
 //	docuvault confirmer                        confirm uploads from MinIO notifications
+//	docuvault classifier                       classify uploaded documents
 //	docuvault sweeper                          run the scheduled sweeps
 //	docuvault migrate                          apply database migrations and exit
 //	docuvault dev                              everything in one process for local use (make run)
@@ -24,6 +25,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/docuvault/docuvault/services/api"
+	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/auth"
@@ -37,6 +39,7 @@ const usage = `usage: docuvault <command> [flags]
 commands:
   api       serve the HTTP API on HTTP_ADDR (and relay the event outbox)
   confirmer confirm uploads from MinIO notifications on JetStream (and relay the outbox)
+  classifier classify uploaded documents (document.uploaded consumer)
   sweeper   run the scheduled sweep: stale uploads, lost events, orphaned objects
   migrate   apply database migrations to DATABASE_URL and exit
   dev       run everything in one process for local use: embedded NATS, PostgreSQL and MinIO in .data,
@@ -77,6 +80,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return confirmer.Run(ctx, cfg, log)
+	case "classifier":
+		log, err := logging.New(stderr, "classifier", cfg.LogLevel, cfg.LogFormat)
+		if err != nil {
+			return err
+		}
+		return classifier.Run(ctx, cfg, log)
 	case "sweeper":
 		log, err := logging.New(stderr, "sweeper", cfg.LogLevel, cfg.LogFormat)
 		if err != nil {

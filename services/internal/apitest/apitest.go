@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/api"
+	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/auth"
@@ -44,6 +45,8 @@ type Stack struct {
 	Confirmer *confirmer.Service
 	// Sweepers are the running sweeper replicas, with Options.Sweepers.
 	Sweepers []*sweeper.Service
+	// Classifiers are the running classifier replicas, with Options.Classifiers.
+	Classifiers []*classifier.Service
 
 	minio  *minio.Client
 	client *http.Client
@@ -61,6 +64,8 @@ type Options struct {
 	Events bool
 	// Sweepers is how many sweeper replicas to run.
 	Sweepers int
+	// Classifiers is how many classifier replicas to run.
+	Classifiers int
 }
 
 // Start starts the stack with a fresh database, bucket and NATS server.
@@ -139,6 +144,15 @@ func Start(tb testing.TB, opts Options) *Stack {
 		s.Sweepers = append(s.Sweepers, sw)
 		go func() { sweepersDone <- sw.Run(ctx) }()
 	}
+	classifiersDone := make(chan error, opts.Classifiers)
+	for i := range opts.Classifiers {
+		c, err := classifier.Open(ctx, cfg, log.With().Str("service", "classifier").Int("replica", i).Logger())
+		if err != nil {
+			tb.Fatalf("start classifier: %v", err)
+		}
+		s.Classifiers = append(s.Classifiers, c)
+		go func() { classifiersDone <- c.Run(ctx) }()
+	}
 	s.DB, err = pgxpool.New(context.Background(), dsn)
 	if err != nil {
 		tb.Fatal(err)
@@ -156,8 +170,16 @@ func Start(tb testing.TB, opts Options) *Stack {
 				tb.Errorf("sweeper: %v", err)
 			}
 		}
+		for range s.Classifiers {
+			if err := <-classifiersDone; err != nil {
+				tb.Errorf("classifier: %v", err)
+			}
+		}
 		for _, sw := range s.Sweepers {
 			sw.Close()
+		}
+		for _, c := range s.Classifiers {
+			c.Close()
 		}
 		srv.Close()
 		if s.Confirmer != nil {

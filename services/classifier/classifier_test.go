@@ -1,0 +1,271 @@
+package classifier_test
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/services/classifier"
+	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/shared/classify"
+	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	pdfType  = "application/pdf"
+	docxType = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+	odtType  = "application/vnd.oasis.opendocument.text"
+)
+
+// uploadAndConfirm uploads data as name/contentType through a presigned URL
+// and confirms it; the confirmation publishes document.uploaded.
+func uploadAndConfirm(t *testing.T, s *apitest.Stack, tok, name, contentType string, data []byte) uuid.UUID {
+	t.Helper()
+	tk := s.RequestUpload(t, tok, name, contentType, int64(len(data)))
+	if st := s.Put(t, tk, "", data); st != http.StatusOK {
+		t.Fatalf("PUT %s: %d", name, st)
+	}
+	if r := s.Confirm(t, tok, tk.DocumentID); r.Status != http.StatusOK {
+		t.Fatalf("confirm %s: %d %s", name, r.Status, r.Body)
+	}
+	return tk.DocumentID
+}
+
+// classified is a document as the classifier left it.
+type classified struct {
+	Status, Classification, Reason, DetectedType string
+	Confidence                                   float64
+}
+
+// waitClassified waits until document id leaves status uploaded.
+func waitClassified(t *testing.T, s *apitest.Stack, id uuid.UUID) classified {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var c classified
+		err := s.DB.QueryRow(context.Background(), `SELECT status, classification, classification_reason, detected_type, confidence
+			FROM documents WHERE id = $1`, id).Scan(&c.Status, &c.Classification, &c.Reason, &c.DetectedType, &c.Confidence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Status != "uploaded" {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("document %s still uploaded after 15 s", id)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// outboxCount counts the events of type for document id.
+func outboxCount(t *testing.T, s *apitest.Stack, id uuid.UUID, typ string) int {
+	t.Helper()
+	var n int
+	if err := s.DB.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE payload->>'subject' = $1 AND payload->>'type' = $2`,
+		id.String(), typ).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func samplePNG() []byte {
+	var b bytes.Buffer
+	_ = png.Encode(&b, image.NewRGBA(image.Rect(0, 0, 8, 8)))
+	return b.Bytes()
+}
+
+func TestCorpusEndsInTheExpectedStatusAndCategory(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Classifiers: 2})
+	_, tok := s.NewUser(t)
+	texts := classify.SampleTexts()
+	invoicePDF := classify.SamplePDF(texts["invoice"])
+
+	type want struct{ status, category, reason string }
+	cases := map[string]struct {
+		name, contentType string
+		data              []byte
+		want              want
+	}{}
+	for category, text := range texts {
+		if category == "other" {
+			continue
+		}
+		cases[category+".txt"] = struct {
+			name, contentType string
+			data              []byte
+			want              want
+		}{category + ".txt", "text/plain", []byte(text), want{"classified", category, ""}}
+	}
+	add := func(name, contentType string, data []byte, w want) {
+		cases[name] = struct {
+			name, contentType string
+			data              []byte
+			want              want
+		}{name, contentType, data, w}
+	}
+	add("invoice.pdf", pdfType, invoicePDF, want{"classified", "invoice", ""})
+	add("contract.pdf", pdfType, classify.SamplePDF(texts["contract"]), want{"classified", "contract", ""})
+	add("payslip.docx", docxType, classify.SampleDOCX(texts["payslip"]), want{"classified", "payslip", ""})
+	add("letter.odt", odtType, classify.SampleODT(texts["letter"]), want{"classified", "letter", ""})
+	add("photo.png", "image/png", samplePNG(), want{"classified", "other", ""})
+	add("setup.pdf", pdfType, append([]byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00"), bytes.Repeat([]byte{0x90}, 4000)...), want{"classification_failed", "", classify.FailureTypeMismatch})
+	add("truncated.pdf", pdfType, invoicePDF[:len(invoicePDF)/2], want{"classification_failed", "", classify.FailureUnreadable})
+
+	ids := map[string]uuid.UUID{}
+	for name, c := range cases {
+		ids[name] = uploadAndConfirm(t, s, tok, c.name, c.contentType, c.data)
+	}
+	for name, c := range cases {
+		got := waitClassified(t, s, ids[name])
+		if got.Status != c.want.status || got.Classification != c.want.category || got.Reason != c.want.reason {
+			t.Errorf("%s: %+v, want %+v", name, got, c.want)
+		}
+		wantEvent := "document.classified"
+		if c.want.status == "classification_failed" {
+			wantEvent = "document.classification_failed"
+		}
+		if n := outboxCount(t, s, ids[name], wantEvent); n != 1 {
+			t.Errorf("%s: %d %s events, want 1", name, n, wantEvent)
+		}
+	}
+	var flagged bool
+	if err := s.DB.QueryRow(context.Background(), `SELECT (payload->'data'->>'type_mismatch')::bool FROM outbox
+		WHERE payload->>'subject' = $1 AND payload->>'type' = 'document.classification_failed'`, ids["setup.pdf"].String()).Scan(&flagged); err != nil || !flagged {
+		t.Errorf("the executable's event is not flagged type_mismatch: %v %v", flagged, err)
+	}
+
+	// The category filter lists only invoices.
+	r := s.Do(t, http.MethodGet, "/api/documents?classification=invoice", tok, nil)
+	var page struct {
+		Items []struct {
+			ID             uuid.UUID `json:"id"`
+			Classification string    `json:"classification"`
+		} `json:"items"`
+	}
+	r.Decode(t, &page)
+	if r.Status != http.StatusOK || len(page.Items) != 2 {
+		t.Fatalf("?classification=invoice: %d %s", r.Status, r.Body)
+	}
+	for _, it := range page.Items {
+		if it.Classification != "invoice" {
+			t.Fatalf("filter let %s through", it.Classification)
+		}
+	}
+}
+
+func TestReclassifyAndRedelivery(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Classifiers: 1})
+	_, tok := s.NewUser(t)
+	texts := classify.SampleTexts()
+	id := uploadAndConfirm(t, s, tok, "invoice.pdf", pdfType, classify.SamplePDF(texts["invoice"]))
+	first := waitClassified(t, s, id)
+	if first.Classification != "invoice" {
+		t.Fatalf("first classification: %+v", first)
+	}
+
+	// Redelivery: the same document.uploaded event again changes nothing.
+	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATS.URL}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stream, err := js.Stream(context.Background(), events.StreamDocuments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(context.Background(), "document.uploaded.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := &s.Classifiers[0].Classifier.Stats
+	skipped := stats.Skipped.Load()
+	if _, err := js.Publish(context.Background(), msg.Subject, msg.Data); err != nil { // no Nats-Msg-Id: not deduplicated
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for stats.Skipped.Load() == skipped {
+		if time.Now().After(deadline) {
+			t.Fatal("the copy was not handled")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := outboxCount(t, s, id, "document.classified"); n != 1 {
+		t.Fatalf("%d document.classified events after a redelivery, want 1", n)
+	}
+
+	// Reclassify: 202, back to uploaded, classified again, one more event.
+	r := s.Do(t, http.MethodPost, "/api/documents/"+id.String()+"/classify", tok, nil)
+	if r.Status != http.StatusAccepted || !bytes.Contains(r.Body, []byte(`"status":"uploaded"`)) {
+		t.Fatalf("reclassify: %d %s", r.Status, r.Body)
+	}
+	again := waitClassified(t, s, id)
+	if again.Status != "classified" || again.Classification != "invoice" {
+		t.Fatalf("after reclassify: %+v", again)
+	}
+	if n := outboxCount(t, s, id, "document.classified"); n != 2 {
+		t.Fatalf("%d document.classified events after reclassify, want 2", n)
+	}
+	// Another user cannot, a pending document cannot.
+	_, other := s.NewUser(t)
+	if r := s.Do(t, http.MethodPost, "/api/documents/"+id.String()+"/classify", other, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("reclassify by another user: %d", r.Status)
+	}
+	pending := s.RequestUpload(t, tok, "later.pdf", pdfType, 10)
+	if r := s.Do(t, http.MethodPost, "/api/documents/"+pending.DocumentID.String()+"/classify", tok, nil); r.Status != http.StatusConflict {
+		t.Fatalf("reclassify of a pending document: %d %s", r.Status, r.Body)
+	}
+}
+
+func TestDocumentDeletedBeforeItsTurnIsSkipped(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{}) // no classifier yet
+	_, tok := s.NewUser(t)
+	id := uploadAndConfirm(t, s, tok, "gone.txt", "text/plain", []byte(classify.SampleTexts()["receipt"]))
+	if r := s.Do(t, http.MethodDelete, "/api/documents/"+id.String(), tok, nil); r.Status != http.StatusNoContent {
+		t.Fatal(r.Status)
+	}
+	live := uploadAndConfirm(t, s, tok, "live.txt", "text/plain", []byte(classify.SampleTexts()["receipt"]))
+
+	// Now a classifier starts and finds the backlog.
+	c := startClassifier(t, s)
+	if got := waitClassified(t, s, live); got.Classification != "receipt" {
+		t.Fatalf("live document: %+v", got)
+	}
+	if c.Classifier.Stats.Skipped.Load() < 1 {
+		t.Fatal("the deleted document's event was not skipped")
+	}
+}
+
+// startClassifier starts a classifier on the stack's configuration.
+func startClassifier(t *testing.T, s *apitest.Stack) *classifier.Service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := classifier.Open(ctx, s.Cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("classifier: %v", err)
+		}
+		c.Close()
+	})
+	return c
+}

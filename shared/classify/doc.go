@@ -1,0 +1,21 @@
+// Package classify identifies and classifies a document from its first
+// bytes: it owns type detection (the real MIME type found in the bytes and
+// whether it agrees with the content type the client declared), text
+// extraction from plain text, PDF, DOCX and ODT, and keyword scoring against
+// a [Rules] set whose default, rules.json, is embedded in the package.
+//
+// The caller usually reads only a prefix of the object (CLASSIFY_MAX_BYTES,
+// 8 MiB by default), so the input may be truncated. [Classifier.Classify]
+// never panics on hostile or damaged input: a PDF or archive that cannot be
+// read becomes a [Result] with Failure [FailureUnreadable], bytes that are not
+// of the declared type become [FailureTypeMismatch] and no bytes at all
+// become [FailureEmpty]. Formats without extractable text (images, for
+// instance) are not failures: they are classified as [CategoryOther] with a
+// low confidence.
+//
+// [SamplePDF], [SampleDOCX], [SampleODT] and [SampleTexts] build small, real
+// documents for tests and demos in this and other packages.
+//
+// The package reads no environment and keeps no global state; a [Classifier]
+// is safe for concurrent use.
+package classify
