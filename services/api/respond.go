@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -41,6 +43,7 @@ var statusOf = map[document.Code]int{
 	document.NotFound:      http.StatusNotFound,
 	document.Conflict:      http.StatusConflict,
 	document.QuotaExceeded: http.StatusRequestEntityTooLarge,
+	document.RateLimited:   http.StatusTooManyRequests,
 	document.TooLarge:      http.StatusRequestEntityTooLarge,
 	document.UploadMissing: http.StatusUnprocessableEntity,
 	document.Unavailable:   http.StatusServiceUnavailable,
@@ -53,6 +56,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &quota) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Detail: quota})
 		return
+	}
+	var limited *document.RateLimitedError
+	if errors.As(err, &limited) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(limited.RetryAfter.Round(time.Second).Seconds())))
 	}
 	status, ok := statusOf[document.ErrorCode(err)]
 	if !ok {
@@ -70,6 +77,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) (status int, err error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return http.StatusUnsupportedMediaType, errors.New("Content-Type must be application/json")
+	}
+	if r.ContentLength > maxBodyBytes {
+		// Announced too large: refuse before reading a byte of it.
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", maxBodyBytes)
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	dec.DisallowUnknownFields()

@@ -23,6 +23,9 @@ type Server struct {
 	handler http.Handler
 	log     zerolog.Logger
 	closing chan struct{}
+	// readHeaderTimeout bounds how long a client may take to send its
+	// request headers (slowloris).
+	readHeaderTimeout time.Duration
 }
 
 // Option changes how New builds the server.
@@ -61,7 +64,7 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger, opts ...Opt
 		o(&deps)
 	}
 	h := Handler(deps)
-	return &Server{app: a, handler: h, log: log, closing: closing}, nil
+	return &Server{app: a, handler: h, log: log, closing: closing, readHeaderTimeout: cfg.ReadHeaderTimeout}, nil
 }
 
 // Handler returns the server's routes.
@@ -83,7 +86,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.readHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -324,7 +324,7 @@ func TestDevLocalCluster(t *testing.T) {
 	var doc document
 	for {
 		mustStatus(t, http.StatusOK, "GET", docURL, dev.Token, nil, &doc)
-		if doc.Status == "uploaded" {
+		if doc.Status == "uploaded" || doc.Status == "classified" { // the dev stack's classifier may be quicker than us
 			break
 		}
 		if time.Since(putDone) > 2*time.Second {
@@ -344,7 +344,7 @@ func TestDevLocalCluster(t *testing.T) {
 	t.Logf("second start (reusing %s): ready in %v", dataDir, again.ReadyIn)
 	var kept document
 	mustStatus(t, http.StatusOK, "GET", docURL, again.Token, nil, &kept)
-	if kept.Status != "uploaded" || kept.Filename != "notes.txt" {
+	if (kept.Status != "uploaded" && kept.Status != "classified") || kept.Filename != "notes.txt" {
 		t.Errorf("after a restart the document is %+v, want notes.txt uploaded", kept)
 	}
 	again.Stop(t)

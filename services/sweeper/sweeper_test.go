@@ -197,8 +197,8 @@ func TestSweepRecoversALostEventAndChargesOnce(t *testing.T) {
 func TestOrphanedObjectRemovedLiveObjectKept(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Sweepers: 1, Edit: func(c *config.Config) {
-		c.UploadURLTTL = time.Second
-		c.PendingTTL = 2 * time.Second
+		c.UploadURLTTL = 2 * time.Second // a second was too tight for the PUT on a loaded machine
+		c.PendingTTL = 3 * time.Second
 	}})
 	done := watchRuns(t, s)
 	_, tok := s.NewUser(t)
@@ -211,7 +211,7 @@ func TestOrphanedObjectRemovedLiveObjectKept(t *testing.T) {
 	if _, err := client.PutObject(context.Background(), s.Bucket, orphan, bytes.NewReader([]byte("left behind")), 11, minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2100 * time.Millisecond) // both objects are now older than PENDING_TTL
+	time.Sleep(3100 * time.Millisecond) // both objects are now older than PENDING_TTL
 
 	run := done.wait(t, trigger(t, s), 10*time.Second)
 	if run.OrphansRemoved != 1 || run.Errors != 0 {
@@ -227,7 +227,9 @@ func TestOrphanedObjectRemovedLiveObjectKept(t *testing.T) {
 
 func TestTwoSweepersProcessEachTickOnce(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Sweepers: 2})
+	s := apitest.Start(t, apitest.Options{Sweepers: 2, Edit: func(c *config.Config) {
+		c.UploadsPerMinute, c.MaxPendingUploads = 1000, 1000 // one user makes 220 uploads here
+	}})
 	done := watchRuns(t, s)
 	_, tok := s.NewUser(t)
 

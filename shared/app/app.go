@@ -88,9 +88,11 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, service st
 		return float64(n)
 	})
 	a.Docs = document.NewService(a.Store, a.Objects, document.Config{
-		MaxUploadBytes: cfg.MaxUploadBytes,
-		UploadURLTTL:   cfg.UploadURLTTL,
-		DownloadURLTTL: cfg.DownloadURLTTL,
+		MaxUploadBytes:    cfg.MaxUploadBytes,
+		UploadsPerMinute:  int(cfg.UploadsPerMinute),
+		MaxPendingUploads: int(cfg.MaxPendingUploads),
+		UploadURLTTL:      cfg.UploadURLTTL,
+		DownloadURLTTL:    cfg.DownloadURLTTL,
 	})
 	return a, nil
 }

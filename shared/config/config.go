@@ -38,6 +38,9 @@ type Config struct {
 	DownloadURLTTL    time.Duration // DOWNLOAD_URL_TTL
 	MaxUploadBytes    int64         // MAX_UPLOAD_BYTES
 	QuotaDefaultBytes int64         // QUOTA_DEFAULT_BYTES
+	UploadsPerMinute  int64         // UPLOAD_RATE_PER_MINUTE, upload URLs one user may ask for per minute
+	MaxPendingUploads int64         // MAX_PENDING_UPLOADS, a user's uploads waiting for their bytes
+	ReadHeaderTimeout time.Duration // HTTP_READ_HEADER_TIMEOUT, how long a client may take to send its headers
 
 	SweepInterval     time.Duration // SWEEP_INTERVAL, how often the sweeper runs (JetStream schedule)
 	PendingTTL        time.Duration // PENDING_TTL, age after which a pending upload is stale
@@ -70,6 +73,9 @@ func Defaults() Config {
 		DownloadURLTTL:    5 * time.Minute,
 		MaxUploadBytes:    100 << 20,
 		QuotaDefaultBytes: 104857600,
+		UploadsPerMinute:  120,
+		MaxPendingUploads: 100,
+		ReadHeaderTimeout: 5 * time.Second,
 		SweepInterval:     30 * time.Minute,
 		PendingTTL:        time.Hour,
 		RejectedRetention: 24 * time.Hour,
@@ -145,6 +151,9 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	dur("DOWNLOAD_URL_TTL", &c.DownloadURLTTL)
 	bytes("MAX_UPLOAD_BYTES", &c.MaxUploadBytes)
 	bytes("QUOTA_DEFAULT_BYTES", &c.QuotaDefaultBytes)
+	bytes("UPLOAD_RATE_PER_MINUTE", &c.UploadsPerMinute)
+	bytes("MAX_PENDING_UPLOADS", &c.MaxPendingUploads)
+	dur("HTTP_READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout)
 	dur("SWEEP_INTERVAL", &c.SweepInterval)
 	dur("PENDING_TTL", &c.PendingTTL)
 	dur("REJECTED_RETENTION", &c.RejectedRetention)

@@ -3,6 +3,7 @@ package document
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error for the transport layers: only HTTP maps codes to
@@ -17,6 +18,7 @@ const (
 	NotFound      Code = "not_found"
 	Conflict      Code = "conflict"
 	QuotaExceeded Code = "quota_exceeded"
+	RateLimited   Code = "rate_limited"
 	TooLarge      Code = "too_large"
 	UploadMissing Code = "upload_missing"
 	Unavailable   Code = "unavailable"
@@ -68,6 +70,18 @@ func (e *QuotaExceededError) Error() string {
 // ErrorCode returns QuotaExceeded.
 func (e *QuotaExceededError) ErrorCode() Code { return QuotaExceeded }
 
+// RateLimitedError reports a client asking too often; it may try again
+// after RetryAfter.
+type RateLimitedError struct {
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string { return e.Message }
+
+// ErrorCode returns RateLimited.
+func (e *RateLimitedError) ErrorCode() Code { return RateLimited }
+
 // ErrorCode returns the code of the first error in err's chain that has one,
 // Internal for any other non-nil error and "" for nil.
 func ErrorCode(err error) Code {
@@ -90,6 +104,10 @@ func ErrorMessage(err error) string {
 	var q *QuotaExceededError
 	if errors.As(err, &q) {
 		return q.Error()
+	}
+	var r *RateLimitedError
+	if errors.As(err, &r) {
+		return r.Message
 	}
 	return "internal error"
 }

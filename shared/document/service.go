@@ -2,6 +2,7 @@ package document
 
 import (
 	"context"
+	"fmt"
 	"mime"
 	"time"
 	"unicode"
@@ -13,10 +14,16 @@ import (
 
 // Config holds the rules the use cases enforce.
 type Config struct {
-	MaxUploadBytes int64         // largest accepted document
-	UploadURLTTL   time.Duration // lifetime of a presigned PUT URL
-	DownloadURLTTL time.Duration // lifetime of a presigned GET URL
-	Now            func() time.Time
+	MaxUploadBytes int64 // largest accepted document
+	// UploadsPerMinute bounds the upload URLs one user may ask for in any
+	// minute; 0 means no bound.
+	UploadsPerMinute int
+	// MaxPendingUploads bounds a user's documents waiting for their bytes;
+	// 0 means no bound.
+	MaxPendingUploads int
+	UploadURLTTL      time.Duration // lifetime of a presigned PUT URL
+	DownloadURLTTL    time.Duration // lifetime of a presigned GET URL
+	Now               func() time.Time
 }
 
 // Service runs DocuVault's use cases over a Store and an object store.
@@ -110,6 +117,9 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 	if err := req.Validate(s.cfg.MaxUploadBytes); err != nil {
 		return UploadTicket{}, err
 	}
+	if err := s.checkUploadRate(ctx, user); err != nil {
+		return UploadTicket{}, err
+	}
 	if req.SizeBytes != nil {
 		q, err := s.store.Quota(ctx, user)
 		if err != nil {
@@ -145,6 +155,34 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 		return UploadTicket{}, err
 	}
 	return UploadTicket{DocumentID: d.ID, URL: url, ExpiresAt: now.Add(s.cfg.UploadURLTTL), Headers: headers}, nil
+}
+
+// checkUploadRate refuses a user who asked for too many upload URLs in the
+// last minute or has too many uploads pending. The counts come from the
+// documents table, so the bound holds across every API replica; requests
+// racing each other may pass it by a few.
+func (s *Service) checkUploadRate(ctx context.Context, user uuid.UUID) error {
+	if s.cfg.UploadsPerMinute <= 0 && s.cfg.MaxPendingUploads <= 0 {
+		return nil
+	}
+	now := s.cfg.Now()
+	recent, pending, oldest, err := s.store.RecentUploads(ctx, user, now.Add(-time.Minute))
+	if err != nil {
+		return err
+	}
+	if s.cfg.UploadsPerMinute > 0 && recent >= s.cfg.UploadsPerMinute {
+		return &RateLimitedError{
+			Message:    fmt.Sprintf("too many upload requests: at most %d a minute", s.cfg.UploadsPerMinute),
+			RetryAfter: max(time.Second, oldest.Add(time.Minute).Sub(now)),
+		}
+	}
+	if s.cfg.MaxPendingUploads > 0 && pending >= s.cfg.MaxPendingUploads {
+		return &RateLimitedError{
+			Message:    fmt.Sprintf("too many uploads pending (%d): finish or delete some first", pending),
+			RetryAfter: time.Minute,
+		}
+	}
+	return nil
 }
 
 // Confirmation is the state of a confirmed document and its owner's quota.

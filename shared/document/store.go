@@ -16,6 +16,10 @@ type Store interface {
 	Document(ctx context.Context, id uuid.UUID) (*Document, error)
 	// Documents lists a user's documents, newest first.
 	Documents(ctx context.Context, f ListFilter) ([]*Document, error)
+	// RecentUploads counts a user's documents created since since, and its
+	// pending documents; oldest is the creation time of the oldest document
+	// counted in recent.
+	RecentUploads(ctx context.Context, user uuid.UUID, since time.Time) (recent, pending int, oldest time.Time, err error)
 	// Quota returns a user's quota, creating it with the default limit on first use.
 	Quota(ctx context.Context, user uuid.UUID) (Quota, error)
 	// SetQuotaLimit sets a user's limit, creating the quota row if needed.

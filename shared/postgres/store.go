@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -117,6 +118,21 @@ func (s *Store) Documents(ctx context.Context, f document.ListFilter) ([]*docume
 	}
 	docs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*document.Document, error) { return scanDocument(r) })
 	return docs, translate(err, "list documents")
+}
+
+// RecentUploads counts a user's documents created since since and its
+// pending ones, in one index scan of the user's recent or pending rows.
+func (s *Store) RecentUploads(ctx context.Context, user uuid.UUID, since time.Time) (recent, pending int, oldest time.Time, err error) {
+	var first *time.Time
+	err = s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE created_at >= $2),
+			count(*) FILTER (WHERE status = 'pending'),
+			min(created_at) FILTER (WHERE created_at >= $2)
+		FROM documents WHERE user_id = $1 AND (created_at >= $2 OR status = 'pending')`, user, since).
+		Scan(&recent, &pending, &first)
+	if first != nil {
+		oldest = *first
+	}
+	return recent, pending, oldest, translate(err, "count uploads")
 }
 
 // Quota returns a user's quota, creating it with the default limit on first use.

@@ -41,7 +41,8 @@ type Stack struct {
 	MinIO  *testenv.MinIOServer
 	DB     *pgxpool.Pool
 	Bucket string
-	// Confirmer is the running confirmer service, with Options.Events.
+	// Confirmer is the running confirmer service, with Options.Events;
+	// RestartConfirmer replaces it.
 	Confirmer *confirmer.Service
 	// Sweepers are the running sweeper replicas, with Options.Sweepers.
 	Sweepers []*sweeper.Service
@@ -50,6 +51,11 @@ type Stack struct {
 
 	minio  *minio.Client
 	client *http.Client
+
+	ctx           context.Context // ends with the test
+	log           zerolog.Logger
+	stopConfirmer context.CancelFunc
+	confirmerDone chan error // the running confirmer's Run result
 }
 
 // Options shape a Stack.
@@ -124,16 +130,14 @@ func Start(tb testing.TB, opts Options) *Stack {
 		Bucket: bucket,
 		minio:  mi.Client(tb),
 		client: &http.Client{Timeout: 30 * time.Second},
+		ctx:    ctx,
+		log:    log,
 	}
-	confirmerDone := make(chan error, 1)
 	if opts.Events {
-		s.Confirmer, err = confirmer.Open(ctx, cfg, log.With().Str("service", "confirmer").Logger())
-		if err != nil {
-			tb.Fatalf("start confirmer: %v", err)
-		}
-		go func() { confirmerDone <- s.Confirmer.Run(ctx) }()
+		s.startConfirmer(tb)
 	} else {
-		confirmerDone <- nil
+		s.confirmerDone = make(chan error, 1)
+		s.confirmerDone <- nil
 	}
 	sweepersDone := make(chan error, opts.Sweepers)
 	for i := range opts.Sweepers {
@@ -162,7 +166,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 		if err := <-apiDone; err != nil {
 			tb.Errorf("api: %v", err)
 		}
-		if err := <-confirmerDone; err != nil {
+		if err := <-s.confirmerDone; err != nil {
 			tb.Errorf("confirmer: %v", err)
 		}
 		for range s.Sweepers {
@@ -188,6 +192,40 @@ func Start(tb testing.TB, opts Options) *Stack {
 		s.DB.Close()
 	})
 	return s
+}
+
+// startConfirmer opens a confirmer and runs it until the test ends or
+// RestartConfirmer stops it.
+func (s *Stack) startConfirmer(tb testing.TB) {
+	tb.Helper()
+	done := make(chan error, 1)
+	s.confirmerDone = done
+	c, err := confirmer.Open(s.ctx, s.Cfg, s.log.With().Str("service", "confirmer").Logger())
+	if err != nil {
+		s.Confirmer = nil
+		done <- nil
+		tb.Fatalf("start confirmer: %v", err)
+	}
+	ctx, stop := context.WithCancel(s.ctx)
+	s.Confirmer, s.stopConfirmer = c, stop
+	go func() { done <- c.Run(ctx) }()
+}
+
+// RestartConfirmer stops the running confirmer as a deploy would (its Run
+// returns after the messages in hand, its connections close) and starts a
+// new one with the same configuration. Call it from the test's goroutine,
+// with Options.Events.
+func (s *Stack) RestartConfirmer(tb testing.TB) {
+	tb.Helper()
+	if s.Confirmer == nil {
+		tb.Fatal("RestartConfirmer: no confirmer runs (Options.Events)")
+	}
+	s.stopConfirmer()
+	if err := <-s.confirmerDone; err != nil {
+		tb.Errorf("confirmer: %v", err)
+	}
+	s.Confirmer.Close()
+	s.startConfirmer(tb)
 }
 
 // mustStreams creates the JetStream streams on the server at url.

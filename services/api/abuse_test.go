@@ -1,0 +1,165 @@
+package api_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/shared/config"
+)
+
+func TestUploadURLsAreRateLimitedPerUser(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) {
+		c.UploadsPerMinute = 50
+		c.MaxPendingUploads = 10000
+	}})
+	_, tok := s.NewUser(t)
+	_, other := s.NewUser(t)
+
+	// 10,000 requests from one user, 16 at a time.
+	const n = 10000
+	var created, limited, wrong atomic.Int64
+	var retryAfter atomic.Value
+	var wg sync.WaitGroup
+	next := make(chan int)
+	body := []byte(`{"filename":"a.pdf","content_type":"application/pdf","size_bytes":10}`)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/documents/upload-url", strings.NewReader(string(body)))
+				req.Header.Set("Authorization", "Bearer "+tok)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					wrong.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusCreated:
+					created.Add(1)
+				case http.StatusTooManyRequests:
+					limited.Add(1)
+					retryAfter.Store(resp.Header.Get("Retry-After"))
+				default:
+					wrong.Add(1)
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	t.Logf("10,000 upload-url requests: %d created, %d refused with 429", created.Load(), limited.Load())
+	// Racing requests may pass the bound by a few (one per concurrent request).
+	if created.Load() < 50 || created.Load() > 50+16 || limited.Load() != n-created.Load() || wrong.Load() != 0 {
+		t.Fatalf("created %d, limited %d, other %d", created.Load(), limited.Load(), wrong.Load())
+	}
+	if ra, _ := strconv.Atoi(fmt.Sprint(retryAfter.Load())); ra < 1 || ra > 60 {
+		t.Fatalf("Retry-After %v, want 1..60 seconds", retryAfter.Load())
+	}
+	// Another user is not affected.
+	s.RequestUpload(t, other, "b.pdf", "application/pdf", 10)
+}
+
+func TestPendingUploadsAreCapped(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.MaxPendingUploads = 5 }})
+	_, tok := s.NewUser(t)
+	var first apitest.Ticket
+	for i := range 5 {
+		tk := s.RequestUpload(t, tok, "p.pdf", "application/pdf", 3)
+		if i == 0 {
+			first = tk
+		}
+	}
+	r := s.Do(t, http.MethodPost, "/api/documents/upload-url", tok, map[string]any{"filename": "six.pdf", "content_type": "application/pdf"})
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("sixth pending upload: %d %s", r.Status, r.Body)
+	}
+	// Finishing one makes room.
+	if st := s.Put(t, first, "", []byte("abc")); st != http.StatusOK {
+		t.Fatal(st)
+	}
+	if r := s.Confirm(t, tok, first.DocumentID); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	s.RequestUpload(t, tok, "six.pdf", "application/pdf", 3)
+}
+
+func TestHugeBodyIsRefusedUnread(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	_, tok := s.NewUser(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Announce 10 MB, send only the first bytes: the answer must come anyway.
+	fmt.Fprintf(conn, "POST /api/documents/upload-url HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"filename\":\"", tok, 10<<20)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer while the body is still owed: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("10 MB body: %d", resp.StatusCode)
+	}
+}
+
+func TestSlowHeadersTimeOut(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.ReadHeaderTimeout = 500 * time.Millisecond }})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	if _, err := fmt.Fprint(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Trickle a header byte at a time, never finishing: slowloris.
+	closed := make(chan time.Duration, 1)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				closed <- time.Since(start)
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case d := <-closed:
+			if d > 3*time.Second {
+				t.Fatalf("connection closed after %s, want about the 500 ms header timeout", d)
+			}
+			return
+		case <-tick.C:
+			_, _ = conn.Write([]byte("X"))
+		case <-time.After(5 * time.Second):
+			t.Fatal("a client trickling its headers kept the connection for 5 s")
+		}
+	}
+}

@@ -1,0 +1,1259 @@
+package reliability_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/services/sweeper"
+	"github.com/docuvault/docuvault/shared/auth"
+	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	numUsers   = 10
+	numWorkers = 16
+	minOps     = 5000 // what the run must reach
+	targetOps  = 6000 // where the workers stop once the faults are over
+	maxRunTime = 150 * time.Second
+
+	maxDocBytes  = 64 << 10
+	uploadURLTTL = 2 * time.Second
+	pendingTTL   = 3 * time.Second // must exceed uploadURLTTL
+
+	// faultGrace is how long after a fault ends its errors still count as
+	// the fault's: clients reconnect, MinIO finishes starting.
+	faultGrace = 5 * time.Second
+	// quietFor is how long nothing may move for the system to count as
+	// settled: longer than MinIO's 3 s retry of its queued notifications.
+	quietFor = 4 * time.Second
+	// maxFailures bounds the failures reported one by one.
+	maxFailures = 25
+)
+
+// TestLedgerInvariantUnderFaults runs thousands of random operations from
+// many goroutines — upload URLs, PUTs, confirmations through the endpoint
+// racing MinIO's notifications, duplicated notifications, deletes, sweeps —
+// while the confirmer restarts, NATS stops for a while and MinIO stops for
+// a while. Once everything has settled and a final sweep has run, the
+// ledger must agree with itself:
+//
+//  1. every user's used_bytes is the sum of the sizes of their charged documents;
+//  2. every charged document's object is in the bucket;
+//  3. every object in the bucket has a document row;
+//  4. every charged document (and every document deleted while charged) has
+//     exactly one document.uploaded event, and no other document has one.
+//
+// The operations are chosen at random; RELIABILITY_SEED=<n> replays a run's
+// choices (the interleaving of the goroutines still varies).
+func TestLedgerInvariantUnderFaults(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("RELIABILITY_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("RELIABILITY_SEED=%q: %v", v, err)
+		}
+	}
+	t.Logf("seed %d (RELIABILITY_SEED=%d replays it)", seed, seed)
+	began := time.Now()
+
+	s := apitest.Start(t, apitest.Options{Events: true, Sweepers: 1, Edit: func(c *config.Config) {
+		c.UploadURLTTL = uploadURLTTL
+		c.PendingTTL = pendingTTL
+	}})
+	r := newRig(t, s, seed)
+	t.Logf("stack ready in %s", time.Since(began).Round(time.Millisecond))
+
+	// The workers. Failures are reported with t.Errorf; nothing in them
+	// stops the test goroutine, which injects the faults meanwhile.
+	runStart := time.Now()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range numWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(i)))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r.step(rng)
+			}
+		}()
+	}
+	var once sync.Once
+	halt := func() {
+		once.Do(func() { close(stop) })
+		wg.Wait()
+	}
+	t.Cleanup(halt) // before the stack's own clean-up, if the test ends early
+
+	// The faults, one after another, while the workers run.
+	r.settle(2 * time.Second)
+	r.inject("confirmer restart", func() { r.restartConfirmer() })
+	r.settle(3 * time.Second)
+	r.inject("NATS outage", func() {
+		s.NATS.Stop()
+		time.Sleep(2 * time.Second)
+		s.NATS.Restart(t)
+	})
+	r.settle(3 * time.Second)
+	r.inject("MinIO outage", func() {
+		s.MinIO.Stop()
+		time.Sleep(2 * time.Second)
+		s.MinIO.Restart(t)
+	})
+	r.settle(3 * time.Second)
+	r.inject("confirmer restart", func() { r.restartConfirmer() })
+
+	for r.total.Load() < targetOps && time.Since(runStart) < maxRunTime {
+		time.Sleep(100 * time.Millisecond)
+	}
+	halt()
+	workload := time.Since(runStart)
+	if n := r.total.Load(); n < minOps {
+		t.Errorf("only %d operations in %s, want at least %d", n, workload.Round(time.Millisecond), minOps)
+	}
+	t.Logf("workers stopped after %d operations in %s", r.total.Load(), workload.Round(time.Millisecond))
+
+	// Let every notification, retry and outbox row land; then make every
+	// pending row stale (nothing is mid-upload any more: the last upload
+	// URL expired with the workers) and sweep.
+	settled := r.quiesce(90 * time.Second)
+	if _, err := s.DB.Exec(context.Background(), `UPDATE documents SET created_at = created_at - interval '2 hours',
+		updated_at = updated_at - interval '2 hours' WHERE status = 'pending'`); err != nil {
+		t.Fatal(err)
+	}
+	if wait := pendingTTL + 500*time.Millisecond - time.Since(runStart.Add(workload)); wait > 0 {
+		time.Sleep(wait) // every object is now older than PENDING_TTL
+	}
+	runs := watchRuns(t, r)
+	final := runs.wait(t, r.triggerSweep(t), 60*time.Second)
+	if final.Errors != 0 {
+		t.Errorf("final sweep left %d errors: %+v", final.Errors, final.SweepResult)
+	}
+	settled += r.quiesce(60 * time.Second)
+	again := runs.wait(t, r.triggerSweep(t), 60*time.Second)
+	if again.SweepResult != (document.SweepResult{MaxBatchLock: again.MaxBatchLock}) {
+		t.Errorf("a second sweep still found work: %+v", again.SweepResult)
+	}
+	settled += r.quiesce(30 * time.Second)
+
+	r.check(t)
+	r.report(t, final, settled, workload, time.Since(began))
+}
+
+// putState is what became of a document's PUT.
+type putState int
+
+const (
+	putNone     putState = iota // not tried
+	putInFlight                 // being sent
+	putOK                       // MinIO answered 200: the object is stored
+	putRefused                  // MinIO answered 403 (the URL had expired): nothing stored
+	putFailed                   // no answer, or 5xx: the object may or may not be stored
+)
+
+// doc is a document an upload URL was issued for, as the workers saw it.
+type doc struct {
+	id          uuid.UUID
+	user        *user
+	size        int64 // the bytes PUT, and the declared size when declared
+	declared    bool
+	contentType string
+	ticket      apitest.Ticket
+	issued      time.Time // when the upload URL was asked for
+
+	// Guarded by user.mu.
+	put       putState
+	confirmed bool // a confirm answered 200
+	rejected  bool // a confirm answered 413
+	missing   bool // a confirm answered 422 although the PUT had succeeded
+	deleted   bool // a DELETE answered 204
+}
+
+// user is one of the run's users; workers share them.
+type user struct {
+	id    uuid.UUID
+	token string
+	limit int64
+
+	mu           sync.Mutex
+	docs         []*doc    // documents not known to be gone
+	limitedUntil time.Time // after a 429: no upload URL before then
+}
+
+// pick returns a random document of u's that satisfies ok, or nil.
+func (u *user) pick(rng *rand.Rand, ok func(*doc) bool) *doc {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.docs) == 0 {
+		return nil
+	}
+	start := rng.IntN(len(u.docs))
+	for i := range len(u.docs) {
+		if d := u.docs[(start+i)%len(u.docs)]; ok(d) {
+			return d
+		}
+	}
+	return nil
+}
+
+// forget drops d from u's live documents.
+func (u *user) forget(d *doc) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if i := slices.Index(u.docs, d); i >= 0 {
+		u.docs = slices.Delete(u.docs, i, i+1)
+	}
+}
+
+// fault is one injected fault.
+type fault struct {
+	name       string
+	start, end time.Time
+}
+
+// rig is the run's shared state: the stack, the users, the documents and
+// the counts.
+type rig struct {
+	t       *testing.T
+	s       *apitest.Stack
+	client  *http.Client
+	js      jetstream.JetStream
+	minioEv jetstream.Stream
+	admin   string
+	users   []*user
+
+	total      atomic.Int64 // operations
+	inFault    atomic.Bool
+	faultEnded atomic.Int64 // UnixNano of the last fault's end
+
+	mu        sync.Mutex
+	docs      map[uuid.UUID]*doc // every document an upload URL was issued for
+	ops       map[string]int     // operations by kind
+	outcomes  map[string]int     // answers by kind and status
+	failures  int
+	orphans   int // objects PUT on purpose for deleted documents
+	faults    []fault
+	confirmer map[string]int64 // the confirmers' stats, summed over restarts
+
+	final *ledger // the state check read
+}
+
+func newRig(t *testing.T, s *apitest.Stack, seed uint64) *rig {
+	t.Helper()
+	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATS.URL, Name: "reliability-test"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	minioEv, err := js.Stream(context.Background(), events.StreamMinIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{
+		t: t,
+		s: s,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			MaxIdleConnsPerHost: 2 * numWorkers,
+			IdleConnTimeout:     30 * time.Second,
+		}},
+		js:        js,
+		minioEv:   minioEv,
+		admin:     s.Token(t, uuid.New(), auth.RoleAdmin),
+		docs:      map[uuid.UUID]*doc{},
+		ops:       map[string]int{},
+		outcomes:  map[string]int{},
+		confirmer: map[string]int64{},
+	}
+	t.Cleanup(r.client.CloseIdleConnections)
+	// Small quotas, from 4 to 16 average documents, so that confirmations
+	// are refused over quota and deletes make room again.
+	rng := rand.New(rand.NewPCG(seed, 1<<32))
+	for range numUsers {
+		id, token := s.NewUser(t)
+		u := &user{id: id, token: token, limit: 128<<10 + rng.Int64N(384<<10)}
+		s.SetLimit(t, id, u.limit)
+		r.users = append(r.users, u)
+	}
+	return r
+}
+
+// settle lets the workers run for d.
+func (r *rig) settle(d time.Duration) { time.Sleep(d) }
+
+// inject runs one fault and records it.
+func (r *rig) inject(name string, fn func()) {
+	r.t.Helper()
+	start := time.Now()
+	r.inFault.Store(true)
+	fn()
+	end := time.Now()
+	r.faultEnded.Store(end.UnixNano())
+	r.inFault.Store(false)
+	r.mu.Lock()
+	r.faults = append(r.faults, fault{name, start, end})
+	r.mu.Unlock()
+}
+
+// faulty reports whether a fault is on, or ended less than faultGrace ago.
+func (r *rig) faulty() bool {
+	return r.inFault.Load() || time.Since(time.Unix(0, r.faultEnded.Load())) < faultGrace
+}
+
+// restartConfirmer restarts the confirmer, keeping its counts.
+func (r *rig) restartConfirmer() {
+	r.t.Helper()
+	r.addConfirmerStats()
+	r.s.RestartConfirmer(r.t)
+}
+
+// addConfirmerStats adds the running confirmer's counts to the totals.
+func (r *rig) addConfirmerStats() {
+	st := &r.s.Confirmer.Confirmer.Stats
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, v := range map[string]int64{
+		"confirmed": st.Confirmed.Load(), "already": st.Already.Load(), "rejected": st.Rejected.Load(),
+		"unknown": st.Unknown.Load(), "ignored": st.Ignored.Load(), "retried": st.Retried.Load(), "terminated": st.Terminated.Load(),
+	} {
+		r.confirmer[k] += v
+	}
+}
+
+// fail reports a failure; after maxFailures it only counts them.
+func (r *rig) fail(format string, args ...any) {
+	r.mu.Lock()
+	r.failures++
+	n := r.failures
+	r.mu.Unlock()
+	if n <= maxFailures {
+		r.t.Errorf(format, args...)
+	}
+}
+
+// count records an operation of kind.
+func (r *rig) count(kind string) {
+	r.total.Add(1)
+	r.mu.Lock()
+	r.ops[kind]++
+	r.mu.Unlock()
+}
+
+// outcome records how an operation of kind ended; errors are told apart by
+// whether a fault was on.
+func (r *rig) outcome(kind, what string, isError bool) {
+	key := kind + " " + what
+	if isError {
+		if r.faulty() {
+			key += " (fault)"
+		} else {
+			key += " (no fault)"
+		}
+	}
+	r.mu.Lock()
+	r.outcomes[key]++
+	r.mu.Unlock()
+}
+
+// step runs one random operation (or a short sequence of them) as a
+// random user.
+func (r *rig) step(rng *rand.Rand) {
+	u := r.users[rng.IntN(len(r.users))]
+	switch n := rng.IntN(1000); {
+	case n < 450:
+		r.upload(rng, u)
+	case n < 570:
+		if d := u.pick(rng, func(*doc) bool { return true }); d != nil {
+			r.confirm(d)
+		}
+	case n < 610:
+		if d := u.pick(rng, func(d *doc) bool { return d.put == putNone }); d != nil {
+			r.put(d)
+		}
+	case n < 690:
+		r.duplicateEvent(rng)
+	case n < 820:
+		if d := u.pick(rng, func(*doc) bool { return true }); d != nil {
+			r.delete(rng, d)
+		}
+	case n < 880:
+		if d := u.pick(rng, func(*doc) bool { return true }); d != nil {
+			r.get(d)
+		}
+	case n < 930:
+		r.quota(u)
+	case n < 996:
+		r.list(u)
+	default:
+		r.sweep()
+	}
+}
+
+// api sends one request to the API, checks the exchange against the
+// OpenAPI document and returns the status and body. The API never goes
+// away in this test: a transport error is a failure.
+func (r *rig) api(kind, method, path, token string, body any) (int, []byte, http.Header, bool) {
+	r.count(kind)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			r.fail("%s: %v", kind, err)
+			return 0, nil, nil, false
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, r.s.URL+path, rd)
+	if err != nil {
+		r.fail("%s: %v", kind, err)
+		return 0, nil, nil, false
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		r.outcome(kind, "transport error", true)
+		r.fail("%s %s: %v", method, path, err)
+		return 0, nil, nil, false
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		r.outcome(kind, "transport error", true)
+		r.fail("%s %s: reading the answer: %v", method, path, err)
+		return 0, nil, nil, false
+	}
+	apitest.ValidateExchange(r.t, req, nil, resp, data)
+	r.outcome(kind, strconv.Itoa(resp.StatusCode), resp.StatusCode >= 500)
+	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
+		r.fail("%s %s answered %d: %s", method, path, resp.StatusCode, data)
+	}
+	return resp.StatusCode, data, resp.Header, true
+}
+
+// quotaDetail is the detail of a 413 over-quota answer.
+type quotaDetail struct {
+	Detail struct {
+		UsedBytes     int64 `json:"used_bytes"`
+		LimitBytes    int64 `json:"limit_bytes"`
+		RejectedBytes int64 `json:"rejected_bytes"`
+	} `json:"detail"`
+}
+
+// upload asks for an upload URL and mostly PUTs the bytes at once, and
+// sometimes confirms through the endpoint at once, racing MinIO's
+// notification. Some documents are never PUT: they stay pending until a
+// sweep purges them.
+func (r *rig) upload(rng *rand.Rand, u *user) {
+	u.mu.Lock()
+	limited := time.Now().Before(u.limitedUntil)
+	u.mu.Unlock()
+	if limited {
+		r.quota(u)
+		return
+	}
+	d := &doc{user: u, size: 1 + rng.Int64N(maxDocBytes), declared: rng.IntN(4) != 0, contentType: "application/pdf"}
+	filename := "report.pdf"
+	if rng.IntN(2) == 0 {
+		d.contentType, filename = "text/plain", "notes.txt"
+	}
+	body := map[string]any{"filename": filename, "content_type": d.contentType}
+	if d.declared {
+		body["size_bytes"] = d.size
+	}
+	d.issued = time.Now()
+	st, data, header, ok := r.api("upload-url", http.MethodPost, "/api/documents/upload-url", u.token, body)
+	if !ok {
+		return
+	}
+	switch st {
+	case http.StatusCreated:
+		if err := json.Unmarshal(data, &d.ticket); err != nil || d.ticket.DocumentID == uuid.Nil {
+			r.fail("upload-url: %v: %s", err, data)
+			return
+		}
+		d.id = d.ticket.DocumentID
+		want := map[string]string{"Content-Type": d.contentType}
+		if d.declared {
+			want["Content-Length"] = strconv.FormatInt(d.size, 10)
+		}
+		if !maps.Equal(d.ticket.Headers, want) {
+			r.fail("upload-url for %s: headers %v, want %v", d.id, d.ticket.Headers, want)
+		}
+		r.mu.Lock()
+		if r.docs[d.id] != nil {
+			r.mu.Unlock()
+			r.fail("upload-url: document id %s issued twice", d.id)
+			return
+		}
+		r.docs[d.id] = d
+		r.mu.Unlock()
+		u.mu.Lock()
+		u.docs = append(u.docs, d)
+		u.mu.Unlock()
+	case http.StatusRequestEntityTooLarge:
+		var q quotaDetail
+		_ = json.Unmarshal(data, &q)
+		if !d.declared || q.Detail.RejectedBytes != d.size || q.Detail.LimitBytes != u.limit || q.Detail.UsedBytes+d.size <= q.Detail.LimitBytes {
+			r.fail("upload-url of %d bytes (declared %v) for a limit of %d: 413 %s", d.size, d.declared, u.limit, data)
+		}
+		return
+	case http.StatusTooManyRequests:
+		// A rate limit on upload URLs: wait as told before asking again.
+		wait, err := strconv.Atoi(header.Get("Retry-After"))
+		if err != nil || wait <= 0 {
+			r.fail("upload-url: 429 with Retry-After %q", header.Get("Retry-After"))
+			wait = 1
+		}
+		u.mu.Lock()
+		u.limitedUntil = time.Now().Add(time.Duration(min(wait, 60)) * time.Second)
+		u.mu.Unlock()
+		return
+	case http.StatusServiceUnavailable:
+		return
+	default:
+		r.fail("upload-url: %d %s", st, data)
+		return
+	}
+	if rng.IntN(100) < 15 {
+		return // never uploaded: a stale pending document
+	}
+	if r.put(d) == putOK && rng.IntN(100) < 45 {
+		r.confirm(d)
+	}
+}
+
+// put sends d's bytes to its presigned URL, unless someone already did.
+func (r *rig) put(d *doc) putState {
+	u := d.user
+	u.mu.Lock()
+	if d.put != putNone {
+		u.mu.Unlock()
+		return putNone
+	}
+	d.put = putInFlight
+	u.mu.Unlock()
+
+	r.count("put")
+	state := putFailed
+	req, err := http.NewRequest(http.MethodPut, d.ticket.UploadURL, bytes.NewReader(apitest.BytesOf(int(d.size))))
+	if err != nil {
+		r.fail("put %s: %v", d.id, err)
+	} else {
+		req.Header.Set("Content-Type", d.ticket.Headers["Content-Type"])
+		resp, err := r.client.Do(req)
+		switch {
+		case err != nil:
+			r.outcome("put", "transport error", true)
+			time.Sleep(20 * time.Millisecond) // MinIO is away: do not spin
+		default:
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			r.outcome("put", strconv.Itoa(resp.StatusCode), resp.StatusCode >= 500)
+			switch age := time.Since(d.issued); {
+			case resp.StatusCode == http.StatusOK:
+				state = putOK
+			case resp.StatusCode == http.StatusForbidden && age > uploadURLTTL/2:
+				// Expired: X-Amz-Date has whole seconds, so a URL lives
+				// between UPLOAD_URL_TTL - 1 s and UPLOAD_URL_TTL.
+				state = putRefused
+			case resp.StatusCode >= 500:
+				time.Sleep(20 * time.Millisecond)
+			default:
+				r.fail("PUT of document %s, %s after its URL was issued: MinIO answered %d", d.id, age.Round(time.Millisecond), resp.StatusCode)
+			}
+		}
+	}
+	u.mu.Lock()
+	d.put = state
+	u.mu.Unlock()
+	return state
+}
+
+// confirm posts /api/documents/{id}/confirm and checks the answer against
+// what the workers know of the document.
+func (r *rig) confirm(d *doc) {
+	u := d.user
+	st, data, _, ok := r.api("confirm", http.MethodPost, "/api/documents/"+d.id.String()+"/confirm", u.token, nil)
+	if !ok {
+		return
+	}
+	u.mu.Lock()
+	put := d.put
+	u.mu.Unlock()
+	// An object can only be there if a PUT was at least sent.
+	mayExist := put == putInFlight || put == putOK || put == putFailed
+	switch st {
+	case http.StatusOK:
+		var c apitest.Confirmation
+		if err := json.Unmarshal(data, &c); err != nil || c.ID != d.id || !document.Status(c.Status).Charged() ||
+			c.SizeBytes != d.size || c.UsedBytes < 0 || c.UsedBytes > u.limit || !mayExist {
+			r.fail("confirm %s (%d bytes, PUT %d, limit %d): 200 %s", d.id, d.size, put, u.limit, data)
+		}
+		u.mu.Lock()
+		d.confirmed = true
+		u.mu.Unlock()
+	case http.StatusRequestEntityTooLarge:
+		var q quotaDetail
+		_ = json.Unmarshal(data, &q)
+		if q.Detail.RejectedBytes != d.size || q.Detail.LimitBytes != u.limit || !mayExist {
+			r.fail("confirm %s (%d bytes, PUT %d, limit %d): 413 %s", d.id, d.size, put, u.limit, data)
+		}
+		u.mu.Lock()
+		d.rejected = true
+		u.mu.Unlock()
+	case http.StatusUnprocessableEntity:
+		// The upload has not arrived. After a successful PUT that is only
+		// right if the object went with a concurrent delete or rejection:
+		// checked at the end.
+		if put == putOK {
+			u.mu.Lock()
+			d.missing = true
+			u.mu.Unlock()
+		}
+	case http.StatusNotFound:
+		u.forget(d) // deleted, or purged by a sweep
+	case http.StatusServiceUnavailable:
+	default:
+		r.fail("confirm %s: %d %s", d.id, st, data)
+	}
+}
+
+// delete deletes d. Sometimes it then PUTs the bytes of the deleted
+// document through its still-valid URL: an orphaned object, which the
+// sweeper must remove.
+func (r *rig) delete(rng *rand.Rand, d *doc) {
+	u := d.user
+	st, data, _, ok := r.api("delete", http.MethodDelete, "/api/documents/"+d.id.String(), u.token, nil)
+	if !ok {
+		return
+	}
+	switch st {
+	case http.StatusNoContent:
+		u.mu.Lock()
+		d.deleted = true
+		fresh := d.put == putNone && time.Since(d.issued) < uploadURLTTL/4
+		u.mu.Unlock()
+		u.forget(d)
+		if fresh && rng.IntN(2) == 0 && r.put(d) == putOK {
+			r.mu.Lock()
+			r.orphans++
+			r.mu.Unlock()
+		}
+	case http.StatusNotFound:
+		u.forget(d)
+	case http.StatusServiceUnavailable:
+	default:
+		r.fail("delete %s: %d %s", d.id, st, data)
+	}
+}
+
+// documentAnswer is the part of a document the checks look at.
+type documentAnswer struct {
+	ID           uuid.UUID `json:"id"`
+	ContentType  string    `json:"content_type"`
+	DeclaredSize *int64    `json:"declared_size"`
+	SizeBytes    int64     `json:"size_bytes"`
+	Status       string    `json:"status"`
+	RejectReason string    `json:"reject_reason"`
+	DownloadURL  string    `json:"download_url"`
+}
+
+// checkAnswer checks a document the API showed against what the workers
+// know of it.
+func (r *rig) checkAnswer(how string, d *doc, a documentAnswer) {
+	status := document.Status(a.Status)
+	bad := a.ID != d.id || a.ContentType != d.contentType || !status.Valid() ||
+		(a.DeclaredSize != nil) != d.declared || a.DeclaredSize != nil && *a.DeclaredSize != d.size
+	switch {
+	case status.Charged():
+		bad = bad || a.SizeBytes != d.size
+	case status == document.StatusRejected:
+		// Sizes always match and stay far below MAX_UPLOAD_BYTES.
+		bad = bad || a.RejectReason != document.ReasonOverQuota || a.SizeBytes != d.size
+	}
+	if how == "get" && status.Charged() != (a.DownloadURL != "") {
+		bad = true
+	}
+	if bad {
+		r.fail("%s %s (%d bytes, declared %v): %+v", how, d.id, d.size, d.declared, a)
+	}
+}
+
+// get reads d through GET /api/documents/{id}.
+func (r *rig) get(d *doc) {
+	u := d.user
+	st, data, _, ok := r.api("get", http.MethodGet, "/api/documents/"+d.id.String(), u.token, nil)
+	if !ok {
+		return
+	}
+	switch st {
+	case http.StatusOK:
+		var a documentAnswer
+		if err := json.Unmarshal(data, &a); err != nil {
+			r.fail("get %s: %v: %s", d.id, err, data)
+			return
+		}
+		r.checkAnswer("get", d, a)
+	case http.StatusNotFound:
+		u.forget(d)
+	case http.StatusServiceUnavailable:
+	default:
+		r.fail("get %s: %d %s", d.id, st, data)
+	}
+}
+
+// quota reads u's quota.
+func (r *rig) quota(u *user) {
+	st, data, _, ok := r.api("quota", http.MethodGet, "/api/auth/me/quota", u.token, nil)
+	if !ok || st == http.StatusServiceUnavailable {
+		return
+	}
+	var q struct {
+		UsedBytes  int64 `json:"used_bytes"`
+		LimitBytes int64 `json:"limit_bytes"`
+	}
+	if err := json.Unmarshal(data, &q); st != http.StatusOK || err != nil || q.UsedBytes < 0 || q.UsedBytes > u.limit || q.LimitBytes != u.limit {
+		r.fail("quota of %s (limit %d): %d %s", u.id, u.limit, st, data)
+	}
+}
+
+// list reads the first page of u's documents: each must be one of u's.
+func (r *rig) list(u *user) {
+	st, data, _, ok := r.api("list", http.MethodGet, "/api/documents?limit=50", u.token, nil)
+	if !ok || st == http.StatusServiceUnavailable {
+		return
+	}
+	var page struct {
+		Items []documentAnswer `json:"items"`
+	}
+	if err := json.Unmarshal(data, &page); st != http.StatusOK || err != nil {
+		r.fail("list of %s: %d %s", u.id, st, data)
+		return
+	}
+	for _, a := range page.Items {
+		r.mu.Lock()
+		d := r.docs[a.ID]
+		r.mu.Unlock()
+		if d == nil || d.user != u {
+			r.fail("list of %s shows document %s, not one of the user's", u.id, a.ID)
+			continue
+		}
+		r.checkAnswer("list", d, a)
+	}
+}
+
+// sweep asks for a sweep now.
+func (r *rig) sweep() {
+	st, data, _, ok := r.api("sweep", http.MethodPost, "/api/admin/sweep", r.admin, nil)
+	if ok && st != http.StatusAccepted && st != http.StatusServiceUnavailable {
+		r.fail("sweep: %d %s", st, data)
+	}
+}
+
+// duplicateEvent republishes one of the latest MinIO notifications, as a
+// redelivery or MinIO's second target would: whatever it names must not
+// be confirmed or charged twice.
+func (r *rig) duplicateEvent(rng *rand.Rand) {
+	r.count("duplicate event")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	last, err := r.minioEv.GetLastMsgForSubject(ctx, events.SubjectMinIO)
+	if err == nil {
+		seq := last.Sequence - uint64(rng.IntN(int(min(last.Sequence, 64))))
+		var m *jetstream.RawStreamMsg
+		if m, err = r.minioEv.GetMsg(ctx, seq); err == nil {
+			_, err = r.js.Publish(ctx, events.SubjectMinIO, m.Data)
+		}
+	}
+	if err != nil {
+		r.outcome("duplicate event", "NATS error", true)
+		time.Sleep(20 * time.Millisecond)
+		return
+	}
+	r.outcome("duplicate event", "published", false)
+}
+
+// triggerSweep asks for a sweep through the admin endpoint and returns its
+// run id.
+func (r *rig) triggerSweep(t *testing.T) string {
+	t.Helper()
+	resp := r.s.Do(t, http.MethodPost, "/api/admin/sweep", r.admin, nil)
+	var out struct {
+		RunID string `json:"run_id"`
+	}
+	resp.Decode(t, &out)
+	if resp.Status != http.StatusAccepted || out.RunID == "" {
+		t.Fatalf("admin sweep: %d %s", resp.Status, resp.Body)
+	}
+	return out.RunID
+}
+
+// runs collects the sweeper.run.completed results.
+type runs struct {
+	mu   sync.Mutex
+	done []sweeper.Completed
+}
+
+// watchRuns collects every sweep's completion from the start of the stream.
+func watchRuns(t *testing.T, r *rig) *runs {
+	t.Helper()
+	cons, err := r.js.OrderedConsumer(context.Background(), events.StreamSweeper, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectSweepCompleted}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &runs{}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		var c sweeper.Completed
+		if err := json.Unmarshal(m.Data(), &c); err != nil {
+			t.Errorf("sweep completion: %v", err)
+			return
+		}
+		w.mu.Lock()
+		w.done = append(w.done, c)
+		w.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return w
+}
+
+// wait returns the completion of run id.
+func (w *runs) wait(t *testing.T, id string, timeout time.Duration) sweeper.Completed {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		for _, c := range w.done {
+			if c.RunID == id {
+				w.mu.Unlock()
+				return c
+			}
+		}
+		w.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("sweep %s did not complete within %s", id, timeout)
+	return sweeper.Completed{}
+}
+
+// quiesce waits until nothing moves for quietFor: the outbox is empty, the
+// confirmer and the sweeper have nothing pending or unacknowledged, and no
+// new message reaches MINIO_EVENTS or DOCUMENTS. It returns how long it
+// waited.
+func (r *rig) quiesce(timeout time.Duration) time.Duration {
+	t := r.t
+	t.Helper()
+	start := time.Now()
+	var quietSince time.Time
+	var last string
+	for {
+		state, busy := r.activity()
+		switch {
+		case busy || state != last:
+			quietSince = time.Time{}
+		case quietSince.IsZero():
+			quietSince = time.Now()
+		case time.Since(quietSince) >= quietFor:
+			return time.Since(start)
+		}
+		last = state
+		if time.Since(start) > timeout {
+			t.Fatalf("not settled after %s: %s", timeout, state)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// activity describes what is still moving; busy is true while work waits.
+func (r *rig) activity() (state string, busy bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var outbox int64
+	if err := r.s.DB.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&outbox); err != nil {
+		return err.Error(), true
+	}
+	parts := []string{fmt.Sprintf("outbox %d", outbox)}
+	busy = outbox > 0
+	for _, c := range []struct{ stream, consumer string }{{events.StreamMinIO, confirmer.ConsumerName}, {events.StreamSweeper, sweeper.ConsumerName}} {
+		cons, err := r.js.Consumer(ctx, c.stream, c.consumer)
+		if err != nil {
+			return err.Error(), true
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return err.Error(), true
+		}
+		parts = append(parts, fmt.Sprintf("%s pending %d, unacknowledged %d", c.consumer, info.NumPending, info.NumAckPending))
+		busy = busy || info.NumPending+uint64(info.NumAckPending) > 0
+	}
+	for _, name := range []string{events.StreamMinIO, events.StreamDocuments} {
+		st, err := r.js.Stream(ctx, name)
+		if err != nil {
+			return err.Error(), true
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err.Error(), true
+		}
+		parts = append(parts, fmt.Sprintf("%s last seq %d", name, info.State.LastSeq))
+	}
+	return strings.Join(parts, ", "), busy
+}
+
+// row is a documents row.
+type row struct {
+	user   uuid.UUID
+	key    string
+	status document.Status
+	size   int64
+}
+
+// docEvents are the document events of one document.
+type docEvents struct {
+	uploaded, rejected, deleted []document.Event
+}
+
+// ledger is the final state, read from PostgreSQL, MinIO and JetStream.
+type ledger struct {
+	rows    map[uuid.UUID]row
+	quotas  map[uuid.UUID][2]int64 // used, limit
+	objects map[string]bool
+	events  map[uuid.UUID]*docEvents
+	byType  map[document.EventType]int
+	total   int // messages in DOCUMENTS
+}
+
+// read reads the final state.
+func (r *rig) read(t *testing.T) *ledger {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l := &ledger{rows: map[uuid.UUID]row{}, quotas: map[uuid.UUID][2]int64{}, objects: map[string]bool{},
+		events: map[uuid.UUID]*docEvents{}, byType: map[document.EventType]int{}}
+
+	rows, err := r.s.DB.Query(ctx, `SELECT id, user_id, object_key, status, size_bytes FROM documents`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		var w row
+		if err := rows.Scan(&id, &w.user, &w.key, &w.status, &w.size); err != nil {
+			t.Fatal(err)
+		}
+		l.rows[id] = w
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err = r.s.DB.Query(ctx, `SELECT user_id, used_bytes, limit_bytes FROM quotas`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		var used, limit int64
+		if err := rows.Scan(&id, &used, &limit); err != nil {
+			t.Fatal(err)
+		}
+		l.quotas[id] = [2]int64{used, limit}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	for obj := range r.s.MinIO.Client(t).ListObjects(ctx, r.s.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatalf("list the bucket: %v", obj.Err)
+		}
+		l.objects[obj.Key] = true
+	}
+
+	// Every document event, with an ordered consumer, as a subscriber
+	// reading the stream from its start would.
+	stream, err := r.js.Stream(ctx, events.StreamDocuments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := r.js.OrderedConsumer(ctx, events.StreamDocuments, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectDocument}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uint64(l.total) < info.State.Msgs {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			l.total++
+			var e document.Event
+			if err := json.Unmarshal(m.Data(), &e); err != nil {
+				t.Errorf("%s: not a document event: %v: %s", m.Subject(), err, m.Data())
+				continue
+			}
+			if got := m.Headers().Get(jetstream.MsgIDHeader); got != e.ID.String() || m.Subject() != e.Subject() {
+				t.Errorf("event %s on %s has Nats-Msg-Id %q", e.ID, m.Subject(), got)
+			}
+			l.byType[e.Type]++
+			de := l.events[e.Data.DocumentID]
+			if de == nil {
+				de = &docEvents{}
+				l.events[e.Data.DocumentID] = de
+			}
+			switch e.Type {
+			case document.EventUploaded:
+				de.uploaded = append(de.uploaded, e)
+			case document.EventRejected:
+				de.rejected = append(de.rejected, e)
+			case document.EventDeleted:
+				de.deleted = append(de.deleted, e)
+			}
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatalf("read %d of %d document events, then nothing more", l.total, info.State.Msgs)
+		}
+	}
+	return l
+}
+
+// check reads the final state and checks the invariants.
+func (r *rig) check(t *testing.T) {
+	t.Helper()
+	l := r.read(t)
+	charged := func(s document.Status) bool { return s.Charged() }
+
+	// 1. For every user, used_bytes is the sum of the charged sizes.
+	sums := map[uuid.UUID]int64{}
+	for id, w := range l.rows {
+		if charged(w.status) {
+			sums[w.user] += w.size
+		}
+		if _, ok := l.quotas[w.user]; !ok {
+			t.Errorf("document %s belongs to %s, who has no quota row", id, w.user)
+		}
+		if r.docs[id] == nil {
+			t.Errorf("document %s (%s) was never issued an upload URL", id, w.status)
+		}
+		if w.status == document.StatusPending {
+			t.Errorf("document %s is still pending after the final sweep", id)
+		}
+	}
+	for user, q := range l.quotas {
+		if q[0] != sums[user] {
+			t.Errorf("invariant 1: user %s: used_bytes %d, but the charged documents add up to %d", user, q[0], sums[user])
+		}
+	}
+	for _, u := range r.users {
+		if _, ok := l.quotas[u.id]; !ok {
+			t.Errorf("user %s has no quota row", u.id)
+		}
+	}
+
+	// 2. Every charged document's object is in the bucket; 3. every object
+	// has a row.
+	keys := map[string]uuid.UUID{}
+	for id, w := range l.rows {
+		keys[w.key] = id
+		if charged(w.status) && !l.objects[w.key] {
+			t.Errorf("invariant 2: %s document %s has no object %s", w.status, id, w.key)
+		}
+	}
+	for key := range l.objects {
+		if _, ok := keys[key]; !ok {
+			t.Errorf("invariant 3: object %s has no document row", key)
+		}
+	}
+
+	// 4. Exactly one document.uploaded for every document charged now or
+	// when it was deleted; none for any other. The same for rejections.
+	ids := map[uuid.UUID]bool{}
+	for id := range r.docs {
+		ids[id] = true
+	}
+	for id := range l.events {
+		ids[id] = true
+		if r.docs[id] == nil {
+			t.Errorf("events for document %s, which was never issued an upload URL", id)
+		}
+	}
+	ledger := map[uuid.UUID]int64{} // per user: uploaded sizes minus those deleted while charged
+	for id := range ids {
+		de := l.events[id]
+		if de == nil {
+			de = &docEvents{}
+		}
+		w, exists := l.rows[id]
+		var final document.Status // the status now, or when deleted; "" if purged
+		switch {
+		case exists:
+			final = w.status
+		case len(de.deleted) > 0:
+			final = de.deleted[0].Data.Status
+		}
+		if exists && len(de.deleted) > 0 {
+			t.Errorf("document %s has a row and a document.deleted event", id)
+		}
+		if len(de.deleted) > 1 {
+			t.Errorf("document %s has %d document.deleted events", id, len(de.deleted))
+		}
+		wantUploaded, wantRejected := 0, 0
+		if charged(final) {
+			wantUploaded = 1
+		}
+		if final == document.StatusRejected {
+			wantRejected = 1
+		}
+		if n, distinct := len(de.uploaded), distinctIDs(de.uploaded); n != wantUploaded || distinct != n {
+			t.Errorf("invariant 4: document %s (%q now or when deleted): %d document.uploaded messages (%d distinct event ids), want %d",
+				id, final, n, distinct, wantUploaded)
+		}
+		if n, distinct := len(de.rejected), distinctIDs(de.rejected); n != wantRejected || distinct != n {
+			t.Errorf("document %s (%q now or when deleted): %d document.rejected messages (%d distinct event ids), want %d",
+				id, final, n, distinct, wantRejected)
+		}
+		d := r.docs[id]
+		for _, e := range de.uploaded {
+			if d != nil && (e.Data.SizeBytes != d.size || e.Data.UserID != d.user.id) || exists && e.Data.SizeBytes != w.size {
+				t.Errorf("document.uploaded %s of document %s: %+v", e.ID, id, e.Data)
+			}
+			ledger[e.Data.UserID] += e.Data.SizeBytes
+		}
+		for _, e := range de.deleted {
+			if charged(e.Data.Status) {
+				ledger[e.Data.UserID] -= e.Data.SizeBytes
+			}
+		}
+		if d == nil {
+			continue
+		}
+		// What the workers saw must agree with the end state.
+		d.user.mu.Lock()
+		seen := *d
+		d.user.mu.Unlock()
+		switch {
+		case seen.deleted && (exists || len(de.deleted) != 1):
+			t.Errorf("document %s: DELETE answered 204, but row kept %v, %d document.deleted events", id, exists, len(de.deleted))
+		case seen.confirmed && !charged(final):
+			t.Errorf("document %s: confirm answered 200, but it ended %q", id, final)
+		case seen.rejected && final != document.StatusRejected:
+			t.Errorf("document %s: confirm answered 413, but it ended %q", id, final)
+		case seen.put == putOK && !seen.deleted && !charged(final) && final != document.StatusRejected:
+			t.Errorf("document %s: its PUT succeeded, but it ended %q (purged?)", id, final)
+		case seen.missing && final != document.StatusRejected && len(de.deleted) == 0:
+			t.Errorf("document %s: its PUT succeeded, a confirm said the upload was missing, and it ended %q", id, final)
+		}
+	}
+	// The event stream is a ledger too: what it charged minus what it
+	// released is what each quota says.
+	for _, u := range r.users {
+		if got := l.quotas[u.id][0]; ledger[u.id] != got {
+			t.Errorf("user %s: the document events charge %d bytes net, used_bytes is %d", u.id, ledger[u.id], got)
+		}
+	}
+	r.final = l
+}
+
+// distinctIDs counts the distinct event ids of es.
+func distinctIDs(es []document.Event) int {
+	ids := map[uuid.UUID]bool{}
+	for _, e := range es {
+		ids[e.ID] = true
+	}
+	return len(ids)
+}
+
+// report logs the run's counts.
+func (r *rig) report(t *testing.T, final sweeper.Completed, settled, workload, total time.Duration) {
+	t.Helper()
+	l := r.final
+	r.addConfirmerStats()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t.Logf("operations: %d in %s (%.0f/s): %s", r.total.Load(), workload.Round(time.Millisecond),
+		float64(r.total.Load())/workload.Seconds(), formatCounts(r.ops))
+	t.Logf("answers: %s", formatCounts(r.outcomes))
+	var faults []string
+	for _, f := range r.faults {
+		faults = append(faults, fmt.Sprintf("%s at +%s for %s", f.name, f.start.Sub(r.faults[0].start).Round(time.Millisecond), f.end.Sub(f.start).Round(time.Millisecond)))
+	}
+	t.Logf("faults injected: %d: %s", len(r.faults), strings.Join(faults, "; "))
+	t.Logf("confirmer (summed over restarts): %s", formatCounts(r.confirmer))
+	statuses := map[document.Status]int{}
+	charged := 0
+	for _, w := range l.rows {
+		statuses[w.status]++
+		if w.status.Charged() {
+			charged++
+		}
+	}
+	purged := 0
+	for id := range r.docs {
+		if _, ok := l.rows[id]; !ok && (l.events[id] == nil || len(l.events[id].deleted) == 0) {
+			purged++
+		}
+	}
+	t.Logf("documents: %d issued an upload URL; %d rows left: %s; %d deleted, %d purged by sweeps",
+		len(r.docs), len(l.rows), formatCounts(statuses), l.byType[document.EventDeleted], purged)
+	var used int64
+	for _, q := range l.quotas {
+		used += q[0]
+	}
+	t.Logf("users: %d, %d bytes charged in all; objects in the bucket: %d (%d charged documents; %d orphans made on purpose)",
+		len(l.quotas), used, len(l.objects), charged, r.orphans)
+	t.Logf("document events: %d: %s", l.total, formatCounts(l.byType))
+	t.Logf("final sweep: %+v in %d ms; settling took %s", final.SweepResult, final.DurationMS, settled.Round(time.Millisecond))
+	t.Logf("failures: %d; total duration %s", r.failures, total.Round(time.Millisecond))
+}
+
+// formatCounts formats a map of counts in key order.
+func formatCounts[K ~string, V int | int64](m map[K]V) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
