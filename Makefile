@@ -51,3 +51,21 @@ run: build tools
 
 clean:
 	rm -rf bin
+
+# Fuzz targets and the packages holding them; each runs FUZZTIME.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	FuzzParseNotification:./shared/events \
+	FuzzUploadURLDecoder:./services/api \
+	FuzzUploadRequest:./shared/document \
+	FuzzVerify:./shared/auth \
+	FuzzClassify:./shared/classify
+
+.PHONY: fuzz
+## fuzz: every fuzz target for FUZZTIME (30s); found inputs land in testdata/fuzz as regression seeds
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "fuzzing $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done

@@ -16,13 +16,14 @@ import (
 
 // Failure reason codes of a [Result].
 const (
-	// FailureTypeMismatch: the bytes are not of the declared content type
-	// (a PDF that is really an executable, for instance).
+	// FailureTypeMismatch means the bytes are not of the declared content
+	// type (a PDF that is really an executable, for instance).
 	FailureTypeMismatch = document.ReasonTypeMismatch
-	// FailureUnreadable: the document is of a format with text but could not
-	// be read (a damaged or truncated PDF or archive, an encrypted PDF).
+	// FailureUnreadable means the document is of a format with text but
+	// could not be read (a damaged or truncated PDF or archive, an encrypted
+	// PDF).
 	FailureUnreadable = "unreadable"
-	// FailureEmpty: the document has no bytes.
+	// FailureEmpty means the document has no bytes.
 	FailureEmpty = "empty"
 )
 
@@ -96,10 +97,11 @@ func New(rules Rules) *Classifier {
 }
 
 // Classify detects the real type of data, compares it with declaredType
-// (the content type the client declared, e.g. "application/pdf"; "" or
-// "application/octet-stream" accept any type), extracts the text and
-// classifies it. data may be only the first bytes of the document. Classify
-// never panics: damaged input becomes a Result with a Failure.
+// (the content type the client declared, e.g. "application/pdf"; an empty,
+// unparsable or "application/octet-stream" declaration accepts any type),
+// extracts the text and classifies it. data may be only the first bytes of
+// the document. Classify never panics: damaged input becomes a Result with
+// a Failure.
 func (c *Classifier) Classify(data []byte, declaredType string) (res Result) {
 	defer func() {
 		// Extraction guards its parsers already; this is the last line of

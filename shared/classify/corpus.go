@@ -222,9 +222,8 @@ func pdfEscape(s string) []byte {
 func wrapLines(text string, width int) []string {
 	var lines []string
 	for _, para := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
-		para = strings.ReplaceAll(para, "\t", " ")
-		for len([]rune(para)) > width {
-			r := []rune(para)
+		r := []rune(strings.ReplaceAll(para, "\t", " "))
+		for len(r) > width {
 			cut := width
 			for i := width; i > width/2; i-- {
 				if r[i] == ' ' {
@@ -233,9 +232,12 @@ func wrapLines(text string, width int) []string {
 				}
 			}
 			lines = append(lines, string(r[:cut]))
-			para = strings.TrimLeft(string(r[cut:]), " ")
+			r = r[cut:]
+			for len(r) > 0 && r[0] == ' ' {
+				r = r[1:]
+			}
 		}
-		lines = append(lines, para)
+		lines = append(lines, string(r))
 	}
 	return lines
 }

@@ -16,6 +16,6 @@
 // [SamplePDF], [SampleDOCX], [SampleODT] and [SampleTexts] build small, real
 // documents for tests and demos in this and other packages.
 //
-// The package reads no environment and keeps no global state; a [Classifier]
-// is safe for concurrent use.
+// The package reads no environment and keeps no mutable global state; a
+// [Classifier] is safe for concurrent use.
 package classify

@@ -127,3 +127,36 @@ func TestErrorCode(t *testing.T) {
 		t.Fatal("an uncoded error's text must not reach a client")
 	}
 }
+
+// FuzzUploadRequest checks the filename sanitiser and the request rules on
+// arbitrary input: no panic, a valid request is within every limit, and an
+// extension is always safe to put in an object key.
+func FuzzUploadRequest(f *testing.F) {
+	f.Add("report.PDF", "application/pdf", int64(10))
+	f.Add("../../etc/passwd", "text/plain; charset=utf-8", int64(1))
+	f.Add("a\x00b.exe", "application/", int64(-1))
+	f.Add(strings.Repeat("é", 200)+".tar.gz", "image/png", int64(1<<40))
+	f.Fuzz(func(t *testing.T, filename, contentType string, size int64) {
+		ext := document.Extension(filename)
+		if len(ext) > 16 || (ext != "" && (ext[0] != '.' || strings.ContainsAny(ext[1:], "./\\ \x00"))) {
+			t.Fatalf("Extension(%q) = %q", filename, ext)
+		}
+		for _, c := range ext {
+			if c != '.' && (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+				t.Fatalf("Extension(%q) = %q holds %q", filename, ext, c)
+			}
+		}
+		key := document.ObjectKey(uuid.New(), uuid.New(), filename)
+		if _, _, ok := document.ParseObjectKey(key); !ok {
+			t.Fatalf("ObjectKey for %q = %q does not parse back", filename, key)
+		}
+		req := document.UploadRequest{Filename: filename, ContentType: contentType, SizeBytes: &size}
+		err := req.Validate(100 << 20)
+		if err == nil && (filename == "" || len(filename) > 255 || len(contentType) > 255 || size <= 0 || size > 100<<20) {
+			t.Fatalf("accepted %q %q %d", filename, contentType, size)
+		}
+		if err != nil && document.ErrorCode(err) != document.Invalid && document.ErrorCode(err) != document.TooLarge {
+			t.Fatalf("error %v has code %q", err, document.ErrorCode(err))
+		}
+	})
+}
