@@ -60,6 +60,7 @@ type handlers struct {
 	js      jetstream.JetStream
 	closing <-chan struct{}
 	metrics *metrics.Metrics
+	streams streamCounts
 }
 
 // caller returns the authenticated principal; the auth middleware guarantees one.

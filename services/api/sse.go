@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -15,6 +18,38 @@ import (
 // sseHeartbeat keeps idle event streams (and the proxies between) open.
 const sseHeartbeat = 15 * time.Second
 
+// maxStreamsPerUser bounds one user's open event streams on one API
+// replica: each holds a JetStream consumer.
+const maxStreamsPerUser = 8
+
+// streamCounts counts open event streams per user.
+type streamCounts struct {
+	mu sync.Mutex
+	n  map[uuid.UUID]int
+}
+
+// acquire takes a stream slot for user; false when the user has too many.
+func (c *streamCounts) acquire(user uuid.UUID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[uuid.UUID]int{}
+	}
+	if c.n[user] >= maxStreamsPerUser {
+		return false
+	}
+	c.n[user]++
+	return true
+}
+
+func (c *streamCounts) release(user uuid.UUID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[user]--; c.n[user] <= 0 {
+		delete(c.n, user)
+	}
+}
+
 // events streams the caller's document events as Server-Sent Events, live
 // from JetStream through an ordered ephemeral consumer on
 // document.*.<user_id>: only the caller's own events can match.
@@ -24,6 +59,12 @@ const sseHeartbeat = 15 * time.Second
 func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 	user := caller(r).UserID
 	ctx := r.Context()
+	if !h.streams.acquire(user) {
+		w.Header().Set("Retry-After", "30")
+		writeDetail(w, http.StatusTooManyRequests, fmt.Sprintf("too many open event streams (at most %d)", maxStreamsPerUser))
+		return
+	}
+	defer h.streams.release(user)
 	cons, err := h.js.OrderedConsumer(ctx, events.StreamDocuments, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"document.*." + user.String()},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,

@@ -124,3 +124,18 @@ func TestEventStreamCarriesOnlyTheCallersEvents(t *testing.T) {
 		t.Fatalf("events without a token: %d", r.Status)
 	}
 }
+
+func TestEventStreamsPerUserAreBounded(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	_, tok := s.NewUser(t)
+	for range 8 {
+		openEvents(t, s, tok)
+	}
+	r := s.Do(t, http.MethodGet, "/api/events", tok, nil)
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("ninth stream: %d %s", r.Status, r.Body)
+	}
+	_, other := s.NewUser(t)
+	openEvents(t, s, other) // another user is not affected
+}
