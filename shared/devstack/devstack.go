@@ -128,7 +128,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !isExecutable(bin) {
+	if !IsExecutable(bin) {
 		return nil, fmt.Errorf("MinIO server binary not found at %s: run `make tools` (builds it into ./bin), or set DEV_MINIO_BIN or --minio-bin", bin)
 	}
 	ports := []Port{

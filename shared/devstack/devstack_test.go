@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -87,5 +88,14 @@ func TestCompareVersions(t *testing.T) {
 		if got := compareVersions(tc.a, tc.b); got != tc.want {
 			t.Errorf("compareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+func TestFindPGBinDirMissingSaysWhatToInstall(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := findPGBinDir(filepath.Join(t.TempDir(), "*", "bin"), "")
+	want := "apt-get install postgresql, or set DATABASE_URL"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("findPGBinDir() error = %v, want one containing %q", err, want)
 	}
 }

@@ -8,5 +8,8 @@
 // servers and returns a [Stack] with their URLs and credentials;
 // [Stack.Stop] stops them (MinIO, then NATS, then PostgreSQL). The pieces
 // — [CheckPorts], [StartNATS], [StartPostgres], [StartMinIO] — can be used
-// on their own. `docuvault dev` runs the services on top of a Stack.
+// on their own. `docuvault dev` runs the services on top of a Stack; the
+// test servers of package testenv are these pieces too, with options for
+// throwaway servers ([NATSOptions], [PostgresOptions].Settings and
+// StopMode, [MinIOOptions].BaseEnv).
 package devstack

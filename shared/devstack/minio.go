@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,7 +30,15 @@ type MinIOOptions struct {
 	// Env holds more environment for the server, as "KEY=value", such as
 	// the MINIO_NOTIFY_NATS_* settings; it overrides the defaults.
 	Env []string
+	// BaseEnv, when not nil, is the environment the server starts from,
+	// instead of this process's environment without its MINIO_ settings:
+	// tests give it little more than PATH and HOME.
+	BaseEnv []string
 }
+
+// ErrExited is wrapped by StartMinIO's error when the server exited before
+// it became ready, perhaps because another process took its port first.
+var ErrExited = errors.New("server exited before it became ready")
 
 // MinIO is a MinIO server running as a child process. It is killed if this
 // process dies without stopping it.
@@ -45,7 +54,7 @@ type MinIO struct {
 // StartMinIO starts the MinIO server and waits until it is live and ready,
 // the server exits or ctx ends.
 func StartMinIO(ctx context.Context, opts MinIOOptions) (*MinIO, error) {
-	if !isExecutable(opts.Bin) {
+	if !IsExecutable(opts.Bin) {
 		return nil, fmt.Errorf("MinIO server binary not found at %s: run `make tools` (builds it into ./bin), or set DEV_MINIO_BIN or --minio-bin", opts.Bin)
 	}
 	host, port, err := splitAddr(opts.Addr, "MinIO address")
@@ -71,7 +80,11 @@ func StartMinIO(ctx context.Context, opts MinIOOptions) (*MinIO, error) {
 		"--console-address", opts.ConsoleAddr,
 		"--certs-dir", certs,
 		"--quiet")
-	cmd.Env = append(inheritedEnv(),
+	base := opts.BaseEnv
+	if base == nil {
+		base = inheritedEnv()
+	}
+	cmd.Env = append(slices.Clip(base),
 		"MINIO_ROOT_USER="+opts.AccessKey,
 		"MINIO_ROOT_PASSWORD="+opts.SecretKey,
 		"MINIO_UPDATE=off",
@@ -142,7 +155,7 @@ func waitMinIOReady(ctx context.Context, endpoint string, p *process) error {
 			}
 			select {
 			case <-p.exited:
-				return fmt.Errorf("server exited before it became ready: %v", p.err)
+				return fmt.Errorf("%w: %v", ErrExited, p.err)
 			case <-ctx.Done():
 				return errors.Join(errors.New("interrupted while starting"), ctx.Err())
 			case <-time.After(25 * time.Millisecond):

@@ -38,6 +38,14 @@ type PostgresOptions struct {
 	Database string
 	// Log receives progress messages.
 	Log zerolog.Logger
+
+	// Settings are more server settings, as name=value, each passed to
+	// the server with -c, such as "fsync=off" for a throwaway cluster.
+	Settings []string
+	// StopMode is the pg_ctl stop mode of Stop: "fast" if empty. A cluster
+	// about to be deleted may take "immediate", which skips the shutdown
+	// checkpoint.
+	StopMode string
 }
 
 // Postgres is a local PostgreSQL cluster started with pg_ctl; it keeps
@@ -68,8 +76,8 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 }
 
 // Stop stops the server with pg_ctl stop -m fast (sessions are ended,
-// the data is checkpointed) and waits until it has exited. Stop does
-// nothing the second time.
+// the data is checkpointed), or in PostgresOptions.StopMode, and waits
+// until it has exited. Stop does nothing the second time.
 func (p *Postgres) Stop() error {
 	if p == nil || p.c == nil {
 		return nil
@@ -95,6 +103,9 @@ type pgCluster struct {
 func newPGCluster(opts PostgresOptions) (*pgCluster, error) {
 	if opts.Database == "" {
 		opts.Database = "docuvault"
+	}
+	if opts.StopMode == "" {
+		opts.StopMode = "fast"
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
@@ -152,7 +163,7 @@ func findPGBinDir(glob, version string) (string, error) {
 		dirs = append(dirs, filepath.Dir(initdb))
 	}
 	for _, dir := range dirs {
-		if isExecutable(filepath.Join(dir, "initdb")) && isExecutable(filepath.Join(dir, "pg_ctl")) {
+		if IsExecutable(filepath.Join(dir, "initdb")) && IsExecutable(filepath.Join(dir, "pg_ctl")) {
 			return dir, nil
 		}
 	}
@@ -234,7 +245,7 @@ func lookPathOrSbin(name string) (string, error) {
 		return path, nil
 	}
 	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		if p := filepath.Join(dir, name); isExecutable(p) {
+		if p := filepath.Join(dir, name); IsExecutable(p) {
 			return p, nil
 		}
 	}
@@ -295,8 +306,11 @@ func (c *pgCluster) start(ctx context.Context) (*Postgres, error) {
 		}
 		p.Created = true
 	}
-	// pg_ctl hands -o to a shell: quote the path.
+	// pg_ctl hands -o to a shell: quote the path and the settings.
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", c.opts.Port, shellQuote(c.sockets))
+	for _, setting := range c.opts.Settings {
+		opts += " -c " + shellQuote(setting)
+	}
 	out, err := c.command("pg_ctl", "-D", c.data, "-l", c.logPath, "-w", "-t", "60", "-o", opts, "start").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("pg_ctl start of %s on 127.0.0.1:%d failed: %v\n%s\n%s (last lines):\n%s",
@@ -317,9 +331,10 @@ func (c *pgCluster) start(ctx context.Context) (*Postgres, error) {
 	return p, nil
 }
 
-// stop stops the server, ending sessions and checkpointing.
+// stop stops the server in c.opts.StopMode: with "fast", ending sessions
+// and checkpointing.
 func (c *pgCluster) stop() error {
-	out, err := c.command("pg_ctl", "-D", c.data, "-m", "fast", "-w", "-t", "60", "stop").CombinedOutput()
+	out, err := c.command("pg_ctl", "-D", c.data, "-m", c.opts.StopMode, "-w", "-t", "60", "stop").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pg_ctl stop of %s: %v\n%s", c.data, err, bytesTrim(out))
 	}

@@ -77,8 +77,9 @@ func logTail(path string, n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
-// isExecutable reports whether path is a regular file someone may execute.
-func isExecutable(path string) bool {
+// IsExecutable reports whether path is a regular file someone may execute,
+// as a server binary must be.
+func IsExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }

@@ -18,6 +18,9 @@
 // separate server for tests that need their own environment or that stop and
 // restart the server.
 //
+// The servers are started with package devstack, which `docuvault dev` uses
+// too; child processes are killed if the test process dies.
+//
 // When a server cannot be started the test fails, saying what to install or
 // run; it is never skipped.
 package testenv

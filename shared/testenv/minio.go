@@ -4,28 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/docuvault/docuvault/shared/devstack"
 )
 
 const (
 	// minioVersion is the github.com/minio/minio version `make tools` builds.
 	minioVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
-	minioRegion     = "us-east-1"
-	minioAccessKey  = "testenv-access"
-	minioReadyAfter = 60 * time.Second // how long a server may take to become ready
-	minioStopGrace  = 5 * time.Second  // how long a server may take to exit on SIGTERM
+	minioRegion    = "us-east-1"
+	minioAccessKey = "testenv-access"
 )
 
 // MinIOServer is a running MinIO server started by MinIO or StartMinIO.
@@ -36,14 +33,10 @@ type MinIOServer struct {
 	Region    string // "us-east-1"
 	DataDir   string // the directory the server stores objects in
 
-	bin         string
-	consoleAddr string
-	certsDir    string // empty, so that no certificates in $HOME/.minio turn TLS on
-	logPath     string
-	env         []string
+	opts devstack.MinIOOptions // how to start the server, the same every time
 
-	mu   sync.Mutex
-	proc *process // nil while the server is stopped
+	mu  sync.Mutex
+	srv *devstack.MinIO // nil while the server is stopped
 }
 
 // MinIOOptions configures a MinIO server started with StartMinIO.
@@ -146,7 +139,7 @@ func minioBinary() (string, error) {
 		}
 		path = filepath.Join(root, "bin", "minio")
 	}
-	if !isExecutable(path) {
+	if !devstack.IsExecutable(path) {
 		return "", fmt.Errorf("testenv: MinIO server binary not found at %s: %s", path, hint)
 	}
 	return path, nil
@@ -157,31 +150,29 @@ func minioBinary() (string, error) {
 // exits while starting, perhaps because another process took its port, it
 // is tried again on other ports.
 func startMinIO(bin, stateDir, dataDir string, extraEnv []string) (*MinIOServer, error) {
-	env := append([]string{
-		"MINIO_ROOT_USER=" + minioAccessKey,
-		"MINIO_ROOT_PASSWORD=" + randomHex(16),
-		"MINIO_BROWSER=off",
-		"MINIO_UPDATE=off",
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + os.Getenv("HOME"),
-	}, extraEnv...)
 	m := &MinIOServer{
-		Region:   minioRegion,
-		DataDir:  dataDir,
-		bin:      bin,
-		certsDir: filepath.Join(stateDir, "certs"),
-		logPath:  filepath.Join(stateDir, "minio.log"),
-		env:      env,
+		AccessKey: minioAccessKey,
+		SecretKey: randomHex(16),
+		Region:    minioRegion,
+		DataDir:   dataDir,
 	}
-	for _, kv := range env { // later entries win, as in exec.Cmd.Env
+	for _, kv := range extraEnv { // later entries win, as in exec.Cmd.Env
 		if v, ok := strings.CutPrefix(kv, "MINIO_ROOT_USER="); ok {
 			m.AccessKey = v
 		} else if v, ok := strings.CutPrefix(kv, "MINIO_ROOT_PASSWORD="); ok {
 			m.SecretKey = v
 		}
 	}
-	if err := os.MkdirAll(m.certsDir, 0o700); err != nil {
-		return nil, fmt.Errorf("testenv: %w", err)
+	m.opts = devstack.MinIOOptions{
+		Bin:       bin,
+		DataDir:   dataDir,
+		StateDir:  stateDir,
+		AccessKey: m.AccessKey,
+		SecretKey: m.SecretKey,
+		Env:       append([]string{"MINIO_BROWSER=off"}, extraEnv...),
+		// Nothing else of the test process's environment, so that no
+		// setting of the shell running the tests changes the server.
+		BaseEnv: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")},
 	}
 
 	m.mu.Lock()
@@ -193,77 +184,35 @@ func startMinIO(bin, stateDir, dataDir string, extraEnv []string) (*MinIOServer,
 			return nil, fmt.Errorf("testenv: %w", perr)
 		}
 		m.Endpoint = fmt.Sprintf("127.0.0.1:%d", ports[0])
-		m.consoleAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
-		if err = m.start(); err == nil || !errors.Is(err, errExited) {
-			return m, err
+		m.opts.Addr = m.Endpoint
+		m.opts.ConsoleAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
+		if err = m.start(); err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, devstack.ErrExited) {
+			break
 		}
 	}
 	return nil, err
 }
 
-// start launches the server process and waits until it is ready. m.mu must
+// start starts the server process and waits until it is ready. m.mu must
 // be held and the server stopped.
 func (m *MinIOServer) start() error {
-	cmd := exec.Command(m.bin, "server", m.DataDir,
-		"--address", m.Endpoint,
-		"--console-address", m.consoleAddr,
-		"--certs-dir", m.certsDir,
-		"--quiet")
-	cmd.Env = m.env
-	// Setpgid lets stop signal the whole group; Pdeathsig kills the server
-	// if the test process dies without stopping it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-
-	logFile, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	srv, err := devstack.StartMinIO(context.Background(), m.opts)
 	if err != nil {
 		return fmt.Errorf("testenv: %w", err)
 	}
-	fmt.Fprintf(logFile, "=== testenv %s: %s\n", time.Now().Format(time.RFC3339), strings.Join(cmd.Args, " "))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	p, err := startProcess(cmd)
-	logFile.Close() // the child has its own copy
-	if err != nil {
-		return fmt.Errorf("testenv: start MinIO server %s: %w", m.bin, err)
-	}
-	if err := waitMinIOReady(m.Endpoint, p); err != nil {
-		p.stop(minioStopGrace)
-		return fmt.Errorf("testenv: MinIO server %s on %s: %w\n%s (last lines):\n%s",
-			m.bin, m.Endpoint, err, m.logPath, logTail(m.logPath, 20))
-	}
-	m.proc = p
+	m.srv = srv
 	return nil
 }
 
-// waitMinIOReady polls the server's liveness and then readiness endpoints
-// until both answer 200 OK, p exits or minioReadyAfter passes.
-func waitMinIOReady(endpoint string, p *process) error {
-	client := &http.Client{
-		Timeout:   2 * time.Second,
-		Transport: &http.Transport{DisableKeepAlives: true},
+// stopLocked stops the server if it is running. m.mu must be held.
+func (m *MinIOServer) stopLocked() {
+	if m.srv != nil {
+		m.srv.Stop()
+		m.srv = nil
 	}
-	deadline := time.Now().Add(minioReadyAfter)
-	for _, path := range []string{"/minio/health/live", "/minio/health/ready"} {
-		url := "http://" + endpoint + path
-		for {
-			resp, err := client.Get(url)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-				err = fmt.Errorf("GET %s: %s", url, resp.Status)
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("not ready after %v: %v", minioReadyAfter, err)
-			}
-			select {
-			case <-p.exited:
-				return fmt.Errorf("%w: %v", errExited, p.err)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
-	return nil
 }
 
 // Stop stops the server, with SIGTERM and then SIGKILL if it has not exited
@@ -275,10 +224,7 @@ func waitMinIOReady(endpoint string, p *process) error {
 func (m *MinIOServer) Stop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.proc != nil {
-		m.proc.stop(minioStopGrace)
-		m.proc = nil
-	}
+	m.stopLocked()
 }
 
 // Restart stops the server if it is running and starts the same binary
@@ -287,10 +233,7 @@ func (m *MinIOServer) Restart(tb testing.TB) {
 	tb.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.proc != nil {
-		m.proc.stop(minioStopGrace)
-		m.proc = nil
-	}
+	m.stopLocked()
 	if err := m.start(); err != nil {
 		tb.Fatal(err)
 	}
@@ -300,7 +243,7 @@ func (m *MinIOServer) Restart(tb testing.TB) {
 func (m *MinIOServer) running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.proc != nil
+	return m.srv != nil
 }
 
 // Client returns a new minio-go client for the server.

@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/devstack"
 )
 
 const (
@@ -30,7 +32,7 @@ type NATSServer struct {
 	name string // the server name, the same on every start
 
 	mu  sync.Mutex
-	srv *server.Server // nil while the server is stopped
+	srv *devstack.NATS // nil while the server is stopped
 }
 
 // NATS starts an embedded NATS server with JetStream for the test, on a
@@ -50,12 +52,12 @@ func NATS(tb testing.TB) *NATSServer {
 		name:     "testenv-" + randomHex(4),
 	}
 	// Port -1 lets the server pick a free port (0 would mean 4222).
-	s, _, err := n.start(-1)
+	s, err := n.start(-1)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	n.srv = s
-	n.Port = s.Addr().(*net.TCPAddr).Port
+	n.Port = s.Port
 	n.URL = "nats://" + net.JoinHostPort(n.Host, strconv.Itoa(n.Port))
 	tb.Cleanup(n.Stop) // runs before the removal of StoreDir
 	return n
@@ -72,11 +74,7 @@ func (n *NATSServer) Stop() {
 
 // stopLocked shuts the server down if it is running. n.mu must be held.
 func (n *NATSServer) stopLocked() {
-	if n.srv == nil {
-		return
-	}
-	n.srv.Shutdown()
-	n.srv.WaitForShutdown()
+	n.srv.Stop() // does nothing on nil
 	n.srv = nil
 }
 
@@ -92,12 +90,12 @@ func (n *NATSServer) Restart(tb testing.TB) {
 	n.stopLocked()
 	deadline := time.Now().Add(natsRebindFor)
 	for {
-		s, portInUse, err := n.start(n.Port)
+		s, err := n.start(n.Port)
 		if err == nil {
 			n.srv = s
 			return
 		}
-		if !portInUse || time.Now().After(deadline) {
+		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
 			tb.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -108,81 +106,26 @@ func (n *NATSServer) Restart(tb testing.TB) {
 func (n *NATSServer) Server() *server.Server {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.srv
+	if n.srv == nil {
+		return nil
+	}
+	return n.srv.Server()
 }
 
 // start starts a server listening on port (-1 for any free port) and waits
-// until it accepts connections. If it fails, portInUse says whether that was
-// because the port is taken.
-func (n *NATSServer) start(port int) (s *server.Server, portInUse bool, err error) {
-	opts := &server.Options{
-		ServerName: n.name,
+// until it accepts connections. If the port is taken, the error wraps
+// syscall.EADDRINUSE.
+func (n *NATSServer) start(port int) (*devstack.NATS, error) {
+	s, err := devstack.StartNATSServer(devstack.NATSOptions{
+		Name:       n.name,
 		Host:       n.Host,
 		Port:       port,
-		JetStream:  true,
 		StoreDir:   n.StoreDir,
-		NoSigs:     true, // signals belong to the test process (see Main)
-		NoLog:      true,
-	}
-	addr := net.JoinHostPort(n.Host, strconv.Itoa(port))
-	if port < 0 {
-		addr = n.Host + " (any free port)"
-	}
-	where := fmt.Sprintf("NATS server on %s with JetStream store %s", addr, n.StoreDir)
-	s, err = server.NewServer(opts)
+		ReadyAfter: natsReadyAfter,
+		Log:        zerolog.Nop(),
+	})
 	if err != nil {
-		return nil, false, fmt.Errorf("testenv: configure %s: %w", where, err)
+		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	rec := &natsLog{}
-	s.SetLogger(rec, false, false)
-
-	// Start returns once the client listener is open, or early, after a
-	// fatal log call, if a step before it failed.
-	s.Start()
-	fatal, inUse := rec.failure()
-	if fatal == "" && !s.ReadyForConnections(natsReadyAfter) {
-		fatal, inUse = rec.failure()
-		if fatal == "" {
-			fatal = fmt.Sprintf("not accepting connections after %v", natsReadyAfter)
-		}
-	}
-	if fatal != "" {
-		s.Shutdown()
-		s.WaitForShutdown()
-		return nil, inUse, fmt.Errorf("testenv: start %s: %s", where, fatal)
-	}
-	return s, false, nil
+	return s, nil
 }
-
-// natsLog is a server.Logger that prints nothing and keeps the fatal
-// messages, which say why a server failed to start.
-type natsLog struct {
-	mu        sync.Mutex
-	fatal     []string
-	addrInUse bool
-}
-
-// failure returns the fatal messages logged so far, joined, and whether one
-// of them was about the listening address being in use.
-func (l *natsLog) failure() (string, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.fatal, "; "), l.addrInUse
-}
-
-func (l *natsLog) Fatalf(format string, v ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.fatal = append(l.fatal, fmt.Sprintf(format, v...))
-	for _, a := range v {
-		if err, ok := a.(error); ok && errors.Is(err, syscall.EADDRINUSE) {
-			l.addrInUse = true
-		}
-	}
-}
-
-func (*natsLog) Noticef(string, ...any) {}
-func (*natsLog) Warnf(string, ...any)   {}
-func (*natsLog) Errorf(string, ...any)  {}
-func (*natsLog) Debugf(string, ...any)  {}
-func (*natsLog) Tracef(string, ...any)  {}

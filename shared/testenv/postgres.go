@@ -1,17 +1,11 @@
 package testenv
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,13 +13,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/devstack"
 )
-
-// pgBinGlob matches the bin directories of Debian's PostgreSQL packages.
-const pgBinGlob = "/usr/lib/postgresql/*/bin"
-
-// errNoPGBinaries is the failure when no PostgreSQL server is installed.
-var errNoPGBinaries = errors.New("PostgreSQL server binaries not found: apt-get install postgresql (or set DATABASE_URL)")
 
 // cluster is the throwaway PostgreSQL cluster of this process, started on
 // first use when DATABASE_URL is unset.
@@ -119,174 +110,53 @@ func execAdmin(ctx context.Context, admin *url.URL, sql string) error {
 	}
 }
 
-// pgCluster is a PostgreSQL cluster in a temporary directory.
-type pgCluster struct {
-	dir     string // removed when the cluster stops
-	binDir  string
-	runAs   string // user to run the server binaries as; "" for the current user
-	runuser string // path of runuser, set with runAs
-}
-
-// startCluster initializes and starts a throwaway cluster, registers its
-// shutdown with Main and returns its admin connection URL.
+// startCluster initializes and starts a throwaway cluster in a temporary
+// directory with devstack, on another free port if the first one turns out
+// to be taken, registers its shutdown and removal with Main and returns its
+// admin connection URL.
 func startCluster() (*url.URL, error) {
-	binDir, err := findPGBinDir(pgBinGlob)
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "testenv-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	c := &pgCluster{dir: dir, binDir: binDir}
-	u, err := c.start()
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	registerStop("PostgreSQL cluster "+u.Host, c.stop)
-	return u, nil
-}
-
-// findPGBinDir returns the directory holding initdb and pg_ctl: the bin
-// directory of the highest PostgreSQL version matching glob or, failing
-// that, the directory of the initdb found in PATH.
-func findPGBinDir(glob string) (string, error) {
-	dirs, _ := filepath.Glob(glob) // the only error is a malformed pattern
-	slices.SortFunc(dirs, func(a, b string) int {
-		return -compareVersions(filepath.Base(filepath.Dir(a)), filepath.Base(filepath.Dir(b)))
-	})
-	if initdb, err := exec.LookPath("initdb"); err == nil {
-		dirs = append(dirs, filepath.Dir(initdb))
-	}
-	for _, dir := range dirs {
-		if isExecutable(filepath.Join(dir, "initdb")) && isExecutable(filepath.Join(dir, "pg_ctl")) {
-			return dir, nil
-		}
-	}
-	return "", fmt.Errorf("testenv: %w", errNoPGBinaries)
-}
-
-// compareVersions compares dotted version numbers such as "9.6" and "16".
-func compareVersions(a, b string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := range max(len(as), len(bs)) {
-		var x, y int
-		if i < len(as) {
-			x, _ = strconv.Atoi(as[i])
-		}
-		if i < len(bs) {
-			y, _ = strconv.Atoi(bs[i])
-		}
-		if c := cmp.Compare(x, y); c != 0 {
-			return c
-		}
-	}
-	return 0
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// start runs initdb and pg_ctl start, on another free port if the first
-// one turns out to be taken.
-func (c *pgCluster) start() (*url.URL, error) {
-	if os.Geteuid() == 0 {
-		// initdb and postgres refuse to run as root.
-		if err := c.useServiceUser("postgres"); err != nil {
-			return nil, err
-		}
-	}
-	data := filepath.Join(c.dir, "data")
-	logFile := filepath.Join(c.dir, "postgres.log")
-	if out, err := c.command("initdb", "-A", "trust", "-U", "postgres", "--no-sync",
-		"-E", "UTF8", "--locale=C", "-D", data).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("testenv: initdb in %s failed: %v\n%s", data, err, out)
-	}
-
-	var err error
+	var pg *devstack.Postgres
 	for range 3 {
-		var ports []int
-		if ports, err = freePorts(1); err != nil {
-			return nil, fmt.Errorf("testenv: %w", err)
+		ports, perr := freePorts(1)
+		if perr != nil {
+			err = perr
+			break
 		}
-		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off"+
-			" -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", ports[0], c.dir)
-		out, startErr := c.command("pg_ctl", "-D", data, "-l", logFile, "-w", "-t", "60", "-o", opts, "start").CombinedOutput()
-		if startErr == nil {
-			return &url.URL{
-				Scheme:   "postgres",
-				User:     url.User("postgres"),
-				Host:     fmt.Sprintf("127.0.0.1:%d", ports[0]),
-				Path:     "/postgres",
-				RawQuery: "sslmode=disable",
-			}, nil
-		}
-		tail := logTail(logFile, 20)
-		err = fmt.Errorf("testenv: pg_ctl start failed: %v\n%s\n%s (last lines):\n%s", startErr, out, logFile, tail)
-		if !strings.Contains(tail, "could not bind") && !strings.Contains(tail, "already in use") {
+		// initdb runs on the first try only; a retry starts the same cluster.
+		pg, err = devstack.StartPostgres(context.Background(), devstack.PostgresOptions{
+			Dir:      dir,
+			Port:     ports[0],
+			Database: "postgres", // exists: test databases are made by Postgres
+			Log:      zerolog.Nop(),
+			// Durability is worthless in a cluster deleted after the tests.
+			Settings: []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=300"},
+			StopMode: "immediate",
+		})
+		if err == nil || !portTaken(err) {
 			break
 		}
 	}
-	return nil, err
-}
-
-// useServiceUser makes the cluster's binaries run as the named user and
-// hands the cluster directory over to it.
-func (c *pgCluster) useServiceUser(name string) error {
-	u, err := user.Lookup(name)
 	if err != nil {
-		return fmt.Errorf("testenv: initdb refuses to run as root and user %q cannot be looked up (%v): apt-get install postgresql (creates it), or set DATABASE_URL", name, err)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	runuser, err := lookPathOrSbin("runuser")
+	u, err := url.Parse(pg.URL)
 	if err != nil {
-		return fmt.Errorf("testenv: running PostgreSQL as %q from root needs runuser: apt-get install util-linux, or set DATABASE_URL", name)
+		return nil, errors.Join(fmt.Errorf("testenv: %w", err), pg.Stop(), os.RemoveAll(dir))
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := os.Chown(c.dir, uid, gid); err != nil {
-		return fmt.Errorf("testenv: %w", err)
-	}
-	c.runAs, c.runuser = name, runuser
-	return nil
+	registerStop("PostgreSQL cluster "+u.Host, func() error {
+		return errors.Join(pg.Stop(), os.RemoveAll(dir))
+	})
+	return u, nil
 }
 
-// lookPathOrSbin finds the named program in PATH or, as PATH often lacks
-// them, in /usr/sbin and /sbin.
-func lookPathOrSbin(name string) (string, error) {
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		if p := filepath.Join(dir, name); isExecutable(p) {
-			return p, nil
-		}
-	}
-	return "", err
-}
-
-// command returns a command running the named PostgreSQL binary as c.runAs
-// in the cluster directory.
-func (c *pgCluster) command(name string, args ...string) *exec.Cmd {
-	path := filepath.Join(c.binDir, name)
-	var cmd *exec.Cmd
-	if c.runAs != "" {
-		cmd = exec.Command(c.runuser, append([]string{"-u", c.runAs, "--", path}, args...)...)
-	} else {
-		cmd = exec.Command(path, args...)
-	}
-	cmd.Dir = c.dir // the working directory may be unreadable for c.runAs
-	return cmd
-}
-
-// stop stops the cluster without a checkpoint and removes its directory.
-func (c *pgCluster) stop() error {
-	out, err := c.command("pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "stop").CombinedOutput()
-	if err != nil {
-		err = fmt.Errorf("pg_ctl stop: %v\n%s", err, out)
-	}
-	return errors.Join(err, os.RemoveAll(c.dir))
+// portTaken reports whether err, from starting PostgreSQL, says (in the
+// server log's last lines) that the port was in use.
+func portTaken(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "could not bind") || strings.Contains(msg, "already in use")
 }

@@ -1,22 +1,17 @@
 package testenv
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // mainRunning reports whether the tests run under Main, which is required
@@ -132,72 +127,5 @@ func repoRoot() (string, error) {
 			return "", fmt.Errorf("no go.mod in %s or any directory above it", wd)
 		}
 		dir = parent
-	}
-}
-
-// logTail returns up to the last n lines of the file at path, or a note
-// saying why it could not be read.
-func logTail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
-}
-
-// errExited reports that a server process exited before it became ready.
-var errExited = errors.New("server process exited before it became ready")
-
-// process is a running child process started by startProcess.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has exited and been reaped
-	err    error         // cmd.Wait's result; read it only after exited is closed
-}
-
-// startProcess starts cmd and reaps it in the background. cmd must set
-// SysProcAttr.Setpgid so that stop can signal its whole process group.
-func startProcess(cmd *exec.Cmd) (*process, error) {
-	p := &process{cmd: cmd, exited: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// The kernel sends SysProcAttr.Pdeathsig when the thread that
-		// started the child exits, not the process: keep this goroutine on
-		// that thread for as long as the child lives. Returning while locked
-		// terminates the thread, which is fine once the child is gone.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// stop sends SIGTERM to the process group, then SIGKILL if it is still
-// running after grace, and waits for the process to exit.
-func (p *process) stop(grace time.Duration) {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(grace):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.exited
 	}
 }

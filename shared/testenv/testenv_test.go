@@ -156,31 +156,6 @@ func TestPostgresParallel(t *testing.T) {
 	}
 }
 
-func TestFindPGBinDirMissing(t *testing.T) {
-	t.Setenv("PATH", t.TempDir())
-	_, err := findPGBinDir(filepath.Join(t.TempDir(), "*", "bin"))
-	want := "PostgreSQL server binaries not found: apt-get install postgresql (or set DATABASE_URL)"
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("findPGBinDir() error = %v, want one containing %q", err, want)
-	}
-}
-
-func TestCompareVersions(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"15", "9.6", 1},
-		{"9.6", "10", -1},
-		{"16", "16", 0},
-		{"17", "16", 1},
-	} {
-		if got := compareVersions(tc.a, tc.b); got != tc.want {
-			t.Errorf("compareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
-	}
-}
-
 var bucketName = regexp.MustCompile(`^t-[0-9a-f]+$`)
 
 func TestMinIOBucketPutStat(t *testing.T) {
