@@ -49,11 +49,8 @@ func (s *Service) ApplyClassification(ctx context.Context, id uuid.UUID, c Class
 			d.Classification = c.Category
 			d.ClassificationReason = ""
 		}
-		if err := tx.UpdateDocument(ctx, d); err != nil {
-			return err
-		}
 		applied = true
-		return tx.AppendEvent(ctx, NewEvent(event, d, d.UpdatedAt))
+		return tx.Save(ctx, d, NewEvent(event, d, d.UpdatedAt))
 	})
 	return applied, err
 }
@@ -77,11 +74,8 @@ func (s *Service) Reclassify(ctx context.Context, user, id uuid.UUID) (*Document
 		d.Status = StatusUploaded
 		d.Classification, d.ClassificationReason, d.DetectedType, d.Confidence = "", "", "", 0
 		d.UpdatedAt = s.cfg.Now().UTC()
-		if err := tx.UpdateDocument(ctx, d); err != nil {
-			return err
-		}
 		out = d
-		return tx.AppendEvent(ctx, NewEvent(EventUploaded, d, d.UpdatedAt))
+		return tx.Save(ctx, d, NewEvent(EventUploaded, d, d.UpdatedAt))
 	})
 	return out, err
 }

@@ -267,15 +267,12 @@ func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error
 				locked.reject(ReasonOverQuota)
 			}
 		}
-		if err := tx.UpdateDocument(ctx, locked); err != nil {
-			return err
-		}
 		event := EventUploaded
 		if locked.Status == StatusRejected {
 			event = EventRejected
 		}
 		result = Confirmation{Document: locked, UsedBytes: quota.UsedBytes, Changed: true}
-		return tx.AppendEvent(ctx, NewEvent(event, locked, now))
+		return tx.Save(ctx, locked, NewEvent(event, locked, now))
 	})
 	if err != nil {
 		return Confirmation{}, err

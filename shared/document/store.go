@@ -45,9 +45,11 @@ type Store interface {
 type Tx interface {
 	// LockDocument returns the document and locks its row until the end of the transaction.
 	LockDocument(ctx context.Context, id uuid.UUID) (*Document, error)
-	// UpdateDocument writes the document's status, size, etag, reason,
-	// classification and timestamps.
-	UpdateDocument(ctx context.Context, d *Document) error
+	// Save writes the document's status, size, etag, reasons,
+	// classification and timestamps, and records e, the event describing
+	// the change, in the outbox — in one round trip, so the row locks of the
+	// transaction are held as briefly as possible.
+	Save(ctx context.Context, d *Document, e Event) error
 	// DeleteDocument removes the document row.
 	DeleteDocument(ctx context.Context, id uuid.UUID) error
 	// ChargeQuota adds delta to the user's used bytes only if the result stays

@@ -54,13 +54,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return translate(s.pool.Ping(ctx), "ping PostgreSQL")
 }
 
-// querier is what pgxpool.Pool and pgx.Tx share.
-type querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 const documentColumns = `id, user_id, filename, content_type, declared_size, size_bytes, etag,
 	object_key, status, reject_reason, classification, detected_type, confidence, classification_reason,
 	created_at, confirmed_at, updated_at`
@@ -170,7 +163,7 @@ func (s *Store) InTx(ctx context.Context, fn func(document.Tx) error) error {
 
 // tx is the document.Tx of one pgx transaction.
 type tx struct {
-	q     querier
+	q     pgx.Tx
 	store *Store
 }
 
@@ -179,13 +172,21 @@ func (t *tx) LockDocument(ctx context.Context, id uuid.UUID) (*document.Document
 	return d, translate(err, "document not found")
 }
 
-func (t *tx) UpdateDocument(ctx context.Context, d *document.Document) error {
-	_, err := t.q.Exec(ctx, `UPDATE documents SET status = $2, size_bytes = $3, etag = $4, reject_reason = $5,
+const insertEvent = `INSERT INTO outbox (msg_id, subject, payload, created_at) VALUES ($1, $2, $3, $4)`
+
+func (t *tx) Save(ctx context.Context, d *document.Document, e document.Event) error {
+	payload, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE documents SET status = $2, size_bytes = $3, etag = $4, reject_reason = $5,
 		classification = $6, detected_type = $7, confidence = $8, classification_reason = $9,
 		confirmed_at = $10, updated_at = $11 WHERE id = $1`,
 		d.ID, d.Status, d.SizeBytes, d.ETag, d.RejectReason, d.Classification, d.DetectedType, d.Confidence,
 		d.ClassificationReason, d.ConfirmedAt, d.UpdatedAt)
-	return translate(err, "update document")
+	b.Queue(insertEvent, e.ID, e.Subject(), payload, e.Time)
+	return translate(t.q.SendBatch(ctx, b).Close(), "save document")
 }
 
 func (t *tx) DeleteDocument(ctx context.Context, id uuid.UUID) error {
@@ -238,8 +239,7 @@ func (t *tx) AppendEvent(ctx context.Context, e document.Event) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.q.Exec(ctx, `INSERT INTO outbox (msg_id, subject, payload, created_at) VALUES ($1, $2, $3, $4)`,
-		e.ID, e.Subject(), payload, e.Time)
+	_, err = t.q.Exec(ctx, insertEvent, e.ID, e.Subject(), payload, e.Time)
 	return translate(err, "append event")
 }
 
