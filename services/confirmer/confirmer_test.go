@@ -231,16 +231,22 @@ func TestMalformedNotificationIsTerminatedAndCounted(t *testing.T) {
 	_, tok := s.NewUser(t)
 	id := s.Upload(t, tok, "after.pdf", apitest.BytesOf(64))
 	waitFor(t, 5*time.Second, "the next upload's event", func() bool { return uploaded.count(id) == 1 })
-	info, err := js.Consumer(context.Background(), events.StreamMinIO, "confirmer")
+	cons, err := js.Consumer(context.Background(), events.StreamMinIO, "confirmer")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ci, err := info.Info(context.Background())
+	// MinIO's queued copy of the last notification may still be in flight:
+	// wait for the consumer to settle, then nothing may linger.
+	waitFor(t, 10*time.Second, "the consumer to settle", func() bool {
+		ci, err := cons.Info(context.Background())
+		return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0
+	})
+	ci, err := cons.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ci.NumAckPending != 0 || ci.NumRedelivered != 0 {
-		t.Fatalf("terminated messages linger: ack pending %d, redelivered %d", ci.NumAckPending, ci.NumRedelivered)
+	if ci.NumRedelivered != 0 {
+		t.Fatalf("terminated messages were redelivered: %d", ci.NumRedelivered)
 	}
 }
 
