@@ -158,13 +158,13 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 	if wait := pendingTTL + 500*time.Millisecond - time.Since(runStart.Add(workload)); wait > 0 {
 		time.Sleep(wait) // every object is now older than PENDING_TTL
 	}
-	runs := watchRuns(t, r)
-	final := runs.wait(t, r.triggerSweep(t), 60*time.Second)
+	runs := r.s.WatchSweeps(t)
+	final := runs.Wait(t, r.s.TriggerSweep(t), 60*time.Second)
 	if final.Errors != 0 {
 		t.Errorf("final sweep left %d errors: %+v", final.Errors, final.SweepResult)
 	}
 	settled += r.quiesce(60 * time.Second)
-	again := runs.wait(t, r.triggerSweep(t), 60*time.Second)
+	again := runs.Wait(t, r.s.TriggerSweep(t), 60*time.Second)
 	if again.SweepResult != (document.SweepResult{MaxBatchLock: again.MaxBatchLock}) {
 		t.Errorf("a second sweep still found work: %+v", again.SweepResult)
 	}
@@ -845,71 +845,6 @@ func (r *rig) duplicateEvent(rng *rand.Rand) {
 		return
 	}
 	r.outcome("duplicate event", "published", false)
-}
-
-// triggerSweep asks for a sweep through the admin endpoint and returns its
-// run id.
-func (r *rig) triggerSweep(t *testing.T) string {
-	t.Helper()
-	resp := r.s.Do(t, http.MethodPost, "/api/admin/sweep", r.admin, nil)
-	var out struct {
-		RunID string `json:"run_id"`
-	}
-	resp.Decode(t, &out)
-	if resp.Status != http.StatusAccepted || out.RunID == "" {
-		t.Fatalf("admin sweep: %d %s", resp.Status, resp.Body)
-	}
-	return out.RunID
-}
-
-// runs collects the sweeper.run.completed results.
-type runs struct {
-	mu   sync.Mutex
-	done []sweeper.Completed
-}
-
-// watchRuns collects every sweep's completion from the start of the stream.
-func watchRuns(t *testing.T, r *rig) *runs {
-	t.Helper()
-	cons, err := r.js.OrderedConsumer(context.Background(), events.StreamSweeper, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectSweepCompleted}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &runs{}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var c sweeper.Completed
-		if err := json.Unmarshal(m.Data(), &c); err != nil {
-			t.Errorf("sweep completion: %v", err)
-			return
-		}
-		w.mu.Lock()
-		w.done = append(w.done, c)
-		w.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
-	return w
-}
-
-// wait returns the completion of run id.
-func (w *runs) wait(t *testing.T, id string, timeout time.Duration) sweeper.Completed {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		w.mu.Lock()
-		for _, c := range w.done {
-			if c.RunID == id {
-				w.mu.Unlock()
-				return c
-			}
-		}
-		w.mu.Unlock()
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("sweep %s did not complete within %s", id, timeout)
-	return sweeper.Completed{}
 }
 
 // quiesce waits until nothing moves for quietFor: the outbox is empty, the

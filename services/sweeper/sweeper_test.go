@@ -3,95 +3,19 @@ package sweeper_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/internal/apitest"
-	"github.com/docuvault/docuvault/services/sweeper"
-	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
-	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// runs collects the sweeper.run.completed results.
-type runs struct {
-	mu   sync.Mutex
-	done []sweeper.Completed
-}
-
-func watchRuns(t *testing.T, s *apitest.Stack) *runs {
-	t.Helper()
-	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATS.URL}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	cons, err := js.OrderedConsumer(context.Background(), events.StreamSweeper, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectSweepCompleted}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &runs{}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var c sweeper.Completed
-		if err := json.Unmarshal(m.Data(), &c); err != nil {
-			t.Errorf("completion event: %v", err)
-			return
-		}
-		r.mu.Lock()
-		r.done = append(r.done, c)
-		r.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
-	return r
-}
-
-// wait returns the completion of run id.
-func (r *runs) wait(t *testing.T, id string, timeout time.Duration) sweeper.Completed {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		r.mu.Lock()
-		for _, c := range r.done {
-			if c.RunID == id {
-				r.mu.Unlock()
-				return c
-			}
-		}
-		r.mu.Unlock()
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("run %s did not complete within %s", id, timeout)
-	return sweeper.Completed{}
-}
-
-// trigger asks for a sweep through the admin endpoint.
-func trigger(t *testing.T, s *apitest.Stack) string {
-	t.Helper()
-	admin := s.Token(t, uuid.New(), auth.RoleAdmin)
-	r := s.Do(t, http.MethodPost, "/api/admin/sweep", admin, nil)
-	var out struct {
-		RunID string `json:"run_id"`
-	}
-	r.Decode(t, &out)
-	if r.Status != http.StatusAccepted || out.RunID == "" {
-		t.Fatalf("admin sweep: %d %s", r.Status, r.Body)
-	}
-	return out.RunID
-}
 
 // age makes documents look last changed by long ago.
 func age(t *testing.T, s *apitest.Stack, by time.Duration, ids ...uuid.UUID) {
@@ -166,16 +90,16 @@ func TestSweepRecoversALostEventAndChargesOnce(t *testing.T) {
 	t.Parallel()
 	// No MinIO notifications: the event is "lost".
 	s := apitest.Start(t, apitest.Options{Sweepers: 1})
-	done := watchRuns(t, s)
+	done := s.WatchSweeps(t)
 	_, tok := s.NewUser(t)
 	id := s.Upload(t, tok, "lost.pdf", apitest.BytesOf(321))
 	age(t, s, 2*time.Hour, id)
 
-	first := done.wait(t, trigger(t, s), 10*time.Second)
+	first := done.Wait(t, s.TriggerSweep(t), 10*time.Second)
 	if first.Confirmed != 1 || first.Purged != 0 || first.Errors != 0 {
 		t.Fatalf("first run: %+v", first)
 	}
-	second := done.wait(t, trigger(t, s), 10*time.Second)
+	second := done.Wait(t, s.TriggerSweep(t), 10*time.Second)
 	if second.Confirmed != 0 {
 		t.Fatalf("second run confirmed again: %+v", second)
 	}
@@ -200,7 +124,7 @@ func TestOrphanedObjectRemovedLiveObjectKept(t *testing.T) {
 		c.UploadURLTTL = 2 * time.Second // a second was too tight for the PUT on a loaded machine
 		c.PendingTTL = 3 * time.Second
 	}})
-	done := watchRuns(t, s)
+	done := s.WatchSweeps(t)
 	_, tok := s.NewUser(t)
 	live := s.Upload(t, tok, "live.pdf", apitest.BytesOf(100))
 	if r := s.Confirm(t, tok, live); r.Status != http.StatusOK {
@@ -213,7 +137,7 @@ func TestOrphanedObjectRemovedLiveObjectKept(t *testing.T) {
 	}
 	time.Sleep(3100 * time.Millisecond) // both objects are now older than PENDING_TTL
 
-	run := done.wait(t, trigger(t, s), 10*time.Second)
+	run := done.Wait(t, s.TriggerSweep(t), 10*time.Second)
 	if run.OrphansRemoved != 1 || run.Errors != 0 {
 		t.Fatalf("run: %+v", run)
 	}
@@ -230,7 +154,7 @@ func TestTwoSweepersProcessEachTickOnce(t *testing.T) {
 	s := apitest.Start(t, apitest.Options{Sweepers: 2, Edit: func(c *config.Config) {
 		c.UploadsPerMinute, c.MaxPendingUploads = 1000, 1000 // one user makes 220 uploads here
 	}})
-	done := watchRuns(t, s)
+	done := s.WatchSweeps(t)
 	_, tok := s.NewUser(t)
 
 	var stale []uuid.UUID
@@ -247,21 +171,19 @@ func TestTwoSweepersProcessEachTickOnce(t *testing.T) {
 
 	var ids []string
 	for range 6 {
-		ids = append(ids, trigger(t, s))
+		ids = append(ids, s.TriggerSweep(t))
 	}
 	var purged, confirmed int
 	for _, id := range ids {
-		c := done.wait(t, id, 30*time.Second)
+		c := done.Wait(t, id, 30*time.Second)
 		purged += c.Purged
 		confirmed += c.Confirmed
 	}
 	time.Sleep(200 * time.Millisecond)
-	done.mu.Lock()
 	seen := map[string]int{}
-	for _, c := range done.done {
+	for _, c := range done.All() {
 		seen[c.RunID]++
 	}
-	done.mu.Unlock()
 	for _, id := range ids {
 		if seen[id] != 1 {
 			t.Fatalf("run %s completed %d times, want once", id, seen[id])
@@ -283,7 +205,7 @@ func TestTwoSweepersProcessEachTickOnce(t *testing.T) {
 func TestTenThousandStaleUploadsPurgedInOneRun(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Sweepers: 1})
-	done := watchRuns(t, s)
+	done := s.WatchSweeps(t)
 	user := uuid.New()
 	const n = 10000
 	if _, err := s.DB.Exec(context.Background(), `INSERT INTO documents (id, user_id, filename, content_type, object_key, status, created_at, updated_at)
@@ -292,7 +214,7 @@ func TestTenThousandStaleUploadsPurgedInOneRun(t *testing.T) {
 		FROM generate_series(1, $2)`, user, n); err != nil {
 		t.Fatal(err)
 	}
-	run := done.wait(t, trigger(t, s), 5*time.Minute)
+	run := done.Wait(t, s.TriggerSweep(t), 5*time.Minute)
 	if run.Purged != n || run.Errors != 0 {
 		t.Fatalf("run: %+v", run)
 	}
@@ -309,7 +231,7 @@ func TestTenThousandStaleUploadsPurgedInOneRun(t *testing.T) {
 func TestFailedObjectDeleteKeepsTheRowForTheNextRun(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Sweepers: 1, MinIO: testenv.StartMinIO(t, testenv.MinIOOptions{})})
-	done := watchRuns(t, s)
+	done := s.WatchSweeps(t)
 	user, tok := s.NewUser(t)
 	s.SetLimit(t, user, 10)
 	tk := s.RequestUpload(t, tok, "big.pdf", "application/pdf", -1)
@@ -322,12 +244,12 @@ func TestFailedObjectDeleteKeepsTheRowForTheNextRun(t *testing.T) {
 	age(t, s, 48*time.Hour, tk.DocumentID)
 
 	s.MinIO.Stop()
-	run := done.wait(t, trigger(t, s), 20*time.Second)
+	run := done.Wait(t, s.TriggerSweep(t), 20*time.Second)
 	if run.RejectedRemoved != 0 || run.Errors == 0 || !exists(t, s, tk.DocumentID) {
 		t.Fatalf("with MinIO down: %+v, row kept: %v", run, exists(t, s, tk.DocumentID))
 	}
 	s.MinIO.Restart(t)
-	run = done.wait(t, trigger(t, s), 20*time.Second)
+	run = done.Wait(t, s.TriggerSweep(t), 20*time.Second)
 	if run.RejectedRemoved != 1 || exists(t, s, tk.DocumentID) {
 		t.Fatalf("after MinIO returned: %+v", run)
 	}
