@@ -10,7 +10,7 @@ TOOLS_CACHE   ?= $(HOME)/.cache/docuvault
 MINIO_CACHED  := $(TOOLS_CACHE)/minio-$(MINIO_VERSION)/minio
 TEST_FLAGS    ?= -race -count=1 -timeout 30m
 
-.PHONY: all tools build test lint run clean
+.PHONY: all tools build test lint run clean bench
 
 all: build
 
@@ -48,6 +48,11 @@ lint:
 ## e.g. make run DEV_FLAGS='--nats-addr 127.0.0.1:4223' (docuvault dev -h lists them).
 run: build tools
 	./bin/docuvault dev $(DEV_FLAGS)
+
+## bench: benchmarks against the real stack on this machine (about 15 minutes);
+## writes BENCHMARKS.md. BENCH_FLAGS adds flags, e.g. BENCH_FLAGS=-quick.
+bench: tools
+	cd bench && $(GO) run ./cmd/bench -out ../BENCHMARKS.md $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin

@@ -1,0 +1,560 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// notesMarker starts the hand-written part of BENCHMARKS.md, which a new
+// run keeps.
+const notesMarker = "<!-- hand-written notes below: kept by make bench -->"
+
+func keptNotes(old string) string {
+	_, notes, ok := strings.Cut(old, notesMarker)
+	if !ok {
+		return ""
+	}
+	return "\n" + notesMarker + notes
+}
+
+type report struct {
+	o                  options
+	repo               string
+	date               time.Time
+	command            string
+	nproc, free, cpu   string
+	goVersion, tree    string
+	loadStart, loadEnd string
+	stackStart, total  time.Duration
+	build              time.Duration
+	whatif             []*poolCase
+	took               map[string]time.Duration
+	failed             map[string]error
+	tp                 []*tpSize
+	ctl                []*ctlCase
+	ev                 []evRun
+	sw                 []swRun
+	mem                *memResult
+	prof               []*profResult
+}
+
+func sh(dir string, name string, args ...string) string {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("(%s: %v)", name, err)
+	}
+	return strings.TrimRight(string(out), "\n")
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func newReport(o options, repo string) *report {
+	r := &report{o: o, repo: repo, date: time.Now(), took: map[string]time.Duration{}, failed: map[string]error{}}
+	r.command = "cd bench && go run ./cmd/bench " + strings.Join(os.Args[1:], " ")
+	r.nproc = sh("", "nproc")
+	r.free = sh("", "free", "-h")
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				r.cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	r.goVersion = sh(repo, "go", "version")
+	head := sh(repo, "git", "rev-parse", "--short", "HEAD")
+	var dirty []string
+	for _, l := range strings.Split(sh(repo, "git", "status", "--porcelain", "--untracked-files=no"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			dirty = append(dirty, strings.Fields(l)[len(strings.Fields(l))-1])
+		}
+	}
+	r.tree = "commit " + head
+	if len(dirty) > 0 {
+		r.tree += fmt.Sprintf(" plus uncommitted changes to %d tracked files (%s)", len(dirty), strings.Join(dirty, ", "))
+	}
+	r.loadStart = loadavg()
+	return r
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func minMax(xs []float64) (float64, float64) {
+	if len(xs) == 0 {
+		return 0, 0
+	}
+	return slices.Min(xs), slices.Max(xs)
+}
+
+func verdict(v, goal float64, lo, hi float64) string {
+	switch {
+	case lo >= goal:
+		return "**met** (every run)"
+	case v >= goal:
+		return "met on the median, not in every run"
+	case hi >= goal:
+		return "**missed** on the median (some runs reached it)"
+	}
+	return "**missed**"
+}
+
+// ratios returns, per repetition, a/b of files/s at one size.
+func (t *tpSize) ratios(a, b system) []float64 {
+	var out []float64
+	for rep := range t.reps {
+		var fa, fb float64
+		if !slices.Contains(t.systems, a) || !slices.Contains(t.systems, b) {
+			return nil
+		}
+		for _, r := range t.runs {
+			if r.rep != rep {
+				continue
+			}
+			switch r.sys {
+			case a:
+				fa = r.filesPerSec()
+			case b:
+				fb = r.filesPerSec()
+			}
+		}
+		if fa > 0 && fb > 0 {
+			out = append(out, fa/fb)
+		}
+	}
+	return out
+}
+
+// costRatios returns, per repetition, b's CPU per file over a's: how a/b
+// of files/s would come out on a machine whose CPU were the benchmark's
+// alone.
+func (t *tpSize) costRatios(a, b system) []float64 {
+	if !slices.Contains(t.systems, a) || !slices.Contains(t.systems, b) {
+		return nil
+	}
+	var out []float64
+	for rep := range t.reps {
+		var ca, cb float64
+		for _, r := range t.runs {
+			if r.rep != rep || r.st.ops == 0 {
+				continue
+			}
+			c := (r.cost.harness + r.cost.minio + r.cost.pg) / float64(r.st.ops)
+			switch r.sys {
+			case a:
+				ca = c
+			case b:
+				cb = c
+			}
+		}
+		if ca > 0 && cb > 0 {
+			out = append(out, cb/ca)
+		}
+	}
+	return out
+}
+
+func (t *tpSize) of(sys system) []tpRun {
+	var out []tpRun
+	for _, r := range t.runs {
+		if r.sys == sys {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func collect[T any](xs []T, f func(T) float64) []float64 {
+	out := make([]float64, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, f(x))
+	}
+	return out
+}
+
+func (r *report) markdown(p plan) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	mode := "full run"
+	if r.o.quick {
+		mode = "**quick smoke run** (-quick: few files, few repetitions; numbers are indicative only)"
+	}
+	w("# DocuVault benchmarks\n\n")
+	w("Generated by `make bench` (%s) on %s. Every number below was measured in this one run, on this machine, against the real stack: ", mode, r.date.UTC().Format("2006-01-02 15:04 MST"))
+	w("PostgreSQL, NATS JetStream and MinIO started by `shared/devstack` in a temporary directory on free ports, the api, confirmer and sweeper in the harness process wired as `docuvault dev` wires them (the classifier does not run), and the load from Go clients in the same process over loopback. ")
+	w("Each measurement was repeated and the tables give the median; each ratio is computed per repetition from runs made back to back, seconds apart (the order of the systems rotates between repetitions), and the median of those ratios is reported with its range.\n\n")
+
+	w("## Machine and run\n\n")
+	w("| | |\n|---|---|\n")
+	w("| command | `make bench` = `%s` |\n", r.command)
+	w("| date | %s |\n", r.date.Format(time.RFC3339))
+	w("| `nproc` | %s |\n", r.nproc)
+	w("| CPU | %s |\n", r.cpu)
+	w("| Go | %s (harness built with %s) |\n", r.goVersion, runtime.Version())
+	w("| code | %s |\n", r.tree)
+	w("| load average at start → end | %s → %s (other work shares this machine) |\n", r.loadStart, r.loadEnd)
+	w("| stack start | %.1f s; whole run %.0f s |\n", r.stackStart.Seconds(), r.total.Seconds())
+	w("\n`free -h`:\n\n```\n%s\n```\n\n", r.free)
+	w("Settings: `config.Defaults()` with QUOTA_DEFAULT_BYTES = 2^50, MAX_UPLOAD_BYTES = 2^40, UPLOAD_RATE_PER_MINUTE and MAX_PENDING_UPLOADS = 10^9 (so quotas and per-user limits never interfere), SWEEP_INTERVAL = 24h (no scheduled sweep during the run), LOG_LEVEL = info (every request is logged, to a file). PostgreSQL is a fresh `initdb` cluster with its defaults; the pgx pool has its default size (max(4, cores) connections per service).\n\n")
+
+	r.writeThroughput(w, p)
+	r.writeControl(w, p)
+	r.writeEvents(w, p)
+	r.writeSweeper(w, p)
+	r.writeMemory(w, p)
+	r.writeWhatIf(w, p)
+	r.writeProfiles(w, p)
+	r.writeSummary(w, p)
+	return b.String()
+}
+
+type writer func(format string, args ...any)
+
+func (r *report) failedNote(w writer, name string) bool {
+	if err, ok := r.failed[name]; ok {
+		w("**This workload failed:** `%v`\n\n", strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+	_, ran := r.took[name]
+	if !ran {
+		w("Not run (-only).\n\n")
+	}
+	return ran
+}
+
+func (r *report) writeThroughput(w writer, p plan) {
+	w("## 1 and 2. End-to-end upload throughput: DocuVault vs. presigned PUT vs. tusd\n\n")
+	w("%d concurrent clients, each file its own upload, for a fixed time per run (uploads in flight at the deadline finish and count; files/s = files completed / time until the last completed). Per repetition the systems run back to back on the same MinIO:\n\n", p.tpClients)
+	w("- **docuvault**: the full flow, `POST /api/documents/upload-url` → presigned `PUT` straight to MinIO → `POST /api/documents/{id}/confirm`; each client is its own user. MinIO's notifications (two per object: targets PRIMARY and LIVE) reach the confirmer too, as in production; after each DocuVault run the harness waits until the confirmer and the outbox are idle (\"drain\", not counted) so that this work does not spill into the next system's run.\n")
+	w("- **presigned**: the physical limit here: a PUT presigned by the harness with minio-go (size and type signed, exactly as the api signs), no API at all, into a bucket without notifications.\n")
+	w("- **presigned+notify** (64 KiB and 1 MiB only, not a goal, a diagnosis): the same presigned PUT into a bucket with DocuVault's notification rules (targets PRIMARY with its disk queue and LIVE → JetStream → the confirmer, which acknowledges them as another bucket's). Between presigned and presigned+notify lies what MinIO's notifications cost; between presigned+notify and docuvault lies what the API, PostgreSQL and the confirm cost.\n")
+	w("- **tusd**: tusd %s with its S3 store on the same MinIO (own bucket, no notifications), in the harness process on a loopback port; the client does `POST` (Upload-Length) then one `PATCH` with the whole body at offset 0. Content hashes off (`DisableContentHashes`), checksums of the AWS SDK only when required; other settings are tusd's defaults (concurrent part uploads: %d, part size 50 MiB, min part 5 MiB).\n\n", tusdVersion, r.o.tusdPartUploads)
+	if !r.failedNote(w, "throughput") {
+		return
+	}
+	w("| size | system | runs × time | files/s (median) | MiB/s (median) | files/s min–max | files per run (median) | errors |\n|---|---|---|---|---|---|---|---|\n")
+	for _, t := range r.tp {
+		for _, sys := range t.systems {
+			runs := t.of(sys)
+			fps := collect(runs, tpRun.filesPerSec)
+			lo, hi := minMax(fps)
+			errs := 0
+			for _, x := range runs {
+				errs += x.st.errs
+			}
+			w("| %s | %s | %d × %s | %.1f | %.1f | %.1f–%.1f | %.0f | %d |\n", human(t.size), sys, len(runs), t.dur, median(fps), median(collect(runs, tpRun.mibPerSec)), lo, hi,
+				median(collect(runs, func(x tpRun) float64 { return float64(x.st.ops) })), errs)
+		}
+	}
+	w("\n**Ratios** (files/s, per repetition, median and range):\n\n")
+	w("| size | DocuVault / presigned | goal | | DocuVault / tusd | goal | | presigned / tusd |\n|---|---|---|---|---|---|---|---|\n")
+	goals := map[int][2]float64{64 << 10: {0.6, 2.0}, 1 << 20: {0.9, 2.0}}
+	for _, t := range r.tp {
+		dr, dt, rt := t.ratios(sysDocuVault, sysRaw), t.ratios(sysDocuVault, sysTusd), t.ratios(sysRaw, sysTusd)
+		g, hasGoal := goals[t.size]
+		cell := func(xs []float64, goal float64, has bool) (string, string, string) {
+			lo, hi := minMax(xs)
+			v := fmt.Sprintf("%.2f (%.2f–%.2f)", median(xs), lo, hi)
+			if !has {
+				return v, "—", ""
+			}
+			return v, fmt.Sprintf("≥ %.1f", goal), verdict(median(xs), goal, lo, hi)
+		}
+		a1, a2, a3 := cell(dr, g[0], hasGoal)
+		b1, b2, b3 := cell(dt, g[1], hasGoal)
+		lo, hi := minMax(rt)
+		w("| %s | %s | %s | %s | %s | %s | %s | %.2f (%.2f–%.2f) |\n", human(t.size), a1, a2, a3, b1, b2, b3, median(rt), lo, hi)
+	}
+	w("\n**CPU-cost ratios** — the same comparison made robust to the other work on this machine: the other system's CPU per file (harness + MinIO + PostgreSQL, run and drain, load clients included) divided by DocuVault's, per repetition. On a machine whose 2 cores were the benchmark's alone and CPU-bound, the throughput ratio would come out near this:\n\n")
+	w("| size | DocuVault / presigned | DocuVault / presigned+notify | DocuVault / tusd |\n|---|---|---|---|\n")
+	for _, t := range r.tp {
+		cell := func(xs []float64) string {
+			if len(xs) == 0 {
+				return "—"
+			}
+			lo, hi := minMax(xs)
+			return fmt.Sprintf("%.2f (%.2f–%.2f)", median(xs), lo, hi)
+		}
+		w("| %s | %s | %s | %s |\n", human(t.size), cell(t.costRatios(sysDocuVault, sysRaw)), cell(t.costRatios(sysDocuVault, sysNotify)), cell(t.costRatios(sysDocuVault, sysTusd)))
+	}
+	w("\nFor reference, measured before (32 clients, tusd v2.9.1, content hashes off): presigned / tusd ≈ 4.3 at 64 KiB and 2.4 at 1 MiB.\n\n")
+	w("Decomposition of the gap to the physical limit (median per-repetition ratios): ")
+	for _, t := range r.tp {
+		n, d := t.ratios(sysNotify, sysRaw), t.ratios(sysDocuVault, sysNotify)
+		if len(n) == 0 {
+			continue
+		}
+		w("at %s, presigned+notify / presigned = %.2f and docuvault / presigned+notify = %.2f; ", human(t.size), median(n), median(d))
+	}
+	w("the first is the notifications' share, the second the API's, PostgreSQL's and the confirm's.\n\n")
+
+	w("**Where the CPU went** (median over the runs, CPU milliseconds per uploaded file, from /proc, counted from the start of a run to the end of its event drain so that the asynchronous work an upload causes is included, less what these processes burn when idle (measured for 2 s before each size's runs) over the drain: the harness process = load clients + api + confirmer + relays + embedded NATS + tusd; MinIO; PostgreSQL = postmaster and all backends). The machine has %s cores, i.e. %s CPU-seconds per second; \"busy\" is the whole machine during the run, \"other\" is what processes outside this benchmark used meanwhile.\n\n", r.nproc, r.nproc)
+	w("| size | system | harness ms/file | MinIO ms/file | PostgreSQL ms/file | total ms/file | machine busy | other | event drain |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, t := range r.tp {
+		for _, sys := range t.systems {
+			runs := t.of(sys)
+			per := func(f func(cpuSnap) float64) float64 {
+				return median(collect(runs, func(x tpRun) float64 { return 1000 * f(x.cost) / float64(max(1, x.st.ops)) }))
+			}
+			busy := median(collect(runs, func(x tpRun) float64 { return 100 * x.cpu.machine / x.st.elapsed.Seconds() }))
+			other := median(collect(runs, func(x tpRun) float64 {
+				return 100 * max(0, x.cpu.machine-x.cpu.harness-x.cpu.minio-x.cpu.pg) / x.st.elapsed.Seconds()
+			}))
+			drain := "—"
+			if sys == sysDocuVault || sys == sysNotify {
+				drain = fmt.Sprintf("%.2f s", median(collect(runs, func(x tpRun) float64 { return x.drain.Seconds() })))
+			}
+			w("| %s | %s | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.0f%% | %s |\n", human(t.size), sys,
+				per(func(c cpuSnap) float64 { return c.harness }), per(func(c cpuSnap) float64 { return c.minio }),
+				per(func(c cpuSnap) float64 { return c.pg }), per(func(c cpuSnap) float64 { return c.harness + c.minio + c.pg }),
+				busy, other, drain)
+		}
+	}
+	w("\nRequests per uploaded file (median over the runs, over the run and its drain): MinIO S3 requests by API (MinIO's own counters, `minio_api_requests_total` of /minio/metrics/v3/api/requests); PostgreSQL transactions (`xact_commit + xact_rollback` of pg_stat_database: every statement outside a transaction counts as one; the harness's own polls are taken out) and WAL syncs (`wal_sync` of pg_stat_wal, i.e. commits that waited for the disk):\n\n")
+	w("| size | system | MinIO requests per file | PostgreSQL transactions per file | WAL syncs per file |\n|---|---|---|---|---|\n")
+	for _, t := range r.tp {
+		for _, sys := range t.systems {
+			runs := t.of(sys)
+			apis := map[string]bool{}
+			for _, x := range runs {
+				for k := range x.s3 {
+					apis[k] = true
+				}
+			}
+			var names []string
+			for k := range apis {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			var parts []string
+			total := 0.0
+			for _, k := range names {
+				v := median(collect(runs, func(x tpRun) float64 { return x.s3[k] / float64(max(1, x.st.ops)) }))
+				total += v
+				if v >= 0.005 {
+					parts = append(parts, fmt.Sprintf("%s %.2f", k, v))
+				}
+			}
+			w("| %s | %s | %.2f: %s | %.1f | %.1f |\n", human(t.size), sys, total, strings.Join(parts, ", "),
+				median(collect(runs, func(x tpRun) float64 { return x.pg.xacts / float64(max(1, x.st.ops)) })),
+				median(collect(runs, func(x tpRun) float64 { return x.pg.walSyncs / float64(max(1, x.st.ops)) })))
+		}
+	}
+	w("\n\"event drain\" is how long after the last upload of a run the confirmer and the outbox took to go idle (MinIO's PRIMARY target sends from its disk queue every 3 s); the harness waits for it before the next run.\n\n")
+}
+
+func (r *report) writeControl(w writer, p plan) {
+	w("## 3. Control plane alone\n\n")
+	w("`upload-url` (1 KiB declared) runs for %s per measurement; `confirm` confirms documents prepared beforehand — rows written as upload-url writes them and their 1 KiB objects already PUT, with the bucket's notifications switched off meanwhile so that no confirmer gets there first, and set back to pending between repetitions — so each timed confirm is a real first confirm (StatObject on MinIO, then the transaction: lock the row, charge the quota, write the outbox event). \"users\" is how many distinct users the clients are: each client its own user, or all clients one hot user (every confirm charges the same quota row). %d repetitions, medians.\n\n", p.ctlDuration, p.ctlReps)
+	if !r.failedNote(w, "control") {
+		return
+	}
+	w("| operation | clients | users | requests/s | p50 ms | p99 ms | requests per run | errors |\n|---|---|---|---|---|---|---|---|\n")
+	for _, c := range r.ctl {
+		if len(c.runs) == 0 {
+			continue
+		}
+		errs := 0
+		for _, x := range c.runs {
+			errs += x.errs
+		}
+		w("| %s | %d | %s | %.0f | %.2f | %.2f | %.0f | %d |\n", c.op, c.clients, c.users(),
+			median(collect(c.runs, runStats.perSec)),
+			median(collect(c.runs, func(x runStats) float64 { return ms(pct(x.lat, .5)) })),
+			median(collect(c.runs, func(x runStats) float64 { return ms(pct(x.lat, .99)) })),
+			median(collect(c.runs, func(x runStats) float64 { return float64(x.ops) })), errs)
+	}
+	w("\n")
+}
+
+func (r *report) writeEvents(w writer, p plan) {
+	w("## 4. Event path: PUT completion → `document.uploaded`\n\n")
+	w("One client uploads 1 KiB files one after another (upload-url, PUT, **no** confirm: MinIO's notification → confirmer → outbox → relay → DOCUMENTS); a JetStream ordered consumer on DOCUMENTS (`document.uploaded.>`, deliver new) notes each event's arrival. Latency = arrival − the moment the PUT's 200 was read; the next upload starts once the event is in. %d runs of %d uploads.\n\n", p.evReps, p.evUploads)
+	if !r.failedNote(w, "events") {
+		return
+	}
+	w("| run | uploads | p50 ms | p90 ms | p99 ms | max ms | missing |\n|---|---|---|---|---|---|---|\n")
+	for i, e := range r.ev {
+		w("| %d | %d | %.2f | %.2f | %.2f | %.2f | %d |\n", i+1, len(e.lat), ms(pct(e.lat, .5)), ms(pct(e.lat, .9)), ms(pct(e.lat, .99)), ms(pct(e.lat, 1)), e.missing)
+	}
+	if len(r.ev) > 1 {
+		w("| **median** | | %.2f | %.2f | %.2f | %.2f | |\n",
+			median(collect(r.ev, func(e evRun) float64 { return ms(pct(e.lat, .5)) })),
+			median(collect(r.ev, func(e evRun) float64 { return ms(pct(e.lat, .9)) })),
+			median(collect(r.ev, func(e evRun) float64 { return ms(pct(e.lat, .99)) })),
+			median(collect(r.ev, func(e evRun) float64 { return ms(pct(e.lat, 1)) })))
+	}
+	w("\n")
+}
+
+func (r *report) writeSweeper(w writer, p plan) {
+	w("## 5. Sweeper\n\n")
+	w("What was measured: each run starts from an empty table and bucket and sets up\n\n")
+	w("- **%d stale pending documents** (rows only, `updated_at` 2 h ago, one `INSERT … SELECT … generate_series`, spread over 1,000 users): uploads whose bytes never arrived. The sweep runs each through the Confirm use case, whose StatObject answers 404, and purges them in batches of SWEEP_BATCH_SIZE (500) rows, each batch one `DELETE … FOR UPDATE SKIP LOCKED` statement;\n", p.swRows)
+	w("- **%d orphan objects** (1 KiB, keys shaped like documents' but no row): the sweep lists the bucket, asks PostgreSQL which keys it knows, and deletes the others (`orphans_removed`);\n", p.swOrphans)
+	w("- **%d lost uploads**: stale pending rows whose objects did arrive but whose notification was lost; the sweep confirms and charges them (`confirmed`).\n\n", p.swLost)
+	w("Then one `document.Service.Sweep` call (the use case the sweeper service runs for a tick) with the sweeper's settings (`sweeper.SweepConfig`: batch 500, 16 object-store workers) except PENDING_TTL = 1 s, so that the orphans just written count as old; the time is the whole call, and \"longest batch\" is the longest single deleting transaction (`max_batch_lock_ms`). ")
+	if p.swServiceRows > 0 {
+		w("The last row goes through the real door once, with %d rows: `POST /api/admin/sweep` → JetStream tick → the sweeper service → `sweeper.run.completed` (its `duration_ms` and `max_batch_lock_ms`), with the configured PENDING_TTL of 1 h, so rows only.", p.swServiceRows)
+	}
+	w("\n\n")
+	if !r.failedNote(w, "sweeper") {
+		return
+	}
+	w("| door | stale rows | orphans | lost | set-up s | sweep s | rows/s | purged | orphans_removed | confirmed | errors | longest batch ms | left: pending rows / stray objects |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	var direct []swRun
+	for _, s := range r.sw {
+		if s.door == "Sweep() direct" {
+			direct = append(direct, s)
+		}
+		w("| %s | %d | %d | %d | %.1f | %.2f | %.0f | %d | %d | %d | %d | %.1f | %d / %d |\n", s.door, s.rows, s.orphans, s.lost,
+			(s.setupRows + s.setupObject).Seconds(), s.elapsed.Seconds(), float64(s.rows)/s.elapsed.Seconds(),
+			s.res.Purged, s.res.OrphansRemoved, s.res.Confirmed, s.res.Errors, ms(s.maxBatchLock), s.leftRows, s.leftObjects)
+	}
+	if len(direct) > 1 {
+		w("| **median (direct)** | | | | | %.2f | | | | | | %.1f | |\n",
+			median(collect(direct, func(s swRun) float64 { return s.elapsed.Seconds() })),
+			median(collect(direct, func(s swRun) float64 { return ms(s.maxBatchLock) })))
+	}
+	w("\n")
+}
+
+func (r *report) writeMemory(w writer, p plan) {
+	w("## 6. Memory: peak RSS of the api\n\n")
+	w("The api as a **child process**: the real `docuvault api` binary, built from this repository with its own go.mod (`go build ./services/docuvault`), on the same PostgreSQL, NATS and MinIO with the same settings, under workload 1's DocuVault flow at %d concurrent clients. Only the api runs in that process (the in-process confirmer handles MinIO's notifications), so its RSS is the api's alone. Peak = the child's VmHWM from /proc/PID/status, reset by writing 5 to /proc/PID/clear_refs before each run; a 20 ms VmRSS sampler cross-checks it.\n\n", p.memClients)
+	if !r.failedNote(w, "memory") || r.mem == nil {
+		return
+	}
+	w("The build took %.1f s (before the stack started, so it competed with nothing). RSS at idle after start: **%s**.\n\n", r.mem.build.Seconds(), mib(r.mem.idleRSS))
+	w("| size | runs × time | files/s (median) | RSS at run start (median) | **peak RSS (median)** | peak RSS max | errors |\n|---|---|---|---|---|---|---|\n")
+	for _, sz := range p.memSizes {
+		var runs []memRun
+		for _, m := range r.mem.runs {
+			if m.size == sz.size {
+				runs = append(runs, m)
+			}
+		}
+		if len(runs) == 0 {
+			continue
+		}
+		errs := 0
+		for _, m := range runs {
+			errs += m.st.errs
+		}
+		peaks := collect(runs, func(m memRun) float64 { return float64(m.peakRSS) })
+		_, hi := minMax(peaks)
+		w("| %s | %d × %s | %.1f | %s | **%s** | %s | %d |\n", human(sz.size), len(runs), sz.dur,
+			median(collect(runs, func(m memRun) float64 { return m.st.perSec() })),
+			mib(int64(median(collect(runs, func(m memRun) float64 { return float64(m.startRSS) })))),
+			mib(int64(median(peaks))), mib(int64(hi)), errs)
+	}
+	w("\n")
+}
+
+func (r *report) writeWhatIf(w writer, p plan) {
+	w("## What if: a bigger PostgreSQL pool\n\n")
+	w("Not a product change, a configuration one: two `docuvault api` children (the binary of workload 6) differing only in `pool_max_conns` on DATABASE_URL — pgxpool's default, max(4, cores) = 4 connections here, against %d — under confirm alone at %d clients, each its own user (documents prepared as in workload 3, %d per client, reset to pending between runs). %d repetitions, the two runs of a repetition back to back.\n\n", p.whatIfPool, p.whatIfClients, p.whatIfPer, p.whatIfReps)
+	if !r.failedNote(w, "whatif") {
+		return
+	}
+	w("| api | confirms/s (median) | min–max | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|\n")
+	for _, c := range r.whatif {
+		rates := collect(c.runs, runStats.perSec)
+		lo, hi := minMax(rates)
+		errs := 0
+		for _, x := range c.runs {
+			errs += x.errs
+		}
+		w("| %s | %.0f | %.0f–%.0f | %.1f | %.1f | %d |\n", c.name, median(rates), lo, hi,
+			median(collect(c.runs, func(x runStats) float64 { return ms(pct(x.lat, .5)) })),
+			median(collect(c.runs, func(x runStats) float64 { return ms(pct(x.lat, .99)) })), errs)
+	}
+	if len(r.whatif) == 2 && len(r.whatif[0].runs) == len(r.whatif[1].runs) {
+		var ratios []float64
+		for i := range r.whatif[0].runs {
+			if a := r.whatif[0].runs[i].perSec(); a > 0 {
+				ratios = append(ratios, r.whatif[1].runs[i].perSec()/a)
+			}
+		}
+		lo, hi := minMax(ratios)
+		w("\nRatio bigger pool / default, per repetition: %.2f (%.2f–%.2f).\n", median(ratios), lo, hi)
+	}
+	w("\n")
+}
+
+func (r *report) writeProfiles(w writer, p plan) {
+	w("## Profile\n\n")
+	w("CPU profiles of the harness process (`runtime/pprof`) while the in-process services serve the load. The load's goroutines carry the pprof label `side=client`; the tables below leave them out (`go tool pprof -top -tagignore=side=client`), so they show the server side: api handlers, confirmer, outbox relays and the client libraries those call (pgx, minio-go, nats.go). Profiles are in `bench/%s/`; open one with `go tool pprof -http=: bench/%s/<name>.pprof`.\n\n", r.o.profDir, r.o.profDir)
+	if !r.failedNote(w, "profile") {
+		return
+	}
+	for _, pr := range r.prof {
+		w("### %s\n\n%s: %.0f operations/s, %d errors.\n\n", pr.name, pr.what, pr.st.perSec(), pr.st.errs)
+		w("- server side (client goroutines excluded): %s\n- client goroutines: %s\n\n", strings.TrimPrefix(pr.serverPct, "Showing nodes accounting for "), strings.TrimPrefix(pr.clientPct, "Showing nodes accounting for "))
+		w("```\n%s\n```\n\nTop by flat time:\n\n```\n%s\n```\n\nTop by cumulative time:\n\n```\n%s\n```\n\n", pr.header, pr.flat, pr.cum)
+	}
+}
+
+// writeSummary states each goal against the numbers.
+func (r *report) writeSummary(w writer, p plan) {
+	w("## Summary against the goals\n\n")
+	for _, t := range r.tp {
+		if t.size != 64<<10 && t.size != 1<<20 {
+			continue
+		}
+		goalRaw := map[int]float64{64 << 10: 0.6, 1 << 20: 0.9}[t.size]
+		dr, dt := t.ratios(sysDocuVault, sysRaw), t.ratios(sysDocuVault, sysTusd)
+		lo, hi := minMax(dr)
+		w("- %s: DocuVault / presigned = %.2f (runs %.2f–%.2f), goal ≥ %.1f: %s.", human(t.size), median(dr), lo, hi, goalRaw, verdict(median(dr), goalRaw, lo, hi))
+		lo, hi = minMax(dt)
+		w(" DocuVault / tusd = %.2f (runs %.2f–%.2f), goal ≥ 2.0: %s.", median(dt), lo, hi, verdict(median(dt), 2.0, lo, hi))
+		w(" By CPU cost per file: %.2f against presigned, %.2f against tusd.\n", median(t.costRatios(sysDocuVault, sysRaw)), median(t.costRatios(sysDocuVault, sysTusd)))
+	}
+	if len(r.ev) > 0 {
+		w("- Event path p99 (median of runs): %.1f ms; p50 %.1f ms.\n",
+			median(collect(r.ev, func(e evRun) float64 { return ms(pct(e.lat, .99)) })),
+			median(collect(r.ev, func(e evRun) float64 { return ms(pct(e.lat, .5)) })))
+	}
+	var direct []swRun
+	for _, s := range r.sw {
+		if s.door == "Sweep() direct" {
+			direct = append(direct, s)
+		}
+	}
+	if len(direct) > 0 {
+		d := direct[0]
+		lo, hi := minMax(collect(direct, func(s swRun) float64 { return s.elapsed.Seconds() }))
+		w("- Sweeper: %d stale rows + %d orphans + %d lost uploads in %.1f s (median of %d runs, %.1f–%.1f); longest batch transaction %.1f ms (median; max %.1f).\n",
+			d.rows, d.orphans, d.lost, median(collect(direct, func(s swRun) float64 { return s.elapsed.Seconds() })), len(direct), lo, hi,
+			median(collect(direct, func(s swRun) float64 { return ms(s.maxBatchLock) })), slices.Max(collect(direct, func(s swRun) float64 { return ms(s.maxBatchLock) })))
+	}
+	if r.mem != nil && len(r.mem.runs) > 0 {
+		w("- api peak RSS at %d clients: up to %s (idle %s).\n", p.memClients, mib(int64(slices.Max(collect(r.mem.runs, func(m memRun) float64 { return float64(m.peakRSS) })))), mib(r.mem.idleRSS))
+	}
+	w("\nNoise: the machine has 2 cores and other work ran beside this benchmark (see \"other\" and the load average above). Ratios come from runs seconds apart, which cancels slow drift but not bursts; the ranges show how much a single run can move.\n")
+}
+
+// tusdVersion is the tusd module the harness links (bench/go.mod).
+const tusdVersion = "v2.9.1"

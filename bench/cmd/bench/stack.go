@@ -1,0 +1,484 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+	minioCreds "github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/rs/zerolog"
+	tusd "github.com/tus/tusd/v2/pkg/handler"
+	"github.com/tus/tusd/v2/pkg/memorylocker"
+	"github.com/tus/tusd/v2/pkg/s3store"
+	"golang.org/x/exp/slog"
+
+	"github.com/docuvault/docuvault/services/api"
+	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/services/sweeper"
+	"github.com/docuvault/docuvault/shared/app"
+	"github.com/docuvault/docuvault/shared/auth"
+	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/devstack"
+	"github.com/docuvault/docuvault/shared/logging"
+	"github.com/docuvault/docuvault/shared/objectstore"
+)
+
+// Buckets of the two reference systems. Neither has bucket notifications,
+// so MinIO does for them exactly what a plain S3 PUT costs.
+const (
+	rawBucket  = "bench-raw"
+	tusdBucket = "bench-tusd"
+)
+
+// numUsers is how many distinct users the harness mints tokens for.
+const numUsers = 256
+
+// stack is the real DocuVault stack on this machine: PostgreSQL, NATS
+// JetStream and MinIO from devstack, and the api, confirmer and sweeper
+// in this process (wired as `docuvault dev` does), plus tusd on the same
+// MinIO for comparison.
+type stack struct {
+	dir  string // temp dir holding every server's state and the logs
+	ds   *devstack.Stack
+	env  map[string]string // the settings, as the environment a `docuvault api` child gets
+	cfg  config.Config
+	log  zerolog.Logger
+	logW io.WriteCloser
+
+	apiURL    string // http://127.0.0.1:port of the in-process api
+	svcCancel context.CancelFunc
+	svcWG     sync.WaitGroup
+	svcErrs   chan error
+	closers   []func()
+
+	h        *app.App      // the harness's own connections (pool, objects, JetStream)
+	mc       *minio.Client // admin client on MinIO
+	presign  *minio.Client // signs raw presigned PUTs
+	authCfg  auth.Config
+	users    []uuid.UUID // users[i] is client i's user
+	tokens   []string
+	hotUser  uuid.UUID
+	hotToken string
+	admin    string // an admin token
+
+	tusURL string // http://127.0.0.1:port/files/
+	tusSrv *http.Server
+
+	client *http.Client // one keep-alive client for every request the load makes
+
+	minioPID, pgPID int
+
+	// ownXacts counts the transactions the harness itself runs while it
+	// measures (polls, statistics reads), to take them out of the counts.
+	ownXacts atomic.Int64
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// startStack starts everything. repo is the repository root (it holds bin/minio).
+func startStack(ctx context.Context, repo string, o options) (_ *stack, err error) {
+	dir, err := os.MkdirTemp("", "dvb-")
+	if err != nil {
+		return nil, err
+	}
+	// PostgreSQL runs as the postgres user when we are root: it must be
+	// able to enter the directory.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	s := &stack{dir: dir, svcErrs: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			s.stop(o.keep)
+		}
+	}()
+	lf, err := os.Create(filepath.Join(dir, "services.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.logW = lf
+	if s.log, err = logging.New(lf, "bench", "info", "json"); err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		return nil, err
+	}
+	s.ds, err = devstack.Start(ctx, devstack.Options{
+		DataDir:          filepath.Join(dir, "data"),
+		NATSAddr:         fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		MinIOAddr:        fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		MinIOConsoleAddr: fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		MinIOBin:         filepath.Join(repo, "bin", "minio"),
+		PGPort:           ports[3],
+		Log:              s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
+
+	// Every setting goes through the environment, read by config.Load over
+	// config.Defaults(): the same map starts a `docuvault api` child, and a
+	// setting this version of the code does not know is simply ignored.
+	// Quotas, sizes and per-user upload limits are raised so that they
+	// never interfere with a benchmark.
+	huge := strconv.FormatInt(1<<50, 10)
+	dbURL := s.ds.DatabaseURL
+	if o.poolMaxConns > 0 {
+		dbURL = withPoolMaxConns(dbURL, o.poolMaxConns)
+	}
+	s.env = map[string]string{
+		"DATABASE_URL":           dbURL,
+		"MINIO_ENDPOINT":         s.ds.MinIOEndpoint,
+		"MINIO_ACCESS_KEY":       s.ds.MinIOAccessKey,
+		"MINIO_SECRET_KEY":       s.ds.MinIOSecretKey,
+		"NATS_URL":               s.ds.NATSURL,
+		"JWT_SECRET":             randomHex(32),
+		"MAX_UPLOAD_BYTES":       strconv.FormatInt(1<<40, 10),
+		"QUOTA_DEFAULT_BYTES":    huge,
+		"UPLOAD_RATE_PER_MINUTE": "1000000000",
+		"MAX_PENDING_UPLOADS":    "1000000000",
+		"SWEEP_INTERVAL":         "24h", // no scheduled sweep during the run; workload 5 sweeps on purpose
+		"LOG_LEVEL":              "info",
+		"LOG_FORMAT":             "json",
+	}
+	for k, v := range s.env {
+		os.Setenv(k, v)
+	}
+	if s.cfg, err = config.Load(); err != nil {
+		return nil, err
+	}
+	s.cfg.MaxUploadBytes = 1 << 40
+	s.cfg.QuotaDefaultBytes = 1 << 50
+	s.cfg.SweepInterval = 24 * time.Hour
+	if err := s.cfg.Validate(); err != nil {
+		return nil, err
+	}
+
+	// The services, wired as services/docuvault/dev.go does: the api first
+	// (migrations, bucket), then the confirmer (bucket notification rules)
+	// and the sweeper.
+	newLog := func(service string) zerolog.Logger {
+		l, _ := logging.New(lf, service, s.cfg.LogLevel, s.cfg.LogFormat)
+		return l
+	}
+	apiSrv, err := api.New(ctx, s.cfg, newLog("api"))
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s.closers = append(s.closers, apiSrv.Close)
+	conf, err := confirmer.Open(ctx, s.cfg, newLog("confirmer"))
+	if err != nil {
+		return nil, fmt.Errorf("confirmer: %w", err)
+	}
+	s.closers = append(s.closers, conf.Close)
+	sw, err := sweeper.Open(ctx, s.cfg, newLog("sweeper"))
+	if err != nil {
+		return nil, fmt.Errorf("sweeper: %w", err)
+	}
+	s.closers = append(s.closers, sw.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.apiURL = "http://" + ln.Addr().String()
+	// The services run in goroutines started here, outside any pprof label:
+	// the load's goroutines carry side=client, so a CPU profile separates them.
+	svcCtx, cancel := context.WithCancel(context.Background())
+	s.svcCancel = cancel
+	for name, run := range map[string]func(context.Context) error{
+		"api":       func(ctx context.Context) error { return apiSrv.Serve(ctx, ln) },
+		"confirmer": conf.Run,
+		"sweeper":   sw.Run,
+	} {
+		s.svcWG.Add(1)
+		go func() {
+			defer s.svcWG.Done()
+			if err := run(svcCtx); err != nil && svcCtx.Err() == nil {
+				s.svcErrs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	s.client = &http.Client{
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        0,
+			MaxIdleConnsPerHost: 2048,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+		Timeout: 3 * time.Minute,
+	}
+	if err := waitReady(ctx, s.client, s.apiURL+"/readyz", 60*time.Second); err != nil {
+		return nil, err
+	}
+
+	// The harness's own connections.
+	if s.h, err = app.Open(ctx, s.cfg, s.log, "bench"); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.h.Close)
+	s.mc = s.h.Objects.Client()
+	for _, b := range []string{rawBucket, notifyBucket, tusdBucket} {
+		if err := s.mc.MakeBucket(ctx, b, minio.MakeBucketOptions{Region: s.cfg.MinIORegion}); err != nil {
+			return nil, fmt.Errorf("make bucket %s: %w", b, err)
+		}
+	}
+	notify, err := objectstore.New(objectstore.Config{Endpoint: s.ds.MinIOEndpoint, AccessKey: s.ds.MinIOAccessKey,
+		SecretKey: s.ds.MinIOSecretKey, Bucket: notifyBucket, Region: s.cfg.MinIORegion})
+	if err != nil {
+		return nil, err
+	}
+	if err := notify.SetNotifications(ctx, objectstore.DefaultNotifications); err != nil {
+		return nil, fmt.Errorf("notifications on %s: %w", notifyBucket, err)
+	}
+	// Presigning with the region set never touches the network.
+	if s.presign, err = minio.New(s.ds.MinIOEndpoint, &minio.Options{
+		Creds: minioCreds.NewStaticV4(s.ds.MinIOAccessKey, s.ds.MinIOSecretKey, ""), Region: s.cfg.MinIORegion,
+	}); err != nil {
+		return nil, err
+	}
+
+	s.authCfg = auth.Config{Secret: []byte(s.cfg.JWTSecret), Issuer: s.cfg.JWTIssuer, Audience: s.cfg.JWTAudience}
+	mint := func(u uuid.UUID, role auth.Role) string {
+		tok, err2 := auth.Mint(s.authCfg, auth.Principal{UserID: u, Role: role}, 24*time.Hour, time.Now())
+		if err2 != nil {
+			err = err2
+		}
+		return tok
+	}
+	for range numUsers {
+		u := uuid.New()
+		s.users = append(s.users, u)
+		s.tokens = append(s.tokens, mint(u, auth.RoleUser))
+	}
+	s.hotUser = uuid.New()
+	s.hotToken = mint(s.hotUser, auth.RoleUser)
+	s.admin = mint(uuid.New(), auth.RoleAdmin)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := s.startTusd(o.tusdPartUploads); err != nil {
+		return nil, fmt.Errorf("tusd: %w", err)
+	}
+	s.findPIDs()
+	return s, nil
+}
+
+// startTusd runs tusd v2 with its S3 store on the same MinIO, in this
+// process, on a loopback port. Content hashes are off (the fastest tusd
+// setting); the other settings are tusd's defaults.
+func (s *stack) startTusd(partUploads int) error {
+	s3c := s3.New(s3.Options{
+		Region:                     s.cfg.MinIORegion,
+		BaseEndpoint:               aws.String("http://" + s.ds.MinIOEndpoint),
+		UsePathStyle:               true,
+		Credentials:                aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(s.ds.MinIOAccessKey, s.ds.MinIOSecretKey, "")),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+	store := s3store.New(tusdBucket, s3c)
+	store.DisableContentHashes = true
+	store.SetConcurrentPartUploads(partUploads)
+	tmp := filepath.Join(s.dir, "tusd-tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
+	store.TemporaryDirectory = tmp
+	composer := tusd.NewStoreComposer()
+	store.UseIn(composer)
+	memorylocker.New().UseIn(composer)
+	lf, err := os.Create(filepath.Join(s.dir, "tusd.log"))
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, func() { lf.Close() })
+	h, err := tusd.NewHandler(tusd.Config{
+		BasePath:      "/files/",
+		StoreComposer: composer,
+		Logger:        slog.New(slog.NewTextHandler(lf, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/files/", http.StripPrefix("/files/", h))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	s.tusURL = "http://" + ln.Addr().String() + "/files/"
+	s.tusSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.tusSrv.Serve(ln) }()
+	return nil
+}
+
+// stop stops everything that started, in reverse order.
+func (s *stack) stop(keep bool) {
+	if s.tusSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.tusSrv.Shutdown(ctx)
+		cancel()
+	}
+	if s.svcCancel != nil {
+		s.svcCancel()
+		s.svcWG.Wait()
+	}
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	if s.ds != nil {
+		if err := s.ds.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the stack:", err)
+		}
+	}
+	if s.logW != nil {
+		s.logW.Close()
+	}
+	if keep {
+		fmt.Fprintln(os.Stderr, "kept", s.dir)
+	} else if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
+}
+
+// serviceError returns an error if a service stopped by itself.
+func (s *stack) serviceError() error {
+	select {
+	case err := <-s.svcErrs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// waitReady polls url until it answers 200.
+func waitReady(ctx context.Context, c *http.Client, url string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v: %w", within, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// emptyBucket removes every object of bucket.
+func (s *stack) emptyBucket(ctx context.Context, bucket string) error {
+	objs := s.mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true})
+	var listErr error
+	keys := make(chan minio.ObjectInfo, 1000)
+	go func() {
+		defer close(keys)
+		for o := range objs {
+			if o.Err != nil {
+				listErr = o.Err
+				continue
+			}
+			keys <- o
+		}
+	}()
+	var errs []error
+	for e := range s.mc.RemoveObjects(ctx, bucket, keys, minio.RemoveObjectsOptions{}) {
+		errs = append(errs, e.Err)
+	}
+	// Drain the lister if RemoveObjects stopped early.
+	for range keys {
+	}
+	return errors.Join(append(errs, listErr)...)
+}
+
+// notifications turns the documents bucket's notification rules off or
+// back on (the rules the confirmer applies at start).
+func (s *stack) notifications(ctx context.Context, on bool) error {
+	if on {
+		return s.h.Objects.SetNotifications(ctx, objectstore.DefaultNotifications)
+	}
+	return s.mc.RemoveAllBucketNotification(ctx, s.cfg.MinIOBucket)
+}
+
+// wipeDocuments deletes every document row and every object of the
+// documents bucket, once the event path is idle.
+func (s *stack) wipeDocuments(ctx context.Context) error {
+	_, _ = s.waitIdle(ctx, 0, 20*time.Second)
+	if _, err := s.h.Pool.Exec(ctx, `DELETE FROM documents`); err != nil {
+		return err
+	}
+	if _, err := s.h.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL`); err != nil {
+		return err
+	}
+	if _, err := s.h.Pool.Exec(ctx, `VACUUM ANALYZE documents`); err != nil {
+		return err
+	}
+	return s.emptyBucket(ctx, s.cfg.MinIOBucket)
+}
+
+// withPoolMaxConns sets pgxpool's pool_max_conns on a postgres:// URL.
+func withPoolMaxConns(dbURL string, n int) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return dbURL
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", strconv.Itoa(n))
+	u.RawQuery = q.Encode()
+	return u.String()
+}

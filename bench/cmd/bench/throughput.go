@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// system is one way to get a file into MinIO.
+type system string
+
+const (
+	sysDocuVault system = "docuvault"        // upload-url + presigned PUT + confirm
+	sysRaw       system = "presigned"        // presigned PUT alone, signed locally: the physical limit
+	sysNotify    system = "presigned+notify" // the same into a bucket with DocuVault's notification rules
+	sysTusd      system = "tusd"             // tusd v2 s3store: POST + one PATCH
+)
+
+// notifyBucket has the documents bucket's notification rules (targets
+// PRIMARY and LIVE → JetStream MINIO_EVENTS, which the confirmer reads and
+// acknowledges as another bucket's), but no API in front of it: the
+// presigned+notify runs tell what MinIO's notifications cost by themselves.
+const notifyBucket = "bench-notify"
+
+// tpRun is one run of one system at one size.
+type tpRun struct {
+	sys     system
+	size    int
+	rep     int
+	st      runStats
+	cpu     cpuSnap       // CPU seconds used during the run
+	cost    cpuSnap       // CPU seconds used from the start of the run to the end of its drain: all the work its files caused
+	pg      pgStats       // PostgreSQL transactions and WAL syncs, run and drain
+	drain   time.Duration // DocuVault only: end of the run → confirmer and outbox idle
+	drainOK bool
+	s3      map[string]float64 // MinIO S3 requests by API during the run and its drain
+}
+
+func (r tpRun) filesPerSec() float64 { return r.st.perSec() }
+func (r tpRun) mibPerSec() float64   { return r.st.perSec() * float64(r.size) / (1 << 20) }
+
+// tpSize is the workload at one file size.
+type tpSize struct {
+	idle       cpuSnap // CPU seconds per second our processes use when idle, measured before the runs
+	size, reps int
+	dur        time.Duration
+	systems    []system
+	runs       []tpRun
+}
+
+// uploadOp returns the operation that uploads one file with sys.
+func (s *stack) uploadOp(sys system, apiURL string, data []byte, tokens []string) opFunc {
+	switch sys {
+	case sysDocuVault:
+		return func(ctx context.Context, w, _ int) error {
+			return s.docuvaultUpload(ctx, apiURL, tokens[w%len(tokens)], data)
+		}
+	case sysRaw:
+		return func(ctx context.Context, _, _ int) error { return s.rawUpload(ctx, rawBucket, data) }
+	case sysNotify:
+		return func(ctx context.Context, _, _ int) error { return s.rawUpload(ctx, notifyBucket, data) }
+	default:
+		return func(ctx context.Context, _, _ int) error { return s.tusUpload(ctx, data) }
+	}
+}
+
+// bucketOf is where sys stores its files.
+func (s *stack) bucketOf(sys system) string {
+	switch sys {
+	case sysDocuVault:
+		return s.cfg.MinIOBucket
+	case sysRaw:
+		return rawBucket
+	case sysNotify:
+		return notifyBucket
+	}
+	return tusdBucket
+}
+
+// throughput runs workloads 1 and 2: at each size, each repetition runs
+// every system for the same time back to back (in an order that rotates
+// from one repetition to the next), so that every ratio compares runs made
+// side by side, seconds apart. A run counts the files whose upload
+// completed and the time until the last one did (uploads in flight at the
+// deadline finish and count).
+func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
+	var out []*tpSize
+	for n, sz := range p.tpSizes {
+		res := &tpSize{size: sz.size, reps: sz.reps, dur: sz.dur, systems: sz.systems}
+		out = append(out, res)
+		data := payload(sz.size)
+		// Warm-up: connections open, code paths hot.
+		warm := p.tpClients
+		if n > 0 {
+			warm = min(p.tpClients, max(4, int((64<<20)/sz.size)))
+		}
+		for _, sys := range res.systems {
+			st := run(ctx, p.tpClients, warm, 0, s.uploadOp(sys, s.apiURL, data, s.tokens[:p.tpClients]))
+			if st.errs > 0 {
+				return out, fmt.Errorf("warm-up %s %s: %d errors, first: %v", sys, human(sz.size), st.errs, st.firstErr)
+			}
+		}
+		if err := s.cleanUploads(ctx); err != nil {
+			return out, err
+		}
+		// What our processes burn while nothing happens: a drain's share of
+		// it is not the files' cost.
+		if _, err := s.waitIdle(ctx, 0, 20*time.Second); err != nil {
+			logf("  %v", err)
+		}
+		i0 := s.cpu()
+		time.Sleep(2 * time.Second)
+		res.idle = s.cpu().sub(i0).scale(1 / 2.0)
+		logf("  idle CPU: harness %.0f%%, MinIO %.0f%%, PostgreSQL %.0f%% of a core", 100*res.idle.harness, 100*res.idle.minio, 100*res.idle.pg)
+		for rep := range sz.reps {
+			for k := range res.systems {
+				sys := res.systems[(k+rep)%len(res.systems)]
+				seq0, err := s.minioLastSeq(ctx)
+				if err != nil {
+					return out, err
+				}
+				s30, err := s.minioRequests(ctx)
+				if err != nil {
+					return out, err
+				}
+				own0 := s.ownXacts.Load()
+				pg0, err := s.pgStats(ctx)
+				if err != nil {
+					return out, err
+				}
+				c0 := s.cpu()
+				st := run(ctx, p.tpClients, 0, sz.dur, s.uploadOp(sys, s.apiURL, data, s.tokens[:p.tpClients]))
+				r := tpRun{sys: sys, size: sz.size, rep: rep, st: st, cpu: s.cpu().sub(c0)}
+				if ctx.Err() != nil {
+					return out, ctx.Err()
+				}
+				if sys == sysDocuVault || sys == sysNotify {
+					// Two notifications per object (targets PRIMARY and LIVE).
+					var err error
+					r.drain, err = s.waitIdle(ctx, seq0+uint64(2*st.ops), 20*time.Second)
+					r.drainOK = err == nil
+					if err != nil {
+						logf("  %v", err)
+					}
+				}
+				r.cost = s.cpu().sub(c0).sub(res.idle.scale(r.drain.Seconds())).atLeast(r.cpu)
+				s31, err := s.minioRequests(ctx)
+				if err != nil {
+					return out, err
+				}
+				pg1, err := s.pgStats(ctx)
+				if err != nil {
+					return out, err
+				}
+				r.pg = pg1.sub(pg0)
+				r.pg.xacts -= float64(s.ownXacts.Load() - own0)
+				r.s3 = subCounts(s31, s30)
+				res.runs = append(res.runs, r)
+				logf("  %-16s %7s rep %d: %6.1f files/s %7.1f MiB/s  %5d files  errors %d  (%.1fs)%s", sys, human(sz.size), rep+1,
+					r.filesPerSec(), r.mibPerSec(), st.ops, st.errs, st.elapsed.Seconds(), drainNote(r))
+				if st.errs > 0 {
+					logf("    first error: %v", st.firstErr)
+				}
+				if err := s.emptyBucket(ctx, s.bucketOf(sys)); err != nil {
+					return out, err
+				}
+				if err := s.serviceError(); err != nil {
+					return out, err
+				}
+			}
+		}
+		if err := s.cleanUploads(ctx); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func drainNote(r tpRun) string {
+	if r.sys != sysDocuVault && r.sys != sysNotify {
+		return ""
+	}
+	return fmt.Sprintf(", events drained %.2fs later", r.drain.Seconds())
+}
+
+// cleanUploads empties the three buckets and the document rows.
+func (s *stack) cleanUploads(ctx context.Context) error {
+	if err := s.wipeDocuments(ctx); err != nil {
+		return err
+	}
+	for _, b := range []string{rawBucket, notifyBucket, tusdBucket} {
+		if err := s.emptyBucket(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func human(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
