@@ -40,6 +40,12 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 		}
 		n, pubErr := publish(ctx, msgs)
 		if n > 0 {
+			// A mark lost in a crash only republishes the rows, and
+			// JetStream drops them as duplicates: no need to wait for the
+			// disk. (The events themselves were committed durably.)
+			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
 			ids := make([]int64, n)
 			for i := range ids {
 				ids[i] = msgs[i].ID
