@@ -199,10 +199,5 @@ func (s *Service) Close() { s.app.Close() }
 
 // Run is the classifier service: Open, then Run until ctx ends.
 func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
-	s, err := Open(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return s.Run(ctx)
+	return app.Run(ctx, func() (*Service, error) { return Open(ctx, cfg, log) })
 }

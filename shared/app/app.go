@@ -120,6 +120,22 @@ func (a *App) RunWithRelay(ctx context.Context, fn func(context.Context) error) 
 	return err
 }
 
+// Service is a running role: it runs until its context ends, then closes.
+type Service interface {
+	Run(ctx context.Context) error
+	Close()
+}
+
+// Run opens a role with open, runs it until ctx ends and closes it.
+func Run[S Service](ctx context.Context, open func() (S, error)) error {
+	s, err := open()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Run(ctx)
+}
+
 // Close releases every connection Open made.
 func (a *App) Close() {
 	if a.NATS != nil {

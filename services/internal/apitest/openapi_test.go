@@ -230,7 +230,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	c := mustContract(t)
 	routes, err := apiRoutes()
 	if err != nil {
-		t.Skipf("cannot build the API's router without its dependencies: %v", err)
+		t.Fatalf("cannot build the API's router without its dependencies: %v", err)
 	}
 	documented := map[string]bool{}
 	for path, item := range c.doc.Paths.Map() {
