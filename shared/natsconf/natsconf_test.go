@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/docuvault/docuvault/shared/objectstore"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
 
@@ -525,8 +526,17 @@ func TestRealMinIOPublishesEvents(t *testing.T) {
 	q := notification.NewConfig(notification.NewArn("minio", "sqs", "", "PRIMARY", "nats"))
 	q.AddEvents(notification.ObjectCreatedAll)
 	cfg.AddQueue(q)
-	if err := mcl.SetBucketNotification(ctx, bucket, cfg); err != nil {
-		t.Fatalf("SetBucketNotification: %v", err)
+	// MinIO may still be registering its target just after it starts.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := mcl.SetBucketNotification(ctx, bucket, cfg)
+		if err == nil {
+			break
+		}
+		if !objectstore.IsUnknownARN(err) || time.Now().After(deadline) {
+			t.Fatalf("SetBucketNotification: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	const key = "docs/hello world.txt"
 	if _, err := mcl.PutObject(ctx, bucket, key, strings.NewReader("hello"), 5, minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {
@@ -535,7 +545,7 @@ func TestRealMinIOPublishesEvents(t *testing.T) {
 
 	// Wait until the event is in the stream and MinIO has dropped it from
 	// its queue, which it does only once the PubAck arrived.
-	deadline := time.Now().Add(15 * time.Second)
+	deadline = time.Now().Add(15 * time.Second)
 	for {
 		n := streamMsgs(t, dv, "MINIO_EVENTS")
 		queued := countFiles(t, queueDir)

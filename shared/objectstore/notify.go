@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/notification"
 )
 
@@ -84,10 +87,33 @@ func (s *Store) SetNotifications(ctx context.Context, n Notifications) error {
 		}
 		cfg.AddQueue(q)
 	}
-	if err := s.internal.SetBucketNotification(ctx, s.bucket, cfg); err != nil {
-		return translate(err, "set bucket notification")
+	// Just after MinIO starts, its notification targets may not be
+	// registered yet and their ARNs are refused: try again for a while.
+	deadline := time.Now().Add(targetsReadyWithin)
+	for {
+		err := s.internal.SetBucketNotification(ctx, s.bucket, cfg)
+		if err == nil {
+			return nil
+		}
+		if !IsUnknownARN(err) || time.Now().After(deadline) {
+			return translate(err, "set bucket notification")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return nil
+}
+
+// targetsReadyWithin bounds the wait for MinIO to register its targets.
+const targetsReadyWithin = 15 * time.Second
+
+// IsUnknownARN reports whether err is MinIO refusing a notification target
+// it does not (yet) know.
+func IsUnknownARN(err error) bool {
+	r := minio.ToErrorResponse(err)
+	return r.Code == "InvalidArgument" && strings.Contains(r.Message, "destination ARN does not exist")
 }
 
 // NATSTarget is where a MinIO server sends bucket notifications.
