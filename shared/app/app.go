@@ -141,9 +141,6 @@ func (a *App) Close() {
 	if a.NATS != nil {
 		_ = a.NATS.Drain()
 	}
-	if a.Store != nil {
-		a.Store.Close()
-	}
 	if a.Pool != nil {
 		a.Pool.Close()
 	}

@@ -1,6 +1,7 @@
 package document
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"mime"
@@ -117,18 +118,6 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 	if err := req.Validate(s.cfg.MaxUploadBytes); err != nil {
 		return UploadTicket{}, err
 	}
-	if err := s.checkUploadRate(ctx, user); err != nil {
-		return UploadTicket{}, err
-	}
-	if req.SizeBytes != nil {
-		q, err := s.store.Quota(ctx, user)
-		if err != nil {
-			return UploadTicket{}, err
-		}
-		if q.UsedBytes+*req.SizeBytes > q.LimitBytes {
-			return UploadTicket{}, &QuotaExceededError{UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes, RejectedBytes: *req.SizeBytes}
-		}
-	}
 	// PostgreSQL keeps microseconds; the cursor must match what is stored.
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	d := &Document{
@@ -142,47 +131,42 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 		UpdatedAt:    now,
 	}
 	d.ObjectKey = ObjectKey(user, d.ID, req.Filename)
-	var size int64
+	limits := UploadLimits{Since: now.Add(-time.Minute), MaxRecent: s.cfg.UploadsPerMinute, MaxPending: s.cfg.MaxPendingUploads}
 	if req.SizeBytes != nil {
-		size = *req.SizeBytes
+		limits.Reserve = *req.SizeBytes
 	}
 	// Sign first: a failure then leaves nothing behind.
-	url, headers, err := s.objects.PresignPut(ctx, d.ObjectKey, d.ContentType, size, s.cfg.UploadURLTTL)
+	url, headers, err := s.objects.PresignPut(ctx, d.ObjectKey, d.ContentType, limits.Reserve, s.cfg.UploadURLTTL)
 	if err != nil {
 		return UploadTicket{}, err
 	}
-	if err := s.store.CreateDocument(ctx, d); err != nil {
+	usage, created, err := s.store.CreateDocument(ctx, d, limits)
+	if err != nil {
 		return UploadTicket{}, err
+	}
+	if !created {
+		return UploadTicket{}, refusal(limits, usage, now)
 	}
 	return UploadTicket{DocumentID: d.ID, URL: url, ExpiresAt: now.Add(s.cfg.UploadURLTTL), Headers: headers}, nil
 }
 
-// checkUploadRate refuses a user who asked for too many upload URLs in the
-// last minute or has too many uploads pending. The counts come from the
-// documents table, so the bound holds across every API replica; requests
-// racing each other may pass it by a few.
-func (s *Service) checkUploadRate(ctx context.Context, user uuid.UUID) error {
-	if s.cfg.UploadsPerMinute <= 0 && s.cfg.MaxPendingUploads <= 0 {
-		return nil
-	}
-	now := s.cfg.Now()
-	recent, pending, oldest, err := s.store.RecentUploads(ctx, user, now.Add(-time.Minute))
-	if err != nil {
-		return err
-	}
-	if s.cfg.UploadsPerMinute > 0 && recent >= s.cfg.UploadsPerMinute {
+// refusal says which of limits usage reached. The rate and pending counts
+// come from the documents table, so the bounds hold across every API
+// replica; requests racing each other may pass them by a few.
+func refusal(limits UploadLimits, usage UploadUsage, now time.Time) error {
+	switch {
+	case limits.MaxRecent > 0 && usage.Recent >= limits.MaxRecent:
 		return &RateLimitedError{
-			Message:    fmt.Sprintf("too many upload requests: at most %d a minute", s.cfg.UploadsPerMinute),
-			RetryAfter: max(time.Second, oldest.Add(time.Minute).Sub(now)),
+			Message:    fmt.Sprintf("too many upload requests: at most %d a minute", limits.MaxRecent),
+			RetryAfter: max(time.Second, usage.Oldest.Add(time.Minute).Sub(now)),
 		}
-	}
-	if s.cfg.MaxPendingUploads > 0 && pending >= s.cfg.MaxPendingUploads {
+	case limits.MaxPending > 0 && usage.Pending >= limits.MaxPending:
 		return &RateLimitedError{
-			Message:    fmt.Sprintf("too many uploads pending (%d): finish or delete some first", pending),
+			Message:    fmt.Sprintf("too many uploads pending (%d): finish or delete some first", usage.Pending),
 			RetryAfter: time.Minute,
 		}
 	}
-	return nil
+	return &QuotaExceededError{UsedBytes: usage.Quota.UsedBytes, LimitBytes: usage.Quota.LimitBytes, RejectedBytes: limits.Reserve}
 }
 
 // Confirmation is the state of a confirmed document and its owner's quota.
@@ -235,64 +219,41 @@ func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error
 	if err != nil {
 		return Confirmation{}, err
 	}
-	var (
-		result Confirmation
-		quota  Quota
-	)
-	err = s.store.InTx(ctx, func(tx Tx) error {
-		locked, err := tx.LockDocument(ctx, d.ID)
-		if err != nil {
-			return err
-		}
-		if locked.Status != StatusPending {
-			// Another door confirmed it between our read and our lock.
-			result.Document = locked
-			return nil
-		}
-		now := s.cfg.Now().UTC()
-		locked.SizeBytes = info.Size
-		locked.ETag = info.ETag
-		locked.UpdatedAt = now
-		switch {
-		case info.Size > s.cfg.MaxUploadBytes:
-			locked.reject(ReasonTooLarge)
-		case locked.DeclaredSize != nil && *locked.DeclaredSize != info.Size:
-			locked.reject(ReasonSizeMismatch)
-		default:
-			var charged bool
-			quota, charged, err = tx.ChargeQuota(ctx, locked.UserID, info.Size)
-			if err != nil {
-				return err
-			}
-			if charged {
-				locked.Status = StatusUploaded
-				locked.ConfirmedAt = &now
-			} else {
-				locked.reject(ReasonOverQuota)
-			}
-		}
-		event := EventUploaded
-		if locked.Status == StatusRejected {
-			event = EventRejected
-		}
-		result = Confirmation{Document: locked, UsedBytes: quota.UsedBytes, Changed: true}
-		return tx.Save(ctx, locked, NewEvent(event, locked, now))
-	})
-	if err != nil {
+	now := s.cfg.Now().UTC()
+	change := ConfirmChange{ID: d.ID, SizeBytes: info.Size, ETag: info.ETag, At: now}
+	switch {
+	case info.Size > s.cfg.MaxUploadBytes:
+		change.Reason = ReasonTooLarge
+	case d.DeclaredSize != nil && *d.DeclaredSize != info.Size:
+		change.Reason = ReasonSizeMismatch
+	}
+	// The document as it will be either way: the store picks one, under
+	// the row locks, from the quota it finds.
+	uploaded, rejected := *d, *d
+	for _, c := range []*Document{&uploaded, &rejected} {
+		c.SizeBytes, c.ETag, c.UpdatedAt = info.Size, info.ETag, now
+	}
+	uploaded.Status, uploaded.ConfirmedAt = StatusUploaded, &now
+	rejected.reject(cmp.Or(change.Reason, ReasonOverQuota))
+	change.Uploaded = NewEvent(EventUploaded, &uploaded, now)
+	change.Rejected = NewEvent(EventRejected, &rejected, now)
+
+	res, err := s.store.ConfirmDocument(ctx, change)
+	switch {
+	case err != nil:
 		return Confirmation{}, err
+	case !res.Changed:
+		// Another door confirmed it between our read and the store's lock.
+		return s.confirmed(ctx, res.Document)
+	case res.Charged:
+		return Confirmation{Document: &uploaded, UsedBytes: res.Quota.UsedBytes, Changed: true}, nil
 	}
-	if !result.Changed {
-		return s.confirmed(ctx, result.Document)
+	// The rejection is committed; the bytes must not stay. A failure here
+	// is repaired by the sweeper, which removes rejected documents' objects.
+	if err := s.objects.Remove(ctx, d.ObjectKey); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", d.ID.String()).Msg("remove rejected object failed")
 	}
-	if result.Document.Status == StatusRejected {
-		// The rejection is committed; the bytes must not stay. A failure here
-		// is repaired by the sweeper, which removes rejected documents' objects.
-		if err := s.objects.Remove(ctx, d.ObjectKey); err != nil {
-			zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", d.ID.String()).Msg("remove rejected object failed")
-		}
-		return Confirmation{}, rejection(result.Document, quota)
-	}
-	return result, nil
+	return Confirmation{}, rejection(&rejected, res.Quota)
 }
 
 // ConfirmOutcome names how a confirmation ended: "uploaded" (this call

@@ -10,16 +10,18 @@ import (
 // Store keeps documents, quotas and the event outbox. Implementations
 // translate their driver's errors into *Error codes (NotFound, Unavailable).
 type Store interface {
-	// CreateDocument inserts a new document and makes sure its owner has a quota row.
-	CreateDocument(ctx context.Context, d *Document) error
+	// CreateDocument inserts a new document, and its owner's quota row if
+	// missing, unless one of limits is reached; created says which. usage
+	// is what the limits were checked against.
+	CreateDocument(ctx context.Context, d *Document, limits UploadLimits) (usage UploadUsage, created bool, err error)
+	// ConfirmDocument applies c to a document if it is still pending, with
+	// its quota charge and its event, atomically. A document confirmed
+	// before comes back unchanged.
+	ConfirmDocument(ctx context.Context, c ConfirmChange) (ConfirmResult, error)
 	// Document returns the document with the given id.
 	Document(ctx context.Context, id uuid.UUID) (*Document, error)
 	// Documents lists a user's documents, newest first.
 	Documents(ctx context.Context, f ListFilter) ([]*Document, error)
-	// RecentUploads counts a user's documents created since since, and its
-	// pending documents; oldest is the creation time of the oldest document
-	// counted in recent.
-	RecentUploads(ctx context.Context, user uuid.UUID, since time.Time) (recent, pending int, oldest time.Time, err error)
 	// Quota returns a user's quota, creating it with the default limit on first use.
 	Quota(ctx context.Context, user uuid.UUID) (Quota, error)
 	// SetQuotaLimit sets a user's limit, creating the quota row if needed.
@@ -52,14 +54,49 @@ type Tx interface {
 	Save(ctx context.Context, d *Document, e Event) error
 	// DeleteDocument removes the document row.
 	DeleteDocument(ctx context.Context, id uuid.UUID) error
-	// ChargeQuota adds delta to the user's used bytes only if the result stays
-	// within the limit; ok is false (and nothing changes) otherwise. The
-	// returned quota is the state after the charge, or the current one.
-	ChargeQuota(ctx context.Context, user uuid.UUID, delta int64) (q Quota, ok bool, err error)
 	// ReleaseQuota subtracts delta from the user's used bytes, never below zero.
 	ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (Quota, error)
 	// AppendEvent records an event in the outbox, to be published after commit.
 	AppendEvent(ctx context.Context, e Event) error
+}
+
+// UploadLimits bound a user's new uploads.
+type UploadLimits struct {
+	Since      time.Time // start of the rate window
+	MaxRecent  int       // most documents created since Since; 0 for no bound
+	MaxPending int       // most documents pending; 0 for no bound
+	Reserve    int64     // declared size that must fit in the quota; 0 for none
+}
+
+// UploadUsage is what UploadLimits were checked against.
+type UploadUsage struct {
+	Recent  int       // documents created since Since
+	Pending int       // documents pending
+	Oldest  time.Time // creation time of the oldest document counted in Recent
+	Quota   Quota
+}
+
+// ConfirmChange is how a pending document is confirmed, decided from its
+// object's stat.
+type ConfirmChange struct {
+	ID        uuid.UUID
+	SizeBytes int64
+	ETag      string
+	At        time.Time
+	// Reason, when set, rejects the document. Empty, the size is charged to
+	// the owner's quota if it fits (the document becomes uploaded) and the
+	// document is rejected over quota if it does not.
+	Reason   string
+	Uploaded Event // recorded when the document becomes uploaded
+	Rejected Event // recorded when it is rejected
+}
+
+// ConfirmResult is a document after ConfirmDocument.
+type ConfirmResult struct {
+	Document *Document // as stored before the call when Changed is false
+	Quota    Quota     // the owner's quota after the call
+	Changed  bool      // this call moved the document out of pending
+	Charged  bool      // this call charged the quota
 }
 
 // ListFilter selects a page of one user's documents.

@@ -23,7 +23,8 @@ type Relay struct {
 
 	// BatchSize bounds the messages claimed per transaction.
 	BatchSize int
-	// PollInterval is the longest wait when no notification arrives.
+	// PollInterval is the longest wait for a wake-up: the delay before rows
+	// another process recorded and did not relay (it stopped) go out.
 	PollInterval time.Duration
 	// AckTimeout bounds the wait for JetStream's acknowledgements.
 	AckTimeout time.Duration
@@ -42,9 +43,6 @@ func NewRelay(outbox document.Outbox, js jetstream.JetStream, log zerolog.Logger
 // Run relays until ctx ends. Through a NATS or database outage the rows
 // wait and Run retries with back-off; nothing is lost.
 func (r *Relay) Run(ctx context.Context) error {
-	// Start listening before the first batch so a row committed between
-	// the two is not left for the poll interval.
-	_ = r.outbox.WaitOutbox(ctx, time.Millisecond)
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		n, err := r.outbox.RelayOutbox(ctx, r.BatchSize, r.publish)

@@ -65,13 +65,12 @@ func TestRelaysShareTheOutboxWithoutPublishingTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Three replicas, each with its own store (and listening connection).
+	// Three replicas, each with its own store.
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	outboxes := make([]*countingOutbox, 3)
 	for i := range outboxes {
 		store := postgres.NewStore(pool, 1)
-		defer store.Close() // releases its listening connection before pool.Close
 		outboxes[i] = &countingOutbox{Outbox: store}
 		r := events.NewRelay(outboxes[i], js, zerolog.Nop())
 		r.BatchSize = 50

@@ -2,20 +2,14 @@ package postgres
 
 import (
 	"context"
-	"errors"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docuvault/docuvault/shared/document"
 )
 
 var _ document.Outbox = (*Store)(nil)
-
-// outboxChannel is the NOTIFY channel the outbox trigger signals.
-const outboxChannel = "docuvault_outbox"
 
 // RelayOutbox claims up to limit unpublished rows with FOR UPDATE SKIP LOCKED,
 // so relays in several replicas never publish the same row at once, and
@@ -63,56 +57,26 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 	return published, translate(err, "relay outbox")
 }
 
-// WaitOutbox waits for a NOTIFY from the outbox trigger, or timeout. It
-// keeps one listening connection per Store, re-established after failures.
+// WaitOutbox returns when a transaction of this Store that recorded events
+// has committed, or after timeout. Each process relays what it writes at
+// once; what another process wrote and left (it stopped before relaying)
+// is found by the relays' polls.
 func (s *Store) WaitOutbox(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := s.listener.acquire(ctx, s.pool)
-	if err != nil {
-		<-ctx.Done() // no notifications: fall back to polling
-		return nil
-	}
-	_, err = conn.Conn().WaitForNotification(ctx)
-	if err != nil && ctx.Err() == nil {
-		s.listener.drop()
-		return translate(err, "wait for outbox")
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-s.outboxWritten:
+	case <-t.C:
+	case <-ctx.Done():
 	}
 	return nil
 }
 
-// listener holds the connection that LISTENs on the outbox channel.
-type listener struct {
-	mu   sync.Mutex
-	conn *pgxpool.Conn
-}
-
-func (l *listener) acquire(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Conn, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.conn != nil {
-		return l.conn, nil
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := conn.Exec(ctx, "LISTEN "+outboxChannel); err != nil {
-		conn.Release()
-		return nil, errors.Join(errors.New("listen for outbox"), err)
-	}
-	l.conn = conn
-	return conn, nil
-}
-
-// drop closes a broken listening connection so the next wait opens another.
-func (l *listener) drop() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.conn != nil {
-		_ = l.conn.Conn().Close(context.Background())
-		l.conn.Release()
-		l.conn = nil
+// kickOutbox wakes the relay waiting in WaitOutbox, if any.
+func (s *Store) kickOutbox() {
+	select {
+	case s.outboxWritten <- struct{}{}:
+	default:
 	}
 }
 
@@ -122,6 +86,3 @@ func (s *Store) OutboxWaiting(ctx context.Context) (int64, error) {
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
 	return n, translate(err, "count outbox")
 }
-
-// Close releases the listening connection, if any.
-func (s *Store) Close() { s.listener.drop() }

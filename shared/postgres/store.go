@@ -24,12 +24,14 @@ var (
 type Store struct {
 	pool         *pgxpool.Pool
 	defaultQuota int64
-	listener     listener
+	// outboxWritten wakes this process's relay when a transaction that
+	// recorded events commits.
+	outboxWritten chan struct{}
 }
 
 // NewStore returns a Store on pool; users get defaultQuota bytes on first use.
 func NewStore(pool *pgxpool.Pool, defaultQuota int64) *Store {
-	return &Store{pool: pool, defaultQuota: defaultQuota}
+	return &Store{pool: pool, defaultQuota: defaultQuota, outboxWritten: make(chan struct{}, 1)}
 }
 
 // Open connects to the database at url and checks it answers.
@@ -58,27 +60,154 @@ const documentColumns = `id, user_id, filename, content_type, declared_size, siz
 	object_key, status, reject_reason, classification, detected_type, confidence, classification_reason,
 	created_at, confirmed_at, updated_at`
 
-func scanDocument(row pgx.Row) (*document.Document, error) {
+// scanDocument scans documentColumns, then extra.
+func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 	var d document.Document
-	err := row.Scan(&d.ID, &d.UserID, &d.Filename, &d.ContentType, &d.DeclaredSize, &d.SizeBytes, &d.ETag,
+	dest := []any{&d.ID, &d.UserID, &d.Filename, &d.ContentType, &d.DeclaredSize, &d.SizeBytes, &d.ETag,
 		&d.ObjectKey, &d.Status, &d.RejectReason, &d.Classification, &d.DetectedType, &d.Confidence, &d.ClassificationReason,
-		&d.CreatedAt, &d.ConfirmedAt, &d.UpdatedAt)
-	if err != nil {
+		&d.CreatedAt, &d.ConfirmedAt, &d.UpdatedAt}
+	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
 	return &d, nil
 }
 
-// CreateDocument inserts d and its owner's quota row if missing, in one round trip.
-func (s *Store) CreateDocument(ctx context.Context, d *document.Document) error {
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO quotas (user_id, limit_bytes) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`,
-		d.UserID, s.defaultQuota)
-	b.Queue(`INSERT INTO documents (id, user_id, filename, content_type, declared_size, object_key, status, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		d.ID, d.UserID, d.Filename, d.ContentType, d.DeclaredSize, d.ObjectKey, d.Status, d.CreatedAt, d.UpdatedAt)
-	// A batch outside a transaction runs as one implicit transaction.
-	return translate(s.pool.SendBatch(ctx, b).Close(), "create document")
+// createDocument inserts a document if the owner's limits allow it, in one
+// statement: the quota row is made on first use, the counts and the quota
+// are read, and the row goes in only if every limit holds. The statement
+// answers no row only when a concurrent first use made the quota row after
+// its snapshot.
+const createDocument = `WITH new_quota AS (
+		INSERT INTO quotas (user_id, limit_bytes) VALUES ($2, $10)
+		ON CONFLICT (user_id) DO NOTHING
+		RETURNING used_bytes, limit_bytes
+	), quota AS (
+		SELECT used_bytes, limit_bytes FROM new_quota
+		UNION ALL
+		SELECT used_bytes, limit_bytes FROM quotas WHERE user_id = $2
+	), usage AS (
+		SELECT count(*) FILTER (WHERE created_at >= $11) AS recent,
+			count(*) FILTER (WHERE status = 'pending') AS pending,
+			min(created_at) FILTER (WHERE created_at >= $11) AS oldest
+		FROM documents WHERE user_id = $2 AND (created_at >= $11 OR status = 'pending')
+	), created AS (
+		INSERT INTO documents (id, user_id, filename, content_type, declared_size, object_key, status, created_at, updated_at)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM quota, usage
+		WHERE ($12 = 0 OR usage.recent < $12)
+			AND ($13 = 0 OR usage.pending < $13)
+			AND ($14 = 0 OR quota.used_bytes + $14 <= quota.limit_bytes)
+		RETURNING id
+	)
+	SELECT usage.recent, usage.pending, usage.oldest, quota.used_bytes, quota.limit_bytes,
+		EXISTS (SELECT 1 FROM created)
+	FROM quota, usage`
+
+// CreateDocument inserts d, and its owner's quota row if missing, unless one
+// of limits is reached, in one statement (one round trip).
+func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l document.UploadLimits) (document.UploadUsage, bool, error) {
+	u := document.UploadUsage{Quota: document.Quota{UserID: d.UserID}}
+	for range 2 {
+		var (
+			oldest  *time.Time
+			created bool
+		)
+		err := s.pool.QueryRow(ctx, createDocument,
+			d.ID, d.UserID, d.Filename, d.ContentType, d.DeclaredSize, d.ObjectKey, d.Status, d.CreatedAt, d.UpdatedAt,
+			s.defaultQuota, l.Since, l.MaxRecent, l.MaxPending, l.Reserve,
+		).Scan(&u.Recent, &u.Pending, &oldest, &u.Quota.UsedBytes, &u.Quota.LimitBytes, &created)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue // the quota row appeared after the snapshot: now it is visible
+		}
+		if oldest != nil {
+			u.Oldest = *oldest
+		}
+		return u, created, translate(err, "create document")
+	}
+	return u, false, &document.Error{Code: document.Unavailable, Message: "create document: the quota row is not visible"}
+}
+
+// confirmDocument confirms a pending document in one statement, so the
+// row locks last one round trip and the commit. The document row is locked
+// first, then the quota row (the order everywhere). The quota update's
+// condition is re-checked on the newest row version when it had to wait
+// for another charge, so concurrent charges never overshoot the limit; a
+// document another door confirmed meanwhile comes back from the lock as it
+// now is, no longer pending, and nothing changes. A pending document whose
+// owner has no quota row (older than the rule that makes it with the
+// document) is left alone too, and reported with null quota columns.
+const confirmDocument = `WITH doc AS (
+		SELECT ` + documentColumns + ` FROM documents WHERE id = $1 FOR UPDATE
+	), pending AS (
+		SELECT doc.id, doc.user_id FROM doc
+		WHERE doc.status = 'pending' AND EXISTS (SELECT 1 FROM quotas WHERE quotas.user_id = doc.user_id)
+	), charge AS (
+		UPDATE quotas SET used_bytes = quotas.used_bytes + $2
+		FROM pending
+		WHERE $4 = '' AND quotas.user_id = pending.user_id AND quotas.used_bytes + $2 <= quotas.limit_bytes
+		RETURNING quotas.used_bytes, quotas.limit_bytes
+	), verdict AS (
+		SELECT pending.id, EXISTS (SELECT 1 FROM charge) AS charged FROM pending
+	), saved AS (
+		UPDATE documents SET
+			status = CASE WHEN verdict.charged THEN 'uploaded' ELSE 'rejected' END,
+			reject_reason = CASE WHEN verdict.charged THEN '' ELSE COALESCE(NULLIF($4, ''), $12) END,
+			size_bytes = $2, etag = $3, updated_at = $5,
+			confirmed_at = CASE WHEN verdict.charged THEN $5::timestamptz END
+		FROM verdict WHERE documents.id = verdict.id
+		RETURNING documents.id
+	), event AS (
+		INSERT INTO outbox (msg_id, subject, payload, created_at)
+		SELECT CASE WHEN charged THEN $6::uuid ELSE $9::uuid END,
+			CASE WHEN charged THEN $7::text ELSE $10::text END,
+			CASE WHEN charged THEN $8::jsonb ELSE $11::jsonb END,
+			$5
+		FROM verdict
+	)
+	SELECT doc.*, EXISTS (SELECT 1 FROM saved), EXISTS (SELECT 1 FROM charge), quota.used_bytes, quota.limit_bytes
+	FROM doc LEFT JOIN (
+		SELECT used_bytes, limit_bytes FROM charge
+		UNION ALL
+		SELECT used_bytes, limit_bytes FROM quotas WHERE user_id = (SELECT user_id FROM doc) AND NOT EXISTS (SELECT 1 FROM charge)
+	) quota ON true`
+
+// ConfirmDocument applies c in one statement (one round trip, one implicit
+// transaction).
+func (s *Store) ConfirmDocument(ctx context.Context, c document.ConfirmChange) (document.ConfirmResult, error) {
+	uploaded, err := json.Marshal(c.Uploaded)
+	if err != nil {
+		return document.ConfirmResult{}, err
+	}
+	rejected, err := json.Marshal(c.Rejected)
+	if err != nil {
+		return document.ConfirmResult{}, err
+	}
+	for range 2 {
+		var (
+			r           document.ConfirmResult
+			used, limit *int64
+		)
+		d, err := scanDocument(s.pool.QueryRow(ctx, confirmDocument, c.ID, c.SizeBytes, c.ETag, c.Reason, c.At,
+			c.Uploaded.ID, c.Uploaded.Subject(), uploaded, c.Rejected.ID, c.Rejected.Subject(), rejected,
+			document.ReasonOverQuota,
+		), &r.Changed, &r.Charged, &used, &limit)
+		if err != nil {
+			return r, translate(err, "document not found")
+		}
+		r.Document = d
+		if used == nil {
+			// No quota row yet: make it, then confirm again.
+			if _, err := s.Quota(ctx, d.UserID); err != nil {
+				return r, err
+			}
+			continue
+		}
+		r.Quota = document.Quota{UserID: d.UserID, UsedBytes: *used, LimitBytes: *limit}
+		if r.Changed {
+			s.kickOutbox()
+		}
+		return r, nil
+	}
+	return document.ConfirmResult{}, &document.Error{Code: document.Internal, Message: "confirm: the quota row is not visible"}
 }
 
 // Document returns the document with the given id.
@@ -113,21 +242,6 @@ func (s *Store) Documents(ctx context.Context, f document.ListFilter) ([]*docume
 	return docs, translate(err, "list documents")
 }
 
-// RecentUploads counts a user's documents created since since and its
-// pending ones, in one index scan of the user's recent or pending rows.
-func (s *Store) RecentUploads(ctx context.Context, user uuid.UUID, since time.Time) (recent, pending int, oldest time.Time, err error) {
-	var first *time.Time
-	err = s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE created_at >= $2),
-			count(*) FILTER (WHERE status = 'pending'),
-			min(created_at) FILTER (WHERE created_at >= $2)
-		FROM documents WHERE user_id = $1 AND (created_at >= $2 OR status = 'pending')`, user, since).
-		Scan(&recent, &pending, &first)
-	if first != nil {
-		oldest = *first
-	}
-	return recent, pending, oldest, translate(err, "count uploads")
-}
-
 // Quota returns a user's quota, creating it with the default limit on first use.
 func (s *Store) Quota(ctx context.Context, user uuid.UUID) (document.Quota, error) {
 	q := document.Quota{UserID: user}
@@ -155,16 +269,23 @@ func (s *Store) SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) 
 
 // InTx runs fn in one transaction.
 func (s *Store) InTx(ctx context.Context, fn func(document.Tx) error) error {
+	var events bool
 	err := pgx.BeginFunc(ctx, s.pool, func(t pgx.Tx) error {
-		return fn(&tx{q: t, store: s})
+		tx := &tx{q: t}
+		err := fn(tx)
+		events = tx.events
+		return err
 	})
+	if err == nil && events {
+		s.kickOutbox()
+	}
 	return translate(err, "transaction")
 }
 
 // tx is the document.Tx of one pgx transaction.
 type tx struct {
-	q     pgx.Tx
-	store *Store
+	q      pgx.Tx
+	events bool // the transaction recorded events
 }
 
 func (t *tx) LockDocument(ctx context.Context, id uuid.UUID) (*document.Document, error) {
@@ -186,41 +307,13 @@ func (t *tx) Save(ctx context.Context, d *document.Document, e document.Event) e
 		d.ID, d.Status, d.SizeBytes, d.ETag, d.RejectReason, d.Classification, d.DetectedType, d.Confidence,
 		d.ClassificationReason, d.ConfirmedAt, d.UpdatedAt)
 	b.Queue(insertEvent, e.ID, e.Subject(), payload, e.Time)
+	t.events = true
 	return translate(t.q.SendBatch(ctx, b).Close(), "save document")
 }
 
 func (t *tx) DeleteDocument(ctx context.Context, id uuid.UUID) error {
 	_, err := t.q.Exec(ctx, `DELETE FROM documents WHERE id = $1`, id)
 	return translate(err, "delete document")
-}
-
-func (t *tx) ChargeQuota(ctx context.Context, user uuid.UUID, delta int64) (document.Quota, bool, error) {
-	q := document.Quota{UserID: user}
-	// The condition and the increment are one statement on one locked row:
-	// concurrent charges serialise on it and none can overshoot the limit.
-	err := t.q.QueryRow(ctx, `UPDATE quotas SET used_bytes = used_bytes + $2
-		WHERE user_id = $1 AND used_bytes + $2 <= limit_bytes
-		RETURNING used_bytes, limit_bytes`, user, delta).Scan(&q.UsedBytes, &q.LimitBytes)
-	if err == nil {
-		return q, true, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return q, false, translate(err, "charge quota")
-	}
-	// Over the limit, or no quota row yet (created with the document, so
-	// only for rows older than that rule): make it, then try once more.
-	err = t.q.QueryRow(ctx, `INSERT INTO quotas (user_id, limit_bytes) VALUES ($1, $2)
-		ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id
-		RETURNING used_bytes, limit_bytes`, user, t.store.defaultQuota).Scan(&q.UsedBytes, &q.LimitBytes)
-	if err != nil {
-		return q, false, translate(err, "read quota")
-	}
-	if q.UsedBytes+delta > q.LimitBytes {
-		return q, false, nil
-	}
-	err = t.q.QueryRow(ctx, `UPDATE quotas SET used_bytes = used_bytes + $2 WHERE user_id = $1
-		RETURNING used_bytes, limit_bytes`, user, delta).Scan(&q.UsedBytes, &q.LimitBytes)
-	return q, err == nil, translate(err, "charge quota")
 }
 
 func (t *tx) ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (document.Quota, error) {
@@ -240,6 +333,7 @@ func (t *tx) AppendEvent(ctx context.Context, e document.Event) error {
 		return err
 	}
 	_, err = t.q.Exec(ctx, insertEvent, e.ID, e.Subject(), payload, e.Time)
+	t.events = true
 	return translate(err, "append event")
 }
 

@@ -1,0 +1,275 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/postgres"
+	"github.com/docuvault/docuvault/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func openStore(t *testing.T, defaultQuota int64) (*postgres.Store, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := postgres.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	return postgres.NewStore(pool, defaultQuota), pool
+}
+
+func newDocument(user uuid.UUID, declared *int64) *document.Document {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	d := &document.Document{ID: uuid.New(), UserID: user, Filename: "a.txt", ContentType: "text/plain",
+		DeclaredSize: declared, Status: document.StatusPending, CreatedAt: now, UpdatedAt: now}
+	d.ObjectKey = document.ObjectKey(user, d.ID, d.Filename)
+	return d
+}
+
+func create(t *testing.T, s *postgres.Store, d *document.Document) {
+	t.Helper()
+	if _, created, err := s.CreateDocument(context.Background(), d, document.UploadLimits{Since: d.CreatedAt}); err != nil || !created {
+		t.Fatalf("create document: created %v, %v", created, err)
+	}
+}
+
+// change is the confirmation of d with size bytes, as the Confirm use case makes it.
+func change(d *document.Document, size int64, reason string) document.ConfirmChange {
+	now := time.Now()
+	up, rej := *d, *d
+	up.SizeBytes, up.Status = size, document.StatusUploaded
+	rej.SizeBytes, rej.Status = size, document.StatusRejected
+	return document.ConfirmChange{ID: d.ID, SizeBytes: size, ETag: "e", At: now, Reason: reason,
+		Uploaded: document.NewEvent(document.EventUploaded, &up, now),
+		Rejected: document.NewEvent(document.EventRejected, &rej, now)}
+}
+
+func outboxSubjects(t *testing.T, pool *pgxpool.Pool, user uuid.UUID) map[string]int {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT subject FROM outbox WHERE payload->'data'->>'user_id' = $1`, user.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]int{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		got[s]++
+	}
+	return got
+}
+
+func TestCreateDocumentChecksEveryLimitInOneStatement(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openStore(t, 100)
+	user := uuid.New()
+
+	size := int64(60)
+	d := newDocument(user, &size)
+	u, created, err := s.CreateDocument(ctx, d, document.UploadLimits{Since: d.CreatedAt.Add(-time.Minute), MaxRecent: 2, MaxPending: 5, Reserve: size})
+	if err != nil || !created {
+		t.Fatalf("first upload: created %v, %v", created, err)
+	}
+	if u.Quota.LimitBytes != 100 || u.Recent != 0 || u.Pending != 0 {
+		t.Fatalf("first upload saw %+v, want a new quota of 100 and no documents", u)
+	}
+	if got, err := s.Document(ctx, d.ID); err != nil || got.ObjectKey != d.ObjectKey {
+		t.Fatalf("document not stored: %v", err)
+	}
+
+	// The quota check counts the declared size against the used bytes.
+	if _, err := s.ConfirmDocument(ctx, change(d, size, "")); err != nil {
+		t.Fatal(err)
+	}
+	d2 := newDocument(user, &size)
+	u, created, err = s.CreateDocument(ctx, d2, document.UploadLimits{Since: d2.CreatedAt.Add(-time.Minute), Reserve: size})
+	if err != nil || created {
+		t.Fatalf("60 more bytes on 60 of 100: created %v, %v", created, err)
+	}
+	if u.Quota.UsedBytes != 60 || u.Quota.LimitBytes != 100 {
+		t.Fatalf("refused with quota %+v, want 60 of 100", u.Quota)
+	}
+	if _, err := s.Document(ctx, d2.ID); document.ErrorCode(err) != document.NotFound {
+		t.Fatalf("a refused document was stored: %v", err)
+	}
+
+	// No declared size: the quota is not checked; the rate is.
+	d3 := newDocument(user, nil)
+	if _, created, err = s.CreateDocument(ctx, d3, document.UploadLimits{Since: d3.CreatedAt.Add(-time.Minute), MaxRecent: 2}); err != nil || !created {
+		t.Fatalf("second upload in the minute, limit 2: created %v, %v", created, err)
+	}
+	d4 := newDocument(user, nil)
+	u, created, err = s.CreateDocument(ctx, d4, document.UploadLimits{Since: d4.CreatedAt.Add(-time.Minute), MaxRecent: 2})
+	if err != nil || created || u.Recent != 2 || u.Oldest.IsZero() {
+		t.Fatalf("third upload in the minute, limit 2: created %v, usage %+v, %v", created, u, err)
+	}
+	// One document is pending (d3).
+	u, created, err = s.CreateDocument(ctx, d4, document.UploadLimits{Since: d4.CreatedAt.Add(-time.Minute), MaxPending: 1})
+	if err != nil || created || u.Pending != 1 {
+		t.Fatalf("second pending upload, limit 1: created %v, usage %+v, %v", created, u, err)
+	}
+}
+
+func TestConfirmDocumentChargesExactlyUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const (
+		limit = 1000
+		docs  = 40
+		size  = 70 // 14 fit
+	)
+	s, pool := openStore(t, limit)
+	user := uuid.New()
+	var all []*document.Document
+	for range docs {
+		d := newDocument(user, nil)
+		create(t, s, d)
+		all = append(all, d)
+	}
+	// Every document confirmed by two doors at once.
+	results := make([][2]document.ConfirmResult, docs)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*docs)
+	for i, d := range all {
+		for door := range 2 {
+			wg.Go(func() {
+				r, err := s.ConfirmDocument(ctx, change(d, size, ""))
+				if err != nil {
+					errs <- err
+				}
+				results[i][door] = r
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	charged := 0
+	for i, r := range results {
+		if r[0].Changed == r[1].Changed {
+			t.Fatalf("document %d: changed by %v and %v, want exactly one door", i, r[0].Changed, r[1].Changed)
+		}
+		if r[0].Charged || r[1].Charged {
+			charged++
+		}
+		loser := r[0]
+		if loser.Changed {
+			loser = r[1]
+		}
+		if loser.Document.Status == document.StatusPending {
+			t.Fatalf("document %d: the losing door saw it pending", i)
+		}
+	}
+	if charged != limit/size {
+		t.Fatalf("%d documents charged, want %d", charged, limit/size)
+	}
+	q, err := s.Quota(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.UsedBytes != int64(charged*size) {
+		t.Fatalf("used %d bytes, want %d", q.UsedBytes, charged*size)
+	}
+	events := outboxSubjects(t, pool, user)
+	if events["document.uploaded."+user.String()] != charged || events["document.rejected."+user.String()] != docs-charged {
+		t.Fatalf("outbox holds %v, want %d uploaded and %d rejected", events, charged, docs-charged)
+	}
+	var uploaded, overQuota int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'uploaded' AND confirmed_at IS NOT NULL AND size_bytes = $2),
+			count(*) FILTER (WHERE status = 'rejected' AND reject_reason = 'over_quota' AND confirmed_at IS NULL)
+		FROM documents WHERE user_id = $1`, user, size).Scan(&uploaded, &overQuota); err != nil {
+		t.Fatal(err)
+	}
+	if uploaded != charged || overQuota != docs-charged {
+		t.Fatalf("rows: %d uploaded, %d over quota; want %d and %d", uploaded, overQuota, charged, docs-charged)
+	}
+}
+
+func TestConfirmDocumentRejectsWithReasonWithoutCharging(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := openStore(t, 1000)
+	user := uuid.New()
+	d := newDocument(user, nil)
+	create(t, s, d)
+	r, err := s.ConfirmDocument(ctx, change(d, 10, document.ReasonTooLarge))
+	if err != nil || !r.Changed || r.Charged || r.Quota.UsedBytes != 0 {
+		t.Fatalf("result %+v, %v; want changed, not charged, nothing used", r, err)
+	}
+	got, err := s.Document(ctx, d.ID)
+	if err != nil || got.Status != document.StatusRejected || got.RejectReason != document.ReasonTooLarge {
+		t.Fatalf("stored %+v, %v", got, err)
+	}
+	if ev := outboxSubjects(t, pool, user); ev["document.rejected."+user.String()] != 1 || len(ev) != 1 {
+		t.Fatalf("outbox holds %v", ev)
+	}
+	// Again: nothing changes.
+	r, err = s.ConfirmDocument(ctx, change(d, 10, ""))
+	if err != nil || r.Changed || r.Document.Status != document.StatusRejected {
+		t.Fatalf("second confirm: %+v, %v", r, err)
+	}
+}
+
+func TestConfirmDocumentMakesAMissingQuotaRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := openStore(t, 1000)
+	user := uuid.New()
+	d := newDocument(user, nil)
+	create(t, s, d)
+	if _, err := pool.Exec(ctx, `DELETE FROM quotas WHERE user_id = $1`, user); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.ConfirmDocument(ctx, change(d, 10, ""))
+	if err != nil || !r.Charged || r.Quota.UsedBytes != 10 || r.Quota.LimitBytes != 1000 {
+		t.Fatalf("result %+v, %v; want charged 10 of 1000", r, err)
+	}
+}
+
+func TestConfirmDocumentOfAMissingDocumentIsNotFound(t *testing.T) {
+	t.Parallel()
+	s, _ := openStore(t, 1000)
+	d := newDocument(uuid.New(), nil)
+	if _, err := s.ConfirmDocument(context.Background(), change(d, 10, "")); document.ErrorCode(err) != document.NotFound {
+		t.Fatalf("got %v, want NotFound", err)
+	}
+}
+
+func TestCommittedEventsWakeTheRelay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openStore(t, 1000)
+	d := newDocument(uuid.New(), nil)
+	create(t, s, d)
+	done := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		_ = s.WaitOutbox(ctx, 10*time.Second)
+		done <- time.Since(start)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := s.ConfirmDocument(ctx, change(d, 10, "")); err != nil {
+		t.Fatal(err)
+	}
+	if waited := <-done; waited > 5*time.Second {
+		t.Fatalf("the relay waited %v: a commit with events did not wake it", waited)
+	}
+}
