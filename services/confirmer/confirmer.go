@@ -49,13 +49,21 @@ type Confirmer struct {
 	bucket  string
 	log     zerolog.Logger
 	metrics *metrics.Metrics
-	Stats   Stats
+	// done holds keys of documents seen confirmed: MinIO sends every
+	// notification twice (targets PRIMARY and LIVE), and the second copy
+	// then needs no database read. A document stays confirmed once it is,
+	// so the set can only be stale by forgetting, never by lying.
+	done  *keySet
+	Stats Stats
 }
 
 // New returns a Confirmer of objects in bucket.
 func New(docs *document.Service, bucket string, m *metrics.Metrics, log zerolog.Logger) *Confirmer {
-	return &Confirmer{docs: docs, bucket: bucket, metrics: m, log: log}
+	return &Confirmer{docs: docs, bucket: bucket, metrics: m, log: log, done: newKeySet(doneKeys)}
 }
+
+// doneKeys bounds the confirmed keys a replica remembers (about 200 bytes each).
+const doneKeys = 16384
 
 // outcome is what to tell JetStream about a message.
 type outcome int
@@ -117,7 +125,15 @@ func (c *Confirmer) process(ctx context.Context, data []byte) (outcome, error) {
 			c.Stats.Ignored.Add(1)
 			continue
 		}
+		if c.done.has(r.Key) {
+			c.Stats.Already.Add(1)
+			c.metrics.Confirms.WithLabelValues("event", "already").Inc()
+			continue
+		}
 		res, err := c.docs.ConfirmObject(ctx, r.Key)
+		if err == nil && res.Document.Status.Charged() {
+			c.done.add(r.Key)
+		}
 		if outcome := document.ConfirmOutcome(res, err); outcome != "error" {
 			c.metrics.Confirms.WithLabelValues("event", outcome).Inc()
 		}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,47 +15,62 @@ var _ document.Outbox = (*Store)(nil)
 // RelayOutbox claims up to limit unpublished rows with FOR UPDATE SKIP LOCKED,
 // so relays in several replicas never publish the same row at once, and
 // marks the first n that publish reports as published before committing.
+// The transaction takes two round trips: BEGIN with the claim, then the
+// mark with COMMIT.
 func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []document.OutboxMessage) (int, error)) (int, error) {
-	var published int
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, created_at, msg_id, subject, payload::text FROM outbox
-			WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
-		if err != nil {
-			return err
-		}
-		msgs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (document.OutboxMessage, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, translate(err, "relay outbox")
+	}
+	// A connection released inside a transaction (after an error) is
+	// closed by the pool, which rolls the transaction back.
+	defer conn.Release()
+	claim := &pgx.Batch{}
+	claim.Queue(`BEGIN`)
+	var msgs []document.OutboxMessage
+	claim.Queue(`SELECT id, created_at, msg_id, subject, payload::text FROM outbox
+		WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit).Query(func(rows pgx.Rows) error {
+		var err error
+		msgs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (document.OutboxMessage, error) {
 			var m document.OutboxMessage
 			var payload string
 			err := r.Scan(&m.ID, &m.CreatedAt, &m.MsgID, &m.Subject, &payload)
 			m.Payload = []byte(payload)
 			return m, err
 		})
-		if err != nil || len(msgs) == 0 {
-			return err
-		}
-		n, pubErr := publish(ctx, msgs)
-		if n > 0 {
-			// A mark lost in a crash only republishes the rows, and
-			// JetStream drops them as duplicates: no need to wait for the
-			// disk. (The events themselves were committed durably.)
-			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-				return err
-			}
-			ids := make([]int64, n)
-			for i := range ids {
-				ids[i] = msgs[i].ID
-			}
-			if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, ids); err != nil {
-				return err
-			}
-			published = n
-		}
-		if pubErr != nil && n == 0 {
-			return pubErr
-		}
-		return nil
+		return err
 	})
-	return published, translate(err, "relay outbox")
+	if err := conn.SendBatch(ctx, claim).Close(); err != nil {
+		return 0, translate(err, "relay outbox")
+	}
+	if st := conn.Conn().PgConn().TxStatus(); st != 'T' {
+		// The claim's locks would be gone already.
+		return 0, fmt.Errorf("relay outbox: the claim left the connection in transaction status %q, want 'T'", st)
+	}
+	n, pubErr := 0, error(nil)
+	if len(msgs) > 0 {
+		n, pubErr = publish(ctx, msgs)
+	}
+	end := &pgx.Batch{}
+	if n > 0 {
+		// A mark lost in a crash only republishes the rows, and JetStream
+		// drops them as duplicates: no need to wait for the disk. (The
+		// events themselves were committed durably.)
+		end.Queue(`SET LOCAL synchronous_commit = off`)
+		ids := make([]int64, n)
+		for i := range ids {
+			ids[i] = msgs[i].ID
+		}
+		end.Queue(`UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, ids)
+	}
+	end.Queue(`COMMIT`)
+	if err := conn.SendBatch(ctx, end).Close(); err != nil {
+		return 0, translate(err, "relay outbox")
+	}
+	if pubErr != nil && n == 0 {
+		return 0, translate(pubErr, "relay outbox")
+	}
+	return n, nil
 }
 
 // WaitOutbox returns when a transaction of this Store that recorded events

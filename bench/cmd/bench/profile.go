@@ -37,7 +37,7 @@ func profiles(ctx context.Context, s *stack, p plan, dir string) ([]*profResult,
 
 	data := payload(64 << 10)
 	r, err := profile(ctx, dir, "upload-64KiB", fmt.Sprintf("DocuVault flow (upload-url + PUT + confirm), 64 KiB, %d clients, %s", p.tpClients, p.profDuration), func() runStats {
-		return run(ctx, p.tpClients, 0, p.profDuration, s.uploadOp(sysDocuVault, s.apiURL, data, s.tokens[:p.tpClients]))
+		return run(ctx, p.tpClients, 0, p.profDuration, s.uploadOp(sysDocuVault, s.apiURL, data, s.tokens))
 	})
 	if err != nil {
 		return out, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,12 +49,16 @@ type tpSize struct {
 	runs       []tpRun
 }
 
-// uploadOp returns the operation that uploads one file with sys.
+// uploadOp returns the operation that uploads one file with sys. DocuVault
+// uploads go round-robin to the users of tokens, as many users' uploads
+// do: one user uploading hundreds of files a minute is refused in
+// production (UPLOAD_RATE_PER_MINUTE, 120 by default).
 func (s *stack) uploadOp(sys system, apiURL string, data []byte, tokens []string) opFunc {
 	switch sys {
 	case sysDocuVault:
-		return func(ctx context.Context, w, _ int) error {
-			return s.docuvaultUpload(ctx, apiURL, tokens[w%len(tokens)], data)
+		var next atomic.Uint64
+		return func(ctx context.Context, _, _ int) error {
+			return s.docuvaultUpload(ctx, apiURL, tokens[next.Add(1)%uint64(len(tokens))], data)
 		}
 	case sysRaw:
 		return func(ctx context.Context, _, _ int) error { return s.rawUpload(ctx, rawBucket, data) }
@@ -95,7 +100,7 @@ func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
 			warm = min(p.tpClients, max(4, int((64<<20)/sz.size)))
 		}
 		for _, sys := range res.systems {
-			st := run(ctx, p.tpClients, warm, 0, s.uploadOp(sys, s.apiURL, data, s.tokens[:p.tpClients]))
+			st := run(ctx, p.tpClients, warm, 0, s.uploadOp(sys, s.apiURL, data, s.tokens))
 			if st.errs > 0 {
 				return out, fmt.Errorf("warm-up %s %s: %d errors, first: %v", sys, human(sz.size), st.errs, st.firstErr)
 			}
@@ -129,7 +134,7 @@ func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
 					return out, err
 				}
 				c0 := s.cpu()
-				st := run(ctx, p.tpClients, 0, sz.dur, s.uploadOp(sys, s.apiURL, data, s.tokens[:p.tpClients]))
+				st := run(ctx, p.tpClients, 0, sz.dur, s.uploadOp(sys, s.apiURL, data, s.tokens))
 				r := tpRun{sys: sys, size: sz.size, rep: rep, st: st, cpu: s.cpu().sub(c0)}
 				if ctx.Err() != nil {
 					return out, ctx.Err()
