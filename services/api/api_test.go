@@ -102,17 +102,11 @@ func TestFullCycle(t *testing.T) {
 		t.Fatalf("get after delete: %d", r.Status)
 	}
 	var events []string
-	rows, err := s.DB.Query(context.Background(), "SELECT payload->>'type' FROM outbox WHERE payload->>'subject' = $1 ORDER BY id", tk.DocumentID.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var e string
-		_ = rows.Scan(&e)
-		events = append(events, e)
+	for _, e := range s.DocumentEvents(t, tk.DocumentID) {
+		events = append(events, e.Type)
 	}
 	if strings.Join(events, ",") != "document.uploaded,document.deleted" {
-		t.Fatalf("outbox events = %v", events)
+		t.Fatalf("events = %v", events)
 	}
 }
 
@@ -229,12 +223,8 @@ func TestConcurrentConfirmsOfOneDocumentChargeOnce(t *testing.T) {
 	if used, _ := s.Quota(t, tok); used != 4096 {
 		t.Fatalf("used_bytes = %d, want 4096 (charged once)", used)
 	}
-	var events int
-	if err := s.DB.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE payload->>'subject' = $1", id.String()).Scan(&events); err != nil {
-		t.Fatal(err)
-	}
-	if events != 1 {
-		t.Fatalf("%d outbox events, want exactly one document.uploaded", events)
+	if events := s.DocumentEvents(t, id); len(events) != 1 || events[0].Type != "document.uploaded" {
+		t.Fatalf("events %+v, want exactly one document.uploaded", events)
 	}
 }
 

@@ -880,7 +880,7 @@ func (r *rig) activity() (state string, busy bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var outbox int64
-	if err := r.s.DB.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&outbox); err != nil {
+	if err := r.s.DB.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&outbox); err != nil {
 		return err.Error(), true
 	}
 	parts := []string{fmt.Sprintf("outbox %d", outbox)}

@@ -109,11 +109,7 @@ func TestSweepRecoversALostEventAndChargesOnce(t *testing.T) {
 	if r.Status != http.StatusOK || c.Status != "uploaded" || c.UsedBytes != 321 {
 		t.Fatalf("after the sweep: %d %s", r.Status, r.Body)
 	}
-	var events int
-	if err := s.DB.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE payload->>'type' = 'document.uploaded' AND payload->>'subject' = $1", id.String()).Scan(&events); err != nil {
-		t.Fatal(err)
-	}
-	if events != 1 {
+	if events := s.CountEvents(t, id, "document.uploaded"); events != 1 {
 		t.Fatalf("%d document.uploaded events, want 1", events)
 	}
 }

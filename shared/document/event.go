@@ -141,8 +141,8 @@ type OutboxMessage struct {
 type Outbox interface {
 	// RelayOutbox claims up to limit unpublished messages, oldest first,
 	// skipping those another relay holds, and calls publish with them.
-	// The first n messages (n as publish returns) are marked published in
-	// the same transaction; the rest stay for the next call.
+	// The first n messages (n as publish returns) are removed from the
+	// outbox in the same transaction; the rest stay for the next call.
 	RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) (n int, err error)) (int, error)
 	// WaitOutbox returns when new messages may be waiting, or after timeout.
 	WaitOutbox(ctx context.Context, timeout time.Duration) error

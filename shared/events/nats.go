@@ -238,6 +238,9 @@ func TriggerSweep(ctx context.Context, js jetstream.JetStream) (string, error) {
 func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, workers int, handle func(context.Context, jetstream.Msg), log zerolog.Logger) error {
 	cons, err := EnsureConsumer(ctx, js, stream, cfg, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: a clean stop
+		}
 		return err
 	}
 	work := make(chan jetstream.Msg)

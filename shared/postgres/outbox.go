@@ -14,9 +14,9 @@ var _ document.Outbox = (*Store)(nil)
 
 // RelayOutbox claims up to limit unpublished rows with FOR UPDATE SKIP LOCKED,
 // so relays in several replicas never publish the same row at once, and
-// marks the first n that publish reports as published before committing.
+// deletes the first n that publish reports as published before committing.
 // The transaction takes two round trips: BEGIN with the claim, then the
-// mark with COMMIT.
+// delete with COMMIT.
 func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []document.OutboxMessage) (int, error)) (int, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -29,7 +29,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 	claim.Queue(`BEGIN`)
 	var msgs []document.OutboxMessage
 	claim.Queue(`SELECT id, created_at, msg_id, subject, payload::text FROM outbox
-		WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit).Query(func(rows pgx.Rows) error {
+		ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit).Query(func(rows pgx.Rows) error {
 		var err error
 		msgs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (document.OutboxMessage, error) {
 			var m document.OutboxMessage
@@ -53,7 +53,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 	}
 	end := &pgx.Batch{}
 	if n > 0 {
-		// A mark lost in a crash only republishes the rows, and JetStream
+		// A delete lost in a crash only republishes the rows, and JetStream
 		// drops them as duplicates: no need to wait for the disk. (The
 		// events themselves were committed durably.)
 		end.Queue(`SET LOCAL synchronous_commit = off`)
@@ -61,7 +61,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 		for i := range ids {
 			ids[i] = msgs[i].ID
 		}
-		end.Queue(`UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, ids)
+		end.Queue(`DELETE FROM outbox WHERE id = ANY($1)`, ids)
 	}
 	end.Queue(`COMMIT`)
 	if err := conn.SendBatch(ctx, end).Close(); err != nil {
@@ -99,6 +99,6 @@ func (s *Store) kickOutbox() {
 // OutboxWaiting counts the rows waiting to be published.
 func (s *Store) OutboxWaiting(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
 	return n, translate(err, "count outbox")
 }

@@ -462,9 +462,6 @@ func (s *stack) wipeDocuments(ctx context.Context) error {
 	if _, err := s.h.Pool.Exec(ctx, `DELETE FROM documents`); err != nil {
 		return err
 	}
-	if _, err := s.h.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL`); err != nil {
-		return err
-	}
 	if _, err := s.h.Pool.Exec(ctx, `VACUUM ANALYZE documents`); err != nil {
 		return err
 	}
