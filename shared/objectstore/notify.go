@@ -27,10 +27,13 @@ type Notifications struct {
 }
 
 // The two NATS targets a MinIO server publishes through. PRIMARY queues
-// events on disk and survives a NATS outage, but MinIO sends from its queue
-// only every 3 s. LIVE sends at once and drops events while NATS is down.
-// Both feed minio.events; the confirmer is idempotent, so the copy that
-// arrives second changes nothing.
+// events on disk and publishes them to JetStream, waiting for its ack, so
+// it survives a NATS outage; but MinIO sends from its queue only every 3 s.
+// LIVE sends at once as a plain NATS publish (the stream captures the
+// subject all the same), waits for nothing and drops events while NATS is
+// down: PRIMARY is the guarantee, LIVE the speed. Both feed minio.events;
+// the confirmer is idempotent, so the copy that arrives second changes
+// nothing.
 const (
 	TargetPrimary = "PRIMARY"
 	TargetLive    = "LIVE"
@@ -126,17 +129,21 @@ type NATSTarget struct {
 }
 
 // ServerEnv returns the environment that makes a MinIO server publish
-// bucket notifications to t through JetStream as targets PRIMARY (queued in
-// QueueDir) and LIVE (immediate). Every variable carries its target's
-// suffix; MinIO refuses a mix.
+// bucket notifications to t as targets PRIMARY (through JetStream, queued
+// in QueueDir) and LIVE (immediate, plain NATS). Every variable carries its
+// target's suffix; MinIO refuses a mix.
 func (t NATSTarget) ServerEnv() []string {
 	var env []string
 	for _, id := range []string{TargetPrimary, TargetLive} {
+		jetstream := "on"
+		if id == TargetLive {
+			jetstream = "off"
+		}
 		env = append(env,
 			"MINIO_NOTIFY_NATS_ENABLE_"+id+"=on",
 			"MINIO_NOTIFY_NATS_ADDRESS_"+id+"="+t.Address,
 			"MINIO_NOTIFY_NATS_SUBJECT_"+id+"="+t.Subject,
-			"MINIO_NOTIFY_NATS_JETSTREAM_"+id+"=on",
+			"MINIO_NOTIFY_NATS_JETSTREAM_"+id+"="+jetstream,
 		)
 		if t.Username != "" {
 			env = append(env, "MINIO_NOTIFY_NATS_USERNAME_"+id+"="+t.Username, "MINIO_NOTIFY_NATS_PASSWORD_"+id+"="+t.Password)
