@@ -127,6 +127,15 @@ func TestUploadWithoutDeclaredSizeIsChargedTheStoredSize(t *testing.T) {
 	if r.Status != http.StatusOK || c.SizeBytes != 777 || c.UsedBytes != 777 {
 		t.Fatalf("confirm: %d %s", r.Status, r.Body)
 	}
+
+	// The URL is still valid, but it is good for one object: a larger file
+	// cannot replace the one that was charged.
+	if st := s.Put(t, tk, "", apitest.BytesOf(5000)); st != http.StatusPreconditionFailed {
+		t.Fatalf("second PUT with the same URL: MinIO answered %d, want 412", st)
+	}
+	if size := s.ObjectSize(t, tk.DocumentID); size != 777 {
+		t.Fatalf("after a second PUT the object is %d bytes, want the 777 charged", size)
+	}
 }
 
 func TestConcurrentConfirmsOverQuota(t *testing.T) {

@@ -533,7 +533,7 @@ func (r *rig) upload(rng *rand.Rand, u *user) {
 			return
 		}
 		d.id = d.ticket.DocumentID
-		want := map[string]string{"Content-Type": d.contentType}
+		want := map[string]string{"Content-Type": d.contentType, "If-None-Match": "*"}
 		if d.declared {
 			want["Content-Length"] = strconv.FormatInt(d.size, 10)
 		}
@@ -610,7 +610,11 @@ func (r *rig) put(d *doc) putState {
 	if err != nil {
 		r.fail("put %s: %v", d.id, err)
 	} else {
-		req.Header.Set("Content-Type", d.ticket.Headers["Content-Type"])
+		for k, v := range d.ticket.Headers {
+			if k != "Content-Length" { // net/http sets it from the body
+				req.Header.Set(k, v)
+			}
+		}
 		resp, err := r.client.Do(req)
 		switch {
 		case err != nil:

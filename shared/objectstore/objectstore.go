@@ -96,7 +96,11 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (string, map[string]string, error) {
 	h := http.Header{}
 	h.Set("Content-Type", contentType)
-	headers := map[string]string{"Content-Type": contentType}
+	// If-None-Match: * makes the URL good for one object: once it is
+	// stored, another PUT gets 412 and cannot replace the bytes that were
+	// stat'ed and charged (without a declared size, even by a larger file).
+	h.Set("If-None-Match", "*")
+	headers := map[string]string{"Content-Type": contentType, "If-None-Match": "*"}
 	if size > 0 {
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 		headers["Content-Length"] = strconv.FormatInt(size, 10)

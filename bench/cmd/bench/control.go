@@ -53,7 +53,7 @@ func (s *stack) ctlUser(c *ctlCase, w int) uuid.UUID {
 // them and their objects already PUT, with the bucket's notifications off
 // meanwhile so that no confirmer gets there first; between repetitions the
 // same documents are set back to pending. So each timed confirm is a real
-// first confirm: StatObject, then the transaction that charges the quota.
+// first confirm: StatObject, then the statement that charges the quota.
 func controlPlane(ctx context.Context, s *stack, p plan) ([]*ctlCase, error) {
 	var cases []*ctlCase
 	for _, op := range []string{"upload-url", "confirm"} {

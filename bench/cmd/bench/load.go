@@ -204,17 +204,18 @@ func (s *stack) docuvaultUpload(ctx context.Context, apiURL, token string, data 
 }
 
 // rawUpload is the physical limit: a presigned PUT, signed here with
-// minio-go as the api would sign it (size and type pinned), straight to
-// MinIO's bucket.
+// minio-go as the api would sign it (size, type and If-None-Match: *
+// pinned), straight to MinIO's bucket.
 func (s *stack) rawUpload(ctx context.Context, bucket string, data []byte) error {
 	h := http.Header{}
 	h.Set("Content-Type", benchContentType)
 	h.Set("Content-Length", strconv.Itoa(len(data)))
+	h.Set("If-None-Match", "*")
 	u, err := s.presign.PresignHeader(ctx, http.MethodPut, bucket, "raw/"+uuid.NewString()+".bin", 15*time.Minute, nil, h)
 	if err != nil {
 		return err
 	}
-	return s.put(ctx, u.String(), map[string]string{"Content-Type": benchContentType}, data)
+	return s.put(ctx, u.String(), map[string]string{"Content-Type": benchContentType, "If-None-Match": "*"}, data)
 }
 
 // tusUpload is the tus protocol's shortest upload: POST to create with

@@ -428,11 +428,26 @@ func (s *Stack) SetLimit(tb testing.TB, user uuid.UUID, limit int64) {
 // ObjectExists reports whether the document's object is in the bucket.
 func (s *Stack) ObjectExists(tb testing.TB, id uuid.UUID) bool {
 	tb.Helper()
+	return s.KeyExists(tb, s.objectKey(tb, id))
+}
+
+// ObjectSize returns the size of the object document id owns.
+func (s *Stack) ObjectSize(tb testing.TB, id uuid.UUID) int64 {
+	tb.Helper()
+	info, err := s.minio.StatObject(context.Background(), s.Bucket, s.objectKey(tb, id), minio.StatObjectOptions{})
+	if err != nil {
+		tb.Fatalf("stat the object of %s: %v", id, err)
+	}
+	return info.Size
+}
+
+func (s *Stack) objectKey(tb testing.TB, id uuid.UUID) string {
+	tb.Helper()
 	var key string
 	if err := s.DB.QueryRow(context.Background(), "SELECT object_key FROM documents WHERE id = $1", id).Scan(&key); err != nil {
 		tb.Fatalf("object key of %s: %v", id, err)
 	}
-	return s.KeyExists(tb, key)
+	return key
 }
 
 // KeyExists reports whether key is in the bucket.

@@ -65,7 +65,7 @@ func TestOpenAPIContract(t *testing.T) {
 	c := mustContract(t)
 	id := uuid.NewString()
 	uploadReq := `{"filename":"a.pdf","content_type":"application/pdf","size_bytes":12}`
-	ticket := `{"upload_url":"http://localhost:9000/documents/u/d/k.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256","document_id":"` + id + `","expires_at":"2026-11-27T10:15:00.123456Z","headers":{"Content-Type":"application/pdf","Content-Length":"12"}}`
+	ticket := `{"upload_url":"http://localhost:9000/documents/u/d/k.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256","document_id":"` + id + `","expires_at":"2026-11-27T10:15:00.123456Z","headers":{"Content-Type":"application/pdf","Content-Length":"12","If-None-Match":"*"}}`
 	doc := func(extra string) string {
 		return `{"id":"` + id + `","filename":"a.pdf","content_type":"application/pdf","declared_size":null,"size_bytes":0,"status":"pending","created_at":"2026-11-27T10:00:00Z","confirmed_at":null,"updated_at":"2026-11-27T10:00:00Z"` + extra + `}`
 	}
@@ -80,6 +80,8 @@ func TestOpenAPIContract(t *testing.T) {
 		{"upload-url 201", exchange{method: "POST", path: "/api/documents/upload-url", token: "t", reqCT: "application/json", reqBody: uploadReq, status: 201, respBody: ticket}, true},
 		{"upload-url 201 without a size", exchange{method: "POST", path: "/api/documents/upload-url", token: "t", reqCT: "application/json", reqBody: `{"filename":"a.pdf","content_type":"application/pdf"}`, status: 201,
 			respBody: strings.Replace(ticket, `,"Content-Length":"12"`, "", 1)}, true},
+		{"upload-url 201 without If-None-Match", exchange{method: "POST", path: "/api/documents/upload-url", token: "t", reqCT: "application/json", reqBody: uploadReq, status: 201,
+			respBody: strings.Replace(ticket, `,"If-None-Match":"*"`, "", 1)}, false},
 		{"upload-url 201 with an extra field", exchange{method: "POST", path: "/api/documents/upload-url", token: "t", reqCT: "application/json", reqBody: uploadReq, status: 201,
 			respBody: strings.Replace(ticket, `{"upload_url"`, `{"owner":"me","upload_url"`, 1)}, false},
 		{"upload-url 201 without document_id", exchange{method: "POST", path: "/api/documents/upload-url", token: "t", reqCT: "application/json", reqBody: uploadReq, status: 201,
