@@ -110,3 +110,71 @@ func TestRelaysShareTheOutboxWithoutPublishingTwice(t *testing.T) {
 		t.Fatalf("relays marked %d rows published, want exactly %d: a row was claimed twice", total, rows)
 	}
 }
+
+// A process relays what it writes at once; what another process recorded
+// and left (it stopped before relaying) goes out at the next poll.
+func TestRelayPublishesRowsAnotherProcessLeft(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	ns := testenv.NATS(t)
+	nc, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := events.EnsureStreams(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, events.StreamDocuments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := func() uint64 {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	record := func(s *postgres.Store) time.Time {
+		d := &document.Document{ID: uuid.New(), UserID: uuid.New(), Status: document.StatusUploaded}
+		if err := s.InTx(ctx, func(tx document.Tx) error {
+			return tx.AppendEvent(ctx, document.NewEvent(document.EventUploaded, d, time.Now()))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
+	}
+	waitFor := func(n uint64, within time.Duration) time.Duration {
+		start := time.Now()
+		for published() < n {
+			if time.Since(start) > within {
+				t.Fatalf("%d events published after %v, want %d", published(), within, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+
+	own := postgres.NewStore(pool, 1)
+	r := events.NewRelay(own, js, zerolog.Nop())
+	r.PollInterval = 500 * time.Millisecond
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	time.Sleep(50 * time.Millisecond) // the relay's first pass is over
+
+	record(own)
+	t.Logf("own row published in %v", waitFor(1, 400*time.Millisecond))
+	record(postgres.NewStore(pool, 1)) // another process's store: no wake-up here
+	t.Logf("another process's row published in %v (poll interval %v)", waitFor(2, 3*time.Second), r.PollInterval)
+}
