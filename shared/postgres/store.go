@@ -74,10 +74,10 @@ func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 
 // createDocument inserts a document if the owner's limits allow it, in one
 // statement: the quota row is made on first use, the counts and the quota
-// are read, and the row goes in only if every limit holds. Each count reads
-// at most as many rows as its limit allows (none when there is no limit):
-// the user's recent rows through documents_user_created, its pending ones
-// through documents_user_pending. The statement
+// are read, and the row goes in only if every limit holds. The counts read
+// the user's recent rows (documents_user_created) and pending ones
+// (documents_user_pending) in one pass, and nothing when there is no limit;
+// the limits themselves keep both sets small. The statement
 // answers no row only when a concurrent first use made the quota row after
 // its snapshot.
 const createDocument = `WITH new_quota AS (
@@ -88,18 +88,12 @@ const createDocument = `WITH new_quota AS (
 		SELECT used_bytes, limit_bytes FROM new_quota
 		UNION ALL
 		SELECT used_bytes, limit_bytes FROM quotas WHERE user_id = $2
-	), recent AS (
-		SELECT created_at FROM documents
-		WHERE $12 > 0 AND user_id = $2 AND created_at >= $11
-		ORDER BY created_at LIMIT $12
-	), pending AS (
-		SELECT 1 FROM documents
-		WHERE $13 > 0 AND user_id = $2 AND status = 'pending'
-		LIMIT $13
 	), usage AS (
-		SELECT (SELECT count(*) FROM recent) AS recent,
-			(SELECT count(*) FROM pending) AS pending,
-			(SELECT min(created_at) FROM recent) AS oldest
+		SELECT count(*) FILTER (WHERE created_at >= $11) AS recent,
+			count(*) FILTER (WHERE status = 'pending') AS pending,
+			min(created_at) FILTER (WHERE created_at >= $11) AS oldest
+		FROM documents
+		WHERE ($12 > 0 OR $13 > 0) AND user_id = $2 AND (created_at >= $11 OR status = 'pending')
 	), created AS (
 		INSERT INTO documents (id, user_id, filename, content_type, declared_size, object_key, status, created_at, updated_at)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM quota, usage
