@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/document"
@@ -30,26 +31,27 @@ func (c *countingOutbox) RelayOutbox(ctx context.Context, limit int, publish fun
 	return n, err
 }
 
-func TestRelaysShareTheOutboxWithoutPublishingTwice(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	pool, err := postgres.Open(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+// jetStream starts a NATS server for the test and returns JetStream with
+// DocuVault's streams.
+func jetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
 	ns := testenv.NATS(t)
 	nc, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	if err := events.EnsureStreams(ctx, js); err != nil {
+	t.Cleanup(nc.Close)
+	if err := events.EnsureStreams(context.Background(), js); err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+func TestRelaysShareTheOutboxWithoutPublishingTwice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.MigratedPool(t)
+	js := jetStream(t)
 
 	const rows = 2000
 	user := uuid.New()
@@ -116,23 +118,8 @@ func TestRelaysShareTheOutboxWithoutPublishingTwice(t *testing.T) {
 func TestRelayPublishesRowsAnotherProcessLeft(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	ns := testenv.NATS(t)
-	nc, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if err := events.EnsureStreams(ctx, js); err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.MigratedPool(t)
+	js := jetStream(t)
 	stream, err := js.Stream(ctx, events.StreamDocuments)
 	if err != nil {
 		t.Fatal(err)

@@ -6,24 +6,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/events"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 func TestSweepScheduleIsPublishedOnlyWhenMissingOrChanged(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ns := testenv.NATS(t)
-	nc, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if err := events.EnsureStreams(ctx, js); err != nil {
-		t.Fatal(err)
-	}
+	js := jetStream(t)
 	stream, _ := js.Stream(ctx, events.StreamSweeper)
 	lastSeq := func() uint64 {
 		m, err := stream.GetLastMsgForSubject(ctx, events.SubjectSweepSchedule)

@@ -18,15 +18,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func openStore(t *testing.T, defaultQuota int64) (*postgres.Store, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := postgres.Open(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := postgres.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.MigratedPool(t)
 	return postgres.NewStore(pool, defaultQuota), pool
 }
 
@@ -43,6 +35,16 @@ func create(t *testing.T, s *postgres.Store, d *document.Document) {
 	if _, created, err := s.CreateDocument(context.Background(), d, document.UploadLimits{Since: d.CreatedAt}); err != nil || !created {
 		t.Fatalf("create document: created %v, %v", created, err)
 	}
+}
+
+// pendingDocument opens a store whose users get quota bytes and creates a
+// pending document, of a new user, without a declared size.
+func pendingDocument(t *testing.T, quota int64) (*postgres.Store, *pgxpool.Pool, *document.Document) {
+	t.Helper()
+	s, pool := openStore(t, quota)
+	d := newDocument(uuid.New(), nil)
+	create(t, s, d)
+	return s, pool, d
 }
 
 // change is the confirmation of d with size bytes, as the Confirm use case makes it.
@@ -206,10 +208,8 @@ func TestConfirmDocumentChargesExactlyUnderConcurrency(t *testing.T) {
 func TestConfirmDocumentRejectsWithReasonWithoutCharging(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, pool := openStore(t, 1000)
-	user := uuid.New()
-	d := newDocument(user, nil)
-	create(t, s, d)
+	s, pool, d := pendingDocument(t, 1000)
+	user := d.UserID
 	r, err := s.ConfirmDocument(ctx, change(d, 10, document.ReasonTooLarge))
 	if err != nil || !r.Changed || r.Charged || r.Quota.UsedBytes != 0 {
 		t.Fatalf("result %+v, %v; want changed, not charged, nothing used", r, err)
@@ -231,10 +231,8 @@ func TestConfirmDocumentRejectsWithReasonWithoutCharging(t *testing.T) {
 func TestConfirmDocumentMakesAMissingQuotaRow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, pool := openStore(t, 1000)
-	user := uuid.New()
-	d := newDocument(user, nil)
-	create(t, s, d)
+	s, pool, d := pendingDocument(t, 1000)
+	user := d.UserID
 	if _, err := pool.Exec(ctx, `DELETE FROM quotas WHERE user_id = $1`, user); err != nil {
 		t.Fatal(err)
 	}
@@ -256,9 +254,7 @@ func TestConfirmDocumentOfAMissingDocumentIsNotFound(t *testing.T) {
 func TestCommittedEventsWakeTheRelay(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openStore(t, 1000)
-	d := newDocument(uuid.New(), nil)
-	create(t, s, d)
+	s, _, d := pendingDocument(t, 1000)
 	done := make(chan time.Duration, 1)
 	go func() {
 		start := time.Now()

@@ -13,9 +13,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/devstack"
+	"github.com/docuvault/docuvault/shared/postgres"
 )
 
 // cluster is the throwaway PostgreSQL cluster of this process, started on
@@ -159,4 +161,20 @@ func startCluster() (*url.URL, error) {
 func portTaken(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "could not bind") || strings.Contains(msg, "already in use")
+}
+
+// MigratedPool returns a pool on a fresh database (see Postgres) with
+// DocuVault's migrations applied, closed when the test ends.
+func MigratedPool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, Postgres(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	if err := postgres.Migrate(ctx, pool); err != nil {
+		tb.Fatal(err)
+	}
+	return pool
 }
