@@ -61,12 +61,9 @@ func (s *Service) ApplyClassification(ctx context.Context, id uuid.UUID, c Class
 func (s *Service) Reclassify(ctx context.Context, user, id uuid.UUID) (*Document, error) {
 	var out *Document
 	err := s.store.InTx(ctx, func(tx Tx) error {
-		d, err := tx.LockDocument(ctx, id)
+		d, err := lockOwnDocument(ctx, tx, user, id)
 		if err != nil {
 			return err
-		}
-		if d.UserID != user {
-			return Errorf(NotFound, "document not found")
 		}
 		if !d.Status.Charged() {
 			return Errorf(Conflict, "document is %s: only an uploaded document can be classified", d.Status)

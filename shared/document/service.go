@@ -314,6 +314,19 @@ func (s *Service) ownDocument(ctx context.Context, user, id uuid.UUID) (*Documen
 	return d, nil
 }
 
+// lockOwnDocument locks document id in tx if user owns it. Another user's
+// document is NotFound, as in ownDocument.
+func lockOwnDocument(ctx context.Context, tx Tx, user, id uuid.UUID) (*Document, error) {
+	d, err := tx.LockDocument(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.UserID != user {
+		return nil, Errorf(NotFound, "document not found")
+	}
+	return d, nil
+}
+
 // Get returns user's document id and, once its bytes are stored, a
 // presigned download URL.
 func (s *Service) Get(ctx context.Context, user, id uuid.UUID) (*Document, string, error) {
@@ -336,12 +349,9 @@ func (s *Service) Get(ctx context.Context, user, id uuid.UUID) (*Document, strin
 func (s *Service) Delete(ctx context.Context, user, id uuid.UUID) error {
 	var deleted *Document
 	err := s.store.InTx(ctx, func(tx Tx) error {
-		d, err := tx.LockDocument(ctx, id)
+		d, err := lockOwnDocument(ctx, tx, user, id)
 		if err != nil {
 			return err
-		}
-		if d.UserID != user {
-			return Errorf(NotFound, "document not found")
 		}
 		if d.Status.Charged() {
 			if _, err := tx.ReleaseQuota(ctx, d.UserID, d.SizeBytes); err != nil {
