@@ -140,11 +140,17 @@ func (s *Sweeper) Handle(ctx context.Context, msg jetstream.Msg) {
 		Int("rejected_removed", res.RejectedRemoved).Int("orphans_removed", res.OrphansRemoved).
 		Int("errors", res.Errors).Int64("duration_ms", done.DurationMS).Float64("max_batch_lock_ms", done.MaxBatchLockMS).
 		Msg("sweep completed")
+	// Settle the tick before announcing the run: whoever acts on the
+	// completion then finds no tick of it still in hand. Should the ack be
+	// lost, the tick comes back, the run (safe to repeat) runs again and
+	// its announcement carries the same message id.
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.Warn().Err(err).Msg("ack sweep tick failed; it will be redelivered")
+	}
 	body, _ := json.Marshal(done)
 	if _, err := s.js.Publish(ctx, events.SubjectSweepCompleted, body, jetstream.WithMsgID(tick.RunID+".completed")); err != nil {
 		log.Warn().Err(err).Msg("publish sweep result failed")
 	}
-	_ = msg.Ack()
 }
 
 // record adds a run's counts to the metrics.

@@ -9,9 +9,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
 
@@ -248,5 +252,55 @@ func TestFailedObjectDeleteKeepsTheRowForTheNextRun(t *testing.T) {
 	run = done.Wait(t, s.TriggerSweep(t), 20*time.Second)
 	if run.RejectedRemoved != 1 || exists(t, s, tk.DocumentID) {
 		t.Fatalf("after MinIO returned: %+v", run)
+	}
+}
+
+// A run is announced only once its tick is settled: whoever acts on
+// sweeper.run.completed (the next sweep, a deploy script) finds no tick of
+// it still in hand.
+func TestRunAnnouncedAfterItsTickIsAcked(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Sweepers: 1})
+	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATS.URL, Name: "announce-watch"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// Read the consumer the moment each announcement arrives.
+	inHand := make(chan int, 16)
+	sub, err := nc.Subscribe(events.SubjectSweepCompleted, func(*nats.Msg) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cons, err := js.Consumer(ctx, events.StreamSweeper, sweeper.ConsumerName)
+		if err != nil {
+			t.Error(err)
+			inHand <- -1
+			return
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Error(err)
+			inHand <- -1
+			return
+		}
+		inHand <- info.NumAckPending
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		s.TriggerSweep(t)
+		select {
+		case n := <-inHand:
+			if n != 0 {
+				t.Fatalf("run %d: announced with %d ticks still unacknowledged", i, n)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("run %d was not announced", i)
+		}
 	}
 }
