@@ -92,7 +92,7 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 	r := newRig(t, s, seed)
 	t.Logf("stack ready in %s", time.Since(began).Round(time.Millisecond))
 
-	// The workers. Failures are reported with t.Errorf; nothing in them
+	// The workers. Failures are reported with r.fail (t.Errorf); nothing in them
 	// stops the test goroutine, which injects the faults meanwhile.
 	runStart := time.Now()
 	stop := make(chan struct{})
@@ -143,7 +143,7 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 	halt()
 	workload := time.Since(runStart)
 	if n := r.total.Load(); n < minOps {
-		t.Errorf("only %d operations in %s, want at least %d", n, workload.Round(time.Millisecond), minOps)
+		r.fail("only %d operations in %s, want at least %d", n, workload.Round(time.Millisecond), minOps)
 	}
 	t.Logf("workers stopped after %d operations in %s", r.total.Load(), workload.Round(time.Millisecond))
 
@@ -161,15 +161,15 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 	runs := r.s.WatchSweeps(t)
 	final := runs.Wait(t, r.s.TriggerSweep(t), 60*time.Second)
 	if final.Errors != 0 {
-		t.Errorf("final sweep left %d errors: %+v", final.Errors, final.SweepResult)
+		r.fail("final sweep left %d errors: %+v", final.Errors, final.SweepResult)
 	}
 	settled += r.quiesce(60 * time.Second)
 	again := runs.Wait(t, r.s.TriggerSweep(t), 60*time.Second)
 	if again.SweepResult != (document.SweepResult{MaxBatchLock: again.MaxBatchLock}) {
-		t.Errorf("a second sweep still found work: %+v", again.SweepResult)
+		r.fail("a second sweep still found work: %+v", again.SweepResult)
 	}
 	if state, busy := r.activity(); busy {
-		t.Errorf("after a sweep that found nothing to do, work is waiting: %s", state)
+		r.fail("after a sweep that found nothing to do, work is waiting: %s", state)
 	}
 
 	r.check(t)
@@ -268,7 +268,8 @@ type rig struct {
 	ops       map[string]int     // operations by kind
 	outcomes  map[string]int     // answers by kind and status
 	failures  int
-	orphans   int // objects PUT on purpose for deleted documents
+	failed    []string // the first maxFailures failures, repeated at the end of the report
+	orphans   int      // objects PUT on purpose for deleted documents
 	faults    []fault
 	confirmer map[string]int64 // the confirmers' stats, summed over restarts
 
@@ -370,6 +371,9 @@ func (r *rig) fail(format string, args ...any) {
 	r.mu.Lock()
 	r.failures++
 	n := r.failures
+	if n <= maxFailures {
+		r.failed = append(r.failed, fmt.Sprintf(format, args...))
+	}
 	r.mu.Unlock()
 	if n <= maxFailures {
 		r.t.Errorf(format, args...)
@@ -1009,11 +1013,11 @@ func (r *rig) read(t *testing.T) *ledger {
 			l.total++
 			var e document.Event
 			if err := json.Unmarshal(m.Data(), &e); err != nil {
-				t.Errorf("%s: not a document event: %v: %s", m.Subject(), err, m.Data())
+				r.fail("%s: not a document event: %v: %s", m.Subject(), err, m.Data())
 				continue
 			}
 			if got := m.Headers().Get(jetstream.MsgIDHeader); got != e.ID.String() || m.Subject() != e.Subject() {
-				t.Errorf("event %s on %s has Nats-Msg-Id %q", e.ID, m.Subject(), got)
+				r.fail("event %s on %s has Nats-Msg-Id %q", e.ID, m.Subject(), got)
 			}
 			l.byType[e.Type]++
 			de := l.events[e.Data.DocumentID]
@@ -1053,23 +1057,23 @@ func (r *rig) check(t *testing.T) {
 			sums[w.user] += w.size
 		}
 		if _, ok := l.quotas[w.user]; !ok {
-			t.Errorf("document %s belongs to %s, who has no quota row", id, w.user)
+			r.fail("document %s belongs to %s, who has no quota row", id, w.user)
 		}
 		if r.docs[id] == nil {
-			t.Errorf("document %s (%s) was never issued an upload URL", id, w.status)
+			r.fail("document %s (%s) was never issued an upload URL", id, w.status)
 		}
 		if w.status == document.StatusPending {
-			t.Errorf("document %s is still pending after the final sweep", id)
+			r.fail("document %s is still pending after the final sweep", id)
 		}
 	}
 	for user, q := range l.quotas {
 		if q[0] != sums[user] {
-			t.Errorf("invariant 1: user %s: used_bytes %d, but the charged documents add up to %d", user, q[0], sums[user])
+			r.fail("invariant 1: user %s: used_bytes %d, but the charged documents add up to %d", user, q[0], sums[user])
 		}
 	}
 	for _, u := range r.users {
 		if _, ok := l.quotas[u.id]; !ok {
-			t.Errorf("user %s has no quota row", u.id)
+			r.fail("user %s has no quota row", u.id)
 		}
 	}
 
@@ -1079,12 +1083,12 @@ func (r *rig) check(t *testing.T) {
 	for id, w := range l.rows {
 		keys[w.key] = id
 		if charged(w.status) && !l.objects[w.key] {
-			t.Errorf("invariant 2: %s document %s has no object %s", w.status, id, w.key)
+			r.fail("invariant 2: %s document %s has no object %s", w.status, id, w.key)
 		}
 	}
 	for key := range l.objects {
 		if _, ok := keys[key]; !ok {
-			t.Errorf("invariant 3: object %s has no document row", key)
+			r.fail("invariant 3: object %s has no document row", key)
 		}
 	}
 
@@ -1097,7 +1101,7 @@ func (r *rig) check(t *testing.T) {
 	for id := range l.events {
 		ids[id] = true
 		if r.docs[id] == nil {
-			t.Errorf("events for document %s, which was never issued an upload URL", id)
+			r.fail("events for document %s, which was never issued an upload URL", id)
 		}
 	}
 	ledger := map[uuid.UUID]int64{} // per user: uploaded sizes minus those deleted while charged
@@ -1115,10 +1119,10 @@ func (r *rig) check(t *testing.T) {
 			final = de.deleted[0].Data.Status
 		}
 		if exists && len(de.deleted) > 0 {
-			t.Errorf("document %s has a row and a document.deleted event", id)
+			r.fail("document %s has a row and a document.deleted event", id)
 		}
 		if len(de.deleted) > 1 {
-			t.Errorf("document %s has %d document.deleted events", id, len(de.deleted))
+			r.fail("document %s has %d document.deleted events", id, len(de.deleted))
 		}
 		wantUploaded, wantRejected := 0, 0
 		if charged(final) {
@@ -1128,17 +1132,17 @@ func (r *rig) check(t *testing.T) {
 			wantRejected = 1
 		}
 		if n, distinct := len(de.uploaded), distinctIDs(de.uploaded); n != wantUploaded || distinct != n {
-			t.Errorf("invariant 4: document %s (%q now or when deleted): %d document.uploaded messages (%d distinct event ids), want %d",
+			r.fail("invariant 4: document %s (%q now or when deleted): %d document.uploaded messages (%d distinct event ids), want %d",
 				id, final, n, distinct, wantUploaded)
 		}
 		if n, distinct := len(de.rejected), distinctIDs(de.rejected); n != wantRejected || distinct != n {
-			t.Errorf("document %s (%q now or when deleted): %d document.rejected messages (%d distinct event ids), want %d",
+			r.fail("document %s (%q now or when deleted): %d document.rejected messages (%d distinct event ids), want %d",
 				id, final, n, distinct, wantRejected)
 		}
 		d := r.docs[id]
 		for _, e := range de.uploaded {
 			if d != nil && (e.Data.SizeBytes != d.size || e.Data.UserID != d.user.id) || exists && e.Data.SizeBytes != w.size {
-				t.Errorf("document.uploaded %s of document %s: %+v", e.ID, id, e.Data)
+				r.fail("document.uploaded %s of document %s: %+v", e.ID, id, e.Data)
 			}
 			ledger[e.Data.UserID] += e.Data.SizeBytes
 		}
@@ -1156,27 +1160,27 @@ func (r *rig) check(t *testing.T) {
 		d.user.mu.Unlock()
 		switch {
 		case seen.deleted && (exists || len(de.deleted) != 1):
-			t.Errorf("document %s: DELETE answered 204, but row kept %v, %d document.deleted events", id, exists, len(de.deleted))
+			r.fail("document %s: DELETE answered 204, but row kept %v, %d document.deleted events", id, exists, len(de.deleted))
 		case seen.confirmed && !charged(final):
-			t.Errorf("document %s: confirm answered 200, but it ended %q", id, final)
+			r.fail("document %s: confirm answered 200, but it ended %q", id, final)
 		case seen.rejected && final != document.StatusRejected:
-			t.Errorf("document %s: confirm answered 413, but it ended %q", id, final)
+			r.fail("document %s: confirm answered 413, but it ended %q", id, final)
 		case seen.put == putOK && !seen.deleted && !charged(final) && final != document.StatusRejected:
-			t.Errorf("document %s: its PUT succeeded, but it ended %q (purged?)", id, final)
+			r.fail("document %s: its PUT succeeded, but it ended %q (purged?)", id, final)
 		case seen.missing && final != document.StatusRejected && len(de.deleted) == 0:
-			t.Errorf("document %s: its PUT succeeded, a confirm said the upload was missing, and it ended %q", id, final)
+			r.fail("document %s: its PUT succeeded, a confirm said the upload was missing, and it ended %q", id, final)
 		}
 	}
 	// The event stream is a ledger too: what it charged minus what it
 	// released is what each quota says.
 	for _, u := range r.users {
 		if got := l.quotas[u.id][0]; ledger[u.id] != got {
-			t.Errorf("user %s: the document events charge %d bytes net, used_bytes is %d", u.id, ledger[u.id], got)
+			r.fail("user %s: the document events charge %d bytes net, used_bytes is %d", u.id, ledger[u.id], got)
 		}
 	}
 	for _, x := range r.listed {
 		if d := r.docs[x.id]; d == nil || d.user != x.user {
-			t.Errorf("list of %s showed document %s, not one of the user's", x.user.id, x.id)
+			r.fail("list of %s showed document %s, not one of the user's", x.user.id, x.id)
 		}
 	}
 	r.final = l
@@ -1241,6 +1245,10 @@ func (r *rig) report(t *testing.T, final sweeper.Completed, settled, workload, t
 	t.Logf("document events: %d: %s", l.total, formatCounts(l.byType))
 	t.Logf("final sweep: %+v in %d ms; settling took %s", final.SweepResult, final.DurationMS, settled.Round(time.Millisecond))
 	t.Logf("failures: %d; total duration %s", r.failures, total.Round(time.Millisecond))
+	// Repeated last, where a truncated log still shows them.
+	for i, f := range r.failed {
+		t.Logf("failure %d: %s", i+1, f)
+	}
 }
 
 // formatCounts formats a map of counts in key order.
