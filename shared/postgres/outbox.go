@@ -12,7 +12,8 @@ import (
 
 var _ document.Outbox = (*Store)(nil)
 
-// RelayOutbox claims up to limit unpublished rows with FOR UPDATE SKIP LOCKED,
+// RelayOutbox claims up to limit unpublished rows with FOR UPDATE SKIP LOCKED
+// (published_at is only ever set by relays of the previous release),
 // so relays in several replicas never publish the same row at once, and
 // deletes the first n that publish reports as published before committing.
 // The transaction takes two round trips: BEGIN with the claim, then the
@@ -29,7 +30,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 	claim.Queue(`BEGIN`)
 	var msgs []document.OutboxMessage
 	claim.Queue(`SELECT id, created_at, msg_id, subject, payload::text FROM outbox
-		ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit).Query(func(rows pgx.Rows) error {
+		WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit).Query(func(rows pgx.Rows) error {
 		var err error
 		msgs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (document.OutboxMessage, error) {
 			var m document.OutboxMessage
@@ -99,6 +100,6 @@ func (s *Store) kickOutbox() {
 // OutboxWaiting counts the rows waiting to be published.
 func (s *Store) OutboxWaiting(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
 	return n, translate(err, "count outbox")
 }

@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -267,5 +269,59 @@ func TestCommittedEventsWakeTheRelay(t *testing.T) {
 	}
 	if waited := <-done; waited > 5*time.Second {
 		t.Fatalf("the relay waited %v: a commit with events did not wake it", waited)
+	}
+}
+
+// During a rolling deploy the previous release's relays still run: they
+// claim rows WHERE published_at IS NULL and mark what they publish. The
+// relay of this release must neither publish a row they marked nor keep
+// one it published itself.
+func TestRelaySharesTheOutboxWithThePreviousReleasesRelays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := openStore(t, 1<<20)
+	user := uuid.New()
+	var docs []*document.Document
+	for range 4 {
+		d := newDocument(user, nil)
+		create(t, s, d)
+		if _, err := s.ConfirmDocument(ctx, change(d, 10, "")); err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, d)
+	}
+	// An old relay published and marked the first two events.
+	tag, err := pool.Exec(ctx, `UPDATE outbox SET published_at = now()
+		WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 2)`)
+	if err != nil || tag.RowsAffected() != 2 {
+		t.Fatalf("mark as the previous release does: %v, %v", tag, err)
+	}
+	if n, err := s.OutboxWaiting(ctx); err != nil || n != 2 {
+		t.Fatalf("OutboxWaiting = %d, %v; want the 2 unmarked rows", n, err)
+	}
+	var published []uuid.UUID
+	n, err := s.RelayOutbox(ctx, 100, func(_ context.Context, msgs []document.OutboxMessage) (int, error) {
+		for _, m := range msgs {
+			var e document.Event
+			if err := json.Unmarshal(m.Payload, &e); err != nil {
+				return 0, err
+			}
+			published = append(published, e.Data.DocumentID)
+		}
+		return len(msgs), nil
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("RelayOutbox = %d, %v; want 2", n, err)
+	}
+	if want := []uuid.UUID{docs[2].ID, docs[3].ID}; !slices.Equal(published, want) {
+		t.Fatalf("published the events of %v, want only the unmarked %v", published, want)
+	}
+	var marked, unmarked int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE published_at IS NOT NULL),
+		count(*) FILTER (WHERE published_at IS NULL) FROM outbox`).Scan(&marked, &unmarked); err != nil {
+		t.Fatal(err)
+	}
+	if marked != 2 || unmarked != 0 {
+		t.Fatalf("outbox holds %d marked and %d unmarked rows; want the old relay's 2 and none", marked, unmarked)
 	}
 }
