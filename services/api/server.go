@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -40,9 +41,9 @@ func WithDevTokens(mint func() (string, uuid.UUID, error)) Option {
 // New opens PostgreSQL (applying migrations), MinIO (creating the bucket)
 // and NATS (creating the streams).
 func New(ctx context.Context, cfg config.Config, log zerolog.Logger, opts ...Option) (*Server, error) {
-	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
+	verifier, err := newVerifier(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+		return nil, err
 	}
 	a, err := app.Open(ctx, cfg, log, "api")
 	if err != nil {
@@ -138,4 +139,24 @@ func minioOrigin(cfg config.Config) string {
 		return "https://" + host
 	}
 	return "http://" + host
+}
+
+// newVerifier checks tokens signed with JWT_SECRET and with the keys of
+// JWT_PUBLIC_KEYS_FILE, whichever are set.
+func newVerifier(cfg config.Config) (*auth.Verifier, error) {
+	ac := auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+	if cfg.JWTPublicKeysFile != "" {
+		data, err := os.ReadFile(cfg.JWTPublicKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("JWT_PUBLIC_KEYS_FILE: %w", err)
+		}
+		if ac.PublicKeys, err = auth.ParsePublicKeys(data); err != nil {
+			return nil, fmt.Errorf("JWT_PUBLIC_KEYS_FILE %s: %w", cfg.JWTPublicKeysFile, err)
+		}
+	}
+	v, err := auth.NewVerifier(ac)
+	if err != nil {
+		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+	}
+	return v, nil
 }

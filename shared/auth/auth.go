@@ -2,6 +2,13 @@ package auth
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -37,9 +44,15 @@ type Principal struct {
 
 // Config configures verification (and minting) of tokens.
 type Config struct {
-	// Secret is the HS256 key. It is required and must be at least
-	// 32 bytes long (enforced by NewVerifier and Mint).
+	// Secret is the HS256 key, at least 32 bytes long. Mint needs it;
+	// NewVerifier needs it or PublicKeys.
 	Secret []byte
+	// PublicKeys verify tokens an identity provider signs (see
+	// ParsePublicKeys): RSA keys RS256 tokens, P-256 keys ES256 tokens and
+	// Ed25519 keys EdDSA tokens. A token verifies when one key of its
+	// algorithm's type does, so a file with the old and the new key rolls a
+	// key over.
+	PublicKeys []crypto.PublicKey
 	// Issuer is checked against the "iss" claim when non-empty, and is set
 	// by Mint.
 	Issuer string
@@ -52,6 +65,9 @@ type Config struct {
 
 // minSecretLen is the minimum length in bytes of Config.Secret.
 const minSecretLen = 32
+
+// minRSABits is the smallest RSA key accepted.
+const minRSABits = 2048
 
 // maxHeaderLen bounds the Authorization header (and the raw token) size.
 const maxHeaderLen = 8 << 10
@@ -82,7 +98,8 @@ type claims struct {
 
 // Verifier checks bearer tokens. It is safe for concurrent use.
 type Verifier struct {
-	secret []byte
+	secret []byte                           // HS256; nil when not configured
+	keys   map[string][]jwt.VerificationKey // by algorithm: RS256, ES256, EdDSA
 	parser *jwt.Parser
 }
 
@@ -97,15 +114,42 @@ func (cfg Config) validate() error {
 	return nil
 }
 
-// NewVerifier returns a Verifier for cfg. It returns an error if the secret
-// is shorter than 32 bytes or the leeway is negative. The secret is
-// copied, so later changes to cfg.Secret have no effect.
+// NewVerifier returns a Verifier for cfg. It returns an error if there is
+// neither a secret nor a public key, if a secret is shorter than 32 bytes,
+// if a public key is of a type or size ParsePublicKeys refuses, or if the
+// leeway is negative. The secret and keys are copied, so later changes to
+// cfg have no effect.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
+	v := &Verifier{keys: map[string][]jwt.VerificationKey{}}
+	switch {
+	case len(cfg.Secret) > 0:
+		if err := cfg.validate(); err != nil {
+			return nil, err
+		}
+		v.secret = append([]byte(nil), cfg.Secret...)
+	case len(cfg.PublicKeys) == 0:
+		return nil, errors.New("auth: a secret or a public key is required")
+	case cfg.Leeway < 0:
+		return nil, errors.New("auth: leeway must not be negative")
+	}
+	for i, k := range cfg.PublicKeys {
+		alg, err := algorithmOf(k)
+		if err != nil {
+			return nil, fmt.Errorf("auth: public key %d: %w", i+1, err)
+		}
+		v.keys[alg] = append(v.keys[alg], k)
+	}
+	var methods []string
+	if v.secret != nil {
+		methods = append(methods, jwt.SigningMethodHS256.Alg())
+	}
+	for _, m := range []jwt.SigningMethod{jwt.SigningMethodRS256, jwt.SigningMethodES256, jwt.SigningMethodEdDSA} {
+		if len(v.keys[m.Alg()]) > 0 {
+			methods = append(methods, m.Alg())
+		}
 	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithStrictDecoding(),
@@ -116,14 +160,75 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &Verifier{
-		secret: append([]byte(nil), cfg.Secret...),
-		parser: jwt.NewParser(opts...),
-	}, nil
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+// algorithmOf names the one algorithm key verifies.
+func algorithmOf(key crypto.PublicKey) (string, error) {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < minRSABits {
+			return "", fmt.Errorf("RSA key of %d bits, want at least %d", k.N.BitLen(), minRSABits)
+		}
+		return jwt.SigningMethodRS256.Alg(), nil
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return "", fmt.Errorf("ECDSA key on %s, want P-256 (ES256)", k.Curve.Params().Name)
+		}
+		return jwt.SigningMethodES256.Alg(), nil
+	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return "", errors.New("malformed Ed25519 key")
+		}
+		return jwt.SigningMethodEdDSA.Alg(), nil
+	default:
+		return "", fmt.Errorf("unsupported key type %T (want RSA, ECDSA P-256 or Ed25519)", key)
+	}
+}
+
+// ParsePublicKeys reads every PEM block of data: "PUBLIC KEY" (PKIX: RSA
+// of at least 2048 bits, ECDSA P-256 or Ed25519) or "RSA PUBLIC KEY"
+// (PKCS #1). Anything else — a private key, a certificate, text that is not
+// PEM — is an error, as is finding no key.
+func ParsePublicKeys(data []byte) ([]crypto.PublicKey, error) {
+	var keys []crypto.PublicKey
+	for n := 1; ; n++ {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		var key crypto.PublicKey
+		var err error
+		switch block.Type {
+		case "PUBLIC KEY":
+			key, err = x509.ParsePKIXPublicKey(block.Bytes)
+		case "RSA PUBLIC KEY":
+			key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+		default:
+			err = fmt.Errorf("a %q block, want PUBLIC KEY", block.Type)
+		}
+		if err == nil {
+			_, err = algorithmOf(key)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("auth: PEM block %d: %w", n, err)
+		}
+		keys = append(keys, key)
+	}
+	if strings.TrimSpace(string(data)) != "" {
+		return nil, errors.New("auth: text after the last PEM block is not PEM")
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("auth: no PEM public key found")
+	}
+	return keys, nil
 }
 
 // Verify parses a raw token string and returns the principal. The algorithm
-// is pinned to HS256, the exp claim is required, iss and aud are checked when
+// is pinned to those configured (HS256 with the secret; RS256, ES256 and
+// EdDSA with public keys of the matching type), the exp claim is required, iss and aud are checked when
 // configured, sub must be a non-nil UUID in canonical hyphenated form and
 // role must be "user" or "admin". Any failure returns an error wrapping
 // ErrUnauthorized whose message is safe to show to a client.
@@ -157,16 +262,29 @@ func (v *Verifier) Verify(raw string) (Principal, error) {
 	return Principal{UserID: id, Role: c.Role}, nil
 }
 
-// keyFunc returns the HMAC key after re-checking the algorithm and rejecting
-// tokens with critical header parameters this package does not understand.
+// keyFunc returns the key (or the keys) for the token's algorithm after
+// rejecting tokens with critical header parameters this package does not
+// understand. An algorithm is only ever checked with keys of its own type:
+// an HS256 token is never checked against a public key.
 func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
-	if t.Method != jwt.SigningMethodHS256 {
-		return nil, errInvalidToken
-	}
 	if _, ok := t.Header["crit"]; ok {
 		return nil, errInvalidToken
 	}
-	return v.secret, nil
+	switch t.Method {
+	case jwt.SigningMethodHS256:
+		if v.secret == nil {
+			return nil, errInvalidToken
+		}
+		return v.secret, nil
+	case jwt.SigningMethodRS256, jwt.SigningMethodES256, jwt.SigningMethodEdDSA:
+		keys := v.keys[t.Method.Alg()]
+		if len(keys) == 0 {
+			return nil, errInvalidToken
+		}
+		return jwt.VerificationKeySet{Keys: keys}, nil
+	default:
+		return nil, errInvalidToken
+	}
 }
 
 // isCompactJWS reports whether s consists of exactly three non-empty

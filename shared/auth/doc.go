@@ -1,10 +1,11 @@
-// Package auth verifies and mints the HS256 JSON Web Tokens used to
-// authenticate callers of the HTTP API.
+// Package auth verifies the JSON Web Tokens used to authenticate callers of
+// the HTTP API, and mints HS256 ones.
 //
-// A [Verifier] is built from a [Config] whose HMAC secret, issuer and
-// audience are supplied by the caller (this package never reads the
-// environment). [Verifier.Verify] pins the signing algorithm to HS256,
-// requires an expiry, checks the issuer and audience when configured and
+// A [Verifier] is built from a [Config] whose HMAC secret, public keys
+// (read with [ParsePublicKeys]), issuer and audience are supplied by the
+// caller (this package never reads the environment). [Verifier.Verify] pins
+// the signing algorithm to those configured — HS256 with the secret, RS256,
+// ES256 and EdDSA each with public keys of its own type — requires an expiry, checks the issuer and audience when configured and
 // maps the token's claims onto a [Principal]. [Verifier.Middleware] wraps an
 // [http.Handler], extracts the bearer token from the Authorization header and
 // stores the resulting principal in the request context, where

@@ -29,9 +29,10 @@ type Config struct {
 	NATSUser     string // NATS_USER
 	NATSPassword string // NATS_PASSWORD
 
-	JWTSecret   string // JWT_SECRET, HS256 key, at least 32 bytes
-	JWTIssuer   string // JWT_ISSUER, checked when set
-	JWTAudience string // JWT_AUDIENCE, checked when set
+	JWTSecret         string // JWT_SECRET, HS256 key, at least 32 bytes
+	JWTPublicKeysFile string // JWT_PUBLIC_KEYS_FILE, PEM public keys for RS256, ES256 and EdDSA tokens
+	JWTIssuer         string // JWT_ISSUER, checked when set
+	JWTAudience       string // JWT_AUDIENCE, checked when set
 
 	HTTPAddr          string        // HTTP_ADDR
 	UploadURLTTL      time.Duration // UPLOAD_URL_TTL
@@ -144,6 +145,7 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	str("NATS_USER", &c.NATSUser)
 	str("NATS_PASSWORD", &c.NATSPassword)
 	str("JWT_SECRET", &c.JWTSecret)
+	str("JWT_PUBLIC_KEYS_FILE", &c.JWTPublicKeysFile)
 	str("JWT_ISSUER", &c.JWTIssuer)
 	str("JWT_AUDIENCE", &c.JWTAudience)
 	str("HTTP_ADDR", &c.HTTPAddr)
@@ -184,13 +186,15 @@ func (c Config) Validate() error {
 		{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
 		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
 		{"MINIO_BUCKET", c.MinIOBucket},
-		{"JWT_SECRET", c.JWTSecret},
 		{"NATS_URL", c.NATSURL},
 	}
 	for _, r := range required {
 		if r.value == "" {
 			errs = append(errs, fmt.Errorf("%s is required", r.name))
 		}
+	}
+	if c.JWTSecret == "" && c.JWTPublicKeysFile == "" {
+		errs = append(errs, errors.New("JWT_SECRET or JWT_PUBLIC_KEYS_FILE is required"))
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("JWT_SECRET must be at least 32 bytes"))

@@ -65,3 +65,18 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestTokensNeedASecretOrPublicKeys(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"DATABASE_URL": "postgres://x", "MINIO_ENDPOINT": "minio:9000", "MINIO_ACCESS_KEY": "ak",
+		"MINIO_SECRET_KEY": "sk", "MINIO_BUCKET": "docs", "NATS_URL": "nats://n:4222"}
+	c, _ := parse(lookup(base))
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "JWT_SECRET or JWT_PUBLIC_KEYS_FILE is required") {
+		t.Fatalf("neither set: %v", err)
+	}
+	base["JWT_PUBLIC_KEYS_FILE"] = "/etc/docuvault/jwt.pem"
+	c, _ = parse(lookup(base))
+	if err := c.Validate(); err != nil || c.JWTPublicKeysFile != "/etc/docuvault/jwt.pem" {
+		t.Fatalf("only JWT_PUBLIC_KEYS_FILE: %q, %v", c.JWTPublicKeysFile, err)
+	}
+}
