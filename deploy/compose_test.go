@@ -32,7 +32,7 @@ const root = ".."
 
 // roles are the compose services that run the DocuVault image, each with
 // the subcommand of the same name.
-var roles = []string{"migrate", "api", "confirmer", "sweeper"}
+var roles = []string{"migrate", "api", "confirmer", "sweeper", "classifier"}
 
 // required are the variables config.Validate insists on. They are listed
 // explicitly in every role's environment even where config has a default.
@@ -749,6 +749,7 @@ func TestK8sManifests(t *testing.T) {
 		{"Deployment", "docuvault-api", "api", 2},
 		{"Deployment", "docuvault-confirmer", "confirmer", 2},
 		{"Deployment", "docuvault-sweeper", "sweeper", 2},
+		{"Deployment", "docuvault-classifier", "classifier", 2},
 	}
 	// Deployments added later (a classifier, say) get the same checks, with
 	// whatever subcommand they run.
