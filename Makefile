@@ -43,8 +43,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 ## run: the whole stack in one process (docuvault dev): embedded NATS, PostgreSQL
-## (DATABASE_URL, or a cluster in .data/pg) and MinIO, with the api, confirmer and
-## sweeper; state is kept in .data; Ctrl-C stops everything. DEV_FLAGS adds flags,
+## (DATABASE_URL, or a cluster in .data/pg) and MinIO, with the api, confirmer,
+## sweeper and classifier; state is kept in .data; Ctrl-C stops everything. DEV_FLAGS adds flags,
 ## e.g. make run DEV_FLAGS='--nats-addr 127.0.0.1:4223' (docuvault dev -h lists them).
 run: build tools
 	./bin/docuvault dev $(DEV_FLAGS)
