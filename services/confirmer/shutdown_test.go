@@ -1,0 +1,99 @@
+package confirmer_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/shared/events"
+)
+
+// A confirmer being replaced finishes the notifications in hand before it
+// stops: the upload is confirmed by the replica that had it, not left for
+// a redelivery half a minute later.
+func TestStoppingConfirmerFinishesTheNotificationInHand(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Events: true})
+	uploaded := subscribe(t, s, "document.uploaded.>")
+	_, tok := s.NewUser(t)
+	ctx := context.Background()
+
+	data := apitest.BytesOf(777)
+	ticket := s.RequestUpload(t, tok, "held.pdf", "application/pdf", int64(len(data)))
+	// Hold the document's row: the confirm statement waits for it.
+	tx, err := s.DB.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM documents WHERE id = $1 FOR UPDATE", ticket.DocumentID); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Put(t, ticket, "", data); st != 200 {
+		t.Fatalf("PUT: %d", st)
+	}
+	waitFor(t, 10*time.Second, "the confirmer to wait on the held row", func() bool {
+		var n int
+		err := s.DB.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+		return err == nil && n > 0
+	})
+
+	old := s.Confirmer.Confirmer
+	var released atomic.Int64
+	go func() {
+		time.Sleep(500 * time.Millisecond) // the stop has begun by now
+		released.Store(time.Now().UnixNano())
+		_ = tx.Rollback(ctx)
+	}()
+	s.RestartConfirmer(t) // returns when the old one's Run has returned
+	stopped := time.Now()
+
+	if r := released.Load(); r == 0 || stopped.UnixNano() < r {
+		t.Fatal("the confirmer stopped with a notification in hand")
+	}
+	// Both copies of the notification (PRIMARY and LIVE) were acked before
+	// the old replica let go: nothing waits for a redelivery.
+	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATS.URL, Name: "test-inspect"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	cons, err := js.Consumer(ctx, events.StreamMinIO, confirmer.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (An ack is sent without waiting; the old connection flushes it as it
+	// drains, so give it a moment. A lost ack would stay for the 30 s
+	// AckWait.)
+	var state string
+	waitFor(t, 5*time.Second, "no notification unacknowledged", func() bool {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			state = err.Error()
+			return false
+		}
+		state = fmt.Sprintf("%d unacknowledged, %d pending, %d redelivered", info.NumAckPending, info.NumPending, info.NumRedelivered)
+		return info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
+	})
+	t.Logf("consumer after the stop: %s", state)
+	if got := old.Stats.Confirmed.Load(); got != 1 {
+		t.Fatalf("the stopping confirmer confirmed %d documents, want the 1 it held", got)
+	}
+	if st := status(t, s, ticket.DocumentID); st != "uploaded" {
+		t.Fatalf("status %s, want uploaded", st)
+	}
+	if used, _ := s.Quota(t, tok); used != int64(len(data)) {
+		t.Fatalf("used_bytes = %d, want %d", used, len(data))
+	}
+	waitFor(t, 5*time.Second, "the document.uploaded event", func() bool { return uploaded.count(ticket.DocumentID) == 1 })
+	if got := old.Stats.Retried.Load() + s.Confirmer.Confirmer.Stats.Retried.Load(); got != 0 {
+		t.Fatalf("%d notifications were retried, want none", got)
+	}
+}
