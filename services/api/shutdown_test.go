@@ -61,7 +61,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	defer conn.Close()
 	fmt.Fprintf(conn, "POST /api/documents/upload-url HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
 		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", addr, tok, len(body), body[:len(body)/2])
-	time.Sleep(200 * time.Millisecond) // the server has read the head and waits for the body
+	time.Sleep(500 * time.Millisecond) // the server has accepted, read the head and waits for the body
 
 	stop()
 	// New connections are refused once the listener is closed.
