@@ -117,8 +117,8 @@ func (cfg Config) validate() error {
 // NewVerifier returns a Verifier for cfg. It returns an error if there is
 // neither a secret nor a public key, if a secret is shorter than 32 bytes,
 // if a public key is of a type or size ParsePublicKeys refuses, or if the
-// leeway is negative. The secret and keys are copied, so later changes to
-// cfg have no effect.
+// leeway is negative. The secret and the list of keys are copied, so later
+// changes to cfg.Secret or cfg.PublicKeys have no effect.
 func NewVerifier(cfg Config) (*Verifier, error) {
 	v := &Verifier{keys: map[string][]jwt.VerificationKey{}}
 	switch {
