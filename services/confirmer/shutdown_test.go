@@ -3,7 +3,6 @@ package confirmer_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +30,17 @@ func TestStoppingConfirmerFinishesTheNotificationInHand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
+	// The row is released by the test's goroutine, or by the one below once
+	// it runs: a transaction is not for two goroutines at once.
+	var releasedAt time.Time
+	released := make(chan struct{}) // closed once releasedAt is set
+	releasing := false
+	defer func() {
+		if releasing {
+			<-released
+		}
+		_ = tx.Rollback(ctx)
+	}()
 	if _, err := tx.Exec(ctx, "SELECT 1 FROM documents WHERE id = $1 FOR UPDATE", ticket.DocumentID); err != nil {
 		t.Fatal(err)
 	}
@@ -46,16 +55,17 @@ func TestStoppingConfirmerFinishesTheNotificationInHand(t *testing.T) {
 	})
 
 	old := s.Confirmer.Confirmer
-	var released atomic.Int64
+	releasing = true
 	go func() {
+		defer close(released)
 		time.Sleep(500 * time.Millisecond) // the stop has begun by now
-		released.Store(time.Now().UnixNano())
+		releasedAt = time.Now()
 		_ = tx.Rollback(ctx)
 	}()
 	s.RestartConfirmer(t) // returns when the old one's Run has returned
 	stopped := time.Now()
-
-	if r := released.Load(); r == 0 || stopped.UnixNano() < r {
+	<-released
+	if stopped.Before(releasedAt) {
 		t.Fatal("the confirmer stopped with a notification in hand")
 	}
 	// Both copies of the notification (PRIMARY and LIVE) were acked before

@@ -278,7 +278,16 @@ func (m *MinIOServer) NewBucket(tb testing.TB) string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err := client.RemoveBucketWithOptions(ctx, name, minio.RemoveBucketOptions{ForceDelete: true})
+		// Empty it, then remove it, as S3 has it. (MinIO's forced removal
+		// sometimes left the bucket listed, on a loaded machine.)
+		objects := client.ListObjects(ctx, name, minio.ListObjectsOptions{Recursive: true})
+		var err error
+		for e := range client.RemoveObjects(ctx, name, objects, minio.RemoveObjectsOptions{}) {
+			err = errors.Join(err, e.Err)
+		}
+		if err == nil {
+			err = client.RemoveBucket(ctx, name)
+		}
 		if err != nil && minio.ToErrorResponse(err).Code != minio.NoSuchBucket {
 			tb.Errorf("testenv: remove bucket %s on MinIO %s: %v", name, m.Endpoint, err)
 		}
