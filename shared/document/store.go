@@ -27,9 +27,8 @@ type Store interface {
 	// SetQuotaLimit sets a user's limit, creating the quota row if needed.
 	SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) (Quota, error)
 	// StaleDocuments returns up to limit documents in status (pending or
-	// rejected) whose
-	// updated_at is before before, ordered by (updated_at, id) after the
-	// position after (nil for the start). It takes no locks.
+	// rejected) whose updated_at is before before, ordered by (updated_at,
+	// id) after the position after (nil for the start). It takes no locks.
 	StaleDocuments(ctx context.Context, status Status, before time.Time, after *Cursor, limit int) ([]*Document, error)
 	// PurgeDocuments deletes, in one short transaction, those of ids that
 	// are still in status and last changed before before, skipping rows

@@ -12,12 +12,12 @@ import (
 
 var _ document.Outbox = (*Store)(nil)
 
-// RelayOutbox claims up to limit unpublished rows with FOR UPDATE SKIP LOCKED
-// (published_at is only ever set by relays of the previous release),
+// RelayOutbox claims up to limit unpublished rows with FOR UPDATE SKIP LOCKED,
 // so relays in several replicas never publish the same row at once, and
 // deletes the first n that publish reports as published before committing.
 // The transaction takes two round trips: BEGIN with the claim, then the
-// delete with COMMIT.
+// delete with COMMIT. (Rows with published_at set were marked by relays of
+// the previous release during a rolling deploy; see migration 0006.)
 func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []document.OutboxMessage) (int, error)) (int, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {

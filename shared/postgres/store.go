@@ -77,9 +77,8 @@ func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 // are read, and the row goes in only if every limit holds. The counts read
 // the user's recent rows (documents_user_created) and pending ones
 // (documents_user_pending) in one pass, and nothing when there is no limit;
-// the limits themselves keep both sets small. The statement
-// answers no row only when a concurrent first use made the quota row after
-// its snapshot.
+// the limits themselves keep both sets small. The statement answers no row
+// only when a concurrent first use made the quota row after its snapshot.
 const createDocument = `WITH new_quota AS (
 		INSERT INTO quotas (user_id, limit_bytes) VALUES ($2, $10)
 		ON CONFLICT (user_id) DO NOTHING
