@@ -148,6 +148,9 @@ func Start(tb testing.TB, opts Options) *Stack {
 		s.Sweepers = append(s.Sweepers, sw)
 		go func() { sweepersDone <- sw.Run(ctx) }()
 	}
+	if opts.Sweepers > 0 {
+		waitForSweeperConsumer(tb, ns.URL)
+	}
 	classifiersDone := make(chan error, opts.Classifiers)
 	for i := range opts.Classifiers {
 		c, err := classifier.Open(ctx, cfg, log.With().Str("service", "classifier").Int("replica", i).Logger())
@@ -471,4 +474,29 @@ func BytesOf(n int) []byte {
 		b[i] = byte('a' + i%26)
 	}
 	return b
+}
+
+// waitForSweeperConsumer returns once the sweepers' durable consumer exists.
+// It delivers only ticks published after it was made, so a sweep a test
+// triggers before that would never run.
+func waitForSweeperConsumer(tb testing.TB, url string) {
+	tb.Helper()
+	nc, js, err := events.Connect(events.ConnectConfig{URL: url}, zerolog.Nop())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nc.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := js.Consumer(ctx, events.StreamSweeper, sweeper.ConsumerName)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the sweeper's consumer is not there after 30 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
