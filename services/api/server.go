@@ -49,6 +49,12 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger, opts ...Opt
 	if err != nil {
 		return nil, err
 	}
+	// The api signs every URL: refuse to sign with identities that would
+	// grant a URL's holder more than one PUT or one GET.
+	if err := a.Objects.CheckSigners(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("MinIO signing identities: %w", err)
+	}
 	checks := []Check{
 		{Name: "postgres", Ping: a.Store.Ping},
 		{Name: "minio", Ping: a.Objects.Ping},

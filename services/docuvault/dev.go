@@ -25,6 +25,7 @@ import (
 	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/sweeper"
+	"github.com/docuvault/docuvault/shared/app"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/devstack"
@@ -145,13 +146,21 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	cfg.DatabaseURL = stack.DatabaseURL
 	cfg.MinIOEndpoint = stack.MinIOEndpoint
 	cfg.MinIOPublicEndpoint = stack.MinIOEndpoint
-	cfg.MinIOAccessKey = stack.MinIOAccessKey
-	cfg.MinIOSecretKey = stack.MinIOSecretKey
 	cfg.MinIOUseTLS = false
+	if err := devIdentities(&cfg, f.dataDir); err != nil {
+		return err
+	}
 	cfg.NATSURL = stack.NATSURL
 	cfg.NATSUser, cfg.NATSPassword = "", ""
 	cfg.HTTPAddr = f.httpAddr
 	cfg.LogFormat = f.logFormat
+	// MinIO's root user makes the bucket and the identities, then is
+	// forgotten: the services run, and sign URLs, as those identities.
+	cfg.MinIOAdminAccessKey, cfg.MinIOAdminSecretKey = stack.MinIOAccessKey, stack.MinIOSecretKey
+	if err := app.Setup(ctx, cfg); err != nil {
+		return devStartErr(ctx, err)
+	}
+	cfg.MinIOAdminAccessKey, cfg.MinIOAdminSecretKey = "", ""
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -351,6 +360,27 @@ func pageHost(dial, asked string) string {
 		return dial
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// devIdentities sets cfg's three MinIO identities (the services', the
+// upload signer's and the download signer's): fixed names, and secrets made
+// on the first run and kept in dataDir.
+func devIdentities(cfg *config.Config, dataDir string) error {
+	for _, id := range []struct {
+		role        string
+		key, secret *string
+	}{
+		{"service", &cfg.MinIOAccessKey, &cfg.MinIOSecretKey},
+		{"upload", &cfg.MinIOUploadAccessKey, &cfg.MinIOUploadSecretKey},
+		{"download", &cfg.MinIODownloadAccessKey, &cfg.MinIODownloadSecretKey},
+	} {
+		secret, err := readOrCreate(filepath.Join(dataDir, "minio-"+id.role+"-secret"), randomHex32)
+		if err != nil {
+			return err
+		}
+		*id.key, *id.secret = "docuvault-"+id.role, secret
+	}
+	return nil
 }
 
 // readOrCreate returns the trimmed content of the file at path, first

@@ -5,6 +5,7 @@
 //	docuvault classifier                       classify uploaded documents
 //	docuvault sweeper                          run the scheduled sweeps
 //	docuvault migrate                          apply database migrations and exit
+//	docuvault setup                            migrate, and create the MinIO bucket, identities and policies (admin credential)
 //	docuvault dev                              everything in one process for local use (make run)
 //	docuvault token --user <uuid> [--role admin] [--ttl 24h]   mint a token for local use
 //
@@ -28,6 +29,7 @@ import (
 	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/sweeper"
+	"github.com/docuvault/docuvault/shared/app"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/logging"
@@ -42,6 +44,9 @@ commands:
   classifier classify uploaded documents (document.uploaded consumer)
   sweeper   run the scheduled sweep: stale uploads, lost events, orphaned objects
   migrate   apply database migrations to DATABASE_URL and exit
+  setup     migrate, then create the bucket and the MinIO identities the services and URLs use
+            (MINIO_ACCESS_KEY, MINIO_UPLOAD_*, MINIO_DOWNLOAD_*) with their policies, as
+            MINIO_ADMIN_ACCESS_KEY; idempotent; the services never hold the admin credential
   dev       run everything in one process for local use: embedded NATS, PostgreSQL and MinIO in .data,
             api, confirmer and sweeper; prints the page URL and a token (flags: dev -h)
   token     mint a JWT for local use: token --user <uuid> [--role user|admin] [--ttl 24h]
@@ -105,6 +110,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(stdout, "migrations applied")
+		return nil
+	case "setup":
+		if err := app.Setup(ctx, cfg); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "migrations applied; MinIO bucket, identities and policies in place")
 		return nil
 	case "token":
 		return mintToken(cfg, rest, stdout, stderr)

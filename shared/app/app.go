@@ -50,19 +50,11 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, service st
 			a.Close()
 		}
 	}()
-	a.Objects, err = objectstore.New(objectstore.Config{
-		Endpoint:       cfg.MinIOEndpoint,
-		PublicEndpoint: cfg.MinIOPublicEndpoint,
-		AccessKey:      cfg.MinIOAccessKey,
-		SecretKey:      cfg.MinIOSecretKey,
-		Bucket:         cfg.MinIOBucket,
-		Region:         cfg.MinIORegion,
-		UseTLS:         cfg.MinIOUseTLS,
-	})
+	a.Objects, err = objectstore.New(ObjectStoreConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
-	if err := a.Objects.EnsureBucket(ctx); err != nil {
+	if err := a.Objects.CheckBucket(ctx); err != nil {
 		return nil, fmt.Errorf("MinIO at MINIO_ENDPOINT=%s: %w", cfg.MinIOEndpoint, err)
 	}
 	a.Pool, err = postgres.Open(ctx, cfg.DatabaseURL)
@@ -95,6 +87,42 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, service st
 		DownloadURLTTL:    cfg.DownloadURLTTL,
 	})
 	return a, nil
+}
+
+// ObjectStoreConfig is the object store cfg describes: its endpoints, its
+// bucket and its three identities.
+func ObjectStoreConfig(cfg config.Config) objectstore.Config {
+	return objectstore.Config{
+		Endpoint:       cfg.MinIOEndpoint,
+		PublicEndpoint: cfg.MinIOPublicEndpoint,
+		Service:        objectstore.Credentials{AccessKey: cfg.MinIOAccessKey, SecretKey: cfg.MinIOSecretKey},
+		Upload:         objectstore.Credentials{AccessKey: cfg.MinIOUploadAccessKey, SecretKey: cfg.MinIOUploadSecretKey},
+		Download:       objectstore.Credentials{AccessKey: cfg.MinIODownloadAccessKey, SecretKey: cfg.MinIODownloadSecretKey},
+		Bucket:         cfg.MinIOBucket,
+		Region:         cfg.MinIORegion,
+		UseTLS:         cfg.MinIOUseTLS,
+	}
+}
+
+// Setup prepares what the services need and may not create themselves: it
+// applies the database migrations and, as MinIO's admin, creates the
+// bucket, the three identities and their policies. It is idempotent; it is
+// `docuvault setup`, and dev, the tests and the bench call it before
+// opening the roles.
+func Setup(ctx context.Context, cfg config.Config) error {
+	if err := cfg.ValidateSetup(); err != nil {
+		return err
+	}
+	admin := objectstore.Credentials{AccessKey: cfg.MinIOAdminAccessKey, SecretKey: cfg.MinIOAdminSecretKey}
+	if err := objectstore.Provision(ctx, ObjectStoreConfig(cfg), admin); err != nil {
+		return fmt.Errorf("MinIO at MINIO_ENDPOINT=%s: %w", cfg.MinIOEndpoint, err)
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	return postgres.Migrate(ctx, pool)
 }
 
 // Relay returns an outbox relay over the app's store and JetStream.

@@ -17,8 +17,21 @@ type Config struct {
 
 	MinIOEndpoint       string // MINIO_ENDPOINT, host:port the services reach
 	MinIOPublicEndpoint string // MINIO_PUBLIC_ENDPOINT, host:port browsers reach; defaults to MINIO_ENDPOINT
-	MinIOAccessKey      string // MINIO_ACCESS_KEY
-	MinIOSecretKey      string // MINIO_SECRET_KEY
+	// The services' own MinIO identity: stat, read, delete and list the
+	// bucket's objects and set its notification rules; never root.
+	MinIOAccessKey string // MINIO_ACCESS_KEY
+	MinIOSecretKey string // MINIO_SECRET_KEY
+	// The identity that signs upload URLs: s3:PutObject on the bucket only.
+	MinIOUploadAccessKey string // MINIO_UPLOAD_ACCESS_KEY
+	MinIOUploadSecretKey string // MINIO_UPLOAD_SECRET_KEY
+	// The identity that signs download URLs: s3:GetObject on the bucket only.
+	MinIODownloadAccessKey string // MINIO_DOWNLOAD_ACCESS_KEY
+	MinIODownloadSecretKey string // MINIO_DOWNLOAD_SECRET_KEY
+	// An admin credential (MinIO's root user, say), read only by
+	// `docuvault setup`: it creates the bucket, the three identities above
+	// and their policies. The services never hold it.
+	MinIOAdminAccessKey string // MINIO_ADMIN_ACCESS_KEY
+	MinIOAdminSecretKey string // MINIO_ADMIN_SECRET_KEY
 	MinIOBucket         string // MINIO_BUCKET
 	MinIORegion         string // MINIO_REGION
 	MinIOUseTLS         bool   // MINIO_USE_TLS
@@ -131,6 +144,12 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	str("MINIO_PUBLIC_ENDPOINT", &c.MinIOPublicEndpoint)
 	str("MINIO_ACCESS_KEY", &c.MinIOAccessKey)
 	str("MINIO_SECRET_KEY", &c.MinIOSecretKey)
+	str("MINIO_UPLOAD_ACCESS_KEY", &c.MinIOUploadAccessKey)
+	str("MINIO_UPLOAD_SECRET_KEY", &c.MinIOUploadSecretKey)
+	str("MINIO_DOWNLOAD_ACCESS_KEY", &c.MinIODownloadAccessKey)
+	str("MINIO_DOWNLOAD_SECRET_KEY", &c.MinIODownloadSecretKey)
+	str("MINIO_ADMIN_ACCESS_KEY", &c.MinIOAdminAccessKey)
+	str("MINIO_ADMIN_SECRET_KEY", &c.MinIOAdminSecretKey)
 	str("MINIO_BUCKET", &c.MinIOBucket)
 	str("MINIO_REGION", &c.MinIORegion)
 	if v, ok := lookup("MINIO_USE_TLS"); ok && v != "" {
@@ -180,19 +199,19 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 // its variable.
 func (c Config) Validate() error {
 	var errs []error
-	required := []struct{ name, value string }{
-		{"DATABASE_URL", c.DatabaseURL},
-		{"MINIO_ENDPOINT", c.MinIOEndpoint},
-		{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
-		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
-		{"MINIO_BUCKET", c.MinIOBucket},
-		{"NATS_URL", c.NATSURL},
-	}
-	for _, r := range required {
-		if r.value == "" {
-			errs = append(errs, fmt.Errorf("%s is required", r.name))
-		}
-	}
+	errs = append(errs, requireSet(
+		[2]string{"DATABASE_URL", c.DatabaseURL},
+		[2]string{"MINIO_ENDPOINT", c.MinIOEndpoint},
+		[2]string{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
+		[2]string{"MINIO_SECRET_KEY", c.MinIOSecretKey},
+		[2]string{"MINIO_UPLOAD_ACCESS_KEY", c.MinIOUploadAccessKey},
+		[2]string{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
+		[2]string{"MINIO_DOWNLOAD_ACCESS_KEY", c.MinIODownloadAccessKey},
+		[2]string{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
+		[2]string{"MINIO_BUCKET", c.MinIOBucket},
+		[2]string{"NATS_URL", c.NATSURL},
+	)...)
+	errs = append(errs, c.validateIdentities()...)
 	if c.JWTSecret == "" && c.JWTPublicKeysFile == "" {
 		errs = append(errs, errors.New("JWT_SECRET or JWT_PUBLIC_KEYS_FILE is required"))
 	}
@@ -217,4 +236,62 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT must be json or console, got %q", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// validateIdentities checks that the MinIO identities are distinct: one
+// credential doing two jobs would hold both jobs' rights, and a URL signed
+// with the admin credential could do anything.
+func (c Config) validateIdentities() []error {
+	var errs []error
+	ids := []struct{ name, key string }{
+		{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
+		{"MINIO_UPLOAD_ACCESS_KEY", c.MinIOUploadAccessKey},
+		{"MINIO_DOWNLOAD_ACCESS_KEY", c.MinIODownloadAccessKey},
+		{"MINIO_ADMIN_ACCESS_KEY", c.MinIOAdminAccessKey},
+	}
+	for i, a := range ids {
+		for _, b := range ids[i+1:] {
+			if a.key != "" && a.key == b.key {
+				errs = append(errs, fmt.Errorf("%s and %s must name different MinIO identities, both are %q", a.name, b.name, a.key))
+			}
+		}
+	}
+	return errs
+}
+
+// ValidateSetup checks the settings `docuvault setup` needs: the database,
+// the bucket, the three identities to create and the admin credential that
+// creates them.
+func (c Config) ValidateSetup() error {
+	errs := requireSet(
+		[2]string{"DATABASE_URL", c.DatabaseURL},
+		[2]string{"MINIO_ENDPOINT", c.MinIOEndpoint},
+		[2]string{"MINIO_BUCKET", c.MinIOBucket},
+		[2]string{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
+		[2]string{"MINIO_UPLOAD_ACCESS_KEY", c.MinIOUploadAccessKey},
+		[2]string{"MINIO_DOWNLOAD_ACCESS_KEY", c.MinIODownloadAccessKey},
+		[2]string{"MINIO_ADMIN_ACCESS_KEY", c.MinIOAdminAccessKey},
+		[2]string{"MINIO_ADMIN_SECRET_KEY", c.MinIOAdminSecretKey},
+	)
+	for _, s := range [][2]string{
+		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
+		{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
+		{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
+	} {
+		if len(s[1]) < 8 {
+			errs = append(errs, fmt.Errorf("%s must be at least 8 characters (MinIO refuses shorter secret keys)", s[0]))
+		}
+	}
+	return errors.Join(append(errs, c.validateIdentities()...)...)
+}
+
+// requireSet names each variable of vars (name, value) whose value is empty.
+func requireSet(vars ...[2]string) []error {
+	var errs []error
+	for _, v := range vars {
+		if v[1] == "" {
+			errs = append(errs, fmt.Errorf("%s is required", v[0]))
+		}
+	}
+	return errs
 }

@@ -13,21 +13,31 @@ func lookup(env map[string]string) func(string) (string, bool) {
 func TestParseReadsEveryVariable(t *testing.T) {
 	t.Parallel()
 	c, err := parse(lookup(map[string]string{
-		"DATABASE_URL":          "postgres://x",
-		"MINIO_ENDPOINT":        "minio:9000",
-		"MINIO_PUBLIC_ENDPOINT": "localhost:9000",
-		"MINIO_ACCESS_KEY":      "ak",
-		"MINIO_SECRET_KEY":      "sk",
-		"MINIO_BUCKET":          "docs",
-		"MINIO_REGION":          "eu-west-1",
-		"JWT_SECRET":            strings.Repeat("s", 32),
-		"HTTP_ADDR":             ":9999",
-		"UPLOAD_URL_TTL":        "5m",
-		"MAX_UPLOAD_BYTES":      "1000",
-		"QUOTA_DEFAULT_BYTES":   "2000",
+		"DATABASE_URL":              "postgres://x",
+		"MINIO_ENDPOINT":            "minio:9000",
+		"MINIO_PUBLIC_ENDPOINT":     "localhost:9000",
+		"MINIO_ACCESS_KEY":          "ak",
+		"MINIO_SECRET_KEY":          "sk",
+		"MINIO_UPLOAD_ACCESS_KEY":   "up",
+		"MINIO_UPLOAD_SECRET_KEY":   "up-secret",
+		"MINIO_DOWNLOAD_ACCESS_KEY": "down",
+		"MINIO_DOWNLOAD_SECRET_KEY": "down-secret",
+		"MINIO_ADMIN_ACCESS_KEY":    "root",
+		"MINIO_ADMIN_SECRET_KEY":    "root-secret",
+		"MINIO_BUCKET":              "docs",
+		"MINIO_REGION":              "eu-west-1",
+		"JWT_SECRET":                strings.Repeat("s", 32),
+		"HTTP_ADDR":                 ":9999",
+		"UPLOAD_URL_TTL":            "5m",
+		"MAX_UPLOAD_BYTES":          "1000",
+		"QUOTA_DEFAULT_BYTES":       "2000",
 	}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.MinIOUploadAccessKey != "up" || c.MinIOUploadSecretKey != "up-secret" || c.MinIODownloadAccessKey != "down" ||
+		c.MinIODownloadSecretKey != "down-secret" || c.MinIOAdminAccessKey != "root" || c.MinIOAdminSecretKey != "root-secret" {
+		t.Fatalf("identities parsed as %+v", c)
 	}
 	if c.MinIOPublicEndpoint != "localhost:9000" || c.MinIORegion != "eu-west-1" || c.UploadURLTTL != 5*time.Minute ||
 		c.MaxUploadBytes != 1000 || c.QuotaDefaultBytes != 2000 || c.HTTPAddr != ":9999" {
@@ -69,7 +79,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 func TestTokensNeedASecretOrPublicKeys(t *testing.T) {
 	t.Parallel()
 	base := map[string]string{"DATABASE_URL": "postgres://x", "MINIO_ENDPOINT": "minio:9000", "MINIO_ACCESS_KEY": "ak",
-		"MINIO_SECRET_KEY": "sk", "MINIO_BUCKET": "docs", "NATS_URL": "nats://n:4222"}
+		"MINIO_SECRET_KEY": "sk", "MINIO_BUCKET": "docs", "NATS_URL": "nats://n:4222",
+		"MINIO_UPLOAD_ACCESS_KEY": "up", "MINIO_UPLOAD_SECRET_KEY": "us", "MINIO_DOWNLOAD_ACCESS_KEY": "down", "MINIO_DOWNLOAD_SECRET_KEY": "ds"}
 	c, _ := parse(lookup(base))
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "JWT_SECRET or JWT_PUBLIC_KEYS_FILE is required") {
 		t.Fatalf("neither set: %v", err)
@@ -78,5 +89,36 @@ func TestTokensNeedASecretOrPublicKeys(t *testing.T) {
 	c, _ = parse(lookup(base))
 	if err := c.Validate(); err != nil || c.JWTPublicKeysFile != "/etc/docuvault/jwt.pem" {
 		t.Fatalf("only JWT_PUBLIC_KEYS_FILE: %q, %v", c.JWTPublicKeysFile, err)
+	}
+}
+
+func TestIdentitiesMustDiffer(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"DATABASE_URL": "postgres://x", "MINIO_ENDPOINT": "minio:9000", "MINIO_BUCKET": "docs",
+		"NATS_URL": "nats://n:4222", "JWT_SECRET": strings.Repeat("s", 32),
+		"MINIO_ACCESS_KEY": "svc", "MINIO_SECRET_KEY": "svc-secret",
+		"MINIO_UPLOAD_ACCESS_KEY": "root", "MINIO_UPLOAD_SECRET_KEY": "root-secret",
+		"MINIO_DOWNLOAD_ACCESS_KEY": "down", "MINIO_DOWNLOAD_SECRET_KEY": "down-secret",
+		"MINIO_ADMIN_ACCESS_KEY": "root", "MINIO_ADMIN_SECRET_KEY": "root-secret"}
+	c, _ := parse(lookup(base))
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "MINIO_UPLOAD_ACCESS_KEY and MINIO_ADMIN_ACCESS_KEY must name different MinIO identities") {
+		t.Fatalf("upload signer = admin: %v", err)
+	}
+	base["MINIO_UPLOAD_ACCESS_KEY"] = "up"
+	c, _ = parse(lookup(base))
+	if err := c.Validate(); err != nil {
+		t.Fatalf("distinct identities: %v", err)
+	}
+	if err := c.ValidateSetup(); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	base["MINIO_UPLOAD_SECRET_KEY"] = "short"
+	delete(base, "MINIO_ADMIN_SECRET_KEY")
+	c, _ = parse(lookup(base))
+	err := c.ValidateSetup()
+	for _, want := range []string{"MINIO_UPLOAD_SECRET_KEY must be at least 8 characters", "MINIO_ADMIN_SECRET_KEY is required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("setup error %v does not say %q", err, want)
+		}
 	}
 }

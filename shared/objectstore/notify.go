@@ -94,7 +94,7 @@ func (s *Store) SetNotifications(ctx context.Context, n Notifications) error {
 	// registered yet and their ARNs are refused: try again for a while.
 	deadline := time.Now().Add(targetsReadyWithin)
 	for {
-		err := s.internal.SetBucketNotification(ctx, s.bucket, cfg)
+		err := s.internal.SetBucketNotification(ctx, s.cfg.Bucket, cfg)
 		if err == nil {
 			return nil
 		}

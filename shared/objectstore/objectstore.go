@@ -20,23 +20,37 @@ import (
 
 var _ document.Objects = (*Store)(nil)
 
-// Config locates the bucket and the two endpoints.
+// Credentials are one MinIO identity's keys.
+type Credentials struct {
+	AccessKey string
+	SecretKey string
+}
+
+// Config locates the bucket and the two endpoints, and names the three
+// identities the store works as.
 type Config struct {
 	Endpoint       string // host:port the services reach
 	PublicEndpoint string // host:port browsers reach; "" means Endpoint
-	AccessKey      string
-	SecretKey      string
-	Bucket         string
-	Region         string
-	UseTLS         bool
+	// Service does the services' own work: stat, read, delete, list and
+	// bucket notification set-up (ServicePolicy).
+	Service Credentials
+	// Upload signs upload URLs; it may only put objects (UploadPolicy).
+	Upload Credentials
+	// Download signs download URLs; it may only get objects (DownloadPolicy).
+	Download Credentials
+	Bucket   string
+	Region   string
+	UseTLS   bool
 }
 
 // Store is the MinIO document.Objects.
 type Store struct {
-	internal *minio.Client
-	public   *minio.Client
-	bucket   string
-	region   string
+	internal *minio.Client // as Service, on Endpoint
+	// The signers are on PublicEndpoint: a URL is signed for the host the
+	// browser sends it to.
+	uploads   *minio.Client
+	downloads *minio.Client
+	cfg       Config
 }
 
 // New returns a Store. It does not touch the network.
@@ -47,47 +61,65 @@ func New(cfg Config) (*Store, error) {
 	if cfg.PublicEndpoint == "" {
 		cfg.PublicEndpoint = cfg.Endpoint
 	}
-	creds := credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
 	// Few retries: a caller waiting on an unreachable store should hear
 	// "unavailable" in about a second, and consumers retry on their own.
-	internal, err := minio.New(cfg.Endpoint, &minio.Options{Creds: creds, Secure: cfg.UseTLS, Region: cfg.Region, MaxRetries: 3})
+	internal, err := newClient(cfg.Endpoint, cfg.Service, cfg, 3)
 	if err != nil {
-		return nil, fmt.Errorf("minio client for %s: %w", cfg.Endpoint, err)
+		return nil, err
 	}
 	// The region is set so that signing never asks the public endpoint,
 	// which may not resolve from where the service runs.
-	public, err := minio.New(cfg.PublicEndpoint, &minio.Options{Creds: creds, Secure: cfg.UseTLS, Region: cfg.Region})
+	uploads, err := newClient(cfg.PublicEndpoint, cfg.Upload, cfg, 0)
 	if err != nil {
-		return nil, fmt.Errorf("minio client for %s: %w", cfg.PublicEndpoint, err)
+		return nil, err
 	}
-	return &Store{internal: internal, public: public, bucket: cfg.Bucket, region: cfg.Region}, nil
+	downloads, err := newClient(cfg.PublicEndpoint, cfg.Download, cfg, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{internal: internal, uploads: uploads, downloads: downloads, cfg: cfg}, nil
+}
+
+// newClient returns a minio-go client of endpoint acting as id; retries 0
+// means minio-go's default.
+func newClient(endpoint string, id Credentials, cfg Config, retries int) (*minio.Client, error) {
+	opts := &minio.Options{Creds: credentials.NewStaticV4(id.AccessKey, id.SecretKey, ""), Secure: cfg.UseTLS, Region: cfg.Region}
+	if retries > 0 {
+		opts.MaxRetries = retries
+	}
+	c, err := minio.New(endpoint, opts)
+	if err != nil {
+		return nil, fmt.Errorf("minio client for %s: %w", endpoint, err)
+	}
+	return c, nil
 }
 
 // Client returns the internal minio-go client.
 func (s *Store) Client() *minio.Client { return s.internal }
 
 // Bucket returns the bucket's name.
-func (s *Store) Bucket() string { return s.bucket }
+func (s *Store) Bucket() string { return s.cfg.Bucket }
 
-// EnsureBucket creates the bucket if it does not exist.
-func (s *Store) EnsureBucket(ctx context.Context) error {
-	exists, err := s.internal.BucketExists(ctx, s.bucket)
+// CheckBucket reports whether the bucket exists and the service identity
+// may list it. The bucket is made by `docuvault setup` (Provision): the
+// services' identity may not create buckets.
+func (s *Store) CheckBucket(ctx context.Context) error {
+	exists, err := s.internal.BucketExists(ctx, s.cfg.Bucket)
 	if err != nil {
+		if minio.ToErrorResponse(err).StatusCode == http.StatusForbidden {
+			return fmt.Errorf("MINIO_ACCESS_KEY %q may not list bucket %q: give it the service policy (`docuvault setup` does): %w", s.cfg.Service.AccessKey, s.cfg.Bucket, err)
+		}
 		return translate(err, "check bucket")
 	}
-	if exists {
-		return nil
-	}
-	err = s.internal.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{Region: s.region})
-	if err != nil && minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
-		return translate(err, "create bucket")
+	if !exists {
+		return fmt.Errorf("bucket %q does not exist: run `docuvault setup` (with MINIO_ADMIN_ACCESS_KEY and MINIO_ADMIN_SECRET_KEY) to create it", s.cfg.Bucket)
 	}
 	return nil
 }
 
 // Ping reports whether the bucket can be reached.
 func (s *Store) Ping(ctx context.Context) error {
-	_, err := s.internal.BucketExists(ctx, s.bucket)
+	_, err := s.internal.BucketExists(ctx, s.cfg.Bucket)
 	return translate(err, "reach object store")
 }
 
@@ -105,7 +137,7 @@ func (s *Store) PresignPut(ctx context.Context, key, contentType string, size in
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 		headers["Content-Length"] = strconv.FormatInt(size, 10)
 	}
-	u, err := s.public.PresignHeader(ctx, http.MethodPut, s.bucket, key, ttl, nil, h)
+	u, err := s.uploads.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, key, ttl, nil, h)
 	if err != nil {
 		return "", nil, translate(err, "sign upload")
 	}
@@ -116,7 +148,7 @@ func (s *Store) PresignPut(ctx context.Context, key, contentType string, size in
 func (s *Store) PresignGet(ctx context.Context, key, filename string, ttl time.Duration) (string, error) {
 	params := url.Values{}
 	params.Set("response-content-disposition", mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
-	u, err := s.public.PresignedGetObject(ctx, s.bucket, key, ttl, params)
+	u, err := s.downloads.PresignedGetObject(ctx, s.cfg.Bucket, key, ttl, params)
 	if err != nil {
 		return "", translate(err, "sign download")
 	}
@@ -125,7 +157,7 @@ func (s *Store) PresignGet(ctx context.Context, key, filename string, ttl time.D
 
 // Stat returns the stored object's size and etag.
 func (s *Store) Stat(ctx context.Context, key string) (document.ObjectInfo, error) {
-	info, err := s.internal.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	info, err := s.internal.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
 	if err != nil {
 		return document.ObjectInfo{}, translate(err, "stat object")
 	}
@@ -134,7 +166,7 @@ func (s *Store) Stat(ctx context.Context, key string) (document.ObjectInfo, erro
 
 // Remove deletes key; a missing object is not an error.
 func (s *Store) Remove(ctx context.Context, key string) error {
-	return translate(s.internal.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}), "remove object")
+	return translate(s.internal.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{}), "remove object")
 }
 
 // uploadMissing is the client text for an object that is not there.
@@ -173,7 +205,7 @@ func (s *Store) List(ctx context.Context, before time.Time, fn func(keys []strin
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the listing goroutine when fn fails
 	batch := make([]string, 0, listBatch)
-	for obj := range s.internal.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Recursive: true}) {
+	for obj := range s.internal.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Recursive: true}) {
 		if obj.Err != nil {
 			return translate(obj.Err, "list objects")
 		}
@@ -201,7 +233,7 @@ func (s *Store) ReadPrefix(ctx context.Context, key string, n int64) ([]byte, er
 	if err := opts.SetRange(0, n-1); err != nil {
 		return nil, err
 	}
-	obj, err := s.internal.GetObject(ctx, s.bucket, key, opts)
+	obj, err := s.internal.GetObject(ctx, s.cfg.Bucket, key, opts)
 	if err != nil {
 		return nil, translate(err, "read object")
 	}

@@ -169,19 +169,24 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 		dbURL = withPoolMaxConns(dbURL, o.poolMaxConns)
 	}
 	s.env = map[string]string{
-		"DATABASE_URL":           dbURL,
-		"MINIO_ENDPOINT":         s.ds.MinIOEndpoint,
-		"MINIO_ACCESS_KEY":       s.ds.MinIOAccessKey,
-		"MINIO_SECRET_KEY":       s.ds.MinIOSecretKey,
-		"NATS_URL":               s.ds.NATSURL,
-		"JWT_SECRET":             randomHex(32),
-		"MAX_UPLOAD_BYTES":       strconv.FormatInt(1<<40, 10),
-		"QUOTA_DEFAULT_BYTES":    huge,
-		"UPLOAD_RATE_PER_MINUTE": "1000000000",
-		"MAX_PENDING_UPLOADS":    "1000000000",
-		"SWEEP_INTERVAL":         "24h", // no scheduled sweep during the run; workload 5 sweeps on purpose
-		"LOG_LEVEL":              "info",
-		"LOG_FORMAT":             "json",
+		"DATABASE_URL":     dbURL,
+		"MINIO_ENDPOINT":   s.ds.MinIOEndpoint,
+		"MINIO_ACCESS_KEY": "bench-service",
+		"MINIO_SECRET_KEY": randomHex(16),
+		// The signers, as `docuvault setup` makes them (below).
+		"MINIO_UPLOAD_ACCESS_KEY":   "bench-upload",
+		"MINIO_UPLOAD_SECRET_KEY":   randomHex(16),
+		"MINIO_DOWNLOAD_ACCESS_KEY": "bench-download",
+		"MINIO_DOWNLOAD_SECRET_KEY": randomHex(16),
+		"NATS_URL":                  s.ds.NATSURL,
+		"JWT_SECRET":                randomHex(32),
+		"MAX_UPLOAD_BYTES":          strconv.FormatInt(1<<40, 10),
+		"QUOTA_DEFAULT_BYTES":       huge,
+		"UPLOAD_RATE_PER_MINUTE":    "1000000000",
+		"MAX_PENDING_UPLOADS":       "1000000000",
+		"SWEEP_INTERVAL":            "24h", // no scheduled sweep during the run; workload 5 sweeps on purpose
+		"LOG_LEVEL":                 "info",
+		"LOG_FORMAT":                "json",
 	}
 	for k, v := range s.env {
 		os.Setenv(k, v)
@@ -194,6 +199,13 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 	s.cfg.SweepInterval = 24 * time.Hour
 	if err := s.cfg.Validate(); err != nil {
 		return nil, err
+	}
+	// MinIO's root user makes the bucket and the identities, as `docuvault
+	// setup` does; the services never hold it.
+	setup := s.cfg
+	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = s.ds.MinIOAccessKey, s.ds.MinIOSecretKey
+	if err := app.Setup(ctx, setup); err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
 	}
 
 	// The services, wired as services/docuvault/dev.go does: the api first
@@ -261,14 +273,20 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 		return nil, err
 	}
 	s.closers = append(s.closers, s.h.Close)
-	s.mc = s.h.Objects.Client()
+	// The harness itself acts as MinIO's root user: it makes the other
+	// systems' buckets and seeds and empties buckets.
+	if s.mc, err = minio.New(s.ds.MinIOEndpoint, &minio.Options{
+		Creds: minioCreds.NewStaticV4(s.ds.MinIOAccessKey, s.ds.MinIOSecretKey, ""), Region: s.cfg.MinIORegion,
+	}); err != nil {
+		return nil, err
+	}
 	for _, b := range []string{rawBucket, notifyBucket, tusdBucket} {
 		if err := s.mc.MakeBucket(ctx, b, minio.MakeBucketOptions{Region: s.cfg.MinIORegion}); err != nil {
 			return nil, fmt.Errorf("make bucket %s: %w", b, err)
 		}
 	}
-	notify, err := objectstore.New(objectstore.Config{Endpoint: s.ds.MinIOEndpoint, AccessKey: s.ds.MinIOAccessKey,
-		SecretKey: s.ds.MinIOSecretKey, Bucket: notifyBucket, Region: s.cfg.MinIORegion})
+	root := objectstore.Credentials{AccessKey: s.ds.MinIOAccessKey, SecretKey: s.ds.MinIOSecretKey}
+	notify, err := objectstore.New(objectstore.Config{Endpoint: s.ds.MinIOEndpoint, Service: root, Bucket: notifyBucket, Region: s.cfg.MinIORegion})
 	if err != nil {
 		return nil, err
 	}

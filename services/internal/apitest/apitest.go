@@ -25,6 +25,7 @@ import (
 	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/sweeper"
+	"github.com/docuvault/docuvault/shared/app"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/events"
@@ -100,12 +101,11 @@ func Start(tb testing.TB, opts Options) *Stack {
 	cfg := config.Defaults()
 	cfg.DatabaseURL = dsn
 	cfg.MinIOEndpoint = mi.Endpoint
-	cfg.MinIOAccessKey = mi.AccessKey
-	cfg.MinIOSecretKey = mi.SecretKey
 	cfg.MinIOBucket = bucket
 	cfg.MinIORegion = mi.Region
 	cfg.JWTSecret = hex.EncodeToString(secret)
 	cfg.NATSURL = ns.URL
+	SetIdentities(tb, &cfg, mi)
 	if opts.Edit != nil {
 		opts.Edit(&cfg)
 	}
@@ -195,6 +195,40 @@ func Start(tb testing.TB, opts Options) *Stack {
 		s.DB.Close()
 	})
 	return s
+}
+
+// SetIdentities gives cfg three MinIO identities of its own (the
+// services', the upload signer's, the download signer's), made on mi by
+// app.Setup with its root user, as `docuvault setup` makes them; the
+// services never hold the root user. cfg's database, bucket and region
+// must be set.
+func SetIdentities(tb testing.TB, cfg *config.Config, mi *testenv.MinIOServer) {
+	tb.Helper()
+	cfg.MinIOEndpoint = mi.Endpoint
+	tag := randomHex(6)
+	for _, id := range []struct {
+		role        string
+		key, secret *string
+	}{
+		{"svc", &cfg.MinIOAccessKey, &cfg.MinIOSecretKey},
+		{"put", &cfg.MinIOUploadAccessKey, &cfg.MinIOUploadSecretKey},
+		{"get", &cfg.MinIODownloadAccessKey, &cfg.MinIODownloadSecretKey},
+	} {
+		*id.key, *id.secret = "t"+tag+"-"+id.role, randomHex(16)
+	}
+	setup := *cfg
+	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = mi.AccessKey, mi.SecretKey
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := app.Setup(ctx, setup); err != nil {
+		tb.Fatalf("set up MinIO identities: %v", err)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // startConfirmer opens a confirmer and runs it until the test ends or
