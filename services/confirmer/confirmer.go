@@ -34,10 +34,16 @@ var (
 
 // Stats counts what the confirmer did; the fields only grow.
 type Stats struct {
-	Confirmed  atomic.Int64 // documents this confirmer moved to uploaded
-	Already    atomic.Int64 // events for documents confirmed before
-	Rejected   atomic.Int64 // documents rejected (over quota, too large)
-	Unknown    atomic.Int64 // keys that are no document's, or whose object is gone
+	Confirmed atomic.Int64 // documents this confirmer moved to uploaded
+	Already   atomic.Int64 // events for documents confirmed before
+	Rejected  atomic.Int64 // documents rejected (over quota, too large)
+	Unknown   atomic.Int64 // keys DocuVault did not make, or pending uploads whose object is gone
+	// Removed counts objects no live document owned (deleted, rejected or
+	// unknown documents' keys), removed at once.
+	Removed atomic.Int64
+	// Reconciled counts charged documents whose object was replaced: their
+	// size and charge now follow it, or, over quota, they were rejected.
+	Reconciled atomic.Int64
 	Ignored    atomic.Int64 // records of other buckets or other events
 	Retried    atomic.Int64 // messages nak'ed for a later try
 	Terminated atomic.Int64 // malformed messages, never redelivered
@@ -49,10 +55,12 @@ type Confirmer struct {
 	bucket  string
 	log     zerolog.Logger
 	metrics *metrics.Metrics
-	// done holds keys of documents seen confirmed: MinIO sends every
+	// done holds the writes (key and sequencer) already settled —
+	// confirmed, rejected, found charged or removed: MinIO sends every
 	// notification twice (targets PRIMARY and LIVE), and the second copy
-	// then needs no database read. A document stays confirmed once it is,
-	// so the set can only be stale by forgetting, never by lying.
+	// then needs no database read. It remembers writes, not keys: another
+	// write of the key (an upload URL used again after a delete or a
+	// rejection, a replaced object) has another sequencer and is checked.
 	done  *keySet
 	Stats Stats
 }
@@ -125,35 +133,50 @@ func (c *Confirmer) process(ctx context.Context, data []byte) (outcome, error) {
 			c.Stats.Ignored.Add(1)
 			continue
 		}
-		if c.done.has(r.Key) {
+		write := r.Key + "\x00" + r.Sequencer
+		if r.Sequencer != "" && c.done.has(write) {
 			c.Stats.Already.Add(1)
 			c.metrics.Confirms.WithLabelValues("event", "already").Inc()
 			continue
 		}
-		res, err := c.docs.ConfirmObject(ctx, r.Key)
-		if err == nil && res.Document.Status.Charged() {
-			c.done.add(r.Key)
-		}
+		res, err := c.docs.ConfirmObject(ctx, r.Key, r.ETag)
 		if outcome := document.ConfirmOutcome(res, err); outcome != "error" {
 			c.metrics.Confirms.WithLabelValues("event", outcome).Inc()
 		}
 		log := zerolog.Ctx(ctx)
-		switch code := document.ErrorCode(err); code {
-		case "":
+		switch code := document.ErrorCode(err); {
+		case res.Stray == document.StrayUnknown || res.Stray == document.StrayRejected:
+			c.Stats.Removed.Add(1)
+			log.Warn().Str("stray", res.Stray).Str("object_key", r.Key).Msg("object of no live document removed")
+		case res.Stray != "":
+			c.Stats.Reconciled.Add(1)
+			log.Warn().Str("stray", res.Stray).Str("document_id", res.Document.ID.String()).Str("user_id", res.Document.UserID.String()).
+				Int64("size_bytes", res.Document.SizeBytes).Msg("replaced object of a charged document reconciled")
+		case code == "":
 			if res.Changed {
 				c.Stats.Confirmed.Add(1)
 				log.Info().Str("document_id", res.Document.ID.String()).Str("user_id", res.Document.UserID.String()).Msg("document confirmed")
 			} else {
 				c.Stats.Already.Add(1)
 			}
-		case document.QuotaExceeded, document.TooLarge, document.Invalid:
+		case code == document.QuotaExceeded || code == document.TooLarge || code == document.Invalid:
 			c.Stats.Rejected.Add(1)
 			log.Info().Str("reason", string(code)).Msg("upload rejected")
-		case document.NotFound, document.UploadMissing:
+		case code == document.NotFound || code == document.UploadMissing:
 			c.Stats.Unknown.Add(1)
 			log.Info().Str("reason", string(code)).Msg("notification matches no pending upload")
 		default:
 			transient = errors.Join(transient, err)
+			continue
+		}
+		if res.Leftover {
+			// Rejected, but its bytes are still stored: try again later,
+			// when the document is rejected and the object a stray.
+			transient = errors.Join(transient, errors.New("object of a rejected document not removed"))
+			continue
+		}
+		if r.Sequencer != "" {
+			c.done.add(write) // this write is settled: its second copy changes nothing
 		}
 	}
 	if transient != nil {

@@ -176,7 +176,36 @@ type Confirmation struct {
 	// Changed is true when this call confirmed the document, false when it
 	// had been confirmed before.
 	Changed bool
+	// Stray, when not empty, says what ConfirmObject found wrong with the
+	// object and did about it (StrayUnknown, …). With StrayOverQuota the
+	// error says why the document was rejected.
+	Stray string
+	// Leftover is set with a rejection whose object could not be removed:
+	// the bytes are stored uncharged until a caller tries again (the
+	// notification door does, the sweeper does at REJECTED_RETENTION).
+	Leftover bool
 }
+
+// What ConfirmObject finds when an object does not match its document, and
+// does. Stored bytes must equal charged bytes: an object no live document
+// owns is removed at once (the sweeper is the backstop), and a charged
+// document whose object was replaced (by a tool with other credentials:
+// DocuVault's URLs cannot) is charged for what is stored now.
+const (
+	// StrayUnknown: no document has the key (deleted, purged, never made,
+	// or another document's key): the object is removed.
+	StrayUnknown = "unknown"
+	// StrayRejected: the document was rejected, and its upload URL used
+	// again: the object is removed.
+	StrayRejected = "rejected"
+	// StrayReconciled: a charged document's object changed size or ETag;
+	// the document and the quota now hold the stored size.
+	StrayReconciled = "reconciled"
+	// StrayOverQuota: the changed object no longer fits the quota (or
+	// MaxUploadBytes): the document is rejected, its charge released and
+	// its object removed.
+	StrayOverQuota = "reconcile_rejected"
+)
 
 // Confirm confirms user's document id: the object store gives the
 // authoritative size, and the document becomes uploaded and charged, or
@@ -189,26 +218,118 @@ func (s *Service) Confirm(ctx context.Context, user, id uuid.UUID) (Confirmation
 	return s.confirm(ctx, d)
 }
 
-// ConfirmObject confirms the document an object-store key belongs to; it is
-// the door the object store's notifications come through. A key DocuVault
-// did not make, or whose document is gone, is NotFound.
-func (s *Service) ConfirmObject(ctx context.Context, key string) (Confirmation, error) {
+// ConfirmObject handles the object-store notification that key was
+// written with etag: it is the door the notifications come through. The
+// object of a pending document is confirmed; the object of a charged one is
+// checked against the row (etag, when given, spares the check of an object
+// that did not change); any other object whose key is shaped like a
+// document's is removed (Confirmation.Stray says what was done). A key
+// DocuVault did not make is NotFound and left alone.
+func (s *Service) ConfirmObject(ctx context.Context, key, etag string) (Confirmation, error) {
 	user, id, ok := ParseObjectKey(key)
 	if !ok {
 		return Confirmation{}, Errorf(NotFound, "object key is not a document's")
 	}
-	d, err := s.ownDocument(ctx, user, id)
+	d, err := s.store.Document(ctx, id)
+	switch {
+	case ErrorCode(err) == NotFound:
+		return s.removeStray(ctx, key, StrayUnknown)
+	case err != nil:
+		return Confirmation{}, err
+	case d.UserID != user || d.ObjectKey != key:
+		return s.removeStray(ctx, key, StrayUnknown)
+	case d.Status == StatusRejected:
+		return s.removeStray(ctx, key, StrayRejected)
+	case d.Status.Charged() && etag != "" && etag == d.ETag:
+		// The other door won, or this is MinIO's second copy of the
+		// notification. Nobody reads the quota here: skip that query.
+		return Confirmation{Document: d}, nil
+	case d.Status.Charged():
+		return s.reconcile(ctx, d)
+	}
+	c, err := s.confirm(ctx, d)
+	if c.Document == nil && ConfirmOutcome(c, err) == "rejected" {
+		// The other door rejected it between our read and the store's
+		// lock; its removal of the object may have failed: make sure.
+		if err := s.objects.Remove(ctx, key); err != nil {
+			c.Leftover = true
+		}
+	}
+	return c, err
+}
+
+// removeStray removes the object under key, which no live document owns.
+func (s *Service) removeStray(ctx context.Context, key, stray string) (Confirmation, error) {
+	if err := s.objects.Remove(ctx, key); err != nil {
+		return Confirmation{}, err
+	}
+	return Confirmation{Stray: stray}, nil
+}
+
+// reconcile brings charged document d, and its owner's quota, in line with
+// the object stored under its key now. The store's row lock orders it with
+// confirms, deletes and other reconciles of the same document.
+func (s *Service) reconcile(ctx context.Context, d *Document) (Confirmation, error) {
+	info, err := s.objects.Stat(ctx, d.ObjectKey)
+	switch {
+	case ErrorCode(err) == UploadMissing:
+		return Confirmation{Document: d}, nil // removed since, by a delete
+	case err != nil:
+		return Confirmation{}, err
+	case info.ETag == d.ETag && info.Size == d.SizeBytes:
+		return Confirmation{Document: d}, nil // the notification was of the charged object
+	}
+	now := s.cfg.Now().UTC()
+	var (
+		res      Confirmation
+		quota    Quota
+		rejected bool
+	)
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		cur, err := tx.LockDocument(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		res, rejected = Confirmation{Document: cur}, false
+		if !cur.Status.Charged() || cur.ETag == info.ETag && cur.SizeBytes == info.Size {
+			return nil // another call got here first
+		}
+		if info.Size <= s.cfg.MaxUploadBytes {
+			q, charged, err := tx.ChargeQuota(ctx, cur.UserID, info.Size-cur.SizeBytes)
+			if err != nil {
+				return err
+			}
+			if charged {
+				cur.SizeBytes, cur.ETag, cur.UpdatedAt = info.Size, info.ETag, now
+				res = Confirmation{Document: cur, UsedBytes: q.UsedBytes, Stray: StrayReconciled}
+				return tx.SetObject(ctx, cur)
+			}
+		}
+		q, err := tx.ReleaseQuota(ctx, cur.UserID, cur.SizeBytes)
+		if err != nil {
+			return err
+		}
+		reason := ReasonOverQuota
+		if info.Size > s.cfg.MaxUploadBytes {
+			reason = ReasonTooLarge
+		}
+		cur.SizeBytes, cur.ETag, cur.UpdatedAt = info.Size, info.ETag, now
+		cur.reject(reason)
+		res, quota, rejected = Confirmation{Document: cur, Stray: StrayOverQuota}, q, true
+		return tx.Save(ctx, cur, NewEvent(EventRejected, cur, now))
+	})
 	if err != nil {
 		return Confirmation{}, err
 	}
-	if d.ObjectKey != key {
-		return Confirmation{}, Errorf(NotFound, "object key is not a document's")
+	if !rejected {
+		return res, nil
 	}
-	if d.Status.Charged() {
-		// The other door won. Nobody reads the quota here: skip that query.
-		return Confirmation{Document: d}, nil
+	// Committed: the charge is released, the bytes must go.
+	if err := s.objects.Remove(ctx, d.ObjectKey); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", d.ID.String()).Msg("remove reconciled object failed")
+		res.Leftover = true
 	}
-	return s.confirm(ctx, d)
+	return res, rejection(res.Document, quota)
 }
 
 func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error) {
@@ -248,18 +369,23 @@ func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error
 	case res.Charged:
 		return Confirmation{Document: &uploaded, UsedBytes: res.Quota.UsedBytes, Changed: true}, nil
 	}
-	// The rejection is committed; the bytes must not stay. A failure here
-	// is repaired by the sweeper, which removes rejected documents' objects.
+	// The rejection is committed; the bytes must not stay.
+	c := Confirmation{Document: &rejected}
 	if err := s.objects.Remove(ctx, d.ObjectKey); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", d.ID.String()).Msg("remove rejected object failed")
+		c.Leftover = true
 	}
-	return Confirmation{}, rejection(&rejected, res.Quota)
+	return c, rejection(&rejected, res.Quota)
 }
 
 // ConfirmOutcome names how a confirmation ended: "uploaded" (this call
-// confirmed it), "already" (confirmed before), "rejected" (it broke a rule)
-// or "error" (nothing changed; try again).
+// confirmed it), "already" (confirmed before), "rejected" (it broke a rule),
+// "stray_" and the Stray case (the object matched no live document as
+// charged: see StrayUnknown) or "error" (nothing changed; try again).
 func ConfirmOutcome(c Confirmation, err error) string {
+	if c.Stray != "" {
+		return "stray_" + c.Stray
+	}
 	switch ErrorCode(err) {
 	case "":
 		if c.Changed {

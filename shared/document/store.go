@@ -56,6 +56,13 @@ type Tx interface {
 	DeleteDocument(ctx context.Context, id uuid.UUID) error
 	// ReleaseQuota subtracts delta from the user's used bytes, never below zero.
 	ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (Quota, error)
+	// ChargeQuota adds delta (which may be negative) to the user's used
+	// bytes if the result stays within the limit; charged says whether it
+	// did. The quota comes back as it is after the call.
+	ChargeQuota(ctx context.Context, user uuid.UUID, delta int64) (q Quota, charged bool, err error)
+	// SetObject writes the document's size, etag and updated_at, and
+	// records no event.
+	SetObject(ctx context.Context, d *Document) error
 	// AppendEvent records an event in the outbox, to be published after commit.
 	AppendEvent(ctx context.Context, e Event) error
 }

@@ -15,6 +15,10 @@ type ObjectCreated struct {
 	Key       string // unescaped
 	Size      int64
 	ETag      string
+	// Sequencer tells writes of one key apart: MinIO makes it from the
+	// object's modification time, so both copies of a notification (targets
+	// PRIMARY and LIVE) carry the same one and a later write another.
+	Sequencer string
 }
 
 // ErrMalformed marks a notification that can never be processed.
@@ -39,9 +43,10 @@ type minioNotification struct {
 				Name string `json:"name"`
 			} `json:"bucket"`
 			Object struct {
-				Key  string `json:"key"`
-				Size int64  `json:"size"`
-				ETag string `json:"eTag"`
+				Key       string `json:"key"`
+				Size      int64  `json:"size"`
+				ETag      string `json:"eTag"`
+				Sequencer string `json:"sequencer"`
 			} `json:"object"`
 		} `json:"s3"`
 	} `json:"Records"`
@@ -81,7 +86,7 @@ func ParseNotification(data []byte) ([]ObjectCreated, error) {
 		if err != nil || key == "" || r.S3.Bucket.Name == "" || r.S3.Object.Size < 0 {
 			return nil, fmt.Errorf("%w: record %d has a bad bucket, key or size", ErrMalformed, i)
 		}
-		out = append(out, ObjectCreated{EventName: name, Bucket: r.S3.Bucket.Name, Key: key, Size: r.S3.Object.Size, ETag: r.S3.Object.ETag})
+		out = append(out, ObjectCreated{EventName: name, Bucket: r.S3.Bucket.Name, Key: key, Size: r.S3.Object.Size, ETag: r.S3.Object.ETag, Sequencer: r.S3.Object.Sequencer})
 	}
 	return out, nil
 }

@@ -18,7 +18,9 @@ type Metrics struct {
 	// HTTPDuration observes request latency by route pattern and method.
 	HTTPDuration *prometheus.HistogramVec
 	// Confirms counts confirmations by door (endpoint, event, sweeper) and
-	// outcome (uploaded, rejected, already).
+	// outcome (uploaded, rejected, already, and for objects that matched no
+	// live document as charged stray_unknown, stray_rejected,
+	// stray_reconciled, stray_reconcile_rejected).
 	Confirms *prometheus.CounterVec
 	// Redeliveries counts messages a consumer received more than once.
 	Redeliveries *prometheus.CounterVec
@@ -49,7 +51,7 @@ func New(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Metrics, err
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"route", "method"}))
 	m.Confirms = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "docuvault_confirms_total", Help: "Confirmations by door (endpoint, event, sweeper) and outcome (uploaded, rejected, already).",
+		Name: "docuvault_confirms_total", Help: "Confirmations by door (endpoint, event, sweeper) and outcome (uploaded, rejected, already; stray_unknown, stray_rejected: an object no live document owns, removed; stray_reconciled, stray_reconcile_rejected: a charged document's replaced object).",
 	}, []string{"door", "outcome"}))
 	m.Redeliveries = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "docuvault_consumer_redeliveries_total", Help: "JetStream messages received more than once, by consumer.",

@@ -330,6 +330,30 @@ func (t *tx) ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (doc
 	return q, translate(err, "release quota")
 }
 
+// chargeQuota adds $2 to a user's used bytes when the result fits the
+// limit (a release always fits), and answers the quota either way.
+const chargeQuota = `WITH charge AS (
+		UPDATE quotas SET used_bytes = GREATEST(0, used_bytes + $2)
+		WHERE user_id = $1 AND ($2 <= 0 OR used_bytes + $2 <= limit_bytes)
+		RETURNING used_bytes, limit_bytes
+	)
+	SELECT used_bytes, limit_bytes, true FROM charge
+	UNION ALL
+	SELECT used_bytes, limit_bytes, false FROM quotas WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM charge)`
+
+func (t *tx) ChargeQuota(ctx context.Context, user uuid.UUID, delta int64) (document.Quota, bool, error) {
+	q := document.Quota{UserID: user}
+	var charged bool
+	err := t.q.QueryRow(ctx, chargeQuota, user, delta).Scan(&q.UsedBytes, &q.LimitBytes, &charged)
+	return q, charged, translate(err, "quota not found")
+}
+
+func (t *tx) SetObject(ctx context.Context, d *document.Document) error {
+	_, err := t.q.Exec(ctx, `UPDATE documents SET size_bytes = $2, etag = $3, updated_at = $4 WHERE id = $1`,
+		d.ID, d.SizeBytes, d.ETag, d.UpdatedAt)
+	return translate(err, "save document")
+}
+
 func (t *tx) AppendEvent(ctx context.Context, e document.Event) error {
 	payload, err := json.Marshal(e)
 	if err != nil {
