@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,20 +33,58 @@ const root = ".."
 
 // roles are the compose services that run the DocuVault image, each with
 // the subcommand of the same name.
-var roles = []string{"migrate", "api", "confirmer", "sweeper", "classifier"}
+var roles = []string{setupRole, "api", "confirmer", "sweeper", "classifier"}
+
+// setupRole is the one-shot role that creates the bucket and the MinIO
+// identities: the only one given MinIO's admin credential.
+const setupRole = "setup"
 
 // required are the variables config.Validate insists on. They are listed
 // explicitly in every role's environment even where config has a default.
 var required = []string{
 	"DATABASE_URL", "MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
+	"MINIO_UPLOAD_ACCESS_KEY", "MINIO_UPLOAD_SECRET_KEY",
+	"MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_DOWNLOAD_SECRET_KEY",
 	"MINIO_BUCKET", "JWT_SECRET", "NATS_URL",
 }
+
+// identityKeys are the access keys of the three MinIO identities every role
+// holds; each must differ from the others and from MinIO's root user.
+var identityKeys = []string{"MINIO_ACCESS_KEY", "MINIO_UPLOAD_ACCESS_KEY", "MINIO_DOWNLOAD_ACCESS_KEY"}
+
+// adminVars are MinIO's admin credential, which only the setup role reads.
+var adminVars = []string{"MINIO_ADMIN_ACCESS_KEY", "MINIO_ADMIN_SECRET_KEY"}
 
 // secrets are the variables docker-compose.yml interpolates with a dev
 // default, which production sets.
 var secrets = []string{
 	"POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
+	"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
+	"MINIO_UPLOAD_ACCESS_KEY", "MINIO_UPLOAD_SECRET_KEY",
+	"MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_DOWNLOAD_SECRET_KEY",
 	"NATS_MINIO_PASSWORD", "NATS_DOCUVAULT_PASSWORD", "JWT_SECRET",
+}
+
+// distinctIdentities reports, for env (one role's settings), every pair of
+// the three identities' access keys that are equal, and every one that is
+// rootUser (MinIO's root or admin user), or empty.
+func distinctIdentities(what string, env map[string]string, rootUser string) []string {
+	var errs []string
+	for i, a := range identityKeys {
+		if env[a] == "" {
+			errs = append(errs, what+": "+a+" is empty")
+			continue
+		}
+		if env[a] == rootUser {
+			errs = append(errs, what+": "+a+"="+strconv.Quote(env[a])+" is MinIO's root/admin user; the roles must not hold it")
+		}
+		for _, b := range identityKeys[i+1:] {
+			if env[a] == env[b] {
+				errs = append(errs, what+": "+a+" and "+b+" are both "+strconv.Quote(env[a])+"; each identity needs its own access key")
+			}
+		}
+	}
+	return errs
 }
 
 // configNameRE finds the variables shared/config reads: str("NAME", ...),
@@ -204,6 +243,16 @@ func TestComposeRolesEnvironment(t *testing.T) {
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("%s: config.Validate: %v", role, err)
 		}
+		for _, name := range adminVars {
+			if _, ok := env[name]; ok != (role == setupRole) {
+				t.Errorf("%s: environment has %s: %v, want it in %s only (the services never hold MinIO's admin credential)", role, name, ok, setupRole)
+			}
+		}
+		if role == setupRole {
+			if err := cfg.ValidateSetup(); err != nil {
+				t.Errorf("%s: config.ValidateSetup: %v", role, err)
+			}
+		}
 		if len(cfg.JWTSecret) < 32 {
 			t.Errorf("%s: JWT_SECRET is %d bytes, want at least 32", role, len(cfg.JWTSecret))
 		}
@@ -235,11 +284,42 @@ func TestComposeCredentialsAgree(t *testing.T) {
 			strings.TrimPrefix(u.Path, "/") != pg["POSTGRES_DB"] {
 			t.Errorf("%s: DATABASE_URL %q does not match the postgres service's user, password and database", role, env["DATABASE_URL"])
 		}
-		if env["MINIO_ACCESS_KEY"] != minio["MINIO_ROOT_USER"] || env["MINIO_SECRET_KEY"] != minio["MINIO_ROOT_PASSWORD"] {
-			t.Errorf("%s: MINIO_ACCESS_KEY/MINIO_SECRET_KEY differ from minio's MINIO_ROOT_USER/MINIO_ROOT_PASSWORD", role)
+		for _, e := range distinctIdentities(role, env, minio["MINIO_ROOT_USER"]) {
+			t.Error(e)
+		}
+		for _, name := range []string{"MINIO_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY"} {
+			if env[name] == minio["MINIO_ROOT_PASSWORD"] {
+				t.Errorf("%s: %s is MinIO's root password", role, name)
+			}
+		}
+		if role == setupRole && (env["MINIO_ADMIN_ACCESS_KEY"] != minio["MINIO_ROOT_USER"] || env["MINIO_ADMIN_SECRET_KEY"] != minio["MINIO_ROOT_PASSWORD"]) {
+			t.Errorf("%s: MINIO_ADMIN_ACCESS_KEY/MINIO_ADMIN_SECRET_KEY differ from minio's MINIO_ROOT_USER/MINIO_ROOT_PASSWORD", role)
 		}
 		if env["NATS_PASSWORD"] != nats["NATS_DOCUVAULT_PASSWORD"] {
 			t.Errorf("%s: NATS_PASSWORD differs from nats's NATS_DOCUVAULT_PASSWORD", role)
+		}
+	}
+}
+
+// TestComposeAdminOnlySetup checks that MinIO's admin credential reaches
+// the setup service and no other: not as MINIO_ADMIN_*, and not as the
+// value of any variable but the setup service's and minio's own.
+func TestComposeAdminOnlySetup(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t, nil)
+	service(t, p, setupRole)
+	rootPassword := envOf(service(t, p, "minio"))["MINIO_ROOT_PASSWORD"]
+	if rootPassword == "" {
+		t.Fatal("minio: MINIO_ROOT_PASSWORD is empty")
+	}
+	for name, s := range p.Services {
+		for k, v := range envOf(s) {
+			if strings.HasPrefix(k, "MINIO_ADMIN_") && name != setupRole {
+				t.Errorf("%s: environment sets %s; only %s may hold MinIO's admin credential", name, k, setupRole)
+			}
+			if v == rootPassword && name != "minio" && !(name == setupRole && k == "MINIO_ADMIN_SECRET_KEY") {
+				t.Errorf("%s: %s is MinIO's root password", name, k)
+			}
 		}
 	}
 }
@@ -276,6 +356,15 @@ func TestComposeSecretsInterpolated(t *testing.T) {
 	api := envOf(service(t, p, "api"))
 	if api["JWT_SECRET"] != override["JWT_SECRET"] || api["NATS_PASSWORD"] != override["NATS_DOCUVAULT_PASSWORD"] {
 		t.Errorf("api does not take JWT_SECRET and NATS_PASSWORD from the environment")
+	}
+	for _, name := range identityKeys {
+		if api[name] != override[name] {
+			t.Errorf("api: %s=%q, want %q from the environment's %s", name, api[name], override[name], name)
+		}
+	}
+	setup := envOf(service(t, p, setupRole))
+	if setup["MINIO_ADMIN_ACCESS_KEY"] != override["MINIO_ROOT_USER"] || setup["MINIO_ADMIN_SECRET_KEY"] != override["MINIO_ROOT_PASSWORD"] {
+		t.Errorf("%s: MINIO_ADMIN_ACCESS_KEY/MINIO_ADMIN_SECRET_KEY do not follow the environment's MINIO_ROOT_USER/MINIO_ROOT_PASSWORD", setupRole)
 	}
 }
 
@@ -422,9 +511,11 @@ func TestComposeDependencies(t *testing.T) {
 	p := loadCompose(t, nil)
 	healthy := map[string]string{"postgres": types.ServiceConditionHealthy, "nats": types.ServiceConditionHealthy, "minio": types.ServiceConditionHealthy}
 	for _, role := range roles {
-		want := map[string]string{"postgres": types.ServiceConditionHealthy}
-		if role != "migrate" {
-			want = map[string]string{"migrate": types.ServiceConditionCompletedSuccessfully}
+		// setup creates the bucket and identities in MinIO and migrates
+		// PostgreSQL; the others need what it made.
+		want := map[string]string{"postgres": types.ServiceConditionHealthy, "minio": types.ServiceConditionHealthy}
+		if role != setupRole {
+			want = map[string]string{setupRole: types.ServiceConditionCompletedSuccessfully}
 			for k, v := range healthy {
 				want[k] = v
 			}
@@ -465,8 +556,8 @@ func TestComposeRolesImageAndCommand(t *testing.T) {
 			t.Errorf("%s: build %+v, want context . and deploy/Dockerfile", role, s.Build)
 		}
 	}
-	if r := service(t, p, "migrate").Restart; r != "no" && r != "" {
-		t.Errorf("migrate: restart %q: a one-shot that others wait on must not restart", r)
+	if r := service(t, p, setupRole).Restart; r != "no" && r != "" {
+		t.Errorf("%s: restart %q: a one-shot that others wait on must not restart", setupRole, r)
 	}
 }
 
@@ -535,6 +626,14 @@ type (
 			Port any    `yaml:"port"`
 		} `yaml:"httpGet"`
 	}
+	k8sEnvFrom struct {
+		ConfigMapRef *struct {
+			Name string `yaml:"name"`
+		} `yaml:"configMapRef"`
+		SecretRef *struct {
+			Name string `yaml:"name"`
+		} `yaml:"secretRef"`
+	}
 	k8sContainer struct {
 		Name  string   `yaml:"name"`
 		Image string   `yaml:"image"`
@@ -543,16 +642,9 @@ type (
 			Name          string `yaml:"name"`
 			ContainerPort int    `yaml:"containerPort"`
 		} `yaml:"ports"`
-		EnvFrom []struct {
-			ConfigMapRef *struct {
-				Name string `yaml:"name"`
-			} `yaml:"configMapRef"`
-			SecretRef *struct {
-				Name string `yaml:"name"`
-			} `yaml:"secretRef"`
-		} `yaml:"envFrom"`
-		ReadinessProbe  *k8sProbe `yaml:"readinessProbe"`
-		LivenessProbe   *k8sProbe `yaml:"livenessProbe"`
+		EnvFrom         []k8sEnvFrom `yaml:"envFrom"`
+		ReadinessProbe  *k8sProbe    `yaml:"readinessProbe"`
+		LivenessProbe   *k8sProbe    `yaml:"livenessProbe"`
 		SecurityContext *struct {
 			RunAsNonRoot             *bool `yaml:"runAsNonRoot"`
 			ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
@@ -586,6 +678,10 @@ type (
 		} `yaml:"ports"`
 	}
 )
+
+// adminSecret is the Secret with MinIO's admin credential, which only the
+// setup Job mounts.
+const adminSecret = "docuvault-minio-admin"
 
 // loadK8s parses every YAML document under deploy/k8s except the
 // kustomization, and returns the kustomization's resources list too.
@@ -692,6 +788,10 @@ func TestK8sManifests(t *testing.T) {
 	if !ok {
 		t.Fatal("no Secret docuvault-secrets")
 	}
+	admin, ok := byKind["Secret"][adminSecret]
+	if !ok {
+		t.Fatalf("no Secret %s", adminSecret)
+	}
 
 	// ConfigMap and Secret: only names config reads, each in one place, and
 	// together every required one.
@@ -715,24 +815,69 @@ func TestK8sManifests(t *testing.T) {
 			t.Errorf("ConfigMap and Secret lack %s, which config.Validate requires", name)
 		}
 	}
-	for _, name := range []string{"DATABASE_URL", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "JWT_SECRET", "NATS_PASSWORD"} {
-		if v, ok := sec.StringData[name]; !ok || v != "REPLACE_ME" {
-			t.Errorf("Secret docuvault-secrets: %s=%q, want the placeholder REPLACE_ME", name, v)
+	for _, name := range []string{
+		"DATABASE_URL", "JWT_SECRET", "NATS_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
+		"MINIO_UPLOAD_ACCESS_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_DOWNLOAD_SECRET_KEY",
+	} {
+		if _, ok := sec.StringData[name]; !ok {
+			t.Errorf("Secret docuvault-secrets: no %s", name)
 		}
 	}
-	// The ConfigMap's values pass config validation once the Secret is filled.
-	filled := map[string]string{}
-	for k, v := range env {
-		filled[k] = v
+	for k, v := range sec.StringData {
+		if v != "REPLACE_ME" {
+			t.Errorf("Secret docuvault-secrets: %s=%q, want the placeholder REPLACE_ME", k, v)
+		}
 	}
+	// MinIO's admin credential: in its own Secret, and nowhere else.
+	if got := slices.Sorted(maps.Keys(admin.StringData)); !slices.Equal(got, adminVars) {
+		t.Errorf("Secret %s: keys %v, want exactly %v", adminSecret, got, adminVars)
+	}
+	for k, v := range admin.StringData {
+		if v != "REPLACE_ME" {
+			t.Errorf("Secret %s: %s=%q, want the placeholder REPLACE_ME", adminSecret, k, v)
+		}
+	}
+	for _, o := range objs {
+		if o.Kind != "Secret" && o.Kind != "ConfigMap" || o.Metadata.Name == adminSecret {
+			continue
+		}
+		for _, data := range []map[string]string{o.Data, o.StringData} {
+			for k := range data {
+				if strings.HasPrefix(k, "MINIO_ADMIN_") {
+					t.Errorf("%s: %s %s holds %s; only Secret %s may", o.file, o.Kind, o.Metadata.Name, k, adminSecret)
+				}
+			}
+		}
+	}
+	// Unfilled, the Secret stops the services (the three access keys are
+	// the same placeholder), as secret.yaml's comment says.
+	if cfg, err := loadConfig(t, names, env); err == nil && cfg.Validate() == nil {
+		t.Error("ConfigMap and Secret with REPLACE_ME pass config.Validate; secret.yaml says the services refuse them")
+	}
+	// The ConfigMap's values pass config validation once the Secret is
+	// filled, and setup's once the admin Secret is filled too.
+	filled := maps.Clone(env)
 	filled["DATABASE_URL"] = "postgres://docuvault:pw@postgres:5432/docuvault"
 	filled["JWT_SECRET"] = strings.Repeat("k", 32)
+	for _, name := range identityKeys {
+		base := strings.TrimSuffix(name, "_ACCESS_KEY")
+		filled[name] = strings.ToLower(strings.ReplaceAll(base, "_", "-"))
+		filled[base+"_SECRET_KEY"] = filled[name] + "-secret"
+	}
 	cfg, err := loadConfig(t, names, filled)
 	if err == nil {
 		err = cfg.Validate()
 	}
 	if err != nil {
 		t.Errorf("ConfigMap docuvault-config with a filled Secret: %v", err)
+	}
+	filled["MINIO_ADMIN_ACCESS_KEY"], filled["MINIO_ADMIN_SECRET_KEY"] = "minio-admin", "minio-admin-secret"
+	cfg, err = loadConfig(t, names, filled)
+	if err == nil {
+		err = errors.Join(cfg.Validate(), cfg.ValidateSetup())
+	}
+	if err != nil {
+		t.Errorf("Job docuvault-setup's settings with filled Secrets: %v", err)
 	}
 	if _, port, _ := strings.Cut(env["HTTP_ADDR"], ":"); port != "8080" || strings.HasPrefix(env["HTTP_ADDR"], "127.") {
 		t.Errorf("ConfigMap: HTTP_ADDR=%q, want 0.0.0.0:8080", env["HTTP_ADDR"])
@@ -745,7 +890,7 @@ func TestK8sManifests(t *testing.T) {
 		replicas         int // 0: not checked
 	}
 	workloads := []workload{
-		{"Job", "docuvault-migrate", "migrate", 0},
+		{"Job", "docuvault-setup", setupRole, 0},
 		{"Deployment", "docuvault-api", "api", 2},
 		{"Deployment", "docuvault-confirmer", "confirmer", 2},
 		{"Deployment", "docuvault-sweeper", "sweeper", 2},
@@ -804,6 +949,11 @@ func TestK8sManifests(t *testing.T) {
 		if !fromCM || !fromSecret {
 			t.Errorf("%s: envFrom does not take both %s and %s", what, cm.Metadata.Name, sec.Metadata.Name)
 		}
+		if w.role == setupRole && !slices.ContainsFunc(c.EnvFrom, func(ef k8sEnvFrom) bool {
+			return ef.SecretRef != nil && ef.SecretRef.Name == adminSecret
+		}) {
+			t.Errorf("%s: envFrom does not take Secret %s, the admin credential setup needs", what, adminSecret)
+		}
 		sc := c.SecurityContext
 		switch {
 		case sc == nil:
@@ -816,6 +966,21 @@ func TestK8sManifests(t *testing.T) {
 			t.Errorf("%s: container securityContext.allowPrivilegeEscalation is not false", what)
 		case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []string{"ALL"}):
 			t.Errorf("%s: container does not drop ALL capabilities", what)
+		}
+	}
+
+	// No workload but the setup Job refers to the admin Secret in any way
+	// (envFrom, env's secretKeyRef, a volume).
+	for _, o := range objs {
+		if o.Kind == "Secret" || (o.Kind == "Job" && o.Metadata.Name == "docuvault-setup") {
+			continue
+		}
+		b, err := yaml.Marshal(&o.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(adminSecret)) {
+			t.Errorf("%s: %s %s refers to Secret %s; only Job docuvault-setup may", o.file, o.Kind, o.Metadata.Name, adminSecret)
 		}
 	}
 
@@ -935,5 +1100,64 @@ func TestNATSHelmValues(t *testing.T) {
 	}
 	if chart.MaxPayload != repo.MaxPayload {
 		t.Errorf("deploy/nats/values.yaml max_payload %d, nats.conf %d", chart.MaxPayload, repo.MaxPayload)
+	}
+}
+
+// readmePolicyRE finds deploy/README.md's policy files:
+// cat > <role>.json <<'EOF' ... EOF.
+var readmePolicyRE = regexp.MustCompile(`(?s)cat > (\w+)\.json <<'EOF'\n(.*?)\nEOF\n`)
+
+// TestREADMEPolicies checks that the policies deploy/README.md gives for
+// creating the identities by hand are objectstore's, under its names, for
+// the bucket the manifests configure.
+func TestREADMEPolicies(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bucket = "documents"
+	if env := envOf(service(t, loadCompose(t, nil), "api")); env["MINIO_BUCKET"] != bucket {
+		t.Errorf("docker-compose.yml: MINIO_BUCKET=%q, but README.md's policies are for %q", env["MINIO_BUCKET"], bucket)
+	}
+	objs, _ := loadK8s(t)
+	for _, o := range objs {
+		if o.Kind == "ConfigMap" && o.Metadata.Name == "docuvault-config" && o.Data["MINIO_BUCKET"] != bucket {
+			t.Errorf("k8s/%s: MINIO_BUCKET=%q, but README.md's policies are for %q", o.file, o.Data["MINIO_BUCKET"], bucket)
+		}
+	}
+	want := map[string][]byte{
+		"service":  objectstore.ServicePolicy(bucket),
+		"upload":   objectstore.UploadPolicy(bucket),
+		"download": objectstore.DownloadPolicy(bucket),
+	}
+	got := map[string]string{}
+	for _, m := range readmePolicyRE.FindAllSubmatch(b, -1) {
+		got[string(m[1])] = string(m[2])
+	}
+	for role, w := range want {
+		g, ok := got[role]
+		if !ok {
+			t.Errorf("README.md: no %s.json policy", role)
+			continue
+		}
+		var gv, wv any
+		if err := json.Unmarshal([]byte(g), &gv); err != nil {
+			t.Errorf("README.md: %s.json: %v", role, err)
+			continue
+		}
+		if err := json.Unmarshal(w, &wv); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(gv, wv) {
+			t.Errorf("README.md: %s.json differs from objectstore's policy:\n got %s\nwant %s", role, g, w)
+		}
+		name := objectstore.PolicyName(bucket, role)
+		if !bytes.Contains(b, []byte("mc admin policy attach myminio "+name+" ")) {
+			t.Errorf("README.md: does not attach policy %s (objectstore.PolicyName)", name)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("README.md: policies %v, want exactly service, upload and download", slices.Sorted(maps.Keys(got)))
 	}
 }

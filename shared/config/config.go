@@ -238,9 +238,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validateIdentities checks that the MinIO identities are distinct: one
+// validateIdentities checks that the MinIO identities are distinct (one
 // credential doing two jobs would hold both jobs' rights, and a URL signed
-// with the admin credential could do anything.
+// with the admin credential could do anything) and that their secrets are
+// long enough for MinIO.
 func (c Config) validateIdentities() []error {
 	var errs []error
 	ids := []struct{ name, key string }{
@@ -254,6 +255,15 @@ func (c Config) validateIdentities() []error {
 			if a.key != "" && a.key == b.key {
 				errs = append(errs, fmt.Errorf("%s and %s must name different MinIO identities, both are %q", a.name, b.name, a.key))
 			}
+		}
+	}
+	for _, s := range [][2]string{
+		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
+		{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
+		{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
+	} {
+		if s[1] != "" && len(s[1]) < 8 {
+			errs = append(errs, fmt.Errorf("%s must be at least 8 characters (MinIO refuses shorter secret keys)", s[0]))
 		}
 	}
 	return errs
@@ -273,15 +283,6 @@ func (c Config) ValidateSetup() error {
 		[2]string{"MINIO_ADMIN_ACCESS_KEY", c.MinIOAdminAccessKey},
 		[2]string{"MINIO_ADMIN_SECRET_KEY", c.MinIOAdminSecretKey},
 	)
-	for _, s := range [][2]string{
-		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
-		{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
-		{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
-	} {
-		if len(s[1]) < 8 {
-			errs = append(errs, fmt.Errorf("%s must be at least 8 characters (MinIO refuses shorter secret keys)", s[0]))
-		}
-	}
 	return errors.Join(append(errs, c.validateIdentities()...)...)
 }
 

@@ -17,7 +17,7 @@ func TestParseReadsEveryVariable(t *testing.T) {
 		"MINIO_ENDPOINT":            "minio:9000",
 		"MINIO_PUBLIC_ENDPOINT":     "localhost:9000",
 		"MINIO_ACCESS_KEY":          "ak",
-		"MINIO_SECRET_KEY":          "sk",
+		"MINIO_SECRET_KEY":          "service-secret",
 		"MINIO_UPLOAD_ACCESS_KEY":   "up",
 		"MINIO_UPLOAD_SECRET_KEY":   "up-secret",
 		"MINIO_DOWNLOAD_ACCESS_KEY": "down",
@@ -79,8 +79,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 func TestTokensNeedASecretOrPublicKeys(t *testing.T) {
 	t.Parallel()
 	base := map[string]string{"DATABASE_URL": "postgres://x", "MINIO_ENDPOINT": "minio:9000", "MINIO_ACCESS_KEY": "ak",
-		"MINIO_SECRET_KEY": "sk", "MINIO_BUCKET": "docs", "NATS_URL": "nats://n:4222",
-		"MINIO_UPLOAD_ACCESS_KEY": "up", "MINIO_UPLOAD_SECRET_KEY": "us", "MINIO_DOWNLOAD_ACCESS_KEY": "down", "MINIO_DOWNLOAD_SECRET_KEY": "ds"}
+		"MINIO_SECRET_KEY": "service-secret", "MINIO_BUCKET": "docs", "NATS_URL": "nats://n:4222",
+		"MINIO_UPLOAD_ACCESS_KEY": "up", "MINIO_UPLOAD_SECRET_KEY": "up-secret", "MINIO_DOWNLOAD_ACCESS_KEY": "down", "MINIO_DOWNLOAD_SECRET_KEY": "down-secret"}
 	c, _ := parse(lookup(base))
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "JWT_SECRET or JWT_PUBLIC_KEYS_FILE is required") {
 		t.Fatalf("neither set: %v", err)
