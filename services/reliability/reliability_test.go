@@ -3,6 +3,8 @@ package reliability_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -66,7 +68,16 @@ const (
 //  2. every charged document's object is in the bucket;
 //  3. every object in the bucket has a document row;
 //  4. every charged document (and every document deleted while charged) has
-//     exactly one document.uploaded event, and no other document has one.
+//     exactly one document.uploaded event, and no other document has one;
+//  5. every object is its charged document's, of exactly the size and ETag
+//     charged (no object of a rejected document, none left uncharged);
+//  6. every object holds its owner's bytes: nobody holds bytes copied from
+//     another user.
+//
+// Beside the honest clients, attackers holding upload URLs try, at random,
+// server-side copies across users and onto confirmed documents, PUTs again
+// after a rejection and after a delete, and headers that would store an
+// object differently; the report counts each attack and how it was stopped.
 //
 // The operations are chosen at random; RELIABILITY_SEED=<n> replays a run's
 // choices (the interleaving of the goroutines still varies).
@@ -216,6 +227,23 @@ type user struct {
 	limitedUntil time.Time // after a 429: no upload URL before then
 }
 
+// content returns n bytes that only u's uploads hold (the same n bytes
+// every time), so that bytes copied from another user's object are seen.
+func (u *user) content(n int) []byte {
+	b := make([]byte, n)
+	tag := u.id.String()
+	for i := range b {
+		b[i] = tag[i%len(tag)]
+	}
+	return b
+}
+
+// etag is the ETag MinIO gives a single PUT of u.content(n).
+func (u *user) etag(n int64) string {
+	sum := md5.Sum(u.content(int(n)))
+	return hex.EncodeToString(sum[:])
+}
+
 // pick returns a random document of u's that satisfies ok, or nil.
 func (u *user) pick(rng *rand.Rand, ok func(*doc) bool) *doc {
 	u.mu.Lock()
@@ -361,6 +389,7 @@ func (r *rig) addConfirmerStats() {
 	for k, v := range map[string]int64{
 		"confirmed": st.Confirmed.Load(), "already": st.Already.Load(), "rejected": st.Rejected.Load(),
 		"unknown": st.Unknown.Load(), "ignored": st.Ignored.Load(), "retried": st.Retried.Load(), "terminated": st.Terminated.Load(),
+		"removed": st.Removed.Load(), "reconciled": st.Reconciled.Load(),
 	} {
 		r.confirmer[k] += v
 	}
@@ -416,7 +445,7 @@ func (r *rig) outcome(kind, what string, isError bool) int {
 // random user.
 func (r *rig) step(rng *rand.Rand) {
 	u := r.users[rng.IntN(len(r.users))]
-	switch n := rng.IntN(1000); {
+	switch n := rng.IntN(1080); {
 	case n < 450:
 		r.upload(rng, u)
 	case n < 570:
@@ -441,8 +470,10 @@ func (r *rig) step(rng *rand.Rand) {
 		r.quota(u)
 	case n < 996:
 		r.list(u)
-	default:
+	case n < 1000:
 		r.sweep()
+	default:
+		r.attack(rng, u)
 	}
 }
 
@@ -517,9 +548,39 @@ func (r *rig) upload(rng *rand.Rand, u *user) {
 		return
 	}
 	d := &doc{user: u, size: 1 + rng.Int64N(maxDocBytes), declared: rng.IntN(4) != 0, contentType: "application/pdf"}
-	filename := "report.pdf"
 	if rng.IntN(2) == 0 {
-		d.contentType, filename = "text/plain", "notes.txt"
+		d.contentType = "text/plain"
+	}
+	if !r.issue(d, true) {
+		return
+	}
+	switch n := rng.IntN(100); {
+	case n < 4:
+		// Deleted before its bytes arrive, which then arrive anyway through
+		// the still-valid URL: an orphaned object the confirmer must remove.
+		if r.delete(d) && r.put(d) == putOK {
+			r.mu.Lock()
+			r.orphans++
+			r.mu.Unlock()
+		}
+		return
+	case n < 19:
+		return // never uploaded: a stale pending document
+	}
+	if r.put(d) == putOK && rng.IntN(100) < 45 {
+		r.confirm(d)
+	}
+}
+
+// issue asks for an upload URL for d (its user, size, whether declared,
+// content type) and records the document; shared, it goes among its
+// user's documents at once, for any worker to use. It reports whether the
+// API issued the URL.
+func (r *rig) issue(d *doc, shared bool) bool {
+	u := d.user
+	filename := "report.pdf"
+	if d.contentType == "text/plain" {
+		filename = "notes.txt"
 	}
 	body := map[string]any{"filename": filename, "content_type": d.contentType}
 	if d.declared {
@@ -528,13 +589,13 @@ func (r *rig) upload(rng *rand.Rand, u *user) {
 	d.issued = time.Now()
 	st, data, header, ok := r.api("upload-url", http.MethodPost, "/api/documents/upload-url", u.token, body)
 	if !ok {
-		return
+		return false
 	}
 	switch st {
 	case http.StatusCreated:
 		if err := json.Unmarshal(data, &d.ticket); err != nil || d.ticket.DocumentID == uuid.Nil {
 			r.fail("upload-url: %v: %s", err, data)
-			return
+			return false
 		}
 		d.id = d.ticket.DocumentID
 		want := map[string]string{"Content-Type": d.contentType, "If-None-Match": "*"}
@@ -548,20 +609,21 @@ func (r *rig) upload(rng *rand.Rand, u *user) {
 		if r.docs[d.id] != nil {
 			r.mu.Unlock()
 			r.fail("upload-url: document id %s issued twice", d.id)
-			return
+			return false
 		}
 		r.docs[d.id] = d
 		r.mu.Unlock()
-		u.mu.Lock()
-		u.docs = append(u.docs, d)
-		u.mu.Unlock()
+		if shared {
+			r.share(d)
+		}
+		return true
 	case http.StatusRequestEntityTooLarge:
 		var q quotaDetail
 		_ = json.Unmarshal(data, &q)
 		if !d.declared || q.Detail.RejectedBytes != d.size || q.Detail.LimitBytes != u.limit || q.Detail.UsedBytes+d.size <= q.Detail.LimitBytes {
 			r.fail("upload-url of %d bytes (declared %v) for a limit of %d: 413 %s", d.size, d.declared, u.limit, data)
 		}
-		return
+		return false
 	case http.StatusTooManyRequests:
 		// A rate limit on upload URLs: wait as told before asking again.
 		wait, err := strconv.Atoi(header.Get("Retry-After"))
@@ -572,29 +634,19 @@ func (r *rig) upload(rng *rand.Rand, u *user) {
 		u.mu.Lock()
 		u.limitedUntil = time.Now().Add(time.Duration(min(wait, 60)) * time.Second)
 		u.mu.Unlock()
-		return
+		return false
 	case http.StatusServiceUnavailable:
-		return
-	default:
-		r.fail("upload-url: %d %s", st, data)
-		return
+		return false
 	}
-	switch n := rng.IntN(100); {
-	case n < 4:
-		// Deleted before its bytes arrive, which then arrive anyway through
-		// the still-valid URL: an orphaned object the sweeper must remove.
-		if r.delete(d) && r.put(d) == putOK {
-			r.mu.Lock()
-			r.orphans++
-			r.mu.Unlock()
-		}
-		return
-	case n < 19:
-		return // never uploaded: a stale pending document
-	}
-	if r.put(d) == putOK && rng.IntN(100) < 45 {
-		r.confirm(d)
-	}
+	r.fail("upload-url: %d %s", st, data)
+	return false
+}
+
+// share puts d among its user's documents, for any worker to use.
+func (r *rig) share(d *doc) {
+	d.user.mu.Lock()
+	d.user.docs = append(d.user.docs, d)
+	d.user.mu.Unlock()
 }
 
 // put sends d's bytes to its presigned URL, unless someone already did.
@@ -610,7 +662,7 @@ func (r *rig) put(d *doc) putState {
 
 	done := r.count("put")
 	state := putFailed
-	req, err := http.NewRequest(http.MethodPut, d.ticket.UploadURL, bytes.NewReader(apitest.BytesOf(int(d.size))))
+	req, err := http.NewRequest(http.MethodPut, d.ticket.UploadURL, bytes.NewReader(u.content(int(d.size))))
 	if err != nil {
 		r.fail("put %s: %v", d.id, err)
 	} else {
@@ -925,6 +977,7 @@ type row struct {
 	key    string
 	status document.Status
 	size   int64
+	etag   string
 }
 
 // docEvents are the document events of one document.
@@ -937,6 +990,7 @@ type ledger struct {
 	rows    map[uuid.UUID]row
 	quotas  map[uuid.UUID][2]int64 // used, limit
 	objects map[string]bool
+	stored  map[string]minio.ObjectInfo // the objects, by key
 	events  map[uuid.UUID]*docEvents
 	byType  map[document.EventType]int
 	total   int // messages in DOCUMENTS
@@ -948,16 +1002,16 @@ func (r *rig) read(t *testing.T) *ledger {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	l := &ledger{rows: map[uuid.UUID]row{}, quotas: map[uuid.UUID][2]int64{}, objects: map[string]bool{},
-		events: map[uuid.UUID]*docEvents{}, byType: map[document.EventType]int{}}
+		stored: map[string]minio.ObjectInfo{}, events: map[uuid.UUID]*docEvents{}, byType: map[document.EventType]int{}}
 
-	rows, err := r.s.DB.Query(ctx, `SELECT id, user_id, object_key, status, size_bytes FROM documents`)
+	rows, err := r.s.DB.Query(ctx, `SELECT id, user_id, object_key, status, size_bytes, etag FROM documents`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var id uuid.UUID
 		var w row
-		if err := rows.Scan(&id, &w.user, &w.key, &w.status, &w.size); err != nil {
+		if err := rows.Scan(&id, &w.user, &w.key, &w.status, &w.size, &w.etag); err != nil {
 			t.Fatal(err)
 		}
 		l.rows[id] = w
@@ -986,6 +1040,7 @@ func (r *rig) read(t *testing.T) *ledger {
 			t.Fatalf("list the bucket: %v", obj.Err)
 		}
 		l.objects[obj.Key] = true
+		l.stored[obj.Key] = obj
 	}
 
 	// Every document event, with an ordered consumer, as a subscriber
@@ -1089,6 +1144,27 @@ func (r *rig) check(t *testing.T) {
 	for key := range l.objects {
 		if _, ok := keys[key]; !ok {
 			r.fail("invariant 3: object %s has no document row", key)
+		}
+	}
+
+	// 5. Every object is its charged document's, exactly as charged; 6. it
+	// holds its owner's bytes.
+	owners := map[uuid.UUID]*user{}
+	for _, u := range r.users {
+		owners[u.id] = u
+	}
+	for key, obj := range l.stored {
+		id, ok := keys[key]
+		if !ok {
+			continue // invariant 3
+		}
+		w := l.rows[id]
+		if !charged(w.status) || obj.Size != w.size || obj.ETag != w.etag {
+			r.fail("invariant 5: object %s (%d bytes, ETag %s) is stored for %s document %s charged %d bytes (ETag %s)",
+				key, obj.Size, obj.ETag, w.status, id, w.size, w.etag)
+		}
+		if u := owners[w.user]; u == nil || obj.ETag != u.etag(obj.Size) {
+			r.fail("invariant 6: object %s of user %s does not hold that user's bytes (ETag %s)", key, w.user, obj.ETag)
 		}
 	}
 
@@ -1216,6 +1292,14 @@ func (r *rig) report(t *testing.T, final sweeper.Completed, settled, workload, t
 	}
 	t.Logf("faults injected: %d: %s", len(r.faults), strings.Join(faults, "; "))
 	t.Logf("confirmer (summed over restarts): %s", formatCounts(r.confirmer))
+	attacks := map[string]int{}
+	for k, n := range r.outcomes {
+		if what, ok := strings.CutPrefix(k, "attack "); ok {
+			attacks[what] = n
+		}
+	}
+	t.Logf("attacks, by MinIO's answer (a 200 is a PUT again after a rejection or a delete, whose bytes the confirmer removed: "+
+		"invariants 5 and 6 held): %s", formatCounts(attacks))
 	statuses := map[document.Status]int{}
 	charged, rejectedKept := 0, 0
 	for _, w := range l.rows {
@@ -1224,7 +1308,7 @@ func (r *rig) report(t *testing.T, final sweeper.Completed, settled, workload, t
 			charged++
 		}
 		if w.status == document.StatusRejected && l.objects[w.key] {
-			rejectedKept++ // its removal failed while MinIO was away
+			rejectedKept++ // a failure of invariant 5
 		}
 	}
 	purged := 0
@@ -1240,7 +1324,7 @@ func (r *rig) report(t *testing.T, final sweeper.Completed, settled, workload, t
 		used += q[0]
 	}
 	t.Logf("users: %d, %d bytes charged in all; objects in the bucket: %d, of %d charged and %d rejected documents "+
-		"(a rejected document's object whose removal failed waits for REJECTED_RETENTION); orphans made on purpose: %d",
+		"(none may be left: invariant 5); orphans made on purpose: %d",
 		len(l.quotas), used, len(l.objects), charged, rejectedKept, r.orphans)
 	t.Logf("document events: %d: %s", l.total, formatCounts(l.byType))
 	t.Logf("final sweep: %+v in %d ms; settling took %s", final.SweepResult, final.DurationMS, settled.Round(time.Millisecond))
