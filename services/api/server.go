@@ -38,8 +38,8 @@ func WithDevTokens(mint func() (string, uuid.UUID, error)) Option {
 	return func(d *Deps) { d.DevToken = mint }
 }
 
-// New opens PostgreSQL (applying migrations), MinIO (creating the bucket)
-// and NATS (creating the streams).
+// New opens PostgreSQL (applying migrations), MinIO (checking the bucket
+// and the signing identities) and NATS (creating the streams).
 func New(ctx context.Context, cfg config.Config, log zerolog.Logger, opts ...Option) (*Server, error) {
 	verifier, err := newVerifier(cfg)
 	if err != nil {

@@ -181,8 +181,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	if err != nil {
 		return err
 	}
-	// The api goes first: it applies the migrations and creates the
-	// bucket that the confirmer's notification rule needs.
+	// Setup made the bucket and applied the migrations; the api goes
+	// first all the same, so that a broken signer stops the start early.
 	devToken := func() (string, uuid.UUID, error) {
 		tok, err := auth.Mint(auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience},
 			auth.Principal{UserID: devUser, Role: auth.RoleAdmin}, devTokenTTL, time.Now())

@@ -44,9 +44,9 @@ commands:
   classifier classify uploaded documents (document.uploaded consumer)
   sweeper   run the scheduled sweep: stale uploads, lost events, orphaned objects
   migrate   apply database migrations to DATABASE_URL and exit
-  setup     migrate, then create the bucket and the MinIO identities the services and URLs use
+  setup     create the bucket and the MinIO identities the services and URLs use
             (MINIO_ACCESS_KEY, MINIO_UPLOAD_*, MINIO_DOWNLOAD_*) with their policies, as
-            MINIO_ADMIN_ACCESS_KEY; idempotent; the services never hold the admin credential
+            MINIO_ADMIN_ACCESS_KEY, then migrate; idempotent; the services never hold the admin credential
   dev       run everything in one process for local use: embedded NATS, PostgreSQL and MinIO in .data,
             api, confirmer and sweeper; prints the page URL and a token (flags: dev -h)
   token     mint a JWT for local use: token --user <uuid> [--role user|admin] [--ttl 24h]

@@ -1,6 +1,7 @@
 // Package app opens what every DocuVault service needs — PostgreSQL (with
 // migrations), the object store, NATS JetStream (with the streams) — from a
-// config.Config, and wires the document use cases over them.
+// config.Config, and wires the document use cases over them. Setup prepares
+// what the services may not create themselves.
 package app
 
 import (
@@ -35,8 +36,9 @@ type App struct {
 	Metrics *metrics.Metrics
 }
 
-// Open validates cfg, connects to everything, applies migrations and makes
-// sure the bucket and the streams exist. service names the NATS client.
+// Open validates cfg, connects to everything, applies migrations, checks
+// that the bucket exists (Setup makes it) and makes sure the streams do.
+// service names the NATS client.
 func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, service string) (a *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -278,8 +278,11 @@ func (c Config) ValidateSetup() error {
 		[2]string{"MINIO_ENDPOINT", c.MinIOEndpoint},
 		[2]string{"MINIO_BUCKET", c.MinIOBucket},
 		[2]string{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
+		[2]string{"MINIO_SECRET_KEY", c.MinIOSecretKey},
 		[2]string{"MINIO_UPLOAD_ACCESS_KEY", c.MinIOUploadAccessKey},
+		[2]string{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
 		[2]string{"MINIO_DOWNLOAD_ACCESS_KEY", c.MinIODownloadAccessKey},
+		[2]string{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
 		[2]string{"MINIO_ADMIN_ACCESS_KEY", c.MinIOAdminAccessKey},
 		[2]string{"MINIO_ADMIN_SECRET_KEY", c.MinIOAdminSecretKey},
 	)

@@ -158,6 +158,32 @@ func Provision(ctx context.Context, cfg Config, admin Credentials) error {
 	return nil
 }
 
+// iamSettles bounds how long Provision retries an identity whose policy or
+// user MinIO briefly forgets: its IAM cache, refreshed from its store in
+// the background, can drop an entry written during the refresh (seen here
+// when tests provision identities side by side).
+const iamSettles = 10 * time.Second
+
+// provisionIdentity creates id's policy and user and attaches the one to
+// the other, retrying while MinIO says the policy or user it was just
+// given does not exist.
+func provisionIdentity(ctx context.Context, adm *madmin.AdminClient, policyName string, id identity) error {
+	deadline := time.Now().Add(iamSettles)
+	for {
+		err := provisionIdentityOnce(ctx, adm, policyName, id)
+		var resp madmin.ErrorResponse
+		forgot := errors.As(err, &resp) && (resp.Code == "XMinioAdminNoSuchPolicy" || resp.Code == "XMinioAdminNoSuchUser")
+		if !forgot || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 func makeBucket(ctx context.Context, c *minio.Client, bucket, region string) error {
 	exists, err := c.BucketExists(ctx, bucket)
 	if err != nil {
@@ -173,7 +199,7 @@ func makeBucket(ctx context.Context, c *minio.Client, bucket, region string) err
 	return nil
 }
 
-func provisionIdentity(ctx context.Context, adm *madmin.AdminClient, policyName string, id identity) error {
+func provisionIdentityOnce(ctx context.Context, adm *madmin.AdminClient, policyName string, id identity) error {
 	if err := adm.AddCannedPolicy(ctx, policyName, id.policy); err != nil {
 		return fmt.Errorf("create policy %s: %w", policyName, err)
 	}
@@ -207,13 +233,13 @@ func provisionIdentity(ctx context.Context, adm *madmin.AdminClient, policyName 
 	return nil
 }
 
-// CheckSigners refuses signing identities that could grant more than their
-// job, with probes that store nothing: the upload identity must be able to
-// put (a PUT whose Content-MD5 does not match its body: refused with
-// BadDigest after the policy allowed it) and must not be able to read (or a
-// PUT could copy any object in); the download identity must not be able to
-// delete. MinIO's root credential fails the second probe, a wrong secret
-// the first.
+// CheckSigners refuses identities that could grant more than their job,
+// with probes that store nothing: the upload identity must be able to put
+// (a PUT whose Content-MD5 does not match its body: refused with BadDigest
+// after the policy allowed it) and must not be able to read (or a PUT could
+// copy any object in); the services' identity must not be able to put; the
+// download identity must not be able to delete. MinIO's root credential
+// fails all but the first probe, a wrong upload secret the first.
 func (s *Store) CheckSigners(ctx context.Context) error {
 	probe := "docuvault-signer-check/" + randomHex(8)
 	var errs []error
@@ -231,6 +257,11 @@ func (s *Store) CheckSigners(ctx context.Context) error {
 		return translate(err, "check signer")
 	} else if status != http.StatusForbidden {
 		errs = append(errs, fmt.Errorf("MINIO_UPLOAD_ACCESS_KEY %q may read objects (MinIO answered %d, not 403): an upload URL could copy any object in; give it only s3:PutObject (`docuvault setup` does)", s.cfg.Upload.AccessKey, status))
+	}
+	if status, code, err := presignedProbe(ctx, s.internal, http.MethodPut, s.cfg.Bucket, probe, md5, "x"); err != nil {
+		return translate(err, "check signer")
+	} else if code != "AccessDenied" {
+		errs = append(errs, fmt.Errorf("MINIO_ACCESS_KEY %q is not refused a PUT (MinIO answered %d %s): the services never write objects; give it only the service policy (`docuvault setup` does)", s.cfg.Service.AccessKey, status, code))
 	}
 	downloads, err := newClient(s.cfg.Endpoint, s.cfg.Download, s.cfg, 3)
 	if err != nil {

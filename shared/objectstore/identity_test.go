@@ -159,13 +159,13 @@ func TestSignersWithMoreRightsAreRefused(t *testing.T) {
 	t.Cleanup(func() { removeBucket(t, mi, cfg.Bucket) })
 
 	rootSigns := cfg
-	rootSigns.Upload, rootSigns.Download = root, root
+	rootSigns.Service, rootSigns.Upload, rootSigns.Download = root, root, root
 	s, err := objectstore.New(rootSigns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = s.CheckSigners(ctx)
-	for _, want := range []string{"MINIO_UPLOAD_ACCESS_KEY", "may read objects", "MINIO_DOWNLOAD_ACCESS_KEY"} {
+	for _, want := range []string{"MINIO_UPLOAD_ACCESS_KEY", "may read objects", "MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_ACCESS_KEY", "is not refused a PUT"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("root signing: check says %v, want it to say %q", err, want)
 		}
