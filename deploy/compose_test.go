@@ -2,6 +2,9 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"go/ast"
@@ -20,6 +23,7 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
@@ -55,14 +59,132 @@ var identityKeys = []string{"MINIO_ACCESS_KEY", "MINIO_UPLOAD_ACCESS_KEY", "MINI
 // adminVars are MinIO's admin credential, which only the setup role reads.
 var adminVars = []string{"MINIO_ADMIN_ACCESS_KEY", "MINIO_ADMIN_SECRET_KEY"}
 
-// secrets are the variables docker-compose.yml interpolates with a dev
-// default, which production sets.
-var secrets = []string{
-	"POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
-	"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
-	"MINIO_UPLOAD_ACCESS_KEY", "MINIO_UPLOAD_SECRET_KEY",
-	"MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_DOWNLOAD_SECRET_KEY",
+// requiredSecrets are the secrets docker-compose.yml requires, written
+// ${NAME:?...} with no default; .env.example sets each to an example value
+// that config refuses.
+var requiredSecrets = []string{
+	"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD",
+	"MINIO_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY",
 	"NATS_MINIO_PASSWORD", "NATS_DOCUVAULT_PASSWORD", "JWT_SECRET",
+}
+
+// identityVars are the non-secret names of the MinIO users, which
+// docker-compose.yml interpolates with a default the environment may change.
+var identityVars = append([]string{"MINIO_ROOT_USER"}, identityKeys...)
+
+// bindAddrVar is the host address docker-compose.yml publishes its ports on.
+const bindAddrVar = "DOCUVAULT_BIND_ADDR"
+
+// envExample is the environment file the README has users copy to .env.
+const envExample = ".env.example"
+
+// isSecretName reports whether the variable name holds a secret: a
+// password, a secret key or an HS256 secret.
+func isSecretName(name string) bool {
+	return strings.Contains(name, "PASSWORD") || strings.Contains(name, "SECRET")
+}
+
+// randomSecrets returns every required secret freshly generated, the way
+// .env.example says to: "p" and 64 hex digits suits all of them (a NATS
+// password must start with a letter, the PostgreSQL one is in a URL).
+func randomSecrets() map[string]string {
+	env := map[string]string{}
+	for _, name := range requiredSecrets {
+		env[name] = "p" + hex.EncodeToString(randomBytes(32))
+	}
+	return env
+}
+
+// randomBytes returns n bytes from crypto/rand (which does not fail).
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// envExampleVars parses .env.example line by line: set holds its KEY=VALUE
+// lines, commented its "# KEY=VALUE" lines (optional settings shown with
+// their defaults). It also reads the file as docker compose reads a .env
+// file and fails the test if the two disagree, so that what the test checks
+// is what compose would pass on.
+func envExampleVars(tb testing.TB) (set, commented map[string]string) {
+	tb.Helper()
+	path := filepath.Join(root, envExample)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	line := regexp.MustCompile(`^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$`)
+	set, commented = map[string]string{}, map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		m := line.FindStringSubmatch(strings.TrimSpace(l))
+		if m == nil {
+			continue
+		}
+		if m[1] == "" {
+			set[m[2]] = m[3]
+		} else {
+			commented[m[2]] = m[3]
+		}
+	}
+	compose, err := dotenv.GetEnvFromFile(map[string]string{}, []string{path})
+	if err != nil {
+		tb.Fatalf("%s: %v", envExample, err)
+	}
+	if !maps.Equal(set, compose) {
+		tb.Fatalf("%s: its KEY=VALUE lines %v differ from what docker compose reads %v (quotes, spaces or comments on a line?)", envExample, set, compose)
+	}
+	return set, commented
+}
+
+// interpolation is one ${NAME...} or $NAME of docker-compose.yml.
+type interpolation struct {
+	name, op, arg string // op: "", ":-", "-", ":?", "?", ":+" or "+"
+}
+
+// interpolationRE finds compose's interpolations; "$$" is an escaped "$",
+// removed before matching.
+var interpolationRE = regexp.MustCompile(`\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))`)
+
+// composeInterpolations returns every interpolation in docker-compose.yml's
+// values (not its comments), each occurrence on its own.
+func composeInterpolations(tb testing.TB) []interpolation {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var doc any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		tb.Fatalf("docker-compose.yml: %v", err)
+	}
+	var out []interpolation
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			for _, m := range interpolationRE.FindAllStringSubmatch(strings.ReplaceAll(v, "$$", ""), -1) {
+				if m[4] != "" {
+					out = append(out, interpolation{name: m[4]})
+				} else {
+					out = append(out, interpolation{m[1], m[2], m[3]})
+				}
+			}
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+	if len(out) == 0 {
+		tb.Fatal("docker-compose.yml: no interpolation found; the parse is out of step with the file")
+	}
+	return out
 }
 
 // distinctIdentities reports, for env (one role's settings), every pair of
@@ -145,8 +267,19 @@ func subcommands(tb testing.TB) map[string]bool {
 }
 
 // loadCompose loads docker-compose.yml as `docker compose` would, with env
-// as the only environment for interpolation (none of the process's).
+// as the only environment for interpolation (none of the process's, and no
+// .env file). Most tests pass randomSecrets(): compose requires them.
 func loadCompose(tb testing.TB, env map[string]string) *types.Project {
+	tb.Helper()
+	p, err := loadComposeErr(tb, env)
+	if err != nil {
+		tb.Fatalf("load docker-compose.yml: %v", err)
+	}
+	return p
+}
+
+// loadComposeErr is loadCompose returning the loader's error.
+func loadComposeErr(tb testing.TB, env map[string]string) (*types.Project, error) {
 	tb.Helper()
 	wd, err := filepath.Abs(root)
 	if err != nil {
@@ -161,11 +294,7 @@ func loadCompose(tb testing.TB, env map[string]string) *types.Project {
 	for k, v := range env {
 		opts.Environment[k] = v
 	}
-	p, err := cli.ProjectFromOptions(tb.Context(), opts)
-	if err != nil {
-		tb.Fatalf("load docker-compose.yml: %v", err)
-	}
-	return p
+	return cli.ProjectFromOptions(tb.Context(), opts)
 }
 
 // service returns the named service of p, failing the test if it is absent.
@@ -206,7 +335,7 @@ func loadConfig(t *testing.T, names map[string]bool, env map[string]string) (con
 func TestComposeServices(t *testing.T) {
 	t.Parallel()
 	cmds := subcommands(t)
-	p := loadCompose(t, nil)
+	p := loadCompose(t, randomSecrets())
 	for _, name := range append([]string{"postgres", "nats", "minio"}, roles...) {
 		service(t, p, name)
 	}
@@ -222,7 +351,7 @@ func TestComposeServices(t *testing.T) {
 
 func TestComposeRolesEnvironment(t *testing.T) {
 	names := configNames(t)
-	p := loadCompose(t, nil)
+	p := loadCompose(t, randomSecrets())
 	for _, role := range roles {
 		env := envOf(service(t, p, role))
 		for _, name := range required {
@@ -268,7 +397,7 @@ func TestComposeRolesEnvironment(t *testing.T) {
 
 func TestComposeCredentialsAgree(t *testing.T) {
 	t.Parallel()
-	p := loadCompose(t, nil)
+	p := loadCompose(t, randomSecrets())
 	pg := envOf(service(t, p, "postgres"))
 	minio := envOf(service(t, p, "minio"))
 	nats := envOf(service(t, p, "nats"))
@@ -306,7 +435,7 @@ func TestComposeCredentialsAgree(t *testing.T) {
 // value of any variable but the setup service's and minio's own.
 func TestComposeAdminOnlySetup(t *testing.T) {
 	t.Parallel()
-	p := loadCompose(t, nil)
+	p := loadCompose(t, randomSecrets())
 	service(t, p, setupRole)
 	rootPassword := envOf(service(t, p, "minio"))["MINIO_ROOT_PASSWORD"]
 	if rootPassword == "" {
@@ -324,15 +453,59 @@ func TestComposeAdminOnlySetup(t *testing.T) {
 	}
 }
 
-// TestComposeSecretsInterpolated checks that every secret comes from the
-// environment when it is set, as production does, and has a dev default
-// when it is not.
+// TestComposeRequiresSecrets checks that docker-compose.yml requires every
+// secret, with no default, and says where to get them: without .env (or
+// with one secret missing or empty) it does not load, and names what is
+// missing.
+func TestComposeRequiresSecrets(t *testing.T) {
+	t.Parallel()
+	_, err := loadComposeErr(t, nil)
+	if err == nil {
+		t.Fatal("docker-compose.yml loads with no environment: its secrets have defaults; require each as ${NAME:?set NAME: copy .env.example to .env and fill it}")
+	}
+	if !strings.Contains(err.Error(), envExample) || !slices.ContainsFunc(requiredSecrets, func(name string) bool {
+		return strings.Contains(err.Error(), name)
+	}) {
+		t.Errorf("docker-compose.yml with no environment: %v; want it to name the missing secret and %s", err, envExample)
+	}
+	for _, name := range requiredSecrets {
+		for _, v := range []*string{nil, new(string)} {
+			env := randomSecrets()
+			what := "unset"
+			if v == nil {
+				delete(env, name)
+			} else {
+				env[name], what = *v, "empty"
+			}
+			_, err := loadComposeErr(t, env)
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("docker-compose.yml with %s %s: load error %v, want one naming %s (${%s:?...})", name, what, err, name, name)
+			}
+		}
+	}
+	// Every occurrence, not only the first compose reports: a secret used
+	// twice must be required both times, and no other secret may have a
+	// default.
+	for _, in := range composeInterpolations(t) {
+		switch {
+		case slices.Contains(requiredSecrets, in.name):
+			if in.op != ":?" || !strings.Contains(in.arg, envExample) {
+				t.Errorf("docker-compose.yml: ${%s%s%s}, want ${%s:?set %s: copy %s to .env and fill it}", in.name, in.op, in.arg, in.name, in.name, envExample)
+			}
+		case isSecretName(in.name):
+			t.Errorf("docker-compose.yml: interpolates the secret %s, which is not in requiredSecrets (add it there and to %s, required with :?)", in.name, envExample)
+		}
+	}
+}
+
+// TestComposeSecretsInterpolated checks that every secret and MinIO user
+// name comes from the environment.
 func TestComposeSecretsInterpolated(t *testing.T) {
 	t.Parallel()
-	defaults := loadCompose(t, nil)
-	override := map[string]string{}
-	for _, name := range secrets {
-		override[name] = "p" + strings.ToLower(strings.ReplaceAll(name, "_", "")) + "0123456789abcdef0123456789abcdef"
+	override := randomSecrets()
+	defaults := loadCompose(t, maps.Clone(override))
+	for _, name := range identityVars {
+		override[name] = "u" + strings.ToLower(strings.ReplaceAll(name, "_", "-")) + "-" + hex.EncodeToString(randomBytes(4))
 	}
 	p := loadCompose(t, override)
 	all := func(p *types.Project) string {
@@ -347,11 +520,11 @@ func TestComposeSecretsInterpolated(t *testing.T) {
 	got, dflt := all(p), all(defaults)
 	for name, v := range override {
 		if !strings.Contains(got, v) {
-			t.Errorf("setting %s changes nothing in docker-compose.yml: interpolate it as ${%s:-dev default}", name, name)
+			t.Errorf("setting %s changes nothing in docker-compose.yml: interpolate it as ${%s...}", name, name)
 		}
 	}
 	if got == dflt {
-		t.Error("the environment changes nothing in docker-compose.yml")
+		t.Error("the MinIO user names of the environment change nothing in docker-compose.yml")
 	}
 	api := envOf(service(t, p, "api"))
 	if api["JWT_SECRET"] != override["JWT_SECRET"] || api["NATS_PASSWORD"] != override["NATS_DOCUVAULT_PASSWORD"] {
@@ -368,21 +541,222 @@ func TestComposeSecretsInterpolated(t *testing.T) {
 	}
 }
 
-func TestComposePorts(t *testing.T) {
-	t.Parallel()
-	p := loadCompose(t, nil)
-	for _, c := range []struct {
-		service string
-		port    uint32
-	}{{"api", 8080}, {"minio", 9000}} {
-		s := service(t, p, c.service)
-		if !slices.ContainsFunc(s.Ports, func(pc types.ServicePortConfig) bool {
-			return pc.Target == c.port && pc.Published == strconv.Itoa(int(c.port))
-		}) {
-			t.Errorf("%s: container port %d is not published as %d (ports %+v)", c.service, c.port, c.port, s.Ports)
+// TestEnvExampleRefused checks that .env.example sets every secret
+// docker-compose.yml requires, that compose loads with it, and that every
+// role refuses to start with its values as they are: copying the example
+// without filling it in deploys nothing.
+func TestEnvExampleRefused(t *testing.T) {
+	names := configNames(t)
+	set, _ := envExampleVars(t)
+	for _, name := range requiredSecrets {
+		if set[name] == "" {
+			t.Errorf("%s: does not set %s, which docker-compose.yml requires", envExample, name)
 		}
 	}
-	api := envOf(service(t, p, "api"))
+	p, err := loadComposeErr(t, set)
+	if err != nil {
+		t.Fatalf("docker-compose.yml with %s's values: %v", envExample, err)
+	}
+	for _, role := range roles {
+		cfg, err := loadConfig(t, names, envOf(service(t, p, role)))
+		if err != nil {
+			t.Errorf("%s: config.Load with %s's values: %v", role, envExample, err)
+			continue
+		}
+		check, secretVars := cfg.Validate, []string{"JWT_SECRET", "MINIO_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY", "NATS_PASSWORD", "DATABASE_URL"}
+		if role == setupRole {
+			check, secretVars = cfg.ValidateSetup, append(secretVars, "MINIO_ADMIN_SECRET_KEY")
+		}
+		err = check()
+		if err == nil || !strings.Contains(err.Error(), "is an example value") {
+			t.Errorf("%s: with %s's values, validation says %v; want it to refuse them (\"is an example value\")", role, envExample, err)
+			continue
+		}
+		// Each secret the role holds is refused, not only one of them.
+		refused := ""
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if strings.Contains(line, "is an example value") {
+				refused += line + "\n"
+			}
+		}
+		for _, name := range secretVars {
+			if !strings.Contains(refused, name) {
+				t.Errorf("%s: with %s's values, %s is not refused as an example value", role, envExample, name)
+			}
+		}
+	}
+}
+
+// TestEnvExampleComplete checks that .env.example shows every variable
+// docker-compose.yml interpolates (the required secrets set, the others at
+// least as a comment), and nothing compose does not read.
+func TestEnvExampleComplete(t *testing.T) {
+	t.Parallel()
+	set, commented := envExampleVars(t)
+	used := map[string]bool{}
+	for _, in := range composeInterpolations(t) {
+		if used[in.name] {
+			continue
+		}
+		used[in.name] = true
+		_, isSet := set[in.name]
+		_, isCommented := commented[in.name]
+		if !isSet && !isCommented {
+			t.Errorf("%s: does not show %s, which docker-compose.yml reads", envExample, in.name)
+		}
+	}
+	for _, m := range []map[string]string{set, commented} {
+		for name := range m {
+			if !used[name] {
+				t.Errorf("%s: shows %s, which docker-compose.yml does not read", envExample, name)
+			}
+		}
+	}
+	for name := range set {
+		if !slices.Contains(requiredSecrets, name) {
+			t.Errorf("%s: sets %s, which has a default; show it as a comment, like the other optional settings", envExample, name)
+		}
+	}
+}
+
+// TestExampleSecretsRefused checks that every secret value the repository
+// shows (.env.example, deploy/k8s's Secrets, docker-compose.yml) is one that
+// config.IsExampleSecret refuses: an example added later without adding it
+// to config's list fails here.
+func TestExampleSecretsRefused(t *testing.T) {
+	t.Parallel()
+	shown := map[string][]string{} // value: where it is shown
+	show := func(where, v string) {
+		if v != "" {
+			shown[v] = append(shown[v], where)
+		}
+	}
+	showURL := func(where, v string) {
+		if u, err := url.Parse(v); err == nil && u.User != nil {
+			pw, _ := u.User.Password()
+			show(where+"'s password", pw)
+		}
+	}
+
+	set, commented := envExampleVars(t)
+	n := 0
+	for _, m := range []map[string]string{set, commented} {
+		for k, v := range m {
+			if isSecretName(k) || slices.Contains(requiredSecrets, k) {
+				show(envExample+": "+k, v)
+				n++
+			}
+			if k == "DATABASE_URL" {
+				showURL(envExample+": "+k, v)
+			}
+		}
+	}
+	if n < len(requiredSecrets) {
+		t.Errorf("%s: %d secrets found, want at least the %d docker-compose.yml requires", envExample, n, len(requiredSecrets))
+	}
+
+	objs, _ := loadK8s(t)
+	secretObjs := 0
+	for _, o := range objs {
+		if o.Kind != "Secret" {
+			continue
+		}
+		secretObjs++
+		where := "k8s/" + o.file + ": " + o.Metadata.Name
+		for k, v := range o.StringData {
+			show(where+"."+k, v)
+			showURL(where+"."+k, v)
+		}
+		for k, v := range o.Data {
+			b, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				t.Errorf("%s.%s: data is not base64: %v", where, k, err)
+			}
+			show(where+"."+k, string(b))
+			showURL(where+"."+k, string(b))
+		}
+	}
+	if secretObjs == 0 {
+		t.Error("deploy/k8s: no Secret found")
+	}
+
+	// docker-compose.yml: the default of any secret's interpolation, and any
+	// secret value that does not come from the environment.
+	for _, in := range composeInterpolations(t) {
+		if (isSecretName(in.name) || slices.Contains(requiredSecrets, in.name)) && (in.op == ":-" || in.op == "-") {
+			show("docker-compose.yml: ${"+in.name+in.op+"...}", in.arg)
+		}
+	}
+	env := randomSecrets()
+	fromEnv := map[string]bool{}
+	for _, v := range env {
+		fromEnv[v] = true
+	}
+	for name, s := range loadCompose(t, env).Services {
+		for k, v := range envOf(s) {
+			if isSecretName(k) && !fromEnv[v] {
+				show("docker-compose.yml: "+name+"."+k, v)
+			}
+			if k == "DATABASE_URL" {
+				if u, err := url.Parse(v); err == nil && u.User != nil {
+					if pw, _ := u.User.Password(); !fromEnv[pw] {
+						show("docker-compose.yml: "+name+"."+k+"'s password", pw)
+					}
+				}
+			}
+		}
+	}
+
+	for v, where := range shown {
+		slices.Sort(where)
+		where = slices.Compact(where)
+		if !config.IsExampleSecret(v) {
+			t.Errorf("%s: secret %q is shown in the repository but config.IsExampleSecret does not refuse it; add it to shared/config's exampleSecrets", strings.Join(where, ", "), v)
+		}
+	}
+}
+
+// TestComposePorts checks what docker-compose.yml publishes on the host:
+// the api and MinIO (S3 API and console), on 127.0.0.1 unless
+// DOCUVAULT_BIND_ADDR says otherwise, and nothing else.
+func TestComposePorts(t *testing.T) {
+	t.Parallel()
+	want := []string{"api:8080", "minio:9000", "minio:9001"}
+	for _, c := range []struct {
+		bind   *string // DOCUVAULT_BIND_ADDR; nil: unset
+		hostIP string
+	}{
+		{nil, "127.0.0.1"},
+		{new(""), "127.0.0.1"},
+		{new("0.0.0.0"), "0.0.0.0"},
+		{new("192.0.2.10"), "192.0.2.10"},
+	} {
+		env := randomSecrets()
+		what := bindAddrVar + " unset"
+		if c.bind != nil {
+			env[bindAddrVar] = *c.bind
+			what = bindAddrVar + "=" + strconv.Quote(*c.bind)
+		}
+		p := loadCompose(t, env)
+		var got []string
+		for name, s := range p.Services {
+			for _, pc := range s.Ports {
+				got = append(got, name+":"+strconv.Itoa(int(pc.Target)))
+				if pc.Published != strconv.Itoa(int(pc.Target)) {
+					t.Errorf("%s: %s: container port %d published as %q, want %d", what, name, pc.Target, pc.Published, pc.Target)
+				}
+				if pc.HostIP != c.hostIP {
+					t.Errorf("%s: %s: port %d published on host_ip %q, want %q (write it \"${%s:-127.0.0.1}:%d:%d\")",
+						what, name, pc.Target, pc.HostIP, c.hostIP, bindAddrVar, pc.Target, pc.Target)
+				}
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: published ports %v, want %v (PostgreSQL and NATS stay inside the compose network)", what, got, want)
+		}
+	}
+	api := envOf(service(t, loadCompose(t, randomSecrets()), "api"))
 	if api["HTTP_ADDR"] != "0.0.0.0:8080" {
 		t.Errorf("api: HTTP_ADDR=%q, want 0.0.0.0:8080 (the default 127.0.0.1 is unreachable from outside the container)", api["HTTP_ADDR"])
 	}
@@ -393,7 +767,7 @@ func TestComposePorts(t *testing.T) {
 
 func TestComposeMinIONotifications(t *testing.T) {
 	t.Parallel()
-	p := loadCompose(t, nil)
+	p := loadCompose(t, randomSecrets())
 	minio := service(t, p, "minio")
 	env := envOf(minio)
 	nats := envOf(service(t, p, "nats"))
@@ -448,7 +822,7 @@ func TestComposeMinIONotifications(t *testing.T) {
 }
 
 func TestComposeNATS(t *testing.T) {
-	p := loadCompose(t, nil)
+	p := loadCompose(t, randomSecrets())
 	nats := service(t, p, "nats")
 	env := envOf(nats)
 
@@ -508,7 +882,7 @@ func TestComposeNATS(t *testing.T) {
 
 func TestComposeDependencies(t *testing.T) {
 	t.Parallel()
-	p := loadCompose(t, nil)
+	p := loadCompose(t, randomSecrets())
 	healthy := map[string]string{"postgres": types.ServiceConditionHealthy, "nats": types.ServiceConditionHealthy, "minio": types.ServiceConditionHealthy}
 	for _, role := range roles {
 		// setup creates the bucket and identities in MinIO and migrates
@@ -541,7 +915,7 @@ func TestComposeDependencies(t *testing.T) {
 func TestComposeRolesImageAndCommand(t *testing.T) {
 	t.Parallel()
 	cmds := subcommands(t)
-	p := loadCompose(t, nil)
+	p := loadCompose(t, randomSecrets())
 	wd, _ := filepath.Abs(root)
 	image := service(t, p, "api").Image
 	for _, role := range roles {
@@ -849,20 +1223,24 @@ func TestK8sManifests(t *testing.T) {
 			}
 		}
 	}
-	// Unfilled, the Secret stops the services (the three access keys are
-	// the same placeholder), as secret.yaml's comment says.
-	if cfg, err := loadConfig(t, names, env); err == nil && cfg.Validate() == nil {
-		t.Error("ConfigMap and Secret with REPLACE_ME pass config.Validate; secret.yaml says the services refuse them")
+	// Unfilled, the Secret stops the services (REPLACE_ME is an example
+	// value config refuses, and the three access keys are the same
+	// placeholder), as secret.yaml's comment says.
+	if cfg, err := loadConfig(t, names, env); err == nil {
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "is an example value") {
+			t.Errorf("ConfigMap and Secret with REPLACE_ME: config.Validate says %v; secret.yaml says the services refuse REPLACE_ME as an example value", err)
+		}
 	}
 	// The ConfigMap's values pass config validation once the Secret is
 	// filled, and setup's once the admin Secret is filled too.
 	filled := maps.Clone(env)
 	filled["DATABASE_URL"] = "postgres://docuvault:pw@postgres:5432/docuvault"
-	filled["JWT_SECRET"] = strings.Repeat("k", 32)
+	filled["JWT_SECRET"] = hex.EncodeToString(randomBytes(32))
+	filled["NATS_PASSWORD"] = "p" + hex.EncodeToString(randomBytes(24))
 	for _, name := range identityKeys {
 		base := strings.TrimSuffix(name, "_ACCESS_KEY")
 		filled[name] = strings.ToLower(strings.ReplaceAll(base, "_", "-"))
-		filled[base+"_SECRET_KEY"] = filled[name] + "-secret"
+		filled[base+"_SECRET_KEY"] = hex.EncodeToString(randomBytes(24))
 	}
 	cfg, err := loadConfig(t, names, filled)
 	if err == nil {
@@ -871,7 +1249,7 @@ func TestK8sManifests(t *testing.T) {
 	if err != nil {
 		t.Errorf("ConfigMap docuvault-config with a filled Secret: %v", err)
 	}
-	filled["MINIO_ADMIN_ACCESS_KEY"], filled["MINIO_ADMIN_SECRET_KEY"] = "minio-admin", "minio-admin-secret"
+	filled["MINIO_ADMIN_ACCESS_KEY"], filled["MINIO_ADMIN_SECRET_KEY"] = "minio-admin", hex.EncodeToString(randomBytes(24))
 	cfg, err = loadConfig(t, names, filled)
 	if err == nil {
 		err = errors.Join(cfg.Validate(), cfg.ValidateSetup())
@@ -1117,7 +1495,7 @@ func TestREADMEPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	const bucket = "documents"
-	if env := envOf(service(t, loadCompose(t, nil), "api")); env["MINIO_BUCKET"] != bucket {
+	if env := envOf(service(t, loadCompose(t, randomSecrets()), "api")); env["MINIO_BUCKET"] != bucket {
 		t.Errorf("docker-compose.yml: MINIO_BUCKET=%q, but README.md's policies are for %q", env["MINIO_BUCKET"], bucket)
 	}
 	objs, _ := loadK8s(t)

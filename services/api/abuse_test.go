@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/shared/config"
 )
@@ -165,5 +167,46 @@ func TestSlowHeadersTimeOut(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("a client trickling its headers kept the connection for 5 s")
 		}
+	}
+}
+
+// TestReclassifyIsRateLimitedAndNotQueuedTwice asks again and again for
+// the classification of a document still waiting for the classifier (none
+// runs here): nothing more is published, and past the per-user limit the
+// answer is 429 with Retry-After, for every document of that user.
+func TestReclassifyIsRateLimitedAndNotQueuedTwice(t *testing.T) {
+	t.Parallel()
+	const limit = 5
+	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.ReclassifyPerMinute = limit }})
+	_, tok := s.NewUser(t)
+	id := s.Upload(t, tok, "a.pdf", apitest.BytesOf(100))
+	other := s.Upload(t, tok, "b.pdf", apitest.BytesOf(100))
+	for _, d := range []uuid.UUID{id, other} {
+		if r := s.Confirm(t, tok, d); r.Status != http.StatusOK {
+			t.Fatalf("confirm: %d %s", r.Status, r.Body)
+		}
+	}
+	for i := range limit {
+		r := s.Do(t, http.MethodPost, "/api/documents/"+id.String()+"/classify", tok, nil)
+		if r.Status != http.StatusAccepted || !strings.Contains(string(r.Body), `"status":"uploaded"`) {
+			t.Fatalf("classify %d: %d %s", i+1, r.Status, r.Body)
+		}
+	}
+	if n := s.CountEvents(t, id, "document.uploaded"); n != 1 {
+		t.Errorf("%d document.uploaded events after %d classify requests of a queued document, want 1 (the upload's)", n, limit)
+	}
+	for _, d := range []uuid.UUID{id, other} {
+		r := s.Do(t, http.MethodPost, "/api/documents/"+d.String()+"/classify", tok, nil)
+		wait, err := strconv.Atoi(r.Header.Get("Retry-After"))
+		if r.Status != http.StatusTooManyRequests || err != nil || wait < 1 || wait > 60 {
+			t.Fatalf("classify past the limit: %d %s, Retry-After %q", r.Status, r.Body, r.Header.Get("Retry-After"))
+		}
+	}
+	// Another user is not limited by this one.
+	_, tok2 := s.NewUser(t)
+	id2 := s.Upload(t, tok2, "c.pdf", apitest.BytesOf(100))
+	s.Confirm(t, tok2, id2)
+	if r := s.Do(t, http.MethodPost, "/api/documents/"+id2.String()+"/classify", tok2, nil); r.Status != http.StatusAccepted {
+		t.Fatalf("another user's classify: %d %s", r.Status, r.Body)
 	}
 }

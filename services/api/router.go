@@ -42,11 +42,15 @@ type Deps struct {
 	DevToken func() (token string, user uuid.UUID, err error)
 	// Metrics are updated by every request and served on /metrics.
 	Metrics *metrics.Metrics
+	// MaxStreams bounds the event streams this replica holds open, each
+	// with a JetStream consumer; 0 means no bound.
+	MaxStreams int
 }
 
 // Handler returns the API's routes.
 func Handler(d Deps) http.Handler {
 	h := &handlers{docs: d.Docs, js: d.JS, closing: d.Closing, metrics: d.Metrics}
+	h.streams.max = d.MaxStreams
 	verifier, checks, log := d.Verifier, d.Checks, d.Log
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, requestLog(log, d.Metrics), middleware.Recoverer)
@@ -119,16 +123,29 @@ func requestLog(log zerolog.Logger, m *metrics.Metrics) func(http.Handler) http.
 			if route == "" {
 				route = "unmatched"
 			}
-			m.HTTPRequests.WithLabelValues(route, r.Method, strconv.Itoa(ww.Status())).Inc()
-			m.HTTPDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+			method := metricMethod(r.Method)
+			m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(ww.Status())).Inc()
+			m.HTTPDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 			zerolog.Ctx(r.Context()).Info().
-				Str("method", r.Method).
+				Str("method", method).
 				Str("path", r.URL.Path).
 				Int("status", ww.Status()).
 				Dur("duration", time.Since(start)).
 				Msg("request")
 		})
 	}
+}
+
+// metricMethod is method as a metric label: one of HTTP's methods, or
+// "other". Go's server takes any token as a method, and a label per token
+// would let anyone grow the metrics without bound.
+func metricMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 // logUser adds the caller's id to the request's logger.

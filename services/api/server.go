@@ -66,7 +66,8 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger, opts ...Opt
 		}},
 	}
 	closing := make(chan struct{})
-	deps := Deps{Docs: a.Docs, Verifier: verifier, JS: a.JS, Checks: checks, Log: log, Closing: closing, MinIOOrigin: minioOrigin(cfg), Metrics: a.Metrics}
+	deps := Deps{Docs: a.Docs, Verifier: verifier, JS: a.JS, Checks: checks, Log: log, Closing: closing, MinIOOrigin: minioOrigin(cfg), Metrics: a.Metrics,
+		MaxStreams: int(cfg.MaxEventStreams)}
 	for _, o := range opts {
 		o(&deps)
 	}
@@ -150,7 +151,7 @@ func minioOrigin(cfg config.Config) string {
 // newVerifier checks tokens signed with JWT_SECRET and with the keys of
 // JWT_PUBLIC_KEYS_FILE, whichever are set.
 func newVerifier(cfg config.Config) (*auth.Verifier, error) {
-	ac := auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+	ac := auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway}
 	if cfg.JWTPublicKeysFile != "" {
 		data, err := os.ReadFile(cfg.JWTPublicKeysFile)
 		if err != nil {

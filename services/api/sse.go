@@ -1,8 +1,11 @@
 package api
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,33 +25,51 @@ const sseHeartbeat = 15 * time.Second
 // replica: each holds a JetStream consumer.
 const maxStreamsPerUser = 8
 
-// streamCounts counts open event streams per user.
+// sseWriteTimeout bounds each write of an event stream: a client that
+// stops reading fills the connection's buffers, the write blocks, and the
+// stream ends, freeing its handler and its consumer.
+var sseWriteTimeout = 10 * time.Second
+
+// streamCounts counts open event streams, per user and in all.
 type streamCounts struct {
-	mu sync.Mutex
-	n  map[uuid.UUID]int
+	mu    sync.Mutex
+	n     map[uuid.UUID]int
+	total int
+	max   int // most streams in all on this replica; 0 means no bound
 }
 
-// acquire takes a stream slot for user; false when the user has too many.
-func (c *streamCounts) acquire(user uuid.UUID) bool {
+// acquire takes a stream slot for user: errUserStreams when the user has
+// too many, errReplicaStreams when this replica has.
+func (c *streamCounts) acquire(user uuid.UUID) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == nil {
 		c.n = map[uuid.UUID]int{}
 	}
-	if c.n[user] >= maxStreamsPerUser {
-		return false
+	switch {
+	case c.n[user] >= maxStreamsPerUser:
+		return errUserStreams
+	case c.max > 0 && c.total >= c.max:
+		return errReplicaStreams
 	}
 	c.n[user]++
-	return true
+	c.total++
+	return nil
 }
 
 func (c *streamCounts) release(user uuid.UUID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.total--
 	if c.n[user]--; c.n[user] <= 0 {
 		delete(c.n, user)
 	}
 }
+
+var (
+	errUserStreams    = fmt.Errorf("too many open event streams (at most %d)", maxStreamsPerUser)
+	errReplicaStreams = errors.New("this server holds as many event streams as it may: try again shortly")
+)
 
 // events streams the caller's document events as Server-Sent Events, live
 // from JetStream through an ordered ephemeral consumer on
@@ -56,19 +77,36 @@ func (c *streamCounts) release(user uuid.UUID) {
 //
 // The stream is authenticated like every other route, by the Authorization
 // header: read it with fetch(), not EventSource, so no token goes into a URL.
+// Each event's id is its DOCUMENTS stream sequence; a client reconnecting
+// with Last-Event-ID gets every event of its own after that one.
 func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 	user := caller(r).UserID
 	ctx := r.Context()
-	if !h.streams.acquire(user) {
+	consCfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"document.*." + user.String()},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	}
+	if last := r.Header.Get("Last-Event-ID"); last != "" {
+		seq, err := strconv.ParseUint(last, 10, 64)
+		if err != nil || seq == 0 || seq == math.MaxUint64 {
+			writeDetail(w, http.StatusBadRequest, "Last-Event-ID must be the id of an event this stream sent")
+			return
+		}
+		consCfg.DeliverPolicy, consCfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
+	}
+	switch err := h.streams.acquire(user); err {
+	case nil:
+	case errUserStreams:
 		w.Header().Set("Retry-After", "30")
-		writeDetail(w, http.StatusTooManyRequests, fmt.Sprintf("too many open event streams (at most %d)", maxStreamsPerUser))
+		writeDetail(w, http.StatusTooManyRequests, err.Error())
+		return
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeDetail(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	defer h.streams.release(user)
-	cons, err := h.js.OrderedConsumer(ctx, events.StreamDocuments, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"document.*." + user.String()},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
+	cons, err := h.js.OrderedConsumer(ctx, events.StreamDocuments, consCfg)
 	if err != nil {
 		zerolog.Ctx(ctx).Error().Err(err).Msg("event stream consumer failed")
 		writeDetail(w, http.StatusServiceUnavailable, "event stream unavailable")
@@ -89,35 +127,48 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 	defer cc.Stop()
 
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	// A stream outlives the server's write timeout; each write has its own.
+	write := func(format string, args ...any) error {
+		if err := rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout)); err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": connected\n\n")
-	if err := rc.Flush(); err != nil {
+	if err := write(": connected\n\n"); err != nil {
 		return
 	}
 	beat := time.NewTicker(sseHeartbeat)
 	defer beat.Stop()
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return
 		case <-h.closing:
 			return
 		case <-beat.C:
-			fmt.Fprint(w, ": heartbeat\n\n")
+			err = write(": heartbeat\n\n")
 		case m := <-msgs:
 			// Subject document.<type>.<user_id>: the event name is its first two tokens.
 			name := m.Subject()
 			if i := strings.LastIndexByte(name, '.'); i > 0 {
 				name = name[:i]
 			}
-			fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", m.Headers().Get(jetstream.MsgIDHeader), name, m.Data())
+			var seq uint64
+			if meta, merr := m.Metadata(); merr == nil {
+				seq = meta.Sequence.Stream
+			}
+			err = write("id: %d\nevent: %s\ndata: %s\n\n", seq, name, m.Data())
 		}
-		if err := rc.Flush(); err != nil {
-			return
+		if err != nil {
+			return // the client went away, or stopped reading
 		}
 	}
 }

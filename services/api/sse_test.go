@@ -4,14 +4,20 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/events"
 )
 
 // sseEvent is one Server-Sent Event.
@@ -30,10 +36,21 @@ type sseEvent struct {
 // Authorization header) and returns the parsed events as they arrive.
 func openEvents(t *testing.T, s *apitest.Stack, token string) <-chan sseEvent {
 	t.Helper()
+	events, _ := resumeEvents(t, s, token, "")
+	return events
+}
+
+// resumeEvents opens GET /api/events with Last-Event-ID lastID (none when
+// empty); close ends the stream.
+func resumeEvents(t *testing.T, s *apitest.Stack, token, lastID string) (events <-chan sseEvent, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/events", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +86,7 @@ func openEvents(t *testing.T, s *apitest.Stack, token string) <-chan sseEvent {
 			}
 		}
 	}()
-	return out
+	return out, cancel
 }
 
 func next(t *testing.T, events <-chan sseEvent) sseEvent {
@@ -138,4 +155,153 @@ func TestEventStreamsPerUserAreBounded(t *testing.T) {
 	}
 	_, other := s.NewUser(t)
 	openEvents(t, s, other) // another user is not affected
+}
+
+// TestEventStreamResumesAfterLastEventID reconnects with the id of the last
+// event received and gets every event sent meanwhile, in order.
+func TestEventStreamResumesAfterLastEventID(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	_, tok := s.NewUser(t)
+	events, closeStream := resumeEvents(t, s, tok, "")
+	first := s.Upload(t, tok, "first.pdf", apitest.BytesOf(10))
+	if r := s.Confirm(t, tok, first); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	e := next(t, events)
+	if _, err := strconv.ParseUint(e.ID, 10, 64); err != nil || e.Data.Data.DocumentID != first {
+		t.Fatalf("first event: %+v (its id should be a stream sequence)", e)
+	}
+	closeStream()
+
+	// While disconnected: another upload, and a delete.
+	second := s.Upload(t, tok, "second.pdf", apitest.BytesOf(10))
+	if r := s.Confirm(t, tok, second); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	if r := s.Do(t, http.MethodDelete, "/api/documents/"+first.String(), tok, nil); r.Status != http.StatusNoContent {
+		t.Fatal(r.Status)
+	}
+	resumed, _ := resumeEvents(t, s, tok, e.ID)
+	if e := next(t, resumed); e.Name != "document.uploaded" || e.Data.Data.DocumentID != second {
+		t.Fatalf("first event after resuming: %+v, want document.uploaded of %s", e, second)
+	}
+	if e := next(t, resumed); e.Name != "document.deleted" || e.Data.Data.DocumentID != first {
+		t.Fatalf("second event after resuming: %+v, want document.deleted of %s", e, first)
+	}
+
+	for _, bad := range []string{"abc", "0", "-1", "18446744073709551615"} {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/api/events", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Last-Event-ID", bad)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("Last-Event-ID %q: %d, want 400", bad, resp.StatusCode)
+		}
+	}
+}
+
+// TestEventStreamsPerReplicaAreBounded opens EVENT_STREAMS_MAX streams of
+// different users: the next one, of yet another user, is 503 with
+// Retry-After, until one closes.
+func TestEventStreamsPerReplicaAreBounded(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.MaxEventStreams = 3 }})
+	var closers []func()
+	for range 3 {
+		_, tok := s.NewUser(t)
+		_, closeStream := resumeEvents(t, s, tok, "")
+		closers = append(closers, closeStream)
+	}
+	_, tok := s.NewUser(t)
+	r := s.Do(t, http.MethodGet, "/api/events", tok, nil)
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("stream over the replica's bound: %d %s, Retry-After %q", r.Status, r.Body, r.Header.Get("Retry-After"))
+	}
+	closers[0]()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/events", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := resp.StatusCode == http.StatusOK
+		resp.Body.Close()
+		cancel()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stream after one closed: %d", resp.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestEventStreamDropsAClientThatStopsReading opens a stream and never
+// reads it while large events pile up: once a write has waited 10 s the
+// server ends the stream and frees its slot (the user's eighth).
+func TestEventStreamDropsAClientThatStopsReading(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	user, tok := s.NewUser(t)
+	for range 7 {
+		openEvents(t, s, tok)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4 << 10) // a small window fills sooner
+	}
+	fmt.Fprintf(conn, "GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", tok)
+	time.Sleep(500 * time.Millisecond) // the stream is open, never read
+
+	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATS.URL}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// JSON, for the streams that do read; DOCUMENTS takes up to 64 KiB.
+	big := []byte(`{"type":"document.uploaded","pad":"` + strings.Repeat("x", 16<<10) + `"}`)
+	for range 2048 { // 32 MiB: more than any socket buffer holds
+		if _, err := js.PublishAsync("document.uploaded."+user.String(), big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the events were not all stored within 30 s")
+	}
+	start := time.Now()
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/events", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := resp.StatusCode == http.StatusOK
+		resp.Body.Close()
+		cancel()
+		if ok {
+			t.Logf("the stalled stream was dropped %s after the events were published", time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		if time.Since(start) > 40*time.Second {
+			t.Fatalf("the stream of a client that stopped reading still holds its slot after %s (%d)", time.Since(start), resp.StatusCode)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

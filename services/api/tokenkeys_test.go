@@ -36,16 +36,19 @@ func TestTokensOfAnIdentityProvidersKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) {
-		c.JWTSecret, c.JWTPublicKeysFile, c.JWTIssuer = "", file, "https://idp.example"
+		c.JWTSecret, c.JWTPublicKeysFile, c.JWTIssuer, c.JWTAudience = "", file, "https://idp.example", "docuvault"
 	}})
-	token := func(key ed25519.PrivateKey, user uuid.UUID, iss string) string {
+	tokenFor := func(key ed25519.PrivateKey, user uuid.UUID, iss, aud string, iat time.Time) string {
 		tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
-			"sub": user.String(), "role": "user", "iss": iss, "exp": time.Now().Add(time.Hour).Unix(),
+			"sub": user.String(), "role": "user", "iss": iss, "aud": aud, "iat": iat.Unix(), "exp": time.Now().Add(2 * time.Hour).Unix(),
 		}).SignedString(key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
+	}
+	token := func(key ed25519.PrivateKey, user uuid.UUID, iss string) string {
+		return tokenFor(key, user, iss, "docuvault", time.Now())
 	}
 	user := uuid.New()
 	data := apitest.BytesOf(321)
@@ -65,6 +68,9 @@ func TestTokensOfAnIdentityProvidersKey(t *testing.T) {
 	for name, tok := range map[string]string{
 		"another key":    token(stranger, user, "https://idp.example"),
 		"another issuer": token(private, user, "https://evil.example"),
+		// The provider's own token, issued for another of its applications.
+		"another audience":     tokenFor(private, user, "https://idp.example", "payroll", time.Now()),
+		"issued in the future": tokenFor(private, user, "https://idp.example", "docuvault", time.Now().Add(10*time.Minute)),
 	} {
 		r := s.Do(t, http.MethodGet, "/api/auth/me/quota", tok, nil)
 		var body struct {

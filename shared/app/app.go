@@ -71,7 +71,10 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, service st
 	if err != nil {
 		return nil, err
 	}
-	if err := events.EnsureStreams(ctx, a.JS); err != nil {
+	if err := events.EnsureStreams(ctx, a.JS, events.StreamLimits{
+		MinIOMaxBytes: cfg.NATSMinIOEventsMaxBytes, MinIOMaxAge: cfg.NATSMinIOEventsMaxAge,
+		DocumentsMaxBytes: cfg.NATSDocumentsMaxBytes, DocumentsMaxAge: cfg.NATSDocumentsMaxAge,
+	}); err != nil {
 		return nil, err
 	}
 	store := a.Store
@@ -82,11 +85,12 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, service st
 		return float64(n)
 	})
 	a.Docs = document.NewService(a.Store, a.Objects, document.Config{
-		MaxUploadBytes:    cfg.MaxUploadBytes,
-		UploadsPerMinute:  int(cfg.UploadsPerMinute),
-		MaxPendingUploads: int(cfg.MaxPendingUploads),
-		UploadURLTTL:      cfg.UploadURLTTL,
-		DownloadURLTTL:    cfg.DownloadURLTTL,
+		MaxUploadBytes:      cfg.MaxUploadBytes,
+		UploadsPerMinute:    int(cfg.UploadsPerMinute),
+		MaxPendingUploads:   int(cfg.MaxPendingUploads),
+		ReclassifyPerMinute: int(cfg.ReclassifyPerMinute),
+		UploadURLTTL:        cfg.UploadURLTTL,
+		DownloadURLTTL:      cfg.DownloadURLTTL,
 	})
 	return a, nil
 }

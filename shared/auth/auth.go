@@ -151,6 +151,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
+		// A token issued "in the future" (beyond the leeway) is refused:
+		// a clock far ahead, or a token minted to outlive its exp window.
+		jwt.WithIssuedAt(),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithStrictDecoding(),
 	}

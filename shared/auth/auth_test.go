@@ -190,6 +190,24 @@ func TestVerify(t *testing.T) {
 			wantErr: "invalid token",
 		},
 		{
+			name: "issued in the future",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodHS256, testSecret, withClaims(func(c jwt.MapClaims) {
+					c["iat"] = now.Add(10 * time.Minute).Unix()
+					c["exp"] = now.Add(2 * time.Hour).Unix()
+				}))
+			},
+			wantErr: "invalid token",
+		},
+		{
+			name: "issued in the future within leeway",
+			cfg:  auth.Config{Secret: testSecret, Leeway: 30 * time.Second},
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodHS256, testSecret, withClaims(func(c jwt.MapClaims) { c["iat"] = now.Add(10 * time.Second).Unix() }))
+			},
+			want: user,
+		},
+		{
 			name: "not yet valid",
 			token: func(t *testing.T) string {
 				return sign(t, jwt.SigningMethodHS256, testSecret, withClaims(func(c jwt.MapClaims) {

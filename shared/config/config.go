@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -41,20 +42,29 @@ type Config struct {
 	NATSURL      string // NATS_URL
 	NATSUser     string // NATS_USER
 	NATSPassword string // NATS_PASSWORD
+	// Stream limits: a full stream refuses new messages, which wait (in
+	// MinIO's queue, in the outbox) until there is room again.
+	NATSMinIOEventsMaxBytes int64         // NATS_MINIO_EVENTS_MAX_BYTES
+	NATSMinIOEventsMaxAge   time.Duration // NATS_MINIO_EVENTS_MAX_AGE
+	NATSDocumentsMaxBytes   int64         // NATS_DOCUMENTS_MAX_BYTES
+	NATSDocumentsMaxAge     time.Duration // NATS_DOCUMENTS_MAX_AGE
 
-	JWTSecret         string // JWT_SECRET, HS256 key, at least 32 bytes
-	JWTPublicKeysFile string // JWT_PUBLIC_KEYS_FILE, PEM public keys for RS256, ES256 and EdDSA tokens
-	JWTIssuer         string // JWT_ISSUER, checked when set
-	JWTAudience       string // JWT_AUDIENCE, checked when set
+	JWTSecret         string        // JWT_SECRET, HS256 key, at least 32 bytes
+	JWTPublicKeysFile string        // JWT_PUBLIC_KEYS_FILE, PEM public keys for RS256, ES256 and EdDSA tokens
+	JWTIssuer         string        // JWT_ISSUER, checked when set
+	JWTAudience       string        // JWT_AUDIENCE, checked when set
+	JWTLeeway         time.Duration // JWT_LEEWAY, clock skew tolerated on exp, nbf and iat
 
-	HTTPAddr          string        // HTTP_ADDR
-	UploadURLTTL      time.Duration // UPLOAD_URL_TTL
-	DownloadURLTTL    time.Duration // DOWNLOAD_URL_TTL
-	MaxUploadBytes    int64         // MAX_UPLOAD_BYTES
-	QuotaDefaultBytes int64         // QUOTA_DEFAULT_BYTES
-	UploadsPerMinute  int64         // UPLOAD_RATE_PER_MINUTE, upload URLs one user may ask for per minute
-	MaxPendingUploads int64         // MAX_PENDING_UPLOADS, a user's uploads waiting for their bytes
-	ReadHeaderTimeout time.Duration // HTTP_READ_HEADER_TIMEOUT, how long a client may take to send its headers
+	HTTPAddr            string        // HTTP_ADDR
+	UploadURLTTL        time.Duration // UPLOAD_URL_TTL
+	DownloadURLTTL      time.Duration // DOWNLOAD_URL_TTL
+	MaxUploadBytes      int64         // MAX_UPLOAD_BYTES
+	QuotaDefaultBytes   int64         // QUOTA_DEFAULT_BYTES
+	UploadsPerMinute    int64         // UPLOAD_RATE_PER_MINUTE, upload URLs one user may ask for per minute
+	MaxPendingUploads   int64         // MAX_PENDING_UPLOADS, a user's uploads waiting for their bytes
+	ReclassifyPerMinute int64         // RECLASSIFY_RATE_PER_MINUTE, classification requests one user may make per minute
+	ReadHeaderTimeout   time.Duration // HTTP_READ_HEADER_TIMEOUT, how long a client may take to send its headers
+	MaxEventStreams     int64         // EVENT_STREAMS_MAX, open /api/events streams one api replica holds
 
 	SweepInterval     time.Duration // SWEEP_INTERVAL, how often the sweeper runs (JetStream schedule)
 	PendingTTL        time.Duration // PENDING_TTL, age after which a pending upload is stale
@@ -79,24 +89,31 @@ type Config struct {
 // Defaults returns the settings used where a variable is not set.
 func Defaults() Config {
 	return Config{
-		MinIOBucket:       "documents",
-		MinIORegion:       "us-east-1",
-		NATSURL:           "nats://127.0.0.1:4222",
-		HTTPAddr:          "127.0.0.1:8080",
-		UploadURLTTL:      15 * time.Minute,
-		DownloadURLTTL:    5 * time.Minute,
-		MaxUploadBytes:    100 << 20,
-		QuotaDefaultBytes: 104857600,
-		UploadsPerMinute:  120,
-		MaxPendingUploads: 100,
-		ReadHeaderTimeout: 5 * time.Second,
-		SweepInterval:     30 * time.Minute,
-		PendingTTL:        time.Hour,
-		RejectedRetention: 24 * time.Hour,
-		SweepBatchSize:    500,
-		ClassifyMaxBytes:  8 << 20,
-		LogLevel:          "info",
-		LogFormat:         "json",
+		MinIOBucket:             "documents",
+		MinIORegion:             "us-east-1",
+		NATSURL:                 "nats://127.0.0.1:4222",
+		HTTPAddr:                "127.0.0.1:8080",
+		UploadURLTTL:            15 * time.Minute,
+		DownloadURLTTL:          5 * time.Minute,
+		MaxUploadBytes:          100 << 20,
+		QuotaDefaultBytes:       104857600,
+		UploadsPerMinute:        120,
+		MaxPendingUploads:       100,
+		ReclassifyPerMinute:     30,
+		ReadHeaderTimeout:       5 * time.Second,
+		JWTLeeway:               30 * time.Second,
+		MaxEventStreams:         1000,
+		NATSMinIOEventsMaxBytes: 1 << 30,
+		NATSMinIOEventsMaxAge:   7 * 24 * time.Hour,
+		NATSDocumentsMaxBytes:   1 << 30,
+		NATSDocumentsMaxAge:     30 * 24 * time.Hour,
+		SweepInterval:           30 * time.Minute,
+		PendingTTL:              time.Hour,
+		RejectedRetention:       24 * time.Hour,
+		SweepBatchSize:          500,
+		ClassifyMaxBytes:        8 << 20,
+		LogLevel:                "info",
+		LogFormat:               "json",
 	}
 }
 
@@ -163,10 +180,15 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	str("NATS_URL", &c.NATSURL)
 	str("NATS_USER", &c.NATSUser)
 	str("NATS_PASSWORD", &c.NATSPassword)
+	bytes("NATS_MINIO_EVENTS_MAX_BYTES", &c.NATSMinIOEventsMaxBytes)
+	dur("NATS_MINIO_EVENTS_MAX_AGE", &c.NATSMinIOEventsMaxAge)
+	bytes("NATS_DOCUMENTS_MAX_BYTES", &c.NATSDocumentsMaxBytes)
+	dur("NATS_DOCUMENTS_MAX_AGE", &c.NATSDocumentsMaxAge)
 	str("JWT_SECRET", &c.JWTSecret)
 	str("JWT_PUBLIC_KEYS_FILE", &c.JWTPublicKeysFile)
 	str("JWT_ISSUER", &c.JWTIssuer)
 	str("JWT_AUDIENCE", &c.JWTAudience)
+	dur("JWT_LEEWAY", &c.JWTLeeway)
 	str("HTTP_ADDR", &c.HTTPAddr)
 	dur("UPLOAD_URL_TTL", &c.UploadURLTTL)
 	dur("DOWNLOAD_URL_TTL", &c.DownloadURLTTL)
@@ -174,7 +196,9 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("QUOTA_DEFAULT_BYTES", &c.QuotaDefaultBytes)
 	bytes("UPLOAD_RATE_PER_MINUTE", &c.UploadsPerMinute)
 	bytes("MAX_PENDING_UPLOADS", &c.MaxPendingUploads)
+	bytes("RECLASSIFY_RATE_PER_MINUTE", &c.ReclassifyPerMinute)
 	dur("HTTP_READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout)
+	bytes("EVENT_STREAMS_MAX", &c.MaxEventStreams)
 	dur("SWEEP_INTERVAL", &c.SweepInterval)
 	dur("PENDING_TTL", &c.PendingTTL)
 	dur("REJECTED_RETENTION", &c.RejectedRetention)
@@ -218,6 +242,12 @@ func (c Config) Validate() error {
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("JWT_SECRET must be at least 32 bytes"))
 	}
+	if c.JWTPublicKeysFile != "" && (c.JWTIssuer == "" || c.JWTAudience == "") {
+		// The provider's keys sign tokens for its other applications too:
+		// without both checks, any of them would be accepted here.
+		errs = append(errs, errors.New("JWT_PUBLIC_KEYS_FILE needs JWT_ISSUER and JWT_AUDIENCE, so that tokens the provider issued for other applications are refused"))
+	}
+	errs = append(errs, c.refuseExampleSecrets()...)
 	for _, e := range []struct{ name, value string }{{"MINIO_ENDPOINT", c.MinIOEndpoint}, {"MINIO_PUBLIC_ENDPOINT", c.MinIOPublicEndpoint}} {
 		if strings.Contains(e.value, "://") || strings.Contains(e.value, "/") {
 			errs = append(errs, fmt.Errorf("%s must be host:port without a scheme or path, got %q", e.name, e.value))
@@ -286,7 +316,8 @@ func (c Config) ValidateSetup() error {
 		[2]string{"MINIO_ADMIN_ACCESS_KEY", c.MinIOAdminAccessKey},
 		[2]string{"MINIO_ADMIN_SECRET_KEY", c.MinIOAdminSecretKey},
 	)
-	return errors.Join(append(errs, c.validateIdentities()...)...)
+	errs = append(errs, c.validateIdentities()...)
+	return errors.Join(append(errs, c.refuseExampleSecrets()...)...)
 }
 
 // requireSet names each variable of vars (name, value) whose value is empty.
@@ -295,6 +326,62 @@ func requireSet(vars ...[2]string) []error {
 	for _, v := range vars {
 		if v[1] == "" {
 			errs = append(errs, fmt.Errorf("%s is required", v[0]))
+		}
+	}
+	return errs
+}
+
+// exampleSecrets are the secret values the repository shows as examples or
+// defaults (.env.example, docker-compose.yml before it required its
+// secrets, deploy/k8s's REPLACE_ME): anyone can read them, so a deployment
+// that kept one is open to anyone. deploy/compose_test.go checks that every
+// secret the examples show is here. (devstack's MinIO root password is not:
+// `docuvault dev` runs its MinIO on loopback, for this machine only, and
+// hands the services identities with secrets of their own.)
+var exampleSecrets = map[string]bool{
+	"REPLACE_ME": true,
+	// .env.example
+	"example-postgres-password":                           true,
+	"example-minio-root-password":                         true,
+	"example-service-secret":                              true,
+	"example-upload-secret":                               true,
+	"example-download-secret":                             true,
+	"pexampleminiopassword":                               true,
+	"pexampledocuvaultpassword":                           true,
+	"example-jwt-secret-replace-with-openssl-rand-hex-32": true,
+	// docker-compose.yml's former defaults, and devstack's
+	"dev-only-jwt-secret-do-not-use-in-production": true,
+	"minio-dev-only-secret":                        true,
+	"docuvault-dev-only":                           true,
+	"service-dev-only-secret":                      true,
+	"upload-dev-only-secret":                       true,
+	"download-dev-only-secret":                     true,
+	"p646f63757661756c742d6465762d6f6e6c79":        true,
+	"p6d696e696f2d6465762d6f6e6c79":                true,
+}
+
+// IsExampleSecret reports whether s is a secret the repository shows.
+func IsExampleSecret(s string) bool { return exampleSecrets[s] }
+
+// refuseExampleSecrets names every secret setting that holds a value from
+// the repository's examples.
+func (c Config) refuseExampleSecrets() []error {
+	var errs []error
+	dbPassword := ""
+	if u, err := url.Parse(c.DatabaseURL); err == nil && u.User != nil {
+		dbPassword, _ = u.User.Password()
+	}
+	for _, s := range [][2]string{
+		{"JWT_SECRET", c.JWTSecret},
+		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
+		{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
+		{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
+		{"MINIO_ADMIN_SECRET_KEY", c.MinIOAdminSecretKey},
+		{"NATS_PASSWORD", c.NATSPassword},
+		{"DATABASE_URL's password", dbPassword},
+	} {
+		if IsExampleSecret(s[1]) {
+			errs = append(errs, fmt.Errorf("%s is an example value from the repository, known to anyone: set a secret of your own (e.g. openssl rand -hex 32)", s[0]))
 		}
 	}
 	return errs

@@ -87,8 +87,39 @@ func TestTokensNeedASecretOrPublicKeys(t *testing.T) {
 	}
 	base["JWT_PUBLIC_KEYS_FILE"] = "/etc/docuvault/jwt.pem"
 	c, _ = parse(lookup(base))
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "JWT_PUBLIC_KEYS_FILE needs JWT_ISSUER and JWT_AUDIENCE") {
+		t.Fatalf("JWT_PUBLIC_KEYS_FILE without issuer and audience: %v", err)
+	}
+	base["JWT_ISSUER"], base["JWT_AUDIENCE"] = "https://idp.example", "docuvault"
+	c, _ = parse(lookup(base))
 	if err := c.Validate(); err != nil || c.JWTPublicKeysFile != "/etc/docuvault/jwt.pem" {
 		t.Fatalf("only JWT_PUBLIC_KEYS_FILE: %q, %v", c.JWTPublicKeysFile, err)
+	}
+}
+
+func TestExampleSecretsAreRefused(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_URL": "postgres://docuvault:example-postgres-password@db:5432/docuvault",
+		"MINIO_ENDPOINT": "minio:9000", "MINIO_BUCKET": "docs", "NATS_URL": "nats://n:4222",
+		"NATS_USER": "docuvault", "NATS_PASSWORD": "pexampledocuvaultpassword",
+		"JWT_SECRET":       "example-jwt-secret-replace-with-openssl-rand-hex-32",
+		"MINIO_ACCESS_KEY": "svc", "MINIO_SECRET_KEY": "example-service-secret",
+		"MINIO_UPLOAD_ACCESS_KEY": "up", "MINIO_UPLOAD_SECRET_KEY": "example-upload-secret",
+		"MINIO_DOWNLOAD_ACCESS_KEY": "down", "MINIO_DOWNLOAD_SECRET_KEY": "example-download-secret",
+		"MINIO_ADMIN_ACCESS_KEY": "root", "MINIO_ADMIN_SECRET_KEY": "example-minio-root-password"}
+	c, _ := parse(lookup(env))
+	err := c.ValidateSetup()
+	for _, name := range []string{"JWT_SECRET", "MINIO_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY", "MINIO_ADMIN_SECRET_KEY", "NATS_PASSWORD", "DATABASE_URL's password"} {
+		if err == nil || !strings.Contains(err.Error(), name+" is an example value") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, k := range []string{"DATABASE_URL", "NATS_PASSWORD", "JWT_SECRET", "MINIO_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY", "MINIO_ADMIN_SECRET_KEY"} {
+		env[k] = strings.ReplaceAll(env[k], "example", "a-real-and-long")
+	}
+	c, _ = parse(lookup(env))
+	if err := c.ValidateSetup(); err != nil {
+		t.Fatalf("own secrets: %v", err)
 	}
 }
 

@@ -200,7 +200,7 @@ func (s *Stack) startMessaging(ctx context.Context, opts Options, bin string) er
 	if err != nil {
 		return err
 	}
-	err = events.EnsureStreams(ctx, js)
+	err = events.EnsureStreams(ctx, js, events.StreamLimits{}) // the services apply their configured limits
 	nc.Close()
 	if err != nil {
 		return err

@@ -2,6 +2,8 @@ package document
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -57,21 +59,39 @@ func (s *Service) ApplyClassification(ctx context.Context, id uuid.UUID, c Class
 
 // Reclassify sends user's document id through classification again: its
 // status goes back to uploaded and document.uploaded is published anew. Only
-// a document whose bytes are stored can be classified.
+// a document whose bytes are stored can be classified; one waiting for the
+// classifier already (uploaded) is not queued again. A user asking more
+// than ReclassifyPerMinute times a minute is refused (RateLimitedError).
 func (s *Service) Reclassify(ctx context.Context, user, id uuid.UUID) (*Document, error) {
+	if limit := s.cfg.ReclassifyPerMinute; limit > 0 {
+		now := s.cfg.Now().UTC()
+		w, ok, err := s.store.TakeRate(ctx, user, "reclassify", now, time.Minute, limit)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, &RateLimitedError{
+				Message:    fmt.Sprintf("too many classification requests: at most %d a minute", limit),
+				RetryAfter: max(time.Second, w.Start.Add(time.Minute).Sub(now)),
+			}
+		}
+	}
 	var out *Document
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		d, err := lockOwnDocument(ctx, tx, user, id)
 		if err != nil {
 			return err
 		}
-		if !d.Status.Charged() {
+		out = d
+		switch {
+		case d.Status == StatusUploaded:
+			return nil // queued already: its document.uploaded is on its way to the classifier
+		case !d.Status.Charged():
 			return Errorf(Conflict, "document is %s: only an uploaded document can be classified", d.Status)
 		}
 		d.Status = StatusUploaded
 		d.Classification, d.ClassificationReason, d.DetectedType, d.Confidence = "", "", "", 0
 		d.UpdatedAt = s.cfg.Now().UTC()
-		out = d
 		return tx.Save(ctx, d, NewEvent(EventUploaded, d, d.UpdatedAt))
 	})
 	return out, err

@@ -22,7 +22,10 @@ type Config struct {
 	// MaxPendingUploads bounds a user's documents waiting for their bytes;
 	// 0 means no bound.
 	MaxPendingUploads int
-	UploadURLTTL      time.Duration // lifetime of a presigned PUT URL
+	// ReclassifyPerMinute bounds the classification requests one user may
+	// make in any minute; 0 means no bound.
+	ReclassifyPerMinute int
+	UploadURLTTL        time.Duration // lifetime of a presigned PUT URL
 	DownloadURLTTL    time.Duration // lifetime of a presigned GET URL
 	Now               func() time.Time
 }

@@ -34,6 +34,10 @@ type Store interface {
 	// are still in status and last changed before before, skipping rows
 	// another transaction holds. It returns the ids deleted.
 	PurgeDocuments(ctx context.Context, ids []uuid.UUID, status Status, before time.Time) ([]uuid.UUID, error)
+	// TakeRate counts one request of action by user in the fixed window of
+	// length window that holds now (a new window starts when the last one
+	// is over), and reports whether the count is within limit.
+	TakeRate(ctx context.Context, user uuid.UUID, action string, now time.Time, window time.Duration, limit int) (RateWindow, bool, error)
 	// KnownKeys returns which of keys belong to a document.
 	KnownKeys(ctx context.Context, keys []string) (map[string]bool, error)
 	// InTx runs fn in one transaction, committed when fn returns nil and
@@ -65,6 +69,12 @@ type Tx interface {
 	SetObject(ctx context.Context, d *Document) error
 	// AppendEvent records an event in the outbox, to be published after commit.
 	AppendEvent(ctx context.Context, e Event) error
+}
+
+// RateWindow is a user's request count for one action in the current window.
+type RateWindow struct {
+	Start time.Time
+	Count int
 }
 
 // UploadLimits bound a user's new uploads.

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -105,9 +106,40 @@ func parseVersion(v string) [3]int {
 // republishes well within it.
 const DuplicateWindow = 10 * time.Minute
 
-// EnsureStreams creates or updates the streams DocuVault uses; it is
-// idempotent and safe from many replicas.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+// StreamLimits bound what the streams may hold. A full MINIO_EVENTS or
+// DOCUMENTS refuses new messages (DiscardNew) rather than dropping old ones
+// nobody may have read: MinIO keeps refused notifications in its queue
+// directory and the relays keep refused events in the outbox, and both
+// retry until the age limit or an operator makes room.
+type StreamLimits struct {
+	MinIOMaxBytes     int64         // MINIO_EVENTS
+	MinIOMaxAge       time.Duration // MINIO_EVENTS
+	DocumentsMaxBytes int64         // DOCUMENTS
+	DocumentsMaxAge   time.Duration // DOCUMENTS
+}
+
+// DefaultStreamLimits are the limits of a zero StreamLimits field.
+var DefaultStreamLimits = StreamLimits{
+	MinIOMaxBytes:     1 << 30,
+	MinIOMaxAge:       7 * 24 * time.Hour,
+	DocumentsMaxBytes: 1 << 30,
+	DocumentsMaxAge:   30 * 24 * time.Hour,
+}
+
+// Fixed limits: no DocuVault message comes near them.
+const (
+	maxDocumentEventBytes = 64 << 10 // a document event is a few hundred bytes
+	sweeperMaxBytes       = 64 << 20
+)
+
+// EnsureStreams creates or updates the streams DocuVault uses, with l's
+// limits; it is idempotent and safe from many replicas.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) error {
+	d := DefaultStreamLimits
+	l.MinIOMaxBytes = cmp.Or(l.MinIOMaxBytes, d.MinIOMaxBytes)
+	l.MinIOMaxAge = cmp.Or(l.MinIOMaxAge, d.MinIOMaxAge)
+	l.DocumentsMaxBytes = cmp.Or(l.DocumentsMaxBytes, d.DocumentsMaxBytes)
+	l.DocumentsMaxAge = cmp.Or(l.DocumentsMaxAge, d.DocumentsMaxAge)
 	streams := []jetstream.StreamConfig{
 		{
 			Name:        StreamMinIO,
@@ -115,7 +147,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 			Subjects:    []string{SubjectMinIO},
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
-			MaxAge:      7 * 24 * time.Hour,
+			MaxAge:      l.MinIOMaxAge,
+			MaxBytes:    l.MinIOMaxBytes,
+			MaxMsgSize:  maxNotificationBytes, // what ParseNotification accepts
+			Discard:     jetstream.DiscardNew,
 			Duplicates:  2 * time.Minute,
 		},
 		{
@@ -124,7 +159,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 			Subjects:    []string{SubjectDocument},
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
-			MaxAge:      30 * 24 * time.Hour,
+			MaxAge:      l.DocumentsMaxAge,
+			MaxBytes:    l.DocumentsMaxBytes,
+			MaxMsgSize:  maxDocumentEventBytes,
+			Discard:     jetstream.DiscardNew,
 			Duplicates:  DuplicateWindow,
 		},
 		{
@@ -134,8 +172,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			// No MaxAge: it would expire the schedule message itself. Ticks
-			// and results are bounded per subject instead.
+			// and results are bounded per subject instead, the oldest going
+			// first; MaxBytes is a backstop those never reach.
 			MaxMsgsPerSubject: 1000,
+			MaxBytes:          sweeperMaxBytes,
 			AllowMsgSchedules: true,
 			Duplicates:        DuplicateWindow,
 		},

@@ -41,7 +41,7 @@ func jetStream(t *testing.T) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	if err := events.EnsureStreams(context.Background(), js); err != nil {
+	if err := events.EnsureStreams(context.Background(), js, events.StreamLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	return js
@@ -164,4 +164,98 @@ func TestRelayPublishesRowsAnotherProcessLeft(t *testing.T) {
 	t.Logf("own row published in %v", waitFor(1, 400*time.Millisecond))
 	record(postgres.NewStore(pool, 1)) // another process's store: no wake-up here
 	t.Logf("another process's row published in %v (poll interval %v)", waitFor(2, 3*time.Second), r.PollInterval)
+}
+
+// TestFullStreamKeepsEventsInTheOutbox fills a small DOCUMENTS stream:
+// publishing fails, the events stay in the outbox, and once there is room
+// again every one goes out, once.
+func TestFullStreamKeepsEventsInTheOutbox(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.MigratedPool(t)
+	ns := testenv.NATS(t)
+	nc, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := events.EnsureStreams(ctx, js, events.StreamLimits{DocumentsMaxBytes: 4 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	const rows = 40 // about 500 bytes each: several times the stream's room
+	store := postgres.NewStore(pool, 1)
+	ids := map[string]bool{}
+	if err := store.InTx(ctx, func(tx document.Tx) error {
+		for range rows {
+			d := &document.Document{ID: uuid.New(), UserID: uuid.New(), Status: document.StatusUploaded, Filename: "invoice.pdf"}
+			e := document.NewEvent(document.EventUploaded, d, time.Now())
+			ids[e.ID.String()] = true
+			if err := tx.AppendEvent(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = events.NewRelay(store, js, zerolog.Nop()).Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	stream, err := js.Stream(ctx, events.StreamDocuments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Full: the relay keeps trying, the rest of the events wait.
+	time.Sleep(2 * time.Second)
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := waiting()
+	t.Logf("full stream: %d events stored (%d bytes of %d), %d waiting in the outbox", info.State.Msgs, info.State.Bytes, info.Config.MaxBytes, left)
+	if info.State.Bytes > uint64(info.Config.MaxBytes) || left == 0 || int(info.State.Msgs)+left != rows {
+		t.Fatalf("stream %d messages, outbox %d rows, want them to add up to %d with rows waiting", info.State.Msgs, left, rows)
+	}
+
+	// Room again: everything goes out, nothing twice.
+	cfg := info.Config
+	cfg.MaxBytes = 1 << 20
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for waiting() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still waiting 30 s after the stream had room", waiting())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	info, err = stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := m.Header.Get(jetstream.MsgIDHeader)
+		if !ids[id] || seen[id] {
+			t.Fatalf("message %d has id %q: unknown or twice", seq, id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != rows {
+		t.Fatalf("%d of %d events in the stream", len(seen), rows)
+	}
 }

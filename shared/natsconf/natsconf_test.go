@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/objectstore"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
@@ -181,18 +182,18 @@ func (c *client) noErrors(t *testing.T) {
 	}
 }
 
-// createStreams creates the streams of the architecture as the docuvault
-// user would at start.
+// createStreams creates the streams as the services do at start, with
+// their default limits: the account's JetStream limits must admit them.
 func createStreams(t *testing.T, c *client) {
 	t.Helper()
-	for _, cfg := range []jetstream.StreamConfig{
-		{Name: "MINIO_EVENTS", Subjects: []string{"minio.events"}, Storage: jetstream.FileStorage},
-		{Name: "DOCUMENTS", Subjects: []string{"document.>"}, Storage: jetstream.FileStorage},
-		{Name: "SWEEPER", Subjects: []string{"sweeper.>"}, Storage: jetstream.FileStorage, AllowMsgSchedules: true},
-	} {
-		if _, err := c.js.CreateOrUpdateStream(t.Context(), cfg); err != nil {
-			t.Fatalf("docuvault: create stream %s: %v", cfg.Name, err)
-		}
+	if err := events.EnsureStreams(t.Context(), c.js, events.StreamLimits{}); err != nil {
+		t.Fatalf("docuvault: create the streams: %v", err)
+	}
+	// A stream without a size of its own is refused: none can grow until
+	// the others starve.
+	_, err := c.js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "UNBOUNDED", Subjects: []string{"document.unbounded"}, Storage: jetstream.FileStorage})
+	if err == nil {
+		t.Fatal("the account took a stream without MaxBytes")
 	}
 }
 

@@ -270,6 +270,24 @@ func (s *Store) SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) 
 	return q, translate(err, "set quota")
 }
 
+// takeRate counts a request in the user's window for the action, starting
+// a new window when the stored one is over, in one statement.
+const takeRate = `INSERT INTO rate_limits (user_id, action, window_start, count) VALUES ($1, $2, $3, 1)
+	ON CONFLICT (user_id, action) DO UPDATE SET
+		window_start = CASE WHEN rate_limits.window_start <= $3 - $4 * interval '1 microsecond' THEN $3 ELSE rate_limits.window_start END,
+		count = CASE WHEN rate_limits.window_start <= $3 - $4 * interval '1 microsecond' THEN 1 ELSE rate_limits.count + 1 END
+	RETURNING window_start, count`
+
+// TakeRate counts one request of action by user in its current window.
+func (s *Store) TakeRate(ctx context.Context, user uuid.UUID, action string, now time.Time, window time.Duration, limit int) (document.RateWindow, bool, error) {
+	var w document.RateWindow
+	err := s.pool.QueryRow(ctx, takeRate, user, action, now, window.Microseconds()).Scan(&w.Start, &w.Count)
+	if err != nil {
+		return w, false, translate(err, "count request")
+	}
+	return w, w.Count <= limit, nil
+}
+
 // InTx runs fn in one transaction.
 func (s *Store) InTx(ctx context.Context, fn func(document.Tx) error) error {
 	var events bool

@@ -927,6 +927,9 @@
       const myEpoch = epoch;
       let backoff = BACKOFF_MIN_MS;
       let connectedBefore = false;
+      // The id (stream sequence) of the last event received: a reconnect
+      // sends it as Last-Event-ID and gets every event sent meanwhile.
+      let lastEventId = "";
       const alive = () => !session.signal.aborted && myEpoch === epoch && !!token;
 
       while (alive()) {
@@ -944,26 +947,32 @@
         };
         try {
           feedDog();
-          const res = await fetch("/api/events", {
-            headers: { Authorization: "Bearer " + token, Accept: "text/event-stream" },
-            cache: "no-store",
-            signal: conn.signal,
-          });
+          const headers = { Authorization: "Bearer " + token, Accept: "text/event-stream" };
+          if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+          const res = await fetch("/api/events", { headers, cache: "no-store", signal: conn.signal });
           if (res.status === 401) {
             if (alive()) signOut("Your session has expired or the token is no longer valid. Please sign in again.");
             return;
           }
           if (res.ok && res.body) {
             setLive("live");
-            if (connectedBefore) {
-              // Events sent while disconnected are not replayed: resync.
+            if (connectedBefore && !lastEventId) {
+              // No event seen to resume after: what happened meanwhile is
+              // not replayed, so resync.
               loadDocuments(false);
               scheduleQuotaRefresh();
             }
             connectedBefore = true;
-            await readStream(res.body, conn.signal, feedDog);
-          } else if (res.body) {
-            res.body.cancel().catch(() => {});
+            const parser = new SSEParser(onStreamEvent);
+            try {
+              await readStream(res.body, conn.signal, feedDog, parser);
+            } finally {
+              if (parser.lastId) lastEventId = parser.lastId;
+            }
+          } else {
+            // 400: the saved id is not one the server knows; start afresh.
+            if (res.status === 400) lastEventId = "";
+            if (res.body) res.body.cancel().catch(() => {});
           }
         } catch (_) {
           // network failure, watchdog or sign-out: handled below
@@ -979,10 +988,9 @@
       }
     }
 
-    async function readStream(body, signal, onData) {
+    async function readStream(body, signal, onData, parser) {
       const reader = body.getReader();
       const decoder = new TextDecoder("utf-8");
-      const parser = new SSEParser(onStreamEvent);
       const onAbort = () => reader.cancel().catch(() => {});
       signal.addEventListener("abort", onAbort, { once: true });
       try {

@@ -273,7 +273,7 @@ func mustStreams(tb testing.TB, url string) {
 		tb.Fatal(err)
 	}
 	defer nc.Close()
-	if err := events.EnsureStreams(context.Background(), js); err != nil {
+	if err := events.EnsureStreams(context.Background(), js, events.StreamLimits{}); err != nil {
 		tb.Fatal(err)
 	}
 }
