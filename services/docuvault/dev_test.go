@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,7 +22,15 @@ import (
 	"github.com/docuvault/docuvault/shared/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain runs the tests, or, with DOCUVAULT_TEST_MAIN=1, the docuvault
+// command itself: tests start it as a separate process they can kill.
+func TestMain(m *testing.M) {
+	if os.Getenv("DOCUVAULT_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	testenv.Main(m)
+}
 
 // syncBuffer is a bytes.Buffer safe for one writer and many readers.
 type syncBuffer struct {
@@ -446,4 +455,46 @@ func TestPageOrigins(t *testing.T) {
 			t.Errorf("pageOrigins(%q) = %q, want %q", tc.addr, got, tc.want)
 		}
 	}
+}
+
+// TestDevStartsAfterACrash kills `docuvault dev` (SIGKILL: no clean-up at
+// all), which leaves its PostgreSQL server running on the data dir; the
+// next run must stop that server and start cleanly on the same data.
+func TestDevStartsAfterACrash(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("JWT_SECRET", "")
+	dataDir := mustDataDir(t)
+	ports := mustFreePorts(t)
+	args := ports.args(t, dataDir)
+
+	cmd := exec.Command(os.Args[0], append([]string{"dev"}, args...)...)
+	cmd.Env = append(os.Environ(), "DOCUVAULT_TEST_MAIN=1")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(out.String(), "Press Ctrl-C to stop.") {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the dev process printed no banner in 2 minutes:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if c, err := net.DialTimeout("tcp", ports.PG, time.Second); err != nil {
+		t.Fatalf("PostgreSQL did not outlive the killed dev process (%v): the test shows nothing", err)
+	} else {
+		c.Close()
+	}
+
+	again := mustStartDev(t, args)
+	t.Logf("started again after the crash in %v", again.ReadyIn)
+	mustStatus(t, http.StatusOK, "GET", again.PageURL+"/readyz", "", nil, nil)
+	again.Stop(t)
+	assertClosed(t, ports)
 }
