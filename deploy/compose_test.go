@@ -765,6 +765,28 @@ func TestComposePorts(t *testing.T) {
 	}
 }
 
+// TestComposeCORSOrigins: one setting, CORS_ORIGINS, reaches the API and
+// MinIO's allowed origins (beside the demo page's), by default and when set.
+func TestComposeCORSOrigins(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ set, want string }{
+		{"", "http://localhost:5173"},
+		{"https://app.example.com,http://localhost:3000", "https://app.example.com,http://localhost:3000"},
+	} {
+		env := randomSecrets()
+		if c.set != "" {
+			env["CORS_ORIGINS"] = c.set
+		}
+		p := loadCompose(t, env)
+		if got := envOf(service(t, p, "api"))["CORS_ORIGINS"]; got != c.want {
+			t.Errorf("CORS_ORIGINS=%q: the api gets %q, want %q", c.set, got, c.want)
+		}
+		if got, want := envOf(service(t, p, "minio"))["MINIO_API_CORS_ALLOW_ORIGIN"], "http://localhost:8080,"+c.want; got != want {
+			t.Errorf("CORS_ORIGINS=%q: MinIO allows %q, want %q", c.set, got, want)
+		}
+	}
+}
+
 func TestComposeMinIONotifications(t *testing.T) {
 	t.Parallel()
 	p := loadCompose(t, randomSecrets())
@@ -802,8 +824,8 @@ func TestComposeMinIONotifications(t *testing.T) {
 			t.Errorf("minio: %s is not one of ServerEnv's variables", k)
 		}
 	}
-	if o := env["MINIO_API_CORS_ALLOW_ORIGIN"]; o == "" || o == "*" {
-		t.Errorf("minio: MINIO_API_CORS_ALLOW_ORIGIN=%q, want the page's origin (http://localhost:8080)", o)
+	if o := env["MINIO_API_CORS_ALLOW_ORIGIN"]; o != "http://localhost:8080,http://localhost:5173" {
+		t.Errorf("minio: MINIO_API_CORS_ALLOW_ORIGIN=%q, want the page's origin and CORS_ORIGINS' default (http://localhost:8080,http://localhost:5173)", o)
 	}
 	// minio-events.json's rules name exactly the targets MinIO is given.
 	rules, err := objectstore.LoadNotifications(filepath.Join(root, "minio-events.json"))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/go-chi/cors"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -45,6 +46,9 @@ type Deps struct {
 	// MaxStreams bounds the event streams this replica holds open, each
 	// with a JetStream consumer; 0 means no bound.
 	MaxStreams int
+	// CORSOrigins are the exact origins allowed to call the API from a page
+	// of their own; none means no cross-origin access.
+	CORSOrigins []string
 }
 
 // Handler returns the API's routes.
@@ -54,6 +58,20 @@ func Handler(d Deps) http.Handler {
 	verifier, checks, log := d.Verifier, d.Checks, d.Log
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, requestLog(log, d.Metrics), middleware.Recoverer)
+	if len(d.CORSOrigins) > 0 {
+		// Before any route and so before authentication: a preflight
+		// carries no token. (An empty list would mean "*" to the
+		// middleware, hence no middleware at all.)
+		r.Use(cors.Handler(cors.Options{
+			AllowedOrigins: d.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "Last-Event-ID"},
+			// What a client reads besides the body: when to retry, and the
+			// request id to quote in a support request.
+			ExposedHeaders: []string{"Retry-After", "Location", "X-Request-Id"},
+			MaxAge:         600,
+		}))
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeDetail(w, http.StatusNotFound, "not found") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeDetail(w, http.StatusMethodNotAllowed, "method not allowed")

@@ -67,7 +67,7 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger, opts ...Opt
 	}
 	closing := make(chan struct{})
 	deps := Deps{Docs: a.Docs, Verifier: verifier, JS: a.JS, Checks: checks, Log: log, Closing: closing, MinIOOrigin: minioOrigin(cfg), Metrics: a.Metrics,
-		MaxStreams: int(cfg.MaxEventStreams)}
+		MaxStreams: int(cfg.MaxEventStreams), CORSOrigins: cfg.CORSOrigins}
 	for _, o := range opts {
 		o(&deps)
 	}

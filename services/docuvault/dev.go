@@ -43,6 +43,7 @@ const devReadyAfter = 30 * time.Second
 type devFlags struct {
 	dataDir, httpAddr, natsAddr, minioAddr, consoleAddr, minioBin, logFormat string
 	pgPort                                                                   int
+	corsOrigins                                                              []string
 }
 
 func parseDevFlags(cfg config.Config, args []string, stderr io.Writer) (devFlags, error) {
@@ -57,8 +58,18 @@ func parseDevFlags(cfg config.Config, args []string, stderr io.Writer) (devFlags
 	fs.StringVar(&f.minioBin, "minio-bin", cmp.Or(cfg.DevMinIOBin, devstack.DefaultMinIOBin), "MinIO server binary (built by make tools); DEV_MINIO_BIN sets the default")
 	fs.IntVar(&f.pgPort, "pg-port", cmp.Or(int(cfg.DevPGPort), devstack.DefaultPGPort), "port of the local PostgreSQL cluster on 127.0.0.1 (unused when DATABASE_URL is set); DEV_PG_PORT sets the default")
 	fs.StringVar(&f.logFormat, "log-format", "console", "log format: console or json")
+	cors := fs.String("cors-origin", strings.Join(cfg.CORSOrigins, ","), "comma-separated origins of frontends served elsewhere (e.g. a Vite dev server, http://localhost:5173) that may call the API and PUT to MinIO; CORS_ORIGINS sets the default")
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	for o := range strings.SplitSeq(*cors, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if err := config.ValidateOrigin(o); err != nil {
+			return f, fmt.Errorf("--cors-origin or CORS_ORIGINS: %w", err)
+		}
+		f.corsOrigins = append(f.corsOrigins, o)
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("dev takes no arguments, got %q", fs.Args())
@@ -125,7 +136,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		MinIOBin:         f.minioBin,
 		PGPort:           f.pgPort,
 		DatabaseURL:      cfg.DatabaseURL,
-		CORSOrigins:      pageOrigins(f.httpAddr),
+		CORSOrigins:      append(pageOrigins(f.httpAddr), f.corsOrigins...),
 		ExtraPorts:       []devstack.Port{{Name: "HTTP address", Addr: f.httpAddr, Setting: "HTTP_ADDR or --http-addr"}},
 		Log:              log,
 	})
@@ -153,6 +164,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	cfg.NATSURL = stack.NATSURL
 	cfg.NATSUser, cfg.NATSPassword = "", ""
 	cfg.HTTPAddr = f.httpAddr
+	cfg.CORSOrigins = f.corsOrigins // the page itself is same-origin
 	cfg.LogFormat = f.logFormat
 	// MinIO's root user makes the bucket and the identities, then is
 	// forgotten: the services run, and sign URLs, as those identities.

@@ -265,7 +265,9 @@ func TestDevLocalCluster(t *testing.T) {
 	t.Setenv("JWT_SECRET", "") // the secret persisted in the data dir is used
 	dataDir := mustDataDir(t)
 	ports := mustFreePorts(t)
-	args := ports.args(t, dataDir)
+	// A frontend served from its own origin, as a Vite dev server is.
+	const frontend = "http://localhost:25173"
+	args := append(ports.args(t, dataDir), "--cors-origin", frontend)
 
 	dev := mustStartDev(t, args)
 	t.Logf("first start (initdb, new MinIO and JetStream stores): ready in %v", dev.ReadyIn)
@@ -320,6 +322,24 @@ func TestDevLocalCluster(t *testing.T) {
 		t.Errorf("MinIO's Access-Control-Allow-Origin for the page = %q, want %q", got, dev.PageURL)
 	}
 	putDone := time.Now()
+	// The frontend's origin may call the API and PUT to MinIO.
+	for _, target := range []struct{ name, url, method string }{
+		{"the API", dev.PageURL + "/api/documents/upload-url", "POST"},
+		{"MinIO", up.UploadURL, "PUT"},
+	} {
+		req, _ := http.NewRequest("OPTIONS", target.url, nil)
+		req.Header.Set("Origin", frontend)
+		req.Header.Set("Access-Control-Request-Method", target.method)
+		req.Header.Set("Access-Control-Request-Headers", "content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("preflight to %s: %v", target.name, err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != frontend {
+			t.Errorf("%s's preflight answer for --cors-origin %s: Access-Control-Allow-Origin %q (%d)", target.name, frontend, got, resp.StatusCode)
+		}
+	}
 	preflight, _ := http.NewRequest("OPTIONS", up.UploadURL, nil)
 	preflight.Header.Set("Origin", "http://elsewhere.example")
 	preflight.Header.Set("Access-Control-Request-Method", "PUT")

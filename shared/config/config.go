@@ -55,7 +55,11 @@ type Config struct {
 	JWTAudience       string        // JWT_AUDIENCE, checked when set
 	JWTLeeway         time.Duration // JWT_LEEWAY, clock skew tolerated on exp, nbf and iat
 
-	HTTPAddr            string        // HTTP_ADDR
+	HTTPAddr string // HTTP_ADDR
+	// CORSOrigins are the exact origins (scheme://host[:port]) of the
+	// frontends allowed to call the API from another origin; `docuvault
+	// dev` lets them PUT to its MinIO too. Empty: no cross-origin access.
+	CORSOrigins         []string      // CORS_ORIGINS, comma-separated
 	UploadURLTTL        time.Duration // UPLOAD_URL_TTL
 	DownloadURLTTL      time.Duration // DOWNLOAD_URL_TTL
 	MaxUploadBytes      int64         // MAX_UPLOAD_BYTES
@@ -190,6 +194,14 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	str("JWT_AUDIENCE", &c.JWTAudience)
 	dur("JWT_LEEWAY", &c.JWTLeeway)
 	str("HTTP_ADDR", &c.HTTPAddr)
+	if v, ok := lookup("CORS_ORIGINS"); ok && strings.TrimSpace(v) != "" {
+		c.CORSOrigins = nil
+		for o := range strings.SplitSeq(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.CORSOrigins = append(c.CORSOrigins, o)
+			}
+		}
+	}
 	dur("UPLOAD_URL_TTL", &c.UploadURLTTL)
 	dur("DOWNLOAD_URL_TTL", &c.DownloadURLTTL)
 	bytes("MAX_UPLOAD_BYTES", &c.MaxUploadBytes)
@@ -248,6 +260,11 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("JWT_PUBLIC_KEYS_FILE needs JWT_ISSUER and JWT_AUDIENCE, so that tokens the provider issued for other applications are refused"))
 	}
 	errs = append(errs, c.refuseExampleSecrets()...)
+	for _, o := range c.CORSOrigins {
+		if err := ValidateOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("CORS_ORIGINS: %w", err))
+		}
+	}
 	for _, e := range []struct{ name, value string }{{"MINIO_ENDPOINT", c.MinIOEndpoint}, {"MINIO_PUBLIC_ENDPOINT", c.MinIOPublicEndpoint}} {
 		if strings.Contains(e.value, "://") || strings.Contains(e.value, "/") {
 			errs = append(errs, fmt.Errorf("%s must be host:port without a scheme or path, got %q", e.name, e.value))
@@ -385,4 +402,24 @@ func (c Config) refuseExampleSecrets() []error {
 		}
 	}
 	return errs
+}
+
+// ValidateOrigin checks that o is one exact web origin: http or https, a
+// host, an optional port, nothing else (no wildcard, path or trailing
+// slash), as a browser sends it in its Origin header.
+func ValidateOrigin(o string) error {
+	u, err := url.Parse(o)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not an origin: %v", o, err)
+	case strings.Contains(o, "*"):
+		return fmt.Errorf("%q: wildcards are not allowed, list each origin", o)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.Hostname() == "":
+		return fmt.Errorf("%q is not an origin such as https://app.example.com or http://localhost:5173", o)
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" || u.ForceQuery:
+		return fmt.Errorf("%q has more than scheme, host and port (as the browser's Origin header sends it)", o)
+	case strings.ToLower(o) != o:
+		return fmt.Errorf("%q: browsers send origins in lower case", o)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,23 @@ func TestIdentitiesMustDiffer(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("setup error %v does not say %q", err, want)
 		}
+	}
+}
+
+func TestCORSOrigins(t *testing.T) {
+	t.Parallel()
+	c, err := parse(lookup(map[string]string{"CORS_ORIGINS": " http://localhost:5173, https://app.example.com:8443 ,"}))
+	if err != nil || !slices.Equal(c.CORSOrigins, []string{"http://localhost:5173", "https://app.example.com:8443"}) {
+		t.Fatalf("parsed %q, %v", c.CORSOrigins, err)
+	}
+	for _, bad := range []string{"*", "https://*.example.com", "localhost:5173", "http://localhost:5173/", "http://localhost:5173/app",
+		"ftp://example.com", "https://App.Example.com", "http://user@example.com", "https://"} {
+		if err := ValidateOrigin(bad); err == nil {
+			t.Errorf("ValidateOrigin(%q) = nil, want an error", bad)
+		}
+	}
+	c.CORSOrigins = []string{"http://localhost:5173/"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "CORS_ORIGINS") {
+		t.Errorf("validate with a bad origin: %v", err)
 	}
 }

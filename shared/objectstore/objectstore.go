@@ -125,6 +125,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // PresignPut signs a PUT of key. The content type, and the size when > 0,
 // are signed headers: MinIO answers 403 to a body of another size or type.
+// The headers returned are those the client must set itself: not
+// Content-Length, which no browser script may set (the browser sends the
+// body's length, and it must be the signed one).
 func (s *Store) PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (string, map[string]string, error) {
 	h := http.Header{}
 	h.Set("Content-Type", contentType)
@@ -135,7 +138,6 @@ func (s *Store) PresignPut(ctx context.Context, key, contentType string, size in
 	headers := map[string]string{"Content-Type": contentType, "If-None-Match": "*"}
 	if size > 0 {
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
-		headers["Content-Length"] = strconv.FormatInt(size, 10)
 	}
 	u, err := s.uploads.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, key, ttl, nil, h)
 	if err != nil {

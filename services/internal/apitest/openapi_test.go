@@ -65,7 +65,7 @@ func TestOpenAPIContract(t *testing.T) {
 	c := mustContract(t)
 	id := uuid.NewString()
 	uploadReq := `{"filename":"a.pdf","content_type":"application/pdf","size_bytes":12}`
-	ticket := `{"upload_url":"http://localhost:9000/documents/u/d/k.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256","document_id":"` + id + `","expires_at":"2026-11-27T10:15:00.123456Z","headers":{"Content-Type":"application/pdf","Content-Length":"12","If-None-Match":"*"}}`
+	ticket := `{"upload_url":"http://localhost:9000/documents/u/d/k.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256","document_id":"` + id + `","expires_at":"2026-11-27T10:15:00.123456Z","headers":{"Content-Type":"application/pdf","If-None-Match":"*"}}`
 	doc := func(extra string) string {
 		return `{"id":"` + id + `","filename":"a.pdf","content_type":"application/pdf","declared_size":null,"size_bytes":0,"status":"pending","created_at":"2026-11-27T10:00:00Z","confirmed_at":null,"updated_at":"2026-11-27T10:00:00Z"` + extra + `}`
 	}
