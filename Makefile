@@ -10,7 +10,7 @@ TOOLS_CACHE   ?= $(HOME)/.cache/docuvault
 MINIO_CACHED  := $(TOOLS_CACHE)/minio-$(MINIO_VERSION)/minio
 TEST_FLAGS    ?= -race -count=1 -timeout 30m
 
-.PHONY: all tools build test lint run clean bench
+.PHONY: all tools build test lint run clean bench examples
 
 all: build
 
@@ -34,8 +34,17 @@ build:
 	$(GO) build -o bin/docuvault ./services/docuvault
 
 ## test: every test, with the race detector, against real PostgreSQL and MinIO
-test: tools
+## (and, in Chromium, the Uppy example, which it builds first)
+test: tools examples
 	$(GO) test $(TEST_FLAGS) ./...
+
+## examples: install and bundle examples/uppy (Uppy's packages from npm, pinned
+## by its package-lock.json; esbuild): npm ci, then npm run build
+examples: examples/uppy/dist/bundle.js
+
+examples/uppy/dist/bundle.js: examples/uppy/package-lock.json examples/uppy/src/main.js
+	@command -v npm >/dev/null || { echo "npm not found: apt-get install nodejs npm (examples/uppy is built with it)"; exit 1; }
+	cd examples/uppy && npm ci --no-audit --no-fund && npm run build
 
 ## lint: go vet and a gofmt check
 lint:
