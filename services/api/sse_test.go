@@ -224,25 +224,27 @@ func TestEventStreamsPerReplicaAreBounded(t *testing.T) {
 	}
 	closers[0]()
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/events", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ok := resp.StatusCode == http.StatusOK
-		resp.Body.Close()
-		cancel()
-		if ok {
-			break
-		}
+	for status := tryEvents(t, s, tok); status != http.StatusOK; status = tryEvents(t, s, tok) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no stream after one closed: %d", resp.StatusCode)
+			t.Fatalf("no stream after one closed: %d", status)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// tryEvents opens GET /api/events, closes it at once and returns the status.
+func tryEvents(t *testing.T, s *apitest.Stack, token string) int {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestEventStreamDropsAClientThatStopsReading opens a stream and never
@@ -284,24 +286,11 @@ func TestEventStreamDropsAClientThatStopsReading(t *testing.T) {
 		t.Fatal("the events were not all stored within 30 s")
 	}
 	start := time.Now()
-	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/events", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ok := resp.StatusCode == http.StatusOK
-		resp.Body.Close()
-		cancel()
-		if ok {
-			t.Logf("the stalled stream was dropped %s after the events were published", time.Since(start).Round(100*time.Millisecond))
-			return
-		}
+	for status := tryEvents(t, s, tok); status != http.StatusOK; status = tryEvents(t, s, tok) {
 		if time.Since(start) > 40*time.Second {
-			t.Fatalf("the stream of a client that stopped reading still holds its slot after %s (%d)", time.Since(start), resp.StatusCode)
+			t.Fatalf("the stream of a client that stopped reading still holds its slot after %s (%d)", time.Since(start), status)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	t.Logf("the stalled stream was dropped %s after the events were published", time.Since(start).Round(100*time.Millisecond))
 }

@@ -235,18 +235,7 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 // its variable.
 func (c Config) Validate() error {
 	var errs []error
-	errs = append(errs, requireSet(
-		[2]string{"DATABASE_URL", c.DatabaseURL},
-		[2]string{"MINIO_ENDPOINT", c.MinIOEndpoint},
-		[2]string{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
-		[2]string{"MINIO_SECRET_KEY", c.MinIOSecretKey},
-		[2]string{"MINIO_UPLOAD_ACCESS_KEY", c.MinIOUploadAccessKey},
-		[2]string{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
-		[2]string{"MINIO_DOWNLOAD_ACCESS_KEY", c.MinIODownloadAccessKey},
-		[2]string{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
-		[2]string{"MINIO_BUCKET", c.MinIOBucket},
-		[2]string{"NATS_URL", c.NATSURL},
-	)...)
+	errs = append(errs, requireSet(append(c.storeVars(), [2]string{"NATS_URL", c.NATSURL})...)...)
 	errs = append(errs, c.validateIdentities()...)
 	if c.JWTSecret == "" && c.JWTPublicKeysFile == "" {
 		errs = append(errs, errors.New("JWT_SECRET or JWT_PUBLIC_KEYS_FILE is required"))
@@ -320,21 +309,28 @@ func (c Config) validateIdentities() []error {
 // the bucket, the three identities to create and the admin credential that
 // creates them.
 func (c Config) ValidateSetup() error {
-	errs := requireSet(
-		[2]string{"DATABASE_URL", c.DatabaseURL},
-		[2]string{"MINIO_ENDPOINT", c.MinIOEndpoint},
-		[2]string{"MINIO_BUCKET", c.MinIOBucket},
-		[2]string{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
-		[2]string{"MINIO_SECRET_KEY", c.MinIOSecretKey},
-		[2]string{"MINIO_UPLOAD_ACCESS_KEY", c.MinIOUploadAccessKey},
-		[2]string{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
-		[2]string{"MINIO_DOWNLOAD_ACCESS_KEY", c.MinIODownloadAccessKey},
-		[2]string{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
+	errs := requireSet(append(c.storeVars(),
 		[2]string{"MINIO_ADMIN_ACCESS_KEY", c.MinIOAdminAccessKey},
 		[2]string{"MINIO_ADMIN_SECRET_KEY", c.MinIOAdminSecretKey},
-	)
+	)...)
 	errs = append(errs, c.validateIdentities()...)
 	return errors.Join(append(errs, c.refuseExampleSecrets()...)...)
+}
+
+// storeVars are the database and MinIO settings (name, value) every role
+// and setup need: the endpoint, the bucket and the three identities.
+func (c Config) storeVars() [][2]string {
+	return [][2]string{
+		{"DATABASE_URL", c.DatabaseURL},
+		{"MINIO_ENDPOINT", c.MinIOEndpoint},
+		{"MINIO_BUCKET", c.MinIOBucket},
+		{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
+		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
+		{"MINIO_UPLOAD_ACCESS_KEY", c.MinIOUploadAccessKey},
+		{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
+		{"MINIO_DOWNLOAD_ACCESS_KEY", c.MinIODownloadAccessKey},
+		{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
+	}
 }
 
 // requireSet names each variable of vars (name, value) whose value is empty.
