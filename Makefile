@@ -73,7 +73,8 @@ FUZZ_TARGETS := \
 	FuzzUploadURLDecoder:./services/api \
 	FuzzUploadRequest:./shared/document \
 	FuzzVerify:./shared/auth \
-	FuzzClassify:./shared/classify
+	FuzzClassify:./shared/classify \
+	FuzzClassifyBudget:./shared/classify
 
 .PHONY: fuzz
 ## fuzz: every fuzz target for FUZZTIME (30s); found inputs land in testdata/fuzz as regression seeds

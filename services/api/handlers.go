@@ -28,7 +28,7 @@ type documentJSON struct {
 	Classification string          `json:"classification,omitempty"`
 	DetectedType   string          `json:"detected_type,omitempty"`
 	Confidence     float64         `json:"confidence,omitempty"`
-	// ClassificationReason says why classification failed (type_mismatch, unreadable, …).
+	// ClassificationReason says why classification failed (type_mismatch, unreadable, too_complex, …).
 	ClassificationReason string     `json:"classification_reason,omitempty"`
 	CreatedAt            time.Time  `json:"created_at"`
 	ConfirmedAt          *time.Time `json:"confirmed_at"`

@@ -33,8 +33,16 @@ var (
 	Backoff    = []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
 )
 
-// handleTimeout bounds one document's classification.
-const handleTimeout = 30 * time.Second
+// handleTimeout bounds one document's classification, and classifyTimeout
+// the parsing within it. The parsers' work budget ends any document within
+// about 2 s of CPU; the timeout is the backstop, short enough that a
+// document still being parsed when it passes is failed as too_complex (and
+// acked) with time left to record that, rather than running out the
+// handler's time and coming back with every redelivery.
+const (
+	handleTimeout   = 30 * time.Second
+	classifyTimeout = 10 * time.Second
+)
 
 // Workers is how many documents one replica classifies at once.
 const Workers = 4
@@ -47,7 +55,7 @@ type Reader interface {
 // Stats counts what the classifier did; the fields only grow.
 type Stats struct {
 	Classified atomic.Int64 // documents that got a category
-	Failed     atomic.Int64 // documents whose classification failed (type mismatch, unreadable)
+	Failed     atomic.Int64 // documents whose classification failed (type mismatch, unreadable, too complex)
 	Skipped    atomic.Int64 // events of documents deleted or classified already
 	Retried    atomic.Int64 // messages nak'ed for a later try
 	Terminated atomic.Int64 // malformed messages
@@ -139,7 +147,15 @@ func (c *Classifier) classify(ctx context.Context, e document.Event) error {
 	if err != nil {
 		return err
 	}
-	r := c.rules.Classify(data, d.ContentType)
+	cctx, cancel := context.WithTimeout(ctx, classifyTimeout)
+	r := c.rules.Classify(cctx, data, d.ContentType)
+	cancel()
+	if err := ctx.Err(); err != nil {
+		// The handler itself is out of time (the reads were slow) or
+		// stopping: a too_complex result may be its doing, and nothing can
+		// be recorded now. The document is worth another try.
+		return fmt.Errorf("classification cut short: %w", err)
+	}
 	applied, err := c.docs.ApplyClassification(ctx, d.ID, document.Classification{
 		Category:     r.Category,
 		DetectedType: r.DetectedType,

@@ -1,12 +1,15 @@
 package classifier_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +78,31 @@ func outboxCount(t *testing.T, s *apitest.Stack, id uuid.UUID, typ string) int {
 	return s.CountEvents(t, id, typ)
 }
 
+// deepDOCX is a DOCX whose body nests depth elements, far more than the
+// classifier's work budget admits.
+func deepDOCX(t *testing.T, depth int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	for _, f := range []struct{ name, body string }{
+		{"[Content_Types].xml", `<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>`},
+		{"word/document.xml", `<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>` +
+			strings.Repeat("<w:sdt>", depth) + strings.Repeat("</w:sdt>", depth) + `</w:body></w:document>`},
+	} {
+		fw, err := w.Create(f.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fw.Write([]byte(f.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
 func samplePNG() []byte {
 	var b bytes.Buffer
 	_ = png.Encode(&b, image.NewRGBA(image.Rect(0, 0, 8, 8)))
@@ -118,6 +146,7 @@ func TestCorpusEndsInTheExpectedStatusAndCategory(t *testing.T) {
 	add("photo.png", "image/png", samplePNG(), want{"classified", "other", ""})
 	add("setup.pdf", pdfType, append([]byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00"), bytes.Repeat([]byte{0x90}, 4000)...), want{"classification_failed", "", classify.FailureTypeMismatch})
 	add("truncated.pdf", pdfType, invoicePDF[:len(invoicePDF)/2], want{"classification_failed", "", classify.FailureUnreadable})
+	add("deep.docx", docxType, deepDOCX(t, 1000), want{"classification_failed", "", classify.FailureTooComplex})
 
 	ids := map[string]uuid.UUID{}
 	for name, c := range cases {
@@ -277,4 +306,58 @@ func startClassifier(t *testing.T, s *apitest.Stack) *classifier.Service {
 		c.Close()
 	})
 	return c
+}
+
+// TestStopsPromptlyWithCraftedFilesInFlight stops a classifier (as SIGTERM
+// does: its context ends) while it works through crafted documents — DOCX
+// files nesting an element 5,000,000 deep, which once grew the heap by half
+// a gigabyte each: Run returns within a second and a half, and every
+// document it finished ended too_complex.
+func TestStopsPromptlyWithCraftedFilesInFlight(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{}) // no classifier yet
+	_, tok := s.NewUser(t)
+	crafted := deepDOCX(t, 5_000_000)
+	var ids []uuid.UUID
+	for i := range 24 {
+		ids = append(ids, uploadAndConfirm(t, s, tok, fmt.Sprintf("deep-%d.docx", i), docxType, crafted))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := classifier.Open(ctx, s.Cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for c.Classifier.Stats.Failed.Load() == 0 {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatal("no crafted document handled in 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stop := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("classifier: %v", err)
+		}
+		t.Logf("stopped %s after its context ended, %d of %d crafted documents handled", time.Since(stop).Round(time.Millisecond), c.Classifier.Stats.Failed.Load(), len(ids))
+	case <-time.After(1500 * time.Millisecond):
+		t.Fatalf("still running %s after its context ended", time.Since(stop))
+	}
+	for _, id := range ids {
+		var status, reason string
+		if err := s.DB.QueryRow(context.Background(), `SELECT status, classification_reason FROM documents WHERE id = $1`, id).Scan(&status, &reason); err != nil {
+			t.Fatal(err)
+		}
+		if status != "uploaded" && (status != "classification_failed" || reason != classify.FailureTooComplex) {
+			t.Errorf("document %s ended %s (%s), want uploaded (not reached) or classification_failed too_complex", id, status, reason)
+		}
+	}
 }

@@ -25,6 +25,12 @@ const (
 	FailureUnreadable = "unreadable"
 	// FailureEmpty means the document has no bytes.
 	FailureEmpty = "empty"
+	// FailureTooComplex means reading the document needed more work than
+	// the budget of one document allows (a compression bomb, fonts or forms
+	// multiplying the work of a small file, XML nested too deeply), or the
+	// caller's context ended first. Over budget, trying again gives the
+	// same result.
+	FailureTooComplex = "too_complex"
 )
 
 // CategoryOther is the category of a document no category's keywords
@@ -56,7 +62,7 @@ type Result struct {
 	// Confidence is how sure the classifier is of Category, 0..1.
 	Confidence float64
 	// Failure is "" on success, else a reason code: FailureTypeMismatch,
-	// FailureUnreadable or FailureEmpty.
+	// FailureUnreadable, FailureEmpty or FailureTooComplex.
 	Failure string
 	// Detail explains a failure in words that are safe to show a user.
 	Detail string
@@ -102,7 +108,13 @@ func New(rules Rules) *Classifier {
 // extracts the text and classifies it. data may be only the first bytes of
 // the document. Classify never panics: damaged input becomes a Result with
 // a Failure.
-func (c *Classifier) Classify(data []byte, declaredType string) (res Result) {
+//
+// The parsers charge their work to a budget per document and look at ctx
+// as they go: a document over budget, or one still being read when ctx
+// ends, gives FailureTooComplex (a caller that needs to tell an ended ctx
+// apart asks ctx.Err). With a ctx that does not end, any input of up to
+// 8 MiB is classified or failed within about 64 MiB of heap and 2 s of CPU.
+func (c *Classifier) Classify(ctx context.Context, data []byte, declaredType string) (res Result) {
 	defer func() {
 		// Extraction guards its parsers already; this is the last line of
 		// defence for anything they missed.
@@ -128,8 +140,17 @@ func (c *Classifier) Classify(data []byte, declaredType string) (res Result) {
 		res.Failure, res.Detail = FailureTypeMismatch, detail
 		return res
 	}
-	text, hasText, err := extractText(context.Background(), detected, data)
-	if err != nil {
+	text, hasText, err := extractText(newBudget(ctx), detected, data)
+	switch {
+	case errors.Is(err, errTooComplex):
+		res.Failure, res.Detail = FailureTooComplex, err.Error()
+		return res
+	case err != nil && ctx.Err() != nil:
+		// The parser failed because ctx ended under it (pdfcpu reports
+		// ctx.Err as its own error).
+		res.Failure, res.Detail = FailureTooComplex, ctxError(ctx.Err()).Error()
+		return res
+	case err != nil:
 		res.Failure, res.Detail = FailureUnreadable, err.Error()
 		return res
 	}
@@ -161,15 +182,19 @@ func (c *Classifier) score(text string) (string, float64) {
 	return c.categories[best].name, max(0, min(1, conf))
 }
 
-// extractText returns the text of data, whose type is detected. hasText is
-// false for formats without extractable text; err describes, for a user,
-// why a format with text could not be read.
-func extractText(ctx context.Context, detected *mimetype.MIME, data []byte) (text string, hasText bool, err error) {
+// extractText returns the text of data, whose type is detected, charging
+// the work to bud. hasText is false for formats without extractable text;
+// err describes, for a user, why a format with text could not be read, and
+// matches errTooComplex when bud ran out.
+func extractText(bud *budget, detected *mimetype.MIME, data []byte) (text string, hasText bool, err error) {
 	switch {
 	case is(detected, "application/pdf"):
-		text, err := extractPDF(ctx, data, MaxTextBytes)
+		text, err := extractPDF(data, MaxTextBytes, bud)
 		if err != nil {
-			if errors.Is(err, errEncrypted) {
+			switch {
+			case errors.Is(err, errTooComplex):
+				return "", false, err
+			case errors.Is(err, errEncrypted):
 				return "", false, errors.New("the PDF is password-protected")
 			}
 			return "", false, fmt.Errorf("the PDF could not be read; it may be damaged or truncated (%s)", shorten(err.Error()))
@@ -180,8 +205,11 @@ func extractText(ctx context.Context, detected *mimetype.MIME, data []byte) (tex
 		if is(detected, odtMIME) {
 			kind = odtMIME
 		}
-		text, err := extractOffice(data, kind, MaxTextBytes)
+		text, err := extractOffice(data, kind, MaxTextBytes, bud)
 		if err != nil {
+			if errors.Is(err, errTooComplex) {
+				return "", false, err
+			}
 			return "", false, fmt.Errorf("the document could not be read; it may be damaged or truncated (%s)", shorten(err.Error()))
 		}
 		return text, true, nil

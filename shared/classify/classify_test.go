@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/zlib"
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -101,7 +102,7 @@ func TestClassify(t *testing.T) {
 	for _, tc := range corpus(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got := c.Classify(tc.data, tc.declared)
+			got := c.Classify(context.Background(), tc.data, tc.declared)
 			checkValid(t, got, len(tc.data))
 			if got.Failure != tc.failure || got.Category != tc.category {
 				t.Fatalf("Classify = %+v, want category %q failure %q", got, tc.category, tc.failure)
@@ -170,7 +171,7 @@ func TestSamplePDFIsWellFormed(t *testing.T) {
 	if got := bytes.Count(pdf, []byte("/Type /Page ")); got != 3 {
 		t.Errorf("pages = %d, want 3 for 130 lines", got)
 	}
-	got := classify.New(classify.DefaultRules()).Classify(pdf, pdfType)
+	got := classify.New(classify.DefaultRules()).Classify(context.Background(), pdf, pdfType)
 	if got.Category != "invoice" {
 		t.Errorf("Classify(SamplePDF) = %+v, want invoice", got)
 	}
@@ -204,7 +205,7 @@ func TestScoring(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := c.Classify([]byte(tc.text), "text/plain")
+			got := c.Classify(context.Background(), []byte(tc.text), "text/plain")
 			if got.Category != tc.category || math.Abs(got.Confidence-tc.conf) > 1e-9 {
 				t.Errorf("Classify(%q) = %s %.4f, want %s %.4f", tc.text, got.Category, got.Confidence, tc.category, tc.conf)
 			}
@@ -300,13 +301,13 @@ func TestConcurrentClassify(t *testing.T) {
 	cases := corpus(t)
 	want := make([]classify.Result, len(cases))
 	for i, tc := range cases {
-		want[i] = c.Classify(tc.data, tc.declared)
+		want[i] = c.Classify(context.Background(), tc.data, tc.declared)
 	}
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Go(func() {
 			for i, tc := range cases {
-				if got := c.Classify(tc.data, tc.declared); got != want[i] {
+				if got := c.Classify(context.Background(), tc.data, tc.declared); got != want[i] {
 					t.Errorf("%s: concurrent Classify = %+v, want %+v", tc.name, got, want[i])
 				}
 			}
@@ -332,7 +333,7 @@ func FuzzClassify(f *testing.F) {
 	c := classify.New(classify.DefaultRules())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, declared := range []string{"", pdfType} {
-			checkValid(t, c.Classify(data, declared), len(data))
+			checkValid(t, c.Classify(context.Background(), data, declared), len(data))
 		}
 	})
 }
@@ -356,7 +357,7 @@ func checkValid(t *testing.T, r classify.Result, n int) {
 		if !known || r.Detail != "" {
 			t.Errorf("success with category %q and detail %q", r.Category, r.Detail)
 		}
-	case classify.FailureTypeMismatch, classify.FailureUnreadable, classify.FailureEmpty:
+	case classify.FailureTypeMismatch, classify.FailureUnreadable, classify.FailureEmpty, classify.FailureTooComplex:
 		if r.Category != "" || r.Detail == "" || !utf8Valid(r.Detail) {
 			t.Errorf("failure %s with category %q and detail %q", r.Failure, r.Category, r.Detail)
 		}

@@ -13,6 +13,13 @@
 // instance) are not failures: they are classified as [CategoryOther] with a
 // low confidence.
 //
+// The parsers run under a work budget per document (bytes decompressed,
+// content-stream tokens, character-map entries, form XObject runs and
+// nesting, XML tokens and depth, archive entries) and under the caller's
+// context: a document that needs more, or is still being read when the
+// context ends, becomes [FailureTooComplex]. The budget keeps any input of
+// up to 8 MiB within about 64 MiB of heap and 2 s of CPU.
+//
 // [SamplePDF], [SampleDOCX], [SampleODT] and [SampleTexts] build small, real
 // documents for tests and demos in this and other packages.
 //

@@ -2,6 +2,10 @@ package classify
 
 import (
 	"bytes"
+	"cmp"
+	"container/heap"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -37,10 +41,16 @@ type psObj struct {
 }
 
 // psLexer tokenises PDF content-stream syntax. It never fails: garbage
-// becomes operators that nothing interprets.
+// becomes operators that nothing interprets. Each token is charged to bud;
+// when bud runs out the lexer reports the end of the input.
 type psLexer struct {
 	b   []byte
 	pos int
+	bud *budget
+	// more, when set, returns the input that follows b, ok false at the
+	// end: the content streams of a page, which may split between tokens
+	// only, are lexed one after the other as one.
+	more func() (b []byte, ok bool)
 }
 
 const (
@@ -68,6 +78,13 @@ func (l *psLexer) nextDepth(depth int) psObj {
 	for {
 		l.skipSpace()
 		if l.pos >= len(l.b) {
+			if l.nextInput() {
+				continue
+			}
+			return psObj{kind: psEOF}
+		}
+		if !l.bud.token() {
+			l.pos, l.more = len(l.b), nil
 			return psObj{kind: psEOF}
 		}
 		c := l.b[l.pos]
@@ -114,6 +131,20 @@ func (l *psLexer) nextDepth(depth int) psObj {
 		}
 		return psObj{kind: psOp, str: word}
 	}
+}
+
+// nextInput moves on to the input l.more returns; false at the end.
+func (l *psLexer) nextInput() bool {
+	if l.more == nil {
+		return false
+	}
+	b, ok := l.more()
+	if !ok {
+		l.more = nil
+		return false
+	}
+	l.b, l.pos = b, 0
+	return true
 }
 
 func (l *psLexer) skipSpace() {
@@ -331,13 +362,15 @@ type contentScope interface {
 	// font returns the decoder of the font resource name; nil when unknown.
 	font(name string) *fontDecoder
 	// form returns the decoded content and scope of the form XObject
-	// resource name, ok false when it is not a form or already visited.
-	form(name string) (content []byte, scope contentScope, ok bool)
+	// resource name, run at nesting depth depth; ok is false when it is not
+	// a form or is on the current path already, and scope nil when it is
+	// known to show no text. done is to be called once the form has run,
+	// with what extractContentText reported.
+	form(name string, depth int) (content []byte, scope contentScope, done func(mayShowText bool), ok bool)
 }
 
 const (
-	maxOperands  = 64
-	maxFormDepth = 8
+	maxOperands = 64
 	// tjWordGap is the TJ displacement, in thousandths of a text space
 	// unit, from which a gap between two strings is taken as a space.
 	tjWordGap = 200
@@ -346,16 +379,20 @@ const (
 // defaultFont decodes text shown before any Tf or with an unknown font.
 var defaultFont = &fontDecoder{simple: true}
 
-// extractContentText appends the text shown by content to w.
-func extractContentText(content []byte, scope contentScope, w *textWriter, depth int) {
-	l := &psLexer{b: content}
+// extractContentText appends the text shown by the content l lexes, at
+// form nesting depth depth (0 for a page), to w; l charges the tokens to
+// bud. It reports whether the content has an operator that shows text or
+// runs an XObject: a form without one (a logo drawn with paths, say) shows
+// nothing however often it is run, so it need not be decoded and lexed
+// again.
+func extractContentText(l *psLexer, scope contentScope, w *textWriter, bud *budget, depth int) (mayShowText bool) {
 	var ops []psObj
 	font := defaultFont
 	lastY, haveY := 0.0, false
 	for !w.full() {
 		o := l.next()
 		if o.kind == psEOF {
-			return
+			return mayShowText
 		}
 		if o.kind != psOp {
 			if len(ops) == maxOperands {
@@ -373,15 +410,18 @@ func extractContentText(content []byte, scope contentScope, w *textWriter, depth
 				}
 			}
 		case "Tj":
+			mayShowText = true
 			if s, ok := lastString(ops); ok {
 				w.write(font.decode(s))
 			}
 		case "'", "\"":
+			mayShowText = true
 			w.separate('\n')
 			if s, ok := lastString(ops); ok {
 				w.write(font.decode(s))
 			}
 		case "TJ":
+			mayShowText = true
 			if len(ops) > 0 && ops[len(ops)-1].kind == psArray {
 				for _, e := range ops[len(ops)-1].arr {
 					switch e.kind {
@@ -416,16 +456,20 @@ func extractContentText(content []byte, scope contentScope, w *textWriter, depth
 		case "ID":
 			l.skipInlineImage()
 		case "Do":
-			if depth < maxFormDepth && len(ops) >= 1 && ops[len(ops)-1].kind == psName {
-				if c, s, ok := scope.form(string(ops[len(ops)-1].str)); ok {
+			mayShowText = true
+			if len(ops) >= 1 && ops[len(ops)-1].kind == psName {
+				if c, s, done, ok := scope.form(string(ops[len(ops)-1].str), depth+1); ok {
 					w.separate('\n')
-					extractContentText(c, s, w, depth+1)
+					if s != nil {
+						done(extractContentText(&psLexer{b: c, bud: bud}, s, w, bud, depth+1))
+					}
 					w.separate('\n')
 				}
 			}
 		}
 		ops = ops[:0]
 	}
+	return mayShowText
 }
 
 func lastString(ops []psObj) ([]byte, bool) {
@@ -437,10 +481,10 @@ func lastString(ops []psObj) ([]byte, bool) {
 
 // fontDecoder turns the bytes of a shown string into text.
 type fontDecoder struct {
-	simple bool         // one byte per code (not a Type0 font)
-	table  *[256]string // simple fonts: code → text; nil means WinAnsiEncoding
-	cmap   *toUnicode   // the font's ToUnicode CMap, if any
-	ucs2   bool         // Type0 font whose codes are UTF-16BE
+	simple bool            // one byte per code (not a Type0 font)
+	diffs  map[byte]string // simple fonts: the codes a Differences array names, → text; others are WinAnsiEncoding
+	cmap   *toUnicode      // the font's ToUnicode CMap, if any
+	ucs2   bool            // Type0 font whose codes are UTF-16BE
 }
 
 func (f *fontDecoder) decode(b []byte) string {
@@ -457,8 +501,7 @@ func (f *fontDecoder) decode(b []byte) string {
 		n := 1
 		if f.cmap != nil {
 			n = f.cmap.codeLen(b[i:], f.simple)
-			key := cmapKey{n: uint8(n), code: codeValue(b[i : i+n])}
-			if s, ok := f.cmap.m[key]; ok {
+			if s, ok := f.cmap.lookup(n, codeValue(b[i:i+n])); ok {
 				sb.WriteString(s)
 				i += n
 				continue
@@ -473,19 +516,13 @@ func (f *fontDecoder) decode(b []byte) string {
 }
 
 func (f *fontDecoder) simpleText(c byte) string {
-	if f.table != nil {
-		return f.table[c]
+	if s, ok := f.diffs[c]; ok {
+		return s
 	}
 	if r := winAnsiRune(c); r != 0 {
 		return string(r)
 	}
 	return ""
-}
-
-// cmapKey identifies a character code: its byte length and value.
-type cmapKey struct {
-	n    uint8
-	code uint32
 }
 
 func codeValue(b []byte) uint32 {
@@ -503,13 +540,50 @@ type codespace struct {
 	lo, hi [4]byte
 }
 
-// toUnicode is a parsed ToUnicode CMap.
-type toUnicode struct {
-	spaces []codespace
-	m      map[cmapKey]string
+// cmapDef is one mapping of a ToUnicode CMap, for the codes of n bytes
+// from..to. A bfrange with a string destination keeps that string's
+// UTF-16BE bytes in dst, the text of code from; the last UTF-16 unit grows
+// with the code (ranged). A bfchar, or one element of a bfrange array,
+// maps its one code to the text dst.
+type cmapDef struct {
+	n        uint8
+	ranged   bool
+	from, to uint32
+	dst      string
 }
 
-const maxCMapEntries = 1 << 17
+// text returns the text def maps code to.
+func (d *cmapDef) text(code uint32) string {
+	if !d.ranged {
+		return d.dst
+	}
+	u := []byte(d.dst)
+	last := uint16(u[len(u)-2])<<8 | uint16(u[len(u)-1])
+	last += uint16(code - d.from)
+	u[len(u)-2], u[len(u)-1] = byte(last>>8), byte(last)
+	return decodeUTF16(u, true)
+}
+
+// cmapSpan is a run of codes of n bytes, from..to, that the definition def
+// (an index into toUnicode.defs) maps.
+type cmapSpan struct {
+	n        uint8
+	from, to uint32
+	def      int32
+}
+
+// toUnicode is a parsed ToUnicode CMap. Its mappings are kept as the
+// definitions of the CMap, not expanded to one entry per code: a bfrange
+// <0000> <FFFF> costs one definition, not 65,536 map entries.
+type toUnicode struct {
+	spaces []codespace
+	defs   []cmapDef
+	spans  []cmapSpan // sorted by n, then code; disjoint
+}
+
+// maxCMapOperands bounds the operands kept between two CMap operators; a
+// CMap section has at most 100 entries of 2 or 3 operands.
+const maxCMapOperands = 1 << 16
 
 // codeLen returns the byte length of the code at the start of b (at least
 // 1, at most len(b)).
@@ -539,11 +613,25 @@ func (t *toUnicode) codeLen(b []byte, simple bool) int {
 	return min(n, len(b))
 }
 
+// lookup returns the text the code of n bytes maps to, ok false when the
+// CMap does not map it.
+func (t *toUnicode) lookup(n int, code uint32) (text string, ok bool) {
+	i := sort.Search(len(t.spans), func(i int) bool {
+		s := &t.spans[i]
+		return int(s.n) > n || int(s.n) == n && s.to >= code
+	})
+	if i == len(t.spans) || int(t.spans[i].n) != n || t.spans[i].from > code {
+		return "", false
+	}
+	return t.defs[t.spans[i].def].text(code), true
+}
+
 // parseToUnicode reads the codespace ranges and bfchar/bfrange mappings of
-// a ToUnicode CMap; what it cannot read it leaves out.
-func parseToUnicode(data []byte) *toUnicode {
-	t := &toUnicode{m: make(map[cmapKey]string)}
-	l := &psLexer{b: data}
+// a ToUnicode CMap; what it cannot read it leaves out. Its tokens and
+// definitions are charged to bud; when bud runs out it returns nil.
+func parseToUnicode(data []byte, bud *budget) *toUnicode {
+	t := &toUnicode{}
+	l := &psLexer{b: data, bud: bud}
 	var ops []psObj
 	for {
 		o := l.next()
@@ -551,7 +639,7 @@ func parseToUnicode(data []byte) *toUnicode {
 			break
 		}
 		if o.kind != psOp {
-			if len(ops) < maxCMapEntries {
+			if len(ops) < maxCMapOperands {
 				ops = append(ops, o)
 			}
 			continue
@@ -571,7 +659,7 @@ func parseToUnicode(data []byte) *toUnicode {
 		case "endbfchar":
 			for i := 0; i+1 < len(ops); i += 2 {
 				src := ops[i].str
-				if len(src) == 0 || len(src) > 4 || len(t.m) >= maxCMapEntries {
+				if len(src) == 0 || len(src) > 4 {
 					continue
 				}
 				var dst string
@@ -581,14 +669,18 @@ func parseToUnicode(data []byte) *toUnicode {
 				case psName:
 					dst = glyphText(string(ops[i+1].str))
 				}
-				t.m[cmapKey{n: uint8(len(src)), code: codeValue(src)}] = dst
+				c := codeValue(src)
+				t.add(cmapDef{n: uint8(len(src)), from: c, to: c, dst: dst}, bud)
 			}
 		case "endbfrange":
 			for i := 0; i+2 < len(ops); i += 3 {
-				t.addRange(ops[i].str, ops[i+1].str, ops[i+2])
+				t.addRange(ops[i].str, ops[i+1].str, ops[i+2], bud)
 			}
 		}
 		ops = ops[:0]
+	}
+	if bud.err != nil {
+		return nil
 	}
 	// Try short codes first so that mixed-length codespaces match the
 	// shortest code that fits, as the CMap rules require.
@@ -597,10 +689,18 @@ func parseToUnicode(data []byte) *toUnicode {
 			t.spaces[j], t.spaces[j-1] = t.spaces[j-1], t.spaces[j]
 		}
 	}
+	t.index()
 	return t
 }
 
-func (t *toUnicode) addRange(lo, hi []byte, dst psObj) {
+// add appends def, charging it to bud.
+func (t *toUnicode) add(def cmapDef, bud *budget) {
+	if bud.mapping(1) {
+		t.defs = append(t.defs, def)
+	}
+}
+
+func (t *toUnicode) addRange(lo, hi []byte, dst psObj, bud *budget) {
 	if len(lo) == 0 || len(lo) > 4 || len(lo) != len(hi) {
 		return
 	}
@@ -609,42 +709,89 @@ func (t *toUnicode) addRange(lo, hi []byte, dst psObj) {
 		return
 	}
 	n := uint8(len(lo))
-	var units []uint16
-	if dst.kind == psString {
-		for j := 0; j+1 < len(dst.str); j += 2 {
-			units = append(units, uint16(dst.str[j])<<8|uint16(dst.str[j+1]))
+	switch dst.kind {
+	case psString:
+		// Whole UTF-16 units only; a trailing odd byte is dropped.
+		if units := dst.str[:len(dst.str)&^1]; len(units) > 0 {
+			t.add(cmapDef{n: n, ranged: true, from: from, to: to, dst: string(units)}, bud)
 		}
-		if len(units) == 0 {
-			return
-		}
-	}
-	for c := from; c <= to && len(t.m) < maxCMapEntries; c++ {
-		off := c - from
-		var s string
-		switch dst.kind {
-		case psString:
-			u := append([]uint16(nil), units...)
-			u[len(u)-1] += uint16(off)
-			s = decodeUTF16(u16bytes(u), true)
-		case psArray:
-			if int(off) >= len(dst.arr) {
-				return
+	case psArray:
+		for off := uint32(0); off <= to-from && int(off) < len(dst.arr) && bud.err == nil; off++ {
+			if e := dst.arr[off]; e.kind == psString {
+				t.add(cmapDef{n: n, from: from + off, to: from + off, dst: decodeUTF16(e.str, true)}, bud)
 			}
-			if dst.arr[off].kind != psString {
-				continue
-			}
-			s = decodeUTF16(dst.arr[off].str, true)
-		default:
-			return
 		}
-		t.m[cmapKey{n: n, code: c}] = s
 	}
 }
 
-func u16bytes(u []uint16) []byte {
-	b := make([]byte, 0, 2*len(u))
-	for _, v := range u {
-		b = append(b, byte(v>>8), byte(v))
+// index builds t.spans from t.defs. Where definitions overlap, the later
+// one wins, as it would if every code were stored in a map in turn: a
+// sweep over the codes in order keeps the definitions covering the
+// current code in a heap by definition order.
+func (t *toUnicode) index() {
+	order := make([]int32, len(t.defs))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	return b
+	slices.SortFunc(order, func(a, b int32) int {
+		da, db := &t.defs[a], &t.defs[b]
+		return cmp.Or(cmp.Compare(da.n, db.n), cmp.Compare(da.from, db.from))
+	})
+	for start := 0; start < len(order); {
+		n := t.defs[order[start]].n
+		end := start
+		for end < len(order) && t.defs[order[end]].n == n {
+			end++
+		}
+		t.indexWidth(order[start:end])
+		start = end
+	}
+}
+
+// indexWidth appends the spans of the definitions order, all for codes of
+// one width, sorted by their first code.
+func (t *toUnicode) indexWidth(order []int32) {
+	// The codes where the covering definitions change: every start and
+	// every end + 1 (in 64 bits, as a 4-byte range may end at 0xFFFFFFFF).
+	bounds := make([]uint64, 0, 2*len(order))
+	for _, i := range order {
+		bounds = append(bounds, uint64(t.defs[i].from), uint64(t.defs[i].to)+1)
+	}
+	slices.Sort(bounds)
+	bounds = slices.Compact(bounds)
+	active := &defHeap{}
+	next := 0
+	for k, at := range bounds[:len(bounds)-1] {
+		for next < len(order) && uint64(t.defs[order[next]].from) == at {
+			heap.Push(active, order[next])
+			next++
+		}
+		for active.Len() > 0 && uint64(t.defs[(*active)[0]].to) < at {
+			heap.Pop(active)
+		}
+		if active.Len() == 0 {
+			continue
+		}
+		def, from, to := (*active)[0], uint32(at), uint32(bounds[k+1]-1)
+		if last := len(t.spans) - 1; last >= 0 && t.spans[last].def == def && t.spans[last].n == t.defs[def].n && uint64(t.spans[last].to)+1 == at {
+			t.spans[last].to = to
+			continue
+		}
+		t.spans = append(t.spans, cmapSpan{n: t.defs[def].n, from: from, to: to, def: def})
+	}
+}
+
+// defHeap is a max-heap of definition indexes: the latest definition on
+// top.
+type defHeap []int32
+
+func (h defHeap) Len() int           { return len(h) }
+func (h defHeap) Less(i, j int) bool { return h[i] > h[j] }
+func (h defHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *defHeap) Push(x any)        { *h = append(*h, x.(int32)) }
+func (h *defHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }

@@ -26,8 +26,8 @@ type Config struct {
 	// make in any minute; 0 means no bound.
 	ReclassifyPerMinute int
 	UploadURLTTL        time.Duration // lifetime of a presigned PUT URL
-	DownloadURLTTL    time.Duration // lifetime of a presigned GET URL
-	Now               func() time.Time
+	DownloadURLTTL      time.Duration // lifetime of a presigned GET URL
+	Now                 func() time.Time
 }
 
 // Service runs DocuVault's use cases over a Store and an object store.
