@@ -704,6 +704,12 @@ func (r *rig) put(d *doc) putState {
 // what the workers know of the document.
 func (r *rig) confirm(d *doc) {
 	u := d.user
+	// Whether the PUT had succeeded before this confirm was sent: another
+	// worker's PUT may finish while the confirm is under way, and then a
+	// 422 ("not there yet") is right.
+	u.mu.Lock()
+	putBefore := d.put
+	u.mu.Unlock()
 	st, data, _, ok := r.api("confirm", http.MethodPost, "/api/documents/"+d.id.String()+"/confirm", u.token, nil)
 	if !ok {
 		return
@@ -736,7 +742,7 @@ func (r *rig) confirm(d *doc) {
 		// The upload has not arrived. After a successful PUT that is only
 		// right if the object went with a concurrent delete or rejection:
 		// checked at the end.
-		if put == putOK {
+		if putBefore == putOK {
 			u.mu.Lock()
 			d.missing = true
 			u.mu.Unlock()
