@@ -75,9 +75,6 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger, opts ...Opt
 	return &Server{app: a, handler: h, log: log, closing: closing, readHeaderTimeout: cfg.ReadHeaderTimeout}, nil
 }
 
-// Handler returns the server's routes.
-func (s *Server) Handler() http.Handler { return s.handler }
-
 // Close releases the server's connections.
 func (s *Server) Close() { s.app.Close() }
 

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
 )
 
@@ -83,7 +83,7 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 	user := caller(r).UserID
 	ctx := r.Context()
 	consCfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"document.*." + user.String()},
+		FilterSubjects: []string{document.SubjectOfUser(user)},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	}
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
@@ -156,11 +156,7 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 		case <-beat.C:
 			err = write(": heartbeat\n\n")
 		case m := <-msgs:
-			// Subject document.<type>.<user_id>: the event name is its first two tokens.
-			name := m.Subject()
-			if i := strings.LastIndexByte(name, '.'); i > 0 {
-				name = name[:i]
-			}
+			name := document.TypeOfSubject(m.Subject())
 			var seq uint64
 			if meta, merr := m.Metadata(); merr == nil {
 				seq = meta.Sequence.Stream

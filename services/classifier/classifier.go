@@ -83,7 +83,7 @@ func ConsumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       ConsumerName,
 		Description:   "classifies uploaded documents",
-		FilterSubject: string(document.EventUploaded) + ".>",
+		FilterSubject: document.SubjectOfType(document.EventUploaded),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       time.Minute,
 		MaxDeliver:    MaxDeliver,

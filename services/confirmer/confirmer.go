@@ -159,7 +159,7 @@ func (c *Confirmer) process(ctx context.Context, data []byte) (outcome, error) {
 			} else {
 				c.Stats.Already.Add(1)
 			}
-		case code == document.QuotaExceeded || code == document.TooLarge || code == document.Invalid:
+		case document.IsRejection(err):
 			c.Stats.Rejected.Add(1)
 			log.Info().Str("reason", string(code)).Msg("upload rejected")
 		case code == document.NotFound || code == document.UploadMissing:

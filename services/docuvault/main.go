@@ -48,7 +48,7 @@ commands:
             (MINIO_ACCESS_KEY, MINIO_UPLOAD_*, MINIO_DOWNLOAD_*) with their policies, as
             MINIO_ADMIN_ACCESS_KEY, then migrate; idempotent; the services never hold the admin credential
   dev       run everything in one process for local use: embedded NATS, PostgreSQL and MinIO in .data,
-            api, confirmer and sweeper; prints the page URL and a token (flags: dev -h)
+            api, confirmer, sweeper and classifier; prints the page URL and a token (flags: dev -h)
   token     mint a JWT for local use: token --user <uuid> [--role user|admin] [--ttl 24h]
 `
 

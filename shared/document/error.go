@@ -95,6 +95,17 @@ func ErrorCode(err error) Code {
 	return Internal
 }
 
+// IsRejection reports whether err, from a confirmation, says the document
+// broke a rule — over quota, too large, not the declared size — and is
+// rejected for good: confirming again answers the same.
+func IsRejection(err error) bool {
+	switch ErrorCode(err) {
+	case QuotaExceeded, TooLarge, Invalid:
+		return true
+	}
+	return false
+}
+
 // ErrorMessage returns the client-safe message of err.
 func ErrorMessage(err error) string {
 	var e *Error

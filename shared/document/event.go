@@ -78,10 +78,31 @@ func NewEvent(t EventType, d *Document, at time.Time) Event {
 	}
 }
 
-// Subject returns the subject the event is published on:
+// The subjects of document events, in one place: an event of type
+// document.<type> about a document of user is published on
 // document.<type>.<user_id>, e.g. document.uploaded.<user_id>.
+const (
+	// SubjectAllEvents matches every document event.
+	SubjectAllEvents = "document.>"
+)
+
+// Subject returns the subject the event is published on.
 func (e Event) Subject() string {
 	return string(e.Type) + "." + e.Data.UserID.String()
+}
+
+// SubjectOfType matches every event of type t, whoever's document.
+func SubjectOfType(t EventType) string { return string(t) + ".>" }
+
+// SubjectOfUser matches every event about user's documents.
+func SubjectOfUser(user uuid.UUID) string { return "document.*." + user.String() }
+
+// TypeOfSubject returns the event type a subject was published for.
+func TypeOfSubject(subject string) EventType {
+	if i := strings.LastIndexByte(subject, '.'); i > 0 {
+		return EventType(subject[:i])
+	}
+	return EventType(subject)
 }
 
 // cloudEvent is the CloudEvents 1.0 structured-mode JSON form of an Event.

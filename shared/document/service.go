@@ -251,7 +251,7 @@ func (s *Service) ConfirmObject(ctx context.Context, key, etag string) (Confirma
 		return s.reconcile(ctx, d)
 	}
 	c, err := s.confirm(ctx, d)
-	if c.Document == nil && ConfirmOutcome(c, err) == "rejected" {
+	if c.Document == nil && IsRejection(err) {
 		// The other door rejected it between our read and the store's
 		// lock; its removal of the object may have failed: make sure.
 		if err := s.objects.Remove(ctx, key); err != nil {
@@ -389,13 +389,12 @@ func ConfirmOutcome(c Confirmation, err error) string {
 	if c.Stray != "" {
 		return "stray_" + c.Stray
 	}
-	switch ErrorCode(err) {
-	case "":
-		if c.Changed {
-			return "uploaded"
-		}
+	switch {
+	case err == nil && c.Changed:
+		return "uploaded"
+	case err == nil:
 		return "already"
-	case QuotaExceeded, TooLarge, Invalid:
+	case IsRejection(err):
 		return "rejected"
 	}
 	return "error"

@@ -85,16 +85,16 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 			c, err := s.confirm(ctx, d)
 			mu.Lock()
 			defer mu.Unlock()
-			switch code := ErrorCode(err); code {
-			case "":
+			switch code := ErrorCode(err); {
+			case code == "":
 				if c.Changed {
 					res.Confirmed++
 				}
-			case UploadMissing:
+			case code == UploadMissing:
 				missing = append(missing, d.ID)
-			case QuotaExceeded, TooLarge, Invalid:
+			case IsRejection(err):
 				res.Rejected++
-			case NotFound:
+			case code == NotFound:
 				// deleted by its owner meanwhile
 			default:
 				res.Errors++
@@ -156,8 +156,8 @@ func (s *Service) sweepRejected(ctx context.Context, cfg SweepConfig, cutoff tim
 }
 
 // sweepOrphans deletes objects older than cutoff whose key no document
-// has. A document's row is written before its URL is signed, so an object
-// without a row is never an upload in flight.
+// has. A client gets a document's URL only once its row is written, so an
+// object without a row is never an upload in flight.
 func (s *Service) sweepOrphans(ctx context.Context, cfg SweepConfig, cutoff time.Time, res *SweepResult) error {
 	var keys []string
 	flush := func() error {

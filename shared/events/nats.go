@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/document"
 )
 
 // Streams and subjects.
@@ -22,7 +24,7 @@ const (
 	StreamMinIO     = "MINIO_EVENTS"
 	SubjectMinIO    = "minio.events"
 	StreamDocuments = "DOCUMENTS"
-	SubjectDocument = "document.>"
+	SubjectDocument = document.SubjectAllEvents
 
 	StreamSweeper         = "SWEEPER"
 	SubjectSweeper        = "sweeper.>"

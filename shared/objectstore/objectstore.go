@@ -94,9 +94,6 @@ func newClient(endpoint string, id Credentials, cfg Config, retries int) (*minio
 	return c, nil
 }
 
-// Client returns the internal minio-go client.
-func (s *Store) Client() *minio.Client { return s.internal }
-
 // Bucket returns the bucket's name.
 func (s *Store) Bucket() string { return s.cfg.Bucket }
 

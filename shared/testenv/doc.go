@@ -1,5 +1,6 @@
 // Package testenv starts real servers for integration tests: a PostgreSQL
-// cluster and MinIO object storage servers. Nothing is mocked.
+// cluster, NATS JetStream servers and MinIO object storage servers.
+// Nothing is mocked.
 //
 // A test package that uses it must route its tests through [Main] so the
 // servers this package starts are stopped when the tests finish:
@@ -9,7 +10,11 @@
 // [Postgres] hands each test a fresh, empty database, dropped when the test
 // ends. It creates the database on the server named by the DATABASE_URL
 // environment variable or, when that is unset, on a throwaway cluster started
-// once per test process from the PostgreSQL server binaries.
+// once per test process from the PostgreSQL server binaries; [MigratedPool]
+// gives a pool on such a database with DocuVault's migrations applied.
+//
+// [NATS] starts a NATS server with JetStream for the test, embedded in the
+// test process on a free port, with a store directory of its own.
 //
 // [MinIO] returns a MinIO server shared by every test of the process, started
 // on first use from the binary named by DOCUVAULT_MINIO_BIN or, when that is
