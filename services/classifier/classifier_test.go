@@ -19,6 +19,7 @@ import (
 	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/shared/classify"
+	"github.com/docuvault/docuvault/shared/classify/samples"
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
@@ -113,8 +114,8 @@ func TestCorpusEndsInTheExpectedStatusAndCategory(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Classifiers: 2})
 	_, tok := s.NewUser(t)
-	texts := classify.SampleTexts()
-	invoicePDF := classify.SamplePDF(texts["invoice"])
+	texts := samples.Texts()
+	invoicePDF := samples.PDF(texts["invoice"])
 
 	type want struct{ status, category, reason string }
 	cases := map[string]struct {
@@ -140,9 +141,9 @@ func TestCorpusEndsInTheExpectedStatusAndCategory(t *testing.T) {
 		}{name, contentType, data, w}
 	}
 	add("invoice.pdf", pdfType, invoicePDF, want{"classified", "invoice", ""})
-	add("contract.pdf", pdfType, classify.SamplePDF(texts["contract"]), want{"classified", "contract", ""})
-	add("payslip.docx", docxType, classify.SampleDOCX(texts["payslip"]), want{"classified", "payslip", ""})
-	add("letter.odt", odtType, classify.SampleODT(texts["letter"]), want{"classified", "letter", ""})
+	add("contract.pdf", pdfType, samples.PDF(texts["contract"]), want{"classified", "contract", ""})
+	add("payslip.docx", docxType, samples.DOCX(texts["payslip"]), want{"classified", "payslip", ""})
+	add("letter.odt", odtType, samples.ODT(texts["letter"]), want{"classified", "letter", ""})
 	add("photo.png", "image/png", samplePNG(), want{"classified", "other", ""})
 	add("setup.pdf", pdfType, append([]byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00"), bytes.Repeat([]byte{0x90}, 4000)...), want{"classification_failed", "", classify.FailureTypeMismatch})
 	add("truncated.pdf", pdfType, invoicePDF[:len(invoicePDF)/2], want{"classification_failed", "", classify.FailureUnreadable})
@@ -201,8 +202,8 @@ func TestReclassifyAndRedelivery(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Classifiers: 1})
 	_, tok := s.NewUser(t)
-	texts := classify.SampleTexts()
-	id := uploadAndConfirm(t, s, tok, "invoice.pdf", pdfType, classify.SamplePDF(texts["invoice"]))
+	texts := samples.Texts()
+	id := uploadAndConfirm(t, s, tok, "invoice.pdf", pdfType, samples.PDF(texts["invoice"]))
 	first := waitClassified(t, s, id)
 	if first.Classification != "invoice" {
 		t.Fatalf("first classification: %+v", first)
@@ -265,11 +266,11 @@ func TestDocumentDeletedBeforeItsTurnIsSkipped(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{}) // no classifier yet
 	_, tok := s.NewUser(t)
-	id := uploadAndConfirm(t, s, tok, "gone.txt", "text/plain", []byte(classify.SampleTexts()["receipt"]))
+	id := uploadAndConfirm(t, s, tok, "gone.txt", "text/plain", []byte(samples.Texts()["receipt"]))
 	if r := s.Do(t, http.MethodDelete, "/api/documents/"+id.String(), tok, nil); r.Status != http.StatusNoContent {
 		t.Fatal(r.Status)
 	}
-	live := uploadAndConfirm(t, s, tok, "live.txt", "text/plain", []byte(classify.SampleTexts()["receipt"]))
+	live := uploadAndConfirm(t, s, tok, "live.txt", "text/plain", []byte(samples.Texts()["receipt"]))
 
 	// Now a classifier starts and finds the backlog.
 	c := startClassifier(t, s)

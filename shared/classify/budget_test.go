@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/docuvault/docuvault/shared/classify"
+	"github.com/docuvault/docuvault/shared/classify/samples"
 )
 
 // The goal of the work budget: any input of up to CLASSIFY_MAX_BYTES
@@ -70,7 +71,7 @@ end`
 	// Objects: 1 catalog, 2 page tree, 3 page, 4 content, 5 the CMap, 6 the
 	// descendant CID font, then the Type0 fonts.
 	var res, content strings.Builder
-	lines := strings.Split(classify.SampleTexts()["invoice"], "\n")
+	lines := strings.Split(samples.Texts()["invoice"], "\n")
 	for i := range fonts {
 		fmt.Fprintf(&res, "/F%d %d 0 R ", i+1, 7+i)
 		fmt.Fprintf(&content, "BT /F%d 10 Tf 72 %d Td <", i+1, 760-14*i)
@@ -433,8 +434,8 @@ func TestClassifyStopsWithContext(t *testing.T) {
 		name, declared string
 		data           []byte
 	}{
-		{"pdf", pdfType, classify.SamplePDF(classify.SampleTexts()["invoice"])},
-		{"docx", docxType, classify.SampleDOCX(classify.SampleTexts()["invoice"])},
+		{"pdf", pdfType, samples.PDF(samples.Texts()["invoice"])},
+		{"docx", docxType, samples.DOCX(samples.Texts()["invoice"])},
 	} {
 		if got := c.Classify(cancelled, tc.data, tc.declared); got.Failure != classify.FailureTooComplex || !strings.Contains(got.Detail, "cancelled") {
 			t.Errorf("%s with a cancelled context: %+v, want failure %q", tc.name, got, classify.FailureTooComplex)
@@ -466,7 +467,7 @@ func FuzzClassifyBudget(f *testing.F) {
 	f.Add(formXObjectPDF(f))
 	f.Add(nestedFormsPDF(f, 3))
 	f.Add(deepDOCX(f, 40, true))
-	f.Add(classify.SampleODT(classify.SampleTexts()["letter"]))
+	f.Add(samples.ODT(samples.Texts()["letter"]))
 	c := classify.New(classify.DefaultRules())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var before, after runtime.MemStats

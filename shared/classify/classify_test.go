@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/docuvault/docuvault/shared/classify"
+	"github.com/docuvault/docuvault/shared/classify/samples"
 	"github.com/docuvault/docuvault/shared/document"
 )
 
@@ -42,7 +43,7 @@ type corpusCase struct {
 func corpus(tb testing.TB) []corpusCase {
 	tb.Helper()
 	var cases []corpusCase
-	texts := classify.SampleTexts()
+	texts := samples.Texts()
 	names := make([]string, 0, len(texts))
 	for name := range texts {
 		names = append(names, name)
@@ -52,14 +53,14 @@ func corpus(tb testing.TB) []corpusCase {
 		text := texts[cat]
 		cases = append(cases,
 			corpusCase{name: cat + ".txt", data: []byte(text), declared: "text/plain; charset=utf-8", category: cat, detected: "text/plain"},
-			corpusCase{name: cat + ".pdf", data: classify.SamplePDF(text), declared: pdfType, category: cat, detected: pdfType},
-			corpusCase{name: cat + ".docx", data: classify.SampleDOCX(text), declared: docxType, category: cat, detected: docxType},
-			corpusCase{name: cat + ".odt", data: classify.SampleODT(text), declared: odtType, category: cat, detected: odtType},
+			corpusCase{name: cat + ".pdf", data: samples.PDF(text), declared: pdfType, category: cat, detected: pdfType},
+			corpusCase{name: cat + ".docx", data: samples.DOCX(text), declared: docxType, category: cat, detected: docxType},
+			corpusCase{name: cat + ".odt", data: samples.ODT(text), declared: odtType, category: cat, detected: odtType},
 		)
 	}
 	invoice := texts["invoice"]
-	invoicePDF := classify.SamplePDF(invoice)
-	invoiceDOCX := classify.SampleDOCX(invoice)
+	invoicePDF := samples.PDF(invoice)
+	invoiceDOCX := samples.DOCX(invoice)
 	elf := append([]byte("\x7fELF\x02\x01\x01\x00"), bytes.Repeat([]byte{0x90, 0x00, 0x3e, 0x00}, 64)...)
 	pe := append([]byte("MZ\x90\x00\x03\x00\x00\x00"), bytes.Repeat([]byte{0}, 120)...)
 	macho := append([]byte{0xcf, 0xfa, 0xed, 0xfe, 0x07, 0x00, 0x00, 0x01}, bytes.Repeat([]byte{0}, 120)...)
@@ -133,7 +134,7 @@ func TestClassify(t *testing.T) {
 // them all.
 func TestSampleTextsCoverDefaultRules(t *testing.T) {
 	t.Parallel()
-	texts := classify.SampleTexts()
+	texts := samples.Texts()
 	for _, cat := range classify.DefaultRules().Categories {
 		if _, ok := texts[cat.Name]; !ok {
 			t.Errorf("SampleTexts has no text for category %q", cat.Name)
@@ -148,7 +149,7 @@ func TestSamplePDFIsWellFormed(t *testing.T) {
 	t.Parallel()
 	// Long enough for several pages, with characters PDF strings escape.
 	text := strings.Repeat("Rechnung (Kopie) \\ Grüße 100 € — ✓\n", 130)
-	pdf := classify.SamplePDF(text)
+	pdf := samples.PDF(text)
 	if !bytes.HasPrefix(pdf, []byte("%PDF-1.4\n")) || !bytes.HasSuffix(pdf, []byte("%%EOF\n")) {
 		t.Fatalf("SamplePDF lacks the header or trailer")
 	}
@@ -317,12 +318,12 @@ func TestConcurrentClassify(t *testing.T) {
 }
 
 func FuzzClassify(f *testing.F) {
-	texts := classify.SampleTexts()
-	pdf := classify.SamplePDF(texts["invoice"])
-	docx := classify.SampleDOCX(texts["contract"])
+	texts := samples.Texts()
+	pdf := samples.PDF(texts["invoice"])
+	docx := samples.DOCX(texts["contract"])
 	for _, seed := range [][]byte{
 		pdf, pdf[:len(pdf)/2], pdf[:len(pdf)-40],
-		docx, docx[:len(docx)-60], classify.SampleODT(texts["letter"]),
+		docx, docx[:len(docx)-60], samples.ODT(texts["letter"]),
 		cidFontPDF(f), formXObjectPDF(f), imageOnlyPDF(),
 		mustPNG(f), []byte(texts["payslip"]), utf16LE(texts["receipt"]),
 		[]byte("\x7fELF\x02\x01\x01"), []byte("%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF"),
@@ -409,7 +410,7 @@ func windows1252(s string) []byte {
 // plain ZIP archive.
 func zipWithPadding(tb testing.TB, text string) []byte {
 	tb.Helper()
-	src, err := zip.NewReader(bytes.NewReader(classify.SampleDOCX(text)), int64(len(classify.SampleDOCX(text))))
+	src, err := zip.NewReader(bytes.NewReader(samples.DOCX(text)), int64(len(samples.DOCX(text))))
 	if err != nil {
 		tb.Fatal(err)
 	}

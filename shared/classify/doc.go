@@ -20,8 +20,7 @@
 // context ends, becomes [FailureTooComplex]. The budget keeps any input of
 // up to 8 MiB within about 64 MiB of heap and 2 s of CPU.
 //
-// [SamplePDF], [SampleDOCX], [SampleODT] and [SampleTexts] build small, real
-// documents for tests and demos in this and other packages.
+// Package samples, beside it, builds small real documents for tests.
 //
 // The package reads no environment and keeps no mutable global state; a
 // [Classifier] is safe for concurrent use.

@@ -1,4 +1,7 @@
-package classify
+// Package samples builds small but real documents — plain text, PDF, DOCX
+// and ODT, one per category of the classifier's default rules — for tests.
+// Only tests import it, so none of it ships in the docuvault binary.
+package samples
 
 import (
 	"archive/zip"
@@ -6,18 +9,20 @@ import (
 	"encoding/xml"
 	"fmt"
 	"strings"
+
+	"golang.org/x/text/encoding/charmap"
 )
 
-// This file builds small but real documents for tests and demos. Nothing in
-// the classifier depends on it.
+// odtMIME is the media type an ODT declares in its mimetype entry.
+const odtMIME = "application/vnd.oasis.opendocument.text"
 
-// SampleTexts returns, for test and demo use, one short sample document text
-// per category of [DefaultRules] (every category except "other", plus an
+// Texts returns one short sample document text per category of
+// classify.DefaultRules (every category except "other", plus an
 // "other" text that matches no category). The texts mix the languages the
-// default rules cover; each is classified as its key by a [Classifier] built
-// from [DefaultRules], whether it is stored as plain text or wrapped by
-// [SamplePDF], [SampleDOCX] or [SampleODT].
-func SampleTexts() map[string]string {
+// default rules cover; each is classified as its key by a classify.Classifier
+// built from the default rules, whether it is stored as plain text or wrapped
+// by [PDF], [DOCX] or [ODT].
+func Texts() map[string]string {
 	return map[string]string{
 		"invoice": "ACME GmbH\nRechnung Nr. 2024-0117\nInvoice number: 2024-0117\n" +
 			"Rechnungsdatum: 12.03.2024   Fälligkeitsdatum: 11.04.2024\n" +
@@ -63,11 +68,11 @@ func SampleTexts() map[string]string {
 	}
 }
 
-// SamplePDF returns a small, valid PDF 1.4 file that shows text in the
+// PDF returns a small, valid PDF 1.4 file that shows text in the
 // standard Helvetica font (WinAnsiEncoding, uncompressed content streams,
 // one page per 48 lines, a correct xref table). It is a test and demo
 // helper: characters outside Windows-1252 are written as '?'.
-func SamplePDF(text string) []byte {
+func PDF(text string) []byte {
 	const linesPerPage = 48
 	lines := wrapLines(text, 90)
 	var pages [][]string
@@ -120,9 +125,9 @@ func SamplePDF(text string) []byte {
 	return b.Bytes()
 }
 
-// SampleDOCX returns a small, valid Word (OOXML) document whose body holds
+// DOCX returns a small, valid Word (OOXML) document whose body holds
 // one paragraph per line of text. It is a test and demo helper.
-func SampleDOCX(text string) []byte {
+func DOCX(text string) []byte {
 	var body strings.Builder
 	for _, line := range strings.Split(text, "\n") {
 		body.WriteString(`<w:p><w:r><w:t xml:space="preserve">`)
@@ -146,9 +151,9 @@ func SampleDOCX(text string) []byte {
 	})
 }
 
-// SampleODT returns a small, valid OpenDocument text file whose body holds
+// ODT returns a small, valid OpenDocument text file whose body holds
 // one paragraph per line of text. It is a test and demo helper.
-func SampleODT(text string) []byte {
+func ODT(text string) []byte {
 	var body strings.Builder
 	for _, line := range strings.Split(text, "\n") {
 		body.WriteString(`<text:p text:style-name="Standard"><text:span>`)
@@ -203,7 +208,7 @@ func xmlEscape(s string) string {
 func pdfEscape(s string) []byte {
 	var out []byte
 	for _, r := range s {
-		c, ok := winAnsiByte(r)
+		c, ok := charmap.Windows1252.EncodeRune(r)
 		if !ok {
 			c = '?'
 		}
