@@ -14,7 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/docuvault/docuvault/shared/devstack"
+	"github.com/docuvault/docuvault/internal/devstack"
 )
 
 const (

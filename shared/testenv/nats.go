@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/shared/devstack"
+	"github.com/docuvault/docuvault/internal/devstack"
 )
 
 const (

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/shared/devstack"
+	"github.com/docuvault/docuvault/internal/devstack"
 	"github.com/docuvault/docuvault/shared/postgres"
 )
 

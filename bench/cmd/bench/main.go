@@ -1,5 +1,5 @@
 // Command bench measures DocuVault on this machine against the real stack
-// (PostgreSQL, NATS JetStream and MinIO started by shared/devstack; the
+// (PostgreSQL, NATS JetStream and MinIO started by internal/devstack; the
 // api, confirmer and sweeper in this process, wired as `docuvault dev`
 // wires them; load from Go clients over loopback) and writes BENCHMARKS.md.
 //

@@ -35,7 +35,7 @@ import (
 	"github.com/docuvault/docuvault/shared/app"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
-	"github.com/docuvault/docuvault/shared/devstack"
+	"github.com/docuvault/docuvault/internal/devstack"
 	"github.com/docuvault/docuvault/shared/logging"
 	"github.com/docuvault/docuvault/shared/objectstore"
 )

@@ -1,4 +1,4 @@
-package natsconf
+package deploy
 
 import (
 	"context"
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // confPath is nats.conf at the repository root, from this package's
 // directory, where go test runs the tests.
-const confPath = "../../nats.conf"
+const confPath = "../nats.conf"
 
 // deniedWait bounds a request the server is expected to drop: a denied
 // publish gets no reply, so the client waits until its deadline.
