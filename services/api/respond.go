@@ -38,8 +38,6 @@ func writeDetail(w http.ResponseWriter, status int, detail string) {
 // statusOf maps a document error code to an HTTP status.
 var statusOf = map[document.Code]int{
 	document.Invalid:       http.StatusUnprocessableEntity,
-	document.Unauthorized:  http.StatusUnauthorized,
-	document.Forbidden:     http.StatusForbidden,
 	document.NotFound:      http.StatusNotFound,
 	document.Conflict:      http.StatusConflict,
 	document.QuotaExceeded: http.StatusRequestEntityTooLarge,

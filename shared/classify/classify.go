@@ -78,6 +78,17 @@ func (r Result) Classification() document.Classification {
 	}
 }
 
+// Documents is a Classifier as the document use cases see it.
+type Documents struct{ *Classifier }
+
+var _ document.ContentClassifier = Documents{}
+
+// Classify classifies data (see Classifier.Classify) into the domain's
+// Classification.
+func (d Documents) Classify(ctx context.Context, data []byte, contentType string) document.Classification {
+	return d.Classifier.Classify(ctx, data, contentType).Classification()
+}
+
 // Classifier classifies documents with a rule set. It is immutable and safe
 // for concurrent use.
 type Classifier struct {

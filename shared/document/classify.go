@@ -20,12 +20,74 @@ type Classification struct {
 	Failure      string  // "" on success, else a reason code such as type_mismatch
 }
 
-// ApplyClassification records c on document id, if it is still waiting for
+// ContentClassifier tells what a document is from its first bytes and its
+// declared content type. It must return once ctx ends, with a Failure if it
+// had not finished.
+type ContentClassifier interface {
+	Classify(ctx context.Context, data []byte, contentType string) Classification
+}
+
+// What Classify did with a document.
+const (
+	ClassifyDone    = "classified" // it got a category
+	ClassifyFailed  = "failed"     // its classification failed for good (type mismatch, unreadable, too complex)
+	ClassifySkipped = "skipped"    // deleted, or classified already: nothing to do
+)
+
+// Classify classifies document id if it still waits for it (status
+// uploaded): it reads the first ClassifyMaxBytes of the object, runs the
+// Config's Classifier on them (for at most ClassifyTimeout) and
+// records the result and its event under the row lock, unless the document
+// changed meanwhile. It returns what it did (ClassifyDone, …) and the
+// classification; an error is passing (a store away, ctx ended) and the
+// document is worth another try.
+func (s *Service) Classify(ctx context.Context, id uuid.UUID) (string, Classification, error) {
+	if s.cfg.Classifier == nil {
+		return "", Classification{}, Errorf(Internal, "no classifier configured")
+	}
+	d, err := s.store.Document(ctx, id)
+	switch {
+	case ErrorCode(err) == NotFound:
+		return ClassifySkipped, Classification{}, nil // deleted before its turn
+	case err != nil:
+		return "", Classification{}, err
+	case d.Status != StatusUploaded:
+		return ClassifySkipped, Classification{}, nil // classified already: a redelivery or an old event
+	}
+	data, err := s.objects.ReadPrefix(ctx, d.ObjectKey, s.cfg.ClassifyMaxBytes)
+	if ErrorCode(err) == UploadMissing {
+		return ClassifySkipped, Classification{}, nil // deleted while we looked
+	}
+	if err != nil {
+		return "", Classification{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ClassifyTimeout)
+	result := s.cfg.Classifier.Classify(cctx, data, d.ContentType)
+	cancel()
+	if err := ctx.Err(); err != nil {
+		// The caller itself is out of time (the reads were slow) or
+		// stopping: a failure may be its doing, and nothing can be
+		// recorded now. The document is worth another try.
+		return "", Classification{}, fmt.Errorf("classification cut short: %w", err)
+	}
+	applied, err := s.applyClassification(ctx, id, result)
+	switch {
+	case err != nil:
+		return "", Classification{}, err
+	case !applied:
+		return ClassifySkipped, result, nil // deleted or reclassified while we read
+	case result.Failure != "":
+		return ClassifyFailed, result, nil
+	}
+	return ClassifyDone, result, nil
+}
+
+// applyClassification records c on document id, if it is still waiting for
 // classification (status uploaded): the document becomes classified or
 // classification_failed and the matching event is written in the same
 // transaction. A document classified already, or gone, is left as it is;
 // applied reports whether this call changed it.
-func (s *Service) ApplyClassification(ctx context.Context, id uuid.UUID, c Classification) (applied bool, err error) {
+func (s *Service) applyClassification(ctx context.Context, id uuid.UUID, c Classification) (applied bool, err error) {
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		d, err := tx.LockDocument(ctx, id)
 		if ErrorCode(err) == NotFound {

@@ -13,8 +13,6 @@ type Code string
 // Error codes.
 const (
 	Invalid       Code = "invalid"
-	Unauthorized  Code = "unauthorized"
-	Forbidden     Code = "forbidden"
 	NotFound      Code = "not_found"
 	Conflict      Code = "conflict"
 	QuotaExceeded Code = "quota_exceeded"

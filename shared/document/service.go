@@ -1,7 +1,6 @@
 package document
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"mime"
@@ -27,7 +26,16 @@ type Config struct {
 	ReclassifyPerMinute int
 	UploadURLTTL        time.Duration // lifetime of a presigned PUT URL
 	DownloadURLTTL      time.Duration // lifetime of a presigned GET URL
-	Now                 func() time.Time
+	// Classifier tells what a document is, for Classify; nil where nothing
+	// is classified.
+	Classifier ContentClassifier
+	// ClassifyMaxBytes is how much of a document Classify reads: its first
+	// bytes.
+	ClassifyMaxBytes int64
+	// ClassifyTimeout bounds the Classifier's parsing of them; a document
+	// not done by then is failed (as too complex), not retried.
+	ClassifyTimeout time.Duration
+	Now             func() time.Time
 }
 
 // Service runs DocuVault's use cases over a Store and an object store.
@@ -344,12 +352,13 @@ func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error
 		return Confirmation{}, err
 	}
 	now := s.cfg.Now().UTC()
-	change := ConfirmChange{ID: d.ID, SizeBytes: info.Size, ETag: info.ETag, At: now}
-	switch {
-	case info.Size > s.cfg.MaxUploadBytes:
-		change.Reason = ReasonTooLarge
-	case d.DeclaredSize != nil && *d.DeclaredSize != info.Size:
-		change.Reason = ReasonSizeMismatch
+	// The whole reject decision, here: a rule the object breaks rejects it
+	// outright; otherwise it is charged, and rejected over quota only if
+	// the charge does not fit, which the store checks atomically.
+	change := ConfirmChange{ID: d.ID, SizeBytes: info.Size, ETag: info.ETag, At: now,
+		Charge: true, RejectReason: ReasonOverQuota}
+	if reason := brokenRule(d, info.Size, s.cfg.MaxUploadBytes); reason != "" {
+		change.Charge, change.RejectReason = false, reason
 	}
 	// The document as it will be either way: the store picks one, under
 	// the row locks, from the quota it finds.
@@ -358,7 +367,7 @@ func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error
 		c.SizeBytes, c.ETag, c.UpdatedAt = info.Size, info.ETag, now
 	}
 	uploaded.Status, uploaded.ConfirmedAt = StatusUploaded, &now
-	rejected.reject(cmp.Or(change.Reason, ReasonOverQuota))
+	rejected.reject(change.RejectReason)
 	change.Uploaded = NewEvent(EventUploaded, &uploaded, now)
 	change.Rejected = NewEvent(EventRejected, &rejected, now)
 
@@ -379,6 +388,19 @@ func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error
 		c.Leftover = true
 	}
 	return c, rejection(&rejected, res.Quota)
+}
+
+// brokenRule returns the reason a stored object of size bytes cannot be
+// d's content whatever the quota ("" when none): larger than the largest
+// document, or not the size the client declared.
+func brokenRule(d *Document, size, maxSize int64) string {
+	switch {
+	case size > maxSize:
+		return ReasonTooLarge
+	case d.DeclaredSize != nil && *d.DeclaredSize != size:
+		return ReasonSizeMismatch
+	}
+	return ""
 }
 
 // ConfirmOutcome names how a confirmation ended: "uploaded" (this call

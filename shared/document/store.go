@@ -29,7 +29,7 @@ type Store interface {
 	// StaleDocuments returns up to limit documents in status (pending or
 	// rejected) whose updated_at is before before, ordered by (updated_at,
 	// id) after the position after (nil for the start). It takes no locks.
-	StaleDocuments(ctx context.Context, status Status, before time.Time, after *Cursor, limit int) ([]*Document, error)
+	StaleDocuments(ctx context.Context, status Status, before time.Time, after *StaleCursor, limit int) ([]*Document, error)
 	// PurgeDocuments deletes, in one short transaction, those of ids that
 	// are still in status and last changed before before, skipping rows
 	// another transaction holds. It returns the ids deleted.
@@ -100,12 +100,15 @@ type ConfirmChange struct {
 	SizeBytes int64
 	ETag      string
 	At        time.Time
-	// Reason, when set, rejects the document. Empty, the size is charged to
-	// the owner's quota if it fits (the document becomes uploaded) and the
-	// document is rejected over quota if it does not.
-	Reason   string
-	Uploaded Event // recorded when the document becomes uploaded
-	Rejected Event // recorded when it is rejected
+	// Charge asks for the size to be charged to the owner's quota. The
+	// document becomes uploaded (with Uploaded recorded) only if Charge is
+	// set and the charge fits within the limit; otherwise it is rejected
+	// with RejectReason (with Rejected recorded). The use case decides
+	// both; the store only performs the charge atomically.
+	Charge       bool
+	RejectReason string
+	Uploaded     Event // recorded when the document becomes uploaded
+	Rejected     Event // recorded when it is rejected
 }
 
 // ConfirmResult is a document after ConfirmDocument.
@@ -114,6 +117,13 @@ type ConfirmResult struct {
 	Quota    Quota     // the owner's quota after the call
 	Changed  bool      // this call moved the document out of pending
 	Charged  bool      // this call charged the quota
+}
+
+// StaleCursor marks a position in a sweep's walk over stale documents,
+// ordered by (updated_at, id).
+type StaleCursor struct {
+	UpdatedAt time.Time
+	ID        uuid.UUID
 }
 
 // ListFilter selects a page of one user's documents.
@@ -137,6 +147,8 @@ type Objects interface {
 	PresignGet(ctx context.Context, key, filename string, ttl time.Duration) (string, error)
 	// Stat returns the stored object's size and etag.
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	// ReadPrefix returns up to the first n bytes of the object.
+	ReadPrefix(ctx context.Context, key string, n int64) ([]byte, error)
 	// Remove deletes the object; removing a missing object is not an error.
 	Remove(ctx context.Context, key string) error
 	// List calls fn with batches of the keys of objects last modified

@@ -65,7 +65,7 @@ func (s *Service) Sweep(ctx context.Context, cfg SweepConfig) (SweepResult, erro
 // upload that arrived is confirmed through the one Confirm use case; a
 // document whose object never came is purged.
 func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time.Time, res *SweepResult) error {
-	var after *Cursor
+	var after *StaleCursor
 	for {
 		docs, err := s.store.StaleDocuments(ctx, StatusPending, cutoff, after, cfg.BatchSize)
 		if err != nil {
@@ -75,7 +75,7 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 			return nil
 		}
 		last := docs[len(docs)-1]
-		after = &Cursor{CreatedAt: last.UpdatedAt, ID: last.ID}
+		after = &StaleCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
 
 		var mu sync.Mutex
 		var missing []uuid.UUID
@@ -120,14 +120,14 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 // the object first (again: confirm removed it), then the row, so a failed
 // object delete keeps the row for the next run.
 func (s *Service) sweepRejected(ctx context.Context, cfg SweepConfig, cutoff time.Time, res *SweepResult) error {
-	var after *Cursor
+	var after *StaleCursor
 	for {
 		docs, err := s.store.StaleDocuments(ctx, StatusRejected, cutoff, after, cfg.BatchSize)
 		if err != nil || len(docs) == 0 {
 			return err
 		}
 		last := docs[len(docs)-1]
-		after = &Cursor{CreatedAt: last.UpdatedAt, ID: last.ID}
+		after = &StaleCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
 		var mu sync.Mutex
 		var gone []uuid.UUID
 		parallel(ctx, cfg.Workers, docs, func(d *Document) {

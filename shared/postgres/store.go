@@ -146,14 +146,14 @@ const confirmDocument = `WITH doc AS (
 	), charge AS (
 		UPDATE quotas SET used_bytes = quotas.used_bytes + $2
 		FROM pending
-		WHERE $4 = '' AND quotas.user_id = pending.user_id AND quotas.used_bytes + $2 <= quotas.limit_bytes
+		WHERE $4 AND quotas.user_id = pending.user_id AND quotas.used_bytes + $2 <= quotas.limit_bytes
 		RETURNING quotas.used_bytes, quotas.limit_bytes
 	), verdict AS (
 		SELECT pending.id, EXISTS (SELECT 1 FROM charge) AS charged FROM pending
 	), saved AS (
 		UPDATE documents SET
 			status = CASE WHEN verdict.charged THEN 'uploaded' ELSE 'rejected' END,
-			reject_reason = CASE WHEN verdict.charged THEN '' ELSE COALESCE(NULLIF($4, ''), $12) END,
+			reject_reason = CASE WHEN verdict.charged THEN '' ELSE $12 END,
 			size_bytes = $2, etag = $3, updated_at = $5,
 			confirmed_at = CASE WHEN verdict.charged THEN $5::timestamptz END
 		FROM verdict WHERE documents.id = verdict.id
@@ -189,9 +189,9 @@ func (s *Store) ConfirmDocument(ctx context.Context, c document.ConfirmChange) (
 			r           document.ConfirmResult
 			used, limit *int64
 		)
-		d, err := scanDocument(s.pool.QueryRow(ctx, confirmDocument, c.ID, c.SizeBytes, c.ETag, c.Reason, c.At,
+		d, err := scanDocument(s.pool.QueryRow(ctx, confirmDocument, c.ID, c.SizeBytes, c.ETag, c.Charge, c.At,
 			c.Uploaded.ID, c.Uploaded.Subject(), uploaded, c.Rejected.ID, c.Rejected.Subject(), rejected,
-			document.ReasonOverQuota,
+			c.RejectReason,
 		), &r.Changed, &r.Charged, &used, &limit)
 		if err != nil {
 			return r, translate(err, "document not found")

@@ -49,15 +49,20 @@ func pendingDocument(t *testing.T, quota int64) (*postgres.Store, *pgxpool.Pool,
 	return s, pool, d
 }
 
-// change is the confirmation of d with size bytes, as the Confirm use case makes it.
+// change is the confirmation of d with size bytes, as the Confirm use case
+// makes it: charged, or with reason rejected without a charge.
 func change(d *document.Document, size int64, reason string) document.ConfirmChange {
 	now := time.Now()
 	up, rej := *d, *d
 	up.SizeBytes, up.Status = size, document.StatusUploaded
 	rej.SizeBytes, rej.Status = size, document.StatusRejected
-	return document.ConfirmChange{ID: d.ID, SizeBytes: size, ETag: "e", At: now, Reason: reason,
-		Uploaded: document.NewEvent(document.EventUploaded, &up, now),
-		Rejected: document.NewEvent(document.EventRejected, &rej, now)}
+	c := document.ConfirmChange{ID: d.ID, SizeBytes: size, ETag: "e", At: now, Charge: true, RejectReason: document.ReasonOverQuota}
+	if reason != "" {
+		c.Charge, c.RejectReason = false, reason
+	}
+	c.Uploaded = document.NewEvent(document.EventUploaded, &up, now)
+	c.Rejected = document.NewEvent(document.EventRejected, &rej, now)
+	return c
 }
 
 func outboxSubjects(t *testing.T, pool *pgxpool.Pool, user uuid.UUID) map[string]int {

@@ -13,13 +13,13 @@ import (
 // StaleDocuments returns documents in status (pending or rejected: the
 // statuses documents_unsettled_updated indexes) last changed before before,
 // in (updated_at, id) order after the given position. It locks nothing.
-func (s *Store) StaleDocuments(ctx context.Context, status document.Status, before time.Time, after *document.Cursor, limit int) ([]*document.Document, error) {
+func (s *Store) StaleDocuments(ctx context.Context, status document.Status, before time.Time, after *document.StaleCursor, limit int) ([]*document.Document, error) {
 	sql := `SELECT ` + documentColumns + ` FROM documents
 		WHERE status = $1 AND status IN ('pending', 'rejected') AND updated_at < $2`
 	args := []any{status, before}
 	if after != nil {
 		sql += ` AND (updated_at, id) > ($4, $5)`
-		args = append(args, limit, after.CreatedAt, after.ID)
+		args = append(args, limit, after.UpdatedAt, after.ID)
 	} else {
 		args = append(args, limit)
 	}
