@@ -74,7 +74,7 @@ FUZZTIME ?= 30s
 # fuzzing (about 3,500 inputs/s); a failing input is still written to testdata.
 FUZZMINIMIZE ?= 10x
 FUZZ_TARGETS := \
-	FuzzParseNotification:./shared/events \
+	FuzzParseNotification:./services/confirmer \
 	FuzzUploadURLDecoder:./services/api \
 	FuzzUploadRequest:./shared/document \
 	FuzzVerify:./shared/auth \

@@ -7,12 +7,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/document"
-	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/metrics"
 )
 
@@ -56,8 +54,9 @@ func toJSON(d *document.Document) documentJSON {
 }
 
 type handlers struct {
-	docs    *document.Service
-	js      jetstream.JetStream
+	docs    Docs
+	live    EventStream
+	sweeps  Sweeps
 	closing <-chan struct{}
 	metrics *metrics.Metrics
 	streams streamCounts
@@ -279,7 +278,7 @@ type sweepResponse struct {
 // sweep asks the sweeper for a run now; its result is logged and published
 // on sweeper.run.completed under the returned run id.
 func (h *handlers) sweep(w http.ResponseWriter, r *http.Request) {
-	id, err := events.TriggerSweep(r.Context(), h.js)
+	id, err := h.sweeps.TriggerSweep(r.Context())
 	if err != nil {
 		writeError(w, r, document.Wrap(document.Unavailable, err, "sweeper unavailable"))
 		return

@@ -11,11 +11,11 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/cors"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/metrics"
 )
 
@@ -25,15 +25,40 @@ type Check struct {
 	Ping func(context.Context) error
 }
 
+// Docs is the document use cases the API is a door of.
+type Docs interface {
+	RequestUpload(ctx context.Context, user uuid.UUID, req document.UploadRequest) (document.UploadTicket, error)
+	Confirm(ctx context.Context, user, id uuid.UUID) (document.Confirmation, error)
+	Reclassify(ctx context.Context, user, id uuid.UUID) (*document.Document, error)
+	List(ctx context.Context, user uuid.UUID, req document.ListRequest) (document.Page, error)
+	Get(ctx context.Context, user, id uuid.UUID) (*document.Document, string, error)
+	Delete(ctx context.Context, user, id uuid.UUID) error
+	Quota(ctx context.Context, user uuid.UUID) (document.Quota, error)
+	SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) (document.Quota, error)
+}
+
+// EventStream follows a user's document events live, for GET /api/events.
+type EventStream interface {
+	// FollowUser delivers user's events published after the stream
+	// sequence after (0: from now on), in order, until stop is called.
+	FollowUser(ctx context.Context, user uuid.UUID, after uint64, buffer int) (events <-chan events.LiveEvent, stop func(), err error)
+}
+
+// Sweeps asks the sweepers for a run, for POST /api/admin/sweep.
+type Sweeps interface {
+	TriggerSweep(ctx context.Context) (runID string, err error)
+}
+
 // Deps is what the API's routes need.
 type Deps struct {
-	Docs     *document.Service
+	Docs     Docs
 	Verifier *auth.Verifier
-	JS       jetstream.JetStream // for the event stream
-	Checks   []Check             // for /readyz
+	Events   EventStream // for the event stream
+	Sweeps   Sweeps
+	Checks   []Check // for /readyz
 	Log      zerolog.Logger
 	// Closing is closed when the server shuts down, to end event streams
-	// that would otherwise hold the shutdown open.
+	// that would otherwise hold the shutdown open; Server sets it.
 	Closing <-chan struct{}
 	// MinIOOrigin is the scheme://host:port browsers upload to; the page's
 	// Content-Security-Policy allows connections there.
@@ -53,7 +78,7 @@ type Deps struct {
 
 // Handler returns the API's routes.
 func Handler(d Deps) http.Handler {
-	h := &handlers{docs: d.Docs, js: d.JS, closing: d.Closing, metrics: d.Metrics}
+	h := &handlers{docs: d.Docs, live: d.Events, sweeps: d.Sweeps, closing: d.Closing, metrics: d.Metrics}
 	h.streams.max = d.MaxStreams
 	verifier, checks, log := d.Verifier, d.Checks, d.Log
 	r := chi.NewRouter()

@@ -12,9 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/services/api"
+	"github.com/docuvault/docuvault/services/docuvault/stack"
 	"github.com/docuvault/docuvault/services/internal/apitest"
 )
 
@@ -26,20 +25,10 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	s := apitest.Start(t, apitest.Options{})
 	_, tok := s.NewUser(t)
 
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	srv, err := api.New(ctx, s.Cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, stopAPI := s.StartRole(t, stack.API) // a second api replica, to stop
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	addr := ln.Addr().String()
+	stop := func() { go func() { served <- stopAPI() }() }
+	addr := st.APIAddr.String()
 
 	// A live event stream, open.
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/events", nil)
@@ -116,7 +105,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	select {
 	case err := <-served:
 		if err != nil {
-			t.Fatalf("Serve: %v", err)
+			t.Fatalf("the api's Run: %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the api did not stop after its last request was answered")

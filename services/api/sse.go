@@ -11,18 +11,14 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/docuvault/docuvault/shared/document"
-	"github.com/docuvault/docuvault/shared/events"
 )
 
 // sseHeartbeat keeps idle event streams (and the proxies between) open.
 const sseHeartbeat = 15 * time.Second
 
 // maxStreamsPerUser bounds one user's open event streams on one API
-// replica: each holds a JetStream consumer.
+// replica: each holds a consumer of the event stream.
 const maxStreamsPerUser = 8
 
 // sseWriteTimeout bounds each write of an event stream: a client that
@@ -72,8 +68,8 @@ var (
 )
 
 // events streams the caller's document events as Server-Sent Events, live
-// from JetStream through an ordered ephemeral consumer on
-// document.*.<user_id>: only the caller's own events can match.
+// from the event stream (Deps.Events), which delivers only the caller's own
+// events.
 //
 // The stream is authenticated like every other route, by the Authorization
 // header: read it with fetch(), not EventSource, so no token goes into a URL.
@@ -82,17 +78,14 @@ var (
 func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 	user := caller(r).UserID
 	ctx := r.Context()
-	consCfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{document.SubjectOfUser(user)},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	}
+	var after uint64
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
 		seq, err := strconv.ParseUint(last, 10, 64)
 		if err != nil || seq == 0 || seq == math.MaxUint64 {
 			writeDetail(w, http.StatusBadRequest, "Last-Event-ID must be the id of an event this stream sent")
 			return
 		}
-		consCfg.DeliverPolicy, consCfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
+		after = seq
 	}
 	switch err := h.streams.acquire(user); err {
 	case nil:
@@ -106,25 +99,13 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.streams.release(user)
-	cons, err := h.js.OrderedConsumer(ctx, events.StreamDocuments, consCfg)
+	msgs, stop, err := h.live.FollowUser(ctx, user, after, 64)
 	if err != nil {
-		zerolog.Ctx(ctx).Error().Err(err).Msg("event stream consumer failed")
+		zerolog.Ctx(ctx).Error().Err(err).Msg("event stream failed")
 		writeDetail(w, http.StatusServiceUnavailable, "event stream unavailable")
 		return
 	}
-	msgs := make(chan jetstream.Msg, 64)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case msgs <- m:
-		case <-ctx.Done():
-		}
-	})
-	if err != nil {
-		zerolog.Ctx(ctx).Error().Err(err).Msg("event stream consume failed")
-		writeDetail(w, http.StatusServiceUnavailable, "event stream unavailable")
-		return
-	}
-	defer cc.Stop()
+	defer stop()
 
 	rc := http.NewResponseController(w)
 	// A stream outlives the server's write timeout; each write has its own.
@@ -155,13 +136,8 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-beat.C:
 			err = write(": heartbeat\n\n")
-		case m := <-msgs:
-			name := document.TypeOfSubject(m.Subject())
-			var seq uint64
-			if meta, merr := m.Metadata(); merr == nil {
-				seq = meta.Sequence.Stream
-			}
-			err = write("id: %d\nevent: %s\ndata: %s\n\n", seq, name, m.Data())
+		case e := <-msgs:
+			err = write("id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, e.Data)
 		}
 		if err != nil {
 			return // the client went away, or stopped reading

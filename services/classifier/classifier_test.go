@@ -16,10 +16,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/services/classifier"
+	"github.com/docuvault/docuvault/services/docuvault/stack"
 	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/shared/classify"
 	"github.com/docuvault/docuvault/shared/classify/samples"
+	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
@@ -223,13 +224,13 @@ func TestReclassifyAndRedelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stats := &s.Classifiers[0].Classifier.Stats
-	skipped := stats.Skipped.Load()
+	skippedCount := func() int64 { return skipped(s.Classifiers[0]) }
+	before := skippedCount()
 	if _, err := js.Publish(context.Background(), msg.Subject, msg.Data); err != nil { // no Nats-Msg-Id: not deduplicated
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for stats.Skipped.Load() == skipped {
+	for skippedCount() == before {
 		if time.Now().After(deadline) {
 			t.Fatal("the copy was not handled")
 		}
@@ -273,14 +274,14 @@ func TestDocumentDeletedBeforeItsTurnIsSkipped(t *testing.T) {
 	live := uploadAndConfirm(t, s, tok, "live.txt", "text/plain", []byte(samples.Texts()["receipt"]))
 
 	// Now a classifier starts and finds the backlog.
-	c := startClassifier(t, s)
+	c, _ := s.StartRole(t, stack.Classifier)
 	if got := waitClassified(t, s, live); got.Classification != "receipt" {
 		t.Fatalf("live document: %+v", got)
 	}
 	// Workers handle the two events at once: the skip may finish after the
 	// live document's classification.
 	deadline := time.Now().Add(5 * time.Second)
-	for c.Classifier.Stats.Skipped.Load() < 1 {
+	for skipped(c) < 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("the deleted document's event was not skipped")
 		}
@@ -288,25 +289,14 @@ func TestDocumentDeletedBeforeItsTurnIsSkipped(t *testing.T) {
 	}
 }
 
-// startClassifier starts a classifier on the stack's configuration.
-func startClassifier(t *testing.T, s *apitest.Stack) *classifier.Service {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c, err := classifier.Open(ctx, s.Cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("classifier: %v", err)
-		}
-		c.Close()
-	})
-	return c
+// skipped counts the events a classifier found nothing to do for.
+func skipped(c *stack.Stack) int64 {
+	return apitest.Count(c.Metrics.Classifications.WithLabelValues(document.ClassifySkipped))
+}
+
+// failed counts the documents whose classification a classifier failed.
+func failed(c *stack.Stack) int64 {
+	return apitest.Count(c.Metrics.Classifications.WithLabelValues(document.ClassifyFailed))
 }
 
 // TestStopsPromptlyWithCraftedFilesInFlight stops a classifier (as SIGTERM
@@ -324,31 +314,23 @@ func TestStopsPromptlyWithCraftedFilesInFlight(t *testing.T) {
 		ids = append(ids, uploadAndConfirm(t, s, tok, fmt.Sprintf("deep-%d.docx", i), docxType, crafted))
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	c, err := classifier.Open(ctx, s.Cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, stopClassifier := s.StartRole(t, stack.Classifier)
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
 	deadline := time.Now().Add(30 * time.Second)
-	for c.Classifier.Stats.Failed.Load() == 0 {
+	for failed(c) == 0 {
 		if time.Now().After(deadline) {
-			cancel()
 			t.Fatal("no crafted document handled in 30 s")
 		}
 		time.Sleep(time.Millisecond)
 	}
 	stop := time.Now()
-	cancel()
+	go func() { done <- stopClassifier() }()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("classifier: %v", err)
 		}
-		t.Logf("stopped %s after its context ended, %d of %d crafted documents handled", time.Since(stop).Round(time.Millisecond), c.Classifier.Stats.Failed.Load(), len(ids))
+		t.Logf("stopped %s after its context ended, %d of %d crafted documents handled", time.Since(stop).Round(time.Millisecond), failed(c), len(ids))
 	case <-time.After(1500 * time.Millisecond):
 		t.Fatalf("still running %s after its context ended", time.Since(stop))
 	}

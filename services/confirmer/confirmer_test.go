@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
@@ -122,7 +123,7 @@ func TestPutWithoutConfirmIsConfirmedByTheEvent(t *testing.T) {
 	if n := uploaded.count(id); n != 1 {
 		t.Fatalf("%d document.uploaded events, want exactly 1", n)
 	}
-	if got := s.Confirmer.Confirmer.Stats.Confirmed.Load(); got != 1 {
+	if got := confirmed(s); got != 1 {
 		t.Fatalf("confirmer confirmed %d documents, want 1", got)
 	}
 }
@@ -157,8 +158,7 @@ func TestEndpointAndEventRace(t *testing.T) {
 	})
 	// Let late duplicates, if any, arrive.
 	waitFor(t, 10*time.Second, "the confirmer to see every notification", func() bool {
-		st := &s.Confirmer.Confirmer.Stats
-		return st.Confirmed.Load()+st.Already.Load() >= rounds
+		return confirmed(s)+already(s) >= rounds
 	})
 	time.Sleep(300 * time.Millisecond)
 	for i, id := range ids {
@@ -169,8 +169,7 @@ func TestEndpointAndEventRace(t *testing.T) {
 	if used, _ := s.Quota(t, tok); used != total {
 		t.Fatalf("used_bytes = %d, want %d (each document charged once)", used, total)
 	}
-	st := &s.Confirmer.Confirmer.Stats
-	t.Logf("doors: endpoint won %d, event won %d", rounds-st.Confirmed.Load(), st.Confirmed.Load())
+	t.Logf("doors: endpoint won %d, event won %d", rounds-confirmed(s), confirmed(s))
 }
 
 func TestDuplicateNotificationChangesNothing(t *testing.T) {
@@ -194,13 +193,13 @@ func TestDuplicateNotificationChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := s.Confirmer.Confirmer.Stats.Already.Load()
+	before := already(s)
 	if _, err := js.Publish(context.Background(), events.SubjectMinIO, original.Data); err != nil {
 		t.Fatal(err)
 	}
 	// (MinIO's queued copy of the original may be handled in between: it
 	// counts as "already" too.)
-	waitFor(t, 5*time.Second, "the copy to be handled", func() bool { return s.Confirmer.Confirmer.Stats.Already.Load() >= before+1 })
+	waitFor(t, 5*time.Second, "the copy to be handled", func() bool { return already(s) >= before+1 })
 	time.Sleep(200 * time.Millisecond)
 	if n := uploaded.count(id); n != 1 {
 		t.Fatalf("%d document.uploaded events after a duplicate notification, want 1", n)
@@ -224,8 +223,9 @@ func TestMalformedNotificationIsTerminatedAndCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := &s.Confirmer.Confirmer.Stats
-	waitFor(t, 5*time.Second, "three terminated messages", func() bool { return st.Terminated.Load() == 3 })
+	waitFor(t, 5*time.Second, "three terminated messages", func() bool {
+		return apitest.Count(s.Confirmer.Metrics.Terminated.WithLabelValues(confirmer.ConsumerName)) == 3
+	})
 
 	// The consumer keeps working.
 	_, tok := s.NewUser(t)
@@ -297,7 +297,7 @@ func TestNATSOutage(t *testing.T) {
 	if used, _ := s.Quota(t, tok); used != total {
 		t.Fatalf("used_bytes = %d, want %d", used, total)
 	}
-	if got := s.Confirmer.Confirmer.Stats.Confirmed.Load(); got != int64(len(viaEvent)) {
+	if got := confirmed(s); got != int64(len(viaEvent)) {
 		t.Fatalf("confirmer confirmed %d from MinIO's queued notifications, want %d", got, len(viaEvent))
 	}
 }
@@ -323,4 +323,14 @@ func TestEventLatency(t *testing.T) {
 	slices.Sort(latencies)
 	t.Logf("PUT completion → document.uploaded over %d uploads: median %s, p90 %s, max %s",
 		n, latencies[n/2], latencies[n*9/10], latencies[n-1])
+}
+
+// confirmed counts the documents the running confirmer confirmed.
+func confirmed(s *apitest.Stack) int64 {
+	return apitest.Count(s.Confirmer.Metrics.Confirms.WithLabelValues("event", "uploaded"))
+}
+
+// already counts the notifications the running confirmer found settled before.
+func already(s *apitest.Stack) int64 {
+	return apitest.Count(s.Confirmer.Metrics.Confirms.WithLabelValues("event", "already"))
 }

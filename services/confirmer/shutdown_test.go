@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/services/docuvault/stack"
 	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/shared/events"
 )
@@ -54,7 +55,7 @@ func TestStoppingConfirmerFinishesTheNotificationInHand(t *testing.T) {
 		return err == nil && n > 0
 	})
 
-	old := s.Confirmer.Confirmer
+	old := s.Confirmer
 	releasing = true
 	go func() {
 		defer close(released)
@@ -93,7 +94,7 @@ func TestStoppingConfirmerFinishesTheNotificationInHand(t *testing.T) {
 		return info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
 	})
 	t.Logf("consumer after the stop: %s", state)
-	if got := old.Stats.Confirmed.Load(); got != 1 {
+	if got := apitest.Count(old.Metrics.Confirms.WithLabelValues("event", "uploaded")); got != 1 {
 		t.Fatalf("the stopping confirmer confirmed %d documents, want the 1 it held", got)
 	}
 	if st := status(t, s, ticket.DocumentID); st != "uploaded" {
@@ -103,7 +104,10 @@ func TestStoppingConfirmerFinishesTheNotificationInHand(t *testing.T) {
 		t.Fatalf("used_bytes = %d, want %d", used, len(data))
 	}
 	waitFor(t, 5*time.Second, "the document.uploaded event", func() bool { return uploaded.count(ticket.DocumentID) == 1 })
-	if got := old.Stats.Retried.Load() + s.Confirmer.Confirmer.Stats.Retried.Load(); got != 0 {
+	retried := func(st *stack.Stack) int64 {
+		return apitest.Count(st.Metrics.Retries.WithLabelValues(confirmer.ConsumerName))
+	}
+	if got := retried(old) + retried(s.Confirmer); got != 0 {
 		t.Fatalf("%d notifications were retried, want none", got)
 	}
 }

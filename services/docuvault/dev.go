@@ -15,20 +15,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/services/api"
-	"github.com/docuvault/docuvault/services/classifier"
-	"github.com/docuvault/docuvault/services/confirmer"
-	"github.com/docuvault/docuvault/services/sweeper"
-	"github.com/docuvault/docuvault/shared/app"
+	"github.com/docuvault/docuvault/internal/devstack"
+	"github.com/docuvault/docuvault/services/docuvault/stack"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
-	"github.com/docuvault/docuvault/internal/devstack"
 	"github.com/docuvault/docuvault/shared/logging"
 )
 
@@ -78,15 +73,11 @@ func parseDevFlags(cfg config.Config, args []string, stderr io.Writer) (devFlags
 }
 
 // runDev is `docuvault dev`: PostgreSQL, NATS JetStream and MinIO from
-// devstack, and the api, confirmer, sweeper and classifier on top of them, in one
-// process until ctx ends. It prints one banner on stdout once everything
-// answers; logs go to stderr.
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+// devstack, and every role on top of them in one stack, in one process
+// until ctx ends. It prints one banner on stdout once everything answers;
+// logs go to stderr.
+func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) (err error) {
 	started := time.Now()
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
 	f, err := parseDevFlags(cfg, args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -100,10 +91,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	if _, _, err := net.SplitHostPort(f.httpAddr); err != nil {
 		return fmt.Errorf("HTTP_ADDR or --http-addr: %q is not host:port", f.httpAddr)
 	}
-	newLog := func(service string) (zerolog.Logger, error) {
-		return logging.New(stderr, service, cfg.LogLevel, f.logFormat)
-	}
-	log, err := newLog("dev")
+	log, err := logging.New(stderr, "dev", cfg.LogLevel, f.logFormat)
 	if err != nil {
 		return err
 	}
@@ -128,7 +116,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		return fmt.Errorf("%s holds no user id (UUID): delete it to get a new one", userFile)
 	}
 
-	stack, err := devstack.Start(ctx, devstack.Options{
+	servers, err := devstack.Start(ctx, devstack.Options{
 		DataDir:          f.dataDir,
 		NATSAddr:         f.natsAddr,
 		MinIOAddr:        f.minioAddr,
@@ -148,98 +136,74 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	}
 	// Deferred first, so it runs last: after the services have closed.
 	defer func() {
-		if stopErr := stack.Stop(); stopErr != nil {
+		if stopErr := servers.Stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
 		log.Info().Msg("dev stack stopped")
 	}()
 
-	cfg.DatabaseURL = stack.DatabaseURL
-	cfg.MinIOEndpoint = stack.MinIOEndpoint
-	cfg.MinIOPublicEndpoint = stack.MinIOEndpoint
+	cfg.DatabaseURL = servers.DatabaseURL
+	cfg.MinIOEndpoint = servers.MinIOEndpoint
+	cfg.MinIOPublicEndpoint = servers.MinIOEndpoint
 	cfg.MinIOUseTLS = false
 	if err := devIdentities(&cfg, f.dataDir); err != nil {
 		return err
 	}
-	cfg.NATSURL = stack.NATSURL
+	cfg.NATSURL = servers.NATSURL
 	cfg.NATSUser, cfg.NATSPassword = "", ""
 	cfg.HTTPAddr = f.httpAddr
 	cfg.CORSOrigins = f.corsOrigins // the page itself is same-origin
 	cfg.LogFormat = f.logFormat
 	// MinIO's root user makes the bucket and the identities, then is
 	// forgotten: the services run, and sign URLs, as those identities.
-	cfg.MinIOAdminAccessKey, cfg.MinIOAdminSecretKey = stack.MinIOAccessKey, stack.MinIOSecretKey
-	if err := app.Setup(ctx, cfg); err != nil {
+	cfg.MinIOAdminAccessKey, cfg.MinIOAdminSecretKey = servers.MinIOAccessKey, servers.MinIOSecretKey
+	if err := stack.Setup(ctx, cfg); err != nil {
 		return devStartErr(ctx, err)
 	}
 	cfg.MinIOAdminAccessKey, cfg.MinIOAdminSecretKey = "", ""
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
 
-	apiLog, err := newLog("api")
-	if err != nil {
-		return err
-	}
-	confirmerLog, err := newLog("confirmer")
-	if err != nil {
-		return err
-	}
-	sweeperLog, err := newLog("sweeper")
-	if err != nil {
-		return err
-	}
-	classifierLog, err := newLog("classifier")
-	if err != nil {
-		return err
-	}
-	// Setup made the bucket and applied the migrations; the api goes
-	// first all the same, so that a broken signer stops the start early.
 	devToken := func() (string, uuid.UUID, error) {
 		tok, err := auth.Mint(auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience},
 			auth.Principal{UserID: devUser, Role: auth.RoleAdmin}, devTokenTTL, time.Now())
 		return tok, devUser, err
 	}
-	apiSrv, err := api.New(ctx, cfg, apiLog, api.WithDevTokens(devToken))
-	if err != nil {
-		return devStartErr(ctx, err)
-	}
-	defer apiSrv.Close()
-	conf, err := confirmer.Open(ctx, cfg, confirmerLog)
-	if err != nil {
-		return devStartErr(ctx, err)
-	}
-	defer conf.Close()
-	sweep, err := sweeper.Open(ctx, cfg, sweeperLog)
-	if err != nil {
-		return devStartErr(ctx, err)
-	}
-	defer sweep.Close()
-	classify, err := classifier.Open(ctx, cfg, classifierLog)
-	if err != nil {
-		return devStartErr(ctx, err)
-	}
-	defer classify.Close()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP address %s is taken: set HTTP_ADDR or --http-addr (%w)", cfg.HTTPAddr, err)
 	}
+	roles, err := stack.Open(ctx, cfg, stack.Options{
+		Roles:    stack.Roles,
+		Listener: ln,
+		DevToken: devToken,
+		Log: func(service string) zerolog.Logger {
+			l, _ := logging.New(stderr, service, cfg.LogLevel, f.logFormat) // the format was checked above
+			return l
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return devStartErr(ctx, err)
+	}
+	defer roles.Close()
 
-	g := newGroup(ctx)
-	g.run("api", func(ctx context.Context) error { return apiSrv.Serve(ctx, ln) })
-	g.run("confirmer", conf.Run)
-	g.run("sweeper", sweep.Run)
-	g.run("classifier", classify.Run)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- roles.Run(runCtx) }()
+	wait := func() error {
+		stop()
+		err := <-done
+		log.Info().Msg("services stopped")
+		return err
+	}
 
 	httpAddr := devstack.DialAddr(ln.Addr().String())
-	if err := waitReady(g.ctx, "http://"+httpAddr+"/readyz"); err != nil {
-		g.stop()
-		return errors.Join(devStartErr(ctx, err), g.wait())
+	if err := waitReady(runCtx, "http://"+httpAddr+"/readyz"); err != nil {
+		return errors.Join(devStartErr(ctx, err), wait())
 	}
 	token, _, err := devToken()
 	if err != nil {
-		g.stop()
-		return errors.Join(err, g.wait())
+		return errors.Join(err, wait())
 	}
 	fmt.Fprintf(stdout, `
 DocuVault dev stack ready in %.1fs
@@ -255,14 +219,16 @@ DocuVault dev stack ready in %.1fs
 Press Ctrl-C to stop.
 
 `, time.Since(started).Seconds(), pageHost(httpAddr, f.httpAddr), token, devUser, devTokenTTL.Hours(),
-		stack.MinIOEndpoint, stack.MinIOConsole, stack.MinIOAccessKey, stack.MinIOSecretKey,
-		stack.NATSURL, stack.RedactedDatabaseURL(), stack.DataDir)
+		servers.MinIOEndpoint, servers.MinIOConsole, servers.MinIOAccessKey, servers.MinIOSecretKey,
+		servers.NATSURL, servers.RedactedDatabaseURL(), servers.DataDir)
 
-	<-g.ctx.Done()
-	log.Info().Msg("stopping the dev stack")
-	err = g.wait()
-	log.Info().Msg("services stopped")
-	return err
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("stopping the dev stack")
+	case err := <-done:
+		done <- err // a role stopped by itself: wait returns its error
+	}
+	return wait()
 }
 
 // devStartErr is err, unless ctx ended: then the user stopped the start and
@@ -272,53 +238,6 @@ func devStartErr(ctx context.Context, err error) error {
 		return nil
 	}
 	return err
-}
-
-// group runs the services until ctx ends or one of them stops, which stops
-// the others.
-type group struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
-}
-
-func newGroup(ctx context.Context) *group {
-	g := &group{}
-	g.ctx, g.cancel = context.WithCancel(ctx)
-	return g
-}
-
-// run runs fn in a goroutine. fn returning, even without error, before the
-// group is stopped is a failure: a service quit by itself.
-func (g *group) run(name string, fn func(context.Context) error) {
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		err := fn(g.ctx)
-		if err == nil && g.ctx.Err() == nil {
-			err = errors.New("stopped unexpectedly")
-		}
-		if err != nil {
-			g.mu.Lock()
-			g.errs = append(g.errs, fmt.Errorf("%s: %w", name, err))
-			g.mu.Unlock()
-		}
-		g.cancel()
-	}()
-}
-
-// stop asks every service to stop.
-func (g *group) stop() { g.cancel() }
-
-// wait waits until every service has stopped and returns their errors.
-func (g *group) wait() error {
-	g.wg.Wait()
-	g.cancel()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return errors.Join(g.errs...)
 }
 
 // waitReady polls url until it answers 200 OK, ctx ends or devReadyAfter

@@ -138,7 +138,7 @@ func mustStartDev(t *testing.T, args []string) *devRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &devRun{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
 	logs := &syncBuffer{}
-	go func() { d.done <- runDev(ctx, args, d.out, logs) }()
+	go func() { d.done <- run(ctx, append([]string{"dev"}, args...), d.out, logs) }()
 	t.Cleanup(func() {
 		d.Stop(t)
 		if t.Failed() {
@@ -435,7 +435,7 @@ func TestDevPortTaken(t *testing.T) {
 			defer l.Close()
 
 			start := time.Now()
-			err = runDev(t.Context(), ports.args(t, dataDir), io.Discard, io.Discard)
+			err = run(t.Context(), append([]string{"dev"}, ports.args(t, dataDir)...), io.Discard, io.Discard)
 			want := fmt.Sprintf(tc.want, taken)
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("runDev with %s taken = %v, want an error containing %q", taken, err, want)

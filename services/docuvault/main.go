@@ -24,16 +24,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/services/api"
-	"github.com/docuvault/docuvault/services/classifier"
-	"github.com/docuvault/docuvault/services/confirmer"
-	"github.com/docuvault/docuvault/services/sweeper"
-	"github.com/docuvault/docuvault/shared/app"
+	"github.com/docuvault/docuvault/services/docuvault/stack"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/logging"
-	"github.com/docuvault/docuvault/shared/postgres"
 )
 
 const usage = `usage: docuvault <command> [flags]
@@ -73,46 +69,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "api":
-		log, err := logging.New(stderr, "api", cfg.LogLevel, cfg.LogFormat)
-		if err != nil {
-			return err
-		}
-		return api.Run(ctx, cfg, log)
-	case "confirmer":
-		log, err := logging.New(stderr, "confirmer", cfg.LogLevel, cfg.LogFormat)
-		if err != nil {
-			return err
-		}
-		return confirmer.Run(ctx, cfg, log)
-	case "classifier":
-		log, err := logging.New(stderr, "classifier", cfg.LogLevel, cfg.LogFormat)
-		if err != nil {
-			return err
-		}
-		return classifier.Run(ctx, cfg, log)
-	case "sweeper":
-		log, err := logging.New(stderr, "sweeper", cfg.LogLevel, cfg.LogFormat)
-		if err != nil {
-			return err
-		}
-		return sweeper.Run(ctx, cfg, log)
+	case "api", "confirmer", "classifier", "sweeper":
+		return runRole(ctx, cfg, stack.Role(cmd), stderr)
 	case "migrate":
-		if cfg.DatabaseURL == "" {
-			return errors.New("DATABASE_URL is required")
-		}
-		pool, err := postgres.Open(ctx, cfg.DatabaseURL)
-		if err != nil {
-			return fmt.Errorf("DATABASE_URL: %w", err)
-		}
-		defer pool.Close()
-		if err := postgres.Migrate(ctx, pool); err != nil {
+		if err := stack.Migrate(ctx, cfg); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, "migrations applied")
 		return nil
 	case "setup":
-		if err := app.Setup(ctx, cfg); err != nil {
+		if err := stack.Setup(ctx, cfg); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, "migrations applied; MinIO bucket, identities and policies in place")
@@ -120,13 +86,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "token":
 		return mintToken(cfg, rest, stdout, stderr)
 	case "dev":
-		return runDev(ctx, rest, stdout, stderr)
+		return runDev(ctx, cfg, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// runRole runs one role, as deployed, until ctx ends.
+func runRole(ctx context.Context, cfg config.Config, role stack.Role, stderr io.Writer) error {
+	if _, err := logging.New(stderr, string(role), cfg.LogLevel, cfg.LogFormat); err != nil {
+		return err
+	}
+	s, err := stack.Open(ctx, cfg, stack.Options{
+		Roles: []stack.Role{role},
+		Log: func(service string) zerolog.Logger {
+			log, _ := logging.New(stderr, service, cfg.LogLevel, cfg.LogFormat) // checked above
+			return log
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Run(ctx)
 }
 
 func mintToken(cfg config.Config, args []string, stdout, stderr io.Writer) error {

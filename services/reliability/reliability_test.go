@@ -383,14 +383,9 @@ func (r *rig) restartConfirmer() {
 
 // addConfirmerStats adds the running confirmer's counts to the totals.
 func (r *rig) addConfirmerStats() {
-	st := &r.s.Confirmer.Confirmer.Stats
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, v := range map[string]int64{
-		"confirmed": st.Confirmed.Load(), "already": st.Already.Load(), "rejected": st.Rejected.Load(),
-		"unknown": st.Unknown.Load(), "ignored": st.Ignored.Load(), "retried": st.Retried.Load(), "terminated": st.Terminated.Load(),
-		"removed": st.Removed.Load(), "reconciled": st.Reconciled.Load(),
-	} {
+	for k, v := range apitest.ConfirmerCounts(r.s.Confirmer) {
 		r.confirmer[k] += v
 	}
 }

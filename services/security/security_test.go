@@ -373,7 +373,7 @@ func TestUploadURLUsedAgainStoresNothing(t *testing.T) {
 		t.Errorf("used_bytes %d after deleting the only charged document", used)
 	}
 	s.WaitConfirmerIdle(t, 4*time.Second, 60*time.Second)
-	if st := s.Confirmer.Confirmer.Stats.Removed.Load(); st < 4 {
+	if st := apitest.ConfirmerCounts(s.Confirmer)["removed"]; st < 4 {
 		t.Errorf("the confirmer counts %d removed objects, want at least 4", st)
 	}
 	for _, p := range s.ReadLedger(t).Problems() {
@@ -445,9 +445,8 @@ func TestReplacedObjectIsReconciled(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	st := &s.Confirmer.Confirmer.Stats
-	if st.Reconciled.Load() != 2 {
-		t.Errorf("the confirmer counts %d reconciled documents, want 2", st.Reconciled.Load())
+	if n := apitest.ConfirmerCounts(s.Confirmer)["reconciled"]; n != 2 {
+		t.Errorf("the confirmer counts %d reconciled documents, want 2", n)
 	}
 	for _, p := range s.ReadLedger(t).Problems() {
 		t.Error(p)

@@ -10,14 +10,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/shared/app"
-	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/metrics"
@@ -26,8 +23,15 @@ import (
 // ConsumerName is the durable consumer every sweeper replica shares.
 const ConsumerName = "sweeper"
 
+// The sweeper's subjects, all in the SWEEPER stream (events.SubjectSweeper).
+const (
+	SubjectSchedule  = "sweeper.schedule"      // holds the message schedule
+	SubjectTick      = "sweeper.tick"          // a sweep to run, from the schedule or an admin
+	SubjectCompleted = "sweeper.run.completed" // a finished run's counts
+)
+
 // ackWait is how long a replica may go silent on a tick before it is
-// handed to another; a running sweep reports progress well within it.
+// handed to another; the consumer loop reports progress well within it.
 const ackWait = time.Minute
 
 // Completed is published on sweeper.run.completed when a run ends.
@@ -40,92 +44,103 @@ type Completed struct {
 	document.SweepResult
 }
 
-// Sweeper handles ticks.
+// Tick asks for a sweep. Ticks from the schedule carry no body.
+type Tick struct {
+	RunID string `json:"run_id"`
+}
+
+// Docs is the use case the sweeper runs.
+type Docs interface {
+	Sweep(ctx context.Context, cfg document.SweepConfig) (document.SweepResult, error)
+}
+
+// Publisher publishes on JetStream, waiting for the store.
+type Publisher interface {
+	Publish(ctx context.Context, subject string, data []byte, msgID string) error
+}
+
+// Bus is what the sweeper does with JetStream.
+type Bus interface {
+	Publisher
+	Consume(ctx context.Context, c events.Consumer, h events.Handler) error
+	EnsureSchedule(ctx context.Context, stream, subject, target string, interval time.Duration) (bool, error)
+}
+
+// Sweeper runs a sweep per tick.
 type Sweeper struct {
-	docs    *document.Service
-	cfg     document.SweepConfig
-	js      jetstream.JetStream
-	metrics *metrics.Metrics
-	log     zerolog.Logger
-
-	// Runs counts the sweeps this replica ran; Skipped the ticks it
-	// acknowledged without a run because a newer tick was already waiting.
-	Runs, Skipped atomic.Int64
+	docs     Docs
+	bus      Bus
+	cfg      document.SweepConfig
+	interval time.Duration
+	metrics  *metrics.Metrics
+	log      zerolog.Logger
 }
 
-// New returns a Sweeper.
-func New(docs *document.Service, cfg document.SweepConfig, js jetstream.JetStream, m *metrics.Metrics, log zerolog.Logger) *Sweeper {
-	return &Sweeper{docs: docs, cfg: cfg, js: js, metrics: m, log: log}
+// New returns a Sweeper that sweeps with cfg on every tick, and keeps the
+// schedule firing one every interval.
+func New(docs Docs, bus Bus, cfg document.SweepConfig, interval time.Duration, m *metrics.Metrics, log zerolog.Logger) *Sweeper {
+	return &Sweeper{docs: docs, bus: bus, cfg: cfg, interval: interval, metrics: m, log: log}
 }
 
-// ConsumerConfig is the durable consumer the sweeper replicas share. One
-// tick is in flight at a time, so runs never overlap.
-func ConsumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
-		Description:   "runs a sweep per tick",
-		FilterSubject: events.SubjectSweepTick,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
-		MaxDeliver:    3,
-		MaxAckPending: 1,
-		DeliverPolicy: jetstream.DeliverNewPolicy,
-	}
+// Consumer is the durable consumer the sweeper replicas share. One tick is
+// in flight at a time, so runs never overlap.
+var Consumer = events.Consumer{
+	Stream:        events.StreamSweeper,
+	Name:          ConsumerName,
+	Description:   "runs a sweep per tick",
+	Subject:       SubjectTick,
+	AckWait:       ackWait,
+	MaxDeliver:    3,
+	MaxAckPending: 1,
+	DeliverNew:    true,
+	Workers:       1,
 }
 
-// Handle runs the sweep a tick asks for and acknowledges it.
-func (s *Sweeper) Handle(ctx context.Context, msg jetstream.Msg) {
-	meta, err := msg.Metadata()
+// Run makes sure the schedule exists, then handles ticks until ctx ends.
+func (s *Sweeper) Run(ctx context.Context) error {
+	published, err := EnsureSchedule(ctx, s.bus, s.interval)
 	if err != nil {
-		_ = msg.TermWithReason("no metadata")
-		return
+		return fmt.Errorf("SWEEP_INTERVAL schedule: %w", err)
 	}
-	if len(msg.Data()) == 0 && meta.NumPending > 0 {
+	if published {
+		s.log.Info().Dur("interval", s.interval).Msg("sweep schedule published")
+	}
+	return s.bus.Consume(s.log.WithContext(ctx), Consumer, s.Handle)
+}
+
+// EnsureSchedule makes sure a schedule fires a tick every interval,
+// publishing it only when it is missing or its interval changed (see
+// events.EnsureSchedule).
+func EnsureSchedule(ctx context.Context, bus Bus, interval time.Duration) (published bool, err error) {
+	return bus.EnsureSchedule(ctx, events.StreamSweeper, SubjectSchedule, SubjectTick, interval)
+}
+
+// Handle runs the sweep a tick asks for; the tick is settled before the
+// run is announced.
+func (s *Sweeper) Handle(ctx context.Context, msg events.Message) events.Outcome {
+	if len(msg.Data) == 0 && msg.Pending > 0 {
 		// Scheduled ticks piled up while no sweeper ran; a later tick does
 		// the work. (An admin's tick always runs: its id was promised.)
-		s.Skipped.Add(1)
-		_ = msg.Ack()
-		return
+		return events.Ack()
 	}
-	var tick events.SweepTick
-	if len(msg.Data()) > 0 {
-		if err := json.Unmarshal(msg.Data(), &tick); err != nil {
-			s.log.Error().Err(err).Uint64("stream_seq", meta.Sequence.Stream).Msg("malformed sweep tick terminated")
-			_ = msg.TermWithReason("malformed")
-			return
+	var tick Tick
+	if len(msg.Data) > 0 {
+		if err := json.Unmarshal(msg.Data, &tick); err != nil {
+			return events.Term(fmt.Errorf("malformed sweep tick: %w", err))
 		}
 	}
 	if tick.RunID == "" {
 		// A scheduled tick: its stream sequence names the run, so a
 		// redelivery keeps the same id.
-		tick.RunID = "scheduled-" + strconv.FormatUint(meta.Sequence.Stream, 10)
+		tick.RunID = "scheduled-" + strconv.FormatUint(msg.StreamSeq, 10)
 	}
-	log := s.log.With().Str("run_id", tick.RunID).Logger()
-
-	// Keep the tick ours while the sweep runs.
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		t := time.NewTicker(ackWait / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
+	log := zerolog.Ctx(ctx).With().Str("run_id", tick.RunID).Logger()
 
 	started := time.Now()
 	res, err := s.docs.Sweep(log.WithContext(ctx), s.cfg)
 	if err != nil {
-		log.Error().Err(err).Msg("sweep failed; will retry")
-		_ = msg.NakWithDelay(30 * time.Second)
-		return
+		return events.RetryAfter(30*time.Second, fmt.Errorf("sweep %s: %w", tick.RunID, err))
 	}
-	s.Runs.Add(1)
 	s.record(res)
 	done := Completed{
 		RunID:          tick.RunID,
@@ -144,13 +159,12 @@ func (s *Sweeper) Handle(ctx context.Context, msg jetstream.Msg) {
 	// completion then finds no tick of it still in hand. Should the ack be
 	// lost, the tick comes back, the run (safe to repeat) runs again and
 	// its announcement carries the same message id.
-	if err := msg.DoubleAck(ctx); err != nil {
-		log.Warn().Err(err).Msg("ack sweep tick failed; it will be redelivered")
-	}
-	body, _ := json.Marshal(done)
-	if _, err := s.js.Publish(ctx, events.SubjectSweepCompleted, body, jetstream.WithMsgID(tick.RunID+".completed")); err != nil {
-		log.Warn().Err(err).Msg("publish sweep result failed")
-	}
+	return events.AckThen(func(ctx context.Context) {
+		body, _ := json.Marshal(done)
+		if err := s.bus.Publish(ctx, SubjectCompleted, body, tick.RunID+".completed"); err != nil {
+			log.Warn().Err(err).Msg("publish sweep result failed")
+		}
+	})
 }
 
 // record adds a run's counts to the metrics.
@@ -166,48 +180,19 @@ func (s *Sweeper) record(res document.SweepResult) {
 	}
 }
 
-// Consume handles ticks until ctx ends.
-func (s *Sweeper) Consume(ctx context.Context) error {
-	return events.Consume(ctx, s.js, events.StreamSweeper, ConsumerConfig(), 1, s.Handle, s.log)
-}
+// Trigger asks the sweepers for a run now: the admin's door.
+type Trigger struct{ pub Publisher }
 
-// SweepConfig returns the sweep settings in cfg.
-func SweepConfig(cfg config.Config) document.SweepConfig {
-	return document.SweepConfig{PendingTTL: cfg.PendingTTL, RejectedRetention: cfg.RejectedRetention, BatchSize: int(cfg.SweepBatchSize)}
-}
+// NewTrigger returns a Trigger publishing ticks with pub.
+func NewTrigger(pub Publisher) *Trigger { return &Trigger{pub: pub} }
 
-// Service is a running sweeper.
-type Service struct {
-	app     *app.App
-	Sweeper *Sweeper
-}
-
-// Open connects to everything and makes sure the schedule exists.
-func Open(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, error) {
-	a, err := app.Open(ctx, cfg, log, "sweeper")
-	if err != nil {
-		return nil, err
+// TriggerSweep asks for a sweep now and returns the run's id; the run's
+// result is published on sweeper.run.completed under it.
+func (t *Trigger) TriggerSweep(ctx context.Context) (string, error) {
+	id := uuid.NewString()
+	body, _ := json.Marshal(Tick{RunID: id})
+	if err := t.pub.Publish(ctx, SubjectTick, body, id); err != nil {
+		return "", err
 	}
-	published, err := events.EnsureSweepSchedule(ctx, a.JS, cfg.SweepInterval)
-	if err != nil {
-		a.Close()
-		return nil, fmt.Errorf("SWEEP_INTERVAL schedule: %w", err)
-	}
-	if published {
-		log.Info().Dur("interval", cfg.SweepInterval).Msg("sweep schedule published")
-	}
-	return &Service{app: a, Sweeper: New(a.Docs, SweepConfig(cfg), a.JS, a.Metrics, log)}, nil
-}
-
-// Run relays the outbox and handles ticks until ctx ends.
-func (s *Service) Run(ctx context.Context) error {
-	return s.app.RunWithRelay(ctx, s.Sweeper.Consume)
-}
-
-// Close releases the service's connections.
-func (s *Service) Close() { s.app.Close() }
-
-// Run is the sweeper service: Open, then Run until ctx ends.
-func Run(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
-	return app.Run(ctx, func() (*Service, error) { return Open(ctx, cfg, log) })
+	return id, nil
 }

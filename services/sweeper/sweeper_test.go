@@ -195,11 +195,11 @@ func TestTwoSweepersProcessEachTickOnce(t *testing.T) {
 	if used, _ := s.Quota(t, tok); used != want {
 		t.Fatalf("used_bytes = %d, want %d", used, want)
 	}
-	runs := s.Sweepers[0].Sweeper.Runs.Load() + s.Sweepers[1].Sweeper.Runs.Load()
+	runs := apitest.Count(s.Sweepers[0].Metrics.SweepRuns) + apitest.Count(s.Sweepers[1].Metrics.SweepRuns)
 	if runs != int64(len(ids)) {
 		t.Fatalf("replicas ran %d sweeps for %d ticks", runs, len(ids))
 	}
-	t.Logf("replica runs: %d and %d", s.Sweepers[0].Sweeper.Runs.Load(), s.Sweepers[1].Sweeper.Runs.Load())
+	t.Logf("replica runs: %d and %d", apitest.Count(s.Sweepers[0].Metrics.SweepRuns), apitest.Count(s.Sweepers[1].Metrics.SweepRuns))
 }
 
 func TestTenThousandStaleUploadsPurgedInOneRun(t *testing.T) {
@@ -268,7 +268,7 @@ func TestRunAnnouncedAfterItsTickIsAcked(t *testing.T) {
 	defer nc.Close()
 	// Read the consumer the moment each announcement arrives.
 	inHand := make(chan int, 16)
-	sub, err := nc.Subscribe(events.SubjectSweepCompleted, func(*nats.Msg) {
+	sub, err := nc.Subscribe(sweeper.SubjectCompleted, func(*nats.Msg) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		cons, err := js.Consumer(ctx, events.StreamSweeper, sweeper.ConsumerName)

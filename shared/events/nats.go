@@ -3,15 +3,12 @@ package events
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -26,12 +23,15 @@ const (
 	StreamDocuments = "DOCUMENTS"
 	SubjectDocument = document.SubjectAllEvents
 
-	StreamSweeper         = "SWEEPER"
-	SubjectSweeper        = "sweeper.>"
-	SubjectSweepSchedule  = "sweeper.schedule"      // holds the message schedule
-	SubjectSweepTick      = "sweeper.tick"          // a sweep to run, from the schedule or an admin
-	SubjectSweepCompleted = "sweeper.run.completed" // a finished run's counts
+	// StreamSweeper holds the sweeper's schedule, ticks and run results,
+	// under subjects the sweeper names.
+	StreamSweeper  = "SWEEPER"
+	SubjectSweeper = "sweeper.>"
 )
+
+// MaxNotificationBytes bounds a MinIO notification: MINIO_EVENTS refuses a
+// larger one, and the confirmer would not parse it.
+const MaxNotificationBytes = 1 << 20
 
 // MinServerVersion is the oldest NATS server DocuVault runs on: message
 // schedules with @every arrived in 2.14.
@@ -151,7 +151,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) 
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      l.MinIOMaxAge,
 			MaxBytes:    l.MinIOMaxBytes,
-			MaxMsgSize:  maxNotificationBytes, // what ParseNotification accepts
+			MaxMsgSize:  MaxNotificationBytes,
 			Discard:     jetstream.DiscardNew,
 			Duplicates:  2 * time.Minute,
 		},
@@ -215,99 +215,49 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 	}
 }
 
-// scheduleHeader is the header JetStream reads a message schedule from.
-const scheduleHeader = "Nats-Schedule"
+// The headers JetStream reads a message schedule from.
+const (
+	scheduleHeader       = "Nats-Schedule"
+	scheduleTargetHeader = "Nats-Schedule-Target"
+)
 
-// EnsureSweepSchedule makes sure the SWEEPER stream holds a schedule that
-// fires a tick on sweeper.tick every interval. It publishes only when the
+// EnsureSchedule makes sure stream holds a message schedule on subject
+// that fires a message on target every interval (stream must allow
+// schedules, and its subjects cover both). It publishes only when the
 // schedule is missing or its interval changed: publishing it again
-// restarts its timer, and a restart loop must not postpone sweeps for ever.
-// Replicas starting at once race safely: the publish expects the last
+// restarts its timer, and a restart loop must not postpone the target for
+// ever. Replicas starting at once race safely: the publish expects the last
 // sequence it saw, and the loser finds the winner's schedule.
-func EnsureSweepSchedule(ctx context.Context, js jetstream.JetStream, interval time.Duration) (published bool, err error) {
-	stream, err := js.Stream(ctx, StreamSweeper)
+func EnsureSchedule(ctx context.Context, js jetstream.JetStream, stream, subject, target string, interval time.Duration) (published bool, err error) {
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
-		return false, fmt.Errorf("stream %s: %w", StreamSweeper, err)
+		return false, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	want := "@every " + interval.String() // as jetstream.WithScheduleEvery writes it
 	for attempt := 0; attempt < 3; attempt++ {
 		var lastSeq uint64
-		msg, err := stream.GetLastMsgForSubject(ctx, SubjectSweepSchedule)
+		msg, err := st.GetLastMsgForSubject(ctx, subject)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
-			return false, fmt.Errorf("read sweep schedule: %w", err)
-		case msg.Header.Get(scheduleHeader) == want:
+			return false, fmt.Errorf("read schedule %s: %w", subject, err)
+		case msg.Header.Get(scheduleHeader) == want && msg.Header.Get(scheduleTargetHeader) == target:
 			return false, nil
 		default:
 			lastSeq = msg.Sequence
 		}
-		_, err = js.PublishMsg(ctx, &nats.Msg{Subject: SubjectSweepSchedule, Header: nats.Header{}},
+		_, err = js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: nats.Header{}},
 			jetstream.WithScheduleEvery(interval),
-			jetstream.WithScheduleTarget(SubjectSweepTick),
+			jetstream.WithScheduleTarget(target),
 			jetstream.WithExpectLastSequencePerSubject(lastSeq))
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 			continue // another replica published first: look again
 		}
 		if err != nil {
-			return false, fmt.Errorf("publish sweep schedule: %w", err)
+			return false, fmt.Errorf("publish schedule %s: %w", subject, err)
 		}
 		return true, nil
 	}
-	return false, errors.New("sweep schedule kept changing under us")
-}
-
-// SweepTick asks for a sweep. Ticks from the schedule carry no body.
-type SweepTick struct {
-	RunID string `json:"run_id"`
-}
-
-// TriggerSweep asks for a sweep now and returns the run's id.
-func TriggerSweep(ctx context.Context, js jetstream.JetStream) (string, error) {
-	id := uuid.NewString()
-	body, _ := json.Marshal(SweepTick{RunID: id})
-	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: SubjectSweepTick, Data: body}, jetstream.WithMsgID(id)); err != nil {
-		return "", err
-	}
-	return id, nil
-}
-
-// Consume creates (or updates) the durable consumer cfg on stream and hands
-// its messages to handle on workers goroutines until ctx ends; then it
-// stops fetching, lets the messages in hand finish, and returns. handle
-// must ack, nak or terminate every message.
-func Consume(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, workers int, handle func(context.Context, jetstream.Msg), log zerolog.Logger) error {
-	cons, err := EnsureConsumer(ctx, js, stream, cfg, log)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while starting: a clean stop
-		}
-		return err
-	}
-	work := make(chan jetstream.Msg)
-	var wg sync.WaitGroup
-	// Messages in hand finish even as ctx ends; only new ones stop.
-	handleCtx := context.WithoutCancel(ctx)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := range work {
-				handle(handleCtx, m)
-			}
-		}()
-	}
-	defer func() {
-		close(work)
-		wg.Wait()
-	}()
-	cc, err := cons.Consume(func(m jetstream.Msg) { work <- m }, jetstream.PullMaxMessages(2*workers))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
-	}
-	<-ctx.Done()
-	cc.Drain()
-	<-cc.Closed()
-	return nil
+	return false, fmt.Errorf("schedule %s kept changing under us", subject)
 }

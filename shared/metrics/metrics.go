@@ -1,6 +1,6 @@
-// Package metrics holds DocuVault's Prometheus metrics. Every role in a
-// process shares one set (registered once on the registry given), so
-// `docuvault dev` shows all of them on the API's /metrics.
+// Package metrics holds DocuVault's Prometheus metrics, registered on the
+// registry the composition root passes in. Every role of a process shares
+// one set, so `docuvault dev` shows all of them on the API's /metrics.
 package metrics
 
 import (
@@ -26,6 +26,11 @@ type Metrics struct {
 	Redeliveries *prometheus.CounterVec
 	// Terminated counts messages a consumer gave up on for good.
 	Terminated *prometheus.CounterVec
+	// Retries counts messages a consumer handed back for a later try.
+	Retries *prometheus.CounterVec
+	// Classifications counts what the classifier did with a document, by
+	// outcome (classified, failed, skipped).
+	Classifications *prometheus.CounterVec
 	// OutboxPublished counts events the relay published.
 	OutboxPublished prometheus.Counter
 	// OutboxLag observes the time from an event's commit to its publish ack.
@@ -51,7 +56,7 @@ func New(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Metrics, err
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"route", "method"}))
 	m.Confirms = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "docuvault_confirms_total", Help: "Confirmations by door (endpoint, event, sweeper) and outcome (uploaded, rejected, already; stray_unknown, stray_rejected: an object no live document owns, removed; stray_reconciled, stray_reconcile_rejected: a charged document's replaced object).",
+		Name: "docuvault_confirms_total", Help: "Confirmations by door (endpoint, event, sweeper) and outcome (uploaded, rejected, already; for notifications also unknown: no pending upload matches, ignored: another bucket; stray_unknown, stray_rejected: an object no live document owns, removed; stray_reconciled, stray_reconcile_rejected: a charged document's replaced object).",
 	}, []string{"door", "outcome"}))
 	m.Redeliveries = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "docuvault_consumer_redeliveries_total", Help: "JetStream messages received more than once, by consumer.",
@@ -59,6 +64,12 @@ func New(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Metrics, err
 	m.Terminated = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "docuvault_consumer_terminated_total", Help: "JetStream messages terminated (never redelivered), by consumer.",
 	}, []string{"consumer"}))
+	m.Retries = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "docuvault_consumer_retries_total", Help: "JetStream messages handed back for a later try after a passing failure, by consumer.",
+	}, []string{"consumer"}))
+	m.Classifications = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "docuvault_classifications_total", Help: "Documents the classifier handled, by outcome (classified, failed, skipped).",
+	}, []string{"outcome"}))
 	m.OutboxPublished = register(&r, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "docuvault_outbox_published_total", Help: "Document events published from the outbox.",
 	}))
@@ -96,23 +107,17 @@ func register[C prometheus.Collector](r *registrar, c C) C {
 	return c
 }
 
-// Default returns the process's metrics on Prometheus's default registry,
-// with the Go runtime and process collectors it carries.
-func Default() (*Metrics, error) {
-	return New(prometheus.DefaultRegisterer, prometheus.DefaultGatherer)
-}
-
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{})
 }
 
-// OutboxWaiting registers a gauge reporting the outbox rows waiting to be
-// published, read by count at each scrape. Only the first call in a
-// process registers it.
+// OutboxWaiting registers on reg a gauge reporting the outbox rows waiting
+// to be published, read by count at each scrape. Only the first call for a
+// registry registers it.
 func OutboxWaiting(reg prometheus.Registerer, count func() float64) {
 	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "docuvault_outbox_waiting", Help: "Outbox rows waiting to be published.",
 	}, count)
-	_ = reg.Register(g) // already registered by another role of this process
+	_ = reg.Register(g) // registered already by an earlier call
 }

@@ -21,23 +21,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 	minioCreds "github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 	"github.com/tus/tusd/v2/pkg/memorylocker"
 	"github.com/tus/tusd/v2/pkg/s3store"
 	"golang.org/x/exp/slog"
 
-	"github.com/docuvault/docuvault/services/api"
-	"github.com/docuvault/docuvault/services/confirmer"
-	"github.com/docuvault/docuvault/services/sweeper"
-	"github.com/docuvault/docuvault/shared/app"
+	"github.com/docuvault/docuvault/internal/devstack"
+	root "github.com/docuvault/docuvault/services/docuvault/stack"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
-	"github.com/docuvault/docuvault/internal/devstack"
+	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/logging"
 	"github.com/docuvault/docuvault/shared/objectstore"
+	"github.com/docuvault/docuvault/shared/postgres"
 )
 
 // Buckets of the two reference systems. Neither has bucket notifications,
@@ -68,7 +70,8 @@ type stack struct {
 	svcErrs   chan error
 	closers   []func()
 
-	h        *app.App      // the harness's own connections (pool, objects, JetStream)
+	svc      *root.Stack   // the services, from the composition root
+	h        *harness      // the harness's own connections (pool, objects, JetStream)
 	mc       *minio.Client // admin client on MinIO
 	presign  *minio.Client // signs raw presigned PUTs
 	authCfg  auth.Config
@@ -204,54 +207,43 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 	// setup` does; the services never hold it.
 	setup := s.cfg
 	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = s.ds.MinIOAccessKey, s.ds.MinIOSecretKey
-	if err := app.Setup(ctx, setup); err != nil {
+	if err := root.Setup(ctx, setup); err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 
-	// The services, wired as services/docuvault/dev.go does: the api first
-	// (migrations, bucket), then the confirmer (bucket notification rules)
-	// and the sweeper.
+	// The services, from the composition root as `docuvault dev` runs
+	// them: the api, the confirmer and the sweeper in one stack.
 	newLog := func(service string) zerolog.Logger {
 		l, _ := logging.New(lf, service, s.cfg.LogLevel, s.cfg.LogFormat)
 		return l
 	}
-	apiSrv, err := api.New(ctx, s.cfg, newLog("api"))
-	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
-	}
-	s.closers = append(s.closers, apiSrv.Close)
-	conf, err := confirmer.Open(ctx, s.cfg, newLog("confirmer"))
-	if err != nil {
-		return nil, fmt.Errorf("confirmer: %w", err)
-	}
-	s.closers = append(s.closers, conf.Close)
-	sw, err := sweeper.Open(ctx, s.cfg, newLog("sweeper"))
-	if err != nil {
-		return nil, fmt.Errorf("sweeper: %w", err)
-	}
-	s.closers = append(s.closers, sw.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	s.svc, err = root.Open(ctx, s.cfg, root.Options{
+		Roles:    []root.Role{root.API, root.Confirmer, root.Sweeper},
+		Listener: ln,
+		Log:      newLog,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("services: %w", err)
+	}
+	s.closers = append(s.closers, s.svc.Close)
 	s.apiURL = "http://" + ln.Addr().String()
-	// The services run in goroutines started here, outside any pprof label:
-	// the load's goroutines carry side=client, so a CPU profile separates them.
+	// The services run in a goroutine started here, outside any pprof
+	// label: the load's goroutines carry side=client, so a CPU profile
+	// separates them.
 	svcCtx, cancel := context.WithCancel(context.Background())
 	s.svcCancel = cancel
-	for name, run := range map[string]func(context.Context) error{
-		"api":       func(ctx context.Context) error { return apiSrv.Serve(ctx, ln) },
-		"confirmer": conf.Run,
-		"sweeper":   sw.Run,
-	} {
-		s.svcWG.Add(1)
-		go func() {
-			defer s.svcWG.Done()
-			if err := run(svcCtx); err != nil && svcCtx.Err() == nil {
-				s.svcErrs <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
+	s.svcWG.Add(1)
+	go func() {
+		defer s.svcWG.Done()
+		if err := s.svc.Run(svcCtx); err != nil && svcCtx.Err() == nil {
+			s.svcErrs <- err
+		}
+	}()
 
 	s.client = &http.Client{
 		Transport: &http.Transport{
@@ -269,10 +261,10 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 	}
 
 	// The harness's own connections.
-	if s.h, err = app.Open(ctx, s.cfg, s.log, "bench"); err != nil {
+	if s.h, err = openHarness(ctx, s.cfg, s.ds); err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, s.h.Close)
+	s.closers = append(s.closers, s.h.close)
 	// The harness itself acts as MinIO's root user: it makes the other
 	// systems' buckets and seeds and empties buckets.
 	if s.mc, err = minio.New(s.ds.MinIOEndpoint, &minio.Options{
@@ -496,4 +488,41 @@ func withPoolMaxConns(dbURL string, n int) string {
 	q.Set("pool_max_conns", strconv.Itoa(n))
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// harness is the bench's own connections, for seeding and measuring: the
+// database, JetStream and the documents bucket as MinIO's root user. The
+// services never share them.
+type harness struct {
+	Pool    *pgxpool.Pool
+	Store   *postgres.Store
+	JS      jetstream.JetStream
+	Objects *objectstore.Store
+	nc      *nats.Conn
+}
+
+func openHarness(ctx context.Context, cfg config.Config, ds *devstack.Stack) (*harness, error) {
+	h := &harness{}
+	var err error
+	if h.Pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	h.Store = postgres.NewStore(h.Pool, cfg.QuotaDefaultBytes)
+	if h.nc, h.JS, err = events.Connect(events.ConnectConfig{URL: cfg.NATSURL, Name: "bench-harness"}, zerolog.Nop()); err != nil {
+		h.close()
+		return nil, err
+	}
+	rootUser := objectstore.Credentials{AccessKey: ds.MinIOAccessKey, SecretKey: ds.MinIOSecretKey}
+	if h.Objects, err = objectstore.New(objectstore.Config{Endpoint: ds.MinIOEndpoint, Service: rootUser, Bucket: cfg.MinIOBucket, Region: cfg.MinIORegion}); err != nil {
+		h.close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *harness) close() {
+	if h.nc != nil {
+		h.nc.Close()
+	}
+	h.Pool.Close()
 }

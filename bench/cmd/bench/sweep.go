@@ -13,6 +13,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go/jetstream"
 
+	root "github.com/docuvault/docuvault/services/docuvault/stack"
 	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
@@ -39,7 +40,7 @@ type swRun struct {
 // 16 object-store workers), except PENDING_TTL = 1 s so that the orphans,
 // just written, are old enough. Timed: the whole Sweep call.
 func sweepBench(ctx context.Context, s *stack, p plan) ([]swRun, error) {
-	cfg := sweeper.SweepConfig(s.cfg)
+	cfg := root.SweepConfig(s.cfg)
 	cfg.PendingTTL = time.Second
 	var out []swRun
 	for rep := range p.swReps {
@@ -52,7 +53,7 @@ func sweepBench(ctx context.Context, s *stack, p plan) ([]swRun, error) {
 		}
 		time.Sleep(cfg.PendingTTL + 100*time.Millisecond)
 		start := time.Now()
-		res, err := s.h.Docs.Sweep(s.log.WithContext(ctx), cfg)
+		res, err := s.svc.Docs.Sweep(s.log.WithContext(ctx), cfg)
 		r.elapsed = time.Since(start)
 		if err != nil {
 			return out, fmt.Errorf("sweep: %w", err)
@@ -176,7 +177,7 @@ func (s *stack) sweepLeft(ctx context.Context, r *swRun) error {
 func (s *stack) sweepViaService(ctx context.Context) (sweeper.Completed, error) {
 	var done sweeper.Completed
 	cons, err := s.h.JS.OrderedConsumer(ctx, events.StreamSweeper, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectSweepCompleted},
+		FilterSubjects: []string{sweeper.SubjectCompleted},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	})
 	if err != nil {

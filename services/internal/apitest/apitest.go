@@ -12,29 +12,34 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/services/api"
-	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/services/docuvault/stack"
 	"github.com/docuvault/docuvault/services/sweeper"
-	"github.com/docuvault/docuvault/shared/app"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/objectstore"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 // Stack is DocuVault's API (and, with Options.Events, its confirmer) running
-// on real PostgreSQL, MinIO and NATS JetStream, for one test.
+// on real PostgreSQL, MinIO and NATS JetStream, for one test. Each role runs
+// as a process would: a stack.Stack of its own from the composition root,
+// with its own connections and metrics.
 type Stack struct {
 	URL    string
 	Cfg    config.Config
@@ -42,13 +47,15 @@ type Stack struct {
 	MinIO  *testenv.MinIOServer
 	DB     *pgxpool.Pool
 	Bucket string
-	// Confirmer is the running confirmer service, with Options.Events;
+	// API is the running api's stack.
+	API *stack.Stack
+	// Confirmer is the running confirmer's stack, with Options.Events;
 	// RestartConfirmer replaces it.
-	Confirmer *confirmer.Service
+	Confirmer *stack.Stack
 	// Sweepers are the running sweeper replicas, with Options.Sweepers.
-	Sweepers []*sweeper.Service
+	Sweepers []*stack.Stack
 	// Classifiers are the running classifier replicas, with Options.Classifiers.
-	Classifiers []*classifier.Service
+	Classifiers []*stack.Stack
 
 	minio  *minio.Client
 	client *http.Client
@@ -56,7 +63,7 @@ type Stack struct {
 	ctx           context.Context // ends with the test
 	log           zerolog.Logger
 	stopConfirmer context.CancelFunc
-	confirmerDone chan error // the running confirmer's Run result
+	confirmerDone <-chan error // the running confirmer's Run result
 }
 
 // Options shape a Stack.
@@ -112,18 +119,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	log := zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)
-	srv, err := api.New(ctx, cfg, log)
-	if err != nil {
-		tb.Fatalf("start api: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	apiDone := make(chan error, 1)
-	go func() { apiDone <- srv.Serve(ctx, ln) }()
 	s := &Stack{
-		URL:    "http://" + ln.Addr().String(),
 		Cfg:    cfg,
 		NATS:   ns,
 		MinIO:  mi,
@@ -133,32 +129,32 @@ func Start(tb testing.TB, opts Options) *Stack {
 		ctx:    ctx,
 		log:    log,
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.URL = "http://" + ln.Addr().String()
+	var running []<-chan error // each started stack's Run result
+	var apiDone <-chan error
+	s.API, apiDone = s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.API}, Listener: ln}, 0)
+	running = append(running, apiDone)
 	if opts.Events {
 		s.startConfirmer(tb)
 	} else {
-		s.confirmerDone = make(chan error, 1)
-		s.confirmerDone <- nil
+		idle := make(chan error, 1)
+		idle <- nil
+		s.confirmerDone = idle
 	}
-	sweepersDone := make(chan error, opts.Sweepers)
 	for i := range opts.Sweepers {
-		sw, err := sweeper.Open(ctx, cfg, log.With().Str("service", "sweeper").Int("replica", i).Logger())
-		if err != nil {
-			tb.Fatalf("start sweeper: %v", err)
-		}
-		s.Sweepers = append(s.Sweepers, sw)
-		go func() { sweepersDone <- sw.Run(ctx) }()
+		sw, done := s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.Sweeper}}, i)
+		s.Sweepers, running = append(s.Sweepers, sw), append(running, done)
 	}
 	if opts.Sweepers > 0 {
 		waitForSweeperConsumer(tb, ns.URL)
 	}
-	classifiersDone := make(chan error, opts.Classifiers)
 	for i := range opts.Classifiers {
-		c, err := classifier.Open(ctx, cfg, log.With().Str("service", "classifier").Int("replica", i).Logger())
-		if err != nil {
-			tb.Fatalf("start classifier: %v", err)
-		}
-		s.Classifiers = append(s.Classifiers, c)
-		go func() { classifiersDone <- c.Run(ctx) }()
+		c, done := s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.Classifier}}, i)
+		s.Classifiers, running = append(s.Classifiers, c), append(running, done)
 	}
 	s.DB, err = pgxpool.New(context.Background(), dsn)
 	if err != nil {
@@ -166,40 +162,105 @@ func Start(tb testing.TB, opts Options) *Stack {
 	}
 	tb.Cleanup(func() {
 		cancel()
-		if err := <-apiDone; err != nil {
-			tb.Errorf("api: %v", err)
-		}
 		if err := <-s.confirmerDone; err != nil {
 			tb.Errorf("confirmer: %v", err)
 		}
-		for range s.Sweepers {
-			if err := <-sweepersDone; err != nil {
-				tb.Errorf("sweeper: %v", err)
+		for _, done := range running {
+			if err := <-done; err != nil {
+				tb.Errorf("%v", err)
 			}
-		}
-		for range s.Classifiers {
-			if err := <-classifiersDone; err != nil {
-				tb.Errorf("classifier: %v", err)
-			}
-		}
-		for _, sw := range s.Sweepers {
-			sw.Close()
-		}
-		for _, c := range s.Classifiers {
-			c.Close()
-		}
-		srv.Close()
-		if s.Confirmer != nil {
-			s.Confirmer.Close()
 		}
 		s.DB.Close()
 	})
 	return s
 }
 
+// start opens a stack with opts (replica numbers its logs) from the
+// composition root and runs it until ctx ends; the stack closes once its
+// Run has returned, and done then yields Run's error.
+func (s *Stack) start(tb testing.TB, ctx context.Context, opts stack.Options, replica int) (st *stack.Stack, done <-chan error) {
+	tb.Helper()
+	opts.Registry = prometheus.NewRegistry()
+	if slices.Contains(opts.Roles, stack.API) && opts.Listener == nil {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		opts.Listener = ln
+	}
+	opts.Log = func(service string) zerolog.Logger {
+		return s.log.With().Str("service", service).Int("replica", replica).Logger()
+	}
+	st, err := stack.Open(ctx, s.Cfg, opts)
+	if err != nil {
+		tb.Fatalf("start %v: %v", opts.Roles, err)
+	}
+	result := make(chan error, 1)
+	go func() {
+		err := st.Run(ctx)
+		st.Close()
+		result <- err
+	}()
+	return st, result
+}
+
+// StartRole starts another process of role on the stack's configuration,
+// as a replica would run; stop stops it (its Run returns after the messages
+// in hand) and returns Run's error. It is stopped when the test ends if the
+// test did not.
+func (s *Stack) StartRole(tb testing.TB, role stack.Role) (st *stack.Stack, stop func() error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(s.ctx)
+	st, done := s.start(tb, ctx, stack.Options{Roles: []stack.Role{role}}, 0)
+	var (
+		once sync.Once
+		err  error
+	)
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			err = <-done
+		})
+		return err
+	}
+	tb.Cleanup(func() {
+		if err := stop(); err != nil {
+			tb.Errorf("%s: %v", role, err)
+		}
+	})
+	return st, stop
+}
+
+// Count returns the value of a counter of a stack's metrics, e.g.
+// Count(s.Confirmer.Metrics.Confirms.WithLabelValues("event", "uploaded")).
+func Count(c prometheus.Collector) int64 {
+	return int64(testutil.ToFloat64(c))
+}
+
+// ConfirmerCounts returns what a confirmer's metrics say it did with the
+// notifications' records: confirmed, already (settled before), rejected,
+// unknown (no pending upload), ignored (another bucket), removed (objects
+// of no live document), reconciled (charged documents' replaced objects),
+// and the messages retried and terminated.
+func ConfirmerCounts(st *stack.Stack) map[string]int64 {
+	m := st.Metrics
+	door := func(outcome string) int64 { return Count(m.Confirms.WithLabelValues("event", outcome)) }
+	return map[string]int64{
+		"confirmed":  door("uploaded"),
+		"already":    door("already"),
+		"rejected":   door("rejected"),
+		"unknown":    door("unknown"),
+		"ignored":    door("ignored"),
+		"removed":    door("stray_"+document.StrayUnknown) + door("stray_"+document.StrayRejected),
+		"reconciled": door("stray_"+document.StrayReconciled) + door("stray_"+document.StrayOverQuota),
+		"retried":    Count(m.Retries.WithLabelValues(confirmer.ConsumerName)),
+		"terminated": Count(m.Terminated.WithLabelValues(confirmer.ConsumerName)),
+	}
+}
+
 // SetIdentities gives cfg three MinIO identities of its own (the
 // services', the upload signer's, the download signer's), made on mi by
-// app.Setup with its root user, as `docuvault setup` makes them; the
+// stack.Setup with its root user, as `docuvault setup` makes them; the
 // services never hold the root user. cfg's database, bucket and region
 // must be set.
 func SetIdentities(tb testing.TB, cfg *config.Config, mi *testenv.MinIOServer) {
@@ -220,7 +281,7 @@ func SetIdentities(tb testing.TB, cfg *config.Config, mi *testenv.MinIOServer) {
 	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = mi.AccessKey, mi.SecretKey
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := app.Setup(ctx, setup); err != nil {
+	if err := stack.Setup(ctx, setup); err != nil {
 		tb.Fatalf("set up MinIO identities: %v", err)
 	}
 }
@@ -231,21 +292,16 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// startConfirmer opens a confirmer and runs it until the test ends or
+// startConfirmer starts a confirmer and runs it until the test ends or
 // RestartConfirmer stops it.
 func (s *Stack) startConfirmer(tb testing.TB) {
 	tb.Helper()
-	done := make(chan error, 1)
-	s.confirmerDone = done
-	c, err := confirmer.Open(s.ctx, s.Cfg, s.log.With().Str("service", "confirmer").Logger())
-	if err != nil {
-		s.Confirmer = nil
-		done <- nil
-		tb.Fatalf("start confirmer: %v", err)
-	}
 	ctx, stop := context.WithCancel(s.ctx)
-	s.Confirmer, s.stopConfirmer = c, stop
-	go func() { done <- c.Run(ctx) }()
+	s.stopConfirmer = stop
+	idle := make(chan error, 1)
+	idle <- nil // until it runs: a failed start reports itself
+	s.confirmerDone = idle
+	s.Confirmer, s.confirmerDone = s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.Confirmer}}, 0)
 }
 
 // RestartConfirmer stops the running confirmer as a deploy would (its Run
@@ -261,7 +317,6 @@ func (s *Stack) RestartConfirmer(tb testing.TB) {
 	if err := <-s.confirmerDone; err != nil {
 		tb.Errorf("confirmer: %v", err)
 	}
-	s.Confirmer.Close()
 	s.startConfirmer(tb)
 }
 

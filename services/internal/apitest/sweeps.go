@@ -47,7 +47,7 @@ func (s *Stack) WatchSweeps(tb testing.TB) *SweepRuns {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(nc.Close)
-	cons, err := js.OrderedConsumer(context.Background(), events.StreamSweeper, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectSweepCompleted}})
+	cons, err := js.OrderedConsumer(context.Background(), events.StreamSweeper, jetstream.OrderedConsumerConfig{FilterSubjects: []string{sweeper.SubjectCompleted}})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package events
+package confirmer
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/docuvault/docuvault/shared/events"
 )
 
 // ObjectCreated is one object-created record of a MinIO bucket notification.
@@ -52,15 +54,12 @@ type minioNotification struct {
 	} `json:"Records"`
 }
 
-// maxNotificationBytes bounds what ParseNotification accepts.
-const maxNotificationBytes = 1 << 20
-
 // ParseNotification returns the object-created records of a MinIO
 // notification; records of other events (deletes, reads) are skipped. Keys
 // arrive query-escaped ("/" as %2F, space as +) and are returned unescaped.
 // An error wraps ErrMalformed.
 func ParseNotification(data []byte) ([]ObjectCreated, error) {
-	if len(data) > maxNotificationBytes {
+	if len(data) > events.MaxNotificationBytes {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(data))
 	}
 	var n minioNotification

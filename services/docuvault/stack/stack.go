@@ -1,0 +1,383 @@
+// Package stack is DocuVault's one composition root. It opens PostgreSQL,
+// the object store and NATS once per process, applies the migrations and
+// makes sure the streams exist, builds the document use cases over them,
+// and hands each role it is asked to run exactly what that role uses. Every
+// way of running DocuVault goes through it: the per-role subcommands and
+// `docuvault dev` (services/docuvault), the end-to-end test harness and the
+// benchmark. No other package assembles a role.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/services/api"
+	"github.com/docuvault/docuvault/services/classifier"
+	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/services/sweeper"
+	"github.com/docuvault/docuvault/shared/auth"
+	"github.com/docuvault/docuvault/shared/classify"
+	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/metrics"
+	"github.com/docuvault/docuvault/shared/objectstore"
+	"github.com/docuvault/docuvault/shared/postgres"
+)
+
+// Role is one of DocuVault's services.
+type Role string
+
+// The roles.
+const (
+	API        Role = "api"
+	Confirmer  Role = "confirmer"
+	Classifier Role = "classifier"
+	Sweeper    Role = "sweeper"
+)
+
+// Roles are every role, in the order a stack starts them.
+var Roles = []Role{API, Confirmer, Sweeper, Classifier}
+
+// Registry is where a stack's metrics are registered and read from.
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
+// Options say what a stack runs and how.
+type Options struct {
+	// Roles are the roles to run; every process also relays the outbox.
+	Roles []Role
+	// Log returns the logger of a service ("api", "relay", …); nil logs nothing.
+	Log func(service string) zerolog.Logger
+	// Registry holds the metrics; nil means Prometheus's default registry
+	// (with the Go runtime and process collectors). Give each stack in one
+	// process a registry of its own.
+	Registry Registry
+	// Listener is the api's; nil means listening on the config's HTTPAddr.
+	Listener net.Listener
+	// DevToken, for `docuvault dev` only, lets the page mint a token.
+	DevToken func() (token string, user uuid.UUID, err error)
+}
+
+// Stack is one process's connections, use cases and roles.
+type Stack struct {
+	Config config.Config
+	// Metrics are the stack's metrics, as its /metrics serves them.
+	Metrics *metrics.Metrics
+	// APIAddr is the address the api listens on, with the API role.
+	APIAddr net.Addr
+	// Docs are the use cases the roles share; the benchmark measures them
+	// directly.
+	Docs *document.Service
+
+	pool    *pgxpool.Pool
+	bus     *events.Bus
+	runners []runner
+}
+
+// runner is a role (or the relay) ready to run.
+type runner struct {
+	name string
+	run  func(context.Context) error
+}
+
+// Open validates cfg, connects to PostgreSQL (applying the migrations),
+// the object store (checking the bucket) and NATS (making sure the streams
+// exist), and builds the roles opts asks for. Close releases what it opened.
+func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(opts.Roles) == 0 {
+		return nil, errors.New("no role to run")
+	}
+	logFor := opts.Log
+	if logFor == nil {
+		logFor = func(string) zerolog.Logger { return zerolog.Nop() }
+	}
+	reg := opts.Registry
+	if reg == nil {
+		var ok bool
+		if reg, ok = prometheus.DefaultRegisterer.(Registry); !ok {
+			return nil, errors.New("prometheus.DefaultRegisterer is not a registry: pass Options.Registry")
+		}
+	}
+	s = &Stack{Config: cfg}
+	if s.Metrics, err = metrics.New(reg, reg); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	objects, err := objectstore.New(objectStoreConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if err := objects.CheckBucket(ctx); err != nil {
+		return nil, fmt.Errorf("MinIO at MINIO_ENDPOINT=%s: %w", cfg.MinIOEndpoint, err)
+	}
+	if s.pool, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if err := postgres.Migrate(ctx, s.pool); err != nil {
+		return nil, err
+	}
+	store := postgres.NewStore(s.pool, cfg.QuotaDefaultBytes)
+	names := make([]string, len(opts.Roles))
+	for i, r := range opts.Roles {
+		names[i] = string(r)
+	}
+	s.bus, err = events.Open(events.ConnectConfig{
+		URL: cfg.NATSURL, User: cfg.NATSUser, Password: cfg.NATSPassword,
+		Name: "docuvault-" + strings.Join(names, "-"),
+	}, logFor("nats"), s.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	if err := events.EnsureStreams(ctx, s.bus.JetStream(), events.StreamLimits{
+		MinIOMaxBytes: cfg.NATSMinIOEventsMaxBytes, MinIOMaxAge: cfg.NATSMinIOEventsMaxAge,
+		DocumentsMaxBytes: cfg.NATSDocumentsMaxBytes, DocumentsMaxAge: cfg.NATSDocumentsMaxAge,
+	}); err != nil {
+		return nil, err
+	}
+	metrics.OutboxWaiting(reg, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, _ := store.OutboxWaiting(ctx)
+		return float64(n)
+	})
+
+	docCfg := document.Config{
+		MaxUploadBytes:      cfg.MaxUploadBytes,
+		UploadsPerMinute:    int(cfg.UploadsPerMinute),
+		MaxPendingUploads:   int(cfg.MaxPendingUploads),
+		ReclassifyPerMinute: int(cfg.ReclassifyPerMinute),
+		UploadURLTTL:        cfg.UploadURLTTL,
+		DownloadURLTTL:      cfg.DownloadURLTTL,
+		ClassifyMaxBytes:    cfg.ClassifyMaxBytes,
+		ClassifyTimeout:     classifier.ClassifyTimeout,
+	}
+	if slices.Contains(opts.Roles, Classifier) {
+		rules := classify.DefaultRules()
+		if cfg.ClassifyRules != "" {
+			if rules, err = classify.LoadRules(cfg.ClassifyRules); err != nil {
+				return nil, fmt.Errorf("CLASSIFY_RULES: %w", err)
+			}
+		}
+		docCfg.Classifier = classify.Documents{Classifier: classify.New(rules)}
+	}
+	docs := document.NewService(store, objects, docCfg)
+	s.Docs = docs
+
+	for _, role := range opts.Roles {
+		log := logFor(string(role))
+		var run func(context.Context) error
+		switch role {
+		case API:
+			if run, err = s.openAPI(ctx, cfg, opts, docs, store, objects, log); err != nil {
+				return nil, err
+			}
+		case Confirmer:
+			rules := objectstore.DefaultNotifications
+			if cfg.MinIOEventsConfig != "" {
+				if rules, err = objectstore.LoadNotifications(cfg.MinIOEventsConfig); err != nil {
+					return nil, fmt.Errorf("MINIO_EVENTS_CONFIG: %w", err)
+				}
+			}
+			if err := objects.SetNotifications(ctx, rules); err != nil {
+				return nil, fmt.Errorf("bucket notification (is MinIO started with the MINIO_NOTIFY_NATS_*_PRIMARY and _LIVE variables?): %w", err)
+			}
+			run = confirmer.New(docs, s.bus, cfg.MinIOBucket, s.Metrics, log).Run
+		case Sweeper:
+			run = sweeper.New(docs, s.bus, SweepConfig(cfg), cfg.SweepInterval, s.Metrics, log).Run
+		case Classifier:
+			run = classifier.New(docs, s.bus, s.Metrics, log).Run
+		default:
+			return nil, fmt.Errorf("unknown role %q", role)
+		}
+		s.runners = append(s.runners, runner{name: string(role), run: run})
+	}
+	// One relay per process, whatever its roles: every role records events.
+	relay := events.NewRelay(store, s.bus.JetStream(), logFor("relay"))
+	relay.Metrics = s.Metrics
+	s.runners = append(s.runners, runner{name: "relay", run: relay.Run})
+	return s, nil
+}
+
+// openAPI builds the api: it refuses signing identities that could do more
+// than their job, and listens.
+func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, docs *document.Service, store *postgres.Store, objects *objectstore.Store, log zerolog.Logger) (func(context.Context) error, error) {
+	verifier, err := newVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The api signs every URL: refuse to sign with identities that would
+	// grant a URL's holder more than one PUT or one GET.
+	if err := objects.CheckSigners(ctx); err != nil {
+		return nil, fmt.Errorf("MinIO signing identities: %w", err)
+	}
+	srv := api.New(api.Deps{
+		Docs:     docs,
+		Verifier: verifier,
+		Events:   s.bus,
+		Sweeps:   sweeper.NewTrigger(s.bus),
+		Checks: []api.Check{
+			{Name: "postgres", Ping: store.Ping},
+			{Name: "minio", Ping: objects.Ping},
+			{Name: "nats", Ping: s.bus.Ping},
+		},
+		Log:         log,
+		MinIOOrigin: minioOrigin(cfg),
+		DevToken:    opts.DevToken,
+		Metrics:     s.Metrics,
+		MaxStreams:  int(cfg.MaxEventStreams),
+		CORSOrigins: cfg.CORSOrigins,
+	}, cfg.ReadHeaderTimeout)
+	ln := opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("HTTP_ADDR=%s: %w (set HTTP_ADDR to a free address)", cfg.HTTPAddr, err)
+		}
+	}
+	s.APIAddr = ln.Addr()
+	return func(ctx context.Context) error { return srv.Serve(ctx, ln) }, nil
+}
+
+// Run runs the roles and the outbox relay until ctx ends or one of them
+// stops, which stops the others, and returns their errors. A role that
+// returns by itself, even without an error, is a failure.
+func (s *Stack) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, r := range s.runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := r.run(ctx)
+			if err == nil && ctx.Err() == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", r.name, err))
+				mu.Unlock()
+			}
+			cancel()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close releases the stack's connections; call it once Run has returned.
+func (s *Stack) Close() {
+	if s.bus != nil {
+		s.bus.Close()
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
+}
+
+// Setup prepares what the services need and may not create themselves: as
+// MinIO's admin, it creates the bucket, the three identities and their
+// policies, then applies the database migrations. It is idempotent; it is
+// `docuvault setup`, and dev, the tests and the bench call it before
+// opening a stack.
+func Setup(ctx context.Context, cfg config.Config) error {
+	if err := cfg.ValidateSetup(); err != nil {
+		return err
+	}
+	admin := objectstore.Credentials{AccessKey: cfg.MinIOAdminAccessKey, SecretKey: cfg.MinIOAdminSecretKey}
+	if err := objectstore.Provision(ctx, objectStoreConfig(cfg), admin); err != nil {
+		return fmt.Errorf("MinIO at MINIO_ENDPOINT=%s: %w", cfg.MinIOEndpoint, err)
+	}
+	return Migrate(ctx, cfg)
+}
+
+// Migrate applies the database migrations to cfg's database.
+func Migrate(ctx context.Context, cfg config.Config) error {
+	if cfg.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is required")
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	return postgres.Migrate(ctx, pool)
+}
+
+// SweepConfig is what a sweep removes, as cfg says.
+func SweepConfig(cfg config.Config) document.SweepConfig {
+	return document.SweepConfig{PendingTTL: cfg.PendingTTL, RejectedRetention: cfg.RejectedRetention, BatchSize: int(cfg.SweepBatchSize)}
+}
+
+// objectStoreConfig is the object store cfg describes: its endpoints, its
+// bucket and its three identities.
+func objectStoreConfig(cfg config.Config) objectstore.Config {
+	return objectstore.Config{
+		Endpoint:       cfg.MinIOEndpoint,
+		PublicEndpoint: cfg.MinIOPublicEndpoint,
+		Service:        objectstore.Credentials{AccessKey: cfg.MinIOAccessKey, SecretKey: cfg.MinIOSecretKey},
+		Upload:         objectstore.Credentials{AccessKey: cfg.MinIOUploadAccessKey, SecretKey: cfg.MinIOUploadSecretKey},
+		Download:       objectstore.Credentials{AccessKey: cfg.MinIODownloadAccessKey, SecretKey: cfg.MinIODownloadSecretKey},
+		Bucket:         cfg.MinIOBucket,
+		Region:         cfg.MinIORegion,
+		UseTLS:         cfg.MinIOUseTLS,
+	}
+}
+
+// minioOrigin is the origin browsers upload to.
+func minioOrigin(cfg config.Config) string {
+	host := cfg.MinIOPublicEndpoint
+	if host == "" {
+		host = cfg.MinIOEndpoint
+	}
+	if cfg.MinIOUseTLS {
+		return "https://" + host
+	}
+	return "http://" + host
+}
+
+// newVerifier checks tokens signed with JWT_SECRET and with the keys of
+// JWT_PUBLIC_KEYS_FILE, whichever are set.
+func newVerifier(cfg config.Config) (*auth.Verifier, error) {
+	ac := auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway}
+	if cfg.JWTPublicKeysFile != "" {
+		data, err := os.ReadFile(cfg.JWTPublicKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("JWT_PUBLIC_KEYS_FILE: %w", err)
+		}
+		if ac.PublicKeys, err = auth.ParsePublicKeys(data); err != nil {
+			return nil, fmt.Errorf("JWT_PUBLIC_KEYS_FILE %s: %w", cfg.JWTPublicKeysFile, err)
+		}
+	}
+	v, err := auth.NewVerifier(ac)
+	if err != nil {
+		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+	}
+	return v, nil
+}

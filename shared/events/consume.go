@@ -1,0 +1,222 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Consumer describes a durable pull consumer that every replica of a
+// service shares, and how this replica works through its messages.
+type Consumer struct {
+	Stream      string // the stream it reads
+	Name        string // the durable name, the service's
+	Description string
+	Subject     string // the filter subject
+	// AckWait is how long a message may go unsettled before it is
+	// delivered again; the loop tells the server a message is still in
+	// progress while its handler runs, so a long handler keeps it.
+	AckWait       time.Duration
+	MaxDeliver    int
+	Backoff       []time.Duration // the delay before delivery n+1 after a retry: Backoff[n-1], the last one repeated
+	MaxAckPending int
+	// DeliverNew starts a new consumer at the messages published after it
+	// was made, instead of at the start of the stream.
+	DeliverNew bool
+	Workers    int           // messages this replica handles at once; 0 means 1
+	Timeout    time.Duration // bounds one handler call; 0 means no bound
+}
+
+// config is the JetStream form of c.
+func (c Consumer) config() jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       c.Name,
+		Description:   c.Description,
+		FilterSubject: c.Subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    c.MaxDeliver,
+		BackOff:       c.Backoff,
+		MaxAckPending: c.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if c.DeliverNew {
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+	return cfg
+}
+
+// Message is one delivery of a consumer's message, as a handler sees it.
+type Message struct {
+	Subject   string
+	Data      []byte
+	StreamSeq uint64 // its sequence in the stream: the same on every delivery
+	Delivered uint64 // 1 on the first delivery, 2 on the second, …
+	Pending   uint64 // messages of the consumer still waiting after this one
+}
+
+// Outcome is what a handler concluded about a message; the loop settles
+// the message accordingly.
+type Outcome struct {
+	verdict verdict
+	err     error
+	delay   time.Duration
+	then    func(context.Context)
+}
+
+type verdict int
+
+const (
+	verdictAck verdict = iota
+	verdictRetry
+	verdictTerm
+)
+
+// Ack settles the message: it was handled, or there is nothing to do.
+func Ack() Outcome { return Outcome{} }
+
+// AckThen settles the message, waits for the server to confirm it, then
+// runs fn: whoever acts on what fn announces finds the message no longer
+// in hand. Should the confirmation fail, fn does not run and the message
+// comes back.
+func AckThen(fn func(context.Context)) Outcome { return Outcome{then: fn} }
+
+// Retry hands the message back, to be delivered again after the consumer's
+// back-off for this delivery; err, a passing failure, is logged.
+func Retry(err error) Outcome { return Outcome{verdict: verdictRetry, err: err} }
+
+// RetryAfter hands the message back, to be delivered again after delay.
+func RetryAfter(delay time.Duration, err error) Outcome {
+	return Outcome{verdict: verdictRetry, err: err, delay: delay}
+}
+
+// Term gives up on a message that can never be handled (malformed); it is
+// never delivered again, and is logged and counted.
+func Term(err error) Outcome { return Outcome{verdict: verdictTerm, err: err} }
+
+// Handler handles one message. Its context carries a logger with the
+// message's stream sequence, and ends at the consumer's Timeout.
+type Handler func(ctx context.Context, m Message) Outcome
+
+// Consume creates (or updates) the durable consumer c, retrying while
+// JetStream cannot be reached, and hands its messages to h on c.Workers
+// goroutines until ctx ends; then it stops fetching, lets the messages in
+// hand finish and be settled, and returns. Every message is settled by
+// h's Outcome: acked, handed back with a delay or terminated. The logger
+// in ctx (zerolog.Ctx), the service's, logs what the loop does.
+func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
+	log := *zerolog.Ctx(ctx)
+	cons, err := EnsureConsumer(ctx, b.js, c.Stream, c.config(), log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: a clean stop
+		}
+		return err
+	}
+	workers := max(c.Workers, 1)
+	work := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	// Messages in hand finish even as ctx ends; only new ones stop.
+	handleCtx := context.WithoutCancel(ctx)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range work {
+				b.handle(handleCtx, log, c, h, m)
+			}
+		}()
+	}
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
+	cc, err := cons.Consume(func(m jetstream.Msg) { work <- m }, jetstream.PullMaxMessages(2*workers))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", c.Name, err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	<-cc.Closed()
+	return nil
+}
+
+// handle runs h on one message and settles it.
+func (b *Bus) handle(ctx context.Context, log zerolog.Logger, c Consumer, h Handler, msg jetstream.Msg) {
+	m := Message{Subject: msg.Subject(), Data: msg.Data(), Delivered: 1}
+	if meta, err := msg.Metadata(); err == nil {
+		m.StreamSeq, m.Delivered, m.Pending = meta.Sequence.Stream, meta.NumDelivered, meta.NumPending
+	}
+	log = log.With().Uint64("stream_seq", m.StreamSeq).Logger()
+	if m.Delivered > 1 && b.metrics != nil {
+		b.metrics.Redeliveries.WithLabelValues(c.Name).Inc()
+	}
+	ctx = log.WithContext(ctx)
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	stopKeepAlive := keepInProgress(msg, c.AckWait)
+	out := h(ctx, m)
+	stopKeepAlive()
+
+	switch out.verdict {
+	case verdictAck:
+		if out.then == nil {
+			_ = msg.Ack()
+			return
+		}
+		if err := msg.DoubleAck(ctx); err != nil {
+			log.Warn().Err(err).Msg("ack not confirmed; the message will come back")
+			return
+		}
+		out.then(ctx)
+	case verdictTerm:
+		if b.metrics != nil {
+			b.metrics.Terminated.WithLabelValues(c.Name).Inc()
+		}
+		log.Error().Err(out.err).Msg("message can never be handled: terminated")
+		_ = msg.TermWithReason("malformed")
+	case verdictRetry:
+		if b.metrics != nil {
+			b.metrics.Retries.WithLabelValues(c.Name).Inc()
+		}
+		delay := out.delay
+		if delay == 0 && len(c.Backoff) > 0 {
+			delay = c.Backoff[min(int(m.Delivered)-1, len(c.Backoff)-1)]
+		}
+		if c.MaxDeliver > 0 && int(m.Delivered) >= c.MaxDeliver {
+			log.Error().Err(out.err).Uint64("deliveries", m.Delivered).Msg("handling failed for the last time")
+		} else {
+			log.Warn().Err(out.err).Dur("retry_in", delay).Msg("handling failed, will retry")
+		}
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// keepInProgress tells the server, every quarter of ackWait, that msg is
+// still being handled, until the returned function is called.
+func keepInProgress(msg jetstream.Msg, ackWait time.Duration) (stop func()) {
+	if ackWait <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ackWait / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
