@@ -61,7 +61,10 @@ func (s *Service) Classify(ctx context.Context, id uuid.UUID) (string, Classific
 	if err != nil {
 		return "", Classification{}, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.ClassifyTimeout)
+	cctx, cancel := ctx, context.CancelFunc(func() {})
+	if s.cfg.ClassifyTimeout > 0 {
+		cctx, cancel = context.WithTimeout(ctx, s.cfg.ClassifyTimeout)
+	}
 	result := s.cfg.Classifier.Classify(cctx, data, d.ContentType)
 	cancel()
 	if err := ctx.Err(); err != nil {

@@ -33,7 +33,8 @@ type Config struct {
 	// bytes.
 	ClassifyMaxBytes int64
 	// ClassifyTimeout bounds the Classifier's parsing of them; a document
-	// not done by then is failed (as too complex), not retried.
+	// not done by then is failed (as too complex), not retried. 0 means no
+	// bound but the caller's.
 	ClassifyTimeout time.Duration
 	Now             func() time.Time
 }

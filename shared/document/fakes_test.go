@@ -1,0 +1,625 @@
+package document_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/docuvault/docuvault/shared/document"
+)
+
+var (
+	_ document.Store             = (*memStore)(nil)
+	_ document.Tx                = (*memTx)(nil)
+	_ document.Objects           = (*memObjects)(nil)
+	_ document.ContentClassifier = (*fakeClassifier)(nil)
+)
+
+// memState is what a memStore transaction can change; InTx works on a
+// copy and swaps it in on commit.
+type memState struct {
+	docs   map[uuid.UUID]*document.Document
+	quotas map[uuid.UUID]document.Quota
+	outbox []document.Event
+}
+
+func (st *memState) clone() *memState {
+	c := &memState{
+		docs:   make(map[uuid.UUID]*document.Document, len(st.docs)),
+		quotas: make(map[uuid.UUID]document.Quota, len(st.quotas)),
+		outbox: slices.Clone(st.outbox),
+	}
+	for id, d := range st.docs {
+		c.docs[id] = cloneDoc(d)
+	}
+	for u, q := range st.quotas {
+		c.quotas[u] = q
+	}
+	return c
+}
+
+// quota returns user's quota, making it with limit on first use.
+func (st *memState) quota(user uuid.UUID, limit int64) document.Quota {
+	q, ok := st.quotas[user]
+	if !ok {
+		q = document.Quota{UserID: user, LimitBytes: limit}
+		st.quotas[user] = q
+	}
+	return q
+}
+
+func cloneDoc(d *document.Document) *document.Document {
+	c := *d
+	if d.DeclaredSize != nil {
+		v := *d.DeclaredSize
+		c.DeclaredSize = &v
+	}
+	if d.ConfirmedAt != nil {
+		v := *d.ConfirmedAt
+		c.ConfirmedAt = &v
+	}
+	return &c
+}
+
+func notFound() error { return document.Errorf(document.NotFound, "document not found") }
+
+type rateKey struct {
+	user   uuid.UUID
+	action string
+}
+
+// memStore is an in-memory document.Store. One mutex serialises every call,
+// transactions included.
+type memStore struct {
+	defaultLimit int64
+
+	mu    sync.Mutex
+	st    *memState
+	rates map[rateKey]document.RateWindow
+
+	failMu sync.Mutex
+	fails  map[string]error // method name ("Document", "InTx", "Tx.Save", …) → error it returns
+
+	// beforeConfirm, when set, runs at the start of ConfirmDocument, before
+	// the lock: a test makes another door act between a read and the lock.
+	beforeConfirm func()
+}
+
+func newMemStore(defaultLimit int64) *memStore {
+	return &memStore{
+		defaultLimit: defaultLimit,
+		st:           &memState{docs: map[uuid.UUID]*document.Document{}, quotas: map[uuid.UUID]document.Quota{}},
+		rates:        map[rateKey]document.RateWindow{},
+		fails:        map[string]error{},
+	}
+}
+
+// failOn makes method return err from now on (nil to stop).
+func (s *memStore) failOn(method string, err error) {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	s.fails[method] = err
+}
+
+func (s *memStore) failure(method string) error {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	return s.fails[method]
+}
+
+// events returns the recorded events of the given types (all when none).
+func (s *memStore) events(types ...document.EventType) []document.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []document.Event
+	for _, e := range s.st.outbox {
+		if len(types) == 0 || slices.Contains(types, e.Type) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// count returns how many documents the store holds.
+func (s *memStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.st.docs)
+}
+
+func (s *memStore) CreateDocument(_ context.Context, d *document.Document, l document.UploadLimits) (document.UploadUsage, bool, error) {
+	if err := s.failure("CreateDocument"); err != nil {
+		return document.UploadUsage{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := document.UploadUsage{Quota: s.st.quota(d.UserID, s.defaultLimit)}
+	for _, o := range s.st.docs {
+		if o.UserID != d.UserID {
+			continue
+		}
+		if !o.CreatedAt.Before(l.Since) {
+			if u.Recent == 0 || o.CreatedAt.Before(u.Oldest) {
+				u.Oldest = o.CreatedAt
+			}
+			u.Recent++
+		}
+		if o.Status == document.StatusPending {
+			u.Pending++
+		}
+	}
+	switch {
+	case l.MaxRecent > 0 && u.Recent >= l.MaxRecent,
+		l.MaxPending > 0 && u.Pending >= l.MaxPending,
+		l.Reserve > 0 && u.Quota.UsedBytes+l.Reserve > u.Quota.LimitBytes:
+		return u, false, nil
+	}
+	s.st.docs[d.ID] = cloneDoc(d)
+	return u, true, nil
+}
+
+// ConfirmDocument follows document.ConfirmChange: a document no longer
+// pending comes back unchanged; otherwise it is charged and uploaded if
+// c.Charge is set and the size fits, else rejected with c.RejectReason.
+func (s *memStore) ConfirmDocument(_ context.Context, c document.ConfirmChange) (document.ConfirmResult, error) {
+	if err := s.failure("ConfirmDocument"); err != nil {
+		return document.ConfirmResult{}, err
+	}
+	if s.beforeConfirm != nil {
+		s.beforeConfirm()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.st.docs[c.ID]
+	if !ok {
+		return document.ConfirmResult{}, notFound()
+	}
+	q := s.st.quota(d.UserID, s.defaultLimit)
+	if d.Status != document.StatusPending {
+		return document.ConfirmResult{Document: cloneDoc(d), Quota: q}, nil
+	}
+	charged := c.Charge && q.UsedBytes+c.SizeBytes <= q.LimitBytes
+	d.SizeBytes, d.ETag, d.UpdatedAt = c.SizeBytes, c.ETag, c.At
+	if charged {
+		q.UsedBytes += c.SizeBytes
+		s.st.quotas[d.UserID] = q
+		at := c.At
+		d.Status, d.RejectReason, d.ConfirmedAt = document.StatusUploaded, "", &at
+		s.st.outbox = append(s.st.outbox, c.Uploaded)
+	} else {
+		d.Status, d.RejectReason, d.ConfirmedAt = document.StatusRejected, c.RejectReason, nil
+		s.st.outbox = append(s.st.outbox, c.Rejected)
+	}
+	return document.ConfirmResult{Document: cloneDoc(d), Quota: q, Changed: true, Charged: charged}, nil
+}
+
+func (s *memStore) Document(_ context.Context, id uuid.UUID) (*document.Document, error) {
+	if err := s.failure("Document"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.st.docs[id]
+	if !ok {
+		return nil, notFound()
+	}
+	return cloneDoc(d), nil
+}
+
+// newer reports whether (at, id) sorts after (bt, bid).
+func newer(at time.Time, id uuid.UUID, bt time.Time, bid uuid.UUID) bool {
+	if !at.Equal(bt) {
+		return at.After(bt)
+	}
+	return bytes.Compare(id[:], bid[:]) > 0
+}
+
+func (s *memStore) Documents(_ context.Context, f document.ListFilter) ([]*document.Document, error) {
+	if err := s.failure("Documents"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*document.Document
+	for _, d := range s.st.docs {
+		switch {
+		case d.UserID != f.UserID,
+			f.Status != "" && d.Status != f.Status,
+			f.Classification != "" && d.Classification != f.Classification,
+			f.After != nil && !newer(f.After.CreatedAt, f.After.ID, d.CreatedAt, d.ID):
+			continue
+		}
+		out = append(out, cloneDoc(d))
+	}
+	sort.Slice(out, func(i, j int) bool { return newer(out[i].CreatedAt, out[i].ID, out[j].CreatedAt, out[j].ID) })
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+func (s *memStore) Quota(_ context.Context, user uuid.UUID) (document.Quota, error) {
+	if err := s.failure("Quota"); err != nil {
+		return document.Quota{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.quota(user, s.defaultLimit), nil
+}
+
+func (s *memStore) SetQuotaLimit(_ context.Context, user uuid.UUID, limit int64) (document.Quota, error) {
+	if err := s.failure("SetQuotaLimit"); err != nil {
+		return document.Quota{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.st.quota(user, limit)
+	q.LimitBytes = limit
+	s.st.quotas[user] = q
+	return q, nil
+}
+
+func (s *memStore) StaleDocuments(_ context.Context, status document.Status, before time.Time, after *document.StaleCursor, limit int) ([]*document.Document, error) {
+	if err := s.failure("StaleDocuments"); err != nil {
+		return nil, err
+	}
+	if status != document.StatusPending && status != document.StatusRejected {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*document.Document
+	for _, d := range s.st.docs {
+		if d.Status != status || !d.UpdatedAt.Before(before) ||
+			after != nil && !newer(d.UpdatedAt, d.ID, after.UpdatedAt, after.ID) {
+			continue
+		}
+		out = append(out, cloneDoc(d))
+	}
+	sort.Slice(out, func(i, j int) bool { return newer(out[j].UpdatedAt, out[j].ID, out[i].UpdatedAt, out[i].ID) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (s *memStore) PurgeDocuments(_ context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, error) {
+	if err := s.failure("PurgeDocuments"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var deleted []uuid.UUID
+	for _, id := range ids {
+		if d, ok := s.st.docs[id]; ok && d.Status == status && d.UpdatedAt.Before(before) {
+			delete(s.st.docs, id)
+			deleted = append(deleted, id)
+		}
+	}
+	return deleted, nil
+}
+
+// TakeRate counts in fixed windows: a window starting at or before
+// now-window is over, and a new one starts at now.
+func (s *memStore) TakeRate(_ context.Context, user uuid.UUID, action string, now time.Time, window time.Duration, limit int) (document.RateWindow, bool, error) {
+	if err := s.failure("TakeRate"); err != nil {
+		return document.RateWindow{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := rateKey{user, action}
+	w, ok := s.rates[k]
+	if !ok || !w.Start.After(now.Add(-window)) {
+		w = document.RateWindow{Start: now}
+	}
+	w.Count++
+	s.rates[k] = w
+	return w, w.Count <= limit, nil
+}
+
+func (s *memStore) KnownKeys(_ context.Context, keys []string) (map[string]bool, error) {
+	if err := s.failure("KnownKeys"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	known := map[string]bool{}
+	for _, d := range s.st.docs {
+		if slices.Contains(keys, d.ObjectKey) {
+			known[d.ObjectKey] = true
+		}
+	}
+	return known, nil
+}
+
+// InTx runs fn on a copy of the state, swapped in only if fn returns nil.
+func (s *memStore) InTx(_ context.Context, fn func(document.Tx) error) error {
+	if err := s.failure("InTx"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := &memTx{s: s, st: s.st.clone()}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	s.st = tx.st
+	return nil
+}
+
+// memTx is one memStore transaction; the store's mutex is held throughout.
+type memTx struct {
+	s  *memStore
+	st *memState
+}
+
+func (t *memTx) LockDocument(_ context.Context, id uuid.UUID) (*document.Document, error) {
+	if err := t.s.failure("Tx.LockDocument"); err != nil {
+		return nil, err
+	}
+	d, ok := t.st.docs[id]
+	if !ok {
+		return nil, notFound()
+	}
+	return cloneDoc(d), nil
+}
+
+func (t *memTx) Save(_ context.Context, d *document.Document, e document.Event) error {
+	if err := t.s.failure("Tx.Save"); err != nil {
+		return err
+	}
+	if cur, ok := t.st.docs[d.ID]; ok {
+		n := cloneDoc(d)
+		cur.Status, cur.SizeBytes, cur.ETag, cur.RejectReason = n.Status, n.SizeBytes, n.ETag, n.RejectReason
+		cur.Classification, cur.DetectedType, cur.Confidence = n.Classification, n.DetectedType, n.Confidence
+		cur.ClassificationReason, cur.ConfirmedAt, cur.UpdatedAt = n.ClassificationReason, n.ConfirmedAt, n.UpdatedAt
+	}
+	t.st.outbox = append(t.st.outbox, e)
+	return nil
+}
+
+func (t *memTx) DeleteDocument(_ context.Context, id uuid.UUID) error {
+	if err := t.s.failure("Tx.DeleteDocument"); err != nil {
+		return err
+	}
+	delete(t.st.docs, id)
+	return nil
+}
+
+func (t *memTx) ReleaseQuota(_ context.Context, user uuid.UUID, delta int64) (document.Quota, error) {
+	if err := t.s.failure("Tx.ReleaseQuota"); err != nil {
+		return document.Quota{}, err
+	}
+	q, ok := t.st.quotas[user]
+	if !ok {
+		return document.Quota{UserID: user}, nil // nothing was ever charged
+	}
+	q.UsedBytes = max(0, q.UsedBytes-delta)
+	t.st.quotas[user] = q
+	return q, nil
+}
+
+func (t *memTx) ChargeQuota(_ context.Context, user uuid.UUID, delta int64) (document.Quota, bool, error) {
+	if err := t.s.failure("Tx.ChargeQuota"); err != nil {
+		return document.Quota{}, false, err
+	}
+	q, ok := t.st.quotas[user]
+	if !ok {
+		return document.Quota{}, false, document.Errorf(document.NotFound, "quota not found")
+	}
+	if delta > 0 && q.UsedBytes+delta > q.LimitBytes {
+		return q, false, nil
+	}
+	q.UsedBytes = max(0, q.UsedBytes+delta)
+	t.st.quotas[user] = q
+	return q, true, nil
+}
+
+func (t *memTx) SetObject(_ context.Context, d *document.Document) error {
+	if err := t.s.failure("Tx.SetObject"); err != nil {
+		return err
+	}
+	if cur, ok := t.st.docs[d.ID]; ok {
+		cur.SizeBytes, cur.ETag, cur.UpdatedAt = d.SizeBytes, d.ETag, d.UpdatedAt
+	}
+	return nil
+}
+
+func (t *memTx) AppendEvent(_ context.Context, e document.Event) error {
+	if err := t.s.failure("Tx.AppendEvent"); err != nil {
+		return err
+	}
+	t.st.outbox = append(t.st.outbox, e)
+	return nil
+}
+
+// memObject is one stored object.
+type memObject struct {
+	data        []byte
+	etag        string
+	contentType string
+	modified    time.Time
+}
+
+// presignCall records a PresignPut or PresignGet.
+type presignCall struct {
+	method      string // PUT or GET
+	key         string
+	contentType string // PUT
+	size        int64  // PUT
+	filename    string // GET
+	ttl         time.Duration
+}
+
+// memObjects is an in-memory document.Objects. The fail* fields, set
+// before the calls they affect, make those calls return the error.
+type memObjects struct {
+	listBatch int // keys per List batch
+
+	failPresign, failStat, failRead, failRemove, failList error
+
+	mu       sync.Mutex
+	objs     map[string]memObject
+	presigns []presignCall
+	stats    int
+	removes  []string // keys Remove was called with, failed calls included
+}
+
+func newMemObjects() *memObjects {
+	return &memObjects{listBatch: 1000, objs: map[string]memObject{}}
+}
+
+func uploadMissing(key string) error {
+	return document.Errorf(document.UploadMissing, "no object %s", key)
+}
+
+// put stores data under key, last modified at modified.
+func (o *memObjects) put(key string, data []byte, modified time.Time) memObject {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	obj := memObject{data: slices.Clone(data), etag: fmt.Sprintf("%x", md5.Sum(data)), contentType: "application/octet-stream", modified: modified}
+	o.objs[key] = obj
+	return obj
+}
+
+func (o *memObjects) has(key string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.objs[key]
+	return ok
+}
+
+func (o *memObjects) presignCalls() []presignCall {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.presigns)
+}
+
+func (o *memObjects) statCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.stats
+}
+
+func (o *memObjects) removeCalls() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.removes)
+}
+
+func (o *memObjects) PresignPut(_ context.Context, key, contentType string, size int64, ttl time.Duration) (string, map[string]string, error) {
+	if o.failPresign != nil {
+		return "", nil, o.failPresign
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.presigns = append(o.presigns, presignCall{method: "PUT", key: key, contentType: contentType, size: size, ttl: ttl})
+	return "https://objects.test/put/" + key, map[string]string{"Content-Type": contentType}, nil
+}
+
+func (o *memObjects) PresignGet(_ context.Context, key, filename string, ttl time.Duration) (string, error) {
+	if o.failPresign != nil {
+		return "", o.failPresign
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.presigns = append(o.presigns, presignCall{method: "GET", key: key, filename: filename, ttl: ttl})
+	return "https://objects.test/get/" + key, nil
+}
+
+func (o *memObjects) Stat(_ context.Context, key string) (document.ObjectInfo, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stats++
+	if o.failStat != nil {
+		return document.ObjectInfo{}, o.failStat
+	}
+	obj, ok := o.objs[key]
+	if !ok {
+		return document.ObjectInfo{}, uploadMissing(key)
+	}
+	return document.ObjectInfo{Size: int64(len(obj.data)), ETag: obj.etag, ContentType: obj.contentType, LastModified: obj.modified}, nil
+}
+
+func (o *memObjects) ReadPrefix(_ context.Context, key string, n int64) ([]byte, error) {
+	if o.failRead != nil {
+		return nil, o.failRead
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	obj, ok := o.objs[key]
+	if !ok {
+		return nil, uploadMissing(key)
+	}
+	return slices.Clone(obj.data[:min(int64(len(obj.data)), n)]), nil
+}
+
+func (o *memObjects) Remove(_ context.Context, key string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.removes = append(o.removes, key)
+	if o.failRemove != nil {
+		return o.failRemove
+	}
+	delete(o.objs, key)
+	return nil
+}
+
+// List calls fn, without holding the lock, with batches of the sorted keys
+// of objects modified before before.
+func (o *memObjects) List(_ context.Context, before time.Time, fn func(keys []string) error) error {
+	if o.failList != nil {
+		return o.failList
+	}
+	o.mu.Lock()
+	var keys []string
+	for k, obj := range o.objs {
+		if obj.modified.Before(before) {
+			keys = append(keys, k)
+		}
+	}
+	o.mu.Unlock()
+	slices.Sort(keys)
+	for batch := range slices.Chunk(keys, o.listBatch) {
+		if err := fn(batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// classifyCall is what the classifier was given.
+type classifyCall struct {
+	data        []byte
+	contentType string
+	deadline    bool // its context had a deadline
+}
+
+// fakeClassifier answers result to every call and records the calls.
+type fakeClassifier struct {
+	result document.Classification
+
+	mu    sync.Mutex
+	calls []classifyCall
+}
+
+func (c *fakeClassifier) Classify(ctx context.Context, data []byte, contentType string) document.Classification {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, deadline := ctx.Deadline()
+	c.calls = append(c.calls, classifyCall{data: slices.Clone(data), contentType: contentType, deadline: deadline})
+	return c.result
+}
+
+func (c *fakeClassifier) seen() []classifyCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.calls)
+}
