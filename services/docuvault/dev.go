@@ -142,25 +142,16 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 		log.Info().Msg("dev stack stopped")
 	}()
 
-	cfg.DatabaseURL = servers.DatabaseURL
-	cfg.MinIOEndpoint = servers.MinIOEndpoint
-	cfg.MinIOPublicEndpoint = servers.MinIOEndpoint
-	cfg.MinIOUseTLS = false
-	if err := devIdentities(&cfg, f.dataDir); err != nil {
+	if err := useDevServers(&cfg, f, servers); err != nil {
 		return err
 	}
-	cfg.NATSURL = servers.NATSURL
-	cfg.NATSUser, cfg.NATSPassword = "", ""
-	cfg.HTTPAddr = f.httpAddr
-	cfg.CORSOrigins = f.corsOrigins // the page itself is same-origin
-	cfg.LogFormat = f.logFormat
 	// MinIO's root user makes the bucket and the identities, then is
 	// forgotten: the services run, and sign URLs, as those identities.
-	cfg.MinIOAdminAccessKey, cfg.MinIOAdminSecretKey = servers.MinIOAccessKey, servers.MinIOSecretKey
-	if err := stack.Setup(ctx, cfg); err != nil {
+	setup := cfg
+	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = servers.MinIOAccessKey, servers.MinIOSecretKey
+	if err := stack.Setup(ctx, setup); err != nil {
 		return devStartErr(ctx, err)
 	}
-	cfg.MinIOAdminAccessKey, cfg.MinIOAdminSecretKey = "", ""
 
 	devToken := func() (string, uuid.UUID, error) {
 		tok, err := auth.Mint(auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience},
@@ -229,6 +220,22 @@ Press Ctrl-C to stop.
 		done <- err // a role stopped by itself: wait returns its error
 	}
 	return wait()
+}
+
+// useDevServers points cfg at the dev servers, with the flags' addresses and
+// the dev identities (made on the first run and kept in the data dir).
+func useDevServers(cfg *config.Config, f devFlags, servers *devstack.Stack) error {
+	cfg.DatabaseURL = servers.DatabaseURL
+	cfg.MinIOEndpoint = servers.MinIOEndpoint
+	cfg.MinIOPublicEndpoint = servers.MinIOEndpoint
+	cfg.MinIOUseTLS = false
+	cfg.NATSURL = servers.NATSURL
+	cfg.NATSUser, cfg.NATSPassword = "", ""
+	cfg.HTTPAddr = f.httpAddr
+	cfg.CORSOrigins = f.corsOrigins // the page itself is same-origin
+	cfg.LogFormat = f.logFormat
+	cfg.MinIOAdminAccessKey, cfg.MinIOAdminSecretKey = "", "" // the services never hold it
+	return devIdentities(cfg, f.dataDir)
 }
 
 // devStartErr is err, unless ctx ended: then the user stopped the start and
