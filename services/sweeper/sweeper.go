@@ -152,7 +152,8 @@ func (s *Sweeper) Handle(ctx context.Context, msg events.Message) events.Outcome
 	}
 	log.Info().
 		Int("confirmed", res.Confirmed).Int("rejected", res.Rejected).Int("purged", res.Purged).
-		Int("rejected_removed", res.RejectedRemoved).Int("orphans_removed", res.OrphansRemoved).
+		Int("rejected_removed", res.RejectedRemoved).Int("removals_retried", res.RemovalsRetried).
+		Int("orphans_removed", res.OrphansRemoved).Int("keys_checked", res.KeysChecked).
 		Int("errors", res.Errors).Int64("duration_ms", done.DurationMS).Float64("max_batch_lock_ms", done.MaxBatchLockMS).
 		Msg("sweep completed")
 	// Settle the tick before announcing the run: whoever acts on the
@@ -174,7 +175,8 @@ func (s *Sweeper) record(res document.SweepResult) {
 	s.metrics.Confirms.WithLabelValues("sweeper", "rejected").Add(float64(res.Rejected))
 	for kind, n := range map[string]int{
 		"confirmed": res.Confirmed, "rejected": res.Rejected, "purged": res.Purged,
-		"rejected_removed": res.RejectedRemoved, "orphans_removed": res.OrphansRemoved, "errors": res.Errors,
+		"rejected_removed": res.RejectedRemoved, "removals_retried": res.RemovalsRetried,
+		"orphans_removed": res.OrphansRemoved, "keys_checked": res.KeysChecked, "errors": res.Errors,
 	} {
 		s.metrics.SweepItems.WithLabelValues(kind).Add(float64(n))
 	}

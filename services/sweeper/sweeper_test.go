@@ -149,6 +149,54 @@ func TestOrphanedObjectRemovedLiveObjectKept(t *testing.T) {
 	}
 }
 
+// No run lists the whole bucket: each checks the next SWEEP_RECONCILE_KEYS
+// keys after the cursor it left, and a finished pass waits for the period.
+func TestReconciliationChecksOneSliceOfTheBucketPerRun(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Sweepers: 1, Edit: func(c *config.Config) {
+		c.UploadURLTTL = 2 * time.Second
+		c.PendingTTL = 3 * time.Second
+		c.ReconcileKeys = 3
+	}})
+	done := s.WatchSweeps(t)
+	_, tok := s.NewUser(t)
+	live := s.Upload(t, tok, "live.pdf", apitest.BytesOf(100))
+	if r := s.Confirm(t, tok, live); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	client := s.MinIO.Client(t)
+	var orphans []string
+	for range 7 {
+		key := uuid.NewString() + "/" + uuid.NewString() + "/" + uuid.NewString() + ".pdf"
+		if _, err := client.PutObject(context.Background(), s.Bucket, key, bytes.NewReader([]byte("left behind")), 11, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		orphans = append(orphans, key)
+	}
+	time.Sleep(3100 * time.Millisecond) // every object is now older than PENDING_TTL
+
+	// 8 keys, 3 a run.
+	removed := 0
+	for i, want := range []int{3, 3, 2, 0} {
+		run := done.Wait(t, s.TriggerSweep(t), 10*time.Second)
+		if run.KeysChecked != want || run.Errors != 0 {
+			t.Fatalf("run %d: %+v; want %d keys checked", i+1, run, want)
+		}
+		removed += run.OrphansRemoved
+	}
+	if removed != len(orphans) {
+		t.Fatalf("%d orphans removed, want %d", removed, len(orphans))
+	}
+	for _, key := range orphans {
+		if s.KeyExists(t, key) {
+			t.Fatalf("orphan %s still there", key)
+		}
+	}
+	if !s.ObjectExists(t, live) {
+		t.Fatal("a live document's object was removed")
+	}
+}
+
 func TestTwoSweepersProcessEachTickOnce(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Sweepers: 2, Edit: func(c *config.Config) {

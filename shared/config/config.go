@@ -74,6 +74,8 @@ type Config struct {
 	PendingTTL        time.Duration // PENDING_TTL, age after which a pending upload is stale
 	RejectedRetention time.Duration // REJECTED_RETENTION, how long rejected documents stay
 	SweepBatchSize    int64         // SWEEP_BATCH_SIZE, rows per sweep query or transaction
+	ReconcileKeys     int64         // SWEEP_RECONCILE_KEYS, bucket keys one sweep checks against the table
+	ReconcilePeriod   time.Duration // SWEEP_RECONCILE_PERIOD, how often a reconciliation pass over the bucket starts
 
 	ClassifyMaxBytes int64  // CLASSIFY_MAX_BYTES, how much of a document the classifier reads
 	ClassifyRules    string // CLASSIFY_RULES, path of a rules JSON file; "" means the built-in rules
@@ -115,6 +117,8 @@ func Defaults() Config {
 		PendingTTL:              time.Hour,
 		RejectedRetention:       24 * time.Hour,
 		SweepBatchSize:          500,
+		ReconcileKeys:           10000,
+		ReconcilePeriod:         24 * time.Hour,
 		ClassifyMaxBytes:        8 << 20,
 		LogLevel:                "info",
 		LogFormat:               "json",
@@ -215,6 +219,8 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	dur("PENDING_TTL", &c.PendingTTL)
 	dur("REJECTED_RETENTION", &c.RejectedRetention)
 	bytes("SWEEP_BATCH_SIZE", &c.SweepBatchSize)
+	bytes("SWEEP_RECONCILE_KEYS", &c.ReconcileKeys)
+	dur("SWEEP_RECONCILE_PERIOD", &c.ReconcilePeriod)
 	bytes("CLASSIFY_MAX_BYTES", &c.ClassifyMaxBytes)
 	str("CLASSIFY_RULES", &c.ClassifyRules)
 	str("DEV_DATA_DIR", &c.DevDataDir)
@@ -262,6 +268,12 @@ func (c Config) Validate() error {
 	if c.PendingTTL <= c.UploadURLTTL {
 		// A stale row could be purged while its URL still accepts a PUT.
 		errs = append(errs, fmt.Errorf("PENDING_TTL (%s) must be longer than UPLOAD_URL_TTL (%s)", c.PendingTTL, c.UploadURLTTL))
+	}
+	if c.ReconcileKeys < 1 || c.ReconcileKeys > 1_000_000 {
+		errs = append(errs, fmt.Errorf("SWEEP_RECONCILE_KEYS must be between 1 and 1000000, got %d", c.ReconcileKeys))
+	}
+	if c.ReconcilePeriod < c.SweepInterval {
+		errs = append(errs, fmt.Errorf("SWEEP_RECONCILE_PERIOD (%s) must be at least SWEEP_INTERVAL (%s)", c.ReconcilePeriod, c.SweepInterval))
 	}
 	if c.SweepInterval < time.Second {
 		errs = append(errs, fmt.Errorf("SWEEP_INTERVAL must be at least 1s, got %s", c.SweepInterval))

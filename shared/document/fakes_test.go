@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/md5"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,16 +27,18 @@ var (
 // memState is what a memStore transaction can change; InTx works on a
 // copy and swaps it in on commit.
 type memState struct {
-	docs   map[uuid.UUID]*document.Document
-	quotas map[uuid.UUID]document.Quota
-	outbox []document.Event
+	docs     map[uuid.UUID]*document.Document
+	quotas   map[uuid.UUID]document.Quota
+	outbox   []document.Event
+	removals map[string]time.Time // object key → when its removal was recorded
 }
 
 func (st *memState) clone() *memState {
 	c := &memState{
-		docs:   make(map[uuid.UUID]*document.Document, len(st.docs)),
-		quotas: make(map[uuid.UUID]document.Quota, len(st.quotas)),
-		outbox: slices.Clone(st.outbox),
+		docs:     make(map[uuid.UUID]*document.Document, len(st.docs)),
+		quotas:   make(map[uuid.UUID]document.Quota, len(st.quotas)),
+		outbox:   slices.Clone(st.outbox),
+		removals: maps.Clone(st.removals),
 	}
 	for id, d := range st.docs {
 		c.docs[id] = cloneDoc(d)
@@ -83,6 +87,8 @@ type memStore struct {
 	mu    sync.Mutex
 	st    *memState
 	rates map[rateKey]document.RateWindow
+	// cursor is the reconciliation's position (not transactional).
+	cursor document.ReconcileCursor
 
 	failMu sync.Mutex
 	fails  map[string]error // method name ("Document", "InTx", "Tx.Save", …) → error it returns
@@ -95,9 +101,10 @@ type memStore struct {
 func newMemStore(defaultLimit int64) *memStore {
 	return &memStore{
 		defaultLimit: defaultLimit,
-		st:           &memState{docs: map[uuid.UUID]*document.Document{}, quotas: map[uuid.UUID]document.Quota{}},
-		rates:        map[rateKey]document.RateWindow{},
-		fails:        map[string]error{},
+		st: &memState{docs: map[uuid.UUID]*document.Document{}, quotas: map[uuid.UUID]document.Quota{},
+			removals: map[string]time.Time{}},
+		rates: map[rateKey]document.RateWindow{},
+		fails: map[string]error{},
 	}
 }
 
@@ -339,6 +346,60 @@ func (s *memStore) KnownKeys(_ context.Context, keys []string) (map[string]bool,
 	return known, nil
 }
 
+func (s *memStore) PendingRemovals(_ context.Context, before time.Time, limit int) ([]string, error) {
+	if err := s.failure("PendingRemovals"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	for k, at := range s.st.removals {
+		if at.Before(before) {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int { return s.st.removals[a].Compare(s.st.removals[b]) })
+	return keys[:min(limit, len(keys))], nil
+}
+
+func (s *memStore) ForgetRemovals(_ context.Context, keys []string) error {
+	if err := s.failure("ForgetRemovals"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		delete(s.st.removals, k)
+	}
+	return nil
+}
+
+// removals returns the object keys recorded for removal.
+func (s *memStore) removals() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.st.removals))
+}
+
+func (s *memStore) ReconcileCursor(context.Context) (document.ReconcileCursor, error) {
+	if err := s.failure("ReconcileCursor"); err != nil {
+		return document.ReconcileCursor{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cursor, nil
+}
+
+func (s *memStore) SaveReconcileCursor(_ context.Context, c document.ReconcileCursor) error {
+	if err := s.failure("SaveReconcileCursor"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cursor = c
+	return nil
+}
+
 // InTx runs fn on a copy of the state, swapped in only if fn returns nil.
 func (s *memStore) InTx(_ context.Context, fn func(document.Tx) error) error {
 	if err := s.failure("InTx"); err != nil {
@@ -390,6 +451,16 @@ func (t *memTx) DeleteDocument(_ context.Context, id uuid.UUID) error {
 		return err
 	}
 	delete(t.st.docs, id)
+	return nil
+}
+
+func (t *memTx) RecordRemoval(_ context.Context, key string, at time.Time) error {
+	if err := t.s.failure("Tx.RecordRemoval"); err != nil {
+		return err
+	}
+	if _, ok := t.st.removals[key]; !ok {
+		t.st.removals[key] = at
+	}
 	return nil
 }
 
@@ -461,7 +532,7 @@ type presignCall struct {
 // memObjects is an in-memory document.Objects. The fail* fields, set
 // before the calls they affect, make those calls return the error.
 type memObjects struct {
-	listBatch int // keys per List batch
+	listed int // ListAfter calls
 
 	failPresign, failStat, failRead, failRemove, failList error
 
@@ -473,7 +544,7 @@ type memObjects struct {
 }
 
 func newMemObjects() *memObjects {
-	return &memObjects{listBatch: 1000, objs: map[string]memObject{}}
+	return &memObjects{objs: map[string]memObject{}}
 }
 
 func uploadMissing(key string) error {
@@ -574,25 +645,21 @@ func (o *memObjects) Remove(_ context.Context, key string) error {
 
 // List calls fn, without holding the lock, with batches of the sorted keys
 // of objects modified before before.
-func (o *memObjects) List(_ context.Context, before time.Time, fn func(keys []string) error) error {
+func (o *memObjects) ListAfter(_ context.Context, after string, limit int) ([]document.ListedObject, error) {
 	if o.failList != nil {
-		return o.failList
+		return nil, o.failList
 	}
 	o.mu.Lock()
-	var keys []string
+	defer o.mu.Unlock()
+	o.listed++
+	var out []document.ListedObject
 	for k, obj := range o.objs {
-		if obj.modified.Before(before) {
-			keys = append(keys, k)
+		if k > after {
+			out = append(out, document.ListedObject{Key: k, LastModified: obj.modified})
 		}
 	}
-	o.mu.Unlock()
-	slices.Sort(keys)
-	for batch := range slices.Chunk(keys, o.listBatch) {
-		if err := fn(batch); err != nil {
-			return err
-		}
-	}
-	return nil
+	slices.SortFunc(out, func(a, b document.ListedObject) int { return strings.Compare(a.Key, b.Key) })
+	return out[:min(limit, len(out))], nil
 }
 
 // classifyCall is what the classifier was given.

@@ -512,16 +512,25 @@ func (s *Service) Delete(ctx context.Context, user, id uuid.UUID) error {
 		if err := tx.DeleteDocument(ctx, d.ID); err != nil {
 			return err
 		}
+		// Recorded with the delete: should the removal below fail, the
+		// sweeper finds the object here, not by listing the bucket.
+		if err := tx.RecordRemoval(ctx, d.ObjectKey, s.cfg.Now()); err != nil {
+			return err
+		}
 		deleted = d
 		return tx.AppendEvent(ctx, NewEvent(EventDeleted, d, s.cfg.Now()))
 	})
 	if err != nil {
 		return err
 	}
-	// After commit: an object left behind by a failure here is an orphan the
-	// sweeper removes; the row and the quota are already right.
+	// After commit: the row and the quota are already right.
+	log := zerolog.Ctx(ctx).With().Str("document_id", id.String()).Logger()
 	if err := s.objects.Remove(ctx, deleted.ObjectKey); err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", id.String()).Msg("remove deleted object failed")
+		log.Warn().Err(err).Msg("remove deleted object failed; the sweeper retries it")
+		return nil
+	}
+	if err := s.store.ForgetRemovals(ctx, []string{deleted.ObjectKey}); err != nil {
+		log.Warn().Err(err).Msg("forget the removal record failed; the sweeper clears it")
 	}
 	return nil
 }

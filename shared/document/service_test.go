@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1217,7 +1219,6 @@ func TestReclassifyBoundsRequestsPerMinute(t *testing.T) {
 func TestSweep(t *testing.T) {
 	t.Parallel()
 	f := newService(t)
-	f.objects.listBatch = 2
 	user := uuid.New()
 	f.setLimit(t, user, 10*maxUpload)
 	cfg := document.SweepConfig{PendingTTL: time.Hour, RejectedRetention: 24 * time.Hour, BatchSize: 2, Workers: 2}
@@ -1260,7 +1261,9 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.MaxBatchLock = 0
-	want := document.SweepResult{Confirmed: 3, Rejected: 1, Purged: 3, RejectedRemoved: 1, OrphansRemoved: 2}
+	// The reconciliation checks what is left: 3 arrived, the charged one, 2
+	// old orphans, the fresh arrival and the fresh orphan.
+	want := document.SweepResult{Confirmed: 3, Rejected: 1, Purged: 3, RejectedRemoved: 1, OrphansRemoved: 2, KeysChecked: 8}
 	if res != want {
 		t.Errorf("Sweep = %+v, want %+v", res, want)
 	}
@@ -1297,7 +1300,8 @@ func TestSweep(t *testing.T) {
 		}
 	}
 
-	// A second sweep finds nothing left, and charges nothing twice.
+	// A second sweep finds nothing left, and charges nothing twice; the
+	// reconciliation's pass is done until ReconcilePeriod is over.
 	res, err = f.svc.Sweep(context.Background(), cfg)
 	res.MaxBatchLock = 0
 	if err != nil || res != (document.SweepResult{}) {
@@ -1330,6 +1334,101 @@ func TestSweepKeepsRowsWhoseObjectsCannotBeRemoved(t *testing.T) {
 	wantStatus(t, f.doc(t, rejected.ID), document.StatusRejected, document.ReasonSizeMismatch)
 	if !f.objects.has(orphan) {
 		t.Error("the orphan is gone")
+	}
+}
+
+func TestSweepReconcilesTheBucketASliceAtATime(t *testing.T) {
+	t.Parallel()
+	f := newService(t)
+	user := uuid.New()
+	f.clock.set(t0.Add(-48 * time.Hour))
+	var orphans []string
+	for i := range 5 {
+		key := document.ObjectKey(user, uuid.New(), fmt.Sprintf("orphan-%d.pdf", i))
+		f.put(key, 5)
+		orphans = append(orphans, key)
+	}
+	kept := []*document.Document{f.uploaded(t, user, 7), f.uploaded(t, user, 9)}
+	cfg := document.SweepConfig{PendingTTL: time.Hour, RejectedRetention: 24 * time.Hour, ReconcileKeys: 2, ReconcilePeriod: 6 * time.Hour}
+
+	// 7 keys, 2 a sweep: the pass takes 4 sweeps, each one listing call.
+	f.clock.set(t0)
+	removed := 0
+	for i, want := range []int{2, 2, 2, 1} {
+		listed := f.objects.listed
+		res, err := f.svc.Sweep(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.KeysChecked != want || f.objects.listed != listed+1 {
+			t.Errorf("sweep %d checked %d keys in %d listings, want %d in one", i+1, res.KeysChecked, f.objects.listed-listed, want)
+		}
+		removed += res.OrphansRemoved
+		f.clock.set(f.clock.Now().Add(time.Minute))
+	}
+	if removed != len(orphans) {
+		t.Errorf("%d orphans removed, want %d", removed, len(orphans))
+	}
+	for _, key := range orphans {
+		if f.objects.has(key) {
+			t.Errorf("orphan %s is still stored", key)
+		}
+	}
+	for _, d := range kept {
+		if !f.objects.has(d.ObjectKey) {
+			t.Errorf("%s, a document's object, was removed", d.ObjectKey)
+		}
+	}
+
+	// The pass is complete: the next starts ReconcilePeriod after it began.
+	late := document.ObjectKey(user, uuid.New(), "late.pdf")
+	f.objects.put(late, []byte("late"), t0.Add(-2*time.Hour))
+	if res, err := f.svc.Sweep(context.Background(), cfg); err != nil || res.KeysChecked != 0 {
+		t.Errorf("a sweep within the period = %+v, %v; want no key checked", res, err)
+	}
+	f.clock.set(t0.Add(6 * time.Hour))
+	first, err := f.svc.Sweep(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.svc.Sweep(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.KeysChecked != 2 || second.KeysChecked != 1 || first.OrphansRemoved+second.OrphansRemoved != 1 || f.objects.has(late) {
+		t.Errorf("the next pass = %+v then %+v; want 2 then 1 keys checked and the late orphan removed", first, second)
+	}
+}
+
+func TestDeleteRecordsTheRemovalUntilItSucceeds(t *testing.T) {
+	t.Parallel()
+	f := newService(t)
+	user := uuid.New()
+	ok := f.uploaded(t, user, 10)
+	if err := f.svc.Delete(context.Background(), user, ok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.store.removals(); len(got) != 0 {
+		t.Errorf("removal records after a delete whose removal succeeded: %v", got)
+	}
+
+	d := f.uploaded(t, user, 20)
+	f.objects.failRemove = document.Errorf(document.Unavailable, "object store unavailable")
+	if err := f.svc.Delete(context.Background(), user, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.store.removals(); !slices.Equal(got, []string{d.ObjectKey}) {
+		t.Fatalf("removal records = %v, want the deleted document's key", got)
+	}
+	cfg := document.SweepConfig{PendingTTL: time.Hour, RejectedRetention: time.Hour}
+	f.objects.failRemove = nil
+	f.clock.set(t0.Add(time.Second))
+	res, err := f.svc.Sweep(context.Background(), cfg)
+	if err != nil || res.RemovalsRetried != 1 {
+		t.Errorf("sweep = %+v, %v; want one removal retried", res, err)
+	}
+	if f.objects.has(d.ObjectKey) || len(f.store.removals()) != 0 {
+		t.Errorf("after the retry: object stored %v, records %v", f.objects.has(d.ObjectKey), f.store.removals())
 	}
 }
 

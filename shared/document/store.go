@@ -40,6 +40,16 @@ type Store interface {
 	TakeRate(ctx context.Context, user uuid.UUID, action string, now time.Time, window time.Duration, limit int) (RateWindow, bool, error)
 	// KnownKeys returns which of keys belong to a document.
 	KnownKeys(ctx context.Context, keys []string) (map[string]bool, error)
+	// PendingRemovals returns up to limit object keys recorded for removal
+	// (Tx.RecordRemoval) before before, oldest first.
+	PendingRemovals(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// ForgetRemovals drops the removal records of keys: their objects are gone.
+	ForgetRemovals(ctx context.Context, keys []string) error
+	// ReconcileCursor returns where the reconciliation of the bucket against
+	// the table stands; the zero cursor before the first pass.
+	ReconcileCursor(ctx context.Context) (ReconcileCursor, error)
+	// SaveReconcileCursor stores c as the reconciliation's position.
+	SaveReconcileCursor(ctx context.Context, c ReconcileCursor) error
 	// InTx runs fn in one transaction, committed when fn returns nil and
 	// rolled back otherwise.
 	InTx(ctx context.Context, fn func(Tx) error) error
@@ -58,6 +68,10 @@ type Tx interface {
 	Save(ctx context.Context, d *Document, e Event) error
 	// DeleteDocument removes the document row.
 	DeleteDocument(ctx context.Context, id uuid.UUID) error
+	// RecordRemoval records, as of at, that the object under key must go:
+	// the record stays until ForgetRemovals, so a removal that fails after
+	// commit is retried by the sweeper.
+	RecordRemoval(ctx context.Context, key string, at time.Time) error
 	// ReleaseQuota subtracts delta from the user's used bytes, never below zero.
 	ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (Quota, error)
 	// ChargeQuota adds delta (which may be negative) to the user's used
@@ -126,6 +140,15 @@ type StaleCursor struct {
 	ID        uuid.UUID
 }
 
+// ReconcileCursor is the position of the incremental reconciliation of the
+// bucket against the table: a pass walks the bucket's keys in order, a
+// bounded slice per sweep, and the next pass starts a ReconcilePeriod after
+// this one started.
+type ReconcileCursor struct {
+	After       string    // the last key the current pass checked; "" between passes
+	PassStarted time.Time // when the current (or the last) pass started; zero before the first
+}
+
 // ListFilter selects a page of one user's documents.
 type ListFilter struct {
 	UserID         uuid.UUID
@@ -151,9 +174,15 @@ type Objects interface {
 	ReadPrefix(ctx context.Context, key string, n int64) ([]byte, error)
 	// Remove deletes the object; removing a missing object is not an error.
 	Remove(ctx context.Context, key string) error
-	// List calls fn with batches of the keys of objects last modified
-	// before before, until fn returns an error or the listing ends.
-	List(ctx context.Context, before time.Time, fn func(keys []string) error) error
+	// ListAfter returns up to limit stored objects whose keys sort after
+	// after, in key order: a page of the bucket, never the whole of it.
+	ListAfter(ctx context.Context, after string, limit int) ([]ListedObject, error)
+}
+
+// ListedObject is a stored object as a listing shows it.
+type ListedObject struct {
+	Key          string
+	LastModified time.Time
 }
 
 // ObjectInfo is what the object store knows of a stored object.

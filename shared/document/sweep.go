@@ -1,6 +1,7 @@
 package document
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
@@ -21,7 +22,22 @@ type SweepConfig struct {
 	BatchSize int
 	// Workers bounds the object-store calls in flight.
 	Workers int
+	// ReconcileKeys bounds the bucket keys one sweep checks against the
+	// table: the slice of the incremental reconciliation.
+	ReconcileKeys int
+	// ReconcilePeriod is how often a reconciliation pass over the whole
+	// bucket starts; it takes as many sweeps as it needs, ReconcileKeys
+	// keys each.
+	ReconcilePeriod time.Duration
 }
+
+// Defaults of a zero SweepConfig field.
+const (
+	DefaultSweepBatchSize  = 500
+	DefaultSweepWorkers    = 16
+	DefaultReconcileKeys   = 10000
+	DefaultReconcilePeriod = 24 * time.Hour
+)
 
 // SweepResult counts what one sweep did.
 type SweepResult struct {
@@ -29,24 +45,27 @@ type SweepResult struct {
 	Rejected        int           `json:"rejected"`         // stale pending documents whose upload broke a rule (over quota, too large)
 	Purged          int           `json:"purged"`           // stale pending documents never uploaded: rows deleted
 	RejectedRemoved int           `json:"rejected_removed"` // rejected documents past retention: rows and objects deleted
-	OrphansRemoved  int           `json:"orphans_removed"`  // objects no document owns: deleted
+	RemovalsRetried int           `json:"removals_retried"` // objects of deleted documents whose removal had failed: deleted
+	OrphansRemoved  int           `json:"orphans_removed"`  // objects no document owns, found by the reconciliation: deleted
+	KeysChecked     int           `json:"keys_checked"`     // bucket keys the reconciliation checked in this sweep
 	Errors          int           `json:"errors"`           // items left for the next run
 	MaxBatchLock    time.Duration `json:"-"`                // longest single deleting transaction
 }
 
 // Sweep brings the database and the bucket back together: it recovers
 // uploads whose event was lost, purges stale pending documents, removes
-// rejected documents past retention and deletes orphaned objects. Work
-// that fails is counted in Errors and left for the next run; nothing is
-// deleted before what it depends on is gone. Sweeps running at once skip
-// each other's rows and never double-count.
+// rejected documents past retention, retries the removals of deleted
+// documents' objects that failed, and checks the next slice of the bucket
+// for orphaned objects. Its cost follows what it finds and the slice size,
+// never the size of the bucket. Work that fails is counted in Errors and
+// left for the next run; nothing is deleted before what it depends on is
+// gone. Sweeps running at once skip each other's rows and never
+// double-count.
 func (s *Service) Sweep(ctx context.Context, cfg SweepConfig) (SweepResult, error) {
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 500
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 16
-	}
+	cfg.BatchSize = cmp.Or(max(cfg.BatchSize, 0), DefaultSweepBatchSize)
+	cfg.Workers = cmp.Or(max(cfg.Workers, 0), DefaultSweepWorkers)
+	cfg.ReconcileKeys = cmp.Or(max(cfg.ReconcileKeys, 0), DefaultReconcileKeys)
+	cfg.ReconcilePeriod = cmp.Or(max(cfg.ReconcilePeriod, 0), DefaultReconcilePeriod)
 	var res SweepResult
 	now := s.cfg.Now()
 	if err := s.sweepPending(ctx, cfg, now.Add(-cfg.PendingTTL), &res); err != nil {
@@ -55,7 +74,10 @@ func (s *Service) Sweep(ctx context.Context, cfg SweepConfig) (SweepResult, erro
 	if err := s.sweepRejected(ctx, cfg, now.Add(-cfg.RejectedRetention), &res); err != nil {
 		return res, err
 	}
-	if err := s.sweepOrphans(ctx, cfg, now.Add(-cfg.PendingTTL), &res); err != nil {
+	if err := s.sweepRemovals(ctx, cfg, now, &res); err != nil {
+		return res, err
+	}
+	if err := s.reconcileSlice(ctx, cfg, now, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -155,28 +177,19 @@ func (s *Service) sweepRejected(ctx context.Context, cfg SweepConfig, cutoff tim
 	}
 }
 
-// sweepOrphans deletes objects older than cutoff whose key no document
-// has. A client gets a document's URL only once its row is written, so an
-// object without a row is never an upload in flight.
-func (s *Service) sweepOrphans(ctx context.Context, cfg SweepConfig, cutoff time.Time, res *SweepResult) error {
-	var keys []string
-	flush := func() error {
-		if len(keys) == 0 {
-			return nil
-		}
-		known, err := s.store.KnownKeys(ctx, keys)
-		if err != nil {
+// sweepRemovals removes the objects recorded for removal before cutoff —
+// deleted documents whose object could not be removed at the time — and
+// forgets each record once its object is gone. A delete still removing its
+// object itself may be overtaken: removing twice is harmless.
+func (s *Service) sweepRemovals(ctx context.Context, cfg SweepConfig, cutoff time.Time, res *SweepResult) error {
+	for {
+		keys, err := s.store.PendingRemovals(ctx, cutoff, cfg.BatchSize)
+		if err != nil || len(keys) == 0 {
 			return err
 		}
-		var orphans []string
-		for _, k := range keys {
-			if !known[k] {
-				orphans = append(orphans, k)
-			}
-		}
-		keys = keys[:0]
 		var mu sync.Mutex
-		parallel(ctx, cfg.Workers, orphans, func(key string) {
+		var gone []string
+		parallel(ctx, cfg.Workers, keys, func(key string) {
 			err := s.objects.Remove(ctx, key)
 			mu.Lock()
 			defer mu.Unlock()
@@ -184,27 +197,84 @@ func (s *Service) sweepOrphans(ctx context.Context, cfg SweepConfig, cutoff time
 				res.Errors++
 				return
 			}
+			gone = append(gone, key)
+		})
+		if len(gone) > 0 {
+			if err := s.store.ForgetRemovals(ctx, gone); err != nil {
+				return err
+			}
+			res.RemovalsRetried += len(gone)
+		}
+		if len(gone) < len(keys) || len(keys) < cfg.BatchSize {
+			return nil // what failed waits for the next run
+		}
+	}
+}
+
+// reconcileSlice checks the next ReconcileKeys keys of the bucket against
+// the table, resuming where the last sweep stopped, and deletes the objects
+// no document owns that are older than PendingTTL. A client gets a
+// document's URL only once its row is written, so an object without a row
+// is never an upload in flight. Orphans mostly never get here: the
+// notification door removes an object of no live document as it is written,
+// and deletes record their removals; this pass is the backstop, one full
+// pass over the bucket per ReconcilePeriod.
+func (s *Service) reconcileSlice(ctx context.Context, cfg SweepConfig, now time.Time, res *SweepResult) error {
+	cur, err := s.store.ReconcileCursor(ctx)
+	if err != nil {
+		return err
+	}
+	if cur.After == "" {
+		if !cur.PassStarted.IsZero() && now.Sub(cur.PassStarted) < cfg.ReconcilePeriod {
+			return nil // the last pass is recent: nothing to do until the period is over
+		}
+		cur.PassStarted = now // a new pass
+	}
+	objs, err := s.objects.ListAfter(ctx, cur.After, cfg.ReconcileKeys)
+	if ErrorCode(err) == Unavailable && ctx.Err() == nil {
+		// The object store is away: the slice waits for the next run.
+		res.Errors++
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("sweep: reconciliation left for the next run")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	res.KeysChecked += len(objs)
+	if len(objs) > 0 {
+		keys := make([]string, len(objs))
+		for i, o := range objs {
+			keys[i] = o.Key
+		}
+		known, err := s.store.KnownKeys(ctx, keys)
+		if err != nil {
+			return err
+		}
+		cutoff := now.Add(-cfg.PendingTTL)
+		var orphans []string
+		for _, o := range objs {
+			if !known[o.Key] && o.LastModified.Before(cutoff) {
+				orphans = append(orphans, o.Key)
+			}
+		}
+		var mu sync.Mutex
+		parallel(ctx, cfg.Workers, orphans, func(key string) {
+			err := s.objects.Remove(ctx, key)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.Errors++ // found again by the next pass
+				return
+			}
 			res.OrphansRemoved++
 		})
-		return nil
 	}
-	err := s.objects.List(ctx, cutoff, func(batch []string) error {
-		keys = append(keys, batch...)
-		if len(keys) >= cfg.BatchSize {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
+	if len(objs) < cfg.ReconcileKeys {
+		cur.After = "" // the pass is complete
+	} else {
+		cur.After = objs[len(objs)-1].Key
 	}
-	if ErrorCode(err) == Unavailable && ctx.Err() == nil {
-		// The object store is away: the orphans wait for the next run.
-		res.Errors++
-		zerolog.Ctx(ctx).Warn().Err(err).Msg("sweep: orphan scan left for the next run")
-		return nil
-	}
-	return err
+	return s.store.SaveReconcileCursor(ctx, cur)
 }
 
 // parallel calls fn for each item with at most workers at once.

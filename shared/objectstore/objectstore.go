@@ -195,34 +195,23 @@ func translate(err error, action string) error {
 	return &document.Error{Code: document.Internal, Message: action + " failed", Err: err}
 }
 
-// listBatch is how many keys List hands over at once.
-const listBatch = 1000
-
-// List calls fn with batches of the keys of objects last modified before
-// before, until fn fails or the bucket has been listed.
-func (s *Store) List(ctx context.Context, before time.Time, fn func(keys []string) error) error {
+// ListAfter returns up to limit objects whose keys sort after after, in
+// key order, from as few listing pages as that takes.
+func (s *Store) ListAfter(ctx context.Context, after string, limit int) ([]document.ListedObject, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stops the listing goroutine when fn fails
-	batch := make([]string, 0, listBatch)
-	for obj := range s.internal.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+	defer cancel() // stops the listing goroutine once limit objects are in
+	out := make([]document.ListedObject, 0, min(limit, 1000))
+	opts := minio.ListObjectsOptions{Recursive: true, StartAfter: after, MaxKeys: min(limit, 1000)}
+	for obj := range s.internal.ListObjects(ctx, s.cfg.Bucket, opts) {
 		if obj.Err != nil {
-			return translate(obj.Err, "list objects")
+			return nil, translate(obj.Err, "list objects")
 		}
-		if !obj.LastModified.Before(before) {
-			continue
-		}
-		batch = append(batch, obj.Key)
-		if len(batch) == listBatch {
-			if err := fn(batch); err != nil {
-				return err
-			}
-			batch = batch[:0]
+		out = append(out, document.ListedObject{Key: obj.Key, LastModified: obj.LastModified})
+		if len(out) == limit {
+			break
 		}
 	}
-	if len(batch) > 0 {
-		return fn(batch)
-	}
-	return nil
+	return out, nil
 }
 
 // ReadPrefix returns at most n bytes from the start of the object, with a

@@ -337,6 +337,12 @@ func (t *tx) DeleteDocument(ctx context.Context, id uuid.UUID) error {
 	return translate(err, "delete document")
 }
 
+func (t *tx) RecordRemoval(ctx context.Context, key string, at time.Time) error {
+	_, err := t.q.Exec(ctx, `INSERT INTO object_removals (object_key, recorded_at) VALUES ($1, $2)
+		ON CONFLICT (object_key) DO NOTHING`, key, at)
+	return translate(err, "record removal")
+}
+
 func (t *tx) ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (document.Quota, error) {
 	q := document.Quota{UserID: user}
 	err := t.q.QueryRow(ctx, `UPDATE quotas SET used_bytes = GREATEST(0, used_bytes - $2) WHERE user_id = $1

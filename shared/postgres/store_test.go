@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -328,5 +329,66 @@ func TestRelaySharesTheOutboxWithThePreviousReleasesRelays(t *testing.T) {
 	}
 	if marked != 2 || unmarked != 0 {
 		t.Fatalf("outbox holds %d marked and %d unmarked rows; want the old relay's 2 and none", marked, unmarked)
+	}
+}
+
+func TestRemovalRecordsLastUntilForgotten(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openStore(t, 1000)
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	keys := []string{"u/d1/a.pdf", "u/d2/b.pdf", "u/d3/c.pdf"}
+	if err := s.InTx(ctx, func(tx document.Tx) error {
+		for i, k := range keys {
+			if err := tx.RecordRemoval(ctx, k, at.Add(time.Duration(i)*time.Second)); err != nil {
+				return err
+			}
+		}
+		return tx.RecordRemoval(ctx, keys[0], at.Add(time.Hour)) // recorded twice: the first time stands
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A transaction rolled back records nothing.
+	_ = s.InTx(ctx, func(tx document.Tx) error {
+		if err := tx.RecordRemoval(ctx, "u/d4/rolled-back.pdf", at); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	got, err := s.PendingRemovals(ctx, at.Add(2*time.Second), 10)
+	if err != nil || !slices.Equal(got, keys[:2]) {
+		t.Fatalf("PendingRemovals = %v, %v; want %v, oldest first", got, err, keys[:2])
+	}
+	if got, err := s.PendingRemovals(ctx, at.Add(time.Minute), 1); err != nil || !slices.Equal(got, keys[:1]) {
+		t.Fatalf("PendingRemovals with limit 1 = %v, %v", got, err)
+	}
+	if err := s.ForgetRemovals(ctx, keys[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.PendingRemovals(ctx, at.Add(time.Minute), 10); err != nil || !slices.Equal(got, keys[2:]) {
+		t.Fatalf("after forgetting two: %v, %v; want %v", got, err, keys[2:])
+	}
+}
+
+func TestReconcileCursorIsKeptBetweenSweeps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openStore(t, 1000)
+	if c, err := s.ReconcileCursor(ctx); err != nil || c != (document.ReconcileCursor{}) {
+		t.Fatalf("before the first pass: %+v, %v; want the zero cursor", c, err)
+	}
+	started := time.Now().UTC().Truncate(time.Microsecond)
+	for _, want := range []document.ReconcileCursor{
+		{After: "a/b/c.pdf", PassStarted: started},
+		{After: "z/y/x.pdf", PassStarted: started},
+		{After: "", PassStarted: started},
+	} {
+		if err := s.SaveReconcileCursor(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ReconcileCursor(ctx)
+		if err != nil || got.After != want.After || !got.PassStarted.Equal(want.PassStarted) {
+			t.Fatalf("ReconcileCursor = %+v, %v; want %+v", got, err, want)
+		}
 	}
 }

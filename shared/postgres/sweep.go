@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,4 +63,50 @@ func (s *Store) KnownKeys(ctx context.Context, keys []string) (map[string]bool, 
 		known[k] = true
 	}
 	return known, nil
+}
+
+// PendingRemovals returns up to limit keys recorded for removal before
+// before, oldest first.
+func (s *Store) PendingRemovals(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT object_key FROM object_removals WHERE recorded_at < $1
+		ORDER BY recorded_at LIMIT $2`, before, limit)
+	if err != nil {
+		return nil, translate(err, "list removals")
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return keys, translate(err, "list removals")
+}
+
+// ForgetRemovals drops the removal records of keys.
+func (s *Store) ForgetRemovals(ctx context.Context, keys []string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM object_removals WHERE object_key = ANY($1)`, keys)
+	return translate(err, "forget removals")
+}
+
+// ReconcileCursor returns the reconciliation's position; the zero cursor
+// before the first pass.
+func (s *Store) ReconcileCursor(ctx context.Context) (document.ReconcileCursor, error) {
+	var (
+		c       document.ReconcileCursor
+		started *time.Time
+	)
+	err := s.pool.QueryRow(ctx, `SELECT after_key, pass_started FROM reconcile_cursor`).Scan(&c.After, &started)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, nil
+	}
+	if started != nil {
+		c.PassStarted = *started
+	}
+	return c, translate(err, "read reconcile cursor")
+}
+
+// SaveReconcileCursor stores the reconciliation's position.
+func (s *Store) SaveReconcileCursor(ctx context.Context, c document.ReconcileCursor) error {
+	var started *time.Time
+	if !c.PassStarted.IsZero() {
+		started = &c.PassStarted
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO reconcile_cursor (after_key, pass_started) VALUES ($1, $2)
+		ON CONFLICT (id) DO UPDATE SET after_key = EXCLUDED.after_key, pass_started = EXCLUDED.pass_started`, c.After, started)
+	return translate(err, "save reconcile cursor")
 }

@@ -413,9 +413,9 @@ func (r *report) writeSweeper(w writer, p plan) {
 	w("## 5. Sweeper\n\n")
 	w("What was measured: each run starts from an empty table and bucket and sets up\n\n")
 	w("- **%d stale pending documents** (rows only, `updated_at` 2 h ago, one `INSERT … SELECT … generate_series`, spread over 1,000 users): uploads whose bytes never arrived. The sweep runs each through the Confirm use case, whose StatObject answers 404, and purges them in batches of SWEEP_BATCH_SIZE (500) rows, each batch one `DELETE … FOR UPDATE SKIP LOCKED` statement;\n", p.swRows)
-	w("- **%d orphan objects** (1 KiB, keys shaped like documents' but no row): the sweep lists the bucket, asks PostgreSQL which keys it knows, and deletes the others (`orphans_removed`);\n", p.swOrphans)
+	w("- **%d orphan objects** (1 KiB, keys shaped like documents' but no row): the sweep's reconciliation lists the next slice of the bucket (SWEEP_RECONCILE_KEYS keys, 10,000), asks PostgreSQL which keys it knows, and deletes the others (`orphans_removed`);\n", p.swOrphans)
 	w("- **%d lost uploads**: stale pending rows whose objects did arrive but whose notification was lost; the sweep confirms and charges them (`confirmed`).\n\n", p.swLost)
-	w("Then one `document.Service.Sweep` call (the use case the sweeper service runs for a tick) with the sweeper's settings (`sweeper.SweepConfig`: batch 500, 16 object-store workers) except PENDING_TTL = 1 s, so that the orphans just written count as old; the time is the whole call, and \"longest batch\" is the longest single deleting transaction (`max_batch_lock_ms`). ")
+	w("Then one `document.Service.Sweep` call (the use case the sweeper service runs for a tick) with the sweeper's settings (`stack.SweepConfig`: batch 500, 16 object-store workers, 10,000 keys reconciled) except PENDING_TTL = 1 s, so that the orphans just written count as old, and a reconciliation pass started on every call; the time is the whole call, and \"longest batch\" is the longest single deleting transaction (`max_batch_lock_ms`). ")
 	if p.swServiceRows > 0 {
 		w("The last row goes through the real door once, with %d rows: `POST /api/admin/sweep` → JetStream tick → the sweeper service → `sweeper.run.completed` (its `duration_ms` and `max_batch_lock_ms`), with the configured PENDING_TTL of 1 h, so rows only.", p.swServiceRows)
 	}

@@ -332,7 +332,13 @@ func Migrate(ctx context.Context, cfg config.Config) error {
 
 // SweepConfig is what a sweep removes, as cfg says.
 func SweepConfig(cfg config.Config) document.SweepConfig {
-	return document.SweepConfig{PendingTTL: cfg.PendingTTL, RejectedRetention: cfg.RejectedRetention, BatchSize: int(cfg.SweepBatchSize)}
+	return document.SweepConfig{
+		PendingTTL:        cfg.PendingTTL,
+		RejectedRetention: cfg.RejectedRetention,
+		BatchSize:         int(cfg.SweepBatchSize),
+		ReconcileKeys:     int(cfg.ReconcileKeys),
+		ReconcilePeriod:   cfg.ReconcilePeriod,
+	}
 }
 
 // objectStoreConfig is the object store cfg describes: its endpoints, its
