@@ -44,8 +44,9 @@ var Consumer = events.Consumer{
 
 // Docs is the use case the confirmer is a door of.
 type Docs interface {
-	// ConfirmObject handles the notification that key was written with etag.
-	ConfirmObject(ctx context.Context, key, etag string) (document.Confirmation, error)
+	// ConfirmObject handles the notification that key was written, with
+	// the size and etag it reports.
+	ConfirmObject(ctx context.Context, key string, written document.ObjectInfo) (document.Confirmation, error)
 }
 
 // Bus runs the confirmer's durable consumer with the one consumer loop.
@@ -101,7 +102,7 @@ func (c *Confirmer) Handle(ctx context.Context, msg events.Message) events.Outco
 			c.count("already")
 			continue
 		}
-		res, err := c.docs.ConfirmObject(ctx, r.Key, r.ETag)
+		res, err := c.docs.ConfirmObject(ctx, r.Key, document.ObjectInfo{Size: r.Size, ETag: r.ETag})
 		log := zerolog.Ctx(ctx)
 		switch code := document.ErrorCode(err); {
 		case res.Stray == document.StrayUnknown || res.Stray == document.StrayRejected:

@@ -519,6 +519,11 @@ type memObject struct {
 	modified    time.Time
 }
 
+// info is what a notification of the object's write reports.
+func (o memObject) info() document.ObjectInfo {
+	return document.ObjectInfo{Size: int64(len(o.data)), ETag: o.etag}
+}
+
 // presignCall records a PresignPut or PresignGet.
 type presignCall struct {
 	method      string // PUT or GET

@@ -231,13 +231,17 @@ func (s *Service) Confirm(ctx context.Context, user, id uuid.UUID) (Confirmation
 }
 
 // ConfirmObject handles the object-store notification that key was
-// written with etag: it is the door the notifications come through. The
-// object of a pending document is confirmed; the object of a charged one is
-// checked against the row (etag, when given, spares the check of an object
-// that did not change); any other object whose key is shaped like a
-// document's is removed (Confirmation.Stray says what was done). A key
-// DocuVault did not make is NotFound and left alone.
-func (s *Service) ConfirmObject(ctx context.Context, key, etag string) (Confirmation, error) {
+// written: it is the door the notifications come through. written is the
+// size and etag the notification reports for the write. The object of a
+// pending document is confirmed with them, without asking the object store
+// again: a notification is the store's own word for one write (only MinIO
+// may publish them), and a pending document's key takes one write only
+// (its URL is signed with If-None-Match: *). Without an etag the object is
+// stat'ed. The object of a charged document is checked against the row
+// (an unchanged etag spares the check); any other object whose key is
+// shaped like a document's is removed (Confirmation.Stray says what was
+// done). A key DocuVault did not make is NotFound and left alone.
+func (s *Service) ConfirmObject(ctx context.Context, key string, written ObjectInfo) (Confirmation, error) {
 	user, id, ok := ParseObjectKey(key)
 	if !ok {
 		return Confirmation{}, Errorf(NotFound, "object key is not a document's")
@@ -252,14 +256,19 @@ func (s *Service) ConfirmObject(ctx context.Context, key, etag string) (Confirma
 		return s.removeStray(ctx, key, StrayUnknown)
 	case d.Status == StatusRejected:
 		return s.removeStray(ctx, key, StrayRejected)
-	case d.Status.Charged() && etag != "" && etag == d.ETag:
+	case d.Status.Charged() && written.ETag != "" && written.ETag == d.ETag:
 		// The other door won, or this is MinIO's second copy of the
 		// notification. Nobody reads the quota here: skip that query.
 		return Confirmation{Document: d}, nil
 	case d.Status.Charged():
 		return s.reconcile(ctx, d)
 	}
-	c, err := s.confirm(ctx, d)
+	var c Confirmation
+	if written.ETag != "" {
+		c, err = s.confirmStored(ctx, d, written)
+	} else {
+		c, err = s.confirm(ctx, d)
+	}
 	if c.Document == nil && IsRejection(err) {
 		// The other door rejected it between our read and the store's
 		// lock; its removal of the object may have failed: make sure.
@@ -344,6 +353,7 @@ func (s *Service) reconcile(ctx context.Context, d *Document) (Confirmation, err
 	return res, rejection(res.Document, quota)
 }
 
+// confirm confirms d with its object's stat.
 func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error) {
 	if d.Status != StatusPending {
 		return s.confirmed(ctx, d)
@@ -351,6 +361,15 @@ func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error
 	info, err := s.objects.Stat(ctx, d.ObjectKey)
 	if err != nil {
 		return Confirmation{}, err
+	}
+	return s.confirmStored(ctx, d, info)
+}
+
+// confirmStored confirms d, charged (or rejected) for the object stored
+// as info says.
+func (s *Service) confirmStored(ctx context.Context, d *Document, info ObjectInfo) (Confirmation, error) {
+	if d.Status != StatusPending {
+		return s.confirmed(ctx, d)
 	}
 	now := s.cfg.Now().UTC()
 	// The whole reject decision, here: a rule the object breaks rejects it

@@ -552,7 +552,7 @@ func TestRejectionWhoseRemovalFailsIsStillAnswered(t *testing.T) {
 	}
 	wantStatus(t, f.doc(t, viaConfirm.ID), document.StatusRejected, document.ReasonOverQuota)
 
-	c, err = f.svc.ConfirmObject(context.Background(), viaObject.ObjectKey, obj.etag)
+	c, err = f.svc.ConfirmObject(context.Background(), viaObject.ObjectKey, obj.info())
 	wantQuotaExceeded(t, err, want)
 	wantOutcome(t, c, err, "rejected")
 	if !c.Leftover {
@@ -590,7 +590,7 @@ func TestConfirmObjectRemovesWhatTheOtherDoorRejectedButLeft(t *testing.T) {
 		f.objects.failRemove = nil
 	}
 
-	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.etag)
+	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.info())
 	wantQuotaExceeded(t, err, document.QuotaExceededError{UsedBytes: 0, LimitBytes: 50, RejectedBytes: 60})
 	wantOutcome(t, c, err, "rejected")
 	if c.Leftover {
@@ -616,7 +616,7 @@ func TestConfirmObjectLeavesForeignKeysAlone(t *testing.T) {
 			t.Parallel()
 			f := newService(t)
 			f.put(key, 10)
-			_, err := f.svc.ConfirmObject(context.Background(), key, "")
+			_, err := f.svc.ConfirmObject(context.Background(), key, document.ObjectInfo{})
 			wantCode(t, err, document.NotFound)
 			if !f.objects.has(key) || len(f.objects.removeCalls()) != 0 {
 				t.Error("a key DocuVault did not make was removed")
@@ -642,7 +642,7 @@ func TestConfirmObjectRemovesObjectsOfUnknownDocuments(t *testing.T) {
 		"another user's prefix":     uuid.NewString() + "/" + live.ID.String() + "/" + suffix,
 	} {
 		obj := f.put(key, 5)
-		c, err := f.svc.ConfirmObject(context.Background(), key, obj.etag)
+		c, err := f.svc.ConfirmObject(context.Background(), key, obj.info())
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -666,7 +666,7 @@ func TestConfirmObjectRemovesAnUploadToARejectedDocument(t *testing.T) {
 	d := f.rejected(t, user)
 	obj := f.put(d.ObjectKey, 10) // the upload URL used again
 
-	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.etag)
+	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.info())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -688,24 +688,60 @@ func TestConfirmObjectConfirmsAPendingDocument(t *testing.T) {
 	d := f.pending(t, user, declared(100))
 	obj := f.put(d.ObjectKey, 100)
 
-	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.etag)
+	// The notification's size and etag are the store's word for the
+	// write: no stat, whichever door comes next.
+	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.info())
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantOutcome(t, c, err, "uploaded")
-	if c.UsedBytes != 100 {
-		t.Errorf("UsedBytes = %d, want 100", c.UsedBytes)
+	if c.UsedBytes != 100 || c.Document.ETag != obj.etag {
+		t.Errorf("UsedBytes = %d, etag %q; want 100, %q", c.UsedBytes, c.Document.ETag, obj.etag)
 	}
 	// The client's confirm comes second and finds it done.
 	c, err = f.svc.Confirm(context.Background(), user, d.ID)
 	wantOutcome(t, c, err, "already")
 	// So does the notification's second copy.
-	c, err = f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.etag)
+	c, err = f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.info())
 	wantOutcome(t, c, err, "already")
 	if used := f.used(t, user); used != 100 {
 		t.Errorf("used %d bytes, want 100", used)
 	}
 	f.wantEvents(t, document.EventUploaded, 1)
+	if n := f.objects.statCount(); n != 0 {
+		t.Errorf("%d stats for one upload confirmed by its notification, want 0", n)
+	}
+}
+
+func TestConfirmObjectRejectsWhatTheNotificationReports(t *testing.T) {
+	t.Parallel()
+	f := newService(t)
+	user := uuid.New()
+	f.setLimit(t, user, 50)
+	d := f.pending(t, user, nil)
+	obj := f.put(d.ObjectKey, 60)
+	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.info())
+	wantOutcome(t, c, err, "rejected")
+	var q *document.QuotaExceededError
+	if !errors.As(err, &q) || q.RejectedBytes != 60 {
+		t.Fatalf("err = %v, want a 60-byte QuotaExceededError", err)
+	}
+	if f.objects.has(d.ObjectKey) || f.used(t, user) != 0 {
+		t.Error("the rejected object is stored or charged")
+	}
+}
+
+func TestConfirmObjectWithoutAnETagStatsTheObject(t *testing.T) {
+	t.Parallel()
+	f := newService(t)
+	user := uuid.New()
+	d := f.pending(t, user, nil)
+	f.put(d.ObjectKey, 42)
+	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, document.ObjectInfo{})
+	wantOutcome(t, c, err, "uploaded")
+	if f.objects.statCount() != 1 || f.used(t, user) != 42 {
+		t.Errorf("%d stats, %d bytes charged; want 1 stat and 42 bytes", f.objects.statCount(), f.used(t, user))
+	}
 }
 
 func TestConfirmObjectWithTheChargedETagChangesNothing(t *testing.T) {
@@ -715,7 +751,7 @@ func TestConfirmObjectWithTheChargedETagChangesNothing(t *testing.T) {
 	d := f.uploaded(t, user, 100)
 	stats := f.objects.statCount()
 
-	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, d.ETag)
+	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, document.ObjectInfo{Size: d.SizeBytes, ETag: d.ETag})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -747,7 +783,7 @@ func TestConfirmObjectReconcilesAReplacedObject(t *testing.T) {
 			f.clock.set(t0.Add(time.Hour))
 			obj := f.put(d.ObjectKey, size) // replaced by a tool with other credentials
 
-			c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.etag)
+			c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.info())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -770,7 +806,7 @@ func TestConfirmObjectReconcilesAReplacedObject(t *testing.T) {
 			f.wantEvents(t, "", 2) // the two uploads only
 
 			// The same notification again finds it reconciled.
-			c, err = f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.etag)
+			c, err = f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.info())
 			wantOutcome(t, c, err, "already")
 			if used := f.used(t, user); used != want {
 				t.Errorf("used %d bytes after a repeat, want %d", used, want)
@@ -801,7 +837,7 @@ func TestConfirmObjectRejectsAReplacedObjectThatNoLongerFits(t *testing.T) {
 			d := f.uploaded(t, user, 100)
 			obj := f.put(d.ObjectKey, tc.size)
 
-			c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.etag)
+			c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.info())
 			tc.check(t, err)
 			if !document.IsRejection(err) {
 				t.Error("IsRejection = false")
