@@ -92,6 +92,7 @@ type memStore struct {
 
 	failMu sync.Mutex
 	fails  map[string]error // method name ("Document", "InTx", "Tx.Save", …) → error it returns
+	calls  map[string]int   // method name → how many times it was called
 
 	// beforeConfirm, when set, runs at the start of ConfirmDocument, before
 	// the lock: a test makes another door act between a read and the lock.
@@ -105,6 +106,7 @@ func newMemStore(defaultLimit int64) *memStore {
 			removals: map[string]time.Time{}},
 		rates: map[rateKey]document.RateWindow{},
 		fails: map[string]error{},
+		calls: map[string]int{},
 	}
 }
 
@@ -118,7 +120,15 @@ func (s *memStore) failOn(method string, err error) {
 func (s *memStore) failure(method string) error {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
+	s.calls[method]++
 	return s.fails[method]
+}
+
+// callCount returns how many times method was called.
+func (s *memStore) callCount(method string) int {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	return s.calls[method]
 }
 
 // events returns the recorded events of the given types (all when none).
@@ -329,6 +339,23 @@ func (s *memStore) TakeRate(_ context.Context, user uuid.UUID, action string, no
 	w.Count++
 	s.rates[k] = w
 	return w, w.Count <= limit, nil
+}
+
+func (s *memStore) DocumentAndQuota(ctx context.Context, id uuid.UUID) (*document.Document, document.Quota, error) {
+	if err := s.failure("DocumentAndQuota"); err != nil {
+		return nil, document.Quota{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.st.docs[id]
+	if !ok {
+		return nil, document.Quota{}, notFound()
+	}
+	q, ok := s.st.quotas[d.UserID]
+	if !ok {
+		q = document.Quota{UserID: d.UserID, LimitBytes: s.defaultLimit}
+	}
+	return cloneDoc(d), q, nil
 }
 
 func (s *memStore) KnownKeys(_ context.Context, keys []string) (map[string]bool, error) {

@@ -223,9 +223,17 @@ const (
 // authoritative size, and the document becomes uploaded and charged, or
 // rejected. Confirming again answers the same result and charges nothing.
 func (s *Service) Confirm(ctx context.Context, user, id uuid.UUID) (Confirmation, error) {
-	d, err := s.ownDocument(ctx, user, id)
+	// One read answers a document confirmed before, the other door's
+	// usual win, with no second query.
+	d, q, err := s.store.DocumentAndQuota(ctx, id)
 	if err != nil {
 		return Confirmation{}, err
+	}
+	if d.UserID != user {
+		return Confirmation{}, Errorf(NotFound, "document not found")
+	}
+	if d.Status != StatusPending {
+		return answer(d, q)
 	}
 	return s.confirm(ctx, d)
 }
@@ -397,6 +405,8 @@ func (s *Service) confirmStored(ctx context.Context, d *Document, info ObjectInf
 		return Confirmation{}, err
 	case !res.Changed:
 		// Another door confirmed it between our read and the store's lock.
+		// The quota the statement read predates that door's charge (its
+		// snapshot was taken before the lock wait): read it again.
 		return s.confirmed(ctx, res.Document)
 	case res.Charged:
 		return Confirmation{Document: &uploaded, UsedBytes: res.Quota.UsedBytes, Changed: true}, nil
@@ -448,6 +458,12 @@ func (s *Service) confirmed(ctx context.Context, d *Document) (Confirmation, err
 	if err != nil {
 		return Confirmation{}, err
 	}
+	return answer(d, q)
+}
+
+// answer is the answer to a confirm of d, no longer pending, whose owner's
+// quota is q.
+func answer(d *Document, q Quota) (Confirmation, error) {
 	if d.Status == StatusRejected {
 		return Confirmation{}, rejection(d, q)
 	}

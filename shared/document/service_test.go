@@ -713,6 +713,35 @@ func TestConfirmObjectConfirmsAPendingDocument(t *testing.T) {
 	}
 }
 
+func TestConfirmOfADocumentConfirmedBeforeIsOneRead(t *testing.T) {
+	t.Parallel()
+	f := newService(t)
+	user := uuid.New()
+	d := f.pending(t, user, nil)
+	obj := f.put(d.ObjectKey, 30)
+	if _, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.info()); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]int{}
+	for _, m := range []string{"Document", "DocumentAndQuota", "Quota", "ConfirmDocument"} {
+		before[m] = f.store.callCount(m)
+	}
+	c, err := f.svc.Confirm(context.Background(), user, d.ID)
+	wantOutcome(t, c, err, "already")
+	if c.UsedBytes != 30 {
+		t.Errorf("UsedBytes = %d, want 30", c.UsedBytes)
+	}
+	for m, n := range before {
+		want := 0
+		if m == "DocumentAndQuota" {
+			want = 1
+		}
+		if got := f.store.callCount(m) - n; got != want {
+			t.Errorf("%s called %d times, want %d", m, got, want)
+		}
+	}
+}
+
 func TestConfirmObjectRejectsWhatTheNotificationReports(t *testing.T) {
 	t.Parallel()
 	f := newService(t)

@@ -20,6 +20,10 @@ type Store interface {
 	ConfirmDocument(ctx context.Context, c ConfirmChange) (ConfirmResult, error)
 	// Document returns the document with the given id.
 	Document(ctx context.Context, id uuid.UUID) (*Document, error)
+	// DocumentAndQuota returns the document with the given id and its
+	// owner's quota, in one read; an owner without a quota row yet has the
+	// default limit and nothing used.
+	DocumentAndQuota(ctx context.Context, id uuid.UUID) (*Document, Quota, error)
 	// Documents lists a user's documents, newest first.
 	Documents(ctx context.Context, f ListFilter) ([]*Document, error)
 	// Quota returns a user's quota, creating it with the default limit on first use.
@@ -128,7 +132,7 @@ type ConfirmChange struct {
 // ConfirmResult is a document after ConfirmDocument.
 type ConfirmResult struct {
 	Document *Document // as stored before the call when Changed is false
-	Quota    Quota     // the owner's quota after the call
+	Quota    Quota     // the owner's quota after the call; when not Changed, as read before the lock wait (it may predate another door's charge)
 	Changed  bool      // this call moved the document out of pending
 	Charged  bool      // this call charged the quota
 }

@@ -219,6 +219,23 @@ func (s *Store) Document(ctx context.Context, id uuid.UUID) (*document.Document,
 	return d, translate(err, "document not found")
 }
 
+// DocumentAndQuota returns the document with the given id and its owner's
+// quota in one statement.
+func (s *Store) DocumentAndQuota(ctx context.Context, id uuid.UUID) (*document.Document, document.Quota, error) {
+	var used, limit *int64
+	d, err := scanDocument(s.pool.QueryRow(ctx, `SELECT doc.*, q.used_bytes, q.limit_bytes
+		FROM (SELECT `+documentColumns+` FROM documents WHERE id = $1) doc
+		LEFT JOIN quotas q ON q.user_id = doc.user_id`, id), &used, &limit)
+	if err != nil {
+		return nil, document.Quota{}, translate(err, "document not found")
+	}
+	q := document.Quota{UserID: d.UserID, LimitBytes: s.defaultQuota}
+	if used != nil {
+		q.UsedBytes, q.LimitBytes = *used, *limit
+	}
+	return d, q, nil
+}
+
 // Documents lists a user's documents, newest first.
 func (s *Store) Documents(ctx context.Context, f document.ListFilter) ([]*document.Document, error) {
 	sql := `SELECT ` + documentColumns + ` FROM documents WHERE user_id = $1`

@@ -392,3 +392,26 @@ func TestReconcileCursorIsKeptBetweenSweeps(t *testing.T) {
 		}
 	}
 }
+
+func TestDocumentAndQuotaIsOneRead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool, d := pendingDocument(t, 1000)
+	if _, err := pool.Exec(ctx, `UPDATE quotas SET used_bytes = 250 WHERE user_id = $1`, d.UserID); err != nil {
+		t.Fatal(err)
+	}
+	got, q, err := s.DocumentAndQuota(ctx, d.ID)
+	if err != nil || got.ID != d.ID || got.ObjectKey != d.ObjectKey || q != (document.Quota{UserID: d.UserID, UsedBytes: 250, LimitBytes: 1000}) {
+		t.Fatalf("DocumentAndQuota = %+v, %+v, %v", got, q, err)
+	}
+	// An owner without a quota row yet has the default limit.
+	if _, err := pool.Exec(ctx, `DELETE FROM quotas WHERE user_id = $1`, d.UserID); err != nil {
+		t.Fatal(err)
+	}
+	if _, q, err := s.DocumentAndQuota(ctx, d.ID); err != nil || q != (document.Quota{UserID: d.UserID, LimitBytes: 1000}) {
+		t.Fatalf("without a quota row: %+v, %v", q, err)
+	}
+	if _, _, err := s.DocumentAndQuota(ctx, uuid.New()); document.ErrorCode(err) != document.NotFound {
+		t.Fatalf("a missing document: %v, want NotFound", err)
+	}
+}
