@@ -86,6 +86,7 @@ type Stack struct {
 
 	pool    *pgxpool.Pool
 	bus     *events.Bus
+	ln      net.Listener // the api's, when the stack opened it
 	runners []runner
 }
 
@@ -255,6 +256,7 @@ func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, do
 		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("HTTP_ADDR=%s: %w (set HTTP_ADDR to a free address)", cfg.HTTPAddr, err)
 		}
+		s.ln = ln
 	}
 	s.APIAddr = ln.Addr()
 	return func(ctx context.Context) error { return srv.Serve(ctx, ln) }, nil
@@ -293,6 +295,9 @@ func (s *Stack) Run(ctx context.Context) error {
 
 // Close releases the stack's connections; call it once Run has returned.
 func (s *Stack) Close() {
+	if s.ln != nil {
+		_ = s.ln.Close() // closed already if the api ran
+	}
 	if s.bus != nil {
 		s.bus.Close()
 	}
