@@ -14,6 +14,7 @@ import (
 // Server is the API's HTTP server.
 type Server struct {
 	handler http.Handler
+	ln      net.Listener
 	log     zerolog.Logger
 	closing chan struct{}
 	// readHeaderTimeout bounds how long a client may take to send its
@@ -21,21 +22,21 @@ type Server struct {
 	readHeaderTimeout time.Duration
 }
 
-// New returns a Server answering d's routes; readHeaderTimeout bounds how
-// long a client may take to send its request headers.
-func New(d Deps, readHeaderTimeout time.Duration) *Server {
+// New returns a Server answering d's routes on ln; readHeaderTimeout
+// bounds how long a client may take to send its request headers.
+func New(d Deps, ln net.Listener, readHeaderTimeout time.Duration) *Server {
 	closing := make(chan struct{})
 	d.Closing = closing
-	return &Server{handler: Handler(d), log: d.Log, closing: closing, readHeaderTimeout: readHeaderTimeout}
+	return &Server{handler: Handler(d), ln: ln, log: d.Log, closing: closing, readHeaderTimeout: readHeaderTimeout}
 }
 
 // shutdownGrace bounds how long in-flight requests may finish after ctx ends.
 const shutdownGrace = 15 * time.Second
 
-// Serve answers requests on ln until ctx ends; then it shuts down
-// gracefully: in-flight requests finish (for up to shutdownGrace) and
-// event streams end.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// Run answers requests until ctx ends; then it shuts down gracefully:
+// in-flight requests finish (for up to shutdownGrace) and event streams end.
+func (s *Server) Run(ctx context.Context) error {
+	ln := s.ln
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.readHeaderTimeout,

@@ -234,6 +234,14 @@ func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, do
 	if err := objects.CheckSigners(ctx); err != nil {
 		return nil, fmt.Errorf("MinIO signing identities: %w", err)
 	}
+	ln := opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("HTTP_ADDR=%s: %w (set HTTP_ADDR to a free address)", cfg.HTTPAddr, err)
+		}
+		s.ln = ln
+	}
+	s.APIAddr = ln.Addr()
 	srv := api.New(api.Deps{
 		Docs:     docs,
 		Verifier: verifier,
@@ -250,16 +258,8 @@ func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, do
 		Metrics:     s.Metrics,
 		MaxStreams:  int(cfg.MaxEventStreams),
 		CORSOrigins: cfg.CORSOrigins,
-	}, cfg.ReadHeaderTimeout)
-	ln := opts.Listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return nil, fmt.Errorf("HTTP_ADDR=%s: %w (set HTTP_ADDR to a free address)", cfg.HTTPAddr, err)
-		}
-		s.ln = ln
-	}
-	s.APIAddr = ln.Addr()
-	return func(ctx context.Context) error { return srv.Serve(ctx, ln) }, nil
+	}, ln, cfg.ReadHeaderTimeout)
+	return srv.Run, nil
 }
 
 // Run runs the roles and the outbox relay until ctx ends or one of them
