@@ -150,18 +150,12 @@ func (s *Service) sweepRejected(ctx context.Context, cfg SweepConfig, cutoff tim
 		}
 		last := docs[len(docs)-1]
 		after = &StaleCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
-		var mu sync.Mutex
-		var gone []uuid.UUID
-		parallel(ctx, cfg.Workers, docs, func(d *Document) {
-			err := s.objects.Remove(ctx, d.ObjectKey)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Errors++
-				return
-			}
-			gone = append(gone, d.ID)
-		})
+		removed, failed := removeObjects(ctx, s.objects, cfg.Workers, docs, func(d *Document) string { return d.ObjectKey })
+		res.Errors += failed
+		gone := make([]uuid.UUID, len(removed))
+		for i, d := range removed {
+			gone[i] = d.ID
+		}
 		if len(gone) > 0 {
 			start := time.Now()
 			removed, err := s.store.PurgeDocuments(ctx, gone, StatusRejected, cutoff)
@@ -187,18 +181,8 @@ func (s *Service) sweepRemovals(ctx context.Context, cfg SweepConfig, cutoff tim
 		if err != nil || len(keys) == 0 {
 			return err
 		}
-		var mu sync.Mutex
-		var gone []string
-		parallel(ctx, cfg.Workers, keys, func(key string) {
-			err := s.objects.Remove(ctx, key)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Errors++
-				return
-			}
-			gone = append(gone, key)
-		})
+		gone, failed := removeObjects(ctx, s.objects, cfg.Workers, keys, func(k string) string { return k })
+		res.Errors += failed
 		if len(gone) > 0 {
 			if err := s.store.ForgetRemovals(ctx, gone); err != nil {
 				return err
@@ -257,17 +241,9 @@ func (s *Service) reconcileSlice(ctx context.Context, cfg SweepConfig, now time.
 				orphans = append(orphans, o.Key)
 			}
 		}
-		var mu sync.Mutex
-		parallel(ctx, cfg.Workers, orphans, func(key string) {
-			err := s.objects.Remove(ctx, key)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Errors++ // found again by the next pass
-				return
-			}
-			res.OrphansRemoved++
-		})
+		removed, failed := removeObjects(ctx, s.objects, cfg.Workers, orphans, func(k string) string { return k })
+		res.OrphansRemoved += len(removed)
+		res.Errors += failed // found again by the next pass
 	}
 	if len(objs) < cfg.ReconcileKeys {
 		cur.After = "" // the pass is complete
@@ -275,6 +251,24 @@ func (s *Service) reconcileSlice(ctx context.Context, cfg SweepConfig, now time.
 		cur.After = objs[len(objs)-1].Key
 	}
 	return s.store.SaveReconcileCursor(ctx, cur)
+}
+
+// removeObjects removes the object of each item (under key(item)), at most
+// workers at once, and returns the items whose object is gone and how many
+// removals failed.
+func removeObjects[T any](ctx context.Context, objects Objects, workers int, items []T, key func(T) string) (removed []T, failed int) {
+	var mu sync.Mutex
+	parallel(ctx, workers, items, func(it T) {
+		err := objects.Remove(ctx, key(it))
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed++
+			return
+		}
+		removed = append(removed, it)
+	})
+	return removed, failed
 }
 
 // parallel calls fn for each item with at most workers at once.

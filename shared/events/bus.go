@@ -21,7 +21,6 @@ import (
 type Bus struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	log     zerolog.Logger
 	metrics *metrics.Metrics
 }
 
@@ -32,7 +31,7 @@ func Open(cfg ConnectConfig, log zerolog.Logger, m *metrics.Metrics) (*Bus, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Bus{nc: nc, js: js, log: log, metrics: m}, nil
+	return &Bus{nc: nc, js: js, metrics: m}, nil
 }
 
 // JetStream is the bus's JetStream client, for the outbox relay and setup.
