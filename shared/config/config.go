@@ -269,8 +269,8 @@ func (c Config) Validate() error {
 		// A stale row could be purged while its URL still accepts a PUT.
 		errs = append(errs, fmt.Errorf("PENDING_TTL (%s) must be longer than UPLOAD_URL_TTL (%s)", c.PendingTTL, c.UploadURLTTL))
 	}
-	if c.ReconcileKeys < 1 || c.ReconcileKeys > 1_000_000 {
-		errs = append(errs, fmt.Errorf("SWEEP_RECONCILE_KEYS must be between 1 and 1000000, got %d", c.ReconcileKeys))
+	if c.ReconcileKeys < 1 || c.ReconcileKeys > 100_000 {
+		errs = append(errs, fmt.Errorf("SWEEP_RECONCILE_KEYS must be between 1 and 100000 (one sweep holds them in memory and asks PostgreSQL about them in one query), got %d", c.ReconcileKeys))
 	}
 	if c.ReconcilePeriod < c.SweepInterval {
 		errs = append(errs, fmt.Errorf("SWEEP_RECONCILE_PERIOD (%s) must be at least SWEEP_INTERVAL (%s)", c.ReconcilePeriod, c.SweepInterval))
