@@ -11,6 +11,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 const (
@@ -132,7 +135,10 @@ func inheritedEnv() []string {
 }
 
 // waitMinIOReady polls the server's liveness and then readiness endpoints
-// until both answer 200 OK, p exits, ctx ends or minioReadyAfter passes.
+// until both answer 200 OK, then until its IAM is loaded, p exits, ctx ends
+// or minioReadyAfter passes. A restarted server answers ready before it has
+// loaded its users, and until then refuses every identity but root with
+// 503 XMinioIAMNotInitialized.
 func waitMinIOReady(ctx context.Context, endpoint string, p *process) error {
 	client := &http.Client{
 		Timeout:   2 * time.Second,
@@ -150,17 +156,41 @@ func waitMinIOReady(ctx context.Context, endpoint string, p *process) error {
 				}
 				err = fmt.Errorf("GET %s: %s", url, resp.Status)
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("not ready after %v: %v", minioReadyAfter, err)
-			}
-			select {
-			case <-p.exited:
-				return fmt.Errorf("%w: %v", ErrExited, p.err)
-			case <-ctx.Done():
-				return errors.Join(errors.New("interrupted while starting"), ctx.Err())
-			case <-time.After(25 * time.Millisecond):
+			if err := waitRetry(ctx, p, deadline, err); err != nil {
+				return err
 			}
 		}
+	}
+	// An unknown identity is refused as unknown (403) once IAM is loaded.
+	probe, err := minio.New(endpoint, &minio.Options{
+		Creds: credentials.NewStaticV4("devstack-iam-probe", "devstack-iam-probe-secret", ""), MaxRetries: 1,
+	})
+	if err != nil {
+		return err
+	}
+	for {
+		_, err := probe.ListBuckets(ctx)
+		if code := minio.ToErrorResponse(err).Code; code != "XMinioIAMNotInitialized" && code != "XMinioServerNotInitialized" {
+			return nil
+		}
+		if err := waitRetry(ctx, p, deadline, err); err != nil {
+			return err
+		}
+	}
+}
+
+// waitRetry waits before the next readiness poll; it fails once deadline
+// has passed (with the last poll's error), p has exited or ctx has ended.
+func waitRetry(ctx context.Context, p *process, deadline time.Time, last error) error {
+	if time.Now().After(deadline) {
+		return fmt.Errorf("not ready after %v: %v", minioReadyAfter, last)
+	}
+	select {
+	case <-p.exited:
+		return fmt.Errorf("%w: %v", ErrExited, p.err)
+	case <-ctx.Done():
+		return errors.Join(errors.New("interrupted while starting"), ctx.Err())
+	case <-time.After(25 * time.Millisecond):
 	}
 	return nil
 }
