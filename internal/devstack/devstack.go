@@ -38,6 +38,10 @@ type Options struct {
 	DataDir string
 
 	NATSAddr         string // embedded NATS listen address, host:port
+	// ExternalNATSAddr, when set, is the host:port of a NATS server with
+	// JetStream that the caller runs (in a process of its own, say): Start
+	// uses it instead of starting one, and Stop leaves it running.
+	ExternalNATSAddr string
 	MinIOAddr        string // MinIO S3 API listen address, host:port
 	MinIOConsoleAddr string // MinIO console listen address, host:port
 	MinIOBin         string // the minio binary
@@ -48,6 +52,10 @@ type Options struct {
 	PGPort int
 	// DatabaseURL, when set, is used instead of a local cluster, as is.
 	DatabaseURL string
+	// PGSettings are more settings of the local cluster's server, as
+	// name=value (PostgresOptions.Settings), such as
+	// "shared_preload_libraries=pg_stat_statements".
+	PGSettings []string
 
 	// CORSOrigins are the web page origins allowed to PUT into MinIO
 	// directly, such as "http://127.0.0.1:8080".
@@ -132,16 +140,18 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		return nil, fmt.Errorf("MinIO server binary not found at %s: run `make tools` (builds it into ./bin), or set DEV_MINIO_BIN or --minio-bin", bin)
 	}
 	ports := []Port{
-		{Name: "NATS address", Addr: opts.NATSAddr, Setting: "DEV_NATS_ADDR or --nats-addr"},
 		{Name: "MinIO address", Addr: opts.MinIOAddr, Setting: "DEV_MINIO_ADDR or --minio-addr"},
 		{Name: "MinIO console address", Addr: opts.MinIOConsoleAddr, Setting: "DEV_MINIO_CONSOLE_ADDR or --minio-console-addr"},
+	}
+	if opts.ExternalNATSAddr == "" {
+		ports = append(ports, Port{Name: "NATS address", Addr: opts.NATSAddr, Setting: "DEV_NATS_ADDR or --nats-addr"})
 	}
 	var cluster *pgCluster
 	if opts.DatabaseURL == "" {
 		if opts.PGPort < 1 || opts.PGPort > 65535 {
 			return nil, fmt.Errorf("DEV_PG_PORT or --pg-port: %d is not a port between 1 and 65535", opts.PGPort)
 		}
-		cluster, err = newPGCluster(PostgresOptions{Dir: filepath.Join(dataDir, "pg"), Port: opts.PGPort, Database: DefaultDatabase, Log: log})
+		cluster, err = newPGCluster(PostgresOptions{Dir: filepath.Join(dataDir, "pg"), Port: opts.PGPort, Database: DefaultDatabase, Settings: opts.PGSettings, Log: log})
 		if err != nil {
 			return nil, err
 		}
@@ -183,20 +193,25 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	return s, nil
 }
 
-// startMessaging starts NATS, creates the streams and starts MinIO.
+// startMessaging starts NATS (unless opts.ExternalNATSAddr names one),
+// creates the streams and starts MinIO.
 func (s *Stack) startMessaging(ctx context.Context, opts Options, bin string) error {
 	log := opts.Log
-	n, err := StartNATS(opts.NATSAddr, filepath.Join(s.DataDir, "nats"), log)
-	if err != nil {
-		return err
+	natsAddr := opts.ExternalNATSAddr
+	if natsAddr == "" {
+		n, err := StartNATS(opts.NATSAddr, filepath.Join(s.DataDir, "nats"), log)
+		if err != nil {
+			return err
+		}
+		s.nats, natsAddr = n, n.Addr
+		log.Info().Str("url", n.URL).Msg("nats started")
 	}
-	s.nats, s.NATSURL = n, n.URL
-	log.Info().Str("url", n.URL).Msg("nats started")
+	s.NATSURL = "nats://" + natsAddr
 
 	// MinIO publishes to minio.events from its first event on: the stream
 	// must be there first.
 	// Errors only: closing the connection below is no disconnect to warn of.
-	nc, js, err := events.Connect(events.ConnectConfig{URL: n.URL, Name: "docuvault-devstack"}, log.Level(zerolog.ErrorLevel))
+	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATSURL, Name: "docuvault-devstack"}, log.Level(zerolog.ErrorLevel))
 	if err != nil {
 		return err
 	}
@@ -207,7 +222,7 @@ func (s *Stack) startMessaging(ctx context.Context, opts Options, bin string) er
 	}
 
 	env := objectstore.NATSTarget{
-		Address:  n.Addr,
+		Address:  natsAddr,
 		Subject:  events.SubjectMinIO,
 		QueueDir: filepath.Join(s.DataDir, "minio-queue"),
 	}.ServerEnv()
