@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -56,6 +57,9 @@ type Config struct {
 	JWTLeeway         time.Duration // JWT_LEEWAY, clock skew tolerated on exp, nbf and iat
 
 	HTTPAddr string // HTTP_ADDR
+	// PprofAddr, when set, is where a service serves Go's profiles
+	// (/debug/pprof/), apart from the API; empty (the default) serves none.
+	PprofAddr string // PPROF_ADDR
 	// CORSOrigins are the exact origins (scheme://host[:port]) of the
 	// frontends allowed to call the API from another origin; `docuvault
 	// dev` lets them PUT to its MinIO too. Empty: no cross-origin access.
@@ -198,6 +202,7 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	str("JWT_AUDIENCE", &c.JWTAudience)
 	dur("JWT_LEEWAY", &c.JWTLeeway)
 	str("HTTP_ADDR", &c.HTTPAddr)
+	str("PPROF_ADDR", &c.PprofAddr)
 	if v, ok := lookup("CORS_ORIGINS"); ok && strings.TrimSpace(v) != "" {
 		c.CORSOrigins = nil
 		for o := range strings.SplitSeq(v, ",") {
@@ -277,6 +282,11 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval < time.Second {
 		errs = append(errs, fmt.Errorf("SWEEP_INTERVAL must be at least 1s, got %s", c.SweepInterval))
+	}
+	if c.PprofAddr != "" {
+		if err := validateHostPort(c.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("PPROF_ADDR: %w", err))
+		}
 	}
 	switch c.LogFormat {
 	case "json", "console":
@@ -410,6 +420,19 @@ func (c Config) refuseExampleSecrets() []error {
 		}
 	}
 	return errs
+}
+
+// validateHostPort checks that a is a listen address, host:port with a
+// numeric port (the host may be empty: every interface).
+func validateHostPort(a string) error {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port such as 127.0.0.1:6060", a)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("%q: the port must be a number between 1 and 65535", a)
+	}
+	return nil
 }
 
 // ValidateOrigin checks that o is one exact web origin: http or https, a

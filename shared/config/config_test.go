@@ -172,3 +172,33 @@ func TestCORSOrigins(t *testing.T) {
 		t.Errorf("validate with a bad origin: %v", err)
 	}
 }
+
+func TestPprofAddr(t *testing.T) {
+	t.Parallel()
+	c, err := parse(lookup(nil))
+	if err != nil || c.PprofAddr != "" {
+		t.Fatalf("default PPROF_ADDR = %q, %v; want empty (off)", c.PprofAddr, err)
+	}
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:6060", true},
+		{":6060", true},
+		{"[::1]:6060", true},
+		{"127.0.0.1", false},
+		{"127.0.0.1:http", false},
+		{"127.0.0.1:0", false},
+		{"127.0.0.1:70000", false},
+		{"http://127.0.0.1:6060", false},
+	} {
+		err := validateHostPort(tc.addr)
+		if (err == nil) != tc.ok {
+			t.Errorf("PPROF_ADDR=%q: %v, want ok=%v", tc.addr, err, tc.ok)
+		}
+	}
+	c, _ = parse(lookup(map[string]string{"PPROF_ADDR": "localhost"}))
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "PPROF_ADDR") {
+		t.Errorf("validate with PPROF_ADDR=localhost: %v, want an error naming PPROF_ADDR", err)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"slices"
 	"strings"
@@ -87,6 +89,7 @@ type Stack struct {
 	pool    *pgxpool.Pool
 	bus     *events.Bus
 	ln      net.Listener // the api's, when the stack opened it
+	pprofLn net.Listener // PPROF_ADDR's, when set
 	runners []runner
 }
 
@@ -99,12 +102,12 @@ type runner struct {
 // Open validates cfg, connects to PostgreSQL (applying the migrations),
 // the object store (checking the bucket) and NATS (making sure the streams
 // exist), and builds the roles opts asks for. Close releases what it opened.
+// With no roles, the stack only opens the connections and builds Docs, for
+// a caller that calls the use cases itself (the benchmark's direct sweep):
+// it has nothing to run, not even a relay.
 func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if len(opts.Roles) == 0 {
-		return nil, errors.New("no role to run")
 	}
 	logFor := opts.Log
 	if logFor == nil {
@@ -215,11 +218,52 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		}
 		s.runners = append(s.runners, runner{name: string(role), run: run})
 	}
+	if len(opts.Roles) == 0 {
+		return s, nil
+	}
 	// One relay per process, whatever its roles: every role records events.
 	relay := events.NewRelay(store, s.bus.JetStream(), logFor("relay"))
 	relay.Metrics = s.Metrics
 	s.runners = append(s.runners, runner{name: "relay", run: relay.Run})
+	if cfg.PprofAddr != "" {
+		run, err := s.openPprof(cfg.PprofAddr)
+		if err != nil {
+			return nil, err
+		}
+		s.runners = append(s.runners, runner{name: "pprof", run: run})
+	}
 	return s, nil
+}
+
+// openPprof listens on addr for Go's profiles (net/http/pprof's handlers
+// on a mux of their own, never the API's).
+func (s *Stack) openPprof(addr string) (func(context.Context) error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("PPROF_ADDR=%s: %w", addr, err)
+	}
+	s.pprofLn = ln
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// No write timeout: a CPU profile answers after the seconds it asks for.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(ln) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+		return nil
+	}, nil
 }
 
 // openAPI builds the api: it refuses signing identities that could do more
@@ -297,6 +341,9 @@ func (s *Stack) Run(ctx context.Context) error {
 func (s *Stack) Close() {
 	if s.ln != nil {
 		_ = s.ln.Close() // closed already if the api ran
+	}
+	if s.pprofLn != nil {
+		_ = s.pprofLn.Close() // closed already if it served
 	}
 	if s.bus != nil {
 		s.bus.Close()
