@@ -687,7 +687,7 @@ func (o *memObjects) ListAfter(_ context.Context, after string, limit int) ([]do
 	var out []document.ListedObject
 	for k, obj := range o.objs {
 		if k > after {
-			out = append(out, document.ListedObject{Key: k, LastModified: obj.modified})
+			out = append(out, document.ListedObject{Key: k, Size: int64(len(obj.data)), ETag: obj.etag, LastModified: obj.modified})
 		}
 	}
 	slices.SortFunc(out, func(a, b document.ListedObject) int { return strings.Compare(a.Key, b.Key) })

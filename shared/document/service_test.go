@@ -1326,6 +1326,7 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.MaxBatchLock = 0
+	res.PendingListed = 0 // the keys' order, and so each listing's length, is random
 	// The reconciliation checks what is left: 3 arrived, the charged one, 2
 	// old orphans, the fresh arrival and the fresh orphan.
 	want := document.SweepResult{Confirmed: 3, Rejected: 1, Purged: 3, RejectedRemoved: 1, OrphansRemoved: 2, KeysChecked: 8}
@@ -1376,6 +1377,151 @@ func TestSweep(t *testing.T) {
 		t.Errorf("used %d bytes after a second sweep, want %d", used, wantUsed)
 	}
 	f.wantEvents(t, document.EventUploaded, 4)
+}
+
+// stalePending makes n pending documents of user two days before t0, the
+// first lost of them with their object stored (an upload whose event was
+// lost), and sets the clock back to t0.
+func (f *fixture) stalePending(t *testing.T, user uuid.UUID, n, lost int) (stale, arrived []*document.Document) {
+	t.Helper()
+	f.setLimit(t, user, int64(n)*maxUpload)
+	f.clock.set(t0.Add(-48 * time.Hour))
+	for i := range n {
+		d := f.pending(t, user, nil)
+		if i < lost {
+			f.put(d.ObjectKey, 100+i)
+			arrived = append(arrived, d)
+		}
+		stale = append(stale, d)
+	}
+	f.clock.set(t0)
+	return stale, arrived
+}
+
+func TestSweepListsASparseBucketInsteadOfStatting(t *testing.T) {
+	t.Parallel()
+	f := newService(t)
+	user := uuid.New()
+	stale, arrived := f.stalePending(t, user, 40, 5)
+	for range 20 { // other users' documents, between the stale ones
+		f.put(document.ObjectKey(uuid.New(), uuid.New(), "other.pdf"), 5)
+	}
+
+	res, err := f.svc.Sweep(context.Background(), document.SweepConfig{PendingTTL: time.Hour, RejectedRetention: time.Hour, BatchSize: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One listing settles the batch (the other is the reconciliation's).
+	if res.Confirmed != 5 || res.Purged != 35 || res.PendingStats != 0 || res.Errors != 0 || f.objects.listed != 2 || f.objects.statCount() != 0 {
+		t.Errorf("Sweep = %+v after %d listings and %d stats; want 5 confirmed, 35 purged by one listing and no stat", res, f.objects.listed, f.objects.statCount())
+	}
+	for _, d := range stale[len(arrived):] {
+		f.gone(t, d.ID)
+	}
+	for _, d := range arrived {
+		wantStatus(t, f.doc(t, d.ID), document.StatusUploaded, "")
+	}
+}
+
+func TestSweepStatsWhereTheBucketIsDense(t *testing.T) {
+	t.Parallel()
+	f := newService(t)
+	stale, arrived := f.stalePending(t, uuid.New(), 20, 2)
+	// 100 keys right after each stale document's key: a listing page
+	// settles at most 10 of them.
+	for _, d := range stale {
+		for i := range 100 {
+			f.put(fmt.Sprintf("%s.%03d", d.ObjectKey, i), 1)
+		}
+	}
+
+	res, err := f.svc.Sweep(context.Background(), document.SweepConfig{PendingTTL: time.Hour, RejectedRetention: time.Hour, ReconcileKeys: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One page wasted, then a stat for each document the page left.
+	if res.Confirmed != 2 || res.Purged != 18 || res.Errors != 0 || res.PendingListed != 1000 ||
+		res.PendingStats < 10 || res.PendingStats != f.objects.statCount() {
+		t.Errorf("Sweep = %+v after %d stats; want 2 confirmed, 18 purged, one page of 1000 keys listed and the rest stat'ed", res, f.objects.statCount())
+	}
+	for _, d := range stale[len(arrived):] {
+		f.gone(t, d.ID)
+	}
+	for _, d := range arrived {
+		wantStatus(t, f.doc(t, d.ID), document.StatusUploaded, "")
+	}
+}
+
+func TestSweepConfirmsAListedLostUploadOnce(t *testing.T) {
+	t.Parallel()
+	f := newService(t)
+	user := uuid.New()
+	_, arrived := f.stalePending(t, user, 3, 3)
+	cfg := document.SweepConfig{PendingTTL: time.Hour, RejectedRetention: time.Hour}
+
+	// Two sweeps at once, and the notification door besides.
+	first := f.objects.objs[arrived[0].ObjectKey]
+	var wg sync.WaitGroup
+	results := make([]document.SweepResult, 2)
+	for i := range results {
+		wg.Go(func() {
+			res, err := f.svc.Sweep(context.Background(), cfg)
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = res
+		})
+	}
+	wg.Go(func() {
+		if _, err := f.svc.ConfirmObject(context.Background(), arrived[0].ObjectKey, document.ObjectInfo{Size: int64(len(first.data)), ETag: first.etag}); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
+	if confirmed := results[0].Confirmed + results[1].Confirmed; confirmed > 3 {
+		t.Errorf("sweeps confirmed %d documents, want at most 3", confirmed)
+	}
+	if f.objects.statCount() != 0 {
+		t.Errorf("%d stats; want the listing's sizes used", f.objects.statCount())
+	}
+	var want int64
+	for i, d := range arrived {
+		got := f.doc(t, d.ID)
+		wantStatus(t, got, document.StatusUploaded, "")
+		if got.SizeBytes != int64(100+i) || got.ETag != f.objects.objs[d.ObjectKey].etag {
+			t.Errorf("document %d charged %d bytes with etag %q, want %d bytes, the stored etag", i, got.SizeBytes, got.ETag, 100+i)
+		}
+		want += got.SizeBytes
+	}
+	if used := f.used(t, user); used != want {
+		t.Errorf("used %d bytes, want %d: each upload charged once", used, want)
+	}
+	f.wantEvents(t, document.EventUploaded, 3)
+
+	// A later sweep charges nothing again.
+	if res, err := f.svc.Sweep(context.Background(), cfg); err != nil || res.Confirmed != 0 {
+		t.Errorf("a later Sweep = %+v, %v; want nothing confirmed", res, err)
+	}
+	if used := f.used(t, user); used != want {
+		t.Errorf("used %d bytes after a later sweep, want %d", used, want)
+	}
+}
+
+func TestSweepStatsStaleUploadsWhenTheListingFails(t *testing.T) {
+	t.Parallel()
+	f := newService(t)
+	stale, _ := f.stalePending(t, uuid.New(), 4, 1)
+	f.objects.failList = document.Errorf(document.Unavailable, "object store unavailable")
+
+	res, err := f.svc.Sweep(context.Background(), document.SweepConfig{PendingTTL: time.Hour, RejectedRetention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reconciliation's listing fails too: its one error.
+	if res.Confirmed != 1 || res.Purged != 3 || res.PendingStats != 4 || res.Errors != 1 {
+		t.Errorf("Sweep = %+v; want 1 confirmed and 3 purged from 4 stats, and the reconciliation's error", res)
+	}
+	wantStatus(t, f.doc(t, stale[0].ID), document.StatusUploaded, "")
 }
 
 func TestSweepKeepsRowsWhoseObjectsCannotBeRemoved(t *testing.T) {

@@ -183,9 +183,12 @@ type Objects interface {
 	ListAfter(ctx context.Context, after string, limit int) ([]ListedObject, error)
 }
 
-// ListedObject is a stored object as a listing shows it.
+// ListedObject is a stored object as a listing shows it. Size and ETag
+// are what Stat would answer (the ETag in the same form, without quotes).
 type ListedObject struct {
 	Key          string
+	Size         int64
+	ETag         string
 	LastModified time.Time
 }
 

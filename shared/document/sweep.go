@@ -3,6 +3,8 @@ package document
 import (
 	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +50,8 @@ type SweepResult struct {
 	RemovalsRetried int           `json:"removals_retried"` // objects of deleted documents whose removal had failed: deleted
 	OrphansRemoved  int           `json:"orphans_removed"`  // objects no document owns, found by the reconciliation: deleted
 	KeysChecked     int           `json:"keys_checked"`     // bucket keys the reconciliation checked in this sweep
+	PendingListed   int           `json:"pending_listed"`   // bucket keys listed to find stale pending documents' objects
+	PendingStats    int           `json:"pending_stats"`    // stale pending documents whose object was stat'ed one by one
 	Errors          int           `json:"errors"`           // items left for the next run
 	MaxBatchLock    time.Duration `json:"-"`                // longest single deleting transaction
 }
@@ -85,7 +89,9 @@ func (s *Service) Sweep(ctx context.Context, cfg SweepConfig) (SweepResult, erro
 
 // sweepPending handles pending documents last changed before cutoff: an
 // upload that arrived is confirmed through the one Confirm use case; a
-// document whose object never came is purged.
+// document whose object never came is purged. Whether an object came is
+// found by listing the bucket along the batch's keys (findStaleObjects),
+// or, where the bucket is dense between them, by a stat per document.
 func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time.Time, res *SweepResult) error {
 	var after *StaleCursor
 	for {
@@ -99,12 +105,20 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 		last := docs[len(docs)-1]
 		after = &StaleCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
 
+		checks, missing := s.findStaleObjects(ctx, docs, res)
 		var mu sync.Mutex
-		var missing []uuid.UUID
-		parallel(ctx, cfg.Workers, docs, func(d *Document) {
-			// Confirm stats the object: a lost event is recovered and
-			// charged once, a never-uploaded document answers UploadMissing.
-			c, err := s.confirm(ctx, d)
+		parallel(ctx, cfg.Workers, checks, func(sc staleCheck) {
+			// Either way through the one Confirm use case: a lost event
+			// is recovered and charged once. An object the listing showed
+			// is confirmed as listed; any other is stat'ed, and a
+			// never-uploaded document answers UploadMissing.
+			var c Confirmation
+			var err error
+			if sc.listed != nil {
+				c, err = s.confirmStored(ctx, sc.doc, *sc.listed)
+			} else {
+				c, err = s.confirm(ctx, sc.doc)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			switch code := ErrorCode(err); {
@@ -113,14 +127,14 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 					res.Confirmed++
 				}
 			case code == UploadMissing:
-				missing = append(missing, d.ID)
+				missing = append(missing, sc.doc.ID)
 			case IsRejection(err):
 				res.Rejected++
 			case code == NotFound:
 				// deleted by its owner meanwhile
 			default:
 				res.Errors++
-				zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", d.ID.String()).Msg("sweep: stale upload left for the next run")
+				zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", sc.doc.ID.String()).Msg("sweep: stale upload left for the next run")
 			}
 		})
 		if len(missing) > 0 {
@@ -136,6 +150,91 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 			return nil
 		}
 	}
+}
+
+// staleCheck is a stale pending document to confirm, with its object as
+// the bucket's listing showed it (nil when not listed: to be stat'ed).
+type staleCheck struct {
+	doc    *Document
+	listed *ObjectInfo
+}
+
+// Listing the bucket for a batch of stale pending documents.
+const (
+	// staleListPage is the keys one listing asks for: one page of the S3
+	// listing API.
+	staleListPage = 1000
+	// staleListMin is the fewest stale documents a listing page must
+	// settle to be worth more than the stats it spares (a page of 1,000
+	// keys costs about as much as that many stats; see BENCHMARKS.md).
+	// Below it the bucket is dense between the batch's keys, and the rest
+	// of the batch is stat'ed: a batch wastes at most one page.
+	staleListMin = 16
+)
+
+// findStaleObjects settles, for as many of docs as listing the bucket
+// cheaply can, whether their object arrived: it merges docs' keys, in
+// order, with listing pages that start just before the first key not yet
+// settled. Every key up to the last one a page lists is settled — found,
+// to be confirmed with the listed size and ETag, or missing, to be purged —
+// and the next page starts after it. A page that settles fewer than
+// staleListMin documents ends the listing; the documents it leaves (all of
+// them if a listing fails) are checked with a stat each.
+func (s *Service) findStaleObjects(ctx context.Context, docs []*Document, res *SweepResult) (checks []staleCheck, missing []uuid.UUID) {
+	sorted := slices.Clone(docs)
+	slices.SortFunc(sorted, func(a, b *Document) int { return strings.Compare(a.ObjectKey, b.ObjectKey) })
+	i := 0 // sorted[:i] are settled
+	for i < len(sorted) {
+		objs, err := s.objects.ListAfter(ctx, listStart(sorted[i].ObjectKey), staleListPage)
+		if err != nil {
+			// The stats will tell, document by document, what is wrong.
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("sweep: listing failed, stale uploads are stat'ed")
+			break
+		}
+		res.PendingListed += len(objs)
+		// A short page reached the end of the bucket: it settles every key.
+		complete := len(objs) < staleListPage
+		settled, j := 0, 0
+		for ; i < len(sorted); i++ {
+			d := sorted[i]
+			if !complete && d.ObjectKey > objs[len(objs)-1].Key {
+				break
+			}
+			for j < len(objs) && objs[j].Key < d.ObjectKey {
+				j++
+			}
+			switch {
+			case j == len(objs) || objs[j].Key != d.ObjectKey:
+				missing = append(missing, d.ID)
+			case objs[j].ETag == "":
+				// Not the listing Stat's answer would be: ask Stat.
+				checks = append(checks, staleCheck{doc: d})
+				res.PendingStats++
+			default:
+				o := objs[j]
+				checks = append(checks, staleCheck{doc: d, listed: &ObjectInfo{Size: o.Size, ETag: o.ETag, LastModified: o.LastModified}})
+			}
+			settled++
+		}
+		if settled < staleListMin {
+			break
+		}
+	}
+	for _, d := range sorted[i:] {
+		checks = append(checks, staleCheck{doc: d})
+	}
+	res.PendingStats += len(sorted) - i
+	return checks, missing
+}
+
+// listStart returns where a listing that must show key starts: its
+// document's prefix (<user>/<document id>, without the slash), which sorts
+// just before the key and after every other document's keys before it.
+func listStart(key string) string {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		return key[:i]
+	}
+	return ""
 }
 
 // sweepRejected deletes rejected documents last changed before cutoff:

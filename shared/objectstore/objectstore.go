@@ -206,7 +206,8 @@ func (s *Store) ListAfter(ctx context.Context, after string, limit int) ([]docum
 		if obj.Err != nil {
 			return nil, translate(obj.Err, "list objects")
 		}
-		out = append(out, document.ListedObject{Key: obj.Key, LastModified: obj.LastModified})
+		// minio-go strips the ETag's quotes in listings as in stats.
+		out = append(out, document.ListedObject{Key: obj.Key, Size: obj.Size, ETag: obj.ETag, LastModified: obj.LastModified})
 		if len(out) == limit {
 			break
 		}
