@@ -11,7 +11,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -58,9 +57,7 @@ var errDone = errors.New("done")
 type opFunc func(ctx context.Context, worker, i int) error
 
 // run runs op with clients workers, either total operations in all
-// (total > 0) or for d. Client goroutines carry the pprof label
-// side=client, so a CPU profile of this process tells them from the
-// services it also runs.
+// (total > 0) or for d.
 func run(ctx context.Context, clients, total int, d time.Duration, op opFunc) runStats {
 	var (
 		next     atomic.Int64
@@ -73,7 +70,7 @@ func run(ctx context.Context, clients, total int, d time.Duration, op opFunc) ru
 	start := time.Now()
 	for w := range clients {
 		wg.Add(1)
-		go pprof.Do(ctx, pprof.Labels("side", "client"), func(ctx context.Context) {
+		go func() {
 			defer wg.Done()
 			for n := 0; ; n++ {
 				i := n
@@ -105,7 +102,7 @@ func run(ctx context.Context, clients, total int, d time.Duration, op opFunc) ru
 				}
 				lats[w] = append(lats[w], el)
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	st.elapsed = time.Since(start)

@@ -1,7 +1,8 @@
 // Command bench measures DocuVault on this machine against the real stack
-// (PostgreSQL, NATS JetStream and MinIO started by internal/devstack; the
-// api, confirmer and sweeper in this process, wired as `docuvault dev`
-// wires them; load from Go clients over loopback) and writes BENCHMARKS.md.
+// (PostgreSQL and MinIO started by internal/devstack, NATS and tusd in this
+// binary re-executed, the api, confirmer and sweeper as the real
+// `docuvault` binary, each server a process of its own; load from Go
+// clients in this process over loopback) and writes BENCHMARKS.md.
 //
 //	cd bench && go run ./cmd/bench -out ../BENCHMARKS.md   # what `make bench` runs (~15 min)
 //	cd bench && go run ./cmd/bench -quick                   # a smoke run (< 2 min), report on stdout
@@ -146,6 +147,14 @@ func logf(format string, args ...any) {
 var workloads = []string{"throughput", "control", "events", "memory", "whatif", "profile", "sweeper"}
 
 func main() {
+	// Re-executed as one of the stack's servers (children.go).
+	if len(os.Args) > 1 && (os.Args[1] == serveNATSCmd || os.Args[1] == serveTusdCmd) {
+		if err := serveChild(os.Args[1], os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench "+os.Args[1]+":", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	flag.BoolVar(&o.quick, "quick", false, "a short smoke run (< 2 minutes) instead of the full one (~15 minutes)")
 	flag.StringVar(&o.out, "out", "", "write the report to this file (default: stdout)")
@@ -190,32 +199,33 @@ func mainErr(ctx context.Context, o options) error {
 	}
 	rep := newReport(o, repo)
 
-	// The product binary for workloads memory and whatif, built before
+	// The product binary, whose processes are the services, built before
 	// anything is measured so that the compiler does not compete.
-	var bin string
-	var binErr error
-	if want("memory") || want("whatif") {
-		buildDir, err := os.MkdirTemp("", "dvb-bin-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(buildDir)
-		logf("building ./services/docuvault (the api child of workloads memory and whatif)")
-		bin, rep.build, binErr = buildDocuVault(ctx, repo, buildDir)
-		if binErr != nil {
-			logf("%v", binErr)
-		}
+	buildDir, err := os.MkdirTemp("", "dvb-bin-")
+	if err != nil {
+		return err
 	}
+	defer os.RemoveAll(buildDir)
+	logf("building ./services/docuvault (the api, confirmer and sweeper processes)")
+	bin, build, err := buildDocuVault(ctx, repo, buildDir)
+	if err != nil {
+		return err
+	}
+	rep.build = build
 
-	logf("starting the stack (PostgreSQL, NATS, MinIO; api, confirmer, sweeper; tusd)")
+	logf("starting the stack (NATS; PostgreSQL, MinIO; docuvault api, confirmer, sweeper; tusd)")
 	t0 := time.Now()
-	s, err := startStack(ctx, repo, o)
+	s, err := startStack(ctx, repo, bin, o)
 	if err != nil {
 		return err
 	}
 	defer s.stop(o.keep)
 	rep.stackStart = time.Since(t0)
-	logf("stack ready in %.1fs: api %s, tusd %s, MinIO %s, PostgreSQL pid %d, MinIO pid %d", rep.stackStart.Seconds(), s.apiURL, s.tusURL, s.ds.MinIOEndpoint, s.pgPID, s.minioPID)
+	pids := ""
+	for p, pid := range s.pids {
+		pids += fmt.Sprintf(" %s %d", procNames[p], pid)
+	}
+	logf("stack ready in %.1fs: api %s, tusd %s, MinIO %s; pids:%s", rep.stackStart.Seconds(), s.apiURL, s.tusURL, s.ds.MinIOEndpoint, pids)
 
 	var failed []error
 	step := func(name string, fn func() error) {
@@ -235,22 +245,8 @@ func mainErr(ctx context.Context, o options) error {
 	step("throughput", func() (err error) { rep.tp, err = throughput(ctx, s, p); return })
 	step("control", func() (err error) { rep.ctl, err = controlPlane(ctx, s, p); return })
 	step("events", func() (err error) { rep.ev, err = eventPath(ctx, s, p); return })
-	step("memory", func() error {
-		if binErr != nil {
-			return binErr
-		}
-		var err error
-		rep.mem, err = memory(ctx, s, p, bin, rep.build)
-		return err
-	})
-	step("whatif", func() error {
-		if binErr != nil {
-			return binErr
-		}
-		var err error
-		rep.whatif, err = poolWhatIf(ctx, s, p, bin)
-		return err
-	})
+	step("memory", func() (err error) { rep.mem, err = memory(ctx, s, p); return })
+	step("whatif", func() (err error) { rep.whatif, err = poolWhatIf(ctx, s, p); return })
 	step("profile", func() (err error) { rep.prof, err = profiles(ctx, s, p, o.profDir); return })
 	step("sweeper", func() (err error) { rep.sw, err = sweepBench(ctx, s, p); return })
 	rep.total = time.Since(started)

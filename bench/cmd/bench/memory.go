@@ -3,93 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	root "github.com/docuvault/docuvault/services/docuvault/stack"
 )
-
-// buildDocuVault builds the product binary from the repository's own
-// module (its go.mod, not the harness's) into dir.
-func buildDocuVault(ctx context.Context, repo, dir string) (string, time.Duration, error) {
-	start := time.Now()
-	bin := filepath.Join(dir, "docuvault")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./services/docuvault")
-	cmd.Dir = repo
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", 0, fmt.Errorf("go build ./services/docuvault: %v\n%s", err, out)
-	}
-	return bin, time.Since(start), nil
-}
-
-// child is a `docuvault api` process on the harness's stack.
-type child struct {
-	url, pid string
-	exited   chan struct{}
-	exitErr  error
-	cmd      *exec.Cmd
-}
-
-// startChild runs `bin api` with the stack's settings, overridden by
-// extra, on a free port, and waits until it is ready.
-func (s *stack) startChild(ctx context.Context, bin, name string, extra map[string]string) (*child, error) {
-	ports, err := freePorts(1)
-	if err != nil {
-		return nil, err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	lf, err := os.Create(filepath.Join(s.dir, name+".log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "api")
-	cmd.Env = os.Environ()
-	for k, v := range s.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	for k, v := range extra {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Env = append(cmd.Env, "HTTP_ADDR="+addr)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return nil, err
-	}
-	c := &child{url: "http://" + addr, pid: strconv.Itoa(cmd.Process.Pid), exited: make(chan struct{}), cmd: cmd}
-	go func() { c.exitErr = cmd.Wait(); lf.Close(); close(c.exited) }()
-	if err := waitReady(ctx, s.client, c.url+"/readyz", 60*time.Second); err != nil {
-		c.stop()
-		return nil, fmt.Errorf("docuvault api child: %w (log: %s)", err, lf.Name())
-	}
-	return c, nil
-}
-
-// stop ends the child with SIGTERM (SIGKILL after 20 s) and waits for it.
-func (c *child) stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(20 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-	}
-}
-
-// alive returns an error if the child has exited.
-func (c *child) alive() error {
-	select {
-	case <-c.exited:
-		return fmt.Errorf("docuvault api child exited during the run: %v", c.exitErr)
-	default:
-		return nil
-	}
-}
 
 // memRun is one run of workload 6 against the `docuvault api` child.
 type memRun struct {
@@ -104,18 +22,16 @@ type memRun struct {
 type memResult struct {
 	idleRSS int64 // after start and /readyz, before any load
 	runs    []memRun
-	build   time.Duration
 }
 
-// memory runs workload 6: `docuvault api` (the real binary, built from
-// this repository) as a child process on the same PostgreSQL, NATS and
-// MinIO, with the same settings as the in-process services, and
-// workload 1's DocuVault flow at p.memClients clients against it. The
-// in-process confirmer still confirms from MinIO's notifications. Peak
-// RSS is the child's VmHWM, reset through /proc/PID/clear_refs before each run.
-func memory(ctx context.Context, s *stack, p plan, bin string, buildTime time.Duration) (*memResult, error) {
-	res := &memResult{build: buildTime}
-	c, err := s.startChild(ctx, bin, "api-child", nil)
+// memory runs workload 6: a second `docuvault api` child, fresh, on the
+// same PostgreSQL, NATS and MinIO with the same settings as the stack's,
+// and workload 1's DocuVault flow at p.memClients clients against it. The
+// stack's confirmer child confirms from MinIO's notifications. Peak RSS is
+// the child's VmHWM, reset through /proc/PID/clear_refs before each run.
+func memory(ctx context.Context, s *stack, p plan) (*memResult, error) {
+	res := &memResult{}
+	c, err := s.startDocuVault(ctx, root.API, "api-memory", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -190,14 +106,14 @@ type poolCase struct {
 // size of their PostgreSQL pool: pgxpool's default (max(4, cores)) and
 // pool_max_conns=p.whatIfPool. The two runs of a repetition are back to
 // back; documents are prepared as in workload 3 and reset between runs.
-func poolWhatIf(ctx context.Context, s *stack, p plan, bin string) ([]*poolCase, error) {
+func poolWhatIf(ctx context.Context, s *stack, p plan) ([]*poolCase, error) {
 	cases := []*poolCase{
 		{name: "default pool (max(4, cores) connections)"},
 		{name: fmt.Sprintf("pool_max_conns=%d", p.whatIfPool), env: map[string]string{"DATABASE_URL": withPoolMaxConns(s.ds.DatabaseURL, p.whatIfPool)}},
 	}
 	children := make([]*child, len(cases))
 	for i, pc := range cases {
-		c, err := s.startChild(ctx, bin, fmt.Sprintf("api-pool-%d", i), pc.env)
+		c, err := s.startDocuVault(ctx, root.API, fmt.Sprintf("api-pool-%d", i), pc.env)
 		if err != nil {
 			return nil, err
 		}

@@ -63,59 +63,114 @@ func allStats() map[int]procStat {
 	return out
 }
 
-// findPIDs finds MinIO (our child) and the PostgreSQL postmaster (from its pid file).
+// proc is one process (or process tree) whose CPU the harness counts.
+type proc int
+
+// The processes, in the report's order.
+const (
+	procLoad      proc = iota // this process: the load clients and the harness's polls
+	procAPI                   // docuvault api
+	procConfirmer             // docuvault confirmer
+	procSweeper               // docuvault sweeper
+	procNATS                  // the embedded NATS server, in a child of its own
+	procMinIO
+	procPG   // the postmaster and every backend, live or exited
+	procTusd // tusd, in a child of its own
+	numProcs
+)
+
+// procNames are the processes' names in the report.
+var procNames = [numProcs]string{"load", "api", "confirmer", "sweeper", "NATS", "MinIO", "PostgreSQL", "tusd"}
+
+// findPIDs notes the pid of every process the harness counts: itself, its
+// children, MinIO (devstack's child, so ours) and the PostgreSQL
+// postmaster (from its pid file).
 func (s *stack) findPIDs() {
 	self := os.Getpid()
+	s.pids[procLoad] = self
+	for p, c := range map[proc]*child{procAPI: s.api, procConfirmer: s.confirmer, procSweeper: s.sweeper, procNATS: s.nats, procTusd: s.tusd} {
+		if c != nil {
+			s.pids[p] = c.pid
+		}
+	}
 	for pid, st := range allStats() {
 		if st.ppid == self && st.comm == "minio" {
-			s.minioPID = pid
+			s.pids[procMinIO] = pid
 		}
 	}
 	matches, _ := filepath.Glob(filepath.Join(s.dir, "data", "pg", "*", "postmaster.pid"))
 	for _, m := range matches {
 		if b, err := os.ReadFile(m); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil {
-				s.pgPID = pid
+				s.pids[procPG] = pid
 			}
 		}
 	}
 }
 
-// cpuSnap is CPU seconds used so far by this process (client load, api,
-// confirmer, sweeper, tusd), MinIO and PostgreSQL (postmaster and every
-// backend, live or exited), and by the whole machine.
+// cpuSnap is CPU seconds used so far by each counted process, and by the
+// whole machine.
 type cpuSnap struct {
-	harness, minio, pg, machine float64
+	proc    [numProcs]float64
+	machine float64
 }
 
 func (a cpuSnap) sub(b cpuSnap) cpuSnap {
-	return cpuSnap{a.harness - b.harness, a.minio - b.minio, a.pg - b.pg, a.machine - b.machine}
+	for i := range a.proc {
+		a.proc[i] -= b.proc[i]
+	}
+	a.machine -= b.machine
+	return a
 }
 
 func (a cpuSnap) scale(f float64) cpuSnap {
-	return cpuSnap{a.harness * f, a.minio * f, a.pg * f, a.machine * f}
+	for i := range a.proc {
+		a.proc[i] *= f
+	}
+	a.machine *= f
+	return a
 }
 
 // atLeast returns a with every field raised to b's at least.
 func (a cpuSnap) atLeast(b cpuSnap) cpuSnap {
-	return cpuSnap{max(a.harness, b.harness), max(a.minio, b.minio), max(a.pg, b.pg), max(a.machine, b.machine)}
+	for i := range a.proc {
+		a.proc[i] = max(a.proc[i], b.proc[i])
+	}
+	a.machine = max(a.machine, b.machine)
+	return a
+}
+
+// total is the CPU of every counted process.
+func (a cpuSnap) total() float64 {
+	t := 0.0
+	for _, v := range a.proc {
+		t += v
+	}
+	return t
 }
 
 func (s *stack) cpu() cpuSnap {
 	var c cpuSnap
 	all := allStats()
-	if st, ok := all[os.Getpid()]; ok {
-		c.harness = st.utime + st.stime
-	}
-	if st, ok := all[s.minioPID]; ok {
-		c.minio = st.utime + st.stime + st.cutime + st.cstm
-	}
-	if st, ok := all[s.pgPID]; ok {
-		c.pg = st.utime + st.stime + st.cutime + st.cstm
-		for _, ch := range all {
-			if ch.ppid == s.pgPID {
-				c.pg += ch.utime + ch.stime + ch.cutime + ch.cstm
+	for p, pid := range s.pids {
+		st, ok := all[pid]
+		if !ok || pid == 0 {
+			continue
+		}
+		switch proc(p) {
+		case procLoad:
+			// Its own time only: the children it waited for (go build, go
+			// tool pprof) are not load.
+			c.proc[p] = st.utime + st.stime
+		case procPG:
+			c.proc[p] = st.utime + st.stime + st.cutime + st.cstm
+			for _, ch := range all {
+				if ch.ppid == pid {
+					c.proc[p] += ch.utime + ch.stime + ch.cutime + ch.cstm
+				}
 			}
+		default:
+			c.proc[p] = st.utime + st.stime + st.cutime + st.cstm
 		}
 	}
 	c.machine = machineBusy()
@@ -145,8 +200,8 @@ func machineBusy() float64 {
 }
 
 // rss reads VmRSS and VmHWM (peak) of pid in bytes.
-func rss(pid string) (cur, peak int64) {
-	b, err := os.ReadFile("/proc/" + pid + "/status")
+func rss(pid int) (cur, peak int64) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, 0
 	}
@@ -171,8 +226,8 @@ func rss(pid string) (cur, peak int64) {
 }
 
 // resetPeak resets VmHWM of pid to its current RSS.
-func resetPeak(pid string) error {
-	return os.WriteFile("/proc/"+pid+"/clear_refs", []byte("5"), 0)
+func resetPeak(pid int) error {
+	return os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0)
 }
 
 // minioRequests returns MinIO's S3 request counters by API (PutObject,

@@ -2,42 +2,50 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 )
 
-// profResult is a CPU profile of the in-process services under one load.
+// profResult is CPU profiles of the service processes under one load.
 type profResult struct {
 	name, what string
-	path       string
+	seconds    int // each profile's length, from the start of the load
 	st         runStats
-	header     string // pprof's summary lines
-	flat, cum  string // pprof -top of the server side (client goroutines excluded)
-	clientPct  string // the share of samples in client goroutines
-	serverPct  string // the share of the others
+	procs      []procProfile
 }
 
-// profiles takes CPU profiles of this process while it serves two loads:
-// workload 1's DocuVault flow at 64 KiB (the path furthest from its goal)
-// and confirm alone (workload 3). The load's goroutines carry the pprof
-// label side=client; the tables leave them out (-tagignore side=client), so
-// what is left is the api, the confirmer and the outbox relays, i.e. the
-// server side, including the client libraries they call (pgx, minio-go,
-// nats.go).
+// procProfile is one child's CPU profile.
+type procProfile struct {
+	proc      string // "api", "confirmer"
+	path      string
+	header    string // pprof's summary lines
+	flat, cum string // pprof -top
+}
+
+// profiles takes CPU profiles of the api and confirmer children (from
+// their PPROF_ADDR, /debug/pprof/profile, both at once) while they serve
+// two loads: workload 1's DocuVault flow at 64 KiB (the path furthest from
+// its goal) and confirm alone (workload 3). Each process's profile holds
+// that process only: the load clients run in the harness, not there.
 func profiles(ctx context.Context, s *stack, p plan, dir string) ([]*profResult, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	var out []*profResult
+	secs := int(math.Ceil(p.profDuration.Seconds()))
 
 	data := payload(64 << 10)
-	r, err := profile(ctx, dir, "upload-64KiB", fmt.Sprintf("DocuVault flow (upload-url + PUT + confirm), 64 KiB, %d clients, %s", p.tpClients, p.profDuration), func() runStats {
-		return run(ctx, p.tpClients, 0, p.profDuration, s.uploadOp(sysDocuVault, s.apiURL, data, s.tokens))
+	r, err := s.profile(ctx, dir, "upload-64KiB", fmt.Sprintf("DocuVault flow (upload-url + PUT + confirm), 64 KiB, %d clients, %d s", p.tpClients, secs), secs, func() runStats {
+		return run(ctx, p.tpClients, 0, time.Duration(secs)*time.Second, s.uploadOp(sysDocuVault, s.apiURL, data, s.tokens))
 	})
 	if err != nil {
 		return out, err
@@ -54,7 +62,7 @@ func profiles(ctx context.Context, s *stack, p plan, dir string) ([]*profResult,
 	if err := s.prepareConfirms(ctx, c, p.profConfirmsPer); err != nil {
 		return out, err
 	}
-	r, err = profile(ctx, dir, "confirm", fmt.Sprintf("confirm alone, %d clients, %d distinct users, %d confirms", c.clients, c.clients, c.clients*p.profConfirmsPer), func() runStats {
+	r, err = s.profile(ctx, dir, "confirm", fmt.Sprintf("confirm alone, %d clients, %d distinct users, %d confirms", c.clients, c.clients, c.clients*p.profConfirmsPer), secs, func() runStats {
 		return s.runConfirms(ctx, s.apiURL, c)
 	})
 	if err != nil {
@@ -64,53 +72,77 @@ func profiles(ctx context.Context, s *stack, p plan, dir string) ([]*profResult,
 	return out, s.wipeDocuments(ctx)
 }
 
-func profile(ctx context.Context, dir, name, what string, load func() runStats) (*profResult, error) {
-	r := &profResult{name: name, what: what, path: filepath.Join(dir, name+".pprof")}
-	f, err := os.Create(r.path)
-	if err != nil {
-		return nil, err
+// profile asks the api and confirmer children for secs-second CPU profiles
+// and runs load meanwhile, then tabulates each profile.
+func (s *stack) profile(ctx context.Context, dir, name, what string, secs int, load func() runStats) (*profResult, error) {
+	r := &profResult{name: name, what: what, seconds: secs}
+	children := []*child{s.api, s.confirmer}
+	errs := make([]error, len(children))
+	var wg sync.WaitGroup
+	for i, c := range children {
+		pp := procProfile{proc: c.name, path: filepath.Join(dir, name+"-"+c.name+".pprof")}
+		r.procs = append(r.procs, pp)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.fetchProfile(ctx, c.pprofURL, secs, pp.path)
+		}()
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
+	// The profiles start when their requests arrive: give them a moment.
+	time.Sleep(100 * time.Millisecond)
 	r.st = load()
-	pprof.StopCPUProfile()
-	if err := f.Close(); err != nil {
-		return nil, err
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return r, err
 	}
-	logf("  %s: %.0f ops/s, errors %d, profile %s", name, r.st.perSec(), r.st.errs, r.path)
+	logf("  %s: %.0f ops/s, errors %d, profiles %s", name, r.st.perSec(), r.st.errs, filepath.Join(dir, name+"-*.pprof"))
 
-	top := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "go", append(append([]string{"tool", "pprof"}, args...), r.path)...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("go tool pprof %s: %v\n%s", strings.Join(args, " "), err, out)
+	for i := range r.procs {
+		pp := &r.procs[i]
+		top := func(args ...string) (string, error) {
+			cmd := exec.CommandContext(ctx, "go", append(append([]string{"tool", "pprof"}, args...), s.bin, pp.path)...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				return "", fmt.Errorf("go tool pprof %s %s: %v\n%s", strings.Join(args, " "), pp.path, err, out)
+			}
+			return string(out), nil
 		}
-		return string(out), nil
+		flat, err := top("-top", "-nodecount=25")
+		if err != nil {
+			return r, err
+		}
+		cum, err := top("-top", "-cum", "-nodecount=25")
+		if err != nil {
+			return r, err
+		}
+		pp.header, pp.flat = splitTop(flat)
+		_, pp.cum = splitTop(cum)
 	}
-	flat, err := top("-top", "-nodecount=25", "-tagignore=side=client")
-	if err != nil {
-		return r, err
-	}
-	cum, err := top("-top", "-cum", "-nodecount=25", "-tagignore=side=client")
-	if err != nil {
-		return r, err
-	}
-	// Every node, so that "Showing nodes accounting for" is the whole share.
-	client, err := top("-top", "-nodecount=1000000", "-nodefraction=0", "-edgefraction=0", "-tagfocus=side=client")
-	if err != nil {
-		return r, err
-	}
-	server, err := top("-top", "-nodecount=1000000", "-nodefraction=0", "-edgefraction=0", "-tagignore=side=client")
-	if err != nil {
-		return r, err
-	}
-	r.header, r.flat = splitTop(flat)
-	_, r.cum = splitTop(cum)
-	r.clientPct = showing(client)
-	r.serverPct = showing(server)
 	return r, nil
+}
+
+// fetchProfile saves the CPU profile of secs seconds that base's
+// /debug/pprof/profile answers into path.
+func (s *stack) fetchProfile(ctx context.Context, base string, secs int, path string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: %s %s", req.URL, resp.Status, b)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // splitTop separates pprof -top's summary lines from its table.
@@ -122,14 +154,4 @@ func splitTop(out string) (header, table string) {
 		}
 	}
 	return "", out
-}
-
-// showing returns the "Showing nodes accounting for …" line's share.
-func showing(out string) string {
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "Showing nodes accounting for") {
-			return strings.TrimSpace(l)
-		}
-	}
-	return ""
 }

@@ -13,24 +13,17 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 	minioCreds "github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	tusd "github.com/tus/tusd/v2/pkg/handler"
-	"github.com/tus/tusd/v2/pkg/memorylocker"
-	"github.com/tus/tusd/v2/pkg/s3store"
-	"golang.org/x/exp/slog"
 
 	"github.com/docuvault/docuvault/internal/devstack"
 	root "github.com/docuvault/docuvault/services/docuvault/stack"
@@ -52,25 +45,41 @@ const (
 // numUsers is how many distinct users the harness mints tokens for.
 const numUsers = 256
 
-// stack is the real DocuVault stack on this machine: PostgreSQL, NATS
-// JetStream and MinIO from devstack, and the api, confirmer and sweeper
-// in this process (wired as `docuvault dev` does), plus tusd on the same
-// MinIO for comparison.
+// harnessRole is the PostgreSQL role of the harness's own connections, so
+// that pg_stat_statements tells its statements from the services'.
+const harnessRole = "bench_harness"
+
+// pgSettings are the bench's PostgreSQL settings beyond initdb's defaults:
+// pg_stat_statements counts every statement, nested ones too.
+var pgSettings = []string{"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"}
+
+// stack is the real DocuVault stack on this machine, every server in a
+// process of its own: PostgreSQL and MinIO from devstack; NATS (devstack's
+// embedded server) and tusd (on the same MinIO, for comparison) in this
+// binary re-executed; the api, the confirmer and the sweeper as the real
+// `docuvault` binary, one process per role, as deployed.
 type stack struct {
 	dir  string // temp dir holding every server's state and the logs
+	bin  string // the docuvault binary
 	ds   *devstack.Stack
-	env  map[string]string // the settings, as the environment a `docuvault api` child gets
+	env  map[string]string // the settings, as the environment of every `docuvault` child
 	cfg  config.Config
 	log  zerolog.Logger
 	logW io.WriteCloser
 
-	apiURL    string // http://127.0.0.1:port of the in-process api
-	svcCancel context.CancelFunc
-	svcWG     sync.WaitGroup
-	svcErrs   chan error
+	apiURL    string // http://127.0.0.1:port of the api child
+	api       *child
+	confirmer *child
+	sweeper   *child
+	nats      *child
+	tusd      *child
+	services  []*child // api, confirmer, sweeper
 	closers   []func()
+	pids      [numProcs]int // the processes whose CPU the harness counts
 
-	svc      *root.Stack   // the services, from the composition root
+	// svc is a stack with no role from the composition root, never run:
+	// its Docs are the use cases the sweeper workload calls directly.
+	svc      *root.Stack
 	h        *harness      // the harness's own connections (pool, objects, JetStream)
 	mc       *minio.Client // admin client on MinIO
 	presign  *minio.Client // signs raw presigned PUTs
@@ -81,12 +90,9 @@ type stack struct {
 	hotToken string
 	admin    string // an admin token
 
-	tusURL string // http://127.0.0.1:port/files/
-	tusSrv *http.Server
+	tusURL string // http://127.0.0.1:port/files/ of the tusd child
 
 	client *http.Client // one keep-alive client for every request the load makes
-
-	minioPID, pgPID int
 
 	// ownXacts counts the transactions the harness itself runs while it
 	// measures (polls, statistics reads), to take them out of the counts.
@@ -119,8 +125,9 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// startStack starts everything. repo is the repository root (it holds bin/minio).
-func startStack(ctx context.Context, repo string, o options) (_ *stack, err error) {
+// startStack starts everything. repo is the repository root (it holds
+// bin/minio); bin is the docuvault binary.
+func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err error) {
 	dir, err := os.MkdirTemp("", "dvb-")
 	if err != nil {
 		return nil, err
@@ -130,13 +137,13 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &stack{dir: dir, svcErrs: make(chan error, 8)}
+	s := &stack{dir: dir, bin: bin}
 	defer func() {
 		if err != nil {
 			s.stop(o.keep)
 		}
 	}()
-	lf, err := os.Create(filepath.Join(dir, "services.log"))
+	lf, err := os.Create(filepath.Join(dir, "harness.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -144,17 +151,35 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 	if s.log, err = logging.New(lf, "bench", "info", "json"); err != nil {
 		return nil, err
 	}
+	s.client = &http.Client{
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        0,
+			MaxIdleConnsPerHost: 2048,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+		Timeout: 3 * time.Minute,
+	}
 	ports, err := freePorts(4)
 	if err != nil {
 		return nil, err
 	}
+	// NATS first, in its own process: devstack then uses it as an
+	// external server (MinIO's notification target, the streams).
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	if s.nats, err = s.startNATSChild(ctx, natsAddr); err != nil {
+		return nil, err
+	}
 	s.ds, err = devstack.Start(ctx, devstack.Options{
 		DataDir:          filepath.Join(dir, "data"),
-		NATSAddr:         fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		ExternalNATSAddr: natsAddr,
 		MinIOAddr:        fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		MinIOConsoleAddr: fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		MinIOBin:         filepath.Join(repo, "bin", "minio"),
 		PGPort:           ports[3],
+		PGSettings:       pgSettings,
 		Log:              s.log,
 	})
 	if err != nil {
@@ -162,7 +187,7 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 	}
 
 	// Every setting goes through the environment, read by config.Load over
-	// config.Defaults(): the same map starts a `docuvault api` child, and a
+	// config.Defaults(): the same map starts every `docuvault` child, and a
 	// setting this version of the code does not know is simply ignored.
 	// Quotas, sizes and per-user upload limits are raised so that they
 	// never interfere with a benchmark.
@@ -197,9 +222,6 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 	if s.cfg, err = config.Load(); err != nil {
 		return nil, err
 	}
-	s.cfg.MaxUploadBytes = 1 << 40
-	s.cfg.QuotaDefaultBytes = 1 << 50
-	s.cfg.SweepInterval = 24 * time.Hour
 	if err := s.cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -210,61 +232,44 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 	if err := root.Setup(ctx, setup); err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
-
-	// The services, from the composition root as `docuvault dev` runs
-	// them: the api, the confirmer and the sweeper in one stack.
-	newLog := func(service string) zerolog.Logger {
-		l, _ := logging.New(lf, service, s.cfg.LogLevel, s.cfg.LogFormat)
-		return l
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	harnessURL, err := preparePostgres(ctx, s.ds.DatabaseURL)
 	if err != nil {
-		return nil, err
-	}
-	s.svc, err = root.Open(ctx, s.cfg, root.Options{
-		Roles:    []root.Role{root.API, root.Confirmer, root.Sweeper},
-		Listener: ln,
-		Log:      newLog,
-	})
-	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("services: %w", err)
-	}
-	s.closers = append(s.closers, s.svc.Close)
-	s.apiURL = "http://" + ln.Addr().String()
-	// The services run in a goroutine started here, outside any pprof
-	// label: the load's goroutines carry side=client, so a CPU profile
-	// separates them.
-	svcCtx, cancel := context.WithCancel(context.Background())
-	s.svcCancel = cancel
-	s.svcWG.Add(1)
-	go func() {
-		defer s.svcWG.Done()
-		if err := s.svc.Run(svcCtx); err != nil && svcCtx.Err() == nil {
-			s.svcErrs <- err
-		}
-	}()
-
-	s.client = &http.Client{
-		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        0,
-			MaxIdleConnsPerHost: 2048,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-		Timeout: 3 * time.Minute,
-	}
-	if err := waitReady(ctx, s.client, s.apiURL+"/readyz", 60*time.Second); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("PostgreSQL: %w", err)
 	}
 
 	// The harness's own connections.
-	if s.h, err = openHarness(ctx, s.cfg, s.ds); err != nil {
+	if s.h, err = openHarness(ctx, s.cfg, harnessURL, s.ds); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.h.close)
+	// The use cases, for the sweeper workload's direct sweep: a stack with
+	// no role runs nothing (no consumer, no relay) in this process.
+	s.svc, err = root.Open(ctx, s.cfg, root.Options{
+		Log: func(service string) zerolog.Logger {
+			l, _ := logging.New(lf, service, s.cfg.LogLevel, s.cfg.LogFormat)
+			return l
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("composition root: %w", err)
+	}
+	s.closers = append(s.closers, s.svc.Close)
+
+	// The services: the real binary, one process per role, as deployed.
+	if s.api, err = s.startDocuVault(ctx, root.API, "api", nil); err != nil {
+		return nil, err
+	}
+	s.services = append(s.services, s.api)
+	s.apiURL = s.api.url
+	if s.confirmer, err = s.startDocuVault(ctx, root.Confirmer, "confirmer", nil); err != nil {
+		return nil, err
+	}
+	s.services = append(s.services, s.confirmer)
+	if s.sweeper, err = s.startDocuVault(ctx, root.Sweeper, "sweeper", nil); err != nil {
+		return nil, err
+	}
+	s.services = append(s.services, s.sweeper)
+
 	// The harness itself acts as MinIO's root user: it makes the other
 	// systems' buckets and seeds and empties buckets.
 	if s.mc, err = minio.New(s.ds.MinIOEndpoint, &minio.Options{
@@ -277,8 +282,8 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 			return nil, fmt.Errorf("make bucket %s: %w", b, err)
 		}
 	}
-	root := objectstore.Credentials{AccessKey: s.ds.MinIOAccessKey, SecretKey: s.ds.MinIOSecretKey}
-	notify, err := objectstore.New(objectstore.Config{Endpoint: s.ds.MinIOEndpoint, Service: root, Bucket: notifyBucket, Region: s.cfg.MinIORegion})
+	rootUser := objectstore.Credentials{AccessKey: s.ds.MinIOAccessKey, SecretKey: s.ds.MinIOSecretKey}
+	notify, err := objectstore.New(objectstore.Config{Endpoint: s.ds.MinIOEndpoint, Service: rootUser, Bucket: notifyBucket, Region: s.cfg.MinIORegion})
 	if err != nil {
 		return nil, err
 	}
@@ -312,71 +317,47 @@ func startStack(ctx context.Context, repo string, o options) (_ *stack, err erro
 		return nil, err
 	}
 
-	if err := s.startTusd(o.tusdPartUploads); err != nil {
-		return nil, fmt.Errorf("tusd: %w", err)
+	if s.tusd, err = s.startTusdChild(ctx, o.tusdPartUploads); err != nil {
+		return nil, err
 	}
+	s.tusURL = s.tusd.url
 	s.findPIDs()
 	return s, nil
 }
 
-// startTusd runs tusd v2 with its S3 store on the same MinIO, in this
-// process, on a loopback port. Content hashes are off (the fastest tusd
-// setting); the other settings are tusd's defaults.
-func (s *stack) startTusd(partUploads int) error {
-	s3c := s3.New(s3.Options{
-		Region:                     s.cfg.MinIORegion,
-		BaseEndpoint:               aws.String("http://" + s.ds.MinIOEndpoint),
-		UsePathStyle:               true,
-		Credentials:                aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(s.ds.MinIOAccessKey, s.ds.MinIOSecretKey, "")),
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-	})
-	store := s3store.New(tusdBucket, s3c)
-	store.DisableContentHashes = true
-	store.SetConcurrentPartUploads(partUploads)
-	tmp := filepath.Join(s.dir, "tusd-tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return err
-	}
-	store.TemporaryDirectory = tmp
-	composer := tusd.NewStoreComposer()
-	store.UseIn(composer)
-	memorylocker.New().UseIn(composer)
-	lf, err := os.Create(filepath.Join(s.dir, "tusd.log"))
+// preparePostgres makes, as the superuser of dbURL, the harness's own
+// role (a superuser too, on trust authentication like the cluster's) and
+// the pg_stat_statements extension, and returns the URL that connects as
+// that role.
+func preparePostgres(ctx context.Context, dbURL string) (string, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		return err
+		return "", err
 	}
-	s.closers = append(s.closers, func() { lf.Close() })
-	h, err := tusd.NewHandler(tusd.Config{
-		BasePath:      "/files/",
-		StoreComposer: composer,
-		Logger:        slog.New(slog.NewTextHandler(lf, nil)),
-	})
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		`CREATE ROLE ` + harnessRole + ` LOGIN SUPERUSER`,
+		`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return "", fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	u, err := url.Parse(dbURL)
 	if err != nil {
-		return err
+		return "", err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/files/", http.StripPrefix("/files/", h))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	s.tusURL = "http://" + ln.Addr().String() + "/files/"
-	s.tusSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.tusSrv.Serve(ln) }()
-	return nil
+	u.User = url.User(harnessRole)
+	return u.String(), nil
 }
 
-// stop stops everything that started, in reverse order.
+// stop stops everything that started, in reverse order: the services
+// first, NATS last (MinIO's notifications go to it until MinIO stops).
 func (s *stack) stop(keep bool) {
-	if s.tusSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = s.tusSrv.Shutdown(ctx)
-		cancel()
-	}
-	if s.svcCancel != nil {
-		s.svcCancel()
-		s.svcWG.Wait()
+	for _, c := range []*child{s.tusd, s.sweeper, s.confirmer, s.api} {
+		if c != nil {
+			c.stop()
+		}
 	}
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
@@ -385,6 +366,9 @@ func (s *stack) stop(keep bool) {
 		if err := s.ds.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping the stack:", err)
 		}
+	}
+	if s.nats != nil {
+		s.nats.stop()
 	}
 	if s.logW != nil {
 		s.logW.Close()
@@ -396,14 +380,15 @@ func (s *stack) stop(keep bool) {
 	}
 }
 
-// serviceError returns an error if a service stopped by itself.
+// serviceError returns an error if a service's process has exited.
 func (s *stack) serviceError() error {
-	select {
-	case err := <-s.svcErrs:
-		return err
-	default:
-		return nil
+	var errs []error
+	for _, c := range append(s.services, s.tusd, s.nats) {
+		if c != nil {
+			errs = append(errs, c.alive())
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // waitReady polls url until it answers 200.
@@ -491,8 +476,8 @@ func withPoolMaxConns(dbURL string, n int) string {
 }
 
 // harness is the bench's own connections, for seeding and measuring: the
-// database, JetStream and the documents bucket as MinIO's root user. The
-// services never share them.
+// database (as harnessRole, at dbURL), JetStream and the documents bucket
+// as MinIO's root user. The services never share them.
 type harness struct {
 	Pool    *pgxpool.Pool
 	Store   *postgres.Store
@@ -501,10 +486,10 @@ type harness struct {
 	nc      *nats.Conn
 }
 
-func openHarness(ctx context.Context, cfg config.Config, ds *devstack.Stack) (*harness, error) {
+func openHarness(ctx context.Context, cfg config.Config, dbURL string, ds *devstack.Stack) (*harness, error) {
 	h := &harness{}
 	var err error
-	if h.Pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
+	if h.Pool, err = pgxpool.New(ctx, dbURL); err != nil {
 		return nil, err
 	}
 	h.Store = postgres.NewStore(h.Pool, cfg.QuotaDefaultBytes)

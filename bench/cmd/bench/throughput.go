@@ -35,7 +35,12 @@ type tpRun struct {
 	drain   time.Duration // DocuVault only: end of the run → confirmer and outbox idle
 	drainOK bool
 	s3      map[string]float64 // MinIO S3 requests by API during the run and its drain
+	stmts   []stmtStat         // statementsAt only: the services' statements, run and drain
 }
+
+// statementsAt is the size at which DocuVault's runs read
+// pg_stat_statements.
+const statementsAt = 64 << 10
 
 func (r tpRun) filesPerSec() float64 { return r.st.perSec() }
 func (r tpRun) mibPerSec() float64   { return r.st.perSec() * float64(r.size) / (1 << 20) }
@@ -116,7 +121,11 @@ func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
 		i0 := s.cpu()
 		time.Sleep(2 * time.Second)
 		res.idle = s.cpu().sub(i0).scale(1 / 2.0)
-		logf("  idle CPU: harness %.0f%%, MinIO %.0f%%, PostgreSQL %.0f%% of a core", 100*res.idle.harness, 100*res.idle.minio, 100*res.idle.pg)
+		idle := ""
+		for p, v := range res.idle.proc {
+			idle += fmt.Sprintf(" %s %.0f%%", procNames[p], 100*v)
+		}
+		logf("  idle CPU, of a core:%s", idle)
 		for rep := range sz.reps {
 			for k := range res.systems {
 				sys := res.systems[(k+rep)%len(res.systems)]
@@ -132,6 +141,12 @@ func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
 				pg0, err := s.pgStats(ctx)
 				if err != nil {
 					return out, err
+				}
+				stmts := sys == sysDocuVault && sz.size == statementsAt
+				if stmts {
+					if err := s.resetStatements(ctx); err != nil {
+						return out, fmt.Errorf("pg_stat_statements_reset: %w", err)
+					}
 				}
 				c0 := s.cpu()
 				st := run(ctx, p.tpClients, 0, sz.dur, s.uploadOp(sys, s.apiURL, data, s.tokens))
@@ -160,6 +175,11 @@ func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
 				r.pg = pg1.sub(pg0)
 				r.pg.xacts -= float64(s.ownXacts.Load() - own0)
 				r.s3 = subCounts(s31, s30)
+				if stmts {
+					if r.stmts, err = s.statements(ctx); err != nil {
+						return out, fmt.Errorf("pg_stat_statements: %w", err)
+					}
+				}
 				res.runs = append(res.runs, r)
 				logf("  %-16s %7s rep %d: %6.1f files/s %7.1f MiB/s  %5d files  errors %d  (%.1fs)%s", sys, human(sz.size), rep+1,
 					r.filesPerSec(), r.mibPerSec(), st.ops, st.errs, st.elapsed.Seconds(), drainNote(r))
