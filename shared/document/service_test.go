@@ -603,6 +603,35 @@ func TestConfirmObjectRemovesWhatTheOtherDoorRejectedButLeft(t *testing.T) {
 	f.wantEvents(t, document.EventRejected, 1)
 }
 
+// The event door answers nobody: when the client's confirm charges the
+// document between its read and its lock, it reads no quota again.
+func TestConfirmObjectThatLostTheRaceReadsNoQuota(t *testing.T) {
+	t.Parallel()
+	f := newService(t)
+	user := uuid.New()
+	d := f.pending(t, user, nil)
+	obj := f.put(d.ObjectKey, 30)
+	raced := false
+	quotaReads := 0
+	f.store.beforeConfirm = func() {
+		if raced {
+			return
+		}
+		raced = true
+		if c, err := f.svc.Confirm(context.Background(), user, d.ID); err != nil || !c.Changed {
+			t.Errorf("the other door: %+v, %v; want it to confirm", c, err)
+		}
+		quotaReads = f.store.callCount("Quota")
+	}
+	c, err := f.svc.ConfirmObject(context.Background(), d.ObjectKey, obj.info())
+	wantOutcome(t, c, err, "already")
+	if n := f.store.callCount("Quota") - quotaReads; n != 0 {
+		t.Errorf("the event door read the quota %d times after losing the race", n)
+	}
+	wantStatus(t, f.doc(t, d.ID), document.StatusUploaded, "")
+	f.wantEvents(t, document.EventUploaded, 1)
+}
+
 func TestConfirmObjectLeavesForeignKeysAlone(t *testing.T) {
 	t.Parallel()
 	for name, key := range map[string]string{
@@ -1407,11 +1436,12 @@ func TestSweepListsASparseBucketInsteadOfStatting(t *testing.T) {
 		f.put(document.ObjectKey(uuid.New(), uuid.New(), "other.pdf"), 5)
 	}
 
-	res, err := f.svc.Sweep(context.Background(), document.SweepConfig{PendingTTL: time.Hour, RejectedRetention: time.Hour, BatchSize: 50})
+	res, err := f.svc.Sweep(context.Background(), document.SweepConfig{PendingTTL: time.Hour, RejectedRetention: time.Hour, BatchSize: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One listing settles the batch (the other is the reconciliation's).
+	// One listing settles the four batches (the other listing is the
+	// reconciliation's).
 	if res.Confirmed != 5 || res.Purged != 35 || res.PendingStats != 0 || res.Errors != 0 || f.objects.listed != 2 || f.objects.statCount() != 0 {
 		t.Errorf("Sweep = %+v after %d listings and %d stats; want 5 confirmed, 35 purged by one listing and no stat", res, f.objects.listed, f.objects.statCount())
 	}
@@ -1428,7 +1458,7 @@ func TestSweepStatsWhereTheBucketIsDense(t *testing.T) {
 	f := newService(t)
 	stale, arrived := f.stalePending(t, uuid.New(), 20, 2)
 	// 100 keys right after each stale document's key: a listing page
-	// settles at most 10 of them.
+	// settles at most one of them per 100 keys.
 	for _, d := range stale {
 		for i := range 100 {
 			f.put(fmt.Sprintf("%s.%03d", d.ObjectKey, i), 1)
@@ -1439,10 +1469,11 @@ func TestSweepStatsWhereTheBucketIsDense(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One page wasted, then a stat for each document the page left.
-	if res.Confirmed != 2 || res.Purged != 18 || res.Errors != 0 || res.PendingListed != 1000 ||
-		res.PendingStats < 10 || res.PendingStats != f.objects.statCount() {
-		t.Errorf("Sweep = %+v after %d stats; want 2 confirmed, 18 purged, one page of 1000 keys listed and the rest stat'ed", res, f.objects.statCount())
+	// One probing page of 100 keys wasted, then a stat for each document
+	// the page left.
+	if res.Confirmed != 2 || res.Purged != 18 || res.Errors != 0 || res.PendingListed != 100 ||
+		res.PendingStats < 18 || res.PendingStats != f.objects.statCount() {
+		t.Errorf("Sweep = %+v after %d stats; want 2 confirmed, 18 purged, one page of 100 keys listed and the rest stat'ed", res, f.objects.statCount())
 	}
 	for _, d := range stale[len(arrived):] {
 		f.gone(t, d.ID)
