@@ -430,8 +430,12 @@ func (r *report) writeSweeper(w writer, p plan) {
 		return
 	}
 	w("| door | stale rows | orphans | lost | set-up s | sweep s | rows/s | purged | orphans_removed | confirmed | errors | longest batch ms | left: pending rows / stray objects |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	var direct []swRun
+	var direct, ticks []swRun
 	for _, s := range r.sw {
+		if s.door == doorTick {
+			ticks = append(ticks, s)
+			continue
+		}
 		if s.door == "Sweep() direct" {
 			direct = append(direct, s)
 		}
@@ -443,6 +447,55 @@ func (r *report) writeSweeper(w writer, p plan) {
 		w("| **median (direct)** | | | | | %.2f | | | | | | %.1f | |\n",
 			median(collect(direct, func(s swRun) float64 { return s.elapsed.Seconds() })),
 			median(collect(direct, func(s swRun) float64 { return ms(s.maxBatchLock) })))
+	}
+	w("\n")
+	r.writeSweepTicks(w, ticks)
+}
+
+// writeSweepTicks reports the ticks over many live documents: does a tick
+// cost what it finds, or what the bucket holds?
+func (r *report) writeSweepTicks(w writer, ticks []swRun) {
+	if len(ticks) == 0 {
+		return
+	}
+	w("### A tick over many live documents\n\n")
+	w("Set-up: N uploaded documents (charged rows by one COPY, spread over 1,000 users; their 64-byte objects in MinIO by snowball uploads, tars of 10,000 objects extracted by the server, four at once), then, before each tick, %d stale pending rows (2 h old, never uploaded, spread over the same users, so their keys fall between the live ones). ", ticks[0].rows)
+	w("One `document.Service.Sweep` with the sweeper's own settings (`stack.SweepConfig`: PENDING_TTL 1 h, batch 500, 16 workers, SWEEP_RECONCILE_KEYS 10,000): first as a tick that also checks a reconciliation slice (the cursor reset, so a pass starts), then, over %d new stale rows, as a tick between passes. ", ticks[0].rows)
+	w("`pending listed` is the bucket keys listed to find the stale rows' objects, `stats` the stale rows stat'ed one by one, `keys checked` the reconciliation's slice. Goal: the tick over the most live documents costs at most 1.2 times the tick over the fewest, and no tick lists the whole bucket.\n\n")
+	w("| live documents | set-up s (rows + objects) | reconciliation slice | tick s | purged | pending listed | stats | keys checked | errors | left pending |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, t := range ticks {
+		w("| %d | %.1f + %.1f | %v | %.2f | %d | %d | %d | %d | %d | %d |\n", t.live, t.setupRows.Seconds(), t.setupObject.Seconds(), t.slice,
+			t.elapsed.Seconds(), t.res.Purged, t.res.PendingListed, t.res.PendingStats, t.res.KeysChecked, t.res.Errors, t.leftRows)
+	}
+	w("\n")
+	for _, slice := range []bool{true, false} {
+		var small, large *swRun
+		for i := range ticks {
+			t := &ticks[i]
+			if t.slice != slice {
+				continue
+			}
+			if small == nil || t.live < small.live {
+				small = t
+			}
+			if large == nil || t.live > large.live {
+				large = t
+			}
+		}
+		if small == nil || small == large {
+			continue
+		}
+		ratio := large.elapsed.Seconds() / small.elapsed.Seconds()
+		verdict := "met"
+		if ratio > 1.2 {
+			verdict = "missed"
+		}
+		what := "with a reconciliation slice"
+		if !slice {
+			what = "between reconciliation passes"
+		}
+		w("- Tick %s: %d live documents %.2f s, %d live %.2f s: ratio **%.2f** (goal ≤ 1.2: %s); the larger tick listed %d keys of a bucket of %d.\n",
+			what, small.live, small.elapsed.Seconds(), large.live, large.elapsed.Seconds(), ratio, verdict, large.res.PendingListed+large.res.KeysChecked, large.live)
 	}
 	w("\n")
 }
