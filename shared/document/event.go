@@ -151,7 +151,6 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 
 // OutboxMessage is a recorded event waiting to be published.
 type OutboxMessage struct {
-	ID        int64
 	CreatedAt time.Time
 	MsgID     uuid.UUID // the event id, used to drop duplicates downstream
 	Subject   string
@@ -159,12 +158,23 @@ type OutboxMessage struct {
 }
 
 // Outbox hands recorded events to a relay, safely from many replicas.
+// Each process publishes the events its own transactions commit at once,
+// from memory (Committed), and forgets them in the outbox once published
+// (ForgetOutbox, batched); the outbox rows are the durable copy. What a
+// process committed and did not publish (it stopped, or publishing
+// failed) is claimed from the table by any relay once it is older than a
+// grace period (RelayOutbox). JetStream drops the duplicates a crash
+// between publish and forget can cause, by the event id.
 type Outbox interface {
-	// RelayOutbox claims up to limit unpublished messages, oldest first,
-	// skipping those another relay holds, and calls publish with them.
-	// The first n messages (n as publish returns) are removed from the
-	// outbox in the same transaction; the rest stay for the next call.
-	RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) (n int, err error)) (int, error)
-	// WaitOutbox returns when new messages may be waiting, or after timeout.
-	WaitOutbox(ctx context.Context, timeout time.Duration) error
+	// Committed returns the events this process committed since the last
+	// call, in commit order, waiting up to timeout for the first one.
+	Committed(ctx context.Context, timeout time.Duration) []OutboxMessage
+	// ForgetOutbox removes the published events msgIDs from the outbox.
+	ForgetOutbox(ctx context.Context, msgIDs []uuid.UUID) error
+	// RelayOutbox claims up to limit unpublished messages recorded before
+	// before, oldest first, skipping those another relay holds, and calls
+	// publish with them. The messages publish reports published are
+	// removed from the outbox in the same transaction; the rest stay for
+	// the next call.
+	RelayOutbox(ctx context.Context, before time.Time, limit int, publish func(context.Context, []OutboxMessage) (published []uuid.UUID, err error)) (int, error)
 }

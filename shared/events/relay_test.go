@@ -19,14 +19,14 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// countingOutbox counts what each relay marked published.
+// countingOutbox counts what each relay claimed and published.
 type countingOutbox struct {
 	document.Outbox
 	published atomic.Int64
 }
 
-func (c *countingOutbox) RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []document.OutboxMessage) (int, error)) (int, error) {
-	n, err := c.Outbox.RelayOutbox(ctx, limit, publish)
+func (c *countingOutbox) RelayOutbox(ctx context.Context, before time.Time, limit int, publish func(context.Context, []document.OutboxMessage) ([]uuid.UUID, error)) (int, error) {
+	n, err := c.Outbox.RelayOutbox(ctx, before, limit, publish)
 	c.published.Add(int64(n))
 	return n, err
 }
@@ -75,7 +75,7 @@ func TestRelaysShareTheOutboxWithoutPublishingTwice(t *testing.T) {
 		store := postgres.NewStore(pool, 1)
 		outboxes[i] = &countingOutbox{Outbox: store}
 		r := events.NewRelay(outboxes[i], js, zerolog.Nop())
-		r.BatchSize = 50
+		r.BatchSize, r.Grace = 50, 0
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = r.Run(runCtx) }()
 	}
@@ -113,8 +113,9 @@ func TestRelaysShareTheOutboxWithoutPublishingTwice(t *testing.T) {
 	}
 }
 
-// A process relays what it writes at once; what another process recorded
-// and left (it stopped before relaying) goes out at the next poll.
+// A process relays what it writes at once, and forgets it in the outbox;
+// what another process recorded and left (it stopped before relaying) goes
+// out at the first poll after the grace period.
 func TestRelayPublishesRowsAnotherProcessLeft(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -153,17 +154,32 @@ func TestRelayPublishesRowsAnotherProcessLeft(t *testing.T) {
 
 	own := postgres.NewStore(pool, 1)
 	r := events.NewRelay(own, js, zerolog.Nop())
-	r.PollInterval = 500 * time.Millisecond
+	r.PollInterval, r.Grace = 500*time.Millisecond, 200*time.Millisecond
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(runCtx) }()
 	defer func() { stop(); <-done }()
 	time.Sleep(50 * time.Millisecond) // the relay's first pass is over
 
+	waiting := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 	record(own)
-	t.Logf("own row published in %v", waitFor(1, 400*time.Millisecond))
-	record(postgres.NewStore(pool, 1)) // another process's store: no wake-up here
-	t.Logf("another process's row published in %v (poll interval %v)", waitFor(2, 3*time.Second), r.PollInterval)
+	t.Logf("own row published in %v", waitFor(1, 100*time.Millisecond))
+	for start := time.Now(); waiting() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("the published event is still in the outbox after %v (forget interval %v)", time.Since(start), r.ForgetInterval)
+		}
+	}
+	record(postgres.NewStore(pool, 1)) // another process's store: nothing in this one's hands
+	t.Logf("another process's row published in %v (poll interval %v, grace %v)", waitFor(2, 3*time.Second), r.PollInterval, r.Grace)
+	if n := published(); n != 2 {
+		t.Fatalf("%d events in the stream, want 2", n)
+	}
 }
 
 // TestFullStreamKeepsEventsInTheOutbox fills a small DOCUMENTS stream:
@@ -200,7 +216,9 @@ func TestFullStreamKeepsEventsInTheOutbox(t *testing.T) {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = events.NewRelay(store, js, zerolog.Nop()).Run(runCtx) }()
+	relay := events.NewRelay(store, js, zerolog.Nop())
+	relay.Grace = time.Second
+	go func() { defer close(done); _ = relay.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
 
 	stream, err := js.Stream(ctx, events.StreamDocuments)

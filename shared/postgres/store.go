@@ -24,14 +24,18 @@ var (
 type Store struct {
 	pool         *pgxpool.Pool
 	defaultQuota int64
-	// outboxWritten wakes this process's relay when a transaction that
-	// recorded events commits.
-	outboxWritten chan struct{}
+	// committed holds the events this process's transactions committed,
+	// for its relay to publish at once.
+	committed *committedEvents
+	// reads coalesces concurrent single-document reads.
+	reads *docReads
 }
 
 // NewStore returns a Store on pool; users get defaultQuota bytes on first use.
 func NewStore(pool *pgxpool.Pool, defaultQuota int64) *Store {
-	return &Store{pool: pool, defaultQuota: defaultQuota, outboxWritten: make(chan struct{}, 1)}
+	s := &Store{pool: pool, defaultQuota: defaultQuota, committed: newCommittedEvents()}
+	s.reads = &docReads{store: s}
+	return s
 }
 
 // Open connects to the database at url and checks it answers.
@@ -205,35 +209,28 @@ func (s *Store) ConfirmDocument(ctx context.Context, c document.ConfirmChange) (
 			continue
 		}
 		r.Quota = document.Quota{UserID: d.UserID, UsedBytes: *used, LimitBytes: *limit}
-		if r.Changed {
-			s.kickOutbox()
+		switch {
+		case r.Changed && r.Charged:
+			s.committed.add(outboxMessage(c.Uploaded, uploaded))
+		case r.Changed:
+			s.committed.add(outboxMessage(c.Rejected, rejected))
 		}
 		return r, nil
 	}
 	return document.ConfirmResult{}, &document.Error{Code: document.Internal, Message: "confirm: the quota row is not visible"}
 }
 
-// Document returns the document with the given id.
+// Document returns the document with the given id. Concurrent reads go
+// together (see docReads).
 func (s *Store) Document(ctx context.Context, id uuid.UUID) (*document.Document, error) {
-	d, err := scanDocument(s.pool.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents WHERE id = $1`, id))
-	return d, translate(err, "document not found")
+	d, _, err := s.reads.read(ctx, id)
+	return d, err
 }
 
 // DocumentAndQuota returns the document with the given id and its owner's
-// quota in one statement.
+// quota in one statement; concurrent reads go together (see docReads).
 func (s *Store) DocumentAndQuota(ctx context.Context, id uuid.UUID) (*document.Document, document.Quota, error) {
-	var used, limit *int64
-	d, err := scanDocument(s.pool.QueryRow(ctx, `SELECT doc.*, q.used_bytes, q.limit_bytes
-		FROM (SELECT `+documentColumns+` FROM documents WHERE id = $1) doc
-		LEFT JOIN quotas q ON q.user_id = doc.user_id`, id), &used, &limit)
-	if err != nil {
-		return nil, document.Quota{}, translate(err, "document not found")
-	}
-	q := document.Quota{UserID: d.UserID, LimitBytes: s.defaultQuota}
-	if used != nil {
-		q.UsedBytes, q.LimitBytes = *used, *limit
-	}
-	return d, q, nil
+	return s.reads.read(ctx, id)
 }
 
 // Documents lists a user's documents, newest first.
@@ -307,15 +304,15 @@ func (s *Store) TakeRate(ctx context.Context, user uuid.UUID, action string, now
 
 // InTx runs fn in one transaction.
 func (s *Store) InTx(ctx context.Context, fn func(document.Tx) error) error {
-	var events bool
+	var events []document.OutboxMessage
 	err := pgx.BeginFunc(ctx, s.pool, func(t pgx.Tx) error {
 		tx := &tx{q: t}
 		err := fn(tx)
 		events = tx.events
 		return err
 	})
-	if err == nil && events {
-		s.kickOutbox()
+	if err == nil && len(events) > 0 {
+		s.committed.add(events...)
 	}
 	return translate(err, "transaction")
 }
@@ -323,7 +320,12 @@ func (s *Store) InTx(ctx context.Context, fn func(document.Tx) error) error {
 // tx is the document.Tx of one pgx transaction.
 type tx struct {
 	q      pgx.Tx
-	events bool // the transaction recorded events
+	events []document.OutboxMessage // the events the transaction recorded
+}
+
+// outboxMessage is event e, whose JSON is payload, as its outbox row holds it.
+func outboxMessage(e document.Event, payload []byte) document.OutboxMessage {
+	return document.OutboxMessage{CreatedAt: e.Time, MsgID: e.ID, Subject: e.Subject(), Payload: payload}
 }
 
 func (t *tx) LockDocument(ctx context.Context, id uuid.UUID) (*document.Document, error) {
@@ -345,7 +347,7 @@ func (t *tx) Save(ctx context.Context, d *document.Document, e document.Event) e
 		d.ID, d.Status, d.SizeBytes, d.ETag, d.RejectReason, d.Classification, d.DetectedType, d.Confidence,
 		d.ClassificationReason, d.ConfirmedAt, d.UpdatedAt)
 	b.Queue(insertEvent, e.ID, e.Subject(), payload, e.Time)
-	t.events = true
+	t.events = append(t.events, outboxMessage(e, payload))
 	return translate(t.q.SendBatch(ctx, b).Close(), "save document")
 }
 
@@ -400,9 +402,11 @@ func (t *tx) AppendEvent(ctx context.Context, e document.Event) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.q.Exec(ctx, insertEvent, e.ID, e.Subject(), payload, e.Time)
-	t.events = true
-	return translate(err, "append event")
+	if _, err = t.q.Exec(ctx, insertEvent, e.ID, e.Subject(), payload, e.Time); err != nil {
+		return translate(err, "append event")
+	}
+	t.events = append(t.events, outboxMessage(e, payload))
+	return nil
 }
 
 // translate turns a pgx error into a document error: no rows is NotFound

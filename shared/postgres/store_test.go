@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docuvault/docuvault/shared/document"
@@ -259,22 +262,89 @@ func TestConfirmDocumentOfAMissingDocumentIsNotFound(t *testing.T) {
 	}
 }
 
-func TestCommittedEventsWakeTheRelay(t *testing.T) {
+// The events a transaction commits go to the process's relay at once, in
+// commit order, and only once committed: a confirm that changes nothing
+// hands over nothing.
+func TestCommittedEventsGoToTheRelayAtOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _, d := pendingDocument(t, 1000)
-	done := make(chan time.Duration, 1)
-	go func() {
-		start := time.Now()
-		_ = s.WaitOutbox(ctx, 10*time.Second)
-		done <- time.Since(start)
-	}()
+	done := make(chan []document.OutboxMessage, 1)
+	go func() { done <- s.Committed(ctx, 10*time.Second) }()
 	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
 	if _, err := s.ConfirmDocument(ctx, change(d, 10, "")); err != nil {
 		t.Fatal(err)
 	}
-	if waited := <-done; waited > 5*time.Second {
-		t.Fatalf("the relay waited %v: a commit with events did not wake it", waited)
+	msgs := <-done
+	if waited := time.Since(start); waited > 5*time.Second || len(msgs) != 1 {
+		t.Fatalf("the relay got %d events after %v: a commit with events did not wake it", len(msgs), waited)
+	}
+	var e document.Event
+	if err := json.Unmarshal(msgs[0].Payload, &e); err != nil || e.Type != document.EventUploaded || e.Data.DocumentID != d.ID || e.ID != msgs[0].MsgID {
+		t.Fatalf("event %+v (%v), want document.uploaded of %s with its msg id", e, err, d.ID)
+	}
+	if _, err := s.ConfirmDocument(ctx, change(d, 10, "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InTx(ctx, func(tx document.Tx) error {
+		if err := tx.AppendEvent(ctx, document.NewEvent(document.EventDeleted, d, time.Now())); err != nil {
+			return err
+		}
+		return errors.New("rolled back")
+	}); err == nil {
+		t.Fatal("InTx: want the function's error")
+	}
+	if msgs := s.Committed(ctx, 100*time.Millisecond); len(msgs) != 0 {
+		t.Fatalf("%d events handed over from a confirm that changed nothing and a rolled-back transaction", len(msgs))
+	}
+}
+
+// A published event is forgotten by id, and a claim takes only what was
+// recorded before its cut-off.
+func TestForgetAndClaimOfTheOutbox(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := openStore(t, 1<<20)
+	user := uuid.New()
+	for range 3 {
+		d := newDocument(user, nil)
+		create(t, s, d)
+		if _, err := s.ConfirmDocument(ctx, change(d, 10, "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := s.Committed(ctx, 0)
+	if len(msgs) != 3 {
+		t.Fatalf("%d committed events, want 3", len(msgs))
+	}
+	if err := s.ForgetOutbox(ctx, []uuid.UUID{msgs[0].MsgID}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.OutboxWaiting(ctx); err != nil || n != 2 {
+		t.Fatalf("OutboxWaiting = %d, %v; want 2 after forgetting one", n, err)
+	}
+	claim := func(before time.Time) []uuid.UUID {
+		var got []uuid.UUID
+		if _, err := s.RelayOutbox(ctx, before, 100, func(_ context.Context, msgs []document.OutboxMessage) ([]uuid.UUID, error) {
+			for _, m := range msgs {
+				got = append(got, m.MsgID)
+			}
+			return got, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := claim(msgs[0].CreatedAt.Add(-time.Second)); len(got) != 0 {
+		t.Fatalf("a claim before every event took %v", got)
+	}
+	if got, want := claim(time.Now().Add(time.Second)), []uuid.UUID{msgs[1].MsgID, msgs[2].MsgID}; !slices.Equal(got, want) {
+		t.Fatalf("claimed %v, want the two left, in order: %v", got, want)
+	}
+	var left int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d rows left after the claim published them (%v)", left, err)
 	}
 }
 
@@ -306,15 +376,17 @@ func TestRelaySharesTheOutboxWithThePreviousReleasesRelays(t *testing.T) {
 		t.Fatalf("OutboxWaiting = %d, %v; want the 2 unmarked rows", n, err)
 	}
 	var published []uuid.UUID
-	n, err := s.RelayOutbox(ctx, 100, func(_ context.Context, msgs []document.OutboxMessage) (int, error) {
+	n, err := s.RelayOutbox(ctx, time.Now().Add(time.Second), 100, func(_ context.Context, msgs []document.OutboxMessage) ([]uuid.UUID, error) {
+		var ids []uuid.UUID
 		for _, m := range msgs {
 			var e document.Event
 			if err := json.Unmarshal(m.Payload, &e); err != nil {
-				return 0, err
+				return nil, err
 			}
 			published = append(published, e.Data.DocumentID)
+			ids = append(ids, m.MsgID)
 		}
-		return len(msgs), nil
+		return ids, nil
 	})
 	if err != nil || n != 2 {
 		t.Fatalf("RelayOutbox = %d, %v; want 2", n, err)
@@ -413,5 +485,82 @@ func TestDocumentAndQuotaIsOneRead(t *testing.T) {
 	}
 	if _, _, err := s.DocumentAndQuota(ctx, uuid.New()); document.ErrorCode(err) != document.NotFound {
 		t.Fatalf("a missing document: %v, want NotFound", err)
+	}
+}
+
+// queryCounter counts the statements a pool sends.
+type queryCounter struct{ n atomic.Int64 }
+
+func (c *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Reads of single documents that arrive together go in few statements, and
+// each caller gets its own document (or NotFound) as if it had read alone.
+func TestConcurrentDocumentReadsGoTogether(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	migrated := testenv.MigratedPool(t)
+	cfg := migrated.Config()
+	counter := &queryCounter{}
+	cfg.ConnConfig.Tracer = counter
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := postgres.NewStore(pool, 1000)
+
+	const n = 64
+	var docs []*document.Document
+	for range n {
+		d := newDocument(uuid.New(), nil)
+		create(t, s, d)
+		docs = append(docs, d)
+	}
+	missing := uuid.New()
+	before := counter.n.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, n+1)
+	start := make(chan struct{})
+	for _, d := range docs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			got, q, err := s.DocumentAndQuota(ctx, d.ID)
+			switch {
+			case err != nil:
+				errs <- err
+			case got.ID != d.ID || got.UserID != d.UserID || got.ObjectKey != d.ObjectKey || q.UserID != d.UserID || q.LimitBytes != 1000:
+				errs <- fmt.Errorf("read %s: got document %s of %s, quota %+v", d.ID, got.ID, got.UserID, q)
+			}
+			got.Filename = "changed by this caller"
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-start
+		if _, err := s.Document(ctx, missing); document.ErrorCode(err) != document.NotFound {
+			errs <- fmt.Errorf("read of a missing document: %v, want NotFound", err)
+		}
+	}()
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	statements := counter.n.Load() - before
+	t.Logf("%d concurrent reads in %d statements", n+1, statements)
+	if statements > n/2 {
+		t.Fatalf("%d concurrent reads took %d statements: they did not go together", n+1, statements)
+	}
+	if d, err := s.Document(ctx, docs[0].ID); err != nil || d.Filename != docs[0].Filename {
+		t.Fatalf("a later read got %+v, %v: callers share what they read", d, err)
 	}
 }
