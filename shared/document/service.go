@@ -273,8 +273,7 @@ func (s *Service) ConfirmObject(ctx context.Context, key string, written ObjectI
 	}
 	var c Confirmation
 	if written.ETag != "" {
-		// Nobody reads this door's answer: a lost race needs no fresh quota.
-		c, err = s.settle(ctx, d, written, false)
+		c, err = s.confirmStored(ctx, d, written)
 	} else {
 		c, err = s.confirm(ctx, d)
 	}
@@ -375,16 +374,8 @@ func (s *Service) confirm(ctx context.Context, d *Document) (Confirmation, error
 }
 
 // confirmStored confirms d, charged (or rejected) for the object stored
-// as info says, and answers with its owner's quota as it is now.
+// as info says.
 func (s *Service) confirmStored(ctx context.Context, d *Document, info ObjectInfo) (Confirmation, error) {
-	return s.settle(ctx, d, info, true)
-}
-
-// settle confirms d, charged (or rejected) for the object stored as info
-// says. When another door confirmed it first, the answer's quota is read
-// again only if freshQuota: the statement's own read of it predates that
-// door's charge.
-func (s *Service) settle(ctx context.Context, d *Document, info ObjectInfo, freshQuota bool) (Confirmation, error) {
 	if d.Status != StatusPending {
 		return s.confirmed(ctx, d)
 	}
@@ -412,13 +403,10 @@ func (s *Service) settle(ctx context.Context, d *Document, info ObjectInfo, fres
 	switch {
 	case err != nil:
 		return Confirmation{}, err
-	case !res.Changed && !freshQuota:
-		return answer(res.Document, res.Quota)
 	case !res.Changed:
-		// Another door confirmed it between our read and the store's lock.
-		// The quota the statement read predates that door's charge (its
-		// snapshot was taken before the lock wait): read it again.
-		return s.confirmed(ctx, res.Document)
+		// Another door confirmed it between our read and the store's lock:
+		// the store answers the quota with that door's charge.
+		return answer(res.Document, res.Quota)
 	case res.Charged:
 		return Confirmation{Document: &uploaded, UsedBytes: res.Quota.UsedBytes, Changed: true}, nil
 	}

@@ -132,7 +132,7 @@ type ConfirmChange struct {
 // ConfirmResult is a document after ConfirmDocument.
 type ConfirmResult struct {
 	Document *Document // as stored before the call when Changed is false
-	Quota    Quota     // the owner's quota after the call; when not Changed, as read before the lock wait (it may predate another door's charge)
+	Quota    Quota     // the owner's quota after the call, with any charge committed before it returned (another door's included)
 	Changed  bool      // this call moved the document out of pending
 	Charged  bool      // this call charged the quota
 }

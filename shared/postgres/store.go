@@ -141,7 +141,11 @@ func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l docu
 // document another door confirmed meanwhile comes back from the lock as it
 // now is, no longer pending, and nothing changes. A pending document whose
 // owner has no quota row (older than the rule that makes it with the
-// document) is left alone too, and reported with null quota columns.
+// document) is left alone too, and reported with null quota columns. The
+// quota it answers without a charge is read FOR SHARE: a plain read would
+// see it as it was when the statement began, before the lock wait, so
+// without the other door's charge; a locking read returns the newest
+// version.
 const confirmDocument = `WITH doc AS (
 		SELECT ` + documentColumns + ` FROM documents WHERE id = $1 FOR UPDATE
 	), pending AS (
@@ -169,12 +173,16 @@ const confirmDocument = `WITH doc AS (
 			CASE WHEN charged THEN $8::jsonb ELSE $11::jsonb END,
 			$5
 		FROM verdict
+	), uncharged AS (
+		SELECT used_bytes, limit_bytes FROM quotas
+		WHERE user_id = (SELECT user_id FROM doc) AND NOT EXISTS (SELECT 1 FROM charge)
+		FOR SHARE
 	)
 	SELECT doc.*, EXISTS (SELECT 1 FROM saved), EXISTS (SELECT 1 FROM charge), quota.used_bytes, quota.limit_bytes
 	FROM doc LEFT JOIN (
 		SELECT used_bytes, limit_bytes FROM charge
 		UNION ALL
-		SELECT used_bytes, limit_bytes FROM quotas WHERE user_id = (SELECT user_id FROM doc) AND NOT EXISTS (SELECT 1 FROM charge)
+		SELECT used_bytes, limit_bytes FROM uncharged
 	) quota ON true`
 
 // ConfirmDocument applies c in one statement (one round trip, one implicit

@@ -564,3 +564,41 @@ func TestConcurrentDocumentReadsGoTogether(t *testing.T) {
 		t.Fatalf("a later read got %+v, %v: callers share what they read", d, err)
 	}
 }
+
+// A confirm that waits for the row another door is confirming answers, once
+// that door committed, the quota with that door's charge: its statement
+// began before the charge, so a plain read of the quota would miss it.
+func TestConfirmThatWaitedForTheOtherDoorAnswersItsCharge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool, d := pendingDocument(t, 1000)
+	other, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx)
+	// The other door, mid-confirm: the row locked, the quota charged.
+	if _, err := other.Exec(ctx, `UPDATE documents SET status = 'uploaded', size_bytes = 10 WHERE id = $1`, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Exec(ctx, `UPDATE quotas SET used_bytes = used_bytes + 10 WHERE user_id = $1`, d.UserID); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		r   document.ConfirmResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := s.ConfirmDocument(ctx, change(d, 10, ""))
+		done <- result{r, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the statement has begun and waits for the row
+	if err := other.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil || got.r.Changed || got.r.Quota.UsedBytes != 10 || got.r.Quota.LimitBytes != 1000 {
+		t.Fatalf("confirm after the other door: %+v, %v; want unchanged, answering used 10 of 1000", got.r, got.err)
+	}
+}
