@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -73,10 +74,11 @@ func (r *report) writeStatements(w writer) {
 	byQuery := map[string]*line{}
 	for i, x := range runs {
 		for _, st := range x.stmts {
-			l := byQuery[st.query]
+			key := stmtKey(st.query)
+			l := byQuery[key]
 			if l == nil {
 				l = &line{query: st.query, perRun: make([]float64, len(runs))}
-				byQuery[st.query] = l
+				byQuery[key] = l
 			}
 			l.perRun[i] += st.calls / float64(x.st.ops)
 			l.meanMS = append(l.meanMS, st.meanMS)
@@ -106,6 +108,18 @@ func (r *report) writeStatements(w writer) {
 	for _, l := range lines[:min(stmtRows, len(lines))] {
 		w("| %.2f | %.3f | `%s` |\n", l.perFile, l.mean, oneLine(l.query, 200))
 	}
+}
+
+// literals matches what pg_stat_statements may or may not have replaced
+// by a parameter: it keeps a statement's text normalized when it was
+// planned, but as sent when its entry was made again at execution (after a
+// reset, a prepared statement is not parsed again). Both are one statement.
+var literals = regexp.MustCompile(`\$[0-9]+|\b[0-9]+\b|\btrue\b|\bfalse\b`)
+
+// stmtKey is q with its literals and parameters alike and its white space
+// made one space: one key per statement, however pg_stat_statements wrote it.
+func stmtKey(q string) string {
+	return literals.ReplaceAllString(strings.Join(strings.Fields(q), " "), "?")
 }
 
 // oneLine is q on one line, its runs of white space made one space,
