@@ -196,20 +196,32 @@ func translate(err error, action string) error {
 }
 
 // ListAfter returns up to limit objects whose keys sort after after, in
-// key order, from as few listing pages as that takes.
+// key order. Each page is a request of its own that starts after the last
+// key of the one before: a continuation token would have MinIO walk the
+// rest of the bucket into its listing cache, a cost that grows with the
+// bucket, while a page without one stops at its limit.
 func (s *Store) ListAfter(ctx context.Context, after string, limit int) ([]document.ListedObject, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stops the listing goroutine once limit objects are in
 	out := make([]document.ListedObject, 0, min(limit, 1000))
-	opts := minio.ListObjectsOptions{Recursive: true, StartAfter: after, MaxKeys: min(limit, 1000)}
-	for obj := range s.internal.ListObjects(ctx, s.cfg.Bucket, opts) {
-		if obj.Err != nil {
-			return nil, translate(obj.Err, "list objects")
+	noOwner := false
+	for len(out) < limit {
+		n := min(limit-len(out), 1000)
+		opts := minio.ListObjectsOptions{Recursive: true, StartAfter: after, MaxKeys: n, FetchOwner: &noOwner}
+		got := 0
+		// The iterator asks for the next page only if the loop goes on
+		// past this page's last object.
+		for obj := range s.internal.ListObjectsIter(ctx, s.cfg.Bucket, opts) {
+			if obj.Err != nil {
+				return nil, translate(obj.Err, "list objects")
+			}
+			// minio-go strips the ETag's quotes in listings as in stats.
+			out = append(out, document.ListedObject{Key: obj.Key, Size: obj.Size, ETag: obj.ETag, LastModified: obj.LastModified})
+			after = obj.Key
+			if got++; got == n {
+				break
+			}
 		}
-		// minio-go strips the ETag's quotes in listings as in stats.
-		out = append(out, document.ListedObject{Key: obj.Key, Size: obj.Size, ETag: obj.ETag, LastModified: obj.LastModified})
-		if len(out) == limit {
-			break
+		if got < n {
+			break // the end of the bucket
 		}
 	}
 	return out, nil
