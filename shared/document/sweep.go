@@ -195,9 +195,9 @@ const (
 // to be confirmed with the listed size and ETag, or missing, to be purged —
 // and the next page starts after it. A page that settles fewer documents
 // than half the keys it lists (a listed key costs about half a stat) ends
-// the listing: the bucket is dense between the keys. The documents left (all of them if a
-// listing fails) are checked with a stat each, so a dense bucket costs one
-// small page per window more than stats alone.
+// the listing: the bucket is dense between the keys. The documents left
+// (all of them if a listing fails) are checked with a stat each, so a
+// dense bucket costs one small page per window more than stats alone.
 func (s *Service) findStaleObjects(ctx context.Context, docs []*Document, res *SweepResult) (checks []staleCheck, missing []uuid.UUID) {
 	sorted := slices.Clone(docs)
 	slices.SortFunc(sorted, func(a, b *Document) int { return strings.Compare(a.ObjectKey, b.ObjectKey) })
