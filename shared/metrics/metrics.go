@@ -78,7 +78,7 @@ func New(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Metrics, err
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30, 120},
 	}))
 	m.SweepItems = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "docuvault_sweep_items_total", Help: "What sweeps did, by kind (confirmed, rejected, purged, rejected_removed, removals_retried, orphans_removed, keys_checked, errors).",
+		Name: "docuvault_sweep_items_total", Help: "What sweeps did, by kind (confirmed, rejected, purged, rejected_removed, removals_retried, orphans_removed, keys_checked, pending_listed, pending_stats, errors).",
 	}, []string{"kind"}))
 	m.SweepRuns = register(&r, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "docuvault_sweep_runs_total", Help: "Completed sweep runs.",
