@@ -37,7 +37,7 @@ type Options struct {
 	// (notifications waiting for NATS), minio.log.
 	DataDir string
 
-	NATSAddr         string // embedded NATS listen address, host:port
+	NATSAddr string // embedded NATS listen address, host:port
 	// ExternalNATSAddr, when set, is the host:port of a NATS server with
 	// JetStream that the caller runs (in a process of its own, say): Start
 	// uses it instead of starting one, and Stop leaves it running.
