@@ -43,6 +43,12 @@ type NATSOptions struct {
 	// Log receives the server's warnings and errors, and its notices at
 	// debug level; zerolog.Nop() silences it.
 	Log zerolog.Logger
+	// ClusterName, when set, makes the server a node of a JetStream
+	// cluster of that name: it takes routes on Host:ClusterPort and
+	// connects to Routes (nats-route://host:port of the other nodes).
+	ClusterName string
+	ClusterPort int
+	Routes      []string
 }
 
 // StartNATS starts an embedded NATS server with JetStream listening on addr
@@ -71,14 +77,19 @@ func StartNATSServer(opts NATSOptions) (*NATS, error) {
 		addr = opts.Host + " (any free port)"
 	}
 	where := fmt.Sprintf("NATS server on %s with JetStream store %s", addr, opts.StoreDir)
-	s, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		ServerName: opts.Name,
 		Host:       opts.Host,
 		Port:       opts.Port,
 		JetStream:  true,
 		StoreDir:   opts.StoreDir,
 		NoSigs:     true, // signals belong to the process, which stops the server itself
-	})
+	}
+	if opts.ClusterName != "" {
+		sopts.Cluster = server.ClusterOpts{Name: opts.ClusterName, Host: opts.Host, Port: opts.ClusterPort}
+		sopts.Routes = server.RoutesFromStr(strings.Join(opts.Routes, ","))
+	}
+	s, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("configure %s: %w", where, err)
 	}

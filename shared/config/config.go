@@ -48,6 +48,7 @@ type Config struct {
 	NATSMinIOEventsMaxBytes int64         // NATS_MINIO_EVENTS_MAX_BYTES
 	NATSMinIOEventsMaxAge   time.Duration // NATS_MINIO_EVENTS_MAX_AGE
 	NATSDocumentsMaxBytes   int64         // NATS_DOCUMENTS_MAX_BYTES
+	NATSStreamReplicas      int64         // NATS_STREAM_REPLICAS
 	NATSDocumentsMaxAge     time.Duration // NATS_DOCUMENTS_MAX_AGE
 
 	JWTSecret         string        // JWT_SECRET, HS256 key, at least 32 bytes
@@ -116,6 +117,7 @@ func Defaults() Config {
 		NATSMinIOEventsMaxBytes: 1 << 30,
 		NATSMinIOEventsMaxAge:   7 * 24 * time.Hour,
 		NATSDocumentsMaxBytes:   1 << 30,
+		NATSStreamReplicas:      1,
 		NATSDocumentsMaxAge:     30 * 24 * time.Hour,
 		SweepInterval:           30 * time.Minute,
 		PendingTTL:              time.Hour,
@@ -195,6 +197,7 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("NATS_MINIO_EVENTS_MAX_BYTES", &c.NATSMinIOEventsMaxBytes)
 	dur("NATS_MINIO_EVENTS_MAX_AGE", &c.NATSMinIOEventsMaxAge)
 	bytes("NATS_DOCUMENTS_MAX_BYTES", &c.NATSDocumentsMaxBytes)
+	bytes("NATS_STREAM_REPLICAS", &c.NATSStreamReplicas)
 	dur("NATS_DOCUMENTS_MAX_AGE", &c.NATSDocumentsMaxAge)
 	str("JWT_SECRET", &c.JWTSecret)
 	str("JWT_PUBLIC_KEYS_FILE", &c.JWTPublicKeysFile)
@@ -273,6 +276,9 @@ func (c Config) Validate() error {
 	if c.PendingTTL <= c.UploadURLTTL {
 		// A stale row could be purged while its URL still accepts a PUT.
 		errs = append(errs, fmt.Errorf("PENDING_TTL (%s) must be longer than UPLOAD_URL_TTL (%s)", c.PendingTTL, c.UploadURLTTL))
+	}
+	if c.NATSStreamReplicas < 1 || c.NATSStreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("NATS_STREAM_REPLICAS must be between 1 and 5 (JetStream's limit; 3 on a three-node cluster), got %d", c.NATSStreamReplicas))
 	}
 	if c.ReconcileKeys < 1 || c.ReconcileKeys > 100_000 {
 		errs = append(errs, fmt.Errorf("SWEEP_RECONCILE_KEYS must be between 1 and 100000 (one sweep holds them in memory and asks PostgreSQL about them in one query), got %d", c.ReconcileKeys))

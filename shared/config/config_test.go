@@ -202,3 +202,24 @@ func TestPprofAddr(t *testing.T) {
 		t.Errorf("validate with PPROF_ADDR=localhost: %v, want an error naming PPROF_ADDR", err)
 	}
 }
+
+func TestNATSStreamReplicas(t *testing.T) {
+	t.Parallel()
+	c, err := parse(lookup(nil))
+	if err != nil || c.NATSStreamReplicas != 1 {
+		t.Fatalf("default NATS_STREAM_REPLICAS = %d, %v; want 1 (a single server)", c.NATSStreamReplicas, err)
+	}
+	c, err = parse(lookup(map[string]string{"NATS_STREAM_REPLICAS": "3"}))
+	if err != nil || c.NATSStreamReplicas != 3 {
+		t.Fatalf("NATS_STREAM_REPLICAS=3 parsed as %d, %v", c.NATSStreamReplicas, err)
+	}
+	for _, v := range []string{"0", "6", "-1", "three"} {
+		c, err := parse(lookup(map[string]string{"NATS_STREAM_REPLICAS": v}))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "NATS_STREAM_REPLICAS") {
+			t.Errorf("NATS_STREAM_REPLICAS=%s: %v, want an error naming it", v, err)
+		}
+	}
+}

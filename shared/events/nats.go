@@ -118,6 +118,10 @@ type StreamLimits struct {
 	MinIOMaxAge       time.Duration // MINIO_EVENTS
 	DocumentsMaxBytes int64         // DOCUMENTS
 	DocumentsMaxAge   time.Duration // DOCUMENTS
+	// Replicas is how many cluster nodes hold each stream, and the durable
+	// consumers on it (which inherit it): 1 on a single server, 3 on a
+	// three-node cluster, so that losing a node loses nothing. 0 means 1.
+	Replicas int
 }
 
 // DefaultStreamLimits are the limits of a zero StreamLimits field.
@@ -135,13 +139,16 @@ const (
 )
 
 // EnsureStreams creates or updates the streams DocuVault uses, with l's
-// limits; it is idempotent and safe from many replicas.
+// limits and replica count; it is idempotent and safe from many replicas.
+// A stream created earlier with another replica count is updated to l's
+// (JetStream moves it; nothing is re-created).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) error {
 	d := DefaultStreamLimits
 	l.MinIOMaxBytes = cmp.Or(l.MinIOMaxBytes, d.MinIOMaxBytes)
 	l.MinIOMaxAge = cmp.Or(l.MinIOMaxAge, d.MinIOMaxAge)
 	l.DocumentsMaxBytes = cmp.Or(l.DocumentsMaxBytes, d.DocumentsMaxBytes)
 	l.DocumentsMaxAge = cmp.Or(l.DocumentsMaxAge, d.DocumentsMaxAge)
+	l.Replicas = max(l.Replicas, 1)
 	streams := []jetstream.StreamConfig{
 		{
 			Name:        StreamMinIO,
@@ -183,6 +190,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) 
 		},
 	}
 	for _, cfg := range streams {
+		cfg.Replicas = l.Replicas
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -30,6 +31,12 @@ type NATSServer struct {
 	StoreDir string // the JetStream store, kept across Stop and Restart
 
 	name string // the server name, the same on every start
+
+	// A cluster node's: the cluster's name ("" for a single server), its
+	// route port and the other nodes' routes.
+	clusterName string
+	clusterPort int
+	routes      []string
 
 	mu  sync.Mutex
 	srv *devstack.NATS // nil while the server is stopped
@@ -123,9 +130,88 @@ func (n *NATSServer) start(port int) (*devstack.NATS, error) {
 		StoreDir:   n.StoreDir,
 		ReadyAfter: natsReadyAfter,
 		Log:        zerolog.Nop(),
+
+		ClusterName: n.clusterName,
+		ClusterPort: n.clusterPort,
+		Routes:      n.routes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
 	return s, nil
+}
+
+// NATSCluster starts n embedded NATS servers with JetStream, clustered over
+// loopback routes, each with a JetStream store of its own, and waits until
+// the cluster has elected its JetStream meta leader. It returns the nodes
+// and the comma-separated list of their URLs, which a client connects to
+// (and reconnects across). Each node can be stopped and restarted on its
+// own, as in an outage of one machine.
+func NATSCluster(tb testing.TB, n int) ([]*NATSServer, string) {
+	tb.Helper()
+	ports, err := freePorts(2 * n) // a client port and a route port per node
+	if err != nil {
+		tb.Fatal(err)
+	}
+	name := "testenv-" + randomHex(4)
+	routes := make([]string, n)
+	for i := range n {
+		routes[i] = "nats-route://" + net.JoinHostPort(natsHost, strconv.Itoa(ports[n+i]))
+	}
+	nodes := make([]*NATSServer, n)
+	urls := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		node := &NATSServer{
+			Host: natsHost, Port: ports[i], StoreDir: tb.TempDir(),
+			name: fmt.Sprintf("%s-%d", name, i), clusterName: name, clusterPort: ports[n+i],
+		}
+		for j, r := range routes {
+			if j != i {
+				node.routes = append(node.routes, r)
+			}
+		}
+		node.URL = "nats://" + net.JoinHostPort(node.Host, strconv.Itoa(node.Port))
+		nodes[i], urls[i] = node, node.URL
+		// The nodes start together: each waits for a quorum of the others.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node.srv, errs[i] = node.start(node.Port)
+		}()
+	}
+	wg.Wait()
+	for i, node := range nodes {
+		if errs[i] != nil {
+			tb.Fatal(errs[i])
+		}
+		tb.Cleanup(node.Stop)
+	}
+	deadline := time.Now().Add(natsReadyAfter)
+	for {
+		ready := clusterHasLeader(nodes)
+		for _, node := range nodes {
+			if s := node.Server(); s == nil || !s.JetStreamIsCurrent() {
+				ready = false
+			}
+		}
+		if ready {
+			return nodes, strings.Join(urls, ",")
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("testenv: the NATS cluster %s has no JetStream meta leader after %v", name, natsReadyAfter)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// clusterHasLeader reports whether one of nodes leads the JetStream meta group.
+func clusterHasLeader(nodes []*NATSServer) bool {
+	for _, node := range nodes {
+		if s := node.Server(); s != nil && s.JetStreamIsLeader() {
+			return true
+		}
+	}
+	return false
 }
