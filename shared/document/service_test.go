@@ -1445,6 +1445,13 @@ func TestSweepListsASparseBucketInsteadOfStatting(t *testing.T) {
 	if res.Confirmed != 5 || res.Purged != 35 || res.PendingStats != 0 || res.Errors != 0 || f.objects.listed != 2 || f.objects.statCount() != 0 {
 		t.Errorf("Sweep = %+v after %d listings and %d stats; want 5 confirmed, 35 purged by one listing and no stat", res, f.objects.listed, f.objects.statCount())
 	}
+	f.wantSwept(t, stale, arrived)
+}
+
+// wantSwept checks that of stale (as stalePending made them), those whose
+// upload never came are gone and those whose upload arrived are uploaded.
+func (f *fixture) wantSwept(t *testing.T, stale, arrived []*document.Document) {
+	t.Helper()
 	for _, d := range stale[len(arrived):] {
 		f.gone(t, d.ID)
 	}
@@ -1475,12 +1482,7 @@ func TestSweepStatsWhereTheBucketIsDense(t *testing.T) {
 		res.PendingStats < 18 || res.PendingStats != f.objects.statCount() {
 		t.Errorf("Sweep = %+v after %d stats; want 2 confirmed, 18 purged, one page of 100 keys listed and the rest stat'ed", res, f.objects.statCount())
 	}
-	for _, d := range stale[len(arrived):] {
-		f.gone(t, d.ID)
-	}
-	for _, d := range arrived {
-		wantStatus(t, f.doc(t, d.ID), document.StatusUploaded, "")
-	}
+	f.wantSwept(t, stale, arrived)
 }
 
 func TestSweepConfirmsAListedLostUploadOnce(t *testing.T) {
