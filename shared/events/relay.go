@@ -100,9 +100,18 @@ func (r *Relay) Run(ctx context.Context) error {
 			forget(ctx)
 		}
 	}
-	// What was published is forgotten now, not republished by a claim.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	// What the process committed last is published now, not left for
+	// another relay's claim past Grace; what was published is forgotten,
+	// not republished by a claim.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.AckTimeout)
 	defer cancel()
+	if msgs := r.outbox.Committed(ctx, 0); len(msgs) > 0 {
+		acked, err := r.publish(ctx, msgs)
+		if err != nil {
+			r.log.Warn().Err(err).Int("events", len(msgs)-len(acked)).Msg("outbox publish at stop failed; the events wait in the outbox")
+		}
+		published = append(published, acked...)
+	}
 	forget(ctx)
 	return nil
 }

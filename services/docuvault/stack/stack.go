@@ -97,6 +97,9 @@ type Stack struct {
 type runner struct {
 	name string
 	run  func(context.Context) error
+	// last runners stop after the others returned: the relay publishes
+	// what the roles committed while they finished their work in hand.
+	last bool
 }
 
 // Open validates cfg, connects to PostgreSQL (applying the migrations),
@@ -225,7 +228,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 	// One relay per process, whatever its roles: every role records events.
 	relay := events.NewRelay(store, s.bus.JetStream(), logFor("relay"))
 	relay.Metrics = s.Metrics
-	s.runners = append(s.runners, runner{name: "relay", run: relay.Run})
+	s.runners = append(s.runners, runner{name: "relay", run: relay.Run, last: true})
 	if cfg.PprofAddr != "" {
 		run, err := s.openPprof(cfg.PprofAddr)
 		if err != nil {
@@ -313,28 +316,39 @@ func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, do
 func (s *Stack) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The last runners run until the others have returned (or one of them
+	// fails), so nothing the roles commit while stopping waits for a claim.
+	lastCtx, cancelLast := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelLast()
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
+		first, last sync.WaitGroup
+		mu          sync.Mutex
+		errs        []error
 	)
 	for _, r := range s.runners {
+		wg, rctx := &first, ctx
+		if r.last {
+			wg, rctx = &last, lastCtx
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := r.run(ctx)
-			if err == nil && ctx.Err() == nil {
+			err := r.run(rctx)
+			if err == nil && rctx.Err() == nil {
 				err = errors.New("stopped unexpectedly")
 			}
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", r.name, err))
 				mu.Unlock()
+				cancelLast()
 			}
 			cancel()
 		}()
 	}
-	wg.Wait()
+	first.Wait()
+	cancelLast()
+	last.Wait()
 	return errors.Join(errs...)
 }
 
