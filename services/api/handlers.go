@@ -89,6 +89,7 @@ type uploadURLRequest struct {
 	Filename    string `json:"filename"`
 	ContentType string `json:"content_type"`
 	SizeBytes   *int64 `json:"size_bytes"`
+	Multipart   bool   `json:"multipart"`
 }
 
 type uploadURLResponse struct {
@@ -107,12 +108,18 @@ func (h *handlers) uploadURL(w http.ResponseWriter, r *http.Request) {
 		Filename:    req.Filename,
 		ContentType: req.ContentType,
 		SizeBytes:   req.SizeBytes,
+		Multipart:   req.Multipart,
 	})
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	logWith(r, "document_id", t.DocumentID.String())
+	if p := t.Multipart; p != nil {
+		writeJSON(w, http.StatusCreated, multipartResponse{DocumentID: t.DocumentID, UploadID: p.UploadID,
+			PartSize: p.PartSize, PartCount: p.PartCount, ExpiresAt: t.ExpiresAt, Parts: partURLs(p.Parts)})
+		return
+	}
 	writeJSON(w, http.StatusCreated, uploadURLResponse{UploadURL: t.URL, DocumentID: t.DocumentID, ExpiresAt: t.ExpiresAt, Headers: t.Headers})
 }
 
@@ -134,6 +141,12 @@ func (h *handlers) confirm(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	writeConfirmation(w, c)
+}
+
+// writeConfirmation answers a confirmation, of either door of the API
+// (confirm, complete).
+func writeConfirmation(w http.ResponseWriter, c document.Confirmation) {
 	writeJSON(w, http.StatusOK, confirmResponse{ID: c.Document.ID, SizeBytes: c.Document.SizeBytes, UsedBytes: c.UsedBytes, Status: c.Document.Status})
 }
 
@@ -225,8 +238,9 @@ func (h *handlers) me(w http.ResponseWriter, r *http.Request) {
 }
 
 type quotaResponse struct {
-	UsedBytes  int64 `json:"used_bytes"`
-	LimitBytes int64 `json:"limit_bytes"`
+	UsedBytes     int64 `json:"used_bytes"`
+	LimitBytes    int64 `json:"limit_bytes"`
+	ReservedBytes int64 `json:"reserved_bytes"`
 }
 
 func (h *handlers) myQuota(w http.ResponseWriter, r *http.Request) {
@@ -235,7 +249,7 @@ func (h *handlers) myQuota(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, quotaResponse{UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes})
+	writeJSON(w, http.StatusOK, quotaResponse{UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes, ReservedBytes: q.ReservedBytes})
 }
 
 type setQuotaRequest struct {

@@ -73,14 +73,19 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 // refusing unknown fields and trailing data. Its errors are answered 400,
 // or 413 for a body that is too large.
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) (status int, err error) {
+	return decodeJSONUpTo(w, r, dst, maxBodyBytes)
+}
+
+// decodeJSONUpTo is decodeJSON with a body of at most limit bytes.
+func decodeJSONUpTo(w http.ResponseWriter, r *http.Request, dst any, limit int64) (status int, err error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return http.StatusUnsupportedMediaType, errors.New("Content-Type must be application/json")
 	}
-	if r.ContentLength > maxBodyBytes {
+	if r.ContentLength > limit {
 		// Announced too large: refuse before reading a byte of it.
-		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", maxBodyBytes)
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", limit)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err = dec.Decode(dst)
 	if err == nil {
@@ -96,7 +101,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) (status int, er
 	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &tooLarge):
-		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", maxBodyBytes)
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", limit)
 	case errors.Is(err, io.EOF):
 		return http.StatusBadRequest, errors.New("request body is empty")
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
@@ -111,7 +116,12 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) (status int, er
 
 // readJSON decodes the body into dst or answers the error; ok reports which.
 func readJSON(w http.ResponseWriter, r *http.Request, dst any) (ok bool) {
-	status, err := decodeJSON(w, r, dst)
+	return readJSONUpTo(w, r, dst, maxBodyBytes)
+}
+
+// readJSONUpTo is readJSON with a body of at most limit bytes.
+func readJSONUpTo(w http.ResponseWriter, r *http.Request, dst any, limit int64) (ok bool) {
+	status, err := decodeJSONUpTo(w, r, dst, limit)
 	if err != nil {
 		writeDetail(w, status, err.Error())
 		return false

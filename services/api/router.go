@@ -33,6 +33,9 @@ type Docs interface {
 	List(ctx context.Context, user uuid.UUID, req document.ListRequest) (document.Page, error)
 	Get(ctx context.Context, user, id uuid.UUID) (*document.Document, string, error)
 	Delete(ctx context.Context, user, id uuid.UUID) error
+	SignParts(ctx context.Context, user, id uuid.UUID, numbers []int) ([]document.PartURL, time.Time, error)
+	Parts(ctx context.Context, user, id uuid.UUID) (*document.Document, []document.Part, error)
+	Complete(ctx context.Context, user, id uuid.UUID, parts []document.Part) (document.Confirmation, error)
 	Quota(ctx context.Context, user uuid.UUID) (document.Quota, error)
 	SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) (document.Quota, error)
 }
@@ -137,6 +140,9 @@ func Handler(d Deps) http.Handler {
 		r.Get("/documents/{id}", h.get)
 		r.Delete("/documents/{id}", h.delete)
 		r.Post("/documents/{id}/confirm", h.confirm)
+		r.Post("/documents/{id}/parts", h.signParts)
+		r.Get("/documents/{id}/parts", h.parts)
+		r.Post("/documents/{id}/complete", h.complete)
 		r.Post("/documents/{id}/classify", h.classify)
 		r.Get("/auth/me", h.me)
 		r.Get("/auth/me/quota", h.myQuota)

@@ -155,6 +155,7 @@ func (s *Sweeper) Handle(ctx context.Context, msg events.Message) events.Outcome
 		Int("rejected_removed", res.RejectedRemoved).Int("removals_retried", res.RemovalsRetried).
 		Int("orphans_removed", res.OrphansRemoved).Int("keys_checked", res.KeysChecked).
 		Int("pending_listed", res.PendingListed).Int("pending_stats", res.PendingStats).
+		Int("uploads_aborted", res.UploadsAborted).
 		Int("errors", res.Errors).Int64("duration_ms", done.DurationMS).Float64("max_batch_lock_ms", done.MaxBatchLockMS).
 		Msg("sweep completed")
 	// Settle the tick before announcing the run: whoever acts on the
@@ -179,6 +180,7 @@ func (s *Sweeper) record(res document.SweepResult) {
 		"rejected_removed": res.RejectedRemoved, "removals_retried": res.RemovalsRetried,
 		"orphans_removed": res.OrphansRemoved, "keys_checked": res.KeysChecked, "errors": res.Errors,
 		"pending_listed": res.PendingListed, "pending_stats": res.PendingStats,
+		"uploads_aborted": res.UploadsAborted,
 	} {
 		s.metrics.SweepItems.WithLabelValues(kind).Add(float64(n))
 	}

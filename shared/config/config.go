@@ -64,10 +64,16 @@ type Config struct {
 	// CORSOrigins are the exact origins (scheme://host[:port]) of the
 	// frontends allowed to call the API from another origin; `docuvault
 	// dev` lets them PUT to its MinIO too. Empty: no cross-origin access.
-	CORSOrigins         []string      // CORS_ORIGINS, comma-separated
-	UploadURLTTL        time.Duration // UPLOAD_URL_TTL
-	DownloadURLTTL      time.Duration // DOWNLOAD_URL_TTL
-	MaxUploadBytes      int64         // MAX_UPLOAD_BYTES
+	CORSOrigins    []string      // CORS_ORIGINS, comma-separated
+	UploadURLTTL   time.Duration // UPLOAD_URL_TTL
+	DownloadURLTTL time.Duration // DOWNLOAD_URL_TTL
+	MaxUploadBytes int64         // MAX_UPLOAD_BYTES
+	// MultipartThreshold is the declared size above which an upload goes
+	// in parts (a client may ask for parts below it too).
+	MultipartThreshold int64 // MULTIPART_THRESHOLD
+	// MultipartPartSize is the smallest part size of a multipart upload;
+	// larger files get larger parts (at most 10,000 parts).
+	MultipartPartSize   int64         // MULTIPART_PART_SIZE
 	QuotaDefaultBytes   int64         // QUOTA_DEFAULT_BYTES
 	UploadsPerMinute    int64         // UPLOAD_RATE_PER_MINUTE, upload URLs one user may ask for per minute
 	MaxPendingUploads   int64         // MAX_PENDING_UPLOADS, a user's uploads waiting for their bytes
@@ -107,6 +113,8 @@ func Defaults() Config {
 		UploadURLTTL:            15 * time.Minute,
 		DownloadURLTTL:          5 * time.Minute,
 		MaxUploadBytes:          100 << 20,
+		MultipartThreshold:      64 << 20,
+		MultipartPartSize:       16 << 20,
 		QuotaDefaultBytes:       104857600,
 		UploadsPerMinute:        120,
 		MaxPendingUploads:       100,
@@ -217,6 +225,8 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	dur("UPLOAD_URL_TTL", &c.UploadURLTTL)
 	dur("DOWNLOAD_URL_TTL", &c.DownloadURLTTL)
 	bytes("MAX_UPLOAD_BYTES", &c.MaxUploadBytes)
+	bytes("MULTIPART_THRESHOLD", &c.MultipartThreshold)
+	bytes("MULTIPART_PART_SIZE", &c.MultipartPartSize)
 	bytes("QUOTA_DEFAULT_BYTES", &c.QuotaDefaultBytes)
 	bytes("UPLOAD_RATE_PER_MINUTE", &c.UploadsPerMinute)
 	bytes("MAX_PENDING_UPLOADS", &c.MaxPendingUploads)
@@ -276,6 +286,15 @@ func (c Config) Validate() error {
 	if c.PendingTTL <= c.UploadURLTTL {
 		// A stale row could be purged while its URL still accepts a PUT.
 		errs = append(errs, fmt.Errorf("PENDING_TTL (%s) must be longer than UPLOAD_URL_TTL (%s)", c.PendingTTL, c.UploadURLTTL))
+	}
+	if c.MaxUploadBytes < 1 || c.MaxUploadBytes > 5<<40 {
+		errs = append(errs, fmt.Errorf("MAX_UPLOAD_BYTES must be between 1 and 5 TiB (the object store's largest object), got %d", c.MaxUploadBytes))
+	}
+	if c.MultipartThreshold < 1 || c.MultipartThreshold > 5<<30 {
+		errs = append(errs, fmt.Errorf("MULTIPART_THRESHOLD must be between 1 and 5 GiB (the largest single PUT), got %d", c.MultipartThreshold))
+	}
+	if c.MultipartPartSize < 5<<20 || c.MultipartPartSize > 5<<30 {
+		errs = append(errs, fmt.Errorf("MULTIPART_PART_SIZE must be between 5 MiB and 5 GiB (the object store's part limits), got %d", c.MultipartPartSize))
 	}
 	if c.NATSStreamReplicas < 1 || c.NATSStreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("NATS_STREAM_REPLICAS must be between 1 and 5 (JetStream's limit; 3 on a three-node cluster), got %d", c.NATSStreamReplicas))

@@ -70,13 +70,27 @@ type Document struct {
 	CreatedAt            time.Time
 	ConfirmedAt          *time.Time
 	UpdatedAt            time.Time
+	// UploadID is a multipart document's upload in the object store ("" for
+	// a single PUT, or before the upload is made).
+	UploadID string
+	// PartSize is a multipart document's part size; 0 for a single PUT.
+	PartSize int64
+	// ReservedBytes is what the document holds of its owner's quota while
+	// pending: its declared size. 0 once it leaves pending.
+	ReservedBytes int64
 }
+
+// Multipart reports whether d is uploaded in parts.
+func (d *Document) Multipart() bool { return d.PartSize > 0 }
 
 // Quota is a user's storage allowance and how much of it is used.
 type Quota struct {
-	UserID     uuid.UUID
-	UsedBytes  int64
-	LimitBytes int64
+	UserID    uuid.UUID
+	UsedBytes int64
+	// ReservedBytes is held by pending uploads with a declared size: a new
+	// upload must fit used + reserved + its size within the limit.
+	ReservedBytes int64
+	LimitBytes    int64
 }
 
 // ObjectKey returns the key of a new object for document docID of user:

@@ -175,9 +175,13 @@ func (s *memStore) CreateDocument(_ context.Context, d *document.Document, l doc
 	switch {
 	case l.MaxRecent > 0 && u.Recent >= l.MaxRecent,
 		l.MaxPending > 0 && u.Pending >= l.MaxPending,
-		l.Reserve > 0 && u.Quota.UsedBytes+l.Reserve > u.Quota.LimitBytes:
+		l.Reserve > 0 && u.Quota.UsedBytes+u.Quota.ReservedBytes+l.Reserve > u.Quota.LimitBytes:
 		return u, false, nil
 	}
+	q := u.Quota
+	q.ReservedBytes += l.Reserve
+	s.st.quotas[d.UserID] = q
+	d.ReservedBytes = l.Reserve
 	s.st.docs[d.ID] = cloneDoc(d)
 	return u, true, nil
 }
@@ -202,8 +206,11 @@ func (s *memStore) ConfirmDocument(_ context.Context, c document.ConfirmChange) 
 	if d.Status != document.StatusPending {
 		return document.ConfirmResult{Document: cloneDoc(d), Quota: q}, nil
 	}
-	charged := c.Charge && q.UsedBytes+c.SizeBytes <= q.LimitBytes
+	q.ReservedBytes = max(0, q.ReservedBytes-d.ReservedBytes)
+	d.ReservedBytes = 0
+	charged := c.Charge && q.UsedBytes+q.ReservedBytes+c.SizeBytes <= q.LimitBytes
 	d.SizeBytes, d.ETag, d.UpdatedAt = c.SizeBytes, c.ETag, c.At
+	s.st.quotas[d.UserID] = q
 	if charged {
 		q.UsedBytes += c.SizeBytes
 		s.st.quotas[d.UserID] = q
@@ -307,6 +314,36 @@ func (s *memStore) StaleDocuments(_ context.Context, status document.Status, bef
 	return out, nil
 }
 
+func (s *memStore) SetUpload(_ context.Context, id uuid.UUID, uploadID string) error {
+	if err := s.failure("SetUpload"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.st.docs[id]
+	if !ok || d.Status != document.StatusPending {
+		return document.Errorf(document.Conflict, "the upload is no longer pending")
+	}
+	d.UploadID = uploadID
+	return nil
+}
+
+func (s *memStore) TouchPending(_ context.Context, id uuid.UUID, at time.Time) (bool, error) {
+	if err := s.failure("TouchPending"); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.st.docs[id]
+	if !ok || d.Status != document.StatusPending {
+		return false, nil
+	}
+	if at.After(d.UpdatedAt) {
+		d.UpdatedAt = at
+	}
+	return true, nil
+}
+
 func (s *memStore) PurgeDocuments(_ context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, error) {
 	if err := s.failure("PurgeDocuments"); err != nil {
 		return nil, err
@@ -316,6 +353,10 @@ func (s *memStore) PurgeDocuments(_ context.Context, ids []uuid.UUID, status doc
 	var deleted []uuid.UUID
 	for _, id := range ids {
 		if d, ok := s.st.docs[id]; ok && d.Status == status && d.UpdatedAt.Before(before) {
+			if q, ok := s.st.quotas[d.UserID]; ok {
+				q.ReservedBytes = max(0, q.ReservedBytes-d.ReservedBytes)
+				s.st.quotas[d.UserID] = q
+			}
 			delete(s.st.docs, id)
 			deleted = append(deleted, id)
 		}
@@ -504,6 +545,17 @@ func (t *memTx) ReleaseQuota(_ context.Context, user uuid.UUID, delta int64) (do
 	return q, nil
 }
 
+func (t *memTx) Unreserve(_ context.Context, user uuid.UUID, n int64) error {
+	if err := t.s.failure("Tx.Unreserve"); err != nil {
+		return err
+	}
+	if q, ok := t.st.quotas[user]; ok {
+		q.ReservedBytes = max(0, q.ReservedBytes-n)
+		t.st.quotas[user] = q
+	}
+	return nil
+}
+
 func (t *memTx) ChargeQuota(_ context.Context, user uuid.UUID, delta int64) (document.Quota, bool, error) {
 	if err := t.s.failure("Tx.ChargeQuota"); err != nil {
 		return document.Quota{}, false, err
@@ -512,7 +564,7 @@ func (t *memTx) ChargeQuota(_ context.Context, user uuid.UUID, delta int64) (doc
 	if !ok {
 		return document.Quota{}, false, document.Errorf(document.NotFound, "quota not found")
 	}
-	if delta > 0 && q.UsedBytes+delta > q.LimitBytes {
+	if delta > 0 && q.UsedBytes+q.ReservedBytes+delta > q.LimitBytes {
 		return q, false, nil
 	}
 	q.UsedBytes = max(0, q.UsedBytes+delta)
@@ -566,17 +618,18 @@ type presignCall struct {
 type memObjects struct {
 	listed int // ListAfter calls
 
-	failPresign, failStat, failRead, failRemove, failList error
+	failPresign, failStat, failRead, failRemove, failList, failAbort error
 
 	mu       sync.Mutex
 	objs     map[string]memObject
+	uploads  map[string]*memUpload // by upload id
 	presigns []presignCall
 	stats    int
 	removes  []string // keys Remove was called with, failed calls included
 }
 
 func newMemObjects() *memObjects {
-	return &memObjects{objs: map[string]memObject{}}
+	return &memObjects{objs: map[string]memObject{}, uploads: map[string]*memUpload{}}
 }
 
 func uploadMissing(key string) error {
@@ -721,4 +774,90 @@ func (c *fakeClassifier) seen() []classifyCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.calls)
+}
+
+// memUpload is one multipart upload in progress.
+type memUpload struct {
+	key   string
+	parts map[int][]byte
+}
+
+func (o *memObjects) CreateMultipart(_ context.Context, key, contentType string) (string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	id := uuid.NewString()
+	o.uploads[id] = &memUpload{key: key, parts: map[int][]byte{}}
+	return id, nil
+}
+
+func (o *memObjects) PresignPart(_ context.Context, key, uploadID string, number int, size int64, ttl time.Duration) (string, error) {
+	if o.failPresign != nil {
+		return "", o.failPresign
+	}
+	return fmt.Sprintf("https://minio.test/%s?uploadId=%s&partNumber=%d&size=%d", key, uploadID, number, size), nil
+}
+
+// putPart stores part number of the upload, as a client's PUT would.
+func (o *memObjects) putPart(uploadID string, number int, data []byte) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.uploads[uploadID].parts[number] = slices.Clone(data)
+	return fmt.Sprintf("%x", md5.Sum(data))
+}
+
+// openUploads returns the ids of the uploads in progress of key.
+func (o *memObjects) openUploads(key string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var ids []string
+	for id, u := range o.uploads {
+		if u.key == key {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (o *memObjects) ListParts(_ context.Context, key, uploadID string) ([]document.Part, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	u, ok := o.uploads[uploadID]
+	if !ok || u.key != key {
+		return nil, uploadMissing(key)
+	}
+	var parts []document.Part
+	for n, data := range u.parts {
+		parts = append(parts, document.Part{Number: n, Size: int64(len(data)), ETag: fmt.Sprintf("%x", md5.Sum(data))})
+	}
+	slices.SortFunc(parts, func(a, b document.Part) int { return a.Number - b.Number })
+	return parts, nil
+}
+
+func (o *memObjects) CompleteMultipart(_ context.Context, key, uploadID string, parts []document.Part) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	u, ok := o.uploads[uploadID]
+	if !ok || u.key != key {
+		return uploadMissing(key)
+	}
+	if _, ok := o.objs[key]; ok {
+		return document.Errorf(document.Conflict, "an object is stored under the key already")
+	}
+	var data []byte
+	for _, p := range parts {
+		data = append(data, u.parts[p.Number]...)
+	}
+	delete(o.uploads, uploadID)
+	o.objs[key] = memObject{data: data, etag: fmt.Sprintf("%x-%d", md5.Sum(data), len(parts)), contentType: "application/octet-stream"}
+	return nil
+}
+
+func (o *memObjects) AbortMultipart(_ context.Context, key, uploadID string) error {
+	if o.failAbort != nil {
+		return o.failAbort
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.uploads, uploadID)
+	return nil
 }

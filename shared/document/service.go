@@ -15,6 +15,11 @@ import (
 // Config holds the rules the use cases enforce.
 type Config struct {
 	MaxUploadBytes int64 // largest accepted document
+	// MultipartThreshold is the declared size above which an upload goes
+	// in parts; 0 (or more than a PUT may store) means MaxSinglePut.
+	MultipartThreshold int64
+	// MultipartPartSize is the smallest part size (at least MinPartSize).
+	MultipartPartSize int64
 	// UploadsPerMinute bounds the upload URLs one user may ask for in any
 	// minute; 0 means no bound.
 	UploadsPerMinute int
@@ -65,14 +70,19 @@ type UploadRequest struct {
 	Filename    string
 	ContentType string
 	SizeBytes   *int64 // optional; when given it is signed into the URL
+	// Multipart asks for an upload in parts whatever the size; SizeBytes is
+	// then required.
+	Multipart bool
 }
 
 // UploadTicket tells a client where and how to PUT its document.
 type UploadTicket struct {
 	DocumentID uuid.UUID
-	URL        string
+	URL        string // the single PUT's; "" for a multipart upload
 	ExpiresAt  time.Time
 	Headers    map[string]string
+	// Multipart is the plan of an upload in parts; nil for a single PUT.
+	Multipart *MultipartPlan
 }
 
 // Validate checks the request's fields against maxSize.
@@ -85,6 +95,9 @@ func (r UploadRequest) Validate(maxSize int64) error {
 	}
 	if _, _, err := mime.ParseMediaType(r.ContentType); err != nil {
 		return Errorf(Invalid, "content_type is not a valid media type")
+	}
+	if r.Multipart && r.SizeBytes == nil {
+		return Errorf(Invalid, "size_bytes is required for a multipart upload")
 	}
 	if r.SizeBytes != nil {
 		if *r.SizeBytes <= 0 {
@@ -124,12 +137,15 @@ func isBlank(s string) bool {
 }
 
 // RequestUpload creates a pending document for user and returns a presigned
-// PUT URL for its bytes. A declared size that cannot fit in the remaining
-// quota is refused before any byte flows.
+// PUT URL for its bytes, or, for a large or multipart request, the plan of
+// a multipart upload with its first part URLs. A declared size is reserved
+// in the quota with the document, and refused before any byte flows when
+// it cannot fit with what is used and reserved.
 func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadRequest) (UploadTicket, error) {
-	if err := req.Validate(s.cfg.MaxUploadBytes); err != nil {
+	if err := req.Validate(min(s.cfg.MaxUploadBytes, MaxObjectSize)); err != nil {
 		return UploadTicket{}, err
 	}
+	multipart := s.wantsMultipart(req)
 	// PostgreSQL keeps microseconds; the cursor must match what is stored.
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	d := &Document{
@@ -146,6 +162,23 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 	limits := UploadLimits{Since: now.Add(-time.Minute), MaxRecent: s.cfg.UploadsPerMinute, MaxPending: s.cfg.MaxPendingUploads}
 	if req.SizeBytes != nil {
 		limits.Reserve = *req.SizeBytes
+	}
+	if multipart {
+		// The row (and its reservation) first: a refusal then costs the
+		// object store nothing.
+		d.PartSize, _ = partPlan(*req.SizeBytes, s.cfg.MultipartPartSize)
+		usage, created, err := s.store.CreateDocument(ctx, d, limits)
+		if err != nil {
+			return UploadTicket{}, err
+		}
+		if !created {
+			return UploadTicket{}, refusal(limits, usage, now)
+		}
+		plan, err := s.startMultipart(ctx, d)
+		if err != nil {
+			return UploadTicket{}, err
+		}
+		return UploadTicket{DocumentID: d.ID, ExpiresAt: now.Add(s.cfg.UploadURLTTL), Multipart: plan}, nil
 	}
 	// Sign first: a failure then leaves nothing behind.
 	url, headers, err := s.objects.PresignPut(ctx, d.ObjectKey, d.ContentType, limits.Reserve, s.cfg.UploadURLTTL)
@@ -542,6 +575,17 @@ func (s *Service) Delete(ctx context.Context, user, id uuid.UUID) error {
 			if _, err := tx.ReleaseQuota(ctx, d.UserID, d.SizeBytes); err != nil {
 				return err
 			}
+		}
+		if d.ReservedBytes > 0 {
+			if err := tx.Unreserve(ctx, d.UserID, d.ReservedBytes); err != nil {
+				return err
+			}
+		}
+		// The parts go before the row that names them: should the
+		// transaction fail after, the document stays, and a delete again
+		// (or the sweeper) finds an upload already gone.
+		if err := s.abortUpload(ctx, d); err != nil {
+			return err
 		}
 		if err := tx.DeleteDocument(ctx, d.ID); err != nil {
 			return err

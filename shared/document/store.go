@@ -18,6 +18,12 @@ type Store interface {
 	// its quota charge and its event, atomically. A document confirmed
 	// before comes back unchanged.
 	ConfirmDocument(ctx context.Context, c ConfirmChange) (ConfirmResult, error)
+	// SetUpload records the object store's upload id of pending multipart
+	// document id; Conflict when it is no longer pending.
+	SetUpload(ctx context.Context, id uuid.UUID, uploadID string) error
+	// TouchPending moves pending document id's updated_at forward to at (the
+	// sweeper's stale clock restarts); pending says whether it still is.
+	TouchPending(ctx context.Context, id uuid.UUID, at time.Time) (pending bool, err error)
 	// Document returns the document with the given id.
 	Document(ctx context.Context, id uuid.UUID) (*Document, error)
 	// DocumentAndQuota returns the document with the given id and its
@@ -36,7 +42,8 @@ type Store interface {
 	StaleDocuments(ctx context.Context, status Status, before time.Time, after *StaleCursor, limit int) ([]*Document, error)
 	// PurgeDocuments deletes, in one short transaction, those of ids that
 	// are still in status and last changed before before, skipping rows
-	// another transaction holds. It returns the ids deleted.
+	// another transaction holds, and releases their reservations. It
+	// returns the ids deleted.
 	PurgeDocuments(ctx context.Context, ids []uuid.UUID, status Status, before time.Time) ([]uuid.UUID, error)
 	// TakeRate counts one request of action by user in the fixed window of
 	// length window that holds now (a new window starts when the last one
@@ -76,6 +83,8 @@ type Tx interface {
 	// the record stays until ForgetRemovals, so a removal that fails after
 	// commit is retried by the sweeper.
 	RecordRemoval(ctx context.Context, key string, at time.Time) error
+	// Unreserve releases n reserved bytes of the user's quota, never below zero.
+	Unreserve(ctx context.Context, user uuid.UUID, n int64) error
 	// ReleaseQuota subtracts delta from the user's used bytes, never below zero.
 	ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (Quota, error)
 	// ChargeQuota adds delta (which may be negative) to the user's used
@@ -100,7 +109,9 @@ type UploadLimits struct {
 	Since      time.Time // start of the rate window
 	MaxRecent  int       // most documents created since Since; 0 for no bound
 	MaxPending int       // most documents pending; 0 for no bound
-	Reserve    int64     // declared size that must fit in the quota; 0 for none
+	// Reserve is the declared size that must fit in the quota with the
+	// other reservations, and is reserved with the document; 0 for none.
+	Reserve int64
 }
 
 // UploadUsage is what UploadLimits were checked against.
@@ -178,9 +189,31 @@ type Objects interface {
 	ReadPrefix(ctx context.Context, key string, n int64) ([]byte, error)
 	// Remove deletes the object; removing a missing object is not an error.
 	Remove(ctx context.Context, key string) error
+	// CreateMultipart starts a multipart upload of key and returns its id.
+	CreateMultipart(ctx context.Context, key, contentType string) (uploadID string, err error)
+	// PresignPart returns a URL that accepts a PUT of part number of the
+	// upload, of exactly size bytes (signed), and nothing else.
+	PresignPart(ctx context.Context, key, uploadID string, number int, size int64, ttl time.Duration) (string, error)
+	// ListParts returns the parts the upload holds, by number. An upload
+	// that is not there (completed or aborted) is UploadMissing.
+	ListParts(ctx context.Context, key, uploadID string) ([]Part, error)
+	// CompleteMultipart makes the object of key from parts, only if no
+	// object has the key yet: Conflict when one has; UploadMissing when the
+	// upload is not there.
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) error
+	// AbortMultipart drops the upload and its parts; an upload that is not
+	// there is not an error.
+	AbortMultipart(ctx context.Context, key, uploadID string) error
 	// ListAfter returns up to limit stored objects whose keys sort after
 	// after, in key order: a page of the bucket, never the whole of it.
 	ListAfter(ctx context.Context, after string, limit int) ([]ListedObject, error)
+}
+
+// Part is one part of a multipart upload.
+type Part struct {
+	Number int
+	Size   int64
+	ETag   string // without quotes
 }
 
 // ListedObject is a stored object as a listing shows it. Size and ETag

@@ -46,6 +46,7 @@ type SweepResult struct {
 	Confirmed       int           `json:"confirmed"`        // stale pending documents whose upload had arrived: confirmed and charged
 	Rejected        int           `json:"rejected"`         // stale pending documents whose upload broke a rule (over quota, too large)
 	Purged          int           `json:"purged"`           // stale pending documents never uploaded: rows deleted
+	UploadsAborted  int           `json:"uploads_aborted"`  // multipart uploads of purged documents: aborted with their parts
 	RejectedRemoved int           `json:"rejected_removed"` // rejected documents past retention: rows and objects deleted
 	RemovalsRetried int           `json:"removals_retried"` // objects of deleted documents whose removal had failed: deleted
 	OrphansRemoved  int           `json:"orphans_removed"`  // objects no document owns, found by the reconciliation: deleted
@@ -116,6 +117,10 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 		}
 
 		checks, missing := s.findStaleObjects(ctx, docs, res)
+		byID := make(map[uuid.UUID]*Document, len(docs))
+		for _, d := range docs {
+			byID[d.ID] = d
+		}
 		var mu sync.Mutex
 		parallel(ctx, cfg.Workers, checks, func(sc staleCheck) {
 			// Either way through the one Confirm use case: a lost event
@@ -146,6 +151,22 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 				res.Errors++
 				zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", sc.doc.ID.String()).Msg("sweep: stale upload left for the next run")
 			}
+		})
+		// A multipart document's parts go before the row that names its
+		// upload (the store finds an upload by its exact key and id only):
+		// one whose abort failed stays for the next run.
+		missing = slices.DeleteFunc(missing, func(id uuid.UUID) bool {
+			d := byID[id]
+			if d.UploadID == "" {
+				return false
+			}
+			if err := s.abortUpload(ctx, d); err != nil {
+				res.Errors++
+				zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", id.String()).Msg("sweep: stale multipart upload left for the next run")
+				return true
+			}
+			res.UploadsAborted++
+			return false
 		})
 		for ids := range slices.Chunk(missing, cfg.BatchSize) {
 			start := time.Now()

@@ -29,8 +29,10 @@ import (
 //     differently from a plain PUT (copy, encryption, storage class, object
 //     lock, tags).
 //   - download URLs: s3:GetObject only.
-//   - the services: stat and read (s3:GetObject), delete, list, and the
-//     bucket's notification rules. They never write an object.
+//   - the services: stat and read (s3:GetObject), delete, list, list and
+//     abort multipart uploads, and the bucket's notification rules. They
+//     never write an object: they start and complete multipart uploads as
+//     the upload identity (which may do no more than an upload URL may).
 
 // statement is one statement of an IAM policy.
 type statement struct {
@@ -93,12 +95,12 @@ func DownloadPolicy(bucket string) []byte {
 }
 
 // ServicePolicy is the policy of the services' own identity: stat, read
-// and delete bucket's objects, list it, and read and set its notification
-// rules.
+// and delete bucket's objects, list it, list and abort its multipart
+// uploads, and read and set its notification rules.
 func ServicePolicy(bucket string) []byte {
 	return policy{Version: "2012-10-17", Statement: []statement{
-		{Effect: "Allow", Action: []string{"s3:GetObject", "s3:DeleteObject"}, Resource: []string{"arn:aws:s3:::" + bucket + "/*"}},
-		{Effect: "Allow", Action: []string{"s3:ListBucket", "s3:GetBucketNotification", "s3:PutBucketNotification"}, Resource: []string{"arn:aws:s3:::" + bucket}},
+		{Effect: "Allow", Action: []string{"s3:GetObject", "s3:DeleteObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"}, Resource: []string{"arn:aws:s3:::" + bucket + "/*"}},
+		{Effect: "Allow", Action: []string{"s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:GetBucketNotification", "s3:PutBucketNotification"}, Resource: []string{"arn:aws:s3:::" + bucket}},
 	}}.json()
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -46,6 +47,10 @@ type Config struct {
 // Store is the MinIO document.Objects.
 type Store struct {
 	internal *minio.Client // as Service, on Endpoint
+	core     minio.Core    // internal's multipart calls
+	// writer is the Upload identity on Endpoint: it starts and completes
+	// multipart uploads, the only writes the services make.
+	writer    minio.Core
 	// The signers are on PublicEndpoint: a URL is signed for the host the
 	// browser sends it to.
 	uploads   *minio.Client
@@ -77,7 +82,12 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{internal: internal, uploads: uploads, downloads: downloads, cfg: cfg}, nil
+	writer, err := newClient(cfg.Endpoint, cfg.Upload, cfg, 3)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{internal: internal, core: minio.Core{Client: internal}, writer: minio.Core{Client: writer},
+		uploads: uploads, downloads: downloads, cfg: cfg}, nil
 }
 
 // newClient returns a minio-go client of endpoint acting as id; retries 0
@@ -247,4 +257,95 @@ func (s *Store) ReadPrefix(ctx context.Context, key string, n int64) ([]byte, er
 		return nil, translate(err, "read object")
 	}
 	return data, nil
+}
+
+// CreateMultipart starts a multipart upload of key as the upload identity,
+// the one identity that may write objects.
+func (s *Store) CreateMultipart(ctx context.Context, key, contentType string) (string, error) {
+	id, err := s.writer.NewMultipartUpload(ctx, s.cfg.Bucket, key, minio.PutObjectOptions{ContentType: contentType})
+	return id, translate(err, "start multipart upload")
+}
+
+// PresignPart signs a PUT of part number of the upload, with its size
+// signed: MinIO answers 403 to a body of another length. The URL carries
+// no other right: the upload identity may not read, so an UploadPartCopy
+// (x-amz-copy-source) through it is refused.
+func (s *Store) PresignPart(ctx context.Context, key, uploadID string, number int, size int64, ttl time.Duration) (string, error) {
+	q := url.Values{}
+	q.Set("partNumber", strconv.Itoa(number))
+	q.Set("uploadId", uploadID)
+	h := http.Header{}
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	u, err := s.uploads.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, key, ttl, q, h)
+	if err != nil {
+		return "", translate(err, "sign part upload")
+	}
+	return u.String(), nil
+}
+
+// ListParts returns the parts the upload holds, in number order.
+func (s *Store) ListParts(ctx context.Context, key, uploadID string) ([]document.Part, error) {
+	var parts []document.Part
+	marker := 0
+	for {
+		res, err := s.core.ListObjectParts(ctx, s.cfg.Bucket, key, uploadID, marker, 1000)
+		if err != nil {
+			return nil, translate(err, "list parts")
+		}
+		for _, p := range res.ObjectParts {
+			parts = append(parts, document.Part{Number: p.PartNumber, Size: p.Size, ETag: strings.Trim(p.ETag, `"`)})
+		}
+		if !res.IsTruncated || res.NextPartNumberMarker <= marker || len(parts) > document.MaxParts {
+			return parts, nil
+		}
+		marker = res.NextPartNumberMarker
+	}
+}
+
+// CompleteMultipart makes key's object from parts, with If-None-Match: *
+// so that an object stored under key already is never replaced.
+func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, parts []document.Part) error {
+	complete := make([]minio.CompletePart, len(parts))
+	for i, p := range parts {
+		complete[i] = minio.CompletePart{PartNumber: p.Number, ETag: p.ETag}
+	}
+	opts := minio.PutObjectOptions{}
+	opts.SetMatchETagExcept("*")
+	_, err := s.writer.CompleteMultipartUpload(ctx, s.cfg.Bucket, key, uploadID, complete, opts)
+	if err == nil {
+		return nil
+	}
+	switch resp := minio.ToErrorResponse(err); {
+	case resp.StatusCode == http.StatusPreconditionFailed:
+		return &document.Error{Code: document.Conflict, Message: "an object is stored under the key already", Err: err}
+	case resp.Code == "InvalidPart" || resp.Code == "InvalidPartOrder" || resp.Code == "EntityTooSmall":
+		return &document.Error{Code: document.Invalid, Message: "the parts changed while completing: list them and complete again", Err: err}
+	}
+	return translate(err, "complete multipart upload")
+}
+
+// AbortMultipart drops the upload and its parts; a missing upload is not
+// an error.
+func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	err := s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, key, uploadID)
+	if document.ErrorCode(translate(err, "")) == document.UploadMissing {
+		return nil
+	}
+	return translate(err, "abort multipart upload")
+}
+
+// Uploads returns the ids of the incomplete multipart uploads of exactly
+// key (the store lists them by exact key only), for checks.
+func (s *Store) Uploads(ctx context.Context, key string) ([]string, error) {
+	res, err := s.core.ListMultipartUploads(ctx, s.cfg.Bucket, key, "", "", "", 1000)
+	if err != nil {
+		return nil, translate(err, "list multipart uploads")
+	}
+	var ids []string
+	for _, u := range res.Uploads {
+		if u.Key == key {
+			ids = append(ids, u.UploadID)
+		}
+	}
+	return ids, nil
 }

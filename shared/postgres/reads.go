@@ -88,19 +88,19 @@ func (r *docReads) fetch(ctx context.Context, batch []*docRead) {
 		ids[i] = req.id
 	}
 	results := make(map[uuid.UUID]docRead, len(batch))
-	rows, err := r.store.pool.Query(ctx, `SELECT doc.*, q.used_bytes, q.limit_bytes
+	rows, err := r.store.pool.Query(ctx, `SELECT doc.*, q.used_bytes, q.reserved_bytes, q.limit_bytes
 		FROM (SELECT `+documentColumns+` FROM documents WHERE id = ANY($1)) doc
 		LEFT JOIN quotas q ON q.user_id = doc.user_id`, ids)
 	if err == nil {
 		for rows.Next() {
-			var used, limit *int64
-			d, err := scanDocument(rows, &used, &limit)
+			var used, reserved, limit *int64
+			d, err := scanDocument(rows, &used, &reserved, &limit)
 			if err != nil {
 				break
 			}
 			q := document.Quota{UserID: d.UserID, LimitBytes: r.store.defaultQuota}
 			if used != nil {
-				q.UsedBytes, q.LimitBytes = *used, *limit
+				q.UsedBytes, q.ReservedBytes, q.LimitBytes = *used, *reserved, *limit
 			}
 			results[d.ID] = docRead{doc: d, quota: q}
 		}

@@ -62,14 +62,15 @@ func (s *Store) Ping(ctx context.Context) error {
 
 const documentColumns = `id, user_id, filename, content_type, declared_size, size_bytes, etag,
 	object_key, status, reject_reason, classification, detected_type, confidence, classification_reason,
-	created_at, confirmed_at, updated_at`
+	created_at, confirmed_at, updated_at, coalesce(upload_id, '') AS upload_id,
+	coalesce(part_size, 0) AS part_size, reserved_bytes`
 
 // scanDocument scans documentColumns, then extra.
 func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 	var d document.Document
 	dest := []any{&d.ID, &d.UserID, &d.Filename, &d.ContentType, &d.DeclaredSize, &d.SizeBytes, &d.ETag,
 		&d.ObjectKey, &d.Status, &d.RejectReason, &d.Classification, &d.DetectedType, &d.Confidence, &d.ClassificationReason,
-		&d.CreatedAt, &d.ConfirmedAt, &d.UpdatedAt}
+		&d.CreatedAt, &d.ConfirmedAt, &d.UpdatedAt, &d.UploadID, &d.PartSize, &d.ReservedBytes}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -78,41 +79,64 @@ func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 
 // createDocument inserts a document if the owner's limits allow it, in one
 // statement: the quota row is made on first use, the counts and the quota
-// are read, and the row goes in only if every limit holds. The counts read
-// the user's recent rows (documents_user_created) and pending ones
-// (documents_user_pending) in one pass, and nothing when there is no limit;
-// the limits themselves keep both sets small. The statement answers no row
-// only when a concurrent first use made the quota row after its snapshot.
+// are read, and the row goes in only if every limit holds. A declared
+// size ($14 > 0) is reserved in the quota by the same statement: the
+// reserving update re-checks used + reserved + size <= limit on the newest
+// quota row when it had to wait for another, so concurrent reservations
+// never overshoot the limit. A user's first upload reserves as it makes
+// the quota row. The counts read the user's recent rows
+// (documents_user_created) and pending ones (documents_user_pending) in one
+// pass, and nothing when there is no limit; the limits themselves keep both
+// sets small. The statement answers no row only when a concurrent first
+// use made the quota row after its snapshot.
 const createDocument = `WITH new_quota AS (
-		INSERT INTO quotas (user_id, limit_bytes) VALUES ($2, $10)
+		INSERT INTO quotas (user_id, limit_bytes, reserved_bytes)
+		VALUES ($2, $10::bigint, CASE WHEN $14::bigint <= $10::bigint THEN $14::bigint ELSE 0 END)
 		ON CONFLICT (user_id) DO NOTHING
 		RETURNING used_bytes, limit_bytes
-	), quota AS (
-		SELECT used_bytes, limit_bytes FROM new_quota
-		UNION ALL
-		SELECT used_bytes, limit_bytes FROM quotas WHERE user_id = $2
 	), usage AS (
 		SELECT count(*) FILTER (WHERE created_at >= $11) AS recent,
 			count(*) FILTER (WHERE status = 'pending') AS pending,
 			min(created_at) FILTER (WHERE created_at >= $11) AS oldest
 		FROM documents
 		WHERE ($12 > 0 OR $13 > 0) AND user_id = $2 AND (created_at >= $11 OR status = 'pending')
-	), created AS (
-		INSERT INTO documents (id, user_id, filename, content_type, declared_size, object_key, status, created_at, updated_at)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM quota, usage
-		WHERE ($12 = 0 OR usage.recent < $12)
+	), reserve AS (
+		UPDATE quotas SET reserved_bytes = quotas.reserved_bytes + $14::bigint
+		FROM usage
+		WHERE $14::bigint > 0 AND quotas.user_id = $2
+			AND ($12 = 0 OR usage.recent < $12)
 			AND ($13 = 0 OR usage.pending < $13)
-			AND ($14 = 0 OR quota.used_bytes + $14 <= quota.limit_bytes)
+			AND quotas.used_bytes + quotas.reserved_bytes + $14::bigint <= quotas.limit_bytes
+		RETURNING quotas.used_bytes, quotas.reserved_bytes - $14::bigint AS reserved_bytes, quotas.limit_bytes
+	), quota AS (
+		SELECT used_bytes, 0::bigint AS reserved_bytes, limit_bytes, $14::bigint <= $10::bigint AS fits FROM new_quota
+		UNION ALL
+		SELECT used_bytes, reserved_bytes, limit_bytes, true FROM reserve
+		UNION ALL
+		SELECT used_bytes, reserved_bytes, limit_bytes, $14::bigint = 0 FROM quotas
+		WHERE user_id = $2 AND NOT EXISTS (SELECT 1 FROM reserve)
+	), created AS (
+		INSERT INTO documents (id, user_id, filename, content_type, declared_size, object_key, status,
+			created_at, updated_at, part_size, reserved_bytes)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $15::bigint, $14::bigint FROM quota, usage
+		WHERE quota.fits
+			AND ($12 = 0 OR usage.recent < $12)
+			AND ($13 = 0 OR usage.pending < $13)
 		RETURNING id
 	)
-	SELECT usage.recent, usage.pending, usage.oldest, quota.used_bytes, quota.limit_bytes,
+	SELECT usage.recent, usage.pending, usage.oldest, quota.used_bytes, quota.reserved_bytes, quota.limit_bytes,
 		EXISTS (SELECT 1 FROM created)
 	FROM quota, usage`
 
 // CreateDocument inserts d, and its owner's quota row if missing, unless one
-// of limits is reached, in one statement (one round trip).
+// of limits is reached, in one statement (one round trip). limits.Reserve
+// is reserved in the quota with it.
 func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l document.UploadLimits) (document.UploadUsage, bool, error) {
 	u := document.UploadUsage{Quota: document.Quota{UserID: d.UserID}}
+	var partSize *int64
+	if d.PartSize > 0 {
+		partSize = &d.PartSize
+	}
 	for range 2 {
 		var (
 			oldest  *time.Time
@@ -120,13 +144,16 @@ func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l docu
 		)
 		err := s.pool.QueryRow(ctx, createDocument,
 			d.ID, d.UserID, d.Filename, d.ContentType, d.DeclaredSize, d.ObjectKey, d.Status, d.CreatedAt, d.UpdatedAt,
-			s.defaultQuota, l.Since, l.MaxRecent, l.MaxPending, l.Reserve,
-		).Scan(&u.Recent, &u.Pending, &oldest, &u.Quota.UsedBytes, &u.Quota.LimitBytes, &created)
+			s.defaultQuota, l.Since, l.MaxRecent, l.MaxPending, l.Reserve, partSize,
+		).Scan(&u.Recent, &u.Pending, &oldest, &u.Quota.UsedBytes, &u.Quota.ReservedBytes, &u.Quota.LimitBytes, &created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // the quota row appeared after the snapshot: now it is visible
 		}
 		if oldest != nil {
 			u.Oldest = *oldest
+		}
+		if created {
+			d.ReservedBytes = l.Reserve
 		}
 		return u, created, translate(err, "create document")
 	}
@@ -135,26 +162,36 @@ func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l docu
 
 // confirmDocument confirms a pending document in one statement, so the
 // row locks last one round trip and the commit. The document row is locked
-// first, then the quota row (the order everywhere). The quota update's
-// condition is re-checked on the newest row version when it had to wait
-// for another charge, so concurrent charges never overshoot the limit; a
-// document another door confirmed meanwhile comes back from the lock as it
-// now is, no longer pending, and nothing changes. A pending document whose
-// owner has no quota row (older than the rule that makes it with the
-// document) is left alone too, and reported with null quota columns. The
-// quota it answers without a charge is read FOR SHARE: a plain read would
-// see it as it was when the statement began, before the lock wait, so
-// without the other door's charge; a locking read returns the newest
-// version.
+// first, then the quota row (the order everywhere). The document's
+// reservation leaves the quota either way; the charge must fit with the
+// other reservations: used + size + (reserved - its own) <= limit. The
+// quota update's condition is re-checked on the newest row version when
+// it had to wait for another charge, so concurrent charges never overshoot
+// the limit; a document another door confirmed meanwhile comes back from
+// the lock as it now is, no longer pending, and nothing changes. A pending
+// document whose owner has no quota row (older than the rule that makes it
+// with the document) is left alone too, and reported with null quota
+// columns. Without a charge the quota comes from the update releasing the
+// reservation, or, for a document no longer pending, from a read FOR
+// SHARE: a plain read would see it as it was when the statement began,
+// before the lock wait, so without the other door's charge; a locking read
+// returns the newest version.
 const confirmDocument = `WITH doc AS (
 		SELECT ` + documentColumns + ` FROM documents WHERE id = $1 FOR UPDATE
 	), pending AS (
-		SELECT doc.id, doc.user_id FROM doc
+		SELECT doc.id, doc.user_id, doc.reserved_bytes FROM doc
 		WHERE doc.status = 'pending' AND EXISTS (SELECT 1 FROM quotas WHERE quotas.user_id = doc.user_id)
 	), charge AS (
-		UPDATE quotas SET used_bytes = quotas.used_bytes + $2
+		UPDATE quotas SET used_bytes = quotas.used_bytes + $2,
+			reserved_bytes = GREATEST(0, quotas.reserved_bytes - pending.reserved_bytes)
 		FROM pending
-		WHERE $4 AND quotas.user_id = pending.user_id AND quotas.used_bytes + $2 <= quotas.limit_bytes
+		WHERE $4 AND quotas.user_id = pending.user_id
+			AND quotas.used_bytes + $2 + GREATEST(0, quotas.reserved_bytes - pending.reserved_bytes) <= quotas.limit_bytes
+		RETURNING quotas.used_bytes, quotas.limit_bytes
+	), release AS (
+		UPDATE quotas SET reserved_bytes = GREATEST(0, quotas.reserved_bytes - pending.reserved_bytes)
+		FROM pending
+		WHERE quotas.user_id = pending.user_id AND NOT EXISTS (SELECT 1 FROM charge)
 		RETURNING quotas.used_bytes, quotas.limit_bytes
 	), verdict AS (
 		SELECT pending.id, EXISTS (SELECT 1 FROM charge) AS charged FROM pending
@@ -162,7 +199,7 @@ const confirmDocument = `WITH doc AS (
 		UPDATE documents SET
 			status = CASE WHEN verdict.charged THEN 'uploaded' ELSE 'rejected' END,
 			reject_reason = CASE WHEN verdict.charged THEN '' ELSE $12 END,
-			size_bytes = $2, etag = $3, updated_at = $5,
+			size_bytes = $2, etag = $3, updated_at = $5, reserved_bytes = 0,
 			confirmed_at = CASE WHEN verdict.charged THEN $5::timestamptz END
 		FROM verdict WHERE documents.id = verdict.id
 		RETURNING documents.id
@@ -173,16 +210,18 @@ const confirmDocument = `WITH doc AS (
 			CASE WHEN charged THEN $8::jsonb ELSE $11::jsonb END,
 			$5
 		FROM verdict
-	), uncharged AS (
+	), settled AS (
 		SELECT used_bytes, limit_bytes FROM quotas
-		WHERE user_id = (SELECT user_id FROM doc) AND NOT EXISTS (SELECT 1 FROM charge)
+		WHERE user_id = (SELECT user_id FROM doc) AND NOT EXISTS (SELECT 1 FROM pending)
 		FOR SHARE
 	)
 	SELECT doc.*, EXISTS (SELECT 1 FROM saved), EXISTS (SELECT 1 FROM charge), quota.used_bytes, quota.limit_bytes
 	FROM doc LEFT JOIN (
 		SELECT used_bytes, limit_bytes FROM charge
 		UNION ALL
-		SELECT used_bytes, limit_bytes FROM uncharged
+		SELECT used_bytes, limit_bytes FROM release
+		UNION ALL
+		SELECT used_bytes, limit_bytes FROM settled
 	) quota ON true`
 
 // ConfirmDocument applies c in one statement (one round trip, one implicit
@@ -270,8 +309,8 @@ func (s *Store) Documents(ctx context.Context, f document.ListFilter) ([]*docume
 // Quota returns a user's quota, creating it with the default limit on first use.
 func (s *Store) Quota(ctx context.Context, user uuid.UUID) (document.Quota, error) {
 	q := document.Quota{UserID: user}
-	err := s.pool.QueryRow(ctx, `SELECT used_bytes, limit_bytes FROM quotas WHERE user_id = $1`, user).
-		Scan(&q.UsedBytes, &q.LimitBytes)
+	err := s.pool.QueryRow(ctx, `SELECT used_bytes, reserved_bytes, limit_bytes FROM quotas WHERE user_id = $1`, user).
+		Scan(&q.UsedBytes, &q.ReservedBytes, &q.LimitBytes)
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return q, translate(err, "read quota")
 	}
@@ -279,7 +318,7 @@ func (s *Store) Quota(ctx context.Context, user uuid.UUID) (document.Quota, erro
 	// concurrent first use inserted the row.
 	err = s.pool.QueryRow(ctx, `INSERT INTO quotas (user_id, limit_bytes) VALUES ($1, $2)
 		ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id
-		RETURNING used_bytes, limit_bytes`, user, s.defaultQuota).Scan(&q.UsedBytes, &q.LimitBytes)
+		RETURNING used_bytes, reserved_bytes, limit_bytes`, user, s.defaultQuota).Scan(&q.UsedBytes, &q.ReservedBytes, &q.LimitBytes)
 	return q, translate(err, "create quota")
 }
 
@@ -288,7 +327,7 @@ func (s *Store) SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) 
 	q := document.Quota{UserID: user}
 	err := s.pool.QueryRow(ctx, `INSERT INTO quotas (user_id, limit_bytes) VALUES ($1, $2)
 		ON CONFLICT (user_id) DO UPDATE SET limit_bytes = EXCLUDED.limit_bytes
-		RETURNING used_bytes, limit_bytes`, user, limit).Scan(&q.UsedBytes, &q.LimitBytes)
+		RETURNING used_bytes, reserved_bytes, limit_bytes`, user, limit).Scan(&q.UsedBytes, &q.ReservedBytes, &q.LimitBytes)
 	return q, translate(err, "set quota")
 }
 
@@ -381,11 +420,17 @@ func (t *tx) ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (doc
 	return q, translate(err, "release quota")
 }
 
+func (t *tx) Unreserve(ctx context.Context, user uuid.UUID, n int64) error {
+	_, err := t.q.Exec(ctx, `UPDATE quotas SET reserved_bytes = GREATEST(0, reserved_bytes - $2) WHERE user_id = $1`, user, n)
+	return translate(err, "release reservation")
+}
+
 // chargeQuota adds $2 to a user's used bytes when the result fits the
-// limit (a release always fits), and answers the quota either way.
+// limit with the reservations (a release always fits), and answers the
+// quota either way.
 const chargeQuota = `WITH charge AS (
 		UPDATE quotas SET used_bytes = GREATEST(0, used_bytes + $2)
-		WHERE user_id = $1 AND ($2 <= 0 OR used_bytes + $2 <= limit_bytes)
+		WHERE user_id = $1 AND ($2 <= 0 OR used_bytes + reserved_bytes + $2 <= limit_bytes)
 		RETURNING used_bytes, limit_bytes
 	)
 	SELECT used_bytes, limit_bytes, true FROM charge

@@ -35,17 +35,49 @@ func (s *Store) StaleDocuments(ctx context.Context, status document.Status, befo
 
 // PurgeDocuments deletes those of ids still in status and unchanged since
 // before, in one statement; rows locked by a confirm or another sweep are
-// skipped, not waited for.
+// skipped, not waited for. The reservations of the pending documents
+// deleted leave their owners' quotas in the same statement, the quota rows
+// locked in user order (two sweeps never wait on each other in a cycle).
 func (s *Store) PurgeDocuments(ctx context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, error) {
-	rows, err := s.pool.Query(ctx, `DELETE FROM documents WHERE id IN (
-			SELECT id FROM documents WHERE id = ANY($1) AND status = $2 AND updated_at < $3
-			FOR UPDATE SKIP LOCKED)
-		RETURNING id`, ids, status, before)
+	rows, err := s.pool.Query(ctx, `WITH gone AS (
+			DELETE FROM documents WHERE id IN (
+				SELECT id FROM documents WHERE id = ANY($1) AND status = $2 AND updated_at < $3
+				FOR UPDATE SKIP LOCKED)
+			RETURNING id, user_id, reserved_bytes
+		), held AS (
+			SELECT user_id, sum(reserved_bytes) AS n FROM gone GROUP BY user_id HAVING sum(reserved_bytes) > 0
+		), locked AS (
+			SELECT quotas.user_id FROM quotas JOIN held USING (user_id) ORDER BY quotas.user_id FOR UPDATE OF quotas
+		), released AS (
+			UPDATE quotas SET reserved_bytes = GREATEST(0, quotas.reserved_bytes - held.n)
+			FROM held WHERE quotas.user_id = held.user_id AND quotas.user_id IN (SELECT user_id FROM locked)
+		)
+		SELECT id FROM gone`, ids, status, before)
 	if err != nil {
 		return nil, translate(err, "purge documents")
 	}
 	deleted, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	return deleted, translate(err, "purge documents")
+}
+
+// SetUpload records the object store's upload id of pending document id.
+func (s *Store) SetUpload(ctx context.Context, id uuid.UUID, uploadID string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE documents SET upload_id = $2 WHERE id = $1 AND status = 'pending'`, id, uploadID)
+	if err == nil && tag.RowsAffected() == 0 {
+		return &document.Error{Code: document.Conflict, Message: "the upload is no longer pending"}
+	}
+	return translate(err, "record upload")
+}
+
+// TouchPending sets pending document id's updated_at to at, unless it is
+// later already; it reports whether the document is still pending.
+func (s *Store) TouchPending(ctx context.Context, id uuid.UUID, at time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE documents SET updated_at = GREATEST(updated_at, $2)
+		WHERE id = $1 AND status = 'pending'`, id, at)
+	if err != nil {
+		return false, translate(err, "renew upload")
+	}
+	return tag.RowsAffected() > 0, nil
 }
 
 // KnownKeys returns which of keys belong to a document.

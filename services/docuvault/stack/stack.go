@@ -174,6 +174,8 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 
 	docCfg := document.Config{
 		MaxUploadBytes:      cfg.MaxUploadBytes,
+		MultipartThreshold:  cfg.MultipartThreshold,
+		MultipartPartSize:   cfg.MultipartPartSize,
 		UploadsPerMinute:    int(cfg.UploadsPerMinute),
 		MaxPendingUploads:   int(cfg.MaxPendingUploads),
 		ReclassifyPerMinute: int(cfg.ReclassifyPerMinute),

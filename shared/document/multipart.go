@@ -1,0 +1,334 @@
+package document
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+)
+
+// The object store's multipart limits, and DocuVault's own.
+const (
+	MinPartSize   = 5 << 20 // every part but the last is at least this
+	MaxPartSize   = 5 << 30 // and at most this
+	MaxParts      = 10_000  // parts of one upload
+	MaxObjectSize = 5 << 40 // the largest object
+	MaxSinglePut  = 5 << 30 // the largest object one PUT may store
+	partSizeUnit  = 1 << 20 // part sizes are whole MiB
+	firstParts    = 10      // part URLs given with the plan
+	MaxPartsAsked = 100     // part URLs one request may ask for
+	touchEvery    = time.Minute
+)
+
+// PartURL is a presigned URL for one part.
+type PartURL struct {
+	Number int
+	Size   int64
+	URL    string
+}
+
+// MultipartPlan is how a client uploads a multipart document: part_count
+// parts of PartSize bytes, the last one the remainder.
+type MultipartPlan struct {
+	UploadID  string
+	PartSize  int64
+	PartCount int
+	Parts     []PartURL // the first parts' URLs
+}
+
+// partPlan returns the part size and count for an object of size bytes:
+// parts of at least minPart bytes, whole MiB, and no more than MaxParts.
+func partPlan(size, minPart int64) (partSize int64, count int) {
+	partSize = max(minPart, MinPartSize)
+	if need := (size + MaxParts - 1) / MaxParts; need > partSize {
+		partSize = (need + partSizeUnit - 1) / partSizeUnit * partSizeUnit
+	}
+	return partSize, int((size + partSize - 1) / partSize)
+}
+
+// partSpan returns d's part size and part count.
+func partSpan(d *Document) (int64, int) {
+	size := *d.DeclaredSize
+	return d.PartSize, int((size + d.PartSize - 1) / d.PartSize)
+}
+
+// partSize returns the size of part number of multipart document d.
+func partSize(d *Document, number int) int64 {
+	size, count := partSpan(d)
+	if number == count {
+		return *d.DeclaredSize - int64(count-1)*size
+	}
+	return size
+}
+
+// wantsMultipart says whether req is uploaded in parts.
+func (s *Service) wantsMultipart(req UploadRequest) bool {
+	if req.Multipart {
+		return true
+	}
+	if req.SizeBytes == nil {
+		return false
+	}
+	threshold := s.cfg.MultipartThreshold
+	if threshold <= 0 || threshold > MaxSinglePut {
+		threshold = MaxSinglePut
+	}
+	return *req.SizeBytes > threshold
+}
+
+// startMultipart makes pending document d's multipart upload, now that its
+// row (and reservation) is committed, and returns the plan with the first
+// part URLs. On failure the row goes again, its reservation released.
+func (s *Service) startMultipart(ctx context.Context, d *Document) (*MultipartPlan, error) {
+	uploadID, err := s.objects.CreateMultipart(ctx, d.ObjectKey, d.ContentType)
+	if err == nil {
+		d.UploadID = uploadID
+		if err = s.store.SetUpload(ctx, d.ID, uploadID); err != nil {
+			if aerr := s.objects.AbortMultipart(ctx, d.ObjectKey, uploadID); aerr != nil {
+				zerolog.Ctx(ctx).Warn().Err(aerr).Str("document_id", d.ID.String()).Msg("abort of an unrecorded upload failed; the object store's stale upload expiry removes it")
+			}
+		}
+	}
+	if err != nil {
+		if derr := s.discard(ctx, d); derr != nil {
+			zerolog.Ctx(ctx).Warn().Err(derr).Str("document_id", d.ID.String()).Msg("remove the document of a failed multipart start failed; the sweeper removes it")
+		}
+		return nil, err
+	}
+	size, count := partSpan(d)
+	numbers := make([]int, min(count, firstParts))
+	for i := range numbers {
+		numbers[i] = i + 1
+	}
+	urls, err := s.signParts(ctx, d, numbers)
+	if err != nil {
+		return nil, err
+	}
+	return &MultipartPlan{UploadID: uploadID, PartSize: size, PartCount: count, Parts: urls}, nil
+}
+
+// discard removes pending document d, which no client has heard of, and
+// releases its reservation.
+func (s *Service) discard(ctx context.Context, d *Document) error {
+	return s.store.InTx(ctx, func(tx Tx) error {
+		cur, err := tx.LockDocument(ctx, d.ID)
+		if err != nil || cur.Status != StatusPending {
+			return err
+		}
+		if cur.ReservedBytes > 0 {
+			if err := tx.Unreserve(ctx, cur.UserID, cur.ReservedBytes); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteDocument(ctx, cur.ID)
+	})
+}
+
+// signParts signs the URLs of multipart document d's parts numbers.
+func (s *Service) signParts(ctx context.Context, d *Document, numbers []int) ([]PartURL, error) {
+	urls := make([]PartURL, 0, len(numbers))
+	for _, n := range numbers {
+		size := partSize(d, n)
+		u, err := s.objects.PresignPart(ctx, d.ObjectKey, d.UploadID, n, size, s.cfg.UploadURLTTL)
+		if err != nil {
+			return nil, err
+		}
+		urls = append(urls, PartURL{Number: n, Size: size, URL: u})
+	}
+	return urls, nil
+}
+
+// pendingMultipart returns user's document id if it is a pending multipart
+// upload: NotFound for another user's, Conflict otherwise.
+func (s *Service) pendingMultipart(ctx context.Context, user, id uuid.UUID) (*Document, error) {
+	d, err := s.ownDocument(ctx, user, id)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !d.Multipart():
+		return nil, Errorf(Conflict, "not a multipart upload")
+	case d.Status != StatusPending:
+		return nil, Errorf(Conflict, "the upload is complete: the document is %s", d.Status)
+	case d.UploadID == "":
+		return nil, Errorf(Conflict, "the upload was not started; ask for a new upload URL")
+	}
+	return d, nil
+}
+
+// SignParts returns presigned URLs for parts numbers of user's pending
+// multipart document id, valid UploadURLTTL, and renews the document's
+// pending lifetime: the sweeper counts PENDING_TTL from the last part
+// signed.
+func (s *Service) SignParts(ctx context.Context, user, id uuid.UUID, numbers []int) ([]PartURL, time.Time, error) {
+	if len(numbers) == 0 || len(numbers) > MaxPartsAsked {
+		return nil, time.Time{}, Errorf(Invalid, "part_numbers must hold 1 to %d part numbers", MaxPartsAsked)
+	}
+	d, err := s.pendingMultipart(ctx, user, id)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	count := PartCount(d)
+	seen := make(map[int]bool, len(numbers))
+	unique := numbers[:0:0]
+	for _, n := range numbers {
+		if n < 1 || n > count {
+			return nil, time.Time{}, Errorf(Invalid, "part number %d is not between 1 and %d", n, count)
+		}
+		if !seen[n] {
+			seen[n] = true
+			unique = append(unique, n)
+		}
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	if now.Sub(d.UpdatedAt) >= touchEvery {
+		pending, err := s.store.TouchPending(ctx, d.ID, now)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		if !pending {
+			return nil, time.Time{}, Errorf(Conflict, "the upload is no longer pending")
+		}
+	}
+	urls, err := s.signParts(ctx, d, unique)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return urls, now.Add(s.cfg.UploadURLTTL), nil
+}
+
+// Parts returns user's pending multipart document id and the parts the
+// object store holds for it, for a client resuming the upload.
+func (s *Service) Parts(ctx context.Context, user, id uuid.UUID) (*Document, []Part, error) {
+	d, err := s.pendingMultipart(ctx, user, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	parts, err := s.objects.ListParts(ctx, d.ObjectKey, d.UploadID)
+	if ErrorCode(err) == UploadMissing {
+		return nil, nil, Errorf(Conflict, "the upload is no longer open (completed or aborted)")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, parts, nil
+}
+
+// PartCount returns the number of parts of multipart document d.
+func PartCount(d *Document) int {
+	_, n := partSpan(d)
+	return n
+}
+
+// Complete completes user's multipart document id from parts (number and
+// ETag, each part once) and confirms it as Confirm does. The object store
+// must hold every planned part with its planned size and the ETag given;
+// otherwise nothing is completed or charged. The upload is completed only
+// if no object has the key yet. Completing a document confirmed before
+// answers as Confirm does.
+func (s *Service) Complete(ctx context.Context, user, id uuid.UUID, parts []Part) (Confirmation, error) {
+	d, err := s.ownDocument(ctx, user, id)
+	if err != nil {
+		return Confirmation{}, err
+	}
+	if !d.Multipart() {
+		return Confirmation{}, Errorf(Conflict, "not a multipart upload")
+	}
+	if d.Status != StatusPending {
+		return s.Confirm(ctx, user, id)
+	}
+	if d.UploadID == "" {
+		return Confirmation{}, Errorf(Conflict, "the upload was not started; ask for a new upload URL")
+	}
+	count := PartCount(d)
+	if err := checkPartList(parts, count); err != nil {
+		return Confirmation{}, err
+	}
+	stored, err := s.objects.ListParts(ctx, d.ObjectKey, d.UploadID)
+	switch {
+	case ErrorCode(err) == UploadMissing:
+		// Completed by an earlier call (whose confirm did not finish) or
+		// aborted: the object, if any, is confirmed as any other.
+		return s.Confirm(ctx, user, id)
+	case err != nil:
+		return Confirmation{}, err
+	}
+	if err := matchParts(d, parts, stored); err != nil {
+		return Confirmation{}, err
+	}
+	err = s.objects.CompleteMultipart(ctx, d.ObjectKey, d.UploadID, parts)
+	switch code := ErrorCode(err); {
+	case err == nil, code == Conflict, code == UploadMissing:
+		// Conflict: an object has the key (a completion raced this one).
+		// UploadMissing: another call completed it meanwhile. Either way
+		// the stored object is what is confirmed.
+	default:
+		return Confirmation{}, err
+	}
+	return s.Confirm(ctx, user, id)
+}
+
+// checkPartList checks that parts names each of the count parts once.
+func checkPartList(parts []Part, count int) error {
+	if len(parts) != count {
+		return Errorf(Invalid, "parts must list all %d parts, got %d", count, len(parts))
+	}
+	seen := make([]bool, count+1)
+	for _, p := range parts {
+		switch {
+		case p.Number < 1 || p.Number > count:
+			return Errorf(Invalid, "part number %d is not between 1 and %d", p.Number, count)
+		case seen[p.Number]:
+			return Errorf(Invalid, "part %d is listed twice", p.Number)
+		case p.ETag == "":
+			return Errorf(Invalid, "part %d has no etag", p.Number)
+		}
+		seen[p.Number] = true
+	}
+	return nil
+}
+
+// matchParts checks parts (complete, each once) against the parts stored:
+// each one there, with its planned size and the ETag the client gave. It
+// sorts parts by number and normalises their ETags.
+func matchParts(d *Document, parts, stored []Part) error {
+	byNumber := make(map[int]Part, len(stored))
+	for _, p := range stored {
+		byNumber[p.Number] = p
+	}
+	slices.SortFunc(parts, func(a, b Part) int { return a.Number - b.Number })
+	for i := range parts {
+		p := &parts[i]
+		p.ETag = strings.Trim(p.ETag, `"`)
+		got, ok := byNumber[p.Number]
+		switch {
+		case !ok:
+			return Errorf(Invalid, "part %d is not uploaded", p.Number)
+		case got.ETag != p.ETag:
+			return Errorf(Invalid, "part %d is stored with another etag (%s): upload it again or send the stored etag", p.Number, got.ETag)
+		case got.Size != partSize(d, p.Number):
+			return Errorf(Invalid, "part %d holds %d bytes, not %d", p.Number, got.Size, partSize(d, p.Number))
+		}
+		p.Size = got.Size
+	}
+	if len(stored) > len(parts) {
+		return Errorf(Invalid, "the upload holds %d parts, %d planned", len(stored), len(parts))
+	}
+	return nil
+}
+
+// abortUpload drops pending multipart document d's upload in the object
+// store, if it has one.
+func (s *Service) abortUpload(ctx context.Context, d *Document) error {
+	if d.Status != StatusPending || d.UploadID == "" {
+		return nil
+	}
+	if err := s.objects.AbortMultipart(ctx, d.ObjectKey, d.UploadID); err != nil {
+		return fmt.Errorf("abort the upload: %w", err)
+	}
+	return nil
+}
