@@ -150,8 +150,10 @@ func TestConcurrentConfirmsOverQuota(t *testing.T) {
 	for round := 0; round < 50; round++ {
 		user, tok := s.NewUser(t)
 		s.SetLimit(t, user, 1000)
-		a := s.Upload(t, tok, "a.pdf", apitest.BytesOf(600))
-		b := s.Upload(t, tok, "b.pdf", apitest.BytesOf(700))
+		// Sizes not declared: declared ones would be reserved, and the
+		// second upload-url refused before any byte flowed.
+		a := s.UploadUndeclared(t, tok, "a.pdf", apitest.BytesOf(600))
+		b := s.UploadUndeclared(t, tok, "b.pdf", apitest.BytesOf(700))
 
 		results := make([]apitest.Response, 2)
 		var wg sync.WaitGroup

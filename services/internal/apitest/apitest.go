@@ -478,6 +478,17 @@ func (s *Stack) Upload(tb testing.TB, token, filename string, data []byte) uuid.
 	return t.DocumentID
 }
 
+// UploadUndeclared requests a URL for data without declaring its size (so
+// nothing is reserved) and PUTs it; it returns the document id.
+func (s *Stack) UploadUndeclared(tb testing.TB, token, filename string, data []byte) uuid.UUID {
+	tb.Helper()
+	t := s.RequestUpload(tb, token, filename, "application/pdf", -1)
+	if st := s.Put(tb, t, "", data); st != http.StatusOK {
+		tb.Fatalf("PUT: MinIO answered %d", st)
+	}
+	return t.DocumentID
+}
+
 // Confirmation is the confirm answer.
 type Confirmation struct {
 	ID        uuid.UUID `json:"id"`
