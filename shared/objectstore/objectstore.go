@@ -50,7 +50,7 @@ type Store struct {
 	core     minio.Core    // internal's multipart calls
 	// writer is the Upload identity on Endpoint: it starts and completes
 	// multipart uploads, the only writes the services make.
-	writer    minio.Core
+	writer minio.Core
 	// The signers are on PublicEndpoint: a URL is signed for the host the
 	// browser sends it to.
 	uploads   *minio.Client
