@@ -30,6 +30,10 @@ const (
 	DefaultDatabase         = "docuvault"
 )
 
+// StaleUploadsExpiry is how long after it began MinIO drops a multipart
+// upload nobody completed or aborted (MINIO_API_STALE_UPLOADS_EXPIRY).
+const StaleUploadsExpiry = "72h"
+
 // Options configure a Stack. Zero fields take the Default values.
 type Options struct {
 	// DataDir holds every server's state: nats/ (JetStream store), pg/
@@ -229,6 +233,11 @@ func (s *Stack) startMessaging(ctx context.Context, opts Options, bin string) er
 	if len(opts.CORSOrigins) > 0 {
 		env = append(env, "MINIO_API_CORS_ALLOW_ORIGIN="+strings.Join(opts.CORSOrigins, ","))
 	}
+	// The backstop for multipart uploads the sweeper never aborted: MinIO
+	// drops an upload this long after it began (MinIO cannot expire them
+	// by lifecycle rule). It bounds how long one multipart upload may take,
+	// so it is far longer than PENDING_TTL, the resume window.
+	env = append(env, "MINIO_API_STALE_UPLOADS_EXPIRY="+StaleUploadsExpiry)
 	m, err := StartMinIO(ctx, MinIOOptions{
 		Bin:         bin,
 		DataDir:     filepath.Join(s.DataDir, "minio"),
