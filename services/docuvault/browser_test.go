@@ -52,6 +52,45 @@ func newBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
+// browserTab drives the page of a browser context in a test: a step that
+// fails saves a screenshot named shot and fails the test.
+type browserTab struct {
+	t    *testing.T
+	ctx  context.Context
+	shot string
+}
+
+// do runs the steps.
+func (b browserTab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		shot(b.t, b.ctx, b.shot)
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// wait polls a JavaScript predicate until it holds.
+func (b browserTab) wait(what, predicate string, timeout time.Duration) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(timeout))); err != nil {
+		shot(b.t, b.ctx, b.shot)
+		b.t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression into out (through JSON).
+func (b browserTab) eval(expr string, out any) {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](expr))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	raw, _ := json.Marshal(v)
+	if err := json.Unmarshal(raw, out); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // artifactDir is where the browser test leaves its screenshot:
 // $TEST_ARTIFACTS, or .artifacts at the repository root.
 func artifactDir(t *testing.T) string {
@@ -89,33 +128,8 @@ func TestBrowserUploads(t *testing.T) {
 	first, second, big := write("first.txt", 20000), write("second.txt", 30000), write("big.txt", 2000000)
 
 	ctx := newBrowser(t)
-
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			shot(t, ctx, "failed.png")
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	// wait polls a JavaScript predicate until it holds.
-	wait := func(what, predicate string, timeout time.Duration) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(timeout))); err != nil {
-			shot(t, ctx, "failed.png")
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-	}
-	eval := func(expr string, out any) {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr))
-		if err != nil {
-			t.Fatalf("evaluate %s: %v", expr, err)
-		}
-		b, _ := json.Marshal(v)
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tab := browserTab{t: t, ctx: ctx, shot: "failed.png"}
+	do, wait, eval := tab.do, tab.wait, tab.eval
 	quotaUsed := func() int64 {
 		t.Helper()
 		var used string

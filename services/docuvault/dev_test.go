@@ -236,6 +236,16 @@ func mustStatus(t *testing.T, want int, method, url, token string, body, out any
 	}
 }
 
+// mustUsedBytes returns the dev user's used_bytes (GET /api/auth/me/quota).
+func mustUsedBytes(t *testing.T, dev *devRun) int64 {
+	t.Helper()
+	var q struct {
+		UsedBytes int64 `json:"used_bytes"`
+	}
+	mustStatus(t, http.StatusOK, "GET", dev.PageURL+"/api/auth/me/quota", dev.Token, nil, &q)
+	return q.UsedBytes
+}
+
 // assertClosed fails for every address something still listens on.
 func assertClosed(t *testing.T, ports devPorts) {
 	t.Helper()

@@ -15,6 +15,12 @@
   const BACKOFF_MAX_MS = 30000;
   const STABLE_STREAM_MS = 5000; // a stream that lived this long resets the backoff
   const STREAM_SILENCE_MS = 45000; // no byte (not even a heartbeat) this long: reconnect
+  // Multipart uploads (files the server chose to take in parts).
+  const RESUME_KEY = "docuvault.multipart"; // sessionStorage: the uploads a reload may resume
+  const PARTS_IN_FLIGHT = 4; // parts of one file uploading at once
+  const PART_URL_BATCH = 20; // part URLs asked for at a time (the API takes up to 100)
+  const PART_URL_AHEAD = 8; // ask for more while fewer signed URLs than this wait for their part
+  const PART_RETRIES = 2; // more tries for a part whose PUT failed in the network or with a 5xx
 
   const STATUS_LABELS = {
     pending: "Pending",
@@ -84,6 +90,37 @@
       if (joined) return joined;
     }
     return status ? "request failed (HTTP " + status + ")" : "request failed";
+  }
+
+  /**
+   * The planned size of part n (1-based) of a file of size bytes cut into
+   * partCount parts of partSize: every part is partSize but the last.
+   */
+  function plannedPartSize(n, size, partSize, partCount) {
+    return n < partCount ? partSize : size - (partCount - 1) * partSize;
+  }
+
+  /**
+   * The parts of a GET /api/documents/{id}/parts listing that need no new
+   * PUT: those stored with their planned size. Returns part number -> ETag.
+   */
+  function storedParts(listed, size, partSize, partCount) {
+    const done = new Map();
+    for (const p of Array.isArray(listed) ? listed : []) {
+      const n = Number(p && p.part_number);
+      if (!Number.isInteger(n) || n < 1 || n > partCount) continue;
+      if (Number(p.size) !== plannedPartSize(n, size, partSize, partCount)) continue;
+      done.set(n, typeof p.etag === "string" ? p.etag : "");
+    }
+    return done;
+  }
+
+  /** Whether a saved multipart upload is the one of file (same name, size, date). */
+  function resumeMatches(entry, file) {
+    return (
+      !!entry && entry.filename === file.name && entry.size === file.size &&
+      entry.lastModified === file.lastModified
+    );
   }
 
   /**
@@ -306,7 +343,12 @@
       el.session.hidden = false;
       el.app.hidden = false;
       clearDocuments();
-      say(el.status, "");
+      const interrupted = loadResumes().map((e) => String(e.filename));
+      if (interrupted.length > 0) {
+        say(el.status, "Unfinished upload of " + interrupted.join(", ") + ": choose the file again to resume it.");
+      } else {
+        say(el.status, "");
+      }
       refreshQuota();
       loadDocuments(false);
       startStream();
@@ -425,7 +467,7 @@
         filename: String(filename || ""),
         status: "pending",
         createdAt: null,
-        upload: null, // {xhr, controller, cancelled} while an upload runs
+        upload: null, // {xhrs, controller, cancelled, done} while an upload runs
         deleting: false,
       };
       tr._row = row;
@@ -676,6 +718,7 @@
       const myEpoch = epoch;
       try {
         await api("DELETE", "/api/documents/" + encodeURIComponent(row.id));
+        dropResume(row.id);
         if (myEpoch !== epoch) return;
         removeRow(row);
         say(el.status, "Deleted " + row.filename + ".");
@@ -683,6 +726,7 @@
       } catch (err) {
         if (myEpoch !== epoch) return;
         if (err.status === 404) {
+          dropResume(row.id);
           removeRow(row); // already gone
           scheduleQuotaRefresh();
           return;
@@ -704,7 +748,7 @@
     function cancelRowWork(row) {
       if (!row || !row.upload || row.upload.done) return;
       row.upload.cancelled = true;
-      if (row.upload.xhr) row.upload.xhr.abort();
+      for (const xhr of row.upload.xhrs) xhr.abort();
       if (row.upload.controller) row.upload.controller.abort();
     }
 
@@ -723,9 +767,9 @@
           setError(row, "empty files cannot be uploaded (a file needs at least 1 byte)");
           continue;
         }
-        row.upload = { cancelled: false, done: false, xhr: null, controller: null };
+        row.upload = { cancelled: false, done: false, xhrs: new Set(), controller: null };
         updateActions(row);
-        uploadQueue.push({ row: row, file: file, epoch: epoch });
+        uploadQueue.push({ row: row, file: file, epoch: epoch, resume: findResume(file) });
       }
       if (added) {
         updateEmpty();
@@ -742,7 +786,6 @@
         uploadOne(job).finally(() => {
           activeUploads--;
           job.row.upload.done = true;
-          job.row.upload.xhr = null;
           job.row.upload.controller = null;
           if (job.row.tr.isConnected) updateActions(job.row);
           pump();
@@ -758,6 +801,7 @@
     }
 
     async function uploadOne(job) {
+      if (job.resume) return resumeUpload(job);
       const row = job.row;
       const file = job.file;
       const up = row.upload;
@@ -778,7 +822,11 @@
         return;
       }
       up.controller = null;
-      if (!ticket || !ticket.document_id || !ticket.upload_url) {
+      const multipart = !!(ticket && ticket.upload_id);
+      if (
+        !ticket || !ticket.document_id ||
+        (multipart ? !(ticket.part_size > 0 && ticket.part_count > 0) : !ticket.upload_url)
+      ) {
         if (!stale()) fail(row, "failed", "the server sent an incomplete upload ticket");
         return;
       }
@@ -790,6 +838,25 @@
         return;
       }
       bindId(row, String(ticket.document_id));
+      if (multipart) {
+        // A large file: the server cut it in parts. Remember it, so that
+        // after a reload choosing the file again sends only what is missing.
+        const plan = { id: row.id, size: file.size, partSize: ticket.part_size, partCount: ticket.part_count };
+        saveResume({
+          document_id: plan.id,
+          filename: file.name,
+          size: file.size,
+          lastModified: file.lastModified,
+          part_size: plan.partSize,
+          part_count: plan.partCount,
+        });
+        const urls = new Map();
+        for (const p of Array.isArray(ticket.parts) ? ticket.parts : []) {
+          if (p && p.url) urls.set(Number(p.part_number), String(p.url));
+        }
+        await sendParts(job, plan, new Map(), urls);
+        return;
+      }
 
       // 2. PUT the bytes straight to storage.
       setStatus(row, "uploading", true);
@@ -826,16 +893,26 @@
         res = await api("POST", "/api/documents/" + encodeURIComponent(row.id) + "/confirm");
       } catch (err) {
         if (stale() || row.deleting) return;
-        if (err.status === 413 && isQuotaDetail(err.detail)) {
-          fail(row, "rejected", quotaMessage(err.detail));
-          renderQuotaFromReject(err.detail);
-        } else {
-          fail(row, "failed", err.message);
-        }
-        scheduleQuotaRefresh();
+        failCharge(row, err);
         return;
       }
       if (stale() || row.deleting) return;
+      uploaded(row, res);
+    }
+
+    /** Shows a refused confirm or complete: over quota, or another error. */
+    function failCharge(row, err) {
+      if (err.status === 413 && isQuotaDetail(err.detail)) {
+        fail(row, "rejected", quotaMessage(err.detail));
+        renderQuotaFromReject(err.detail);
+      } else {
+        fail(row, "failed", err.message);
+      }
+      scheduleQuotaRefresh();
+    }
+
+    /** Shows a confirmed upload: res is the confirm's or the complete's answer. */
+    function uploaded(row, res) {
       if (res && res.status) setStatus(row, res.status);
       else setStatus(row, "uploaded");
       if (res && res.size_bytes > 0) row.sizeEl.textContent = formatBytes(res.size_bytes);
@@ -864,14 +941,18 @@
     }
 
     /**
-     * PUTs file to url with XMLHttpRequest (for upload progress). Resolves
-     * {status} once storage answers, {status: 0} on a network failure and
-     * {aborted: true} when cancelled.
+     * PUTs file (a File or a slice of one) to url with XMLHttpRequest (for
+     * upload progress). Resolves {status, etag} once storage answers,
+     * {status: 0} on a network failure and {aborted: true} when cancelled.
      */
     function putFile(up, url, headers, file, onProgress) {
       return new Promise((resolve) => {
         const xhr = new XMLHttpRequest();
-        up.xhr = xhr;
+        up.xhrs.add(xhr);
+        const settle = (result) => {
+          up.xhrs.delete(xhr);
+          resolve(result);
+        };
         xhr.open("PUT", url, true);
         for (const name of Object.keys(headers)) {
           // Browsers set Content-Length themselves and refuse to let scripts.
@@ -881,12 +962,291 @@
         xhr.upload.addEventListener("progress", (e) => {
           onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
         });
-        xhr.addEventListener("load", () => resolve({ status: xhr.status }));
-        xhr.addEventListener("error", () => resolve({ status: 0 }));
-        xhr.addEventListener("timeout", () => resolve({ status: 0 }));
-        xhr.addEventListener("abort", () => resolve({ aborted: true, status: 0 }));
+        xhr.addEventListener("load", () => settle({ status: xhr.status, etag: xhr.getResponseHeader("ETag") || "" }));
+        xhr.addEventListener("error", () => settle({ status: 0 }));
+        xhr.addEventListener("timeout", () => settle({ status: 0 }));
+        xhr.addEventListener("abort", () => settle({ aborted: true, status: 0 }));
         xhr.send(file);
       });
+    }
+
+    // ---- multipart uploads -------------------------------------------
+
+    /**
+     * Sends the parts of plan ({id, size, partSize, partCount}) that are not
+     * in etags (part number -> ETag of the parts storage holds already),
+     * PARTS_IN_FLIGHT at a time, then completes the upload. urls holds the
+     * part URLs known already; the others are asked for in batches, ahead of
+     * need. A part whose URL expired (403) is signed again, once.
+     */
+    async function sendParts(job, plan, etags, urls) {
+      const row = job.row;
+      const file = job.file;
+      const up = row.upload;
+      const stale = () => up.cancelled || job.epoch !== epoch;
+      const base = "/api/documents/" + encodeURIComponent(plan.id);
+      const sizeOf = (n) => plannedPartSize(n, plan.size, plan.partSize, plan.partCount);
+      up.controller = new AbortController();
+      const signal = up.controller.signal;
+
+      const todo = []; // part numbers not started yet, ascending
+      let doneBytes = 0;
+      for (let n = 1; n <= plan.partCount; n++) {
+        if (etags.has(n)) doneBytes += sizeOf(n);
+        else todo.push(n);
+      }
+      // One bar for the file: the bytes of the parts stored plus what the
+      // parts in flight have sent so far.
+      const loaded = new Map(); // part number -> bytes sent
+      const showProgress = () => {
+        let sent = doneBytes;
+        for (const b of loaded.values()) sent += b;
+        row.progress.value = plan.size > 0 ? Math.min(100, (sent / plan.size) * 100) : 0;
+      };
+      setStatus(row, "uploading", true);
+      setError(row, "");
+      row.progress.hidden = false;
+      row.progress.setAttribute("aria-busy", "true");
+      showProgress();
+
+      let signing = null; // the batch of part URLs being asked for
+      const sign = (numbers) =>
+        api("POST", base + "/parts", { body: { part_numbers: numbers }, signal: signal }).then((res) => {
+          for (const p of res && Array.isArray(res.parts) ? res.parts : []) {
+            if (p && p.url) urls.set(Number(p.part_number), String(p.url));
+          }
+        });
+      // Asks for the URLs of part `first` (if given) and of the next parts to send.
+      const signAhead = (first) => {
+        if (signing) return signing;
+        const want = first !== undefined && !urls.has(first) ? [first] : [];
+        for (const n of todo) {
+          if (want.length >= PART_URL_BATCH) break;
+          if (!urls.has(n)) want.push(n);
+        }
+        if (want.length === 0) return Promise.resolve();
+        signing = sign(want).finally(() => {
+          signing = null;
+        });
+        return signing;
+      };
+      const urlFor = async (n) => {
+        // The batch in flight may not hold n; the next one starts with it.
+        for (let asked = 0; !urls.has(n); asked++) {
+          if (asked === 3) throw new ApiError(0, "the server sent no upload URL for part " + n);
+          await signAhead(n);
+        }
+        const url = urls.get(n);
+        urls.delete(n);
+        let ready = 0;
+        for (const m of todo) if (urls.has(m)) ready++;
+        if (ready < PART_URL_AHEAD && ready < todo.length) {
+          signAhead().catch(() => {}); // a failure shows when that URL is needed
+        }
+        return url;
+      };
+
+      let failure = null;
+      const sendPart = async (n) => {
+        const start = (n - 1) * plan.partSize;
+        const size = sizeOf(n);
+        const body = file.slice(start, start + size);
+        let url = await urlFor(n);
+        let resigned = false;
+        let retries = 0;
+        for (;;) {
+          const put = await putFile(up, url, {}, body, (sent) => {
+            loaded.set(n, sent);
+            showProgress();
+          });
+          loaded.delete(n);
+          if (put.aborted || stale() || failure) return;
+          if (put.status >= 200 && put.status < 300) {
+            etags.set(n, put.etag);
+            doneBytes += size;
+            showProgress();
+            return;
+          }
+          if (put.status === 403 && !resigned) {
+            // Its URL expired (a long upload, a resumed one): sign it again.
+            resigned = true;
+            await sign([n]);
+            if (!urls.has(n)) throw new ApiError(0, "the server sent no upload URL for part " + n);
+            url = urls.get(n);
+            urls.delete(n);
+            continue;
+          }
+          if ((put.status === 0 || put.status >= 500) && retries < PART_RETRIES) {
+            retries++;
+            showProgress();
+            await sleep(1000 * retries, signal);
+            if (stale()) return;
+            continue;
+          }
+          if (put.status === 403) throw new ApiError(403, "upload refused by storage (part " + n + ")");
+          if (put.status === 0) throw new ApiError(0, "upload failed: storage could not be reached");
+          throw new ApiError(put.status, "upload failed: storage answered HTTP " + put.status);
+        }
+      };
+      const worker = async () => {
+        while (todo.length > 0 && !failure && !stale()) {
+          const n = todo.shift();
+          try {
+            await sendPart(n);
+          } catch (err) {
+            if (!failure) failure = err;
+            for (const xhr of up.xhrs) xhr.abort(); // the other parts stop too
+          }
+        }
+      };
+      const workers = [];
+      for (let i = 0; i < PARTS_IN_FLIGHT && i < todo.length; i++) workers.push(worker());
+      await Promise.all(workers);
+      if (stale()) return;
+      if (failure) {
+        if (failure.status === 404 || failure.status === 409) {
+          dropResume(plan.id); // deleted, expired or finished meanwhile
+          fail(row, "failed", failure.message);
+        } else {
+          fail(row, "failed", failure.message + "; choose the file again to resume");
+        }
+        return;
+      }
+
+      // Storage that hides the ETag header from scripts: the listing has them.
+      if (Array.from(etags.values()).some((etag) => !etag)) {
+        try {
+          const listing = await api("GET", base + "/parts", { signal: signal });
+          const stored = storedParts(listing && listing.parts, plan.size, plan.partSize, plan.partCount);
+          for (const [n, etag] of stored) if (!etags.get(n)) etags.set(n, etag);
+        } catch (err) {
+          if (!stale()) fail(row, "failed", err.message);
+          return;
+        }
+      }
+      row.progress.value = 100;
+      row.progress.removeAttribute("aria-busy");
+
+      const parts = [];
+      for (let n = 1; n <= plan.partCount; n++) parts.push({ part_number: n, etag: etags.get(n) || "" });
+      let res;
+      try {
+        res = await api("POST", base + "/complete", { body: { parts: parts } });
+      } catch (err) {
+        if (err.status === 404 || err.status === 409 || err.status === 413) dropResume(plan.id);
+        if (stale() || row.deleting) return;
+        failCharge(row, err);
+        return;
+      }
+      dropResume(plan.id);
+      if (stale() || row.deleting) return;
+      uploaded(row, res);
+    }
+
+    /**
+     * Resumes a multipart upload a reload interrupted: asks which parts
+     * storage holds and sends the others. When the document is gone or no
+     * longer pending, shows it if it was uploaded, else uploads afresh.
+     */
+    async function resumeUpload(job) {
+      const row = job.row;
+      const up = row.upload;
+      const entry = job.resume;
+      const stale = () => up.cancelled || job.epoch !== epoch;
+      const id = String(entry.document_id);
+      const base = "/api/documents/" + encodeURIComponent(id);
+      up.controller = new AbortController();
+      let listing;
+      try {
+        listing = await api("GET", base + "/parts", { signal: up.controller.signal });
+      } catch (err) {
+        if (stale()) return;
+        if (err.status !== 404 && err.status !== 409) {
+          fail(row, "failed", err.message);
+          return;
+        }
+        dropResume(id);
+        job.resume = null;
+        if (err.status === 409 && (await showFinished(row, id))) return;
+        if (stale()) return;
+        return uploadOne(job);
+      }
+      up.controller = null;
+      if (stale()) return;
+      const plan = {
+        id: id,
+        size: job.file.size,
+        partSize: Number(listing && listing.part_size) || entry.part_size,
+        partCount: Number(listing && listing.part_count) || entry.part_count,
+      };
+      const etags = storedParts(listing && listing.parts, plan.size, plan.partSize, plan.partCount);
+      bindId(row, id);
+      say(el.status, "Resuming " + row.filename + ": " + etags.size + " of " + plan.partCount + " parts already stored.");
+      await sendParts(job, plan, etags, new Map());
+    }
+
+    /** Shows document id on row if it was uploaded; false when it was not. */
+    async function showFinished(row, id) {
+      let doc;
+      try {
+        doc = await api("GET", "/api/documents/" + encodeURIComponent(id));
+      } catch (_) {
+        return false;
+      }
+      if (!doc || !DOWNLOADABLE.has(doc.status)) return false;
+      bindId(row, id);
+      upsertDocument(doc);
+      row.progress.hidden = true;
+      say(el.status, row.filename + " was uploaded already.");
+      scheduleQuotaRefresh();
+      return true;
+    }
+
+    // ---- resumable uploads (sessionStorage) --------------------------
+
+    /**
+     * The multipart uploads started in this tab and not finished, as
+     * {document_id, filename, size, lastModified, part_size, part_count}.
+     */
+    function loadResumes() {
+      try {
+        const list = JSON.parse(sessionStorage.getItem(RESUME_KEY) || "[]");
+        return Array.isArray(list) ? list.filter((e) => e && typeof e.document_id === "string") : [];
+      } catch (_) {
+        return [];
+      }
+    }
+
+    function storeResumes(list) {
+      try {
+        if (list.length > 0) sessionStorage.setItem(RESUME_KEY, JSON.stringify(list));
+        else sessionStorage.removeItem(RESUME_KEY);
+      } catch (_) {
+        // storage full or disabled: the upload just cannot be resumed
+      }
+    }
+
+    function saveResume(entry) {
+      storeResumes(loadResumes().filter((e) => e.document_id !== entry.document_id).concat([entry]));
+    }
+
+    function dropResume(id) {
+      const list = loadResumes();
+      const kept = list.filter((e) => e.document_id !== id);
+      if (kept.length !== list.length) storeResumes(kept);
+    }
+
+    /** The newest saved upload of file that this page is not sending already. */
+    function findResume(file) {
+      const list = loadResumes().filter((e) => resumeMatches(e, file));
+      for (let i = list.length - 1; i >= 0; i--) {
+        const id = list[i].document_id;
+        const row = rows.get(id);
+        if (row && row.upload && !row.upload.done) continue;
+        if (uploadQueue.some((job) => job.resume && job.resume.document_id === id)) continue;
+        return list[i];
+      }
+      return null;
     }
 
     // ---- live updates (SSE over fetch) -------------------------------
@@ -1126,7 +1486,10 @@
   }
 
   if (typeof module === "object" && module.exports) {
-    module.exports = { formatBytes, detailText, quotaMessage, isQuotaDetail, SSEParser };
+    module.exports = {
+      formatBytes, detailText, quotaMessage, isQuotaDetail, SSEParser,
+      plannedPartSize, storedParts, resumeMatches,
+    };
   }
   if (typeof document !== "undefined") {
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
