@@ -62,6 +62,9 @@ type plan struct {
 
 	profDuration    time.Duration
 	profConfirmsPer int
+
+	mpSizes []int64 // one file of each size per system and repetition
+	mpReps  int
 }
 
 var (
@@ -100,6 +103,8 @@ func fullPlan() plan {
 		whatIfClients: 256, whatIfPer: 6, whatIfPool: 32, whatIfReps: 3,
 
 		profDuration: 10 * time.Second, profConfirmsPer: 100,
+
+		mpSizes: []int64{1 << 30, 256 << 20}, mpReps: 3,
 	}
 }
 
@@ -134,6 +139,8 @@ func quickPlan() plan {
 		whatIfClients: 256, whatIfPer: 2, whatIfPool: 32, whatIfReps: 1,
 
 		profDuration: 1500 * time.Millisecond, profConfirmsPer: 10,
+
+		mpSizes: []int64{1 << 30, 256 << 20}, mpReps: 1,
 	}
 }
 
@@ -144,7 +151,7 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
 }
 
-var workloads = []string{"throughput", "control", "events", "memory", "whatif", "profile", "sweeper"}
+var workloads = []string{"throughput", "multipart", "control", "events", "memory", "whatif", "profile", "sweeper"}
 
 func main() {
 	// Re-executed as one of the stack's servers (children.go).
@@ -243,6 +250,7 @@ func mainErr(ctx context.Context, o options) error {
 		}
 	}
 	step("throughput", func() (err error) { rep.tp, err = throughput(ctx, s, p); return })
+	step("multipart", func() (err error) { rep.mp, err = multipartBench(ctx, s, p); return })
 	step("control", func() (err error) { rep.ctl, err = controlPlane(ctx, s, p); return })
 	step("events", func() (err error) { rep.ev, err = eventPath(ctx, s, p); return })
 	step("memory", func() (err error) { rep.mem, err = memory(ctx, s, p); return })

@@ -41,6 +41,7 @@ type report struct {
 	sw                 []swRun
 	mem                *memResult
 	prof               []*profResult
+	mp                 *mpResult
 }
 
 func sh(dir string, name string, args ...string) string {
@@ -226,6 +227,7 @@ func (r *report) markdown(p plan) string {
 	r.writeEvents(w, p)
 	r.writeSweeper(w, p)
 	r.writeMemory(w, p)
+	r.writeMultipart(w, p)
 	r.writeWhatIf(w, p)
 	r.writeProfiles(w, p)
 	return b.String()
@@ -581,7 +583,7 @@ const stalePurgeBefore = 100_000 / 43.9
 // writeSummary states each goal of issue 15 against this run's numbers.
 func (r *report) writeSummary(w writer, p plan) {
 	w("## Summary against the goals\n\n")
-	w("The goals of issue 15 (lean per upload), each against this run's median (and the range over its repetitions where a ratio is per repetition). \"added CPU\" is DocuVault's CPU per file minus presigned+notify's, every process counted (load clients, services, NATS, MinIO, PostgreSQL), run and drain.\n\n")
+	w("The goals of issue 15 (lean per upload) and issue 16 (multipart: DocuVault near the limit of presigned parts), each against this run's median (and the range over its repetitions where a ratio is per repetition). \"added CPU\" is DocuVault's CPU per file minus presigned+notify's, every process counted (load clients, services, NATS, MinIO, PostgreSQL), run and drain.\n\n")
 	w("| goal | this run | met |\n|---|---|---|\n")
 	atMost := func(v, goal float64) string {
 		if v <= goal {
@@ -620,6 +622,19 @@ func (r *report) writeSummary(w writer, p plan) {
 		w("| %s: PostgreSQL ≤ 2.5 transactions per upload | %.1f | %s |\n", human(t.size), xacts, atMost(xacts, 2.5))
 		w("| %s: PostgreSQL ≤ 0.6 ms CPU per upload | %.2f ms | %s |\n", human(t.size), pgCPU, atMost(pgCPU, 0.6))
 		w("| %s: ≤ 1.05 HeadObject per upload | %.2f | %s |\n", human(t.size), heads, atMost(heads, 1.05))
+	}
+	if r.mp != nil && len(r.mp.sizes) > 0 {
+		var vals, mets []string
+		for _, m := range r.mp.sizes {
+			xs := m.ratios(mpDocuVault, mpLimit, r.mp.reps)
+			if len(xs) == 0 {
+				vals, mets = append(vals, human64(m.size)+" —"), append(mets, human64(m.size)+": not measured")
+				continue
+			}
+			v, met := ratio(xs, 0.9)
+			vals, mets = append(vals, human64(m.size)+" "+v), append(mets, human64(m.size)+": "+met)
+		}
+		w("| multipart 1 GiB and 256 MiB: DocuVault / presigned parts ≥ 0.9 | %s | %s |\n", strings.Join(vals, "; "), strings.Join(mets, "; "))
 	}
 	var direct, ticks []swRun
 	for _, s := range r.sw {
@@ -686,3 +701,106 @@ func (r *report) writeSummary(w writer, p plan) {
 
 // tusdVersion is the tusd module the harness links (bench/go.mod).
 const tusdVersion = "v2.9.1"
+
+func (r *report) writeMultipart(w writer, p plan) {
+	w("## 7. Large files in parts: DocuVault multipart vs. presigned parts vs. tusd\n\n")
+	var sizes []string
+	for _, s := range p.mpSizes {
+		sizes = append(sizes, human64(s))
+	}
+	w("One file of each size (%s), uploaded once by each system per repetition, the systems back to back (their order rotating between repetitions), %d repetitions; medians. The time runs from the client's first request to the answer that completes the upload; MB/s = 10^6 bytes per second. The bodies are one 16 MiB random buffer, generated once and sliced for every part (nothing is read from disk). The same MinIO as workload 1:\n\n", strings.Join(sizes, " and "), p.mpReps)
+	dvPart := "the part_size the api answered"
+	if r.mp != nil && r.mp.dvPartSize > 0 {
+		dvPart += fmt.Sprintf(" (%s here, MULTIPART_PART_SIZE's default)", human64(r.mp.dvPartSize))
+	}
+	w("- **docuvault**: `POST /api/documents/upload-url` with `size_bytes` and `\"multipart\": true` (the declared size is reserved in the quota) → the parts `PUT` straight to MinIO on the presigned URLs, %d at a time, in %s; the client holds the first %d URLs from upload-url and asks `POST /api/documents/{id}/parts` for the next %d whenever it has handed out all it holds (so the next URLs arrive while parts are in flight) → `POST /api/documents/{id}/complete` with the ETags (the api checks the parts with ListParts, completes the upload and charges the quota), timed to its 200. One user, its quota raised by `PUT /api/admin/users/{id}/quota`. MinIO's two notifications of the completed object reach the confirmer, as in production; the harness waits for them to be handled (\"drain\", not timed, counted in the CPU below).\n", mpConcurrency, dvPart, mpURLBatch, mpURLBatch)
+	w("- **presigned parts**: the limit here: the same %s parts, %d at a time, with no API at all: the harness's minio-go `NewMultipartUpload`, part `PUT`s on URLs it presigns itself (partNumber, uploadId and Content-Length signed, as the api signs them; presigning is local), `CompleteMultipartUpload` with `If-None-Match: *`, into a bucket without notifications.\n", human(mpPartSize), mpConcurrency)
+	w("- **tusd**: the tusd %s child of workload 1, unchanged (S3 store, content hashes off, %d concurrent part uploads, preferred part size 50 MiB, min 5 MiB, parts buffered in a temporary directory on disk); the client does what tus-js-client (Uppy's Tus plugin) does with `chunkSize` = %s: `POST` (Upload-Length), then `PATCH`es of %s one after another, each at the offset the previous one ended (tus allows one PATCH at a time per upload, so there is no parallelism on the client's side). Each PATCH becomes one %s S3 part (a body at least the minimum part size is stored as a part of its own); the answer to the last PATCH comes after tusd's CompleteMultipartUpload.\n\n", tusdVersion, r.o.tusdPartUploads, human(mpPartSize), human(mpPartSize), human(mpPartSize))
+	if !r.failedNote(w, "multipart") || r.mp == nil {
+		return
+	}
+	for _, sys := range mpSystems {
+		if err := r.mp.warmErr[sys]; err != nil {
+			w("**%s was not measured**: its warm-up failed: `%s`\n\n", sys, strings.ReplaceAll(err.Error(), "\n", " "))
+		}
+	}
+	w("| size | system | runs | MB/s (median) | MiB/s (median) | MB/s min–max | seconds (median) | parts × size | requests (median) | failed runs |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, m := range r.mp.sizes {
+		for _, sys := range mpSystems {
+			if r.mp.warmErr[sys] != nil {
+				continue
+			}
+			runs := m.of(sys)
+			failed := 0
+			for _, x := range m.runs {
+				if x.sys == sys && x.err != nil {
+					failed++
+				}
+			}
+			mbs := collect(runs, mpRun.mbPerSec)
+			lo, hi := minMax(mbs)
+			parts := "—"
+			if len(runs) > 0 {
+				parts = fmt.Sprintf("%d × %s", runs[0].parts, human64(runs[0].partSize))
+			}
+			w("| %s | %s | %d | %.0f | %.0f | %.0f–%.0f | %.2f | %s | %.0f | %d |\n", human64(m.size), sys, len(runs), median(mbs), median(mbs)*1e6/(1<<20), lo, hi,
+				median(collect(runs, func(x mpRun) float64 { return x.elapsed.Seconds() })), parts,
+				median(collect(runs, func(x mpRun) float64 { return float64(x.requests) })), failed)
+		}
+	}
+	w("\n\"requests\" are the client's requests to the api (DocuVault: upload-url, parts, complete) or to tusd (POST and PATCHes); for presigned parts, its S3 requests besides the part PUTs (initiate and complete).\n\n")
+	w("**Ratios** (MB/s, per repetition, median and range):\n\n")
+	w("| size | DocuVault / presigned parts | DocuVault / tusd | presigned parts / tusd | DocuVault / presigned parts, CPU cost | DocuVault / tusd, CPU cost |\n|---|---|---|---|---|---|\n")
+	cell := func(xs []float64) string {
+		if len(xs) == 0 {
+			return "—"
+		}
+		lo, hi := minMax(xs)
+		return fmt.Sprintf("%.2f (%.2f–%.2f)", median(xs), lo, hi)
+	}
+	for _, m := range r.mp.sizes {
+		w("| %s | %s | %s | %s | %s | %s |\n", human64(m.size), cell(m.ratios(mpDocuVault, mpLimit, r.mp.reps)),
+			cell(m.ratios(mpDocuVault, mpTusd, r.mp.reps)), cell(m.ratios(mpLimit, mpTusd, r.mp.reps)),
+			cell(m.costRatios(mpDocuVault, mpLimit, r.mp.reps)), cell(m.costRatios(mpDocuVault, mpTusd, r.mp.reps)))
+	}
+	w("\nThe CPU-cost ratios are the other system's CPU per GiB (every process below, upload and drain) over DocuVault's, per repetition: when the machine's cores are busy throughout (\"machine busy\" below), throughput is bound by CPU, and this is near what the MB/s ratio would be were the cores the benchmark's alone.\n")
+	w("\n**CPU per GiB uploaded** (median over the runs, CPU seconds per GiB, from /proc/PID/stat of each process as in workload 1: from the start of the upload to the end of its event drain, less what the processes burn idle over the drain, measured for 2 s before the runs). load = the bench process (the clients, presigning included for presigned parts):\n\n")
+	w("| size | system |")
+	for _, name := range procNames {
+		w(" %s |", name)
+	}
+	w(" total | machine busy | event drain |\n|---|---|%s---|---|---|\n", strings.Repeat("---|", int(numProcs)))
+	for _, m := range r.mp.sizes {
+		for _, sys := range mpSystems {
+			runs := m.of(sys)
+			if len(runs) == 0 {
+				continue
+			}
+			per := func(f func(cpuSnap) float64) float64 {
+				return median(collect(runs, func(x mpRun) float64 { return x.cpuPerGiB(f) }))
+			}
+			w("| %s | %s |", human64(m.size), sys)
+			for p := range numProcs {
+				w(" %.2f |", per(func(c cpuSnap) float64 { return c.proc[p] }))
+			}
+			busy := median(collect(runs, func(x mpRun) float64 { return 100 * x.cpu.machine / x.elapsed.Seconds() }))
+			drain := "—"
+			if sys == mpDocuVault {
+				drain = fmt.Sprintf("%.2f s", median(collect(runs, func(x mpRun) float64 { return x.drain.Seconds() })))
+			}
+			w(" %.2f | %.0f%% | %s |\n", per(cpuSnap.total), busy, drain)
+		}
+	}
+	w("\n\"machine busy\" is the whole machine during the upload, as a share of one core (%s cores: %s00%% is everything).\n\n", r.nproc, r.nproc)
+	var failed []string
+	for _, m := range r.mp.sizes {
+		for _, x := range m.runs {
+			if x.err != nil {
+				failed = append(failed, fmt.Sprintf("- %s %s, repetition %d: `%s`", x.sys, human64(m.size), x.rep+1, strings.ReplaceAll(x.err.Error(), "\n", " ")))
+			}
+		}
+	}
+	if len(failed) > 0 {
+		w("Failed runs (not in the medians):\n\n%s\n\n", strings.Join(failed, "\n"))
+	}
+}
