@@ -268,7 +268,15 @@ func (s *Service) Confirm(ctx context.Context, user, id uuid.UUID) (Confirmation
 	if d.Status != StatusPending {
 		return answer(d, q)
 	}
-	return s.confirm(ctx, d)
+	c, err := s.confirm(ctx, d)
+	if ErrorCode(err) == UploadMissing {
+		// The other door may have settled it since the read: a rejection
+		// removes the object. Then its answer is the answer.
+		if cur, q, rerr := s.store.DocumentAndQuota(ctx, id); rerr == nil && cur.Status != StatusPending {
+			return answer(cur, q)
+		}
+	}
+	return c, err
 }
 
 // ConfirmObject handles the object-store notification that key was
