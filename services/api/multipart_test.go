@@ -294,3 +294,30 @@ func TestPartRequestsAreChecked(t *testing.T) {
 		t.Fatalf("parts of a single PUT: %d %s, want 409", r.Status, r.Body)
 	}
 }
+
+// An upload MinIO completed whose confirm never ran (the api replica died
+// after MinIO answered; no notifications here) is confirmed by the next
+// GET parts, which answers 409 with where it stands, or by complete.
+func TestCompletedButUnconfirmedUploadIsConfirmedOnResume(t *testing.T) {
+	t.Parallel()
+	s := multipartStack(t, apitest.Options{})
+	_, tok := s.NewUser(t)
+	data := apitest.BytesOf(20 * mib)
+	p := s.RequestMultipart(t, tok, "crash.pdf", int64(len(data)))
+	parts := s.UploadParts(t, tok, p, data)
+	s.CompleteInMinIO(t, p, parts)
+
+	r := s.Do(t, http.MethodGet, "/api/documents/"+p.DocumentID.String()+"/parts", tok, nil)
+	if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "uploaded") {
+		t.Fatalf("GET parts: %d %s, want 409 saying it is uploaded", r.Status, r.Body)
+	}
+	if used, _ := s.Quota(t, tok); used != int64(len(data)) {
+		t.Fatalf("used_bytes = %d, want %d", used, len(data))
+	}
+	if r := s.Complete(t, tok, p.DocumentID, parts); r.Status != http.StatusOK {
+		t.Fatalf("complete: %d %s", r.Status, r.Body)
+	}
+	if used, _ := s.Quota(t, tok); used != int64(len(data)) {
+		t.Fatalf("used_bytes = %d after complete, want %d", used, len(data))
+	}
+}

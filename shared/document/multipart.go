@@ -210,7 +210,16 @@ func (s *Service) Parts(ctx context.Context, user, id uuid.UUID) (*Document, []P
 	}
 	parts, err := s.objects.ListParts(ctx, d.ObjectKey, d.UploadID)
 	if ErrorCode(err) == UploadMissing {
-		return nil, nil, Errorf(Conflict, "the upload is no longer open (completed or aborted)")
+		// Completed (its confirmation not done yet) or aborted: confirm
+		// what is stored, so the client hears where the document stands.
+		c, err := s.Confirm(ctx, user, id)
+		switch {
+		case err == nil:
+			return nil, nil, Errorf(Conflict, "the upload is complete: the document is %s", c.Document.Status)
+		case ErrorCode(err) == UploadMissing:
+			return nil, nil, Errorf(Conflict, "the upload is no longer open (aborted); ask for a new upload URL")
+		}
+		return nil, nil, err
 	}
 	if err != nil {
 		return nil, nil, err

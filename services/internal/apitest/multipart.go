@@ -3,6 +3,7 @@ package apitest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // PartURL is one part's presigned URL as the API answers it.
@@ -118,9 +120,19 @@ func (s *Stack) Complete(tb testing.TB, token string, id uuid.UUID, parts []Comp
 // exactly key (MinIO lists them by exact key only).
 func (s *Stack) OpenUploads(tb testing.TB, key string) []string {
 	tb.Helper()
-	res, err := minio.Core{Client: s.minio}.ListMultipartUploads(context.Background(), s.Bucket, key, "", "", "", 1000)
+	ids, err := s.ListOpenUploads(context.Background(), key)
 	if err != nil {
-		tb.Fatalf("list multipart uploads of %s: %v", key, err)
+		tb.Fatal(err)
+	}
+	return ids
+}
+
+// ListOpenUploads is OpenUploads for a goroutine other than the test's:
+// it returns MinIO's error (MinIO may be away) instead of failing.
+func (s *Stack) ListOpenUploads(ctx context.Context, key string) ([]string, error) {
+	res, err := minio.Core{Client: s.minio}.ListMultipartUploads(ctx, s.Bucket, key, "", "", "", 1000)
+	if err != nil {
+		return nil, fmt.Errorf("list multipart uploads of %s: %w", key, err)
 	}
 	var ids []string
 	for _, u := range res.Uploads {
@@ -128,7 +140,7 @@ func (s *Stack) OpenUploads(tb testing.TB, key string) []string {
 			ids = append(ids, u.UploadID)
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 // ObjectKey returns the object key of document id.
@@ -146,4 +158,25 @@ func (s *Stack) Reserved(tb testing.TB, token string) int64 {
 	}
 	r.Decode(tb, &q)
 	return q.ReservedBytes
+}
+
+// CompleteInMinIO completes the plan's upload from parts as the api's
+// upload identity does, without the confirm the api's complete does next
+// (as if the api replica died after MinIO answered).
+func (s *Stack) CompleteInMinIO(tb testing.TB, p Plan, parts []CompletedPart) {
+	tb.Helper()
+	writer, err := minio.NewCore(s.MinIO.Endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(s.Cfg.MinIOUploadAccessKey, s.Cfg.MinIOUploadSecretKey, ""),
+		Region: s.Cfg.MinIORegion,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	complete := make([]minio.CompletePart, len(parts))
+	for i, cp := range parts {
+		complete[i] = minio.CompletePart{PartNumber: cp.PartNumber, ETag: cp.ETag}
+	}
+	if _, err := writer.CompleteMultipartUpload(context.Background(), s.Bucket, s.ObjectKey(tb, p.DocumentID), p.UploadID, complete, minio.PutObjectOptions{}); err != nil {
+		tb.Fatalf("complete in MinIO: %v", err)
+	}
 }
