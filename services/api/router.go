@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -217,13 +218,21 @@ func readiness(checks []Check) http.HandlerFunc {
 		for _, c := range checks {
 			if err := c.Ping(ctx); err != nil {
 				results[c.Name] = "unavailable"
-				failed = append(failed, c.Name)
+				// A document error's message is written for clients (e.g.
+				// which NATS stream has no quorum); any other error may tell
+				// more than a probe should hear.
+				why := c.Name + " unavailable"
+				var derr *document.Error
+				if errors.As(err, &derr) {
+					why += " (" + derr.Message + ")"
+				}
+				failed = append(failed, why)
 				continue
 			}
 			results[c.Name] = "ok"
 		}
 		if len(failed) > 0 {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"detail": "not ready: " + strings.Join(failed, ", ") + " unavailable", "checks": results})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"detail": "not ready: " + strings.Join(failed, "; "), "checks": results})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": results})

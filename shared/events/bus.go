@@ -2,8 +2,9 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,10 +38,39 @@ func Open(cfg ConnectConfig, log zerolog.Logger, m *metrics.Metrics) (*Bus, erro
 // JetStream is the bus's JetStream client, for the outbox relay and setup.
 func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
-// Ping reports whether the bus is connected to a server.
-func (b *Bus) Ping(context.Context) error {
+// Ping reports whether the bus is connected to a server and each of
+// DocuVault's streams answers: on a cluster, a stream whose nodes have no
+// quorum has no leader, and nothing can be published to it or consumed
+// from it though the connection is up. The error names those streams, in
+// words safe to show (readiness answers them).
+func (b *Bus) Ping(ctx context.Context) error {
 	if !b.nc.IsConnected() {
-		return errors.New("nats disconnected")
+		return &document.Error{Code: document.Unavailable, Message: "NATS disconnected"}
+	}
+	streams := []string{StreamMinIO, StreamDocuments, StreamSweeper}
+	failed := make([]bool, len(streams))
+	var wg sync.WaitGroup
+	for i, name := range streams {
+		wg.Go(func() {
+			// Answered by the stream's leader: none without a quorum.
+			s, err := b.js.Stream(ctx, name)
+			failed[i] = err != nil || s.CachedInfo().Cluster != nil && s.CachedInfo().Cluster.Leader == ""
+		})
+	}
+	wg.Wait()
+	var down []string
+	for i, f := range failed {
+		if f {
+			down = append(down, streams[i])
+		}
+	}
+	if len(down) > 0 {
+		what := "stream " + down[0] + " has"
+		if len(down) > 1 {
+			what = "streams " + strings.Join(down, ", ") + " have"
+		}
+		return &document.Error{Code: document.Unavailable,
+			Message: fmt.Sprintf("NATS %s no leader (no quorum of its replicas?)", what)}
 	}
 	return nil
 }

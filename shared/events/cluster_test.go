@@ -2,12 +2,14 @@ package events_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
@@ -149,4 +151,60 @@ func TestStreamsAreReplicatedAsConfiguredAndOutliveTheirLeader(t *testing.T) {
 	if err != nil || info.State.Msgs != 2 || info.Cluster.Leader == leader {
 		t.Fatalf("after losing its leader DOCUMENTS holds %v messages, led by %q (%v); want 2, led by another node", info.State.Msgs, info.Cluster.Leader, err)
 	}
+}
+
+// Readiness tells a cluster without quorum from a dropped connection: with
+// two of three nodes gone, the process is still connected (to the third),
+// but its streams have no leader, and Ping names them; once a node is
+// back, the quorum is, and Ping passes again.
+func TestPingNamesTheStreamsWithoutQuorum(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	nodes, _ := testenv.NATSCluster(t, 3)
+	bus, err := events.Open(events.ConnectConfig{URL: nodes[0].URL, Name: "ping-test"}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bus.Close)
+	if err := events.EnsureStreams(ctx, bus.JetStream(), events.StreamLimits{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	ping := func() error {
+		pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		return bus.Ping(pingCtx)
+	}
+	waitPing := func(want func(error) bool, what string) error {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			err := ping()
+			if want(err) {
+				return err
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 30 s, Ping answers %v; want %s", err, what)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitPing(func(err error) bool { return err == nil }, "nil with the cluster whole")
+
+	nodes[1].Stop()
+	nodes[2].Stop()
+	// (A stream leader on the remaining node steps down once it misses
+	// its followers, within seconds: until then that stream still answers.)
+	err = waitPing(func(err error) bool {
+		for _, name := range []string{events.StreamMinIO, events.StreamDocuments, events.StreamSweeper} {
+			if err == nil || !strings.Contains(document.ErrorMessage(err), name) {
+				return false
+			}
+		}
+		return document.ErrorCode(err) == document.Unavailable
+	}, "an error naming the three streams with two nodes gone")
+	t.Logf("without quorum: %s", document.ErrorMessage(err))
+
+	nodes[1].Restart(t)
+	waitPing(func(err error) bool { return err == nil }, "nil once a quorum is back")
 }
