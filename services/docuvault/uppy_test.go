@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,20 +45,29 @@ func servePage(t *testing.T, dir string) string {
 
 // TestUppyFromAnotherOrigin drives examples/uppy — Uppy's own Dashboard and
 // S3 plugin, bundled from npm — in headless Chromium, served on an origin
-// of its own: with that origin in CORS_ORIGINS (dev's --cors-origin) three
-// files of different sizes upload and confirm, each uploaded with its exact
-// size and the quota grown by their sum; the same page on an origin not in
-// the list is refused by the API and by MinIO.
+// of its own: with that origin in CORS_ORIGINS (dev's --cors-origin) four
+// files of different sizes upload, each uploaded with its exact size and
+// the quota grown by their sum with nothing left reserved. Three go in one
+// PUT each and are confirmed; the fourth, over MULTIPART_THRESHOLD, goes in
+// parts of the server's MULTIPART_PART_SIZE (which the page is not told),
+// is paused after its first part and resumed from the parts the server
+// lists, and is completed. The same page on an origin not in the list is
+// refused by the API and by MinIO.
 func TestUppyFromAnotherOrigin(t *testing.T) {
 	t.Setenv("DATABASE_URL", "")
 	t.Setenv("JWT_SECRET", "")
+	// Parts of 5 MiB, not the default 16 MiB: a file of 16 MiB and a bit
+	// goes in four parts only if the page cuts it as the server planned.
+	t.Setenv("MULTIPART_THRESHOLD", strconv.Itoa(6<<20))
+	t.Setenv("MULTIPART_PART_SIZE", strconv.Itoa(5<<20))
 	example := uppyExample(t)
 	allowed, refused := servePage(t, example), servePage(t, example)
 	ports := mustFreePorts(t)
 	dev := mustStartDev(t, append(ports.args(t, mustDataDir(t)), "--cors-origin", allowed))
 
 	files := t.TempDir()
-	sizes := map[string]int64{"small.txt": 1_000, "medium.pdf": 70_000, "large.bin": 900_000}
+	const huge = 16<<20 + 4321 // 5 + 5 + 5 MiB + 1 MiB and 4321 bytes
+	sizes := map[string]int64{"small.txt": 1_000, "medium.pdf": 70_000, "large.bin": 900_000, "huge.bin": huge}
 	var paths []string
 	for name, size := range sizes {
 		p := filepath.Join(files, name)
@@ -65,13 +76,14 @@ func TestUppyFromAnotherOrigin(t *testing.T) {
 		}
 		paths = append(paths, p)
 	}
-	quota := func() (used int64) {
+	quota := func() (used, reserved int64) {
 		t.Helper()
 		var q struct {
-			UsedBytes int64 `json:"used_bytes"`
+			UsedBytes     int64 `json:"used_bytes"`
+			ReservedBytes int64 `json:"reserved_bytes"`
 		}
 		mustStatus(t, http.StatusOK, "GET", dev.PageURL+"/api/auth/me/quota", dev.Token, nil, &q)
-		return q.UsedBytes
+		return q.UsedBytes, q.ReservedBytes
 	}
 	listed := func() []struct {
 		Filename  string `json:"filename"`
@@ -89,7 +101,7 @@ func TestUppyFromAnotherOrigin(t *testing.T) {
 		mustStatus(t, http.StatusOK, "GET", dev.PageURL+"/api/documents?limit=100", dev.Token, nil, &page)
 		return page.Items
 	}
-	before := quota()
+	before, _ := quota()
 
 	ctx := newBrowser(t)
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -116,18 +128,75 @@ func TestUppyFromAnotherOrigin(t *testing.T) {
 	}
 
 	open(allowed)
-	run("add three files", chromedp.SetUploadFiles(chromedp.CSS("input.uppy-Dashboard-input"), paths))
-	wait("three files in Uppy", `window.docuvaultUppy.getFiles().length === 3`)
+	run("add four files", chromedp.SetUploadFiles(chromedp.CSS("input.uppy-Dashboard-input"), paths))
+	wait("four files in Uppy", `window.docuvaultUppy.getFiles().length === 4`)
+	// Pause the multipart upload twice, resuming each time half a second
+	// later: once its first part is stored (Uppy then lists the stored parts,
+	// GET /api/documents/{id}/parts, counted here, and sends only the
+	// others), and as its complete leaves (the server completes it, Uppy
+	// does not hear it: on resume the listing answers 409 and the page
+	// completes again, which answers the stored document).
+	run("pause after the first part and at complete", chromedp.Evaluate[chromedp.Void](`(() => {
+		const uppy = window.docuvaultUppy, fetch = window.fetch;
+		const pause = (file) => {
+			uppy.pauseResume(file.id);
+			setTimeout(() => uppy.pauseResume(file.id), 500);
+			return uppy.getFile(file.id).isPaused;
+		};
+		window.partsListed = 0;
+		window.fetch = (url, init) => {
+			if (/\/api\/documents\/[^/]+\/parts$/.test(url) && (init?.method ?? "GET") === "GET") window.partsListed++;
+			const answer = fetch(url, init);
+			if (/\/complete$/.test(url) && window.pausedAtComplete === undefined) {
+				window.pausedAtComplete = false;
+				// Once the request is out (Uppy misses a pause inside the call).
+				setTimeout(() => (window.pausedAtComplete = pause(uppy.getFiles().find((f) => f.name === "huge.bin"))));
+			}
+			return answer;
+		};
+		let parts = 0;
+		uppy.on("s3-multipart:part-uploaded", (file) => {
+			// Uppy says so of a single PUT too.
+			if (file.name === "huge.bin" && ++parts === 1) window.pausedAfterOnePart = pause(file);
+		});
+	})()`))
 	run("upload", chromedp.Evaluate[chromedp.Void](`window.docuvaultUppy.upload(); undefined`))
-	wait("the upload to complete", `document.body.dataset.complete === "3/0"`)
-	wait("the three confirms", `document.body.dataset.confirmed === "3"`)
+	wait("the upload to complete", `document.body.dataset.complete === "4/0"`)
+	wait("the four confirms", `document.body.dataset.confirmed === "4"`)
 	shot(t, ctx, "uppy.png")
+	lines, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#status').innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page says how each file went: huge.bin in the server's 4 parts.
+	if want := regexp.MustCompile(`huge\.bin: \w+, ` + strconv.Itoa(huge) + ` bytes in 4 parts`); !want.MatchString(lines) {
+		t.Errorf("the page does not say huge.bin went in 4 parts of 5 MiB; it says:\n%s", lines)
+	}
+	for _, name := range []string{"small.txt", "medium.pdf", "large.bin"} {
+		if !regexp.MustCompile(regexp.QuoteMeta(name) + `: \w+, \d+ bytes in one PUT`).MatchString(lines) {
+			t.Errorf("the page does not say %s went in one PUT; it says:\n%s", name, lines)
+		}
+	}
+	paused, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.pausedAfterOnePart === true && window.pausedAtComplete === true`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listedParts, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.partsListed`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !paused || listedParts < 2 {
+		t.Errorf("paused after the first part and at complete: %v; GET parts asked %d times, want at least twice (the resumes)", paused, listedParts)
+	}
 	var total int64
 	for name, size := range sizes {
 		total += size
 		found := false
 		for _, d := range listed() {
 			if d.Filename == name {
+				if found {
+					t.Errorf("%s was uploaded twice", name)
+				}
 				found = true
 				// Charged: uploaded, or already classified (medium.pdf holds no PDF: classification_failed).
 				if d.SizeBytes != size || !docstatus.Status(d.Status).Charged() {
@@ -139,8 +208,8 @@ func TestUppyFromAnotherOrigin(t *testing.T) {
 			t.Errorf("%s was not uploaded", name)
 		}
 	}
-	if used := quota(); used != before+total {
-		t.Errorf("used_bytes %d after the upload, want %d + %d", used, before, total)
+	if used, reserved := quota(); used != before+total || reserved != 0 {
+		t.Errorf("used_bytes %d, reserved_bytes %d after the upload, want %d + %d and 0", used, reserved, before, total)
 	}
 
 	// The same page on an origin not in CORS_ORIGINS.

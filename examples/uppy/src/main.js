@@ -1,8 +1,16 @@
-// DocuVault with Uppy, from a page on its own origin: for each file, ask
-// DocuVault for a presigned PUT URL (POST /api/documents/upload-url), let
-// Uppy's S3 plugin PUT the bytes straight to MinIO, then confirm
-// (POST /api/documents/{id}/confirm). The glue is signRequest and the
-// upload-success handler below; the rest is Uppy's own Dashboard.
+// DocuVault with Uppy, from a page on its own origin. Before Uppy sends a
+// file, the page asks DocuVault for an upload (POST /api/documents/upload-url
+// with the file's size) and DocuVault's answer decides how it goes:
+//   - one presigned PUT straight to MinIO, then
+//     POST /api/documents/{id}/confirm;
+//   - or, for a file over DocuVault's MULTIPART_THRESHOLD, a multipart
+//     upload: Uppy PUTs each part of DocuVault's part_size straight to MinIO
+//     (POST /api/documents/{id}/parts signs more parts, GET lists those
+//     stored when Uppy resumes), then POST /api/documents/{id}/complete.
+// The glue is the preprocessor, the AwsS3 hooks and the event handlers
+// below; the rest is Uppy's own Dashboard. Uppy 5: @uppy/aws-s3 6 dropped
+// the multipart hooks (it creates and completes uploads by talking S3
+// itself), and here DocuVault's api creates, checks and completes them.
 import Uppy from "@uppy/core";
 import Dashboard from "@uppy/dashboard";
 import AwsS3 from "@uppy/aws-s3";
@@ -31,42 +39,139 @@ async function call(method, path, body) {
   return data;
 }
 
-const documents = new Map(); // Uppy file id → DocuVault document id
+// file.data → DocuVault's answer to upload-url: {upload_url, headers, ...}
+// for one PUT, {upload_id, part_size, part_count, parts, ...} for a multipart
+// upload, or {error}. Keyed by the file's bytes, which every hook is given.
+const uploads = new WeakMap();
 
 const uppy = new Uppy({ autoProceed: false, restrictions: { maxNumberOfFiles: 20 } })
-  .use(Dashboard, { inline: true, target: "#uppy", proudlyDisplayPoweredByUppy: false })
-  .use(AwsS3, {
-    shouldUseMultipart: false, // one presigned PUT per file
-    // DocuVault makes the object key; the plugin's key only finds the file.
-    generateObjectKey: (file) => file.id,
-    async signRequest(request) {
-      const file = uppy.getFile(request.key);
-      const ticket = await call("POST", "/api/documents/upload-url", {
-        filename: file.name,
-        content_type: file.type || "application/octet-stream",
-        size_bytes: file.size, // signed: the body must be exactly this long
-      });
-      documents.set(file.id, ticket.document_id);
-      // Only headers a script may set (Content-Type, If-None-Match); the
-      // browser sends Content-Length itself.
-      return { url: ticket.upload_url, headers: ticket.headers };
-    },
-  });
+  .use(Dashboard, { inline: true, target: "#uppy", proudlyDisplayPoweredByUppy: false });
+
+// Uppy cuts a file into parts (getChunkSize) before it calls
+// createMultipartUpload, and getChunkSize cannot wait for an answer. So the
+// upload is asked for first, here, and DocuVault's answer (its threshold, its
+// part_size) decides the rest: nothing about either is configured in the page.
+uppy.addPreProcessor((fileIDs) =>
+  Promise.all(
+    uppy.getFilesByIds(fileIDs).map(async (file) => {
+      if (!uploads.has(file.data)) uploads.set(file.data, await ask(file));
+    }),
+  ),
+);
+
+/** asks DocuVault for an upload of file; a refusal is that file's failure. */
+function ask(file) {
+  return call("POST", "/api/documents/upload-url", {
+    filename: file.name,
+    content_type: file.type || "application/octet-stream",
+    size_bytes: file.size, // signed: the bytes must be exactly this many
+  }).catch((error) => ({ error }));
+}
+
+/** returns file's upload, or throws why DocuVault refused it. */
+function upload(file) {
+  const u = uploads.get(file.data);
+  if (u.error) throw u.error;
+  return u;
+}
+
+uppy.use(AwsS3, {
+  shouldUseMultipart: (file) => Boolean(uploads.get(file.data)?.upload_id),
+  getChunkSize: (data) => uploads.get(data).part_size, // exactly the server's parts
+  async getUploadParameters(file) {
+    if (Date.parse(upload(file).expires_at) - Date.now() < 60_000) {
+      // It waited in Uppy's queue for most of its URL's life: ask again.
+      forget(file);
+      uploads.set(file.data, await ask(file));
+    }
+    const u = upload(file);
+    // Uppy sends a file of 5 MiB or less in one PUT whatever shouldUseMultipart says.
+    if (u.upload_id) throw new Error("DocuVault wants parts, Uppy sends 5 MiB or less whole: keep MULTIPART_THRESHOLD at 5 MiB or more");
+    // Only headers a script may set (Content-Type, If-None-Match); the
+    // browser sends Content-Length itself.
+    return { method: "PUT", url: u.upload_url, headers: u.headers };
+  },
+  createMultipartUpload(file) {
+    const u = upload(file);
+    if (!u.upload_id) throw new Error("DocuVault made no multipart upload of this file");
+    return { uploadId: u.upload_id, key: u.document_id };
+  },
+  signPart: (file, { partNumber }) => partURL(upload(file), partNumber),
+  async listParts(file, { key }) {
+    try {
+      const { parts } = await call("GET", `/api/documents/${key}/parts`);
+      return parts.map((p) => ({ PartNumber: p.part_number, Size: p.size, ETag: p.etag }));
+    } catch (err) {
+      // 409 once the upload is complete (paused while complete was on its
+      // way): every part is in, and complete answers the stored document.
+      if ((await call("GET", `/api/documents/${key}`)).status === "pending") throw err;
+      return Array.from({ length: upload(file).part_count }, (_, i) => ({ PartNumber: i + 1, ETag: "stored" }));
+    }
+  },
+  completeMultipartUpload: (file, { key, parts }) =>
+    call("POST", `/api/documents/${key}/complete`, {
+      parts: parts.map((p) => ({ part_number: p.PartNumber, etag: p.ETag })),
+    }),
+  abortMultipartUpload: (file, { key }) => discard(key),
+});
+
+// Part URLs come ten at a time: the first ten with the upload, each next ten
+// from POST /api/documents/{id}/parts once, when Uppy reaches them (which
+// also keeps the pending upload alive), and again if they expire.
+function partURL(u, n) {
+  u.batches ??= new Map([[1, { expires: Date.parse(u.expires_at), answer: Promise.resolve(u) }]]);
+  const ten = Math.ceil(n / 10);
+  let batch = u.batches.get(ten);
+  if (!batch || batch.expires - Date.now() < 60_000) {
+    const first = ten * 10 - 9;
+    const numbers = Array.from({ length: Math.min(10, u.part_count - first + 1) }, (_, i) => first + i);
+    const answer = call("POST", `/api/documents/${u.document_id}/parts`, { part_numbers: numbers });
+    batch = { expires: Infinity, answer }; // parts asked for meanwhile wait for this answer
+    answer.then((a) => (batch.expires = Date.parse(a.expires_at)), () => u.batches.delete(ten));
+    u.batches.set(ten, batch);
+  }
+  return batch.answer.then((a) => ({ method: "PUT", url: a.parts.find((p) => p.part_number === n).url }));
+}
+
+// A file that failed or was removed before it was stored gives its pending
+// document back, and a retry asks DocuVault again.
+function forget(file) {
+  const u = uploads.get(file.data);
+  uploads.delete(file.data);
+  if (u?.document_id) discard(u.document_id).catch(() => {}); // the sweeper's job then
+}
+
+// discard deletes document id if it is still pending: DELETE aborts its
+// multipart upload in MinIO and frees the quota its size reserved. A
+// document whose bytes did arrive (an answer lost on the way back, say) is
+// kept. 404 when it is gone already.
+async function discard(id) {
+  const doc = await call("GET", `/api/documents/${id}`);
+  if (doc.status === "pending") await call("DELETE", `/api/documents/${id}`);
+}
+uppy.on("upload-error", (file, err) => {
+  forget(file);
+  report(`${file.name}: upload failed: ${err.message}`);
+});
+uppy.on("file-removed", forget);
 
 let confirmed = 0;
-uppy.on("upload-success", async (file) => {
-  const id = documents.get(file.id);
+uppy.on("upload-success", async (file, response) => {
+  const u = uploads.get(file.data);
+  uploads.delete(file.data); // stored: removing the file from the Dashboard now keeps the document
   try {
-    // Idempotent: MinIO's notification may have confirmed it already.
-    const doc = await call("POST", `/api/documents/${id}/confirm`);
-    uppy.setFileMeta(file.id, { documentId: id, status: doc.status });
-    report(`${file.name}: ${doc.status}, ${doc.size_bytes} bytes (used ${doc.used_bytes})`);
+    // complete confirmed a multipart upload already (its answer is the body);
+    // a single PUT is confirmed here (idempotent: MinIO's notification may
+    // have confirmed it already).
+    const doc = u.upload_id ? response.body : await call("POST", `/api/documents/${u.document_id}/confirm`);
+    uppy.setFileMeta(file.id, { documentId: u.document_id, status: doc.status });
+    const how = u.upload_id ? `${u.part_count} parts` : "one PUT";
+    report(`${file.name}: ${doc.status}, ${doc.size_bytes} bytes in ${how} (used ${doc.used_bytes})`);
     document.body.dataset.confirmed = String(++confirmed);
   } catch (err) {
     report(`${file.name}: confirm failed: ${err.message}`);
   }
 });
-uppy.on("upload-error", (file, err) => report(`${file.name}: upload failed: ${err.message}`));
 uppy.on("complete", (result) => {
   report(`complete: ${result.successful.length} uploaded, ${result.failed.length} failed`);
   document.body.dataset.complete = String(result.successful.length) + "/" + String(result.failed.length);
