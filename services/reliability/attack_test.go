@@ -61,12 +61,17 @@ func (r *rig) victim(rng *rand.Rand, u *user) string {
 	if d == nil {
 		return ""
 	}
-	return r.objectKey(d)
+	return d.key
 }
 
-// objectKey is d's object key, read off its upload URL's path.
+// objectKey is d's object key, read off its upload URL's path (its first
+// part's for a multipart document).
 func (r *rig) objectKey(d *doc) string {
-	p, err := url.Parse(d.ticket.UploadURL)
+	u := d.ticket.UploadURL
+	if d.plan != nil {
+		u = d.plan.Parts[0].URL
+	}
+	p, err := url.Parse(u)
 	if err != nil {
 		r.fail("upload URL of %s: %v", d.id, err)
 		return ""
@@ -105,6 +110,11 @@ func (r *rig) attackPut(kind string, d *doc, extra http.Header, body []byte) (st
 	}
 	failed := resp.StatusCode >= 500 || resp.StatusCode == 499
 	r.outcome("attack "+kind, strings.TrimSpace(strconv.Itoa(resp.StatusCode)+" "+code), failed)
+	if resp.StatusCode == http.StatusOK {
+		d.user.mu.Lock()
+		d.storedAt = time.Now()
+		d.user.mu.Unlock()
+	}
 	if failed {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -138,7 +148,7 @@ func (r *rig) copyAcross(rng *rand.Rand, u *user) {
 // another user's object. MinIO must refuse (no read, or If-None-Match, or
 // the URL has expired).
 func (r *rig) copyOntoConfirmed(rng *rand.Rand, u *user) {
-	d := u.pick(rng, func(d *doc) bool { return d.confirmed && !d.deleted })
+	d := u.pick(rng, func(d *doc) bool { return d.confirmed && !d.deleted && !d.multipart })
 	from := r.victim(rng, u)
 	if d == nil || from == "" {
 		return

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,7 +65,8 @@ const (
 // a while. Once everything has settled and a final sweep has run, the
 // ledger must agree with itself:
 //
-//  1. every user's used_bytes is the sum of the sizes of their charged documents;
+//  1. every user's used_bytes is the sum of the sizes of their charged
+//     documents, and nothing is reserved (nothing is pending);
 //  2. every charged document's object is in the bucket;
 //  3. every object in the bucket has a document row;
 //  4. every charged document (and every document deleted while charged) has
@@ -72,7 +74,25 @@ const (
 //  5. every object is its charged document's, of exactly the size and ETag
 //     charged (no object of a rejected document, none left uncharged);
 //  6. every object holds its owner's bytes: nobody holds bytes copied from
-//     another user.
+//     another user;
+//  7. no multipart upload outlives its document: MinIO holds no incomplete
+//     upload under the exact key of a document that is gone or no longer
+//     pending, nor an object under the key of one that is gone.
+//
+// Beside single PUTs, every user uploads in parts: the big users (quotas of
+// 16 to 32 MiB) files of 5 to 12 MiB in parts of 5 MiB, everyone one-part
+// uploads of a few KiB. Their clients complete them (now and then first
+// with a wrong part list, which must be refused with nothing charged),
+// delete them part-way, or abandon them to the sweeper, while the other
+// workers confirm, get and delete the same documents. Declared sizes are
+// reserved in the quota; a sampler reads PostgreSQL every 100 ms, one
+// snapshot at a time, and checks at every sample that used + reserved <=
+// limit, that used_bytes is the sum of the charged sizes and that
+// reserved_bytes is the sum of the pending documents' reservations — each
+// its declared size. A reservation must make room for its charge: no
+// declared upload is rejected over quota, and no refusal of a declared size
+// is left unexplained by what is used and what the user's other uploads
+// may reserve.
 //
 // Beside the honest clients, attackers holding upload URLs try, at random,
 // server-side copies across users and onto confirmed documents, PUTs again
@@ -99,9 +119,29 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 		// for hundreds of upload URLs a minute would spend the run on 429s.
 		c.UploadsPerMinute = 0
 		c.MaxPendingUploads = 0
+		// Small multipart uploads, of 1 to 3 parts of the smallest size
+		// MinIO takes, keep the run fast; the big users' are over the
+		// threshold, so they go in parts whether asked or not.
+		c.MultipartThreshold = multipartThreshold
+		c.MultipartPartSize = partSize
+		c.MaxUploadBytes = maxUploadBytes
 	}})
 	r := newRig(t, s, seed)
 	t.Logf("stack ready in %s", time.Since(began).Round(time.Millisecond))
+
+	// The quota sampler, from the first operation to the last sweep.
+	stopSampling := make(chan struct{})
+	sampling := make(chan struct{})
+	go func() {
+		defer close(sampling)
+		r.sampleQuotas(stopSampling)
+	}()
+	var sampleOnce sync.Once
+	endSampling := func() {
+		sampleOnce.Do(func() { close(stopSampling) })
+		<-sampling
+	}
+	t.Cleanup(endSampling)
 
 	// The workers. Failures are reported with r.fail (t.Errorf); nothing in them
 	// stops the test goroutine, which injects the faults meanwhile.
@@ -189,6 +229,7 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 	if state, busy := r.activity(); busy {
 		r.fail("after a sweep that found nothing to do, work is waiting: %s", state)
 	}
+	endSampling()
 
 	r.check(t)
 	r.report(t, final, settled, workload, time.Since(began))
@@ -212,15 +253,26 @@ type doc struct {
 	size        int64 // the bytes PUT, and the declared size when declared
 	declared    bool
 	contentType string
+	askParts    bool // upload-url is sent "multipart": true
+	multipart   bool // an upload in parts: asked, or declared over MULTIPART_THRESHOLD
 	ticket      apitest.Ticket
-	issued      time.Time // when the upload URL was asked for
+	plan        *apitest.Plan // a multipart document's plan
+	key         string        // the object key
+	issued      time.Time     // when the upload URL was asked for
 
 	// Guarded by user.mu.
 	put       putState
-	confirmed bool // a confirm answered 200
-	rejected  bool // a confirm answered 413
-	missing   bool // a confirm answered 422 although the PUT had succeeded
-	deleted   bool // a DELETE answered 204
+	confirmed bool      // a confirm answered 200
+	rejected  bool      // a confirm answered 413
+	missing   bool      // a confirm answered 422 although the PUT had succeeded
+	deleted   bool      // a DELETE answered 204
+	released  bool      // what it reserved of the quota, if anything, is known to be released
+	aged      bool      // made to look stale in PostgreSQL: a sweep may remove it at any time
+	storedAt  time.Time // when MinIO last answered 200 to a PUT of its bytes (a single PUT's)
+	// goneYoung says how the document, or its multipart upload, was found
+	// gone while younger than PENDING_TTL: no sweep may have removed it,
+	// so a DELETE must have ("" if not).
+	goneYoung string
 }
 
 // user is one of the run's users; workers share them.
@@ -229,20 +281,23 @@ type user struct {
 	token string
 	limit int64
 
+	big bool // a quota of tens of MiB, for multipart uploads of several parts
+
 	mu           sync.Mutex
 	docs         []*doc    // documents not known to be gone
 	limitedUntil time.Time // after a 429: no upload URL before then
+	// mayHold is the sum of the declared sizes of the upload URLs asked for
+	// whose reservation is not known to be released (confirmed, rejected,
+	// deleted, purged, or refused): never less than what the user's pending
+	// documents reserve. asked is the sum of all declared sizes asked for.
+	mayHold, asked int64
 }
 
 // content returns n bytes that only u's uploads hold (the same n bytes
 // every time), so that bytes copied from another user's object are seen.
 func (u *user) content(n int) []byte {
-	b := make([]byte, n)
-	tag := u.id.String()
-	for i := range b {
-		b[i] = tag[i%len(tag)]
-	}
-	return b
+	tag := []byte(u.id.String())
+	return bytes.Repeat(tag, n/len(tag)+1)[:n]
 }
 
 // etag is the ETag MinIO gives a single PUT of u.content(n).
@@ -265,6 +320,24 @@ func (u *user) pick(rng *rand.Rand, ok func(*doc) bool) *doc {
 		}
 	}
 	return nil
+}
+
+// limited reports whether u waits out a 429 before asking for upload URLs.
+func (u *user) limited() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return time.Now().Before(u.limitedUntil)
+}
+
+// release records that d's reservation, if it had one, is gone: an answer
+// said d was charged, rejected, deleted or purged.
+func (u *user) release(d *doc) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if d.declared && !d.released {
+		d.released = true
+		u.mayHold -= d.size
+	}
 }
 
 // forget drops d from u's live documents.
@@ -308,17 +381,29 @@ type rig struct {
 	faults    []fault
 	confirmer map[string]int64 // the confirmers' stats, summed over restarts
 
-	listed  []listed                 // documents listed before their upload URL came back
-	latency map[string]time.Duration // total time of each kind of operation
-	slowest map[string]time.Duration
+	listed []listed // documents listed before their upload URL came back
+	// unissued are the multipart upload-url requests answered 503: the API
+	// makes the row before the upload, and removes it when MinIO fails,
+	// so a list may have shown it meanwhile.
+	unissued []*doc
+	ghosts   int                      // documents listed while their upload-url failed
+	latency  map[string]time.Duration // total time of each kind of operation
+	slowest  map[string]time.Duration
+	// multipartKeys holds the object key of every multipart document seen,
+	// by the workers or by the sampler in PostgreSQL.
+	multipartKeys map[uuid.UUID]string
+	sampled       sampleStats // what the quota sampler saw
+	began         time.Time
+	uploadsLeft   int // multipart keys checked at the end for incomplete uploads
 
 	final *ledger // the state check read
 }
 
 // listed is a document a list showed to a user.
 type listed struct {
-	user *user
-	id   uuid.UUID
+	user   *user
+	id     uuid.UUID
+	answer documentAnswer
 }
 
 func newRig(t *testing.T, s *apitest.Stack, seed uint64) *rig {
@@ -347,7 +432,10 @@ func newRig(t *testing.T, s *apitest.Stack, seed uint64) *rig {
 		outcomes:  map[string]int{},
 		latency:   map[string]time.Duration{},
 		slowest:   map[string]time.Duration{},
+		began:     time.Now(),
 		confirmer: map[string]int64{},
+
+		multipartKeys: map[uuid.UUID]string{},
 	}
 	t.Cleanup(r.client.CloseIdleConnections)
 	// Small quotas, from 6 to 24 average documents, so that confirmations
@@ -356,6 +444,14 @@ func newRig(t *testing.T, s *apitest.Stack, seed uint64) *rig {
 	for range numUsers {
 		id, token := s.NewUser(t)
 		u := &user{id: id, token: token, limit: 192<<10 + rng.Int64N(576<<10)}
+		s.SetLimit(t, id, u.limit)
+		r.users = append(r.users, u)
+	}
+	// A few users with room for one to three multipart uploads of 5 to
+	// 12 MiB at once, whose reservations crowd out their small uploads.
+	for range numBigUsers {
+		id, token := s.NewUser(t)
+		u := &user{id: id, token: token, big: true, limit: 16<<20 + rng.Int64N(16<<20)}
 		s.SetLimit(t, id, u.limit)
 		r.users = append(r.users, u)
 	}
@@ -447,7 +543,9 @@ func (r *rig) outcome(kind, what string, isError bool) int {
 // random user.
 func (r *rig) step(rng *rand.Rand) {
 	u := r.users[rng.IntN(len(r.users))]
-	switch n := rng.IntN(1080); {
+	switch n := rng.IntN(1200); {
+	case n < 450 && u.big && n%2 == 0:
+		r.multipart(rng, u) // half the big users' uploads go in parts
 	case n < 450:
 		r.upload(rng, u)
 	case n < 570:
@@ -455,7 +553,7 @@ func (r *rig) step(rng *rand.Rand) {
 			r.confirm(d)
 		}
 	case n < 610:
-		if d := u.pick(rng, func(d *doc) bool { return d.put == putNone }); d != nil {
+		if d := u.pick(rng, func(d *doc) bool { return d.put == putNone && !d.multipart }); d != nil {
 			r.put(d)
 		}
 	case n < 690:
@@ -474,8 +572,10 @@ func (r *rig) step(rng *rand.Rand) {
 		r.list(u)
 	case n < 1000:
 		r.sweep()
-	default:
+	case n < 1080:
 		r.attack(rng, u)
+	default:
+		r.multipart(rng, u)
 	}
 }
 
@@ -542,10 +642,7 @@ type quotaDetail struct {
 // notification. Some documents are never PUT: they stay pending until a
 // sweep purges them.
 func (r *rig) upload(rng *rand.Rand, u *user) {
-	u.mu.Lock()
-	limited := time.Now().Before(u.limitedUntil)
-	u.mu.Unlock()
-	if limited {
+	if u.limited() {
 		r.quota(u)
 		return
 	}
@@ -575,9 +672,9 @@ func (r *rig) upload(rng *rand.Rand, u *user) {
 }
 
 // issue asks for an upload URL for d (its user, size, whether declared,
-// content type) and records the document; shared, it goes among its
-// user's documents at once, for any worker to use. It reports whether the
-// API issued the URL.
+// content type, whether in parts) and records the document; shared, it
+// goes among its user's documents at once, for any worker to use. It
+// reports whether the API issued the URL (or the multipart plan).
 func (r *rig) issue(d *doc, shared bool) bool {
 	u := d.user
 	filename := "report.pdf"
@@ -588,6 +685,21 @@ func (r *rig) issue(d *doc, shared bool) bool {
 	if d.declared {
 		body["size_bytes"] = d.size
 	}
+	if d.askParts {
+		body["multipart"] = true
+	}
+	d.multipart = d.askParts || d.declared && d.size > multipartThreshold
+	// What u's other uploads may reserve while the API decides: all that
+	// was not known released when this request left, and all asked for
+	// since.
+	var held, asked int64
+	if d.declared {
+		u.mu.Lock()
+		held, asked = u.mayHold, u.asked
+		u.mayHold += d.size
+		u.asked += d.size
+		u.mu.Unlock()
+	}
 	d.issued = time.Now()
 	st, data, header, ok := r.api("upload-url", http.MethodPost, "/api/documents/upload-url", u.token, body)
 	if !ok {
@@ -595,14 +707,8 @@ func (r *rig) issue(d *doc, shared bool) bool {
 	}
 	switch st {
 	case http.StatusCreated:
-		if err := json.Unmarshal(data, &d.ticket); err != nil || d.ticket.DocumentID == uuid.Nil {
-			r.fail("upload-url: %v: %s", err, data)
+		if !r.readTicket(d, data) {
 			return false
-		}
-		d.id = d.ticket.DocumentID
-		want := map[string]string{"Content-Type": d.contentType, "If-None-Match": "*"}
-		if !maps.Equal(d.ticket.Headers, want) {
-			r.fail("upload-url for %s: headers %v, want %v", d.id, d.ticket.Headers, want)
 		}
 		r.mu.Lock()
 		if r.docs[d.id] != nil {
@@ -611,19 +717,37 @@ func (r *rig) issue(d *doc, shared bool) bool {
 			return false
 		}
 		r.docs[d.id] = d
+		if d.multipart {
+			r.multipartKeys[d.id] = d.key
+		}
 		r.mu.Unlock()
 		if shared {
 			r.share(d)
 		}
 		return true
 	case http.StatusRequestEntityTooLarge:
+		u.mu.Lock()
+		others := held + u.asked - asked - d.size
+		u.mu.Unlock()
+		u.release(d)
 		var q quotaDetail
 		_ = json.Unmarshal(data, &q)
-		if !d.declared || q.Detail.RejectedBytes != d.size || q.Detail.LimitBytes != u.limit || q.Detail.UsedBytes+d.size <= q.Detail.LimitBytes {
+		switch {
+		case !d.declared || q.Detail.RejectedBytes != d.size || q.Detail.LimitBytes != u.limit || q.Detail.UsedBytes > q.Detail.LimitBytes:
 			r.fail("upload-url of %d bytes (declared %v) for a limit of %d: 413 %s", d.size, d.declared, u.limit, data)
+		case q.Detail.UsedBytes+others+d.size <= q.Detail.LimitBytes:
+			// The answer does not say what was reserved; the workers know
+			// at most how much.
+			r.fail("upload-url of %d bytes for a limit of %d: 413 %s, but the user's other uploads reserved at most %d bytes: used + reserved + size fitted",
+				d.size, u.limit, data, others)
+		case q.Detail.UsedBytes+d.size <= q.Detail.LimitBytes:
+			r.outcome("upload-url 413", "for what other uploads reserve", false)
+		default:
+			r.outcome("upload-url 413", "for what is used", false)
 		}
 		return false
 	case http.StatusTooManyRequests:
+		u.release(d)
 		// A rate limit on upload URLs: wait as told before asking again.
 		wait, err := strconv.Atoi(header.Get("Retry-After"))
 		if err != nil || wait <= 0 {
@@ -635,10 +759,42 @@ func (r *rig) issue(d *doc, shared bool) bool {
 		u.mu.Unlock()
 		return false
 	case http.StatusServiceUnavailable:
+		if d.multipart {
+			r.mu.Lock()
+			r.unissued = append(r.unissued, d)
+			r.mu.Unlock()
+		}
 		return false
 	}
 	r.fail("upload-url: %d %s", st, data)
 	return false
+}
+
+// readTicket reads upload-url's 201 answer for d: a single PUT's URL and
+// headers, or a multipart upload's plan.
+func (r *rig) readTicket(d *doc, data []byte) bool {
+	var shape struct {
+		UploadID string `json:"upload_id"`
+	}
+	if err := json.Unmarshal(data, &shape); err != nil || (shape.UploadID != "") != d.multipart {
+		r.fail("upload-url of %d bytes (declared %v, multipart asked %v): want multipart %v, got %s",
+			d.size, d.declared, d.askParts, d.multipart, data)
+		return false
+	}
+	if d.multipart {
+		return r.readPlan(d, data)
+	}
+	if err := json.Unmarshal(data, &d.ticket); err != nil || d.ticket.DocumentID == uuid.Nil {
+		r.fail("upload-url: %v: %s", err, data)
+		return false
+	}
+	d.id = d.ticket.DocumentID
+	d.key = r.objectKey(d)
+	want := map[string]string{"Content-Type": d.contentType, "If-None-Match": "*"}
+	if !maps.Equal(d.ticket.Headers, want) {
+		r.fail("upload-url for %s: headers %v, want %v", d.id, d.ticket.Headers, want)
+	}
+	return true
 }
 
 // share puts d among its user's documents, for any worker to use.
@@ -698,6 +854,9 @@ func (r *rig) put(d *doc) putState {
 	done()
 	u.mu.Lock()
 	d.put = state
+	if state == putOK {
+		d.storedAt = time.Now()
+	}
 	u.mu.Unlock()
 	return state
 }
@@ -731,15 +890,22 @@ func (r *rig) confirm(d *doc) {
 		u.mu.Lock()
 		d.confirmed = true
 		u.mu.Unlock()
+		u.release(d)
 	case http.StatusRequestEntityTooLarge:
 		var q quotaDetail
 		_ = json.Unmarshal(data, &q)
 		if q.Detail.RejectedBytes != d.size || q.Detail.LimitBytes != u.limit || !mayExist {
 			r.fail("confirm %s (%d bytes, PUT %d, limit %d): 413 %s", d.id, d.size, put, u.limit, data)
 		}
+		if d.declared {
+			// Its size was reserved when its URL was issued: the charge
+			// must fit.
+			r.fail("confirm %s of %d declared (reserved) bytes, limit %d: 413 %s", d.id, d.size, u.limit, data)
+		}
 		u.mu.Lock()
 		d.rejected = true
 		u.mu.Unlock()
+		u.release(d)
 	case http.StatusUnprocessableEntity:
 		// The upload has not arrived. After a successful PUT that is only
 		// right if the object went with a concurrent delete or rejection:
@@ -751,6 +917,7 @@ func (r *rig) confirm(d *doc) {
 		}
 	case http.StatusNotFound:
 		u.forget(d) // deleted, or purged by a sweep
+		u.release(d)
 	case http.StatusServiceUnavailable:
 	default:
 		r.fail("confirm %s: %d %s", d.id, st, data)
@@ -770,9 +937,11 @@ func (r *rig) delete(d *doc) bool {
 		d.deleted = true
 		u.mu.Unlock()
 		u.forget(d)
+		u.release(d)
 		return true
 	case http.StatusNotFound:
 		u.forget(d)
+		u.release(d)
 	case http.StatusServiceUnavailable:
 	default:
 		r.fail("delete %s: %d %s", d.id, st, data)
@@ -829,24 +998,34 @@ func (r *rig) get(d *doc) {
 		r.checkAnswer("get", d, a)
 	case http.StatusNotFound:
 		u.forget(d)
+		u.release(d)
 	case http.StatusServiceUnavailable:
 	default:
 		r.fail("get %s: %d %s", d.id, st, data)
 	}
 }
 
-// quota reads u's quota.
+// quota reads u's quota: what is used and reserved fits the limit, and
+// no more is reserved than u's uploads may hold.
 func (r *rig) quota(u *user) {
+	u.mu.Lock()
+	held, asked := u.mayHold, u.asked
+	u.mu.Unlock()
 	st, data, _, ok := r.api("quota", http.MethodGet, "/api/auth/me/quota", u.token, nil)
 	if !ok || st == http.StatusServiceUnavailable {
 		return
 	}
+	u.mu.Lock()
+	mayHold := held + u.asked - asked
+	u.mu.Unlock()
 	var q struct {
-		UsedBytes  int64 `json:"used_bytes"`
-		LimitBytes int64 `json:"limit_bytes"`
+		UsedBytes     int64 `json:"used_bytes"`
+		LimitBytes    int64 `json:"limit_bytes"`
+		ReservedBytes int64 `json:"reserved_bytes"`
 	}
-	if err := json.Unmarshal(data, &q); st != http.StatusOK || err != nil || q.UsedBytes < 0 || q.UsedBytes > u.limit || q.LimitBytes != u.limit {
-		r.fail("quota of %s (limit %d): %d %s", u.id, u.limit, st, data)
+	if err := json.Unmarshal(data, &q); st != http.StatusOK || err != nil || q.UsedBytes < 0 || q.ReservedBytes < 0 ||
+		q.UsedBytes+q.ReservedBytes > u.limit || q.LimitBytes != u.limit || q.ReservedBytes > mayHold {
+		r.fail("quota of %s (limit %d, at most %d bytes reserved): %d %s", u.id, u.limit, mayHold, st, data)
 	}
 }
 
@@ -868,7 +1047,7 @@ func (r *rig) list(u *user) {
 		d := r.docs[a.ID]
 		if d == nil {
 			// Its upload URL is still on the way to another worker.
-			r.listed = append(r.listed, listed{u, a.ID})
+			r.listed = append(r.listed, listed{u, a.ID, a})
 		}
 		r.mu.Unlock()
 		switch {
@@ -922,11 +1101,20 @@ func (r *rig) quiesce(timeout time.Duration) time.Duration {
 	start := time.Now()
 	var quietSince time.Time
 	var last string
+	diagnosed := false
 	for {
 		state, busy := r.activity()
+		if !diagnosed && time.Since(start) > 30*time.Second {
+			diagnosed = true
+			r.diagnose()
+		}
 		switch {
 		case busy || state != last:
 			quietSince = time.Time{}
+			if time.Since(start) > 15*time.Second {
+				// Slow to settle: say what still moves.
+				t.Logf("settling for %s: %s", time.Since(start).Round(time.Millisecond), state)
+			}
 		case quietSince.IsZero():
 			quietSince = time.Now()
 		case time.Since(quietSince) >= quietFor:
@@ -937,6 +1125,39 @@ func (r *rig) quiesce(timeout time.Duration) time.Duration {
 			t.Fatalf("not settled after %s: %s", timeout, state)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// diagnose logs what PostgreSQL's sessions wait for and the goroutines of
+// the roles, when settling takes long.
+func (r *rig) diagnose() {
+	t := r.t
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := r.s.DB.Query(ctx, `SELECT pid, state, coalesce(wait_event_type, ''), coalesce(wait_event, ''),
+			coalesce(extract(epoch FROM now() - xact_start), 0)::float8, left(query, 300), pg_blocking_pids(pid)::text
+		FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`)
+	if err != nil {
+		t.Logf("diagnose: %v", err)
+	} else {
+		for rows.Next() {
+			var pid int
+			var state, waitType, wait, query, blockers string
+			var age float64
+			if err := rows.Scan(&pid, &state, &waitType, &wait, &age, &query, &blockers); err != nil {
+				t.Logf("diagnose: %v", err)
+				break
+			}
+			t.Logf("diagnose: pg %d %s for %.1fs, waiting %s/%s on %s: %s", pid, state, age, waitType, wait, blockers, query)
+		}
+		rows.Close()
+	}
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "shared/document.") || strings.Contains(g, "services/sweeper.") {
+			t.Logf("diagnose: goroutine %s", g)
+		}
 	}
 }
 
@@ -978,11 +1199,13 @@ func (r *rig) activity() (state string, busy bool) {
 
 // row is a documents row.
 type row struct {
-	user   uuid.UUID
-	key    string
-	status document.Status
-	size   int64
-	etag   string
+	user     uuid.UUID
+	key      string
+	status   document.Status
+	size     int64
+	etag     string
+	reserved int64
+	partSize int64 // 0 for a single PUT
 }
 
 // docEvents are the document events of one document.
@@ -993,7 +1216,7 @@ type docEvents struct {
 // ledger is the final state, read from PostgreSQL, MinIO and JetStream.
 type ledger struct {
 	rows    map[uuid.UUID]row
-	quotas  map[uuid.UUID][2]int64 // used, limit
+	quotas  map[uuid.UUID][3]int64 // used, limit, reserved
 	objects map[string]bool
 	stored  map[string]minio.ObjectInfo // the objects, by key
 	events  map[uuid.UUID]*docEvents
@@ -1006,17 +1229,18 @@ func (r *rig) read(t *testing.T) *ledger {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l := &ledger{rows: map[uuid.UUID]row{}, quotas: map[uuid.UUID][2]int64{}, objects: map[string]bool{},
+	l := &ledger{rows: map[uuid.UUID]row{}, quotas: map[uuid.UUID][3]int64{}, objects: map[string]bool{},
 		stored: map[string]minio.ObjectInfo{}, events: map[uuid.UUID]*docEvents{}, byType: map[document.EventType]int{}}
 
-	rows, err := r.s.DB.Query(ctx, `SELECT id, user_id, object_key, status, size_bytes, etag FROM documents`)
+	rows, err := r.s.DB.Query(ctx, `SELECT id, user_id, object_key, status, size_bytes, etag, reserved_bytes,
+		coalesce(part_size, 0) FROM documents`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var id uuid.UUID
 		var w row
-		if err := rows.Scan(&id, &w.user, &w.key, &w.status, &w.size, &w.etag); err != nil {
+		if err := rows.Scan(&id, &w.user, &w.key, &w.status, &w.size, &w.etag, &w.reserved, &w.partSize); err != nil {
 			t.Fatal(err)
 		}
 		l.rows[id] = w
@@ -1024,17 +1248,17 @@ func (r *rig) read(t *testing.T) *ledger {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	rows, err = r.s.DB.Query(ctx, `SELECT user_id, used_bytes, limit_bytes FROM quotas`)
+	rows, err = r.s.DB.Query(ctx, `SELECT user_id, used_bytes, limit_bytes, reserved_bytes FROM quotas`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var id uuid.UUID
-		var used, limit int64
-		if err := rows.Scan(&id, &used, &limit); err != nil {
+		var used, limit, reserved int64
+		if err := rows.Scan(&id, &used, &limit, &reserved); err != nil {
 			t.Fatal(err)
 		}
-		l.quotas[id] = [2]int64{used, limit}
+		l.quotas[id] = [3]int64{used, limit, reserved}
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -1110,11 +1334,18 @@ func (r *rig) check(t *testing.T) {
 	l := r.read(t)
 	charged := func(s document.Status) bool { return s.Charged() }
 
-	// 1. For every user, used_bytes is the sum of the charged sizes.
-	sums := map[uuid.UUID]int64{}
+	// 1. For every user, used_bytes is the sum of the charged sizes, and
+	// reserved_bytes the sum of what the pending documents reserve (none
+	// is left pending: nothing may be reserved).
+	sums, reserved := map[uuid.UUID]int64{}, map[uuid.UUID]int64{}
 	for id, w := range l.rows {
 		if charged(w.status) {
 			sums[w.user] += w.size
+		}
+		if w.status == document.StatusPending {
+			reserved[w.user] += w.reserved
+		} else if w.reserved != 0 {
+			r.fail("invariant 1: %s document %s still reserves %d bytes", w.status, id, w.reserved)
 		}
 		if _, ok := l.quotas[w.user]; !ok {
 			r.fail("document %s belongs to %s, who has no quota row", id, w.user)
@@ -1129,6 +1360,12 @@ func (r *rig) check(t *testing.T) {
 	for user, q := range l.quotas {
 		if q[0] != sums[user] {
 			r.fail("invariant 1: user %s: used_bytes %d, but the charged documents add up to %d", user, q[0], sums[user])
+		}
+		if q[2] != reserved[user] || q[2] != 0 {
+			r.fail("invariant 1: user %s: reserved_bytes %d, the pending documents reserve %d, and none should be pending", user, q[2], reserved[user])
+		}
+		if q[0]+q[2] > q[1] {
+			r.fail("invariant 1: user %s: used_bytes %d + reserved_bytes %d > limit_bytes %d", user, q[0], q[2], q[1])
 		}
 	}
 	for _, u := range r.users {
@@ -1165,10 +1402,11 @@ func (r *rig) check(t *testing.T) {
 		}
 		w := l.rows[id]
 		if !charged(w.status) || obj.Size != w.size || obj.ETag != w.etag {
-			r.fail("invariant 5: object %s (%d bytes, ETag %s) is stored for %s document %s charged %d bytes (ETag %s)",
-				key, obj.Size, obj.ETag, w.status, id, w.size, w.etag)
+			r.fail("invariant 5: object %s (%d bytes, ETag %s, last modified %s) is stored for %s document %s charged %d bytes (ETag %s)%s",
+				key, obj.Size, obj.ETag, r.sinceFaults(obj.LastModified), w.status, id, w.size, w.etag, r.storedWhen(id))
 		}
-		if u := owners[w.user]; u == nil || obj.ETag != u.etag(obj.Size) {
+		if u := owners[w.user]; u == nil || w.partSize == 0 && obj.ETag != u.etag(obj.Size) ||
+			w.partSize > 0 && obj.ETag != u.multipartETag(obj.Size, w.partSize) {
 			r.fail("invariant 6: object %s of user %s does not hold that user's bytes (ETag %s)", key, w.user, obj.ETag)
 		}
 	}
@@ -1250,6 +1488,36 @@ func (r *rig) check(t *testing.T) {
 			r.fail("document %s: its PUT succeeded, but it ended %q (purged?)", id, final)
 		case seen.missing && final != document.StatusRejected && len(de.deleted) == 0:
 			r.fail("document %s: its PUT succeeded, a confirm said the upload was missing, and it ended %q", id, final)
+		case seen.goneYoung != "" && len(de.deleted) == 0:
+			r.fail("document %s: %s, too young for a sweep, yet no DELETE removed it (it ended %q)", id, seen.goneYoung, final)
+		case seen.declared && final == document.StatusRejected:
+			// Its declared size was reserved with it: the charge had room.
+			r.fail("document %s of %d declared bytes (reserved) was rejected: %+v", id, seen.size, de.rejected)
+		}
+	}
+
+	// 7. No multipart upload outlives its document: none is left under the
+	// exact key of a document that is gone or no longer pending, and no
+	// object under the key of one that is gone.
+	for id, key := range r.multipartKeys {
+		w, exists := l.rows[id]
+		if exists && w.status == document.StatusPending {
+			continue // none is left after the final sweep: see invariant 1
+		}
+		r.uploadsLeft++
+		if open := r.s.OpenUploads(t, key); len(open) != 0 {
+			how := "the workers had its plan"
+			if r.docs[id] == nil {
+				// Seen only by the sampler: its upload-url answered 503,
+				// and the API removed the row, taking MinIO's upload for
+				// never made.
+				how = "its upload-url failed: the API removed the row, taking the upload for never made"
+			}
+			r.fail("invariant 7: multipart document %s (%s; %s): MinIO still holds uploads %v under %s",
+				id, finalState(w.status, exists), how, open, key)
+		}
+		if !exists && l.objects[key] {
+			r.fail("invariant 7: multipart document %s is gone, but its object %s is stored", id, key)
 		}
 	}
 	// The event stream is a ledger too: what it charged minus what it
@@ -1260,11 +1528,55 @@ func (r *rig) check(t *testing.T) {
 		}
 	}
 	for _, x := range r.listed {
-		if d := r.docs[x.id]; d == nil || d.user != x.user {
-			r.fail("list of %s showed document %s, not one of the user's", x.user.id, x.id)
+		d := r.docs[x.id]
+		if d == nil && x.answer.Status == string(document.StatusPending) && x.answer.DeclaredSize != nil {
+			// A multipart document whose upload MinIO failed to make,
+			// listed before the API removed it: one of the user's if one
+			// of their failed requests has its size and type.
+			a := x.answer
+			if slices.ContainsFunc(r.unissued, func(f *doc) bool {
+				return f.user == x.user && f.size == *a.DeclaredSize && f.contentType == a.ContentType
+			}) {
+				r.ghosts++
+				continue
+			}
+		}
+		if d == nil || d.user != x.user {
+			r.fail("list of %s showed document %s, not one of the user's: %+v", x.user.id, x.id, x.answer)
 		}
 	}
 	r.final = l
+}
+
+// sinceFaults says when at was, from the first fault's start.
+func (r *rig) sinceFaults(at time.Time) string {
+	if len(r.faults) == 0 {
+		return at.Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("%+.3fs from the first fault", at.Sub(r.faults[0].start).Seconds())
+}
+
+// storedWhen says when MinIO last took document id's bytes, as far as the
+// workers know.
+func (r *rig) storedWhen(id uuid.UUID) string {
+	d := r.docs[id]
+	if d == nil {
+		return ""
+	}
+	d.user.mu.Lock()
+	defer d.user.mu.Unlock()
+	if d.storedAt.IsZero() {
+		return ""
+	}
+	return "; its bytes were last PUT (200) at " + r.sinceFaults(d.storedAt)
+}
+
+// finalState names a document's end: its status, or gone.
+func finalState(s document.Status, exists bool) string {
+	if !exists {
+		return "gone"
+	}
+	return string(s)
 }
 
 // distinctIDs counts the distinct event ids of es.
@@ -1322,8 +1634,9 @@ func (r *rig) report(t *testing.T, final sweeper.Completed, settled, workload, t
 			purged++
 		}
 	}
-	t.Logf("documents: %d issued an upload URL; %d rows left: %s; %d deleted, %d purged by sweeps",
-		len(r.docs), len(l.rows), formatCounts(statuses), l.byType[document.EventDeleted], purged)
+	t.Logf("documents: %d issued an upload URL; %d rows left: %s; %d deleted, %d purged by sweeps; "+
+		"%d listed while their multipart upload-url was failing (of %d that answered 503)",
+		len(r.docs), len(l.rows), formatCounts(statuses), l.byType[document.EventDeleted], purged, r.ghosts, len(r.unissued))
 	var used int64
 	for _, q := range l.quotas {
 		used += q[0]
@@ -1331,6 +1644,18 @@ func (r *rig) report(t *testing.T, final sweeper.Completed, settled, workload, t
 	t.Logf("users: %d, %d bytes charged in all; objects in the bucket: %d, of %d charged and %d rejected documents "+
 		"(none may be left: invariant 5); orphans made on purpose: %d",
 		len(l.quotas), used, len(l.objects), charged, rejectedKept, r.orphans)
+	multipart := map[string]int{}
+	for k, n := range r.outcomes {
+		if what, ok := strings.CutPrefix(k, "multipart "); ok {
+			multipart[what] = n
+		}
+	}
+	t.Logf("multipart uploads: %s", formatCounts(multipart))
+	t.Logf("quota samples: %d, one every %s from the first operation to the last sweep, each one snapshot of every quota and "+
+		"its documents (%d with bytes reserved): used + reserved <= limit, used = the charged sizes, reserved = the pending "+
+		"reservations; peak (used + reserved) / limit %.3f, peak reserved by one user %d bytes",
+		r.sampled.samples, sampleEvery, r.sampled.reserving, r.sampled.peakShare, r.sampled.peakReserved)
+	t.Logf("multipart keys checked at the end for incomplete uploads (invariant 7): %d of %d seen", r.uploadsLeft, len(r.multipartKeys))
 	t.Logf("document events: %d: %s", l.total, formatCounts(l.byType))
 	t.Logf("final sweep: %+v in %d ms; settling took %s", final.SweepResult, final.DurationMS, settled.Round(time.Millisecond))
 	t.Logf("failures: %d; total duration %s", r.failures, total.Round(time.Millisecond))
