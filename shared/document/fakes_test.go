@@ -357,6 +357,9 @@ func (s *memStore) PurgeDocuments(_ context.Context, ids []uuid.UUID, status doc
 				q.ReservedBytes = max(0, q.ReservedBytes-d.ReservedBytes)
 				s.st.quotas[d.UserID] = q
 			}
+			if _, ok := s.st.removals[d.ObjectKey]; d.UploadID != "" && !ok {
+				s.st.removals[d.ObjectKey] = before // recorded now, as far as the caller's clock goes
+			}
 			delete(s.st.docs, id)
 			deleted = append(deleted, id)
 		}
@@ -619,6 +622,9 @@ type memObjects struct {
 	listed int // ListAfter calls
 
 	failPresign, failStat, failRead, failRemove, failList, failAbort error
+	// loseCreate makes CreateMultipart make the upload and answer an
+	// error, as when MinIO's answer is lost.
+	loseCreate error
 
 	mu       sync.Mutex
 	objs     map[string]memObject
@@ -787,6 +793,9 @@ func (o *memObjects) CreateMultipart(_ context.Context, key, contentType string)
 	defer o.mu.Unlock()
 	id := uuid.NewString()
 	o.uploads[id] = &memUpload{key: key, parts: map[int][]byte{}}
+	if o.loseCreate != nil {
+		return "", o.loseCreate
+	}
 	return id, nil
 }
 
@@ -803,6 +812,13 @@ func (o *memObjects) putPart(uploadID string, number int, data []byte) string {
 	defer o.mu.Unlock()
 	o.uploads[uploadID].parts[number] = slices.Clone(data)
 	return fmt.Sprintf("%x", md5.Sum(data))
+}
+
+// uploadCount returns the number of uploads in progress.
+func (o *memObjects) uploadCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.uploads)
 }
 
 // openUploads returns the ids of the uploads in progress of key.
@@ -849,6 +865,20 @@ func (o *memObjects) CompleteMultipart(_ context.Context, key, uploadID string, 
 	}
 	delete(o.uploads, uploadID)
 	o.objs[key] = memObject{data: data, etag: fmt.Sprintf("%x-%d", md5.Sum(data), len(parts)), contentType: "application/octet-stream"}
+	return nil
+}
+
+func (o *memObjects) AbortUploads(_ context.Context, key string) error {
+	if o.failAbort != nil {
+		return o.failAbort
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for id, u := range o.uploads {
+		if u.key == key {
+			delete(o.uploads, id)
+		}
+	}
 	return nil
 }
 

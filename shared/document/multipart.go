@@ -111,10 +111,12 @@ func (s *Service) startMultipart(ctx context.Context, d *Document) (*MultipartPl
 	return &MultipartPlan{UploadID: uploadID, PartSize: size, PartCount: count, Parts: urls}, nil
 }
 
-// discard removes pending document d, which no client has heard of, and
-// releases its reservation.
+// discard removes pending document d, which no client has heard of,
+// releases its reservation, and aborts any upload of its key: MinIO may
+// have made one whose id was lost with its answer. The removal is recorded
+// with the delete, so the sweeper aborts it should it fail now.
 func (s *Service) discard(ctx context.Context, d *Document) error {
-	return s.store.InTx(ctx, func(tx Tx) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
 		cur, err := tx.LockDocument(ctx, d.ID)
 		if err != nil || cur.Status != StatusPending {
 			return err
@@ -124,8 +126,18 @@ func (s *Service) discard(ctx context.Context, d *Document) error {
 				return err
 			}
 		}
+		if err := tx.RecordRemoval(ctx, cur.ObjectKey, s.cfg.Now()); err != nil {
+			return err
+		}
 		return tx.DeleteDocument(ctx, cur.ID)
 	})
+	if err != nil {
+		return err
+	}
+	if err := s.objects.AbortUploads(ctx, d.ObjectKey); err != nil {
+		return nil // recorded: the sweeper's removals abort it
+	}
+	return s.store.ForgetRemovals(ctx, []string{d.ObjectKey})
 }
 
 // signParts signs the URLs of multipart document d's parts numbers.
@@ -185,14 +197,12 @@ func (s *Service) SignParts(ctx context.Context, user, id uuid.UUID, numbers []i
 		}
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
-	if now.Sub(d.UpdatedAt) >= touchEvery {
-		pending, err := s.store.TouchPending(ctx, d.ID, now)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		if !pending {
-			return nil, time.Time{}, Errorf(Conflict, "the upload is no longer pending")
-		}
+	pending, err := s.store.TouchPending(ctx, d.ID, now)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if !pending {
+		return nil, time.Time{}, Errorf(Conflict, "the upload is no longer pending")
 	}
 	urls, err := s.signParts(ctx, d, unique)
 	if err != nil {

@@ -42,8 +42,10 @@ type Store interface {
 	StaleDocuments(ctx context.Context, status Status, before time.Time, after *StaleCursor, limit int) ([]*Document, error)
 	// PurgeDocuments deletes, in one short transaction, those of ids that
 	// are still in status and last changed before before, skipping rows
-	// another transaction holds, and releases their reservations. It
-	// returns the ids deleted.
+	// another transaction holds, releases their reservations, and records
+	// the removal of the keys of those with a multipart upload (see
+	// Tx.RecordRemoval: the sweeper aborts their uploads by exact key until
+	// the record is forgotten). It returns the ids deleted.
 	PurgeDocuments(ctx context.Context, ids []uuid.UUID, status Status, before time.Time) ([]uuid.UUID, error)
 	// TakeRate counts one request of action by user in the fixed window of
 	// length window that holds now (a new window starts when the last one
@@ -204,6 +206,9 @@ type Objects interface {
 	// AbortMultipart drops the upload and its parts; an upload that is not
 	// there is not an error.
 	AbortMultipart(ctx context.Context, key, uploadID string) error
+	// AbortUploads drops every incomplete multipart upload of exactly key,
+	// whatever its id (one whose id was never heard of: a lost answer).
+	AbortUploads(ctx context.Context, key string) error
 	// ListAfter returns up to limit stored objects whose keys sort after
 	// after, in key order: a page of the bucket, never the whole of it.
 	ListAfter(ctx context.Context, after string, limit int) ([]ListedObject, error)

@@ -152,22 +152,6 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 				zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", sc.doc.ID.String()).Msg("sweep: stale upload left for the next run")
 			}
 		})
-		// A multipart document's parts go before the row that names its
-		// upload (the store finds an upload by its exact key and id only):
-		// one whose abort failed stays for the next run.
-		missing = slices.DeleteFunc(missing, func(id uuid.UUID) bool {
-			d := byID[id]
-			if d.UploadID == "" {
-				return false
-			}
-			if err := s.abortUpload(ctx, d); err != nil {
-				res.Errors++
-				zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", id.String()).Msg("sweep: stale multipart upload left for the next run")
-				return true
-			}
-			res.UploadsAborted++
-			return false
-		})
 		for ids := range slices.Chunk(missing, cfg.BatchSize) {
 			start := time.Now()
 			purged, err := s.store.PurgeDocuments(ctx, ids, StatusPending, cutoff)
@@ -176,11 +160,38 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 				return err
 			}
 			res.Purged += len(purged)
+			if err := s.abortPurged(ctx, byID, purged, res); err != nil {
+				return err
+			}
 		}
 		if !more {
 			return nil
 		}
 	}
+}
+
+// abortPurged aborts the multipart uploads of the purged documents (docs
+// by id) and forgets their removal records; an upload whose abort failed
+// keeps its record, and sweepRemovals aborts it by its key.
+func (s *Service) abortPurged(ctx context.Context, docs map[uuid.UUID]*Document, purged []uuid.UUID, res *SweepResult) error {
+	var aborted []string
+	for _, id := range purged {
+		d := docs[id]
+		if d.UploadID == "" {
+			continue
+		}
+		if err := s.abortUpload(ctx, d); err != nil {
+			res.Errors++
+			zerolog.Ctx(ctx).Warn().Err(err).Str("document_id", id.String()).Msg("sweep: abort of a purged document's upload failed; retried by its key")
+			continue
+		}
+		aborted = append(aborted, d.ObjectKey)
+		res.UploadsAborted++
+	}
+	if len(aborted) == 0 {
+		return nil
+	}
+	return s.store.ForgetRemovals(ctx, aborted)
 }
 
 // staleCheck is a stale pending document to confirm, with its object as
@@ -292,7 +303,7 @@ func (s *Service) sweepRejected(ctx context.Context, cfg SweepConfig, cutoff tim
 		}
 		last := docs[len(docs)-1]
 		after = &StaleCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
-		removed, failed := removeObjects(ctx, s.objects, cfg.Workers, docs, func(d *Document) string { return d.ObjectKey })
+		removed, failed := removeObjects(ctx, cfg.Workers, docs, func(d *Document) string { return d.ObjectKey }, s.objects.Remove)
 		res.Errors += failed
 		gone := make([]uuid.UUID, len(removed))
 		for i, d := range removed {
@@ -315,15 +326,17 @@ func (s *Service) sweepRejected(ctx context.Context, cfg SweepConfig, cutoff tim
 
 // sweepRemovals removes the objects recorded for removal before cutoff —
 // deleted documents whose object could not be removed at the time — and
-// forgets each record once its object is gone. A delete still removing its
-// object itself may be overtaken: removing twice is harmless.
+// any incomplete multipart upload of their keys (purged or discarded
+// multipart documents whose abort failed), and forgets each record once
+// both are gone. A delete still removing its object itself may be
+// overtaken: removing twice is harmless.
 func (s *Service) sweepRemovals(ctx context.Context, cfg SweepConfig, cutoff time.Time, res *SweepResult) error {
 	for {
 		keys, err := s.store.PendingRemovals(ctx, cutoff, cfg.BatchSize)
 		if err != nil || len(keys) == 0 {
 			return err
 		}
-		gone, failed := removeObjects(ctx, s.objects, cfg.Workers, keys, func(k string) string { return k })
+		gone, failed := removeObjects(ctx, cfg.Workers, keys, func(k string) string { return k }, s.removeKey)
 		res.Errors += failed
 		if len(gone) > 0 {
 			if err := s.store.ForgetRemovals(ctx, gone); err != nil {
@@ -383,7 +396,7 @@ func (s *Service) reconcileSlice(ctx context.Context, cfg SweepConfig, now time.
 				orphans = append(orphans, o.Key)
 			}
 		}
-		removed, failed := removeObjects(ctx, s.objects, cfg.Workers, orphans, func(k string) string { return k })
+		removed, failed := removeObjects(ctx, cfg.Workers, orphans, func(k string) string { return k }, s.objects.Remove)
 		res.OrphansRemoved += len(removed)
 		res.Errors += failed // found again by the next pass
 	}
@@ -395,13 +408,13 @@ func (s *Service) reconcileSlice(ctx context.Context, cfg SweepConfig, now time.
 	return s.store.SaveReconcileCursor(ctx, cur)
 }
 
-// removeObjects removes the object of each item (under key(item)), at most
-// workers at once, and returns the items whose object is gone and how many
-// removals failed.
-func removeObjects[T any](ctx context.Context, objects Objects, workers int, items []T, key func(T) string) (removed []T, failed int) {
+// removeObjects removes the object of each item (under key(item)) with
+// remove, at most workers at once, and returns the items whose object is
+// gone and how many removals failed.
+func removeObjects[T any](ctx context.Context, workers int, items []T, key func(T) string, remove func(context.Context, string) error) (removed []T, failed int) {
 	var mu sync.Mutex
 	parallel(ctx, workers, items, func(it T) {
-		err := objects.Remove(ctx, key(it))
+		err := remove(ctx, key(it))
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -411,6 +424,14 @@ func removeObjects[T any](ctx context.Context, objects Objects, workers int, ite
 		removed = append(removed, it)
 	})
 	return removed, failed
+}
+
+// removeKey removes the object of key and any incomplete upload of it.
+func (s *Service) removeKey(ctx context.Context, key string) error {
+	if err := s.objects.Remove(ctx, key); err != nil {
+		return err
+	}
+	return s.objects.AbortUploads(ctx, key)
 }
 
 // parallel calls fn for each item with at most workers at once.

@@ -334,18 +334,20 @@ func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error 
 	return translate(err, "abort multipart upload")
 }
 
-// Uploads returns the ids of the incomplete multipart uploads of exactly
-// key (the store lists them by exact key only), for checks.
-func (s *Store) Uploads(ctx context.Context, key string) ([]string, error) {
+// AbortUploads aborts every incomplete multipart upload of exactly key:
+// MinIO lists incomplete uploads by exact key only, which is all this needs.
+func (s *Store) AbortUploads(ctx context.Context, key string) error {
 	res, err := s.core.ListMultipartUploads(ctx, s.cfg.Bucket, key, "", "", "", 1000)
 	if err != nil {
-		return nil, translate(err, "list multipart uploads")
+		return translate(err, "list multipart uploads")
 	}
-	var ids []string
 	for _, u := range res.Uploads {
-		if u.Key == key {
-			ids = append(ids, u.UploadID)
+		if u.Key != key {
+			continue
+		}
+		if err := s.AbortMultipart(ctx, key, u.UploadID); err != nil {
+			return err
 		}
 	}
-	return ids, nil
+	return nil
 }

@@ -37,13 +37,21 @@ func (s *Store) StaleDocuments(ctx context.Context, status document.Status, befo
 // before, in one statement; rows locked by a confirm or another sweep are
 // skipped, not waited for. The reservations of the pending documents
 // deleted leave their owners' quotas in the same statement, the quota rows
-// locked in user order (two sweeps never wait on each other in a cycle).
+// locked in user order (two sweeps never wait on each other in a cycle),
+// and the keys of those with a multipart upload are recorded for removal:
+// the upload is aborted after the row is gone, so that no part signed
+// meanwhile renews a row whose upload is aborted, and the record keeps it
+// found should the abort fail.
 func (s *Store) PurgeDocuments(ctx context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, error) {
 	rows, err := s.pool.Query(ctx, `WITH gone AS (
 			DELETE FROM documents WHERE id IN (
 				SELECT id FROM documents WHERE id = ANY($1) AND status = $2 AND updated_at < $3
 				FOR UPDATE SKIP LOCKED)
-			RETURNING id, user_id, reserved_bytes
+			RETURNING id, user_id, reserved_bytes, object_key, upload_id
+		), recorded AS (
+			INSERT INTO object_removals (object_key, recorded_at)
+			SELECT object_key, now() FROM gone WHERE upload_id IS NOT NULL
+			ON CONFLICT (object_key) DO NOTHING
 		), held AS (
 			SELECT user_id, sum(reserved_bytes) AS n FROM gone GROUP BY user_id HAVING sum(reserved_bytes) > 0
 		), locked AS (
