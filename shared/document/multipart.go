@@ -202,6 +202,11 @@ func (s *Service) SignParts(ctx context.Context, user, id uuid.UUID, numbers []i
 		return nil, time.Time{}, err
 	}
 	if !pending {
+		// Deleted, purged or completed since it was read: answer what a
+		// request arriving now would hear (404 for a document gone).
+		if _, err := s.pendingMultipart(ctx, user, id); err != nil {
+			return nil, time.Time{}, err
+		}
 		return nil, time.Time{}, Errorf(Conflict, "the upload is no longer pending")
 	}
 	urls, err := s.signParts(ctx, d, unique)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -462,9 +463,19 @@ func (t *tx) AppendEvent(ctx context.Context, e document.Event) error {
 	return nil
 }
 
+// serverGoingAway reports whether the server's error says it cannot serve
+// now but will: a connection exception (class 08), or admin_shutdown,
+// crash_shutdown or cannot_connect_now ("the database system is starting
+// up", class 57P), as a restart answers.
+func serverGoingAway(e *pgconn.PgError) bool {
+	return strings.HasPrefix(e.Code, "08") || strings.HasPrefix(e.Code, "57P")
+}
+
 // translate turns a pgx error into a document error: no rows is NotFound
-// (with message as the client text), a server that cannot be reached is
-// Unavailable, anything else is Internal. Context errors pass through.
+// (with message as the client text), a server that cannot be reached, or
+// that refuses or ends sessions while it shuts down, restarts or recovers
+// (SQLSTATE classes 08 and 57P), is Unavailable, anything else is
+// Internal. Context errors pass through.
 func translate(err error, message string) error {
 	if err == nil {
 		return nil
@@ -479,7 +490,7 @@ func translate(err error, message string) error {
 		return err
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	if errors.As(err, &pgErr) && !serverGoingAway(pgErr) {
 		return &document.Error{Code: document.Internal, Message: "database error", Err: err}
 	}
 	return &document.Error{Code: document.Unavailable, Message: "database unavailable", Err: err}
