@@ -57,7 +57,8 @@ type Postgres struct {
 	// Created reports whether this start made the cluster with initdb.
 	Created bool
 
-	c *pgCluster
+	c       *pgCluster
+	stopped bool // by Stop; Restart starts it again
 }
 
 // StartPostgres makes the cluster in opts.Dir with initdb if it does not
@@ -77,14 +78,34 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 
 // Stop stops the server with pg_ctl stop -m fast (sessions are ended,
 // the data is checkpointed), or in PostgresOptions.StopMode, and waits
-// until it has exited. Stop does nothing the second time.
+// until it has exited. Stop does nothing the second time, until Restart.
+// Stop and Restart are not safe for concurrent use.
 func (p *Postgres) Stop() error {
-	if p == nil || p.c == nil {
+	if p == nil || p.c == nil || p.stopped {
 		return nil
 	}
-	c := p.c
-	p.c = nil
-	return c.stop()
+	p.stopped = true
+	return p.c.stop()
+}
+
+// Restart starts the server that Stop stopped again, on the same port and
+// data directory, and waits until it accepts connections; clients
+// reconnect to the same URL. Restart does nothing while the server runs.
+func (p *Postgres) Restart() error {
+	if p == nil || p.c == nil {
+		return errors.New("restart of a PostgreSQL server that was never started")
+	}
+	if !p.stopped {
+		return nil
+	}
+	if err := p.c.startServer(); err != nil {
+		// pg_ctl may have given up on a server that starts later: stop it
+		// rather than leave it running after this process.
+		_ = p.c.stop()
+		return err
+	}
+	p.stopped = false
+	return nil
 }
 
 // pgCluster is a PostgreSQL cluster directory and how to run its binaries.
@@ -306,15 +327,8 @@ func (c *pgCluster) start(ctx context.Context) (*Postgres, error) {
 		}
 		p.Created = true
 	}
-	// pg_ctl hands -o to a shell: quote the path and the settings.
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", c.opts.Port, shellQuote(c.sockets))
-	for _, setting := range c.opts.Settings {
-		opts += " -c " + shellQuote(setting)
-	}
-	out, err := c.command("pg_ctl", "-D", c.data, "-l", c.logPath, "-w", "-t", "60", "-o", opts, "start").CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("pg_ctl start of %s on 127.0.0.1:%d failed: %v\n%s\n%s (last lines):\n%s",
-			c.data, c.opts.Port, err, bytesTrim(out), c.logPath, logTail(c.logPath, 20))
+	if err := c.startServer(); err != nil {
+		return nil, err
 	}
 	u := url.URL{
 		Scheme:   "postgres",
@@ -329,6 +343,22 @@ func (c *pgCluster) start(ctx context.Context) (*Postgres, error) {
 	u.Path = "/" + c.opts.Database
 	p.URL = u.String()
 	return p, nil
+}
+
+// startServer starts the server of the existing cluster with pg_ctl and
+// waits until it accepts connections.
+func (c *pgCluster) startServer() error {
+	// pg_ctl hands -o to a shell: quote the path and the settings.
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", c.opts.Port, shellQuote(c.sockets))
+	for _, setting := range c.opts.Settings {
+		opts += " -c " + shellQuote(setting)
+	}
+	out, err := c.command("pg_ctl", "-D", c.data, "-l", c.logPath, "-w", "-t", "60", "-o", opts, "start").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_ctl start of %s on 127.0.0.1:%d failed: %v\n%s\n%s (last lines):\n%s",
+			c.data, c.opts.Port, err, bytesTrim(out), c.logPath, logTail(c.logPath, 20))
+	}
+	return nil
 }
 
 // stop stops the server in c.opts.StopMode: with "fast", ending sessions

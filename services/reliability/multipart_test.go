@@ -678,8 +678,15 @@ func (r *rig) age(up *upload, what string) bool {
 	u.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	began := time.Now()
 	tag, err := r.s.DB.Exec(ctx, `UPDATE documents SET created_at = created_at - interval '1 hour',
 		updated_at = updated_at - interval '1 hour' WHERE id = $1 AND status = 'pending'`, d.id)
+	if r.pgAway(began, err) {
+		// The test could not make it look old; the final sweep, which
+		// ages every pending row, still has to remove it.
+		r.outcome("multipart", what+", but PostgreSQL was away to age it", false)
+		return false
+	}
 	if err != nil {
 		r.fail("age document %s: %v", d.id, err)
 		return false

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -61,9 +62,12 @@ const (
 // TestLedgerInvariantUnderFaults runs thousands of random operations from
 // many goroutines — upload URLs, PUTs, confirmations through the endpoint
 // racing MinIO's notifications, duplicated notifications, deletes, sweeps —
-// while the confirmer restarts, NATS stops for a while and MinIO stops for
-// a while. Once everything has settled and a final sweep has run, the
-// ledger must agree with itself:
+// while the confirmer restarts, NATS stops for a while, MinIO stops for a
+// while and PostgreSQL (a cluster of the test's own) stops twice, for 2 to
+// 4 s each, at random points among the other faults: every door must then
+// answer 503 or succeed, never 500, and recover by itself, and the quota
+// sampler forgives only the reads the outage cut. Once everything has
+// settled and a final sweep has run, the ledger must agree with itself:
 //
 //  1. every user's used_bytes is the sum of the sizes of their charged
 //     documents, and nothing is reserved (nothing is pending);
@@ -112,7 +116,12 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 	t.Logf("seed %d (RELIABILITY_SEED=%d replays it)", seed, seed)
 	began := time.Now()
 
+	// A PostgreSQL cluster of the test's own, which the run stops and
+	// starts again: never DATABASE_URL's, which other tests share.
+	pg := testenv.StartPostgres(t)
+	dsn := pg.Database(t)
 	s := apitest.Start(t, apitest.Options{Events: true, Sweepers: 1, Edit: func(c *config.Config) {
+		c.DatabaseURL = dsn
 		c.UploadURLTTL = uploadURLTTL
 		c.PendingTTL = pendingTTL
 		// The ledger is under test, not the abuse limits: ten users asking
@@ -126,7 +135,15 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 		c.MultipartPartSize = partSize
 		c.MaxUploadBytes = maxUploadBytes
 	}})
+	// The test's own reads go to the same database as the services'.
+	s.DB.Close()
+	db, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.DB = db // closed with the stack
 	r := newRig(t, s, seed)
+	r.pg = pg
 	t.Logf("stack ready in %s", time.Since(began).Round(time.Millisecond))
 
 	// The quota sampler, from the first operation to the last sweep.
@@ -170,23 +187,39 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 	}
 	t.Cleanup(halt) // before the stack's own clean-up, if the test ends early
 
-	// The faults, one after another, while the workers run.
+	// The faults, one after another, while the workers run; the
+	// PostgreSQL outages go at random places among the others.
+	faultRNG := rand.New(rand.NewPCG(seed, 1<<33))
+	others := []struct {
+		name string
+		fn   func()
+	}{
+		{"confirmer restart", func() { r.restartConfirmer() }},
+		{"NATS outage", func() {
+			s.NATS.Stop()
+			time.Sleep(2 * time.Second)
+			s.NATS.Restart(t)
+		}},
+		{"MinIO outage", func() {
+			s.MinIO.Stop()
+			time.Sleep(2 * time.Second)
+			s.MinIO.Restart(t)
+		}},
+		{"confirmer restart", func() { r.restartConfirmer() }},
+	}
+	pgAt := pgFaultPlan(faultRNG, len(others))
 	time.Sleep(2 * time.Second)
-	r.inject("confirmer restart", func() { r.restartConfirmer() })
-	time.Sleep(3 * time.Second)
-	r.inject("NATS outage", func() {
-		s.NATS.Stop()
-		time.Sleep(2 * time.Second)
-		s.NATS.Restart(t)
-	})
-	time.Sleep(3 * time.Second)
-	r.inject("MinIO outage", func() {
-		s.MinIO.Stop()
-		time.Sleep(2 * time.Second)
-		s.MinIO.Restart(t)
-	})
-	time.Sleep(3 * time.Second)
-	r.inject("confirmer restart", func() { r.restartConfirmer() })
+	for i := 0; i <= len(others); i++ {
+		for len(pgAt) > 0 && pgAt[0] == i {
+			pgAt = pgAt[1:]
+			r.inject("PostgreSQL outage", func() { r.pgStop(faultRNG) })
+			time.Sleep(2*time.Second + time.Duration(faultRNG.IntN(2000))*time.Millisecond)
+		}
+		if i < len(others) {
+			r.inject(others[i].name, others[i].fn)
+			time.Sleep(3 * time.Second)
+		}
+	}
 
 	for r.total.Load() < minOps && time.Since(runStart) < maxRunTime {
 		time.Sleep(100 * time.Millisecond)
@@ -233,6 +266,9 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 
 	r.check(t)
 	r.report(t, final, settled, workload, time.Since(began))
+	r.mu.Lock()
+	r.reportPGOutages(t)
+	r.mu.Unlock()
 }
 
 // putState is what became of a document's PUT.
@@ -366,8 +402,9 @@ type rig struct {
 	admin   string
 	users   []*user
 
-	total      atomic.Int64 // operations
-	validated  atomic.Int64 // API exchanges checked against the OpenAPI document
+	pg         *testenv.PostgresServer // the stack's, stopped by the PostgreSQL outages
+	total      atomic.Int64            // operations
+	validated  atomic.Int64            // API exchanges checked against the OpenAPI document
 	inFault    atomic.Bool
 	faultEnded atomic.Int64 // UnixNano of the last fault's end
 
@@ -379,6 +416,8 @@ type rig struct {
 	failed    []string // the first maxFailures failures, repeated at the end of the report
 	orphans   int      // objects PUT on purpose for deleted documents
 	faults    []fault
+	inflight  map[string]int // operations by kind under way
+	pgOutages []*pgOutage
 	confirmer map[string]int64 // the confirmers' stats, summed over restarts
 
 	listed []listed // documents listed before their upload URL came back
@@ -429,6 +468,7 @@ func newRig(t *testing.T, s *apitest.Stack, seed uint64) *rig {
 		admin:     s.Token(t, uuid.New(), auth.RoleAdmin),
 		docs:      map[uuid.UUID]*doc{},
 		ops:       map[string]int{},
+		inflight:  map[string]int{},
 		outcomes:  map[string]int{},
 		latency:   map[string]time.Duration{},
 		slowest:   map[string]time.Duration{},
@@ -512,9 +552,13 @@ func (r *rig) fail(format string, args ...any) {
 func (r *rig) count(kind string) (done func()) {
 	r.total.Add(1)
 	start := time.Now()
+	r.mu.Lock()
+	r.inflight[kind]++
+	r.mu.Unlock()
 	return func() {
 		took := time.Since(start)
 		r.mu.Lock()
+		r.inflight[kind]--
 		r.ops[kind]++
 		r.latency[kind] += took
 		r.slowest[kind] = max(r.slowest[kind], took)
@@ -621,6 +665,9 @@ func (r *rig) api(kind, method, path, token string, body any) (int, []byte, http
 	if n := r.outcome(kind, strconv.Itoa(resp.StatusCode), resp.StatusCode >= 500); n < 20 || n%10 == 0 {
 		apitest.ValidateExchange(r.t, req, nil, resp, data)
 		r.validated.Add(1)
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		r.noteUnavailable(kind)
 	}
 	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
 		r.fail("%s %s answered %d: %s", method, path, resp.StatusCode, data)

@@ -82,10 +82,16 @@ func (r *rig) sampleQuotas(stop <-chan struct{}) {
 func (r *rig) sampleOnce(charged []string, withKeys bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	at := time.Since(r.began).Round(time.Millisecond)
+	began := time.Now()
+	at := began.Sub(r.began).Round(time.Millisecond)
+	// While PostgreSQL is away (and just after, until the pool has dropped
+	// the connections the stop broke) a sample may fail to connect: it is
+	// lost, not failed. Whatever a sample reads is checked in full.
 	rows, err := r.s.DB.Query(ctx, quotaSample, charged)
 	if err != nil {
-		r.fail("quota sample at +%s: %v", at, err)
+		if !r.pgAway(began, err) {
+			r.fail("quota sample at +%s: %v", at, err)
+		}
 		return
 	}
 	type bad struct {
@@ -101,7 +107,9 @@ func (r *rig) sampleOnce(charged []string, withKeys bool) {
 		var example string
 		if err := rows.Scan(&user, &used, &reserved, &limit, &chargedSum, &reservedSum, &misreserved, &example); err != nil {
 			rows.Close()
-			r.fail("quota sample at +%s: %v", at, err)
+			if !r.pgAway(began, err) {
+				r.fail("quota sample at +%s: %v", at, err)
+			}
 			return
 		}
 		peakReserved = max(peakReserved, reserved)
@@ -123,7 +131,9 @@ func (r *rig) sampleOnce(charged []string, withKeys bool) {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		r.fail("quota sample at +%s: %v", at, err)
+		if !r.pgAway(began, err) {
+			r.fail("quota sample at +%s: %v", at, err)
+		}
 		return
 	}
 	var keys map[uuid.UUID]string
@@ -158,9 +168,12 @@ func (r *rig) sampleOnce(charged []string, withKeys bool) {
 // readMultipartKeys returns the keys of the multipart documents now in
 // PostgreSQL, the workers' and any whose upload-url answer was lost.
 func (r *rig) readMultipartKeys(ctx context.Context) map[uuid.UUID]string {
+	began := time.Now()
 	rows, err := r.s.DB.Query(ctx, `SELECT id, object_key FROM documents WHERE part_size IS NOT NULL`)
 	if err != nil {
-		r.fail("read multipart documents: %v", err)
+		if !r.pgAway(began, err) {
+			r.fail("read multipart documents: %v", err)
+		}
 		return nil
 	}
 	defer rows.Close()
@@ -169,7 +182,9 @@ func (r *rig) readMultipartKeys(ctx context.Context) map[uuid.UUID]string {
 		var id uuid.UUID
 		var key string
 		if err := rows.Scan(&id, &key); err != nil {
-			r.fail("read multipart documents: %v", err)
+			if !r.pgAway(began, err) {
+				r.fail("read multipart documents: %v", err)
+			}
 			return nil
 		}
 		keys[id] = key

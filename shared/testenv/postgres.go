@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -113,15 +114,34 @@ func execAdmin(ctx context.Context, admin *url.URL, sql string) error {
 }
 
 // startCluster initializes and starts a throwaway cluster in a temporary
-// directory with devstack, on another free port if the first one turns out
-// to be taken, registers its shutdown and removal with Main and returns its
-// admin connection URL.
+// directory with devstack, registers its shutdown and removal with Main and
+// returns its admin connection URL.
 func startCluster() (*url.URL, error) {
-	dir, err := os.MkdirTemp("", "testenv-pg-")
+	// Durability is worthless in a cluster deleted after the tests.
+	pg, dir, err := startThrowaway("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 	if err != nil {
-		return nil, fmt.Errorf("testenv: %w", err)
+		return nil, err
 	}
-	var pg *devstack.Postgres
+	u, err := url.Parse(pg.URL)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("testenv: %w", err), pg.Stop(), os.RemoveAll(dir))
+	}
+	registerStop("PostgreSQL cluster "+u.Host, func() error {
+		return errors.Join(pg.Stop(), os.RemoveAll(dir))
+	})
+	return u, nil
+}
+
+// startThrowaway initializes and starts a throwaway cluster with the given
+// server settings in a new temporary directory with devstack, on another
+// free port if the first one turns out to be taken. The caller stops it
+// and removes dir.
+func startThrowaway(settings ...string) (pg *devstack.Postgres, dir string, err error) {
+	dir, err = os.MkdirTemp("", "testenv-pg-")
+	if err != nil {
+		return nil, "", fmt.Errorf("testenv: %w", err)
+	}
+	settings = append(slices.Clip(settings), "max_connections=300")
 	for range 3 {
 		ports, perr := freePorts(1)
 		if perr != nil {
@@ -134,8 +154,7 @@ func startCluster() (*url.URL, error) {
 			Port:     ports[0],
 			Database: "postgres", // exists: test databases are made by Postgres
 			Log:      zerolog.Nop(),
-			// Durability is worthless in a cluster deleted after the tests.
-			Settings: []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=300"},
+			Settings: settings,
 			StopMode: "immediate",
 		})
 		if err == nil || !portTaken(err) {
@@ -144,16 +163,94 @@ func startCluster() (*url.URL, error) {
 	}
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("testenv: %w", err)
+		return nil, "", fmt.Errorf("testenv: %w", err)
+	}
+	return pg, dir, nil
+}
+
+// PostgresServer is a throwaway PostgreSQL cluster of one test's own, which
+// the test may stop and start again, on the same port and data directory,
+// to see what its clients do while the database is away.
+type PostgresServer struct {
+	// URL connects to the postgres database as the superuser.
+	URL string
+
+	mu   sync.Mutex // serializes Stop and Start
+	pg   *devstack.Postgres
+	host string
+}
+
+// StartPostgres starts a throwaway PostgreSQL cluster for this test alone
+// (never the DATABASE_URL server, which other tests share), stopped and
+// removed when the test ends. It fails the test, saying what to install,
+// when the PostgreSQL server binaries are missing.
+func StartPostgres(tb testing.TB) *PostgresServer {
+	tb.Helper()
+	// A commit must survive Stop, a crash of the server but not of the
+	// machine: synchronous_commit stays on (with it off, the last commits
+	// acknowledged to clients are lost), while fsync and full-page writes,
+	// which only an operating system crash needs, stay off for speed.
+	pg, dir, err := startThrowaway("fsync=off", "full_page_writes=off")
+	if err != nil {
+		tb.Fatalf("testenv: this test stops and starts a PostgreSQL cluster of its own, which needs the server binaries (initdb, pg_ctl; apt-get install postgresql): %v", err)
 	}
 	u, err := url.Parse(pg.URL)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("testenv: %w", err), pg.Stop(), os.RemoveAll(dir))
+		tb.Fatal(errors.Join(err, pg.Stop(), os.RemoveAll(dir)))
 	}
-	registerStop("PostgreSQL cluster "+u.Host, func() error {
-		return errors.Join(pg.Stop(), os.RemoveAll(dir))
+	s := &PostgresServer{URL: pg.URL, pg: pg, host: u.Host}
+	tb.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err := errors.Join(s.pg.Stop(), os.RemoveAll(dir)); err != nil {
+			tb.Errorf("testenv: stop PostgreSQL %s: %v", s.host, err)
+		}
 	})
-	return u, nil
+	return s
+}
+
+// Database creates a fresh, empty database on the server and returns its
+// connection string; it goes with the cluster when the test ends.
+func (s *PostgresServer) Database(tb testing.TB) string {
+	tb.Helper()
+	admin, err := url.Parse(s.URL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	name := "t_" + randomHex(8)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := execAdmin(ctx, admin, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		tb.Fatalf("testenv: create database %s on %s: %v", name, s.host, err)
+	}
+	u := *admin
+	u.Path = "/" + name
+	u.RawPath = ""
+	return u.String()
+}
+
+// Stop stops the server at once, as a crash would (pg_ctl stop -m
+// immediate): every session ends and new connections are refused until
+// Start. Stop does nothing if the server is stopped.
+func (s *PostgresServer) Stop(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.pg.Stop(); err != nil {
+		tb.Fatalf("testenv: stop PostgreSQL %s: %v", s.host, err)
+	}
+}
+
+// Start starts the server Stop stopped on the same port and data
+// directory, after crash recovery, and returns once it accepts
+// connections. Start does nothing if the server runs.
+func (s *PostgresServer) Start(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.pg.Restart(); err != nil {
+		tb.Fatalf("testenv: start PostgreSQL %s again: %v", s.host, err)
+	}
 }
 
 // portTaken reports whether err, from starting PostgreSQL, says (in the

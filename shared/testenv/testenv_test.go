@@ -312,3 +312,30 @@ func TestStartMinIOFailingBinary(t *testing.T) {
 		t.Errorf("StartMinIO with a failing binary failed with %q, want the log tail and the exit", msg)
 	}
 }
+
+func TestStartPostgresStopsAndStartsKeepingCommits(t *testing.T) {
+	t.Parallel()
+	pg := StartPostgres(t)
+	dsn := pg.Database(t)
+	ctx := t.Context()
+	conn := connect(t, dsn)
+	if _, err := conn.Exec(ctx, "CREATE TABLE t (x int); INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+
+	pg.Stop(t)
+	if _, err := conn.Exec(ctx, "SELECT 1"); err == nil {
+		t.Error("a session survived Stop")
+	}
+	if c, err := pgx.Connect(ctx, dsn); err == nil {
+		c.Close(ctx)
+		t.Error("connected while stopped")
+	}
+	pg.Stop(t) // idempotent
+
+	pg.Start(t)
+	var x int
+	if err := connect(t, dsn).QueryRow(ctx, "SELECT x FROM t").Scan(&x); err != nil || x != 1 {
+		t.Errorf("after Start, the committed row reads %d, %v; want 1", x, err)
+	}
+}
