@@ -208,3 +208,157 @@ func TestPingNamesTheStreamsWithoutQuorum(t *testing.T) {
 	nodes[1].Restart(t)
 	waitPing(func(err error) bool { return err == nil }, "nil once a quorum is back")
 }
+
+// leaderLoss is a durable consumer (MaxAckPending 1, as the sweeper's) on a
+// three-node cluster, and a replica consuming it through the node stays,
+// which never hears of the loss of lead, the consumer's leader. back is the
+// third node, which loseLeader stops with lead and restarts, so that the
+// consumer has no leader for a while.
+type leaderLoss struct {
+	js                jetstream.JetStream
+	consumer          events.Consumer
+	leader            string
+	lead, back, stays *testenv.NATSServer
+	bus               *events.Bus
+}
+
+func newLeaderLoss(t *testing.T, ctx context.Context) *leaderLoss {
+	t.Helper()
+	nodes, urls := testenv.NATSCluster(t, 3)
+	nc, js, err := events.Connect(events.ConnectConfig{URL: urls, Name: "cluster-test"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := events.EnsureStreams(ctx, js, events.StreamLimits{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	l := &leaderLoss{js: js, consumer: events.Consumer{
+		Stream: events.StreamDocuments, Name: "leader-test", Subject: "document.>",
+		AckWait: time.Minute, MaxDeliver: 3, MaxAckPending: 1, Workers: 1,
+	}}
+	c := l.consumer
+	cons, err := events.EnsureConsumer(ctx, js, c.Stream, jetstream.ConsumerConfig{
+		Durable: c.Name, FilterSubject: c.Subject, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: c.AckWait, MaxDeliver: c.MaxDeliver, MaxAckPending: c.MaxAckPending,
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.leader = cons.CachedInfo().Cluster.Leader
+	for _, n := range nodes {
+		switch {
+		case n.Name() == l.leader:
+			l.lead = n
+		case l.stays == nil:
+			l.stays = n
+		default:
+			l.back = n
+		}
+	}
+	if l.lead == nil || l.back == nil {
+		t.Fatalf("no node is named %q, the consumer's leader", l.leader)
+	}
+	l.bus, err = events.Open(events.ConnectConfig{URL: l.stays.URL, Name: "replica"}, zerolog.New(zerolog.NewTestWriter(t)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.bus.Close)
+	return l
+}
+
+// consume runs the replica with h until the test ends.
+func (l *leaderLoss) consume(t *testing.T, ctx context.Context, h events.Handler) {
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- l.bus.Consume(runCtx, l.consumer, h) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// loseLeader stops back and lead, so that the consumer has no leader, and
+// brings back back after a moment, so that it gets a new one; it returns
+// when it stopped them.
+func (l *leaderLoss) loseLeader(t *testing.T, meanwhile func()) time.Time {
+	t.Helper()
+	l.back.Stop()
+	l.lead.Stop()
+	lost := time.Now()
+	meanwhile()
+	time.Sleep(500 * time.Millisecond)
+	l.back.Restart(t)
+	return lost
+}
+
+// publish publishes body, retrying while the stream has no leader.
+func (l *leaderLoss) publish(t *testing.T, ctx context.Context, body string) {
+	t.Helper()
+	for {
+		pubCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := l.js.Publish(pubCtx, "document.uploaded.someone", []byte(body))
+		cancel()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("publish %s: %v", body, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// leaderLossWithin bounds how long the test waits: a new leader takes up
+// to about 10 s (raft election timeouts); a lost ack would hold the message
+// for AckWait (60 s).
+const leaderLossWithin = 25 * time.Second
+
+// A replica keeps consuming when its consumer loses its leader while a
+// message is in hand and no new leader is elected for a few seconds. The
+// ack it sends meanwhile is tried again until a leader answers; without
+// that the message would be held until AckWait (60 s), and with
+// MaxAckPending 1 nothing else would come.
+func TestAckOutlivesTheLossOfTheConsumerLeader(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	l := newLeaderLoss(t, ctx)
+	inHand, release := make(chan struct{}), make(chan struct{})
+	acked := make(chan struct{})
+	second := make(chan events.Message, 1)
+	l.consume(t, ctx, func(_ context.Context, m events.Message) events.Outcome {
+		if string(m.Data) == "second" {
+			second <- m
+			return events.Ack()
+		}
+		close(inHand)
+		<-release
+		return events.AckThen(func(context.Context) { close(acked) })
+	})
+	l.publish(t, ctx, "first")
+	select {
+	case <-inHand:
+	case <-ctx.Done():
+		t.Fatal("the first message never came")
+	}
+	l.publish(t, ctx, "second")
+	lost := l.loseLeader(t, func() { close(release) }) // acked while the consumer has no leader
+
+	select {
+	case <-acked:
+		t.Logf("ack confirmed %s after the consumer's leader was lost", time.Since(lost).Round(time.Millisecond))
+	case <-time.After(leaderLossWithin - time.Since(lost)):
+		t.Fatalf("the first message's ack was not confirmed %s after the consumer's leader %s was lost", leaderLossWithin, l.leader)
+	}
+	select {
+	case m := <-second:
+		if m.Delivered != 1 {
+			t.Errorf("the second message came %d times", m.Delivered)
+		}
+	case <-time.After(leaderLossWithin - time.Since(lost)):
+		t.Fatalf("the second message was not delivered %s after the consumer's leader %s was lost", leaderLossWithin, l.leader)
+	}
+}

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -135,7 +136,9 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 		close(work)
 		wg.Wait()
 	}()
-	cc, err := cons.Consume(func(m jetstream.Msg) { work <- m }, jetstream.PullMaxMessages(2*workers))
+	cc, err := cons.Consume(func(m jetstream.Msg) { work <- m },
+		jetstream.PullMaxMessages(2*workers),
+		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", c.Name, err)
 	}
@@ -143,6 +146,57 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 	cc.Drain()
 	<-cc.Closed()
 	return nil
+}
+
+// A pull request lives on the consumer's leader. When that leader's node
+// goes, a replica's waiting requests can go with it unnoticed, and the
+// replica pulls again only once it has missed two heartbeats. With the
+// client's default heartbeat (half of a 30 s expiry), both confirmers sat
+// idle for about 30 s after a NATS node was lost while notifications piled
+// up (services/cluster); these bound the silence to about 4 s.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+)
+
+// ackRetryFor bounds how long a confirmed ack (AckThen) is tried again. An
+// ack sent while the consumer's leader changes (its node lost, the next one
+// not yet elected, which takes up to about 10 s) can be lost, refused ("no
+// responders") or never answered, and the message is then held until
+// AckWait before it comes back; with MaxAckPending 1 (the sweeper) nothing
+// else is delivered meanwhile. Past AckWait the message comes back anyway:
+// no longer. Each try waits ackTryFor for the answer.
+const (
+	ackRetryFor = 20 * time.Second
+	ackTryFor   = 2 * time.Second
+)
+
+// doubleAck acks msg and waits for the server to confirm it, trying again
+// for up to ackRetryFor (or ackWait, if shorter) while no answer comes; it
+// returns how many times it tried. Acking again is safe: the server
+// answers an ack of a message already acked.
+func doubleAck(ctx context.Context, msg jetstream.Msg, ackWait time.Duration) (tries int, err error) {
+	limit := ackRetryFor
+	if ackWait > 0 {
+		limit = min(limit, ackWait)
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		tries++
+		try, cancelTry := context.WithTimeout(ctx, ackTryFor)
+		err = msg.DoubleAck(try)
+		cancelTry()
+		if err == nil || errors.Is(err, jetstream.ErrMsgNotBound) || errors.Is(err, jetstream.ErrMsgNoReply) ||
+			errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			return tries, err
+		}
+		select {
+		case <-ctx.Done():
+			return tries, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // handle runs h on one message and settles it.
@@ -171,9 +225,13 @@ func (b *Bus) handle(ctx context.Context, log zerolog.Logger, c Consumer, h Hand
 			_ = msg.Ack()
 			return
 		}
-		if err := msg.DoubleAck(ctx); err != nil {
-			log.Warn().Err(err).Msg("ack not confirmed; the message will come back")
+		tries, err := doubleAck(ctx, msg, c.AckWait)
+		if err != nil {
+			log.Warn().Err(err).Int("tries", tries).Msg("ack not confirmed; the message will come back")
 			return
+		}
+		if tries > 1 {
+			log.Info().Int("tries", tries).Msg("ack confirmed after trying again")
 		}
 		out.then(ctx)
 	case verdictTerm:
