@@ -109,6 +109,10 @@ func (n *NATSServer) Restart(tb testing.TB) {
 	}
 }
 
+// Name returns the server's name, the same on every start: the name
+// JetStream reports for a stream's or a consumer's leader and replicas.
+func (n *NATSServer) Name() string { return n.name }
+
 // Server returns the running server, or nil while it is stopped.
 func (n *NATSServer) Server() *server.Server {
 	n.mu.Lock()

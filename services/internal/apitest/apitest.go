@@ -41,12 +41,15 @@ import (
 // as a process would: a stack.Stack of its own from the composition root,
 // with its own connections and metrics.
 type Stack struct {
-	URL    string
-	Cfg    config.Config
-	NATS   *testenv.NATSServer
-	MinIO  *testenv.MinIOServer
-	DB     *pgxpool.Pool
-	Bucket string
+	URL  string
+	Cfg  config.Config
+	NATS *testenv.NATSServer // the test's own server; nil with Options.NATS
+	// NATSURL is what the roles connect to: NATS.URL, or with Options.NATS
+	// the comma-separated URLs of every node.
+	NATSURL string
+	MinIO   *testenv.MinIOServer
+	DB      *pgxpool.Pool
+	Bucket  string
 	// API is the running api's stack.
 	API *stack.Stack
 	// Confirmer is the running confirmer's stack, with Options.Events;
@@ -80,24 +83,42 @@ type Options struct {
 	Sweepers int
 	// Classifiers is how many classifier replicas to run.
 	Classifiers int
+	// NATS, when set, are the NATS servers the stack uses instead of a
+	// server of its own, such as the nodes of a testenv.NATSCluster: every
+	// role connects to all of them (NATS_URL lists their URLs) and
+	// NATS_STREAM_REPLICAS is their number, unless Edit changes it.
+	NATS []*testenv.NATSServer
+	// MinIOTargets, with Events and NATS, are the indexes in NATS of the
+	// nodes MinIO's PRIMARY and LIVE notification targets publish to. A
+	// target takes one host:port; its client learns the other nodes from
+	// the server it reaches. The zero value sends both to NATS[0].
+	MinIOTargets [2]int
 }
 
 // Start starts the stack with a fresh database, bucket and NATS server.
 func Start(tb testing.TB, opts Options) *Stack {
 	tb.Helper()
 	dsn := testenv.Postgres(tb)
-	ns := testenv.NATS(tb)
+	var ns *testenv.NATSServer
+	nodes, replicas := opts.NATS, 1
+	if len(nodes) == 0 {
+		ns = testenv.NATS(tb)
+		nodes = []*testenv.NATSServer{ns}
+	} else {
+		replicas = len(nodes)
+	}
+	urls := make([]string, len(nodes))
+	for i, n := range nodes {
+		urls[i] = n.URL
+	}
+	natsURL := strings.Join(urls, ",")
 	mi := opts.MinIO
 	switch {
 	case mi != nil:
 	case opts.Events:
 		// MinIO publishes to the stream, which must exist first.
-		mustStreams(tb, ns.URL)
-		mi = testenv.StartMinIO(tb, testenv.MinIOOptions{Env: objectstore.NATSTarget{
-			Address:  fmt.Sprintf("%s:%d", ns.Host, ns.Port),
-			Subject:  events.SubjectMinIO,
-			QueueDir: tb.TempDir(),
-		}.ServerEnv()})
+		mustStreams(tb, natsURL, replicas)
+		mi = testenv.StartMinIO(tb, testenv.MinIOOptions{Env: minioNATSEnv(tb, nodes, opts.MinIOTargets)})
 	default:
 		mi = testenv.MinIO(tb)
 	}
@@ -111,7 +132,8 @@ func Start(tb testing.TB, opts Options) *Stack {
 	cfg.MinIOBucket = bucket
 	cfg.MinIORegion = mi.Region
 	cfg.JWTSecret = hex.EncodeToString(secret)
-	cfg.NATSURL = ns.URL
+	cfg.NATSURL = natsURL
+	cfg.NATSStreamReplicas = int64(replicas)
 	SetIdentities(tb, &cfg, mi)
 	if opts.Edit != nil {
 		opts.Edit(&cfg)
@@ -120,14 +142,15 @@ func Start(tb testing.TB, opts Options) *Stack {
 	tb.Cleanup(cancel)
 	log := zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)
 	s := &Stack{
-		Cfg:    cfg,
-		NATS:   ns,
-		MinIO:  mi,
-		Bucket: bucket,
-		minio:  mi.Client(tb),
-		client: &http.Client{Timeout: 30 * time.Second},
-		ctx:    ctx,
-		log:    log,
+		Cfg:     cfg,
+		NATS:    ns,
+		NATSURL: cfg.NATSURL,
+		MinIO:   mi,
+		Bucket:  bucket,
+		minio:   mi.Client(tb),
+		client:  &http.Client{Timeout: 30 * time.Second},
+		ctx:     ctx,
+		log:     log,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -150,7 +173,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 		s.Sweepers, running = append(s.Sweepers, sw), append(running, done)
 	}
 	if opts.Sweepers > 0 {
-		waitForSweeperConsumer(tb, ns.URL)
+		waitForSweeperConsumer(tb, s.NATSURL)
 	}
 	for i := range opts.Classifiers {
 		c, done := s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.Classifier}}, i)
@@ -320,17 +343,43 @@ func (s *Stack) RestartConfirmer(tb testing.TB) {
 	s.startConfirmer(tb)
 }
 
-// mustStreams creates the JetStream streams on the server at url.
-func mustStreams(tb testing.TB, url string) {
+// mustStreams creates the JetStream streams, with replicas replicas, on
+// the servers at url (a comma-separated list for a cluster).
+func mustStreams(tb testing.TB, url string, replicas int) {
 	tb.Helper()
 	nc, js, err := events.Connect(events.ConnectConfig{URL: url}, zerolog.Nop())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer nc.Close()
-	if err := events.EnsureStreams(context.Background(), js, events.StreamLimits{}); err != nil {
+	if err := events.EnsureStreams(context.Background(), js, events.StreamLimits{Replicas: replicas}); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// minioNATSEnv is the environment of a MinIO server whose PRIMARY target
+// (queued on disk) publishes to nodes[targets[0]] and whose LIVE target
+// publishes to nodes[targets[1]].
+func minioNATSEnv(tb testing.TB, nodes []*testenv.NATSServer, targets [2]int) []string {
+	tb.Helper()
+	for _, i := range targets {
+		if i < 0 || i >= len(nodes) {
+			tb.Fatalf("Options.MinIOTargets %v: no NATS server %d of %d", targets, i, len(nodes))
+		}
+	}
+	addr := func(n *testenv.NATSServer) string { return fmt.Sprintf("%s:%d", n.Host, n.Port) }
+	env := objectstore.NATSTarget{
+		Address:  addr(nodes[targets[0]]),
+		Subject:  events.SubjectMinIO,
+		QueueDir: tb.TempDir(),
+	}.ServerEnv()
+	live := "MINIO_NOTIFY_NATS_ADDRESS_" + objectstore.TargetLive + "="
+	for i, kv := range env {
+		if strings.HasPrefix(kv, live) {
+			env[i] = live + addr(nodes[targets[1]])
+		}
+	}
+	return env
 }
 
 // Token mints a token for user with role.

@@ -47,7 +47,7 @@ func (s *Stack) DocumentEvents(tb testing.TB, id uuid.UUID) []Event {
 		tb.Fatal(err)
 	}
 
-	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATS.URL}, zerolog.Nop())
+	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATSURL}, zerolog.Nop())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -123,7 +123,7 @@ func (l Ledger) Problems() []string {
 // fails tb after timeout.
 func (s *Stack) WaitConfirmerIdle(tb testing.TB, quiet, timeout time.Duration) {
 	tb.Helper()
-	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATS.URL}, zerolog.Nop())
+	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATSURL}, zerolog.Nop())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -42,7 +42,7 @@ type SweepRuns struct {
 // WatchSweeps collects every sweep's result from the start of the stream.
 func (s *Stack) WatchSweeps(tb testing.TB) *SweepRuns {
 	tb.Helper()
-	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATS.URL}, zerolog.Nop())
+	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATSURL}, zerolog.Nop())
 	if err != nil {
 		tb.Fatal(err)
 	}
