@@ -175,6 +175,29 @@ func mustCharged(t *testing.T, dev *devRun, id string, size, before int64) {
 	}
 }
 
+// startMultipartPage starts `docuvault dev` taking files over 6 MiB in
+// parts of partSize, a file of size bytes named name, and a Chromium tab
+// whose upload requests are noted (shot: its screenshot on failure); it
+// returns them with the dev user's used_bytes before the upload.
+func startMultipartPage(t *testing.T, partSize, size int, name, shot string) (*devRun, string, int64, browserTab, *uploadRequests) {
+	t.Helper()
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("JWT_SECRET", "")
+	t.Setenv("MULTIPART_THRESHOLD", strconv.Itoa(6<<20))
+	t.Setenv("MULTIPART_PART_SIZE", strconv.Itoa(partSize))
+	t.Setenv("QUOTA_DEFAULT_BYTES", strconv.Itoa(200<<20))
+	ports := mustFreePorts(t)
+	dev := mustStartDev(t, ports.args(t, mustDataDir(t)))
+	file := mustRandomFile(t, name, size)
+	before := mustUsedBytes(t, dev)
+	ctx := newBrowser(t)
+	sent := newUploadRequests()
+	if err := chromedp.Listen(ctx, sent.note); err != nil {
+		t.Fatal(err)
+	}
+	return dev, file, before, browserTab{t: t, ctx: ctx, shot: shot}, sent
+}
+
 // TestBrowserMultipartResume uploads a file the server takes in parts
 // through the page in headless Chromium, four parts at a time, with the
 // upload throttled so that the page can be reloaded while parts are in
@@ -188,29 +211,14 @@ func TestBrowserMultipartResume(t *testing.T) {
 		parts    = 12 // more than the 10 part URLs the first answer holds
 		size     = (parts-1)*partSize + 3<<20
 	)
-	t.Setenv("DATABASE_URL", "")
-	t.Setenv("JWT_SECRET", "")
-	t.Setenv("MULTIPART_THRESHOLD", strconv.Itoa(6<<20))
-	t.Setenv("MULTIPART_PART_SIZE", strconv.Itoa(partSize))
-	t.Setenv("QUOTA_DEFAULT_BYTES", strconv.Itoa(200<<20))
-	ports := mustFreePorts(t)
-	dev := mustStartDev(t, ports.args(t, mustDataDir(t)))
-	file := mustRandomFile(t, "scan.bin", size)
-	before := mustUsedBytes(t, dev)
-
-	ctx := newBrowser(t)
-	tab := browserTab{t: t, ctx: ctx, shot: "multipart-failed.png"}
-	sent := newUploadRequests()
-	if err := chromedp.Listen(ctx, sent.note); err != nil {
-		t.Fatal(err)
-	}
+	dev, file, before, tab, sent := startMultipartPage(t, partSize, size, "scan.bin", "multipart-failed.png")
 	// A batch of four parts takes about 1.3 s: time to reload between two.
 	tab.do("throttle uploads", throttleUploads(16<<20))
 	signInAsDev(tab, dev)
 	tab.do("choose the file", chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{file}))
 	for deadline := time.Now().Add(time.Minute); sent.storedParts() < 2; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			shot(t, ctx, tab.shot)
+			shot(t, tab.ctx, tab.shot)
 			t.Fatalf("%d parts stored after a minute, want 2", sent.storedParts())
 		}
 	}
@@ -223,7 +231,7 @@ func TestBrowserMultipartResume(t *testing.T) {
 	var id, saved string
 	tab.eval(`document.querySelector('#documents tr[data-document-id]').dataset.documentId`, &id)
 	tab.eval(`String(sessionStorage.getItem('docuvault.multipart'))`, &saved)
-	shot(t, ctx, "multipart.png")
+	shot(t, tab.ctx, "multipart.png")
 	if saved != "null" {
 		t.Errorf("sessionStorage keeps %s after the upload, want it removed", saved)
 	}
@@ -295,23 +303,8 @@ func TestBrowserMultipartExpiredURL(t *testing.T) {
 		parts    = 8
 		size     = (parts-1)*partSize + 3<<20
 	)
-	t.Setenv("DATABASE_URL", "")
-	t.Setenv("JWT_SECRET", "")
-	t.Setenv("MULTIPART_THRESHOLD", strconv.Itoa(6<<20))
-	t.Setenv("MULTIPART_PART_SIZE", strconv.Itoa(partSize))
-	t.Setenv("QUOTA_DEFAULT_BYTES", strconv.Itoa(200<<20))
 	t.Setenv("UPLOAD_URL_TTL", "2s")
-	ports := mustFreePorts(t)
-	dev := mustStartDev(t, ports.args(t, mustDataDir(t)))
-	file := mustRandomFile(t, "slow.bin", size)
-	before := mustUsedBytes(t, dev)
-
-	ctx := newBrowser(t)
-	tab := browserTab{t: t, ctx: ctx, shot: "multipart-expired-failed.png"}
-	sent := newUploadRequests()
-	if err := chromedp.Listen(ctx, sent.note); err != nil {
-		t.Fatal(err)
-	}
+	dev, file, before, tab, sent := startMultipartPage(t, partSize, size, "slow.bin", "multipart-expired-failed.png")
 	// The first four parts take about 3.3 s: the URLs of parts 5 to 8,
 	// signed with them, have expired when those parts start.
 	tab.do("throttle uploads", throttleUploads(6<<20))
