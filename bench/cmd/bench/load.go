@@ -217,25 +217,34 @@ func (s *stack) rawUpload(ctx context.Context, bucket string, data []byte) error
 
 // tusUpload is the tus protocol's shortest upload: POST to create with
 // Upload-Length, then one PATCH with the whole body at offset 0.
-func (s *stack) tusUpload(ctx context.Context, data []byte) error {
+// tusCreate creates a tus upload of size bytes and returns its location.
+func (s *stack) tusCreate(ctx context.Context, size int64) (*url.URL, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.tusURL, nil)
 	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Length", strconv.Itoa(len(data)))
+	req.Header.Set("Upload-Length", strconv.FormatInt(size, 10))
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("tus create: %s", resp.Status)
+		return nil, fmt.Errorf("tus create: %s", resp.Status)
 	}
 	base, _ := url.Parse(s.tusURL)
 	loc, err := base.Parse(resp.Header.Get("Location"))
 	if err != nil {
-		return fmt.Errorf("tus create: Location: %w", err)
+		return nil, fmt.Errorf("tus create: Location: %w", err)
 	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodPatch, loc.String(), bytes.NewReader(data))
+	return loc, nil
+}
+
+func (s *stack) tusUpload(ctx context.Context, data []byte) error {
+	loc, err := s.tusCreate(ctx, int64(len(data)))
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPatch, loc.String(), bytes.NewReader(data))
 	req.ContentLength = int64(len(data))
 	req.Header.Set("Tus-Resumable", "1.0.0")
 	req.Header.Set("Upload-Offset", "0")

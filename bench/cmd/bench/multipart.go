@@ -547,23 +547,10 @@ func (s *stack) putPart(ctx context.Context, u string, data []byte) (string, err
 // PATCH at a time per upload, each at the offset the previous one ended.
 // tusd's answer to the last PATCH comes after its CompleteMultipartUpload.
 func (s *stack) tusChunked(ctx context.Context, r *mpRun, body *mpBody) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.tusURL, nil)
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Length", strconv.FormatInt(r.size, 10))
 	r.requests++
-	resp, err := s.client.Do(req)
+	loc, err := s.tusCreate(ctx, r.size)
 	if err != nil {
 		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("tus create: %s", resp.Status)
-	}
-	base, _ := url.Parse(s.tusURL)
-	loc, err := base.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		return fmt.Errorf("tus create: Location: %w", err)
 	}
 	r.partSize = mpPartSize
 	for off := int64(0); off < r.size; off += mpPartSize {
