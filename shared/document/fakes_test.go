@@ -410,7 +410,7 @@ func (s *memStore) KnownKeys(_ context.Context, keys []string) (map[string]bool,
 	defer s.mu.Unlock()
 	known := map[string]bool{}
 	for _, d := range s.st.docs {
-		if slices.Contains(keys, d.ObjectKey) {
+		if d.Status != document.StatusRejected && slices.Contains(keys, d.ObjectKey) {
 			known[d.ObjectKey] = true
 		}
 	}

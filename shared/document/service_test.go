@@ -1339,6 +1339,12 @@ func TestSweep(t *testing.T) {
 	f.put(oldOrphan, 5)
 	olderOrphan := document.ObjectKey(user, uuid.New(), "orphan.pdf")
 	f.objects.put(olderOrphan, []byte("orphan"), t0.Add(-2*time.Hour))
+	// Rejected three hours ago, within retention, and its URL used again
+	// two hours ago while the notification was lost: bytes no one is
+	// charged for.
+	f.clock.set(t0.Add(-3 * time.Hour))
+	reusedRejected := f.rejected(t, user)
+	f.objects.put(reusedRejected.ObjectKey, []byte("uncharged"), t0.Add(-2*time.Hour))
 
 	// Made ten minutes ago.
 	f.clock.set(t0.Add(-10 * time.Minute))
@@ -1357,8 +1363,9 @@ func TestSweep(t *testing.T) {
 	res.MaxBatchLock = 0
 	res.PendingListed = 0 // the keys' order, and so each listing's length, is random
 	// The reconciliation checks what is left: 3 arrived, the charged one, 2
-	// old orphans, the fresh arrival and the fresh orphan.
-	want := document.SweepResult{Confirmed: 3, Rejected: 1, Purged: 3, RejectedRemoved: 1, OrphansRemoved: 2, KeysChecked: 8}
+	// old orphans, the rejected document's object, the fresh arrival and the
+	// fresh orphan.
+	want := document.SweepResult{Confirmed: 3, Rejected: 1, Purged: 3, RejectedRemoved: 1, OrphansRemoved: 3, KeysChecked: 9}
 	if res != want {
 		t.Errorf("Sweep = %+v, want %+v", res, want)
 	}
@@ -1383,6 +1390,10 @@ func TestSweep(t *testing.T) {
 	f.gone(t, oldRejected.ID)
 	if f.objects.has(oldRejected.ObjectKey) || f.objects.has(oldOrphan) || f.objects.has(olderOrphan) {
 		t.Error("an old rejected object or orphan is still stored")
+	}
+	wantStatus(t, f.doc(t, reusedRejected.ID), document.StatusRejected, document.ReasonSizeMismatch)
+	if f.objects.has(reusedRejected.ObjectKey) {
+		t.Error("the object stored for a rejected document within retention is still there")
 	}
 	for _, d := range []*document.Document{fresh, freshArrived} {
 		wantStatus(t, f.doc(t, d.ID), document.StatusPending, "")

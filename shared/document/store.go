@@ -51,7 +51,8 @@ type Store interface {
 	// length window that holds now (a new window starts when the last one
 	// is over), and reports whether the count is within limit.
 	TakeRate(ctx context.Context, user uuid.UUID, action string, now time.Time, window time.Duration, limit int) (RateWindow, bool, error)
-	// KnownKeys returns which of keys belong to a document.
+	// KnownKeys returns which of keys belong to a document that may hold
+	// bytes: any but a rejected one (whose bytes must be gone).
 	KnownKeys(ctx context.Context, keys []string) (map[string]bool, error)
 	// PendingRemovals returns up to limit object keys recorded for removal
 	// (Tx.RecordRemoval) before before, oldest first.

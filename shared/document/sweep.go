@@ -352,12 +352,14 @@ func (s *Service) sweepRemovals(ctx context.Context, cfg SweepConfig, cutoff tim
 
 // reconcileSlice checks the next ReconcileKeys keys of the bucket against
 // the table, resuming where the last sweep stopped, and deletes the objects
-// no document owns that are older than PendingTTL. A client gets a
-// document's URL only once its row is written, so an object without a row
-// is never an upload in flight. Orphans mostly never get here: the
-// notification door removes an object of no live document as it is written,
-// and deletes record their removals; this pass is the backstop, one full
-// pass over the bucket per ReconcilePeriod.
+// no live document owns — no row, or a rejected one, whose bytes must be
+// gone (its URL used again while the notification was lost) — that are
+// older than PendingTTL. A client gets a document's URL only once its row
+// is written, so an object without a row is never an upload in flight.
+// Orphans mostly never get here: the notification door removes an object of
+// no live document as it is written, and deletes record their removals;
+// this pass is the backstop, one full pass over the bucket per
+// ReconcilePeriod.
 func (s *Service) reconcileSlice(ctx context.Context, cfg SweepConfig, now time.Time, res *SweepResult) error {
 	cur, err := s.store.ReconcileCursor(ctx)
 	if err != nil {

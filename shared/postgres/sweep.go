@@ -88,9 +88,10 @@ func (s *Store) TouchPending(ctx context.Context, id uuid.UUID, at time.Time) (b
 	return tag.RowsAffected() > 0, nil
 }
 
-// KnownKeys returns which of keys belong to a document.
+// KnownKeys returns which of keys belong to a document that may hold
+// bytes: any but a rejected one.
 func (s *Store) KnownKeys(ctx context.Context, keys []string) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT object_key FROM documents WHERE object_key = ANY($1)`, keys)
+	rows, err := s.pool.Query(ctx, `SELECT object_key FROM documents WHERE object_key = ANY($1) AND status <> 'rejected'`, keys)
 	if err != nil {
 		return nil, translate(err, "look up object keys")
 	}
