@@ -158,22 +158,20 @@ func (s *memStore) CreateDocument(_ context.Context, d *document.Document, l doc
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u := document.UploadUsage{Quota: s.st.quota(d.UserID, s.defaultLimit)}
-	for _, o := range s.st.docs {
-		if o.UserID != d.UserID {
-			continue
-		}
-		if !o.CreatedAt.Before(l.Since) {
-			if u.Recent == 0 || o.CreatedAt.Before(u.Oldest) {
-				u.Oldest = o.CreatedAt
+	if l.MaxRequests > 0 || l.MaxPending > 0 {
+		// Counted like PostgreSQL's 'upload' row: every request, refused
+		// ones too; the lock makes the pending count exact.
+		u.Requests = s.countRate(rateKey{d.UserID, "upload"}, l.Now, l.Window)
+	}
+	if l.MaxPending > 0 {
+		for _, o := range s.st.docs {
+			if o.UserID == d.UserID && o.Status == document.StatusPending {
+				u.Pending++
 			}
-			u.Recent++
-		}
-		if o.Status == document.StatusPending {
-			u.Pending++
 		}
 	}
 	switch {
-	case l.MaxRecent > 0 && u.Recent >= l.MaxRecent,
+	case l.MaxRequests > 0 && u.Requests.Count > l.MaxRequests,
 		l.MaxPending > 0 && u.Pending >= l.MaxPending,
 		l.Reserve > 0 && u.Quota.UsedBytes+u.Quota.ReservedBytes+l.Reserve > u.Quota.LimitBytes:
 		return u, false, nil
@@ -375,14 +373,19 @@ func (s *memStore) TakeRate(_ context.Context, user uuid.UUID, action string, no
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := rateKey{user, action}
+	w := s.countRate(rateKey{user, action}, now, window)
+	return w, w.Count <= limit, nil
+}
+
+// countRate counts one request under k in its fixed window; s.mu is held.
+func (s *memStore) countRate(k rateKey, now time.Time, window time.Duration) document.RateWindow {
 	w, ok := s.rates[k]
 	if !ok || !w.Start.After(now.Add(-window)) {
 		w = document.RateWindow{Start: now}
 	}
 	w.Count++
 	s.rates[k] = w
-	return w, w.Count <= limit, nil
+	return w
 }
 
 func (s *memStore) DocumentAndQuota(ctx context.Context, id uuid.UUID) (*document.Document, document.Quota, error) {

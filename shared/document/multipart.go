@@ -196,6 +196,9 @@ func (s *Service) SignParts(ctx context.Context, user, id uuid.UUID, numbers []i
 			unique = append(unique, n)
 		}
 	}
+	if err := s.paceStorage(user); err != nil {
+		return nil, time.Time{}, err
+	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	pending, err := s.store.TouchPending(ctx, d.ID, now)
 	if err != nil {
@@ -223,11 +226,14 @@ func (s *Service) Parts(ctx context.Context, user, id uuid.UUID) (*Document, []P
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.paceStorage(user); err != nil {
+		return nil, nil, err
+	}
 	parts, err := s.objects.ListParts(ctx, d.ObjectKey, d.UploadID)
 	if ErrorCode(err) == UploadMissing {
 		// Completed (its confirmation not done yet) or aborted: confirm
 		// what is stored, so the client hears where the document stands.
-		c, err := s.Confirm(ctx, user, id)
+		c, err := s.confirmOwn(ctx, user, id, false)
 		switch {
 		case err == nil:
 			return nil, nil, Errorf(Conflict, "the upload is complete: the document is %s", c.Document.Status)
@@ -272,12 +278,16 @@ func (s *Service) Complete(ctx context.Context, user, id uuid.UUID, parts []Part
 	if err := checkPartList(parts, count); err != nil {
 		return Confirmation{}, err
 	}
+	// One token for the listing, the completion and the confirm's stat.
+	if err := s.paceStorage(user); err != nil {
+		return Confirmation{}, err
+	}
 	stored, err := s.objects.ListParts(ctx, d.ObjectKey, d.UploadID)
 	switch {
 	case ErrorCode(err) == UploadMissing:
 		// Completed by an earlier call (whose confirm did not finish) or
 		// aborted: the object, if any, is confirmed as any other.
-		return s.Confirm(ctx, user, id)
+		return s.confirmOwn(ctx, user, id, false)
 	case err != nil:
 		return Confirmation{}, err
 	}
@@ -293,7 +303,7 @@ func (s *Service) Complete(ctx context.Context, user, id uuid.UUID, parts []Part
 	default:
 		return Confirmation{}, err
 	}
-	return s.Confirm(ctx, user, id)
+	return s.confirmOwn(ctx, user, id, false)
 }
 
 // checkPartList checks that parts names each of the count parts once.

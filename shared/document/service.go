@@ -20,12 +20,20 @@ type Config struct {
 	MultipartThreshold int64
 	// MultipartPartSize is the smallest part size (at least MinPartSize).
 	MultipartPartSize int64
-	// UploadsPerMinute bounds the upload URLs one user may ask for in any
-	// minute; 0 means no bound.
+	// UploadsPerMinute bounds the upload URLs (multipart starts included)
+	// one user may ask for in a minute's window; every request counts,
+	// refused ones too, and a delete gives none back. 0 means no bound.
 	UploadsPerMinute int
 	// MaxPendingUploads bounds a user's documents waiting for their bytes;
 	// 0 means no bound.
 	MaxPendingUploads int
+	// DeletesPerMinute bounds the deletes one user may ask for in a
+	// minute's window; 0 means no bound.
+	DeletesPerMinute int
+	// StorageThrottle paces each user's requests that cost the object
+	// store a call: a confirm of a pending upload (a stat), signing and
+	// listing parts, completing. nil means no bound.
+	StorageThrottle Throttle
 	// ReclassifyPerMinute bounds the classification requests one user may
 	// make in any minute; 0 means no bound.
 	ReclassifyPerMinute int
@@ -159,7 +167,7 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 		UpdatedAt:    now,
 	}
 	d.ObjectKey = ObjectKey(user, d.ID, req.Filename)
-	limits := UploadLimits{Since: now.Add(-time.Minute), MaxRecent: s.cfg.UploadsPerMinute, MaxPending: s.cfg.MaxPendingUploads}
+	limits := UploadLimits{Now: now, Window: time.Minute, MaxRequests: s.cfg.UploadsPerMinute, MaxPending: s.cfg.MaxPendingUploads}
 	if req.SizeBytes != nil {
 		limits.Reserve = *req.SizeBytes
 	}
@@ -195,15 +203,15 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 	return UploadTicket{DocumentID: d.ID, URL: url, ExpiresAt: now.Add(s.cfg.UploadURLTTL), Headers: headers}, nil
 }
 
-// refusal says which of limits usage reached. The rate and pending counts
-// come from the documents table, so the bounds hold across every API
-// replica; requests racing each other may pass them by a few.
+// refusal says which of limits usage reached. The requests and the
+// pending documents are counted by the store, so the bounds hold across
+// every API replica, and requests racing each other cannot pass them.
 func refusal(limits UploadLimits, usage UploadUsage, now time.Time) error {
 	switch {
-	case limits.MaxRecent > 0 && usage.Recent >= limits.MaxRecent:
+	case limits.MaxRequests > 0 && usage.Requests.Count > limits.MaxRequests:
 		return &RateLimitedError{
-			Message:    fmt.Sprintf("too many upload requests: at most %d a minute", limits.MaxRecent),
-			RetryAfter: max(time.Second, usage.Oldest.Add(time.Minute).Sub(now)),
+			Message:    fmt.Sprintf("too many upload requests: at most %d a minute", limits.MaxRequests),
+			RetryAfter: max(time.Second, usage.Requests.Start.Add(limits.Window).Sub(now)),
 		}
 	case limits.MaxPending > 0 && usage.Pending >= limits.MaxPending:
 		return &RateLimitedError{
@@ -255,7 +263,15 @@ const (
 // Confirm confirms user's document id: the object store gives the
 // authoritative size, and the document becomes uploaded and charged, or
 // rejected. Confirming again answers the same result and charges nothing.
+// A confirm of a pending document stats its object: it is paced by the
+// StorageThrottle.
 func (s *Service) Confirm(ctx context.Context, user, id uuid.UUID) (Confirmation, error) {
+	return s.confirmOwn(ctx, user, id, true)
+}
+
+// confirmOwn is Confirm; paced says whether the stat takes a token of the
+// StorageThrottle (not when the request that asks took one already).
+func (s *Service) confirmOwn(ctx context.Context, user, id uuid.UUID, paced bool) (Confirmation, error) {
 	// One read answers a document confirmed before, the other door's
 	// usual win, with no second query.
 	d, q, err := s.store.DocumentAndQuota(ctx, id)
@@ -267,6 +283,11 @@ func (s *Service) Confirm(ctx context.Context, user, id uuid.UUID) (Confirmation
 	}
 	if d.Status != StatusPending {
 		return answer(d, q)
+	}
+	if paced {
+		if err := s.paceStorage(user); err != nil {
+			return Confirmation{}, err
+		}
 	}
 	c, err := s.confirm(ctx, d)
 	if ErrorCode(err) == UploadMissing {
@@ -573,6 +594,22 @@ func (s *Service) Get(ctx context.Context, user, id uuid.UUID) (*Document, strin
 // Delete removes user's document id: the row and, when it had been charged,
 // its size from the quota, in one transaction; then its object.
 func (s *Service) Delete(ctx context.Context, user, id uuid.UUID) error {
+	// Counted apart from the rows, before any is read: a delete costs a
+	// transaction, an object removal (and an upload's abort) and an event,
+	// whatever it finds.
+	if limit := s.cfg.DeletesPerMinute; limit > 0 {
+		now := s.cfg.Now().UTC()
+		w, ok, err := s.store.TakeRate(ctx, user, "delete", now, time.Minute, limit)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &RateLimitedError{
+				Message:    fmt.Sprintf("too many delete requests: at most %d a minute", limit),
+				RetryAfter: max(time.Second, w.Start.Add(time.Minute).Sub(now)),
+			}
+		}
+	}
 	var deleted *Document
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		d, err := lockOwnDocument(ctx, tx, user, id)

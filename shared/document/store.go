@@ -109,9 +109,14 @@ type RateWindow struct {
 
 // UploadLimits bound a user's new uploads.
 type UploadLimits struct {
-	Since      time.Time // start of the rate window
-	MaxRecent  int       // most documents created since Since; 0 for no bound
-	MaxPending int       // most documents pending; 0 for no bound
+	// Now is when the request is counted: in the user's upload window that
+	// holds it, a window of length Window starting at the first request
+	// after the last window was over. Every request counts, refused ones
+	// too, and nothing gives a request back (a delete does not).
+	Now         time.Time
+	Window      time.Duration
+	MaxRequests int // most upload requests in a window, this one included; 0 for no bound
+	MaxPending  int // most documents pending; 0 for no bound
 	// Reserve is the declared size that must fit in the quota with the
 	// other reservations, and is reserved with the document; 0 for none.
 	Reserve int64
@@ -119,9 +124,14 @@ type UploadLimits struct {
 
 // UploadUsage is what UploadLimits were checked against.
 type UploadUsage struct {
-	Recent  int       // documents created since Since
-	Pending int       // documents pending
-	Oldest  time.Time // creation time of the oldest document counted in Recent
+	// Requests is the user's upload requests in the current window, this
+	// one included; zero when neither MaxRequests nor MaxPending is set
+	// (nothing is counted then).
+	Requests RateWindow
+	// Pending is the user's pending documents before this one. Requests
+	// that raced this one count as pending (whether or not they created a
+	// document), so concurrent requests cannot pass MaxPending together.
+	Pending int
 	Quota   Quota
 }
 

@@ -79,34 +79,56 @@ func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 }
 
 // createDocument inserts a document if the owner's limits allow it, in one
-// statement: the quota row is made on first use, the counts and the quota
-// are read, and the row goes in only if every limit holds. A declared
-// size ($14 > 0) is reserved in the quota by the same statement: the
-// reserving update re-checks used + reserved + size <= limit on the newest
-// quota row when it had to wait for another, so concurrent reservations
-// never overshoot the limit. A user's first upload reserves as it makes
-// the quota row. The counts read the user's recent rows
-// (documents_user_created) and pending ones (documents_user_pending) in one
-// pass, and nothing when there is no limit; the limits themselves keep both
-// sets small. The statement answers no row only when a concurrent first
-// use made the quota row after its snapshot.
+// statement: the quota row is made on first use, the request is counted,
+// the quota is read, and the row goes in only if every limit holds. A
+// declared size ($14 > 0) is reserved in the quota by the same statement:
+// the reserving update re-checks used + reserved + size <= limit on the
+// newest quota row when it had to wait for another, so concurrent
+// reservations never overshoot the limit. A user's first upload reserves
+// as it makes the quota row.
+//
+// The request is counted in the user's 'upload' row of rate_limits (as
+// takeRate counts), so a delete gives nothing back. The upsert locks that
+// row until commit, which puts one user's creates in a line, and it counts
+// on the newest row version, so the window's count is exact. The pending
+// documents are counted in the statement's snapshot, taken before that
+// lock: creates that committed meanwhile are not in it. Each of those
+// added one to total, so total's growth from the snapshot's version (seen)
+// to the locked one, besides this request, is added to the count: the
+// pending bound is never passed, and concurrent requests that created
+// nothing may make it refuse a few early. Nothing is counted, nor any row
+// read, when there is no limit. The statement answers no row only when a
+// concurrent first use made the quota row after its snapshot; the request
+// is counted again when it is retried (once in a user's life at most).
 const createDocument = `WITH new_quota AS (
 		INSERT INTO quotas (user_id, limit_bytes, reserved_bytes)
 		VALUES ($2, $10::bigint, CASE WHEN $14::bigint <= $10::bigint THEN $14::bigint ELSE 0 END)
 		ON CONFLICT (user_id) DO NOTHING
 		RETURNING used_bytes, limit_bytes
+	), seen AS (
+		SELECT total FROM rate_limits WHERE ($12 > 0 OR $13 > 0) AND user_id = $2 AND action = 'upload'
+	), pending AS (
+		SELECT count(*) AS n FROM documents WHERE $13 > 0 AND user_id = $2 AND status = 'pending'
+	), counter AS (
+		INSERT INTO rate_limits (user_id, action, window_start, count, total)
+		SELECT $2, 'upload', $11::timestamptz, 1, 1 WHERE $12 > 0 OR $13 > 0
+		ON CONFLICT (user_id, action) DO UPDATE SET
+			window_start = CASE WHEN rate_limits.window_start <= $11 - $16 * interval '1 microsecond' THEN $11 ELSE rate_limits.window_start END,
+			count = CASE WHEN rate_limits.window_start <= $11 - $16 * interval '1 microsecond' THEN 1 ELSE rate_limits.count + 1 END,
+			total = rate_limits.total + 1
+		RETURNING window_start, count, total
 	), usage AS (
-		SELECT count(*) FILTER (WHERE created_at >= $11) AS recent,
-			count(*) FILTER (WHERE status = 'pending') AS pending,
-			min(created_at) FILTER (WHERE created_at >= $11) AS oldest
-		FROM documents
-		WHERE ($12 > 0 OR $13 > 0) AND user_id = $2 AND (created_at >= $11 OR status = 'pending')
+		SELECT window_start, requests, pending,
+			($12 = 0 OR requests <= $12) AND ($13 = 0 OR pending < $13) AS allowed
+		FROM (
+			SELECT counter.window_start, coalesce(counter.count, 0) AS requests,
+				pending.n + coalesce(counter.total - 1 - coalesce((SELECT total FROM seen), 0), 0) AS pending
+			FROM pending LEFT JOIN counter ON true
+		) counted
 	), reserve AS (
 		UPDATE quotas SET reserved_bytes = quotas.reserved_bytes + $14::bigint
 		FROM usage
-		WHERE $14::bigint > 0 AND quotas.user_id = $2
-			AND ($12 = 0 OR usage.recent < $12)
-			AND ($13 = 0 OR usage.pending < $13)
+		WHERE $14::bigint > 0 AND quotas.user_id = $2 AND usage.allowed
 			AND quotas.used_bytes + quotas.reserved_bytes + $14::bigint <= quotas.limit_bytes
 		RETURNING quotas.used_bytes, quotas.reserved_bytes - $14::bigint AS reserved_bytes, quotas.limit_bytes
 	), quota AS (
@@ -120,12 +142,10 @@ const createDocument = `WITH new_quota AS (
 		INSERT INTO documents (id, user_id, filename, content_type, declared_size, object_key, status,
 			created_at, updated_at, part_size, reserved_bytes)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $15::bigint, $14::bigint FROM quota, usage
-		WHERE quota.fits
-			AND ($12 = 0 OR usage.recent < $12)
-			AND ($13 = 0 OR usage.pending < $13)
+		WHERE quota.fits AND usage.allowed
 		RETURNING id
 	)
-	SELECT usage.recent, usage.pending, usage.oldest, quota.used_bytes, quota.reserved_bytes, quota.limit_bytes,
+	SELECT usage.window_start, usage.requests, usage.pending, quota.used_bytes, quota.reserved_bytes, quota.limit_bytes,
 		EXISTS (SELECT 1 FROM created)
 	FROM quota, usage`
 
@@ -140,18 +160,18 @@ func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l docu
 	}
 	for range 2 {
 		var (
-			oldest  *time.Time
+			start   *time.Time
 			created bool
 		)
 		err := s.pool.QueryRow(ctx, createDocument,
 			d.ID, d.UserID, d.Filename, d.ContentType, d.DeclaredSize, d.ObjectKey, d.Status, d.CreatedAt, d.UpdatedAt,
-			s.defaultQuota, l.Since, l.MaxRecent, l.MaxPending, l.Reserve, partSize,
-		).Scan(&u.Recent, &u.Pending, &oldest, &u.Quota.UsedBytes, &u.Quota.ReservedBytes, &u.Quota.LimitBytes, &created)
+			s.defaultQuota, l.Now, l.MaxRequests, l.MaxPending, l.Reserve, partSize, l.Window.Microseconds(),
+		).Scan(&start, &u.Requests.Count, &u.Pending, &u.Quota.UsedBytes, &u.Quota.ReservedBytes, &u.Quota.LimitBytes, &created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // the quota row appeared after the snapshot: now it is visible
 		}
-		if oldest != nil {
-			u.Oldest = *oldest
+		if start != nil {
+			u.Requests.Start = *start
 		}
 		if created {
 			d.ReservedBytes = l.Reserve

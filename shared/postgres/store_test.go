@@ -38,7 +38,7 @@ func newDocument(user uuid.UUID, declared *int64) *document.Document {
 
 func create(t *testing.T, s *postgres.Store, d *document.Document) {
 	t.Helper()
-	if _, created, err := s.CreateDocument(context.Background(), d, document.UploadLimits{Since: d.CreatedAt}); err != nil || !created {
+	if _, created, err := s.CreateDocument(context.Background(), d, document.UploadLimits{Now: d.CreatedAt, Window: time.Minute}); err != nil || !created {
 		t.Fatalf("create document: created %v, %v", created, err)
 	}
 }
@@ -87,6 +87,12 @@ func outboxSubjects(t *testing.T, pool *pgxpool.Pool, user uuid.UUID) map[string
 	return got
 }
 
+// limitsOf are the upload limits of a request for d, made at its creation
+// time, in windows of a minute.
+func limitsOf(d *document.Document, maxRequests, maxPending int, reserve int64) document.UploadLimits {
+	return document.UploadLimits{Now: d.CreatedAt, Window: time.Minute, MaxRequests: maxRequests, MaxPending: maxPending, Reserve: reserve}
+}
+
 func TestCreateDocumentChecksEveryLimitInOneStatement(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -95,12 +101,12 @@ func TestCreateDocumentChecksEveryLimitInOneStatement(t *testing.T) {
 
 	size := int64(60)
 	d := newDocument(user, &size)
-	u, created, err := s.CreateDocument(ctx, d, document.UploadLimits{Since: d.CreatedAt.Add(-time.Minute), MaxRecent: 2, MaxPending: 5, Reserve: size})
+	u, created, err := s.CreateDocument(ctx, d, limitsOf(d, 2, 5, size))
 	if err != nil || !created {
 		t.Fatalf("first upload: created %v, %v", created, err)
 	}
-	if u.Quota.LimitBytes != 100 || u.Recent != 0 || u.Pending != 0 {
-		t.Fatalf("first upload saw %+v, want a new quota of 100 and no documents", u)
+	if u.Quota.LimitBytes != 100 || u.Requests.Count != 1 || !u.Requests.Start.Equal(d.CreatedAt) || u.Pending != 0 {
+		t.Fatalf("first upload saw %+v, want a new quota of 100, its own request and no documents", u)
 	}
 	if got, err := s.Document(ctx, d.ID); err != nil || got.ObjectKey != d.ObjectKey {
 		t.Fatalf("document not stored: %v", err)
@@ -111,12 +117,12 @@ func TestCreateDocumentChecksEveryLimitInOneStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	d2 := newDocument(user, &size)
-	u, created, err = s.CreateDocument(ctx, d2, document.UploadLimits{Since: d2.CreatedAt.Add(-time.Minute), Reserve: size})
+	u, created, err = s.CreateDocument(ctx, d2, limitsOf(d2, 0, 0, size))
 	if err != nil || created {
 		t.Fatalf("60 more bytes on 60 of 100: created %v, %v", created, err)
 	}
-	if u.Quota.UsedBytes != 60 || u.Quota.LimitBytes != 100 {
-		t.Fatalf("refused with quota %+v, want 60 of 100", u.Quota)
+	if u.Quota.UsedBytes != 60 || u.Quota.LimitBytes != 100 || u.Requests.Count != 0 {
+		t.Fatalf("refused with %+v, want a quota of 60 of 100 and nothing counted (no limit)", u)
 	}
 	if _, err := s.Document(ctx, d2.ID); document.ErrorCode(err) != document.NotFound {
 		t.Fatalf("a refused document was stored: %v", err)
@@ -124,18 +130,126 @@ func TestCreateDocumentChecksEveryLimitInOneStatement(t *testing.T) {
 
 	// No declared size: the quota is not checked; the rate is.
 	d3 := newDocument(user, nil)
-	if _, created, err = s.CreateDocument(ctx, d3, document.UploadLimits{Since: d3.CreatedAt.Add(-time.Minute), MaxRecent: 2}); err != nil || !created {
+	if _, created, err = s.CreateDocument(ctx, d3, limitsOf(d3, 2, 0, 0)); err != nil || !created {
 		t.Fatalf("second upload in the minute, limit 2: created %v, %v", created, err)
 	}
 	d4 := newDocument(user, nil)
-	u, created, err = s.CreateDocument(ctx, d4, document.UploadLimits{Since: d4.CreatedAt.Add(-time.Minute), MaxRecent: 2})
-	if err != nil || created || u.Recent != 2 || u.Oldest.IsZero() {
+	u, created, err = s.CreateDocument(ctx, d4, limitsOf(d4, 2, 0, 0))
+	if err != nil || created || u.Requests.Count != 3 || !u.Requests.Start.Equal(d.CreatedAt) {
 		t.Fatalf("third upload in the minute, limit 2: created %v, usage %+v, %v", created, u, err)
 	}
 	// One document is pending (d3).
-	u, created, err = s.CreateDocument(ctx, d4, document.UploadLimits{Since: d4.CreatedAt.Add(-time.Minute), MaxPending: 1})
+	u, created, err = s.CreateDocument(ctx, d4, limitsOf(d4, 0, 1, 0))
 	if err != nil || created || u.Pending != 1 {
 		t.Fatalf("second pending upload, limit 1: created %v, usage %+v, %v", created, u, err)
+	}
+}
+
+// TestCreateDocumentCountsRequestsNotRows runs the create → delete loop:
+// a delete gives no request back, so the loop is refused once the window
+// holds MaxRequests, though no document is left; the next window starts
+// afresh.
+func TestCreateDocumentCountsRequestsNotRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openStore(t, 1000)
+	user := uuid.New()
+	start := time.Now().UTC().Truncate(time.Microsecond)
+	for i := range 4 {
+		d := newDocument(user, nil)
+		d.CreatedAt = start.Add(time.Duration(i) * time.Second)
+		u, created, err := s.CreateDocument(ctx, d, limitsOf(d, 3, 1, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Pending != 0 || u.Requests.Count != i+1 || !u.Requests.Start.Equal(start) {
+			t.Fatalf("request %d saw %+v, want %d requests since %s and nothing pending", i+1, u, i+1, start)
+		}
+		if i == 3 {
+			if created {
+				t.Fatal("a fourth create in the window, limit 3, after three deletes: created")
+			}
+			break
+		}
+		if !created {
+			t.Fatalf("request %d refused", i+1)
+		}
+		if err := s.InTx(ctx, func(tx document.Tx) error { return tx.DeleteDocument(ctx, d.ID) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A minute after the window started, a new one does.
+	d := newDocument(user, nil)
+	d.CreatedAt = start.Add(time.Minute)
+	u, created, err := s.CreateDocument(ctx, d, limitsOf(d, 3, 1, 0))
+	if err != nil || !created || u.Requests.Count != 1 || !u.Requests.Start.Equal(d.CreatedAt) {
+		t.Fatalf("first request of the next window: created %v, usage %+v, %v", created, u, err)
+	}
+}
+
+// TestCreateDocumentLimitsHoldUnderConcurrency sends 50 creates of one user
+// at once: neither the rate nor the pending bound is passed, though every
+// request's snapshot may be taken before any other commits.
+func TestCreateDocumentLimitsHoldUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, pool := openStore(t, 1<<30)
+	cfg := pool.Config()
+	cfg.MaxConns = 50
+	wide, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(wide.Close)
+	s := postgres.NewStore(wide, 1<<30)
+	size := int64(10)
+	for _, tc := range []struct {
+		name                    string
+		maxRequests, maxPending int
+	}{
+		{"rate", 10, 0},
+		{"pending", 0, 10},
+		{"both", 10, 10},
+	} {
+		user := uuid.New()
+		// A quota row first: a user's first creates racing each other
+		// are retried once (the row appears after their snapshot).
+		if _, err := s.Quota(ctx, user); err != nil {
+			t.Fatal(err)
+		}
+		var created atomic.Int64
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		for range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := newDocument(user, &size)
+				<-gate
+				_, ok, err := s.CreateDocument(ctx, d, limitsOf(d, tc.maxRequests, tc.maxPending, size))
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					created.Add(1)
+				}
+			}()
+		}
+		close(gate)
+		wg.Wait()
+		var pending int
+		var reserved int64
+		if err := wide.QueryRow(ctx, `SELECT count(*), coalesce(sum(reserved_bytes), 0) FROM documents WHERE user_id = $1 AND status = 'pending'`, user).Scan(&pending, &reserved); err != nil {
+			t.Fatal(err)
+		}
+		q, err := s.Quota(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: 50 concurrent creates, limit 10: %d created", tc.name, created.Load())
+		if created.Load() != 10 || pending != 10 || q.ReservedBytes != reserved {
+			t.Errorf("%s: %d created, %d pending, %d reserved for %d of reservations: want 10 of each, the quota's reservation their sum", tc.name, created.Load(), pending, q.ReservedBytes, reserved)
+		}
 	}
 }
 
