@@ -40,6 +40,10 @@ type Principal struct {
 	UserID uuid.UUID
 	// Role is the caller's role, taken from the token's "role" claim.
 	Role Role
+	// Expires is when the token stops being valid, its "exp" claim (the
+	// verifier tolerates Leeway beyond it). What outlives one request, such
+	// as an event stream, ends at Expires. Mint ignores it (its ttl says).
+	Expires time.Time
 }
 
 // Config configures verification (and minting) of tokens.
@@ -262,7 +266,8 @@ func (v *Verifier) Verify(raw string) (Principal, error) {
 	if !c.Role.valid() {
 		return Principal{}, errInvalidToken
 	}
-	return Principal{UserID: id, Role: c.Role}, nil
+	// ExpiresAt is set: the parser requires exp.
+	return Principal{UserID: id, Role: c.Role, Expires: c.ExpiresAt.Time}, nil
 }
 
 // keyFunc returns the key (or the keys) for the token's algorithm after

@@ -405,7 +405,8 @@ func TestVerify(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Verify: unexpected error %v", err)
 				}
-				if got != tt.want {
+				// Expires is the token's own exp, checked by TestVerifyExpires.
+				if got.UserID != tt.want.UserID || got.Role != tt.want.Role || got.Expires.IsZero() {
 					t.Fatalf("Verify = %+v, want %+v", got, tt.want)
 				}
 				return
@@ -506,6 +507,21 @@ func TestMint(t *testing.T) {
 				t.Fatalf("Mint = %q, nil; want error", tok)
 			}
 		})
+	}
+}
+
+// TestVerifyExpires: the principal carries the token's exp, which is when
+// what a request holds open (an event stream) must end.
+func TestVerifyExpires(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	v := newVerifier(t, baseConfig())
+	p, err := v.Verify(mint(t, baseConfig(), auth.Principal{UserID: testUserID, Role: auth.RoleUser}, time.Hour, now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(time.Hour).Truncate(time.Second); !p.Expires.Equal(want) {
+		t.Fatalf("Expires = %s, want %s (the exp claim)", p.Expires, want)
 	}
 }
 
@@ -617,7 +633,7 @@ func TestMiddleware(t *testing.T) {
 			}
 			switch tt.wantStatus {
 			case http.StatusNoContent:
-				if !rec.reached || rec.principal != tt.want {
+				if p := rec.principal; !rec.reached || p.UserID != tt.want.UserID || p.Role != tt.want.Role || p.Expires.IsZero() {
 					t.Errorf("handler reached=%v principal=%+v; want true, %+v", rec.reached, rec.principal, tt.want)
 				}
 			case http.StatusUnauthorized:
