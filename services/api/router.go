@@ -18,6 +18,7 @@ import (
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/metrics"
+	"github.com/docuvault/docuvault/shared/probe"
 )
 
 // Check reports whether a dependency is reachable, for /readyz.
@@ -208,10 +209,13 @@ func logUser(next http.Handler) http.Handler {
 	})
 }
 
-// readiness answers 200 when every check passes, else 503 naming the failures.
+// readiness answers 200 when every check passes, else 503 naming the
+// failures. The checks run at most once per probe.MaxAge, shared by every
+// request meanwhile: /readyz needs no token, so each request must not cost
+// PostgreSQL, MinIO and JetStream a call.
 func readiness(checks []Check) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	ready := probe.New(func(ctx context.Context) readyAnswer {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		results := make(map[string]string, len(checks))
 		var failed []string
@@ -232,11 +236,26 @@ func readiness(checks []Check) http.HandlerFunc {
 			results[c.Name] = "ok"
 		}
 		if len(failed) > 0 {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"detail": "not ready: " + strings.Join(failed, "; "), "checks": results})
+			return readyAnswer{http.StatusServiceUnavailable, map[string]any{"detail": "not ready: " + strings.Join(failed, "; "), "checks": results}}
+		}
+		return readyAnswer{http.StatusOK, map[string]any{"status": "ready", "checks": results}}
+	})
+	return func(w http.ResponseWriter, r *http.Request) {
+		a, err := ready.Get(r.Context())
+		if err != nil {
+			// The client left (or the server is stopping) before the
+			// checks answered.
+			writeDetail(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": results})
+		writeJSON(w, a.status, a.body)
 	}
+}
+
+// readyAnswer is what /readyz answers; requests share it, read only.
+type readyAnswer struct {
+	status int
+	body   map[string]any
 }
 
 type devTokenResponse struct {

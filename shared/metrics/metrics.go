@@ -4,11 +4,14 @@
 package metrics
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/docuvault/docuvault/shared/probe"
 )
 
 // Metrics are the collectors the services update.
@@ -113,11 +116,16 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // OutboxWaiting registers on reg a gauge reporting the outbox rows waiting
-// to be published, read by count at each scrape. Only the first call for a
+// to be published, read by count at most once per probe.MaxAge however
+// many scrapes come (/metrics needs no token). Only the first call for a
 // registry registers it.
 func OutboxWaiting(reg prometheus.Registerer, count func() float64) {
+	cached := probe.New(func(context.Context) float64 { return count() })
 	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "docuvault_outbox_waiting", Help: "Outbox rows waiting to be published.",
-	}, count)
+	}, func() float64 {
+		v, _ := cached.Get(context.Background()) // count bounds its own time
+		return v
+	})
 	_ = reg.Register(g) // registered already by an earlier call
 }
