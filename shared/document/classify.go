@@ -161,3 +161,46 @@ func (s *Service) Reclassify(ctx context.Context, user, id uuid.UUID) (*Document
 	})
 	return out, err
 }
+
+// DefaultClassifyRecoveryAfter is the wait before the classifier's recovery
+// takes up a document still uploaded, when Config sets none: long enough
+// that a document.uploaded event in the log, read within seconds, is
+// normally handled first.
+const DefaultClassifyRecoveryAfter = time.Minute
+
+// ClaimUnclassified claims up to limit documents that have waited in status
+// uploaded for longer than ClassifyRecoveryAfter, for the classifier's
+// recovery to classify: each user's oldest first, taking turns between
+// users, at most perUser of one user. The claim keeps other replicas'
+// recovery off them for ClassifyRecoveryAfter; one not classified by then
+// (its classifier stopped) is claimed again. The event path may still
+// handle a claimed document: Classify is idempotent.
+func (s *Service) ClaimUnclassified(ctx context.Context, perUser, limit int) ([]Waiting, error) {
+	if perUser <= 0 || limit <= 0 {
+		return nil, nil
+	}
+	wait := s.classifyRecoveryAfter()
+	now := s.cfg.Now().UTC()
+	return s.store.ClaimUnclassified(ctx, ClaimQuery{
+		WaitedSince: now.Add(-wait),
+		Now:         now,
+		Until:       now.Add(wait),
+		PerUser:     perUser,
+		Limit:       limit,
+	})
+}
+
+// PostponeClassification keeps the classifier's recovery off document id
+// for d, if it still waits for the classifier: a classifier that gave up
+// on it for now (its store failing again and again) lets it rest, then
+// the recovery tries it again.
+func (s *Service) PostponeClassification(ctx context.Context, id uuid.UUID, d time.Duration) error {
+	return s.store.PostponeClassification(ctx, id, s.cfg.Now().UTC().Add(d))
+}
+
+func (s *Service) classifyRecoveryAfter() time.Duration {
+	if s.cfg.ClassifyRecoveryAfter > 0 {
+		return s.cfg.ClassifyRecoveryAfter
+	}
+	return DefaultClassifyRecoveryAfter
+}

@@ -89,6 +89,9 @@ type memStore struct {
 	rates map[rateKey]document.RateWindow
 	// cursor is the reconciliation's position (not transactional).
 	cursor document.ReconcileCursor
+	// classifyAfter is each document's recovery claim end (PostgreSQL's
+	// classify_after; not transactional, made on first use).
+	classifyAfter map[uuid.UUID]time.Time
 
 	failMu sync.Mutex
 	fails  map[string]error // method name ("Document", "InTx", "Tx.Save", …) → error it returns

@@ -49,7 +49,13 @@ type Config struct {
 	// not done by then is failed (as too complex), not retried. 0 means no
 	// bound but the caller's.
 	ClassifyTimeout time.Duration
-	Now             func() time.Time
+	// ClassifyRecoveryAfter is how long a document may wait in status
+	// uploaded before the classifier's recovery takes it up (its event
+	// dropped by the log, deferred by its owner's budget, or lost with a
+	// classifier), and how long a recovery claim keeps other replicas off
+	// it; 0 means DefaultClassifyRecoveryAfter.
+	ClassifyRecoveryAfter time.Duration
+	Now                   func() time.Time
 }
 
 // Service runs DocuVault's use cases over a Store and an object store.

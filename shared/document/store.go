@@ -64,6 +64,17 @@ type Store interface {
 	ReconcileCursor(ctx context.Context) (ReconcileCursor, error)
 	// SaveReconcileCursor stores c as the reconciliation's position.
 	SaveReconcileCursor(ctx context.Context, c ReconcileCursor) error
+	// ClaimUnclassified claims for the classifier's recovery, until
+	// q.Until, up to q.Limit documents in status uploaded whose last change
+	// is at or before q.WaitedSince and whose earlier claim, if any, ended
+	// by q.Now. They are taken in turns: every user's oldest such document
+	// (the oldest of those first), then every user's second oldest, and so
+	// on, at most q.PerUser of one user; they come back in that order. A
+	// document another caller claims meanwhile is not returned.
+	ClaimUnclassified(ctx context.Context, q ClaimQuery) ([]Waiting, error)
+	// PostponeClassification keeps the recovery off document id until
+	// until, if it still waits for the classifier (status uploaded).
+	PostponeClassification(ctx context.Context, id uuid.UUID, until time.Time) error
 	// InTx runs fn in one transaction, committed when fn returns nil and
 	// rolled back otherwise.
 	InTx(ctx context.Context, fn func(Tx) error) error
@@ -99,6 +110,24 @@ type Tx interface {
 	SetObject(ctx context.Context, d *Document) error
 	// AppendEvent records an event in the outbox, to be published after commit.
 	AppendEvent(ctx context.Context, e Event) error
+}
+
+// ClaimQuery says which documents waiting for the classifier a recovery
+// pass claims (Store.ClaimUnclassified), as the use case decided.
+type ClaimQuery struct {
+	WaitedSince time.Time // documents last changed at or before it
+	Now         time.Time // earlier claims that ended by now are over
+	Until       time.Time // the end of the new claims
+	PerUser     int       // most documents of one user
+	Limit       int       // most documents in all
+}
+
+// Waiting is a document waiting for the classifier, as a recovery pass
+// claimed it.
+type Waiting struct {
+	ID     uuid.UUID
+	UserID uuid.UUID
+	Since  time.Time // its last change: when it became uploaded
 }
 
 // RateWindow is a user's request count for one action in the current window.
