@@ -222,7 +222,7 @@ func TestConfFileValues(t *testing.T) {
 		{"listen host", opts.Host, "0.0.0.0"},
 		{"listen port", opts.Port, 4222},
 		{"http", opts.HTTPPort, 8222},
-		{"max_payload", opts.MaxPayload, int32(1 << 20)},
+		{"max_payload", opts.MaxPayload, int32(events.MaxPayload)},
 		{"jetstream", opts.JetStream, true},
 		{"jetstream store_dir", opts.StoreDir, "/data/jetstream"},
 		{"jetstream max_memory_store", opts.JetStreamMaxMemory, int64(256 << 20)},
@@ -505,7 +505,10 @@ type minioEvent struct {
 // user, proving that its permissions are what MinIO's JetStream target
 // needs: an event reaches MINIO_EVENTS and MinIO gets its PubAck (it removes
 // the event from its queue directory only then, and would retry it every
-// 3 s otherwise).
+// 3 s otherwise). The largest notification a client can make, with a PUT
+// whose X-Forwarded-For fills MinIO's header limit, is stored too: with a
+// smaller max_payload or MaxMsgSize it would be refused for ever, and
+// MinIO's queue would stop behind it.
 func TestRealMinIOPublishesEvents(t *testing.T) {
 	s := startConf(t)
 	dv := s.docuvault(t)
@@ -576,6 +579,50 @@ func TestRealMinIOPublishesEvents(t *testing.T) {
 	}
 	if ev.EventName != "s3:ObjectCreated:Put" || ev.Key != bucket+"/"+key {
 		t.Errorf("event = %+v, want s3:ObjectCreated:Put of %s/%s", ev, bucket, key)
+	}
+
+	// The padded PUT: the longest X-Forwarded-For MinIO takes (its HTTP
+	// server reads at most 1 MiB of headers, and 4 KiB of slack), of "<",
+	// which JSON writes as 6 bytes.
+	url, err := mcl.PresignedPutObject(ctx, bucket, "docs/padded.txt", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := 0
+	pad := 0
+	for pad = 1<<20 + 4096; pad > 1<<20-8192; pad -= 1024 {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url.String(), strings.NewReader("padded"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Forwarded-For", strings.Repeat("<", pad))
+		req.Header.Set("User-Agent", "padded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("padded PUT: %v", err)
+		}
+		resp.Body.Close()
+		if status = resp.StatusCode; status != http.StatusRequestHeaderFieldsTooLarge {
+			break
+		}
+	}
+	if status != http.StatusOK {
+		t.Fatalf("padded PUT with %d bytes of X-Forwarded-For: %d", pad, status)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for streamMsgs(t, dv, "MINIO_EVENTS") < 2 || countFiles(t, queueDir) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the padded PUT: MINIO_EVENTS has %d messages, MinIO's queue %d events; want 2 and 0", streamMsgs(t, dv, "MINIO_EVENTS"), countFiles(t, queueDir))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	raw, err = st.GetMsg(ctx, 2)
+	if err != nil {
+		t.Fatalf("get the padded event: %v", err)
+	}
+	t.Logf("X-Forwarded-For of %d bytes: a notification of %d bytes (events.MaxNotificationBytes %d)", pad, len(raw.Data), events.MaxNotificationBytes)
+	if len(raw.Data) < 12*pad || len(raw.Data) > events.MaxNotificationBytes*7/8 {
+		t.Errorf("padded notification of %d bytes: want about 12 times the %d header bytes, well below events.MaxNotificationBytes", len(raw.Data), pad)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/events"
 )
 
 // natsReadyAfter bounds how long the embedded server may take to accept
@@ -84,6 +86,9 @@ func StartNATSServer(opts NATSOptions) (*NATS, error) {
 		JetStream:  true,
 		StoreDir:   opts.StoreDir,
 		NoSigs:     true, // signals belong to the process, which stops the server itself
+		// MinIO publishes notifications up to this size; a smaller
+		// max_payload would stop its notification queue at the first one.
+		MaxPayload: events.MaxPayload,
 	}
 	if opts.ClusterName != "" {
 		sopts.Cluster = server.ClusterOpts{Name: opts.ClusterName, Host: opts.Host, Port: opts.ClusterPort}

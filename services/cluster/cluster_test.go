@@ -133,6 +133,7 @@ func TestLosingANATSNodeLosesNothing(t *testing.T) {
 			// The cluster is under test, not the abuse limits.
 			c.UploadsPerMinute = 0
 			c.MaxPendingUploads = 0
+			c.DeletesPerMinute, c.StoragePerMinute = 0, 0
 		},
 	})
 	if s.NATSURL != urls {
@@ -274,6 +275,7 @@ type rig struct {
 	phase   string
 	pending map[string]time.Duration // the oldest pending row seen, by phase
 	handled map[string][]int64       // notifications each confirmer handled, by phase
+	notes   map[string]int           // notifications published, by object key
 
 	confirmers []*stack.Stack
 	failures   atomic.Int64
@@ -290,7 +292,9 @@ func newRig(t *testing.T, s *apitest.Stack, nodes []*testenv.NATSServer) *rig {
 		client:  &http.Client{Timeout: 30 * time.Second},
 		pending: map[string]time.Duration{},
 		handled: map[string][]int64{},
+		notes:   map[string]int{},
 	}
+	r.watchNotes()
 	for range numUsers {
 		id, token := s.NewUser(t)
 		r.users = append(r.users, user{id: id, token: token})
@@ -871,28 +875,58 @@ func (r *rig) checkLedger() (map[uuid.UUID]time.Time, map[string]uuid.UUID) {
 	return confirmedAt, keys
 }
 
-// checkNotifications checks that MINIO_EVENTS holds a notification of every
-// upload: MinIO's PRIMARY target queues each on disk until JetStream has
+// watchNotes counts the notifications published on minio.events, by
+// object key, with a subscriber on each node that stays with its node: a
+// publish reaches the subscribers of every node that is up, and at most one
+// is down at a time. A notification can be counted up to three times.
+func (r *rig) watchNotes() {
+	t := r.t
+	for _, n := range r.nodes {
+		nc, err := nats.Connect(n.URL, nats.IgnoreDiscoveredServers(), nats.MaxReconnects(-1),
+			nats.ReconnectWait(200*time.Millisecond), nats.Name("cluster-test-notes"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		if _, err := nc.Subscribe(events.SubjectMinIO, func(m *nats.Msg) {
+			var note struct {
+				Key string `json:"Key"`
+			}
+			if json.Unmarshal(m.Data, &note) != nil {
+				return
+			}
+			_, key, _ := strings.Cut(note.Key, "/") // bucket/key
+			r.mu.Lock()
+			r.notes[key]++
+			r.mu.Unlock()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkNotifications checks that MinIO published a notification of every
+// upload: its PRIMARY target queues each on disk until JetStream has
 // stored it, whichever node its client was connected to. LIVE's copy is
 // the fast one, and is lost while LIVE's client or the stream has no node
-// or leader to publish to.
+// or leader to publish to. MINIO_EVENTS keeps a notification only until it
+// is confirmed, so the rig counts them as they are published (watchNotes).
 func (r *rig) checkNotifications(keys map[string]uuid.UUID) {
 	t := r.t
 	t.Helper()
 	count := map[uuid.UUID]int{}
-	all := r.readStream(events.StreamMinIO, "")
-	for _, m := range all {
-		var n struct {
-			Key string `json:"Key"`
-		}
-		if err := json.Unmarshal(m.data, &n); err != nil {
-			t.Fatalf("MINIO_EVENTS message %d: %v", m.seq, err)
-		}
-		_, key, _ := strings.Cut(n.Key, "/") // bucket/key
+	r.mu.Lock()
+	all := 0
+	for key, n := range r.notes {
+		all += n
 		if id, ok := keys[key]; ok {
-			count[id]++
+			count[id] += n
 		}
 	}
+	r.mu.Unlock()
 	copies := map[int]int{} // uploads by number of notifications
 	for _, up := range r.uploads {
 		if !up.put {
@@ -904,8 +938,8 @@ func (r *rig) checkNotifications(keys map[string]uuid.UUID) {
 			t.Errorf("upload %s (%s door) has no notification in MINIO_EVENTS", up.id, up.door)
 		}
 	}
-	t.Logf("MINIO_EVENTS: %d notifications; uploads with 1 of them %d, 2 %d, 3 or more %d, none %d",
-		len(all), copies[1], copies[2], copies[3], copies[0])
+	t.Logf("minio.events: %d notifications seen by the nodes' subscribers (a copy may be seen by more than one); uploads with 1 of them %d, 2 %d, 3 or more %d, none %d",
+		all, copies[1], copies[2], copies[3], copies[0])
 }
 
 // stored is a message read back from a stream.

@@ -17,7 +17,7 @@ import (
 )
 
 // ConsumerName is the durable consumer every confirmer replica shares.
-const ConsumerName = "confirmer"
+const ConsumerName = events.MinIOConsumer
 
 // Delivery settings: a message is tried MaxDeliver times, waiting longer
 // after each failure; after that the sweeper recovers the document.

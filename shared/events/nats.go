@@ -30,8 +30,28 @@ const (
 )
 
 // MaxNotificationBytes bounds a MinIO notification: MINIO_EVENTS refuses a
-// larger one, and the confirmer would not parse it.
-const MaxNotificationBytes = 1 << 20
+// larger one, and the confirmer would not parse it. It must stay above the
+// largest notification MinIO can make, since one it cannot deliver stays
+// at the head of its PRIMARY queue, retried every 3 s, with every later
+// event behind it. A client sets part of a notification: MinIO copies the
+// first X-Forwarded-For address twice (requestParameters.sourceIPAddress,
+// source.host) and the User-Agent once, and JSON writes each "<", ">" or
+// "&" as 6 bytes; its HTTP server reads at most 1 MiB of headers (Go's
+// bufio slack adds 4 KiB). So the worst notification is about 12 × 1 MiB
+// plus a few KB of its own; see TestLargestNotification. NATS servers
+// must let clients publish this much (max_payload, MaxPayload).
+const MaxNotificationBytes = 16 << 20
+
+// MaxPayload is the max_payload the NATS servers DocuVault uses must allow
+// at least: MinIO publishes notifications up to MaxNotificationBytes.
+const MaxPayload = MaxNotificationBytes
+
+// MinIOConsumer is the durable consumer of MINIO_EVENTS that every
+// confirmer replica shares. MINIO_EVENTS keeps a notification only while
+// a consumer still has to take it (interest retention), so the consumer
+// is made with the stream: a notification published before the first
+// confirmer started would otherwise be dropped at once.
+const MinIOConsumer = "confirmer"
 
 // MinServerVersion is the oldest NATS server DocuVault runs on: message
 // schedules with @every arrived in 2.14.
@@ -108,16 +128,28 @@ func parseVersion(v string) [3]int {
 // republishes well within it.
 const DuplicateWindow = 10 * time.Minute
 
-// StreamLimits bound what the streams may hold. A full MINIO_EVENTS or
-// DOCUMENTS refuses new messages (DiscardNew) rather than dropping old ones
-// nobody may have read: MinIO keeps refused notifications in its queue
-// directory and the relays keep refused events in the outbox, and both
-// retry until the age limit or an operator makes room.
+// StreamLimits bound what the streams may hold.
+//
+// MINIO_EVENTS is a queue of work: a notification leaves it once the
+// confirmers have acknowledged it (interest retention), so its limits
+// bound only the backlog, which grows while no confirmer runs. A full
+// backlog refuses new notifications (DiscardNew): MinIO keeps them in its
+// queue directory and retries, and nothing is lost.
+//
+// DOCUMENTS is a log for subscribers: the newest events, within MaxAge and
+// MaxBytes. When full it drops its oldest events (DiscardOld), never
+// refuses a new one, so the relay always drains the outbox; and it keeps
+// at most DocumentsMaxPerSubject events of each subject (one type of one
+// user's events), so that one user's flood cannot push everyone else's
+// recent events out. What reads DOCUMENTS must not depend on old events
+// staying: the classifier recovers documents whose event it never saw, and
+// a live stream resuming from an event no longer held starts afresh.
 type StreamLimits struct {
-	MinIOMaxBytes     int64         // MINIO_EVENTS
-	MinIOMaxAge       time.Duration // MINIO_EVENTS
-	DocumentsMaxBytes int64         // DOCUMENTS
-	DocumentsMaxAge   time.Duration // DOCUMENTS
+	MinIOMaxBytes          int64         // MINIO_EVENTS: the backlog
+	MinIOMaxAge            time.Duration // MINIO_EVENTS
+	DocumentsMaxBytes      int64         // DOCUMENTS: the retained window
+	DocumentsMaxAge        time.Duration // DOCUMENTS
+	DocumentsMaxPerSubject int64         // DOCUMENTS: events kept of one type of one user
 	// Replicas is how many cluster nodes hold each stream, and the durable
 	// consumers on it (which inherit it): 1 on a single server, 3 on a
 	// three-node cluster, so that losing a node loses nothing. 0 means 1.
@@ -126,10 +158,11 @@ type StreamLimits struct {
 
 // DefaultStreamLimits are the limits of a zero StreamLimits field.
 var DefaultStreamLimits = StreamLimits{
-	MinIOMaxBytes:     1 << 30,
-	MinIOMaxAge:       7 * 24 * time.Hour,
-	DocumentsMaxBytes: 1 << 30,
-	DocumentsMaxAge:   30 * 24 * time.Hour,
+	MinIOMaxBytes:          1 << 30,
+	MinIOMaxAge:            7 * 24 * time.Hour,
+	DocumentsMaxBytes:      1 << 30,
+	DocumentsMaxAge:        30 * 24 * time.Hour,
+	DocumentsMaxPerSubject: 10000,
 }
 
 // Fixed limits: no DocuVault message comes near them.
@@ -148,6 +181,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) 
 	l.MinIOMaxAge = cmp.Or(l.MinIOMaxAge, d.MinIOMaxAge)
 	l.DocumentsMaxBytes = cmp.Or(l.DocumentsMaxBytes, d.DocumentsMaxBytes)
 	l.DocumentsMaxAge = cmp.Or(l.DocumentsMaxAge, d.DocumentsMaxAge)
+	l.DocumentsMaxPerSubject = cmp.Or(l.DocumentsMaxPerSubject, d.DocumentsMaxPerSubject)
 	l.Replicas = max(l.Replicas, 1)
 	streams := []jetstream.StreamConfig{
 		{
@@ -155,7 +189,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) 
 			Description: "MinIO bucket notifications (s3:ObjectCreated:*)",
 			Subjects:    []string{SubjectMinIO},
 			Storage:     jetstream.FileStorage,
-			Retention:   jetstream.LimitsPolicy,
+			Retention:   jetstream.InterestPolicy,
 			MaxAge:      l.MinIOMaxAge,
 			MaxBytes:    l.MinIOMaxBytes,
 			MaxMsgSize:  MaxNotificationBytes,
@@ -171,8 +205,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) 
 			MaxAge:      l.DocumentsMaxAge,
 			MaxBytes:    l.DocumentsMaxBytes,
 			MaxMsgSize:  maxDocumentEventBytes,
-			Discard:     jetstream.DiscardNew,
+			Discard:     jetstream.DiscardOld,
 			Duplicates:  DuplicateWindow,
+			// Per subject: document.<type>.<user>.
+			MaxMsgsPerSubject: l.DocumentsMaxPerSubject,
 		},
 		{
 			Name:        StreamSweeper,
@@ -191,9 +227,55 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) 
 	}
 	for _, cfg := range streams {
 		cfg.Replicas = l.Replicas
+		if cfg.Retention == jetstream.InterestPolicy {
+			if err := ensureInterest(ctx, js, cfg); err != nil {
+				return err
+			}
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 		}
+	}
+	return nil
+}
+
+// ensureInterest makes sure MINIO_EVENTS (cfg) has its durable consumer
+// before the stream is made, or moved, to interest retention: a stream
+// with interest retention drops at once a message no consumer wants, and
+// a stream switched to it without a consumer drops every message it held.
+// A new stream is made with limits retention first, to hold the consumer;
+// an existing one (limits retention before DocuVault made notifications a
+// work queue) keeps all it holds: the switch drops only what the consumer
+// acknowledged already, and the rest is delivered as before.
+//
+// The consumer is made only when missing, with the settings JetStream
+// cannot change later; the confirmers set the rest when they start
+// (EnsureConsumer with their Consumer).
+func ensureInterest(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	if _, err := js.Stream(ctx, cfg.Name); errors.Is(err, jetstream.ErrStreamNotFound) {
+		first := cfg
+		first.Retention = jetstream.LimitsPolicy
+		if _, err := js.CreateStream(ctx, first); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	_, err := js.Consumer(ctx, cfg.Name, MinIOConsumer)
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if err != nil {
+			return fmt.Errorf("consumer %s: %w", MinIOConsumer, err)
+		}
+		return nil
+	}
+	_, err = js.CreateConsumer(ctx, cfg.Name, jetstream.ConsumerConfig{
+		Durable:       MinIOConsumer,
+		FilterSubject: SubjectMinIO,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+		return fmt.Errorf("create consumer %s: %w", MinIOConsumer, err)
 	}
 	return nil
 }

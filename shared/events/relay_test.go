@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"errors"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -189,10 +190,11 @@ func TestRelayPublishesRowsAnotherProcessLeft(t *testing.T) {
 	}
 }
 
-// TestFullStreamKeepsEventsInTheOutbox fills a small DOCUMENTS stream:
-// publishing fails, the events stay in the outbox, and once there is room
-// again every one goes out, once.
-func TestFullStreamKeepsEventsInTheOutbox(t *testing.T) {
+// TestFullLogDropsItsOldestAndTheOutboxDrains fills a small DOCUMENTS
+// stream many times over: it never refuses an event, so the outbox drains;
+// it keeps the newest events within its bytes; and one user's flood leaves
+// another user's event in place (the per-subject bound).
+func TestFullLogDropsItsOldestAndTheOutboxDrains(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := testenv.MigratedPool(t)
@@ -202,85 +204,108 @@ func TestFullStreamKeepsEventsInTheOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	if err := events.EnsureStreams(ctx, js, events.StreamLimits{DocumentsMaxBytes: 4 << 10}); err != nil {
+	const maxBytes, perSubject = 16 << 10, 5
+	if err := events.EnsureStreams(ctx, js, events.StreamLimits{DocumentsMaxBytes: maxBytes, DocumentsMaxPerSubject: perSubject}); err != nil {
 		t.Fatal(err)
 	}
-	const rows = 40 // about 500 bytes each: several times the stream's room
 	store := postgres.NewStore(pool, 1)
-	ids := map[string]bool{}
-	if err := store.InTx(ctx, func(tx document.Tx) error {
-		for range rows {
-			d := &document.Document{ID: uuid.New(), UserID: uuid.New(), Status: document.StatusUploaded, Filename: "invoice.pdf"}
-			e := document.NewEvent(document.EventUploaded, d, time.Now())
-			ids[e.ID.String()] = true
-			if err := tx.AppendEvent(ctx, e); err != nil {
-				return err
+	appendEvents := func(user uuid.UUID, n int) (ids []string) {
+		if err := store.InTx(ctx, func(tx document.Tx) error {
+			for range n {
+				d := &document.Document{ID: uuid.New(), UserID: user, Status: document.StatusUploaded, Filename: "invoice.pdf"}
+				e := document.NewEvent(document.EventUploaded, d, time.Now())
+				ids = append(ids, e.ID.String())
+				if err := tx.AppendEvent(ctx, e); err != nil {
+					return err
+				}
 			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+		return ids
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	relay := events.NewRelay(store, js, zerolog.Nop())
-	relay.Grace = time.Second
+	relay.Grace = 0
 	go func() { defer close(done); _ = relay.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
-
 	stream, err := js.Stream(ctx, events.StreamDocuments)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting := func() int {
-		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
-			t.Fatal(err)
+	// drained waits until the outbox is empty, and returns the ids of the
+	// events DOCUMENTS holds and its state.
+	drained := func() (map[string]bool, *jetstream.StreamInfo) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var n int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d events still in the outbox 30 s on: the full log refused them", n)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		return n
-	}
-	// Full: the relay keeps trying, the rest of the events wait.
-	time.Sleep(2 * time.Second)
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	left := waiting()
-	t.Logf("full stream: %d events stored (%d bytes of %d), %d waiting in the outbox", info.State.Msgs, info.State.Bytes, info.Config.MaxBytes, left)
-	if info.State.Bytes > uint64(info.Config.MaxBytes) || left == 0 || int(info.State.Msgs)+left != rows {
-		t.Fatalf("stream %d messages, outbox %d rows, want them to add up to %d with rows waiting", info.State.Msgs, left, rows)
-	}
-
-	// Room again: everything goes out, nothing twice.
-	cfg := info.Config
-	cfg.MaxBytes = 1 << 20
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for waiting() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events still waiting 30 s after the stream had room", waiting())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	info, err = stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := stream.GetMsg(ctx, seq)
+		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(events.SubjectDocument))
 		if err != nil {
 			t.Fatal(err)
 		}
-		id := m.Header.Get(jetstream.MsgIDHeader)
-		if !ids[id] || seen[id] {
-			t.Fatalf("message %d has id %q: unknown or twice", seq, id)
+		if info.State.Bytes > maxBytes {
+			t.Errorf("DOCUMENTS holds %d bytes, over its %d", info.State.Bytes, maxBytes)
 		}
-		seen[id] = true
+		held := map[string]bool{}
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+			m, err := stream.GetMsg(ctx, seq)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue // dropped by the per-subject bound
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			held[m.Header.Get(jetstream.MsgIDHeader)] = true
+		}
+		return held, info
 	}
-	if len(seen) != rows {
-		t.Fatalf("%d of %d events in the stream", len(seen), rows)
+
+	// One user floods (100 events of about 500 bytes: three times the
+	// stream) after another user's one event: the flood keeps only its
+	// newest perSubject, and the other event stays.
+	quiet, flooder := uuid.New(), uuid.New()
+	quietIDs := appendEvents(quiet, 1)
+	floodIDs := appendEvents(flooder, 100)
+	held, info := drained()
+	t.Logf("after one user's flood: %d events held, %d of %d bytes", info.State.Msgs, info.State.Bytes, info.Config.MaxBytes)
+	if n := info.State.Subjects[string(document.EventUploaded)+"."+flooder.String()]; n != perSubject {
+		t.Errorf("the flooding user has %d events held, want the per-subject bound %d", n, perSubject)
+	}
+	for _, id := range floodIDs[len(floodIDs)-perSubject:] {
+		if !held[id] {
+			t.Errorf("one of the flooding user's newest events (%s) is gone", id)
+		}
+	}
+	if !held[quietIDs[0]] {
+		t.Error("another user's flood pushed the quiet user's event out")
+	}
+
+	// Many users, one event each, several times the stream's bytes: the
+	// oldest go, the newest stay, and nothing waits in the outbox.
+	var manyIDs []string
+	for range 100 {
+		manyIDs = append(manyIDs, appendEvents(uuid.New(), 1)...)
+	}
+	held, info = drained()
+	t.Logf("after 100 users' events: %d events held, %d of %d bytes", info.State.Msgs, info.State.Bytes, info.Config.MaxBytes)
+	if !held[manyIDs[len(manyIDs)-1]] {
+		t.Error("the newest event is not held")
+	}
+	if held[manyIDs[0]] || held[quietIDs[0]] {
+		t.Error("the oldest events are still held: the log did not drop by bytes")
 	}
 }
