@@ -249,10 +249,17 @@ func (b *Bus) handle(ctx context.Context, log zerolog.Logger, c Consumer, h Hand
 			delay = c.Backoff[min(int(m.Delivered)-1, len(c.Backoff)-1)]
 		}
 		if c.MaxDeliver > 0 && int(m.Delivered) >= c.MaxDeliver {
+			// Never delivered again: terminated, not handed back, so that
+			// a stream that keeps a message until its consumer is done
+			// with it (MINIO_EVENTS) lets it go. A nak would leave it there
+			// until MaxAge, and a long outage's worth of them would fill the
+			// backlog. What it was about is recovered elsewhere (the
+			// sweeper confirms stale uploads).
 			log.Error().Err(out.err).Uint64("deliveries", m.Delivered).Msg("handling failed for the last time")
-		} else {
-			log.Warn().Err(out.err).Dur("retry_in", delay).Msg("handling failed, will retry")
+			_ = msg.TermWithReason("max deliveries")
+			return
 		}
+		log.Warn().Err(out.err).Dur("retry_in", delay).Msg("handling failed, will retry")
 		_ = msg.NakWithDelay(delay)
 	}
 }

@@ -2,7 +2,9 @@ package events_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,4 +195,52 @@ func onceEach(seqs []uint64, acked int) bool {
 		seen[s] = true
 	}
 	return len(seen) == 10-acked
+}
+
+// TestMessageFailedForTheLastTimeLeavesTheQueue: a notification whose
+// handling failed MaxDeliver times is terminated, so MINIO_EVENTS lets it
+// go instead of keeping it until MaxAge, where a long outage's worth would
+// fill the backlog and refuse new notifications.
+func TestMessageFailedForTheLastTimeLeavesTheQueue(t *testing.T) {
+	t.Parallel()
+	ns := testenv.NATS(t)
+	bus, err := events.Open(events.ConnectConfig{URL: ns.URL}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bus.Close)
+	_, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.EnsureStreams(context.Background(), js, events.StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	publishNotifications(t, js, 3)
+	var tries atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- bus.Consume(zerolog.Nop().WithContext(ctx), events.Consumer{
+			Stream: events.StreamMinIO, Name: events.MinIOConsumer, Subject: events.SubjectMinIO,
+			AckWait: 5 * time.Second, MaxDeliver: 2, Backoff: []time.Duration{100 * time.Millisecond},
+		}, func(context.Context, events.Message) events.Outcome {
+			tries.Add(1)
+			return events.Retry(errors.New("PostgreSQL away"))
+		})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for streamInfo(t, js).State.Msgs > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("MINIO_EVENTS holds %d messages after %d failed tries, want 0", streamInfo(t, js).State.Msgs, tries.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := tries.Load(); n != 6 {
+		t.Fatalf("%d tries of 3 messages, want 2 each", n)
+	}
 }
