@@ -43,13 +43,18 @@ type Config struct {
 	NATSURL      string // NATS_URL
 	NATSUser     string // NATS_USER
 	NATSPassword string // NATS_PASSWORD
-	// Stream limits: a full stream refuses new messages, which wait (in
-	// MinIO's queue, in the outbox) until there is room again.
+	// Stream limits (events.StreamLimits): MINIO_EVENTS holds the
+	// notifications not yet confirmed, and refuses new ones when full (they
+	// wait in MinIO's queue); DOCUMENTS holds the newest document events
+	// and drops its oldest when full.
 	NATSMinIOEventsMaxBytes int64         // NATS_MINIO_EVENTS_MAX_BYTES
 	NATSMinIOEventsMaxAge   time.Duration // NATS_MINIO_EVENTS_MAX_AGE
 	NATSDocumentsMaxBytes   int64         // NATS_DOCUMENTS_MAX_BYTES
 	NATSStreamReplicas      int64         // NATS_STREAM_REPLICAS
 	NATSDocumentsMaxAge     time.Duration // NATS_DOCUMENTS_MAX_AGE
+	// NATSDocumentsMaxPerSubject bounds the events DOCUMENTS keeps of one
+	// type of one user (document.<type>.<user>).
+	NATSDocumentsMaxPerSubject int64 // NATS_DOCUMENTS_MAX_PER_SUBJECT
 
 	JWTSecret         string        // JWT_SECRET, HS256 key, at least 32 bytes
 	JWTPublicKeysFile string        // JWT_PUBLIC_KEYS_FILE, PEM public keys for RS256, ES256 and EdDSA tokens
@@ -77,9 +82,17 @@ type Config struct {
 	QuotaDefaultBytes   int64         // QUOTA_DEFAULT_BYTES
 	UploadsPerMinute    int64         // UPLOAD_RATE_PER_MINUTE, upload URLs one user may ask for per minute
 	MaxPendingUploads   int64         // MAX_PENDING_UPLOADS, a user's uploads waiting for their bytes
+	DeletesPerMinute    int64         // DELETE_RATE_PER_MINUTE, deletes one user may ask for per minute
+	StoragePerMinute    int64         // STORAGE_RATE_PER_MINUTE, confirms of pending uploads and part requests one user may make per minute on one api replica
 	ReclassifyPerMinute int64         // RECLASSIFY_RATE_PER_MINUTE, classification requests one user may make per minute
 	ReadHeaderTimeout   time.Duration // HTTP_READ_HEADER_TIMEOUT, how long a client may take to send its headers
 	MaxEventStreams     int64         // EVENT_STREAMS_MAX, open /api/events streams one api replica holds
+	// EventsResumeWindow is how far back a reconnecting event stream may
+	// resume (Last-Event-ID); older, it starts from now with a reset event.
+	EventsResumeWindow time.Duration // EVENTS_RESUME_WINDOW
+	// EventsConnectsPerMinute is how many event streams one user may open
+	// per minute on one api replica (bursts of as many).
+	EventsConnectsPerMinute int64 // EVENTS_CONNECTS_PER_MINUTE
 
 	SweepInterval     time.Duration // SWEEP_INTERVAL, how often the sweeper runs (JetStream schedule)
 	PendingTTL        time.Duration // PENDING_TTL, age after which a pending upload is stale
@@ -90,6 +103,11 @@ type Config struct {
 
 	ClassifyMaxBytes int64  // CLASSIFY_MAX_BYTES, how much of a document the classifier reads
 	ClassifyRules    string // CLASSIFY_RULES, path of a rules JSON file; "" means the built-in rules
+	// ClassifyRecoveryAfter is how long a document may wait for the
+	// classifier (status uploaded) before the classifier's recovery takes
+	// it up from PostgreSQL: its event dropped by a full DOCUMENTS log,
+	// deferred over its owner's share, or lost with a replica.
+	ClassifyRecoveryAfter time.Duration // CLASSIFY_RECOVERY_AFTER
 
 	// Settings of `docuvault dev` only; "" or 0 means its default.
 	DevDataDir          string // DEV_DATA_DIR
@@ -103,39 +121,51 @@ type Config struct {
 	LogFormat string // LOG_FORMAT: json or console
 }
 
+// MinMinIOEventsBytes is the smallest NATS_MINIO_EVENTS_MAX_BYTES: twice
+// events.MaxNotificationBytes, the largest notification MinIO can make (a
+// client pads it with headers). It is written out here because config
+// imports no adapter; TestMinMinIOEventsBytes holds the two together.
+const MinMinIOEventsBytes = 32 << 20
+
 // Defaults returns the settings used where a variable is not set.
 func Defaults() Config {
 	return Config{
-		MinIOBucket:             "documents",
-		MinIORegion:             "us-east-1",
-		NATSURL:                 "nats://127.0.0.1:4222",
-		HTTPAddr:                "127.0.0.1:8080",
-		UploadURLTTL:            15 * time.Minute,
-		DownloadURLTTL:          5 * time.Minute,
-		MaxUploadBytes:          100 << 20,
-		MultipartThreshold:      64 << 20,
-		MultipartPartSize:       16 << 20,
-		QuotaDefaultBytes:       104857600,
-		UploadsPerMinute:        120,
-		MaxPendingUploads:       100,
-		ReclassifyPerMinute:     30,
-		ReadHeaderTimeout:       5 * time.Second,
-		JWTLeeway:               30 * time.Second,
-		MaxEventStreams:         1000,
-		NATSMinIOEventsMaxBytes: 1 << 30,
-		NATSMinIOEventsMaxAge:   7 * 24 * time.Hour,
-		NATSDocumentsMaxBytes:   1 << 30,
-		NATSStreamReplicas:      1,
-		NATSDocumentsMaxAge:     30 * 24 * time.Hour,
-		SweepInterval:           30 * time.Minute,
-		PendingTTL:              time.Hour,
-		RejectedRetention:       24 * time.Hour,
-		SweepBatchSize:          500,
-		ReconcileKeys:           10000,
-		ReconcilePeriod:         24 * time.Hour,
-		ClassifyMaxBytes:        8 << 20,
-		LogLevel:                "info",
-		LogFormat:               "json",
+		MinIOBucket:                "documents",
+		MinIORegion:                "us-east-1",
+		NATSURL:                    "nats://127.0.0.1:4222",
+		HTTPAddr:                   "127.0.0.1:8080",
+		UploadURLTTL:               15 * time.Minute,
+		DownloadURLTTL:             5 * time.Minute,
+		MaxUploadBytes:             100 << 20,
+		MultipartThreshold:         64 << 20,
+		MultipartPartSize:          16 << 20,
+		QuotaDefaultBytes:          104857600,
+		UploadsPerMinute:           120,
+		MaxPendingUploads:          100,
+		DeletesPerMinute:           300,
+		StoragePerMinute:           600,
+		ReclassifyPerMinute:        30,
+		ReadHeaderTimeout:          5 * time.Second,
+		JWTLeeway:                  30 * time.Second,
+		MaxEventStreams:            1000,
+		EventsResumeWindow:         time.Hour,
+		EventsConnectsPerMinute:    20,
+		NATSMinIOEventsMaxBytes:    1 << 30,
+		NATSMinIOEventsMaxAge:      7 * 24 * time.Hour,
+		NATSDocumentsMaxBytes:      1 << 30,
+		NATSStreamReplicas:         1,
+		NATSDocumentsMaxAge:        30 * 24 * time.Hour,
+		NATSDocumentsMaxPerSubject: 10000,
+		SweepInterval:              30 * time.Minute,
+		PendingTTL:                 time.Hour,
+		RejectedRetention:          24 * time.Hour,
+		SweepBatchSize:             500,
+		ReconcileKeys:              10000,
+		ReconcilePeriod:            24 * time.Hour,
+		ClassifyMaxBytes:           8 << 20,
+		ClassifyRecoveryAfter:      time.Minute,
+		LogLevel:                   "info",
+		LogFormat:                  "json",
 	}
 }
 
@@ -207,6 +237,7 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("NATS_DOCUMENTS_MAX_BYTES", &c.NATSDocumentsMaxBytes)
 	bytes("NATS_STREAM_REPLICAS", &c.NATSStreamReplicas)
 	dur("NATS_DOCUMENTS_MAX_AGE", &c.NATSDocumentsMaxAge)
+	bytes("NATS_DOCUMENTS_MAX_PER_SUBJECT", &c.NATSDocumentsMaxPerSubject)
 	str("JWT_SECRET", &c.JWTSecret)
 	str("JWT_PUBLIC_KEYS_FILE", &c.JWTPublicKeysFile)
 	str("JWT_ISSUER", &c.JWTIssuer)
@@ -230,9 +261,13 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("QUOTA_DEFAULT_BYTES", &c.QuotaDefaultBytes)
 	bytes("UPLOAD_RATE_PER_MINUTE", &c.UploadsPerMinute)
 	bytes("MAX_PENDING_UPLOADS", &c.MaxPendingUploads)
+	bytes("DELETE_RATE_PER_MINUTE", &c.DeletesPerMinute)
+	bytes("STORAGE_RATE_PER_MINUTE", &c.StoragePerMinute)
 	bytes("RECLASSIFY_RATE_PER_MINUTE", &c.ReclassifyPerMinute)
 	dur("HTTP_READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout)
 	bytes("EVENT_STREAMS_MAX", &c.MaxEventStreams)
+	dur("EVENTS_RESUME_WINDOW", &c.EventsResumeWindow)
+	bytes("EVENTS_CONNECTS_PER_MINUTE", &c.EventsConnectsPerMinute)
 	dur("SWEEP_INTERVAL", &c.SweepInterval)
 	dur("PENDING_TTL", &c.PendingTTL)
 	dur("REJECTED_RETENTION", &c.RejectedRetention)
@@ -241,6 +276,7 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	dur("SWEEP_RECONCILE_PERIOD", &c.ReconcilePeriod)
 	bytes("CLASSIFY_MAX_BYTES", &c.ClassifyMaxBytes)
 	str("CLASSIFY_RULES", &c.ClassifyRules)
+	dur("CLASSIFY_RECOVERY_AFTER", &c.ClassifyRecoveryAfter)
 	str("DEV_DATA_DIR", &c.DevDataDir)
 	str("DEV_NATS_ADDR", &c.DevNATSAddr)
 	str("DEV_MINIO_ADDR", &c.DevMinIOAddr)
@@ -296,6 +332,12 @@ func (c Config) Validate() error {
 	if c.MultipartPartSize < 5<<20 || c.MultipartPartSize > 5<<30 {
 		errs = append(errs, fmt.Errorf("MULTIPART_PART_SIZE must be between 5 MiB and 5 GiB (the object store's part limits), got %d", c.MultipartPartSize))
 	}
+	if c.NATSMinIOEventsMaxBytes < MinMinIOEventsBytes {
+		errs = append(errs, fmt.Errorf("NATS_MINIO_EVENTS_MAX_BYTES must be at least %d (twice the largest notification MinIO can make: one the stream can never hold stops MinIO's notification queue), got %d", MinMinIOEventsBytes, c.NATSMinIOEventsMaxBytes))
+	}
+	if c.NATSDocumentsMaxBytes < 1<<20 || c.NATSDocumentsMaxPerSubject < 1 {
+		errs = append(errs, fmt.Errorf("NATS_DOCUMENTS_MAX_BYTES must be at least 1 MiB and NATS_DOCUMENTS_MAX_PER_SUBJECT at least 1, got %d and %d", c.NATSDocumentsMaxBytes, c.NATSDocumentsMaxPerSubject))
+	}
 	if c.NATSStreamReplicas < 1 || c.NATSStreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("NATS_STREAM_REPLICAS must be between 1 and 5 (JetStream's limit; 3 on a three-node cluster), got %d", c.NATSStreamReplicas))
 	}
@@ -304,6 +346,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReconcilePeriod < c.SweepInterval {
 		errs = append(errs, fmt.Errorf("SWEEP_RECONCILE_PERIOD (%s) must be at least SWEEP_INTERVAL (%s)", c.ReconcilePeriod, c.SweepInterval))
+	}
+	if c.EventsResumeWindow < time.Second || c.EventsConnectsPerMinute < 1 {
+		errs = append(errs, fmt.Errorf("EVENTS_RESUME_WINDOW must be at least 1s and EVENTS_CONNECTS_PER_MINUTE at least 1, got %s and %d", c.EventsResumeWindow, c.EventsConnectsPerMinute))
 	}
 	if c.SweepInterval < time.Second {
 		errs = append(errs, fmt.Errorf("SWEEP_INTERVAL must be at least 1s, got %s", c.SweepInterval))
