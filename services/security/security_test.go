@@ -110,6 +110,7 @@ type attack struct {
 func TestUploadURLGrantsOnePutAndNothingElse(t *testing.T) {
 	s := apitest.Start(t, apitest.Options{Events: true, Edit: func(c *config.Config) {
 		c.UploadsPerMinute, c.MaxPendingUploads = 0, 0
+		c.DeletesPerMinute, c.StoragePerMinute = 0, 0
 	}})
 	ctx := context.Background()
 	alice, aliceTok := s.NewUser(t)

@@ -219,7 +219,7 @@ func (r *report) markdown(p plan) string {
 	w("| load average at start → end | %s → %s (other work shares this machine) |\n", r.loadStart, r.loadEnd)
 	w("| stack start | %.1f s (after a %.1f s build of `./services/docuvault`); whole run %.0f s |\n", r.stackStart.Seconds(), r.build.Seconds(), r.total.Seconds())
 	w("\n`free -h`:\n\n```\n%s\n```\n\n", r.free)
-	w("Settings: `config.Defaults()` with QUOTA_DEFAULT_BYTES = 2^50, MAX_UPLOAD_BYTES = 2^40, UPLOAD_RATE_PER_MINUTE and MAX_PENDING_UPLOADS = 10^9 (so quotas and per-user limits never interfere), SWEEP_INTERVAL = 24h (no scheduled sweep during the run), LOG_LEVEL = info (every request is logged, to a file). PostgreSQL is a fresh `initdb` cluster with its defaults plus `%s` (the statement profile below); the pgx pool has its default size (max(4, cores) connections per service).\n\n", strings.Join(pgSettings, "`, `"))
+	w("Settings: `config.Defaults()` with QUOTA_DEFAULT_BYTES = 2^50, MAX_UPLOAD_BYTES = 2^40, UPLOAD_RATE_PER_MINUTE, MAX_PENDING_UPLOADS, DELETE_RATE_PER_MINUTE and STORAGE_RATE_PER_MINUTE = 10^9 (so quotas and per-user limits never interfere; they are still counted), SWEEP_INTERVAL = 24h (no scheduled sweep during the run), LOG_LEVEL = info (every request is logged, to a file). PostgreSQL is a fresh `initdb` cluster with its defaults plus `%s` (the statement profile below); the pgx pool has its default size (max(4, cores) connections per service).\n\n", strings.Join(pgSettings, "`, `"))
 
 	r.writeSummary(w, p)
 	r.writeThroughput(w, p)

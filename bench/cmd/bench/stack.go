@@ -212,6 +212,8 @@ func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err
 		"QUOTA_DEFAULT_BYTES":       huge,
 		"UPLOAD_RATE_PER_MINUTE":    "1000000000",
 		"MAX_PENDING_UPLOADS":       "1000000000",
+		"DELETE_RATE_PER_MINUTE":    "1000000000",
+		"STORAGE_RATE_PER_MINUTE":   "1000000000",
 		"SWEEP_INTERVAL":            "24h", // no scheduled sweep during the run; workload 5 sweeps on purpose
 		"LOG_LEVEL":                 "info",
 		"LOG_FORMAT":                "json",

@@ -37,7 +37,13 @@ import (
 	"github.com/docuvault/docuvault/shared/metrics"
 	"github.com/docuvault/docuvault/shared/objectstore"
 	"github.com/docuvault/docuvault/shared/postgres"
+	"github.com/docuvault/docuvault/shared/ratelimit"
 )
+
+// maxPacedUsers bounds the users whose STORAGE_RATE_PER_MINUTE bucket one
+// process holds (about 100 bytes each); a bucket idle for a minute is
+// full again and dropped before that.
+const maxPacedUsers = 100_000
 
 // Role is one of DocuVault's services.
 type Role string
@@ -192,6 +198,12 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 			}
 		}
 		docCfg.Classifier = classify.Documents{Classifier: classify.New(rules)}
+	}
+	// Deletes are counted in PostgreSQL, across replicas; the requests
+	// that cost the object store a call are paced in this process only.
+	docCfg.DeletesPerMinute = int(cfg.DeletesPerMinute)
+	if n := int(cfg.StoragePerMinute); n > 0 {
+		docCfg.StorageThrottle = ratelimit.NewBuckets(n, n, maxPacedUsers)
 	}
 	docs := document.NewService(store, objects, docCfg)
 	s.Docs = docs
