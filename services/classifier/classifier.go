@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,42 +23,67 @@ import (
 // ConsumerName is the durable consumer every classifier replica shares.
 const ConsumerName = "classifier"
 
-// Delivery settings: a document whose store is away is tried again with
-// growing pauses; a document that can never be read is failed, not retried.
+// MaxAttempts is how many times in a row a replica tries a document whose
+// store fails (a passing error), pausing Backoff between tries; then it
+// gives up for RestAfterGivingUp, after which the recovery tries again. A
+// document is never failed for its store's outage: it stays uploaded.
 var (
-	MaxDeliver = 6
-	Backoff    = []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
+	MaxAttempts       = 6
+	Backoff           = []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
+	RestAfterGivingUp = 15 * time.Minute
 )
 
 // HandleTimeout bounds one document's classification, and ClassifyTimeout
 // (the use case's Config.ClassifyTimeout) the parsing within it. The
 // parsers' work budget ends any document within about 2 s of CPU; the
 // timeout is the backstop, short enough that a document still being parsed
-// when it passes is failed as too_complex (and acked) with time left to
-// record that, rather than running out the handler's time and coming back
-// with every redelivery.
+// when it passes is failed as too_complex with time left to record that,
+// rather than running out the handler's time and being tried again.
 const (
 	HandleTimeout   = 30 * time.Second
 	ClassifyTimeout = 10 * time.Second
 )
 
-// Consumer is the durable consumer the classifier replicas share.
+// Fairness. A replica classifies Workers documents at once, at most
+// UserWorkers of one user, taking users in turns; it holds at most
+// UserQueue documents of one user and QueueCapacity in all. A
+// document.uploaded event is acked as soon as its document is queued, so
+// no user's backlog waits in the log ahead of another's; an event over its
+// user's share (or a full queue) is acked too and its document left
+// uploaded in PostgreSQL, where the recovery takes it up.
+const (
+	Workers       = 4
+	UserWorkers   = Workers - 1
+	UserQueue     = 64
+	QueueCapacity = 4096
+	// RecoveryBatch bounds the documents one recovery pass claims.
+	RecoveryBatch = 64
+)
+
+// Consumer is the durable consumer the classifier replicas share. Its
+// handler only queues a document, so it needs few workers and never asks
+// for a message again: the queue's retries and the recovery take over from
+// JetStream's redelivery (whose naks would hold MaxAckPending slots and
+// burn MaxDeliver on a user's backlog). MaxDeliver and Backoff remain for
+// a message whose ack was lost.
 var Consumer = events.Consumer{
 	Stream:        events.StreamDocuments,
 	Name:          ConsumerName,
 	Description:   "classifies uploaded documents",
 	Subject:       document.SubjectOfType(document.EventUploaded),
 	AckWait:       time.Minute,
-	MaxDeliver:    MaxDeliver,
-	Backoff:       Backoff,
+	MaxDeliver:    6,
+	Backoff:       []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute},
 	MaxAckPending: 256,
-	Workers:       4,
-	Timeout:       HandleTimeout,
+	Workers:       2,
+	Timeout:       10 * time.Second,
 }
 
-// Docs is the use case the classifier is the door of.
+// Docs are the use cases the classifier is the door of.
 type Docs interface {
 	Classify(ctx context.Context, id uuid.UUID) (outcome string, c document.Classification, err error)
+	ClaimUnclassified(ctx context.Context, perUser, limit int) ([]document.Waiting, error)
+	PostponeClassification(ctx context.Context, id uuid.UUID, d time.Duration) error
 }
 
 // Bus runs the classifier's durable consumer with the one consumer loop.
@@ -65,35 +91,138 @@ type Bus interface {
 	Consume(ctx context.Context, c events.Consumer, h events.Handler) error
 }
 
-// Classifier handles document.uploaded events.
+// What the classifier did besides classifying, as counted in
+// Metrics.Classifications beside document.ClassifyDone and the others.
+const (
+	OutcomeDeferred  = "deferred"  // over its user's share: left to the recovery
+	OutcomeRecovered = "recovered" // taken up by the recovery
+	OutcomeRetried   = "retried"   // its store failed: tried again after a pause
+	OutcomeGaveUp    = "gave_up"   // its store failed MaxAttempts times: rests, then the recovery tries again
+)
+
+// Classifier classifies uploaded documents, fairly between users: from
+// their document.uploaded events and, for documents that waited longer
+// than the use case's recovery delay (their event dropped by a full log,
+// deferred, or lost with a replica), from PostgreSQL.
 type Classifier struct {
 	docs    Docs
 	bus     Bus
 	metrics *metrics.Metrics
 	log     zerolog.Logger
+	// recoverEvery is the pause between recovery passes.
+	recoverEvery time.Duration
+	queue        *fairQueue
 }
 
-// New returns a Classifier fed by bus.
-func New(docs Docs, bus Bus, m *metrics.Metrics, log zerolog.Logger) *Classifier {
-	return &Classifier{docs: docs, bus: bus, metrics: m, log: log}
+// New returns a Classifier fed by bus; a recovery pass runs every
+// recoverEvery (a fraction of the use case's recovery delay, so that a
+// document waits little longer than that delay).
+func New(docs Docs, bus Bus, recoverEvery time.Duration, m *metrics.Metrics, log zerolog.Logger) *Classifier {
+	return &Classifier{
+		docs: docs, bus: bus, metrics: m, log: log,
+		recoverEvery: max(recoverEvery, 100*time.Millisecond),
+		queue:        newFairQueue(UserQueue, UserWorkers, QueueCapacity),
+	}
 }
 
-// Run classifies until ctx ends, then finishes the documents in hand.
+// Run classifies until ctx ends, then finishes the documents in hand;
+// those only queued stay uploaded for the recovery of whichever replica
+// runs next.
 func (c *Classifier) Run(ctx context.Context) error {
-	return c.bus.Consume(c.log.WithContext(ctx), Consumer, c.Handle)
+	ctx = c.log.WithContext(ctx)
+	// The workers and the recovery stop with the consumer, whether ctx
+	// ended or the consumer failed.
+	workCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	// Documents in hand finish even as ctx ends; only new ones stop.
+	handleCtx := context.WithoutCancel(ctx)
+	for range Workers {
+		wg.Go(func() {
+			for {
+				e, ok := c.queue.next(workCtx)
+				if !ok {
+					return
+				}
+				c.classify(handleCtx, e)
+			}
+		})
+	}
+	wg.Go(func() { c.recoverLoop(workCtx) })
+	err := c.bus.Consume(ctx, Consumer, c.Handle)
+	stop()
+	wg.Wait()
+	c.queue.close()
+	return err
 }
 
-// Handle classifies the document of one document.uploaded event.
+// Handle queues the document of one document.uploaded event.
 func (c *Classifier) Handle(ctx context.Context, msg events.Message) events.Outcome {
 	var e document.Event
 	if err := json.Unmarshal(msg.Data, &e); err != nil || e.Type != document.EventUploaded {
 		return events.Term(fmt.Errorf("malformed document event: %v", err))
 	}
-	log := zerolog.Ctx(ctx).With().Str("document_id", e.Data.DocumentID.String()).Logger()
-	outcome, result, err := c.docs.Classify(log.WithContext(ctx), e.Data.DocumentID)
-	if err != nil {
-		return events.Retry(err)
+	if !c.queue.offer(e.Data.UserID, e.Data.DocumentID) {
+		c.metrics.Classifications.WithLabelValues(OutcomeDeferred).Inc()
+		zerolog.Ctx(ctx).Debug().Str("document_id", e.Data.DocumentID.String()).Str("user_id", e.Data.UserID.String()).
+			Msg("over its user's share: left to the recovery")
 	}
+	return events.Ack()
+}
+
+// recoverLoop claims documents that waited too long, as many as the queue
+// takes, every recoverEvery until ctx ends.
+func (c *Classifier) recoverLoop(ctx context.Context) {
+	t := time.NewTicker(c.recoverEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.recoverOnce(ctx); err != nil && ctx.Err() == nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("recovery pass failed")
+		}
+	}
+}
+
+// recoverOnce runs one recovery pass. A claimed document the queue
+// refuses (its user's share full) keeps its claim, and the recovery comes
+// back to it once the claim ends.
+func (c *Classifier) recoverOnce(ctx context.Context) error {
+	limit := min(RecoveryBatch, c.queue.free())
+	if limit <= 0 {
+		return nil
+	}
+	waiting, err := c.docs.ClaimUnclassified(ctx, UserQueue, limit)
+	if err != nil {
+		return err
+	}
+	queued := 0
+	for _, w := range waiting {
+		if c.queue.offer(w.UserID, w.ID) {
+			queued++
+		}
+	}
+	if len(waiting) > 0 {
+		c.metrics.Classifications.WithLabelValues(OutcomeRecovered).Add(float64(queued))
+		zerolog.Ctx(ctx).Info().Int("claimed", len(waiting)).Int("queued", queued).Msg("documents waiting too long taken up")
+	}
+	return nil
+}
+
+// classify classifies e's document and settles it in the queue.
+func (c *Classifier) classify(ctx context.Context, e *entry) {
+	log := zerolog.Ctx(ctx).With().Str("document_id", e.id.String()).Str("user_id", e.user.String()).Logger()
+	ctx, cancel := context.WithTimeout(log.WithContext(ctx), HandleTimeout)
+	defer cancel()
+	outcome, result, err := c.docs.Classify(ctx, e.id)
+	if err != nil {
+		c.queue.done(e, c.failed(ctx, log, e, err))
+		return
+	}
+	c.queue.done(e, 0)
 	c.metrics.Classifications.WithLabelValues(outcome).Inc()
 	switch outcome {
 	case document.ClassifyFailed:
@@ -101,5 +230,24 @@ func (c *Classifier) Handle(ctx context.Context, msg events.Message) events.Outc
 	case document.ClassifyDone:
 		log.Info().Str("classification", result.Category).Float64("confidence", result.Confidence).Msg("document classified")
 	}
-	return events.Ack()
+}
+
+// failed decides what follows a passing failure of e: the pause before the
+// next try, or 0 once MaxAttempts failed in a row — then the document
+// rests for RestAfterGivingUp (if PostgreSQL can record that; otherwise
+// the recovery finds it sooner).
+func (c *Classifier) failed(ctx context.Context, log zerolog.Logger, e *entry, err error) time.Duration {
+	e.failures++
+	if e.failures < MaxAttempts {
+		delay := Backoff[min(e.failures-1, len(Backoff)-1)]
+		c.metrics.Classifications.WithLabelValues(OutcomeRetried).Inc()
+		log.Warn().Err(err).Int("failures", e.failures).Dur("retry_in", delay).Msg("classification failed for now, will retry")
+		return delay
+	}
+	c.metrics.Classifications.WithLabelValues(OutcomeGaveUp).Inc()
+	log.Error().Err(err).Int("failures", e.failures).Dur("rest", RestAfterGivingUp).Msg("classification failed for the last time on this replica")
+	if perr := c.docs.PostponeClassification(ctx, e.id, RestAfterGivingUp); perr != nil {
+		log.Warn().Err(perr).Msg("could not postpone the recovery")
+	}
+	return 0
 }

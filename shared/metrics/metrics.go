@@ -32,7 +32,8 @@ type Metrics struct {
 	// Retries counts messages a consumer handed back for a later try.
 	Retries *prometheus.CounterVec
 	// Classifications counts what the classifier did with a document, by
-	// outcome (classified, failed, skipped).
+	// outcome (classified, failed, skipped; deferred, recovered, retried,
+	// gave_up: see services/classifier).
 	Classifications *prometheus.CounterVec
 	// OutboxPublished counts events the relay published.
 	OutboxPublished prometheus.Counter
@@ -71,7 +72,7 @@ func New(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Metrics, err
 		Name: "docuvault_consumer_retries_total", Help: "JetStream messages handed back for a later try after a passing failure, by consumer.",
 	}, []string{"consumer"}))
 	m.Classifications = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "docuvault_classifications_total", Help: "Documents the classifier handled, by outcome (classified, failed, skipped).",
+		Name: "docuvault_classifications_total", Help: "Documents the classifier handled, by outcome (classified, failed, skipped; deferred over a user's share, recovered after waiting, retried, gave_up).",
 	}, []string{"outcome"}))
 	m.OutboxPublished = register(&r, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "docuvault_outbox_published_total", Help: "Document events published from the outbox.",

@@ -179,16 +179,17 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 	})
 
 	docCfg := document.Config{
-		MaxUploadBytes:      cfg.MaxUploadBytes,
-		MultipartThreshold:  cfg.MultipartThreshold,
-		MultipartPartSize:   cfg.MultipartPartSize,
-		UploadsPerMinute:    int(cfg.UploadsPerMinute),
-		MaxPendingUploads:   int(cfg.MaxPendingUploads),
-		ReclassifyPerMinute: int(cfg.ReclassifyPerMinute),
-		UploadURLTTL:        cfg.UploadURLTTL,
-		DownloadURLTTL:      cfg.DownloadURLTTL,
-		ClassifyMaxBytes:    cfg.ClassifyMaxBytes,
-		ClassifyTimeout:     classifier.ClassifyTimeout,
+		MaxUploadBytes:        cfg.MaxUploadBytes,
+		MultipartThreshold:    cfg.MultipartThreshold,
+		MultipartPartSize:     cfg.MultipartPartSize,
+		UploadsPerMinute:      int(cfg.UploadsPerMinute),
+		MaxPendingUploads:     int(cfg.MaxPendingUploads),
+		ReclassifyPerMinute:   int(cfg.ReclassifyPerMinute),
+		UploadURLTTL:          cfg.UploadURLTTL,
+		DownloadURLTTL:        cfg.DownloadURLTTL,
+		ClassifyMaxBytes:      cfg.ClassifyMaxBytes,
+		ClassifyTimeout:       classifier.ClassifyTimeout,
+		ClassifyRecoveryAfter: cfg.ClassifyRecoveryAfter,
 	}
 	if slices.Contains(opts.Roles, Classifier) {
 		rules := classify.DefaultRules()
@@ -230,7 +231,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		case Sweeper:
 			run = sweeper.New(docs, s.bus, SweepConfig(cfg), cfg.SweepInterval, s.Metrics, log).Run
 		case Classifier:
-			run = classifier.New(docs, s.bus, s.Metrics, log).Run
+			run = classifier.New(docs, s.bus, recoverEvery(cfg.ClassifyRecoveryAfter), s.Metrics, log).Run
 		default:
 			return nil, fmt.Errorf("unknown role %q", role)
 		}
@@ -420,6 +421,18 @@ func SweepConfig(cfg config.Config) document.SweepConfig {
 		ReconcileKeys:     int(cfg.ReconcileKeys),
 		ReconcilePeriod:   cfg.ReconcilePeriod,
 	}
+}
+
+// recoverEvery is the classifier's pause between recovery passes: a
+// quarter of CLASSIFY_RECOVERY_AFTER, so a document waits at most a
+// quarter longer than that, but at most 15 s, so that a long delay does
+// not slow the passes that follow a backlog down (each takes a bounded
+// batch).
+func recoverEvery(after time.Duration) time.Duration {
+	if after <= 0 {
+		after = document.DefaultClassifyRecoveryAfter
+	}
+	return min(after/4, 15*time.Second)
 }
 
 // objectStoreConfig is the object store cfg describes: its endpoints, its
