@@ -59,7 +59,7 @@ type handlers struct {
 	sweeps  Sweeps
 	closing <-chan struct{}
 	metrics *metrics.Metrics
-	streams streamCounts
+	streams *eventStreams
 }
 
 // caller returns the authenticated principal; the auth middleware guarantees one.

@@ -45,8 +45,10 @@ type Docs interface {
 // EventStream follows a user's document events live, for GET /api/events.
 type EventStream interface {
 	// FollowUser delivers user's events published after the stream
-	// sequence after (0: from now on), in order, until stop is called.
-	FollowUser(ctx context.Context, user uuid.UUID, after uint64, buffer int) (events <-chan events.LiveEvent, stop func(), err error)
+	// sequence after (0: from now on), in order, until Follow.Stop is
+	// called; when the event at after is older than notBefore or gone, from
+	// now on, with Follow.Reset set (see events.Bus.FollowUser).
+	FollowUser(ctx context.Context, user uuid.UUID, after uint64, notBefore time.Time) (events.Follow, error)
 }
 
 // Sweeps asks the sweepers for a run, for POST /api/admin/sweep.
@@ -76,6 +78,12 @@ type Deps struct {
 	// MaxStreams bounds the event streams this replica holds open, each
 	// with a JetStream consumer; 0 means no bound.
 	MaxStreams int
+	// EventsResumeWindow is how far back a stream's resume (Last-Event-ID)
+	// may reach; older, it starts from now with a reset event.
+	EventsResumeWindow time.Duration
+	// EventsConnectsPerMinute is how many event streams one user may open
+	// per minute on this replica.
+	EventsConnectsPerMinute int
 	// CORSOrigins are the exact origins allowed to call the API from a page
 	// of their own; none means no cross-origin access.
 	CORSOrigins []string
@@ -84,7 +92,7 @@ type Deps struct {
 // Handler returns the API's routes.
 func Handler(d Deps) http.Handler {
 	h := &handlers{docs: d.Docs, live: d.Events, sweeps: d.Sweeps, closing: d.Closing, metrics: d.Metrics}
-	h.streams.max = d.MaxStreams
+	h.streams = newEventStreams(d.MaxStreams, d.EventsResumeWindow, d.EventsConnectsPerMinute)
 	verifier, checks, log := d.Verifier, d.Checks, d.Log
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, requestLog(log, d.Metrics), middleware.Recoverer)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
 	"github.com/rs/zerolog"
 )
 
@@ -25,6 +25,24 @@ const maxStreamsPerUser = 8
 // stops reading fills the connection's buffers, the write blocks, and the
 // stream ends, freeing its handler and its consumer.
 var sseWriteTimeout = 10 * time.Second
+
+// eventStreams is what GET /api/events keeps between requests on one
+// replica: the open streams, the rate of new ones, how far back a resume
+// may reach.
+type eventStreams struct {
+	counts   streamCounts
+	connects connectLimiter
+	// window is how far back a resume (Last-Event-ID) reaches:
+	// EVENTS_RESUME_WINDOW.
+	window time.Duration
+}
+
+func newEventStreams(maxStreams int, window time.Duration, perMinute int) *eventStreams {
+	s := &eventStreams{window: window}
+	s.counts.max = maxStreams
+	s.connects.setRate(perMinute)
+	return s
+}
 
 // streamCounts counts open event streams, per user and in all.
 type streamCounts struct {
@@ -67,6 +85,76 @@ var (
 	errReplicaStreams = errors.New("this server holds as many event streams as it may: try again shortly")
 )
 
+// connectLimiter limits how often each user opens an event stream: each
+// one is a JetStream consumer made and, on a resume, a replay; a page that
+// reconnects in a tight loop would cost that without end. It is GCRA
+// (a token bucket kept as one time per user): a user may open perMinute
+// streams at once, then one every minute/perMinute.
+//
+// Its memory is bounded: a user's entry is needed only while their bucket
+// is not full again, at most a minute after their last stream, and the
+// table holds at most maxTrackedUsers (about 5 MB).
+type connectLimiter struct {
+	mu         sync.Mutex
+	interval   time.Duration // one connect's cost
+	tolerance  time.Duration // how far ahead of now a user's time may run: the burst
+	tat        map[uuid.UUID]time.Time
+	lastPruned time.Time
+}
+
+// maxTrackedUsers bounds connectLimiter's table; beyond it (that many
+// users opening streams within a minute on one replica) a new user waits.
+const maxTrackedUsers = 100_000
+
+func (l *connectLimiter) setRate(perMinute int) {
+	perMinute = max(perMinute, 1)
+	l.interval = time.Minute / time.Duration(perMinute)
+	l.tolerance = time.Duration(perMinute-1) * l.interval
+}
+
+// allow takes one connect of user's at now; when refused, wait is how
+// long until one is free.
+func (l *connectLimiter) allow(user uuid.UUID, now time.Time) (ok bool, wait time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tat == nil {
+		l.tat = map[uuid.UUID]time.Time{}
+	}
+	tat, known := l.tat[user]
+	if !known && len(l.tat) >= maxTrackedUsers {
+		if now.Sub(l.lastPruned) >= time.Second { // a full table is scanned at most once a second
+			l.lastPruned = now
+			for u, t := range l.tat {
+				if !t.After(now) { // a full bucket again: the same as no entry
+					delete(l.tat, u)
+				}
+			}
+		}
+		if len(l.tat) >= maxTrackedUsers {
+			return false, time.Second
+		}
+	}
+	if tat.Before(now) {
+		tat = now
+	}
+	if ahead := tat.Sub(now); ahead > l.tolerance {
+		return false, ahead - l.tolerance
+	}
+	l.tat[user] = tat.Add(l.interval)
+	return true, 0
+}
+
+// retryAfter is a Retry-After value: whole seconds, rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10)
+}
+
+// resetEvent is the data of the reset event (see events).
+type resetEvent struct {
+	Type   string `json:"type"`   // "reset"
+	Detail string `json:"detail"` // for a person reading the stream
+}
+
 // events streams the caller's document events as Server-Sent Events, live
 // from the event stream (Deps.Events), which delivers only the caller's own
 // events.
@@ -74,9 +162,18 @@ var (
 // The stream is authenticated like every other route, by the Authorization
 // header: read it with fetch(), not EventSource, so no token goes into a URL.
 // Each event's id is its DOCUMENTS stream sequence; a client reconnecting
-// with Last-Event-ID gets every event of its own after that one.
+// with Last-Event-ID gets every event of its own after that one, if that
+// one is at most EVENTS_RESUME_WINDOW old and still held. Otherwise the
+// stream starts from now and its first event is "reset": reload the list,
+// since what happened meanwhile is not replayed (its id is a resume point).
+//
+// A stream ends at its token's exp: the client reconnects with a fresh
+// token. Each user may open EVENTS_CONNECTS_PER_MINUTE streams a minute
+// (429 with Retry-After beyond). A stream holds at most
+// events.FollowBufferBytes of events in memory, plus the one being written.
 func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
-	user := caller(r).UserID
+	p := caller(r)
+	user := p.UserID
 	ctx := r.Context()
 	var after uint64
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
@@ -87,7 +184,16 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 		}
 		after = seq
 	}
-	switch err := h.streams.acquire(user); err {
+	now := time.Now()
+	ttl := p.Expires.Sub(now)
+	if ttl <= 0 {
+		// Accepted within JWT_LEEWAY, but a stream would end at once: the
+		// client should get a fresh token first.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="docuvault"`) // as every 401 (openapi.json)
+		writeDetail(w, http.StatusUnauthorized, "token expired")
+		return
+	}
+	switch err := h.streams.counts.acquire(user); err {
 	case nil:
 	case errUserStreams:
 		w.Header().Set("Retry-After", "30")
@@ -98,14 +204,21 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 		writeDetail(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	defer h.streams.release(user)
-	msgs, stop, err := h.live.FollowUser(ctx, user, after, 64)
+	defer h.streams.counts.release(user)
+	// Counted once a slot is held: only connects that would open a stream
+	// (a consumer, maybe a replay) cost anything worth limiting.
+	if ok, wait := h.streams.connects.allow(user, now); !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		writeDetail(w, http.StatusTooManyRequests, "event streams opened too often: reconnect after Retry-After seconds")
+		return
+	}
+	f, err := h.live.FollowUser(ctx, user, after, now.Add(-h.streams.window))
 	if err != nil {
 		zerolog.Ctx(ctx).Error().Err(err).Msg("event stream failed")
 		writeDetail(w, http.StatusServiceUnavailable, "event stream unavailable")
 		return
 	}
-	defer stop()
+	defer f.Stop()
 
 	rc := http.NewResponseController(w)
 	// A stream outlives the server's write timeout; each write has its own.
@@ -125,8 +238,15 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 	if err := write(": connected\n\n"); err != nil {
 		return
 	}
+	if f.Reset {
+		if err := write("%sevent: %s\ndata: %s\n\n", resetID(f.Seq), resetEventName, resetData); err != nil {
+			return
+		}
+	}
 	beat := time.NewTicker(sseHeartbeat)
 	defer beat.Stop()
+	expired := time.NewTimer(ttl)
+	defer expired.Stop()
 	for {
 		var err error
 		select {
@@ -134,13 +254,40 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-h.closing:
 			return
+		case <-expired.C:
+			// Ended cleanly, so the client reconnects at once; the
+			// comment says why to whoever reads the stream.
+			_ = write(": token expired\n\n")
+			return
 		case <-beat.C:
 			err = write(": heartbeat\n\n")
-		case e := <-msgs:
+		case e := <-f.Events:
 			err = write("id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, e.Data)
 		}
 		if err != nil {
 			return // the client went away, or stopped reading
 		}
 	}
+}
+
+// resetEventName names the event a stream opens with when it could not
+// resume after Last-Event-ID.
+const resetEventName = "reset"
+
+// resetData is the reset event's data.
+var resetData = func() []byte {
+	b, _ := json.Marshal(resetEvent{Type: resetEventName,
+		Detail: "events since Last-Event-ID are not replayed (older than the resume window, or no longer held): reload the document list"})
+	return b
+}()
+
+// resetID is the reset event's id line: the stream sequence it starts
+// after, a resume point that misses nothing. An empty id when DOCUMENTS
+// was empty (0 is no event's id): it clears the client's last event id, so
+// that it reconnects without Last-Event-ID rather than with the stale one.
+func resetID(seq uint64) string {
+	if seq == 0 {
+		return "id:\n"
+	}
+	return fmt.Sprintf("id: %d\n", seq)
 }

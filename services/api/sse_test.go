@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/events"
 )
@@ -293,4 +295,137 @@ func TestEventStreamDropsAClientThatStopsReading(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("the stalled stream was dropped %s after the events were published", time.Since(start).Round(100*time.Millisecond))
+}
+
+// refusedEvents opens GET /api/events expecting a refusal: it returns the
+// answer, or fails the test if a stream opens.
+func refusedEvents(t *testing.T, s *apitest.Stack, token string) apitest.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("a stream opened; want a refusal")
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return apitest.Response{Status: resp.StatusCode, Body: body, Header: resp.Header}
+}
+
+// TestEventStreamResetsAResumeOlderThanTheWindow: a reconnect whose
+// Last-Event-ID is older than EVENTS_RESUME_WINDOW (or not an event the
+// stream holds) gets one reset event, telling the page to reload its list,
+// and then only new events: what happened meanwhile is not replayed. The
+// reset's id is a resume point.
+func TestEventStreamResetsAResumeOlderThanTheWindow(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.EventsResumeWindow = time.Second }})
+	_, tok := s.NewUser(t)
+	events, closeStream := resumeEvents(t, s, tok, "")
+	first := s.Upload(t, tok, "first.pdf", apitest.BytesOf(10))
+	if r := s.Confirm(t, tok, first); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	seen := next(t, events)
+	closeStream()
+	missed := s.Upload(t, tok, "missed.pdf", apitest.BytesOf(10))
+	if r := s.Confirm(t, tok, missed); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	time.Sleep(1500 * time.Millisecond) // the first event is now older than the window
+
+	for name, lastID := range map[string]string{"older than the window": seen.ID, "not held": "999999999"} {
+		t.Run(name, func(t *testing.T) {
+			resumed, closeResumed := resumeEvents(t, s, tok, lastID)
+			defer closeResumed()
+			reset := next(t, resumed)
+			if reset.Name != "reset" || reset.Data.Type != "reset" {
+				t.Fatalf("first event after resuming with %s: %+v, want a reset", lastID, reset)
+			}
+			if seq, err := strconv.ParseUint(reset.ID, 10, 64); err != nil || seq == 0 {
+				t.Fatalf("reset id %q: want the stream sequence it resumes after", reset.ID)
+			}
+			select {
+			case e := <-resumed:
+				t.Fatalf("replayed %+v after the reset", e)
+			case <-time.After(500 * time.Millisecond):
+			}
+			fresh := s.Upload(t, tok, "fresh.pdf", apitest.BytesOf(10))
+			if r := s.Confirm(t, tok, fresh); r.Status != http.StatusOK {
+				t.Fatal(r.Status)
+			}
+			if e := next(t, resumed); e.Name != "document.uploaded" || e.Data.Data.DocumentID != fresh {
+				t.Fatalf("event after the reset: %+v, want document.uploaded of %s", e, fresh)
+			}
+		})
+	}
+}
+
+// TestEventStreamConnectsPerUserAreRateLimited: a user opening streams in
+// a loop gets 429 with Retry-After once past EVENTS_CONNECTS_PER_MINUTE;
+// another user does not.
+func TestEventStreamConnectsPerUserAreRateLimited(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.EventsConnectsPerMinute = 3 }})
+	_, tok := s.NewUser(t)
+	for i := range 3 {
+		if status := tryEvents(t, s, tok); status != http.StatusOK {
+			t.Fatalf("connect %d: %d", i+1, status)
+		}
+	}
+	r := refusedEvents(t, s, tok)
+	retry, err := strconv.Atoi(r.Header.Get("Retry-After"))
+	if r.Status != http.StatusTooManyRequests || err != nil || retry < 1 || retry > 20 {
+		t.Fatalf("fourth connect within a minute: %d %s, Retry-After %q (want 429, about 20 s)", r.Status, r.Body, r.Header.Get("Retry-After"))
+	}
+	if d, ok := r.Detail(t).(string); !ok || d == "" {
+		t.Fatalf("detail %s", r.Body)
+	}
+	_, other := s.NewUser(t)
+	if status := tryEvents(t, s, other); status != http.StatusOK {
+		t.Fatalf("another user: %d", status)
+	}
+}
+
+// TestEventStreamEndsAtTokenExpiry: a stream ends, cleanly, at its token's
+// exp (the client reconnects with a fresh one); a token past its exp but
+// within JWT_LEEWAY opens no stream.
+func TestEventStreamEndsAtTokenExpiry(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	user, _ := s.NewUser(t)
+	mint := func(ttl time.Duration, now time.Time) string {
+		tok, err := auth.Mint(auth.Config{Secret: []byte(s.Cfg.JWTSecret)}, auth.Principal{UserID: user, Role: auth.RoleUser}, ttl, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	now := time.Now()
+	exp := now.Add(2 * time.Second).Truncate(time.Second) // exp has whole seconds
+	events, _ := resumeEvents(t, s, mint(2*time.Second, now), "")
+	select {
+	case e, open := <-events:
+		if open {
+			t.Fatalf("event %+v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream outlived its token's exp by 3 s")
+	}
+	if ended := time.Now(); ended.Before(exp.Add(-100*time.Millisecond)) || ended.After(exp.Add(2*time.Second)) {
+		t.Fatalf("the stream ended at %s, its token expired at %s", ended.Format(time.StampMilli), exp.Format(time.StampMilli))
+	}
+
+	r := refusedEvents(t, s, mint(time.Second, time.Now().Add(-2*time.Second)))
+	if r.Status != http.StatusUnauthorized || r.Detail(t) != "token expired" {
+		t.Fatalf("a token past its exp, within the leeway: %d %s", r.Status, r.Body)
+	}
 }

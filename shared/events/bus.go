@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -23,6 +24,9 @@ type Bus struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	metrics *metrics.Metrics
+
+	mu   sync.Mutex
+	docs jetstream.Stream // DOCUMENTS, once looked up (see documents)
 }
 
 // Open connects to NATS (see Connect); m counts what consumers do and may
@@ -103,24 +107,67 @@ type LiveEvent struct {
 	Data []byte             // the CloudEvents JSON
 }
 
-// FollowUser delivers user's document events on the returned channel,
-// live: those published after the stream sequence after (0: from now on),
-// in order, through an ordered ephemeral consumer whose filter only the
-// user's own events match. The channel holds buffer events; a reader that
-// falls behind holds up only its own consumer. Call stop when done.
-func (b *Bus) FollowUser(ctx context.Context, user uuid.UUID, after uint64, buffer int) (<-chan LiveEvent, func(), error) {
+// FollowBufferBytes bounds the bytes of events one follow (FollowUser)
+// holds in memory: its ordered consumer pulls at most this much at a time
+// and pulls again only once what it holds is handed on. Two of the largest
+// events DOCUMENTS takes, plus their headers and reply subjects; about 250
+// events of the usual few hundred bytes. The channel FollowUser returns is
+// unbuffered, so a follow holds at most this plus the one event its reader
+// is writing; a reader that stops reading holds up nothing else.
+const FollowBufferBytes = 2*maxDocumentEventBytes + 8<<10
+
+// Follow is a live follow of one user's document events (Bus.FollowUser).
+type Follow struct {
+	// Events delivers the events, in stream order.
+	Events <-chan LiveEvent
+	// Reset is set when the follow could not resume after the sequence it
+	// was asked for (older than notBefore, or no longer in DOCUMENTS): it
+	// delivers only what is published after Seq, and the follower must
+	// reload what it shows, since events it never received are not
+	// replayed.
+	Reset bool
+	// Seq is the stream sequence the follow delivers events after, when
+	// Reset: DOCUMENTS' last sequence when the follow started (0 when it
+	// was empty). Resuming after it later misses nothing.
+	Seq uint64
+	// Stop ends the follow.
+	Stop func()
+}
+
+// FollowUser follows user's document events live, through an ordered
+// ephemeral consumer whose filter only the user's own events match: those
+// published after the stream sequence after (0: from now on), if the event
+// at after was stored no earlier than notBefore. A resume reaches back no
+// further: a client long gone would otherwise replay up to DOCUMENTS' whole
+// age, and a start sequence far back costs the server a scan of the blocks
+// since. Otherwise the follow starts after DOCUMENTS' last sequence and says
+// so (Follow.Reset), unless nothing was published since after.
+//
+// Per call: one message lookup by sequence when resuming (plus one stream
+// info when that event is too old or gone), and one consumer. The consumer
+// holds at most FollowBufferBytes of pulled events; a reader that falls
+// behind holds up only its own consumer.
+func (b *Bus) FollowUser(ctx context.Context, user uuid.UUID, after uint64, notBefore time.Time) (Follow, error) {
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{document.SubjectOfUser(user)},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	}
+	var f Follow
 	if after > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+		start, reset, err := b.resumePoint(ctx, after, notBefore)
+		if err != nil {
+			return Follow{}, fmt.Errorf("follow user events: %w", err)
+		}
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start+1
+		f.Reset, f.Seq = reset, start
 	}
 	cons, err := b.js.OrderedConsumer(ctx, StreamDocuments, cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("follow user events: %w", err)
+		return Follow{}, fmt.Errorf("follow user events: %w", err)
 	}
-	out := make(chan LiveEvent, buffer)
+	// Unbuffered: the pull holds the backlog, bounded in bytes. (The
+	// client's default pull is 500 events, 32 MiB of the largest.)
+	out := make(chan LiveEvent)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		e := LiveEvent{Type: document.TypeOfSubject(m.Subject()), Data: m.Data()}
 		if meta, err := m.Metadata(); err == nil {
@@ -130,9 +177,64 @@ func (b *Bus) FollowUser(ctx context.Context, user uuid.UUID, after uint64, buff
 		case out <- e:
 		case <-ctx.Done():
 		}
-	})
+	}, jetstream.PullMaxBytes(FollowBufferBytes))
 	if err != nil {
-		return nil, nil, fmt.Errorf("follow user events: %w", err)
+		return Follow{}, fmt.Errorf("follow user events: %w", err)
 	}
-	return out, cc.Stop, nil
+	f.Events, f.Stop = out, cc.Stop
+	return f, nil
+}
+
+// resumePoint is the sequence a follow resuming after after starts after:
+// after itself when its event is still held and no older than notBefore,
+// or when nothing was published since; otherwise DOCUMENTS' last sequence,
+// with reset set.
+func (b *Bus) resumePoint(ctx context.Context, after uint64, notBefore time.Time) (start uint64, reset bool, err error) {
+	s, err := b.documents(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	m, err := s.GetMsg(ctx, after)
+	switch {
+	case err == nil && !m.Time.Before(notBefore):
+		return after, false, nil
+	case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
+		b.forgetDocuments() // its cached config may be stale (direct get)
+		return 0, false, err
+	}
+	// Too old, or gone (DOCUMENTS dropped it as its oldest, or it never
+	// held it): where does the stream stand now?
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	if last := info.State.LastSeq; after != last {
+		return last, true, nil
+	}
+	// Nothing was published since the client's last event, however long
+	// ago: it missed nothing (a quiet stream would otherwise reset every
+	// reconnect).
+	return after, false, nil
+}
+
+// documents is the DOCUMENTS stream's handle, looked up once: a lookup is
+// a STREAM.INFO request, and a message get needs only the name.
+func (b *Bus) documents(ctx context.Context) (jetstream.Stream, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.docs != nil {
+		return b.docs, nil
+	}
+	s, err := b.js.Stream(ctx, StreamDocuments)
+	if err != nil {
+		return nil, err
+	}
+	b.docs = s
+	return s, nil
+}
+
+func (b *Bus) forgetDocuments() {
+	b.mu.Lock()
+	b.docs = nil
+	b.mu.Unlock()
 }

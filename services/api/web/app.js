@@ -1324,14 +1324,20 @@
             }
             connectedBefore = true;
             const parser = new SSEParser(onStreamEvent);
+            // Like EventSource, the last event id carries over a reconnect
+            // until the server sends another (a reset may send an empty one).
+            parser.lastId = lastEventId;
             try {
               await readStream(res.body, conn.signal, feedDog, parser);
             } finally {
-              if (parser.lastId) lastEventId = parser.lastId;
+              lastEventId = parser.lastId;
             }
           } else {
             // 400: the saved id is not one the server knows; start afresh.
             if (res.status === 400) lastEventId = "";
+            // 429 (streams opened too often) and 503 say when to come back.
+            const retryAfter = parseInt(res.headers.get("Retry-After") || "", 10);
+            if (retryAfter > 0) backoff = Math.max(backoff, Math.min(retryAfter * 1000, 5 * BACKOFF_MAX_MS));
             if (res.body) res.body.cancel().catch(() => {});
           }
         } catch (_) {
@@ -1366,6 +1372,13 @@
     }
 
     function onStreamEvent(ev) {
+      if (ev.type === "reset") {
+        // The server could not replay what happened since our last event
+        // (too long ago): what the page shows may be stale.
+        loadDocuments(false);
+        scheduleQuotaRefresh();
+        return;
+      }
       let ce;
       try {
         ce = JSON.parse(ev.data);

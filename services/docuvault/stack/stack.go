@@ -315,12 +315,14 @@ func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, do
 			{Name: "minio", Ping: objects.Ping},
 			{Name: "nats", Ping: s.bus.Ping},
 		},
-		Log:         log,
-		MinIOOrigin: minioOrigin(cfg),
-		DevToken:    opts.DevToken,
-		Metrics:     s.Metrics,
-		MaxStreams:  int(cfg.MaxEventStreams),
-		CORSOrigins: cfg.CORSOrigins,
+		Log:                     log,
+		MinIOOrigin:             minioOrigin(cfg),
+		DevToken:                opts.DevToken,
+		Metrics:                 s.Metrics,
+		MaxStreams:              int(cfg.MaxEventStreams),
+		CORSOrigins:             cfg.CORSOrigins,
+		EventsResumeWindow:      cfg.EventsResumeWindow,
+		EventsConnectsPerMinute: int(cfg.EventsConnectsPerMinute),
 	}, ln, cfg.ReadHeaderTimeout)
 	return srv.Run, nil
 }

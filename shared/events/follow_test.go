@@ -1,0 +1,190 @@
+package events_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/testenv"
+)
+
+// followBus starts a NATS server with DocuVault's streams and returns a Bus
+// on it and a JetStream client to publish with.
+func followBus(t *testing.T) (*events.Bus, jetstream.JetStream) {
+	t.Helper()
+	ns := testenv.NATS(t)
+	bus, err := events.Open(events.ConnectConfig{URL: ns.URL}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bus.Close)
+	if err := events.EnsureStreams(context.Background(), bus.JetStream(), events.StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	return bus, bus.JetStream()
+}
+
+// publishEvent stores a document.uploaded event of user's with data and
+// returns its stream sequence.
+func publishEvent(t *testing.T, js jetstream.JetStream, user uuid.UUID, data string) uint64 {
+	t.Helper()
+	ack, err := js.Publish(context.Background(), "document.uploaded."+user.String(), []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+func follow(t *testing.T, bus *events.Bus, user uuid.UUID, after uint64, notBefore time.Time) events.Follow {
+	t.Helper()
+	f, err := bus.FollowUser(context.Background(), user, after, notBefore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	return f
+}
+
+// lastSeq is DOCUMENTS' last sequence.
+func lastSeq(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), events.StreamDocuments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().State.LastSeq
+}
+
+func nextEvent(t *testing.T, f events.Follow) events.LiveEvent {
+	t.Helper()
+	select {
+	case e := <-f.Events:
+		return e
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5 s")
+	}
+	return events.LiveEvent{}
+}
+
+func noEvent(t *testing.T, f events.Follow) {
+	t.Helper()
+	select {
+	case e := <-f.Events:
+		t.Fatalf("unexpected event %d %s", e.Seq, e.Data)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestFollowUserResumesOnlyWithinTheWindow: a resume after an event stored
+// since notBefore replays what followed; after an older one, or one the
+// stream does not hold, the follow starts from the stream's end and says
+// so (Reset), replaying nothing; after the stream's last event, however
+// old, nothing was missed and there is no reset.
+func TestFollowUserResumesOnlyWithinTheWindow(t *testing.T) {
+	t.Parallel()
+	bus, js := followBus(t)
+	user, other := uuid.New(), uuid.New()
+	first := publishEvent(t, js, user, `{"n":1}`)
+	second := publishEvent(t, js, user, `{"n":2}`)
+	last := publishEvent(t, js, other, `{"n":3}`) // the stream's end is another user's event
+	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+
+	t.Run("within the window", func(t *testing.T) {
+		f := follow(t, bus, user, first, past)
+		if f.Reset {
+			t.Fatal("reset, want a resume")
+		}
+		if e := nextEvent(t, f); e.Seq != second || string(e.Data) != `{"n":2}` {
+			t.Fatalf("replayed %d %s, want %d", e.Seq, e.Data, second)
+		}
+	})
+	for name, after := range map[string]uint64{"older than the window": first, "not held": last + 1000} {
+		t.Run(name, func(t *testing.T) {
+			notBefore := future // every stored event is older
+			if after > last {
+				notBefore = past
+			}
+			end := lastSeq(t, js)
+			f := follow(t, bus, user, after, notBefore)
+			if !f.Reset || f.Seq != end {
+				t.Fatalf("Reset %v Seq %d, want a reset at the stream's last sequence %d", f.Reset, f.Seq, end)
+			}
+			noEvent(t, f) // the second event is not replayed
+			n := publishEvent(t, js, user, `{"n":4}`)
+			if e := nextEvent(t, f); e.Seq != n {
+				t.Fatalf("event %d after the reset, want the new one %d", e.Seq, n)
+			}
+		})
+	}
+	t.Run("nothing since", func(t *testing.T) {
+		f := follow(t, bus, user, lastSeq(t, js), future)
+		if f.Reset {
+			t.Fatal("reset after the stream's last event: nothing was missed")
+		}
+		n := publishEvent(t, js, user, `{"n":5}`)
+		if e := nextEvent(t, f); e.Seq != n {
+			t.Fatalf("event %d, want %d", e.Seq, n)
+		}
+	})
+}
+
+// TestFollowUserHoldsBoundedBytes follows a user who never reads while 4
+// MiB of their events wait: the follow's consumer is sent at most
+// FollowBufferBytes of them (the client's default pull would take 500
+// events, all of them here), and once read they all arrive, the largest
+// event DOCUMENTS takes included.
+func TestFollowUserHoldsBoundedBytes(t *testing.T) {
+	t.Parallel()
+	bus, js := followBus(t)
+	user := uuid.New()
+	const n, size = 256, 16 << 10
+	pad := strings.Repeat("x", size)
+	for i := range n {
+		if _, err := js.PublishAsync("document.uploaded."+user.String(), fmt.Appendf(nil, `{"i":%d,"pad":"%s"}`, i, pad)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	biggest := strings.Repeat("y", 64<<10-200) // DOCUMENTS' largest event, headers aside
+	if _, err := js.PublishAsync("document.uploaded."+user.String(), []byte(biggest)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("events not stored within 30 s")
+	}
+	f := follow(t, bus, user, 1, time.Now().Add(-time.Hour))
+	if f.Reset {
+		t.Fatal("reset")
+	}
+
+	time.Sleep(time.Second) // time to pull all it would
+	stream, err := js.Stream(context.Background(), events.StreamDocuments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var delivered uint64
+	for c := range stream.ListConsumers(context.Background()).Info() {
+		delivered += c.Delivered.Consumer // the follow's ordered consumer is the only one
+	}
+	if held := delivered * size; delivered == 0 || held > events.FollowBufferBytes {
+		t.Fatalf("the server sent %d events (%d KiB) to a follow nobody reads; at most %d KiB may wait", delivered, held>>10, events.FollowBufferBytes>>10)
+	}
+	t.Logf("a follow nobody reads was sent %d of %d events (%d KiB, bound %d KiB)", delivered, n+1, delivered*size>>10, events.FollowBufferBytes>>10)
+
+	for i := range n - 1 { // the first is at sequence 1, resumed after
+		if e := nextEvent(t, f); e.Seq != uint64(i+2) {
+			t.Fatalf("event %d has sequence %d, want %d", i, e.Seq, i+2)
+		}
+	}
+	if e := nextEvent(t, f); string(e.Data) != biggest {
+		t.Fatalf("the largest event did not arrive whole: %d bytes", len(e.Data))
+	}
+}
