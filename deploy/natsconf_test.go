@@ -506,9 +506,9 @@ type minioEvent struct {
 // needs: an event reaches MINIO_EVENTS and MinIO gets its PubAck (it removes
 // the event from its queue directory only then, and would retry it every
 // 3 s otherwise). The largest notification a client can make, with a PUT
-// whose X-Forwarded-For fills MinIO's header limit, is stored too: with a
-// smaller max_payload or MaxMsgSize it would be refused for ever, and
-// MinIO's queue would stop behind it.
+// whose X-Forwarded-For fills MinIO's header limit, is stored too, and is
+// within events.LargestNotification: a larger one than the stream or NATS
+// takes would be refused for ever, and MinIO's queue would stop behind it.
 func TestRealMinIOPublishesEvents(t *testing.T) {
 	s := startConf(t)
 	dv := s.docuvault(t)
@@ -581,28 +581,27 @@ func TestRealMinIOPublishesEvents(t *testing.T) {
 		t.Errorf("event = %+v, want s3:ObjectCreated:Put of %s/%s", ev, bucket, key)
 	}
 
-	// The padded PUT: the longest X-Forwarded-For MinIO takes (its HTTP
-	// server reads at most 1 MiB of headers, and 4 KiB of slack), of "<",
-	// which JSON writes as 6 bytes.
+	// The padded PUT: the longest X-Forwarded-For MinIO takes (it refuses
+	// more than 8 KiB of headers, counting the first value of each), of
+	// "<", which JSON writes as 6 bytes.
 	url, err := mcl.PresignedPutObject(ctx, bucket, "docs/padded.txt", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	status := 0
 	pad := 0
-	for pad = 1<<20 + 4096; pad > 1<<20-8192; pad -= 1024 {
+	for pad = 8 << 10; pad > 6<<10; pad -= 64 {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url.String(), strings.NewReader("padded"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("X-Forwarded-For", strings.Repeat("<", pad))
-		req.Header.Set("User-Agent", "padded")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatalf("padded PUT: %v", err)
 		}
 		resp.Body.Close()
-		if status = resp.StatusCode; status != http.StatusRequestHeaderFieldsTooLarge {
+		if status = resp.StatusCode; status != http.StatusBadRequest {
 			break
 		}
 	}
@@ -616,13 +615,30 @@ func TestRealMinIOPublishesEvents(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Over the limit: refused, nothing stored, no notification.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url.String(), strings.NewReader("padded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", strings.Repeat("<", 9<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("PUT with 9 KiB of X-Forwarded-For: %d, want 400 (MinIO's header limit, which bounds its notifications)", resp.StatusCode)
+	}
 	raw, err = st.GetMsg(ctx, 2)
 	if err != nil {
 		t.Fatalf("get the padded event: %v", err)
 	}
-	t.Logf("X-Forwarded-For of %d bytes: a notification of %d bytes (events.MaxNotificationBytes %d)", pad, len(raw.Data), events.MaxNotificationBytes)
-	if len(raw.Data) < 12*pad || len(raw.Data) > events.MaxNotificationBytes*7/8 {
-		t.Errorf("padded notification of %d bytes: want about 12 times the %d header bytes, well below events.MaxNotificationBytes", len(raw.Data), pad)
+	t.Logf("X-Forwarded-For of %d bytes: a notification of %d bytes (events.LargestNotification %d)", pad, len(raw.Data), events.LargestNotification)
+	if len(raw.Data) < 12*pad || len(raw.Data) > events.LargestNotification {
+		t.Errorf("padded notification of %d bytes: want about 12 times the %d header bytes, within events.LargestNotification", len(raw.Data), pad)
+	}
+	if streamMsgs(t, dv, "MINIO_EVENTS") != 2 {
+		t.Errorf("MINIO_EVENTS has %d messages, want 2 (the refused PUT made none)", streamMsgs(t, dv, "MINIO_EVENTS"))
 	}
 }
 

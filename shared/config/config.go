@@ -122,10 +122,15 @@ type Config struct {
 }
 
 // MinMinIOEventsBytes is the smallest NATS_MINIO_EVENTS_MAX_BYTES: twice
-// events.MaxNotificationBytes, the largest notification MinIO can make (a
-// client pads it with headers). It is written out here because config
-// imports no adapter; TestMinMinIOEventsBytes holds the two together.
-const MinMinIOEventsBytes = 32 << 20
+// events.LargestNotification, the largest notification MinIO can make (a
+// client pads it with its headers), since one the stream can never hold
+// would stop MinIO's notification queue. It is written out here because
+// config imports no adapter; TestMinMinIOEventsBytes holds the two together.
+const MinMinIOEventsBytes = 256 << 10
+
+// MinDocumentsBytes is the smallest NATS_DOCUMENTS_MAX_BYTES: the largest
+// document event DOCUMENTS takes.
+const MinDocumentsBytes = 64 << 10
 
 // Defaults returns the settings used where a variable is not set.
 func Defaults() Config {
@@ -335,8 +340,8 @@ func (c Config) Validate() error {
 	if c.NATSMinIOEventsMaxBytes < MinMinIOEventsBytes {
 		errs = append(errs, fmt.Errorf("NATS_MINIO_EVENTS_MAX_BYTES must be at least %d (twice the largest notification MinIO can make: one the stream can never hold stops MinIO's notification queue), got %d", MinMinIOEventsBytes, c.NATSMinIOEventsMaxBytes))
 	}
-	if c.NATSDocumentsMaxBytes < 1<<20 || c.NATSDocumentsMaxPerSubject < 1 {
-		errs = append(errs, fmt.Errorf("NATS_DOCUMENTS_MAX_BYTES must be at least 1 MiB and NATS_DOCUMENTS_MAX_PER_SUBJECT at least 1, got %d and %d", c.NATSDocumentsMaxBytes, c.NATSDocumentsMaxPerSubject))
+	if c.NATSDocumentsMaxBytes < MinDocumentsBytes || c.NATSDocumentsMaxPerSubject < 1 {
+		errs = append(errs, fmt.Errorf("NATS_DOCUMENTS_MAX_BYTES must be at least %d (the largest document event) and NATS_DOCUMENTS_MAX_PER_SUBJECT at least 1, got %d and %d", MinDocumentsBytes, c.NATSDocumentsMaxBytes, c.NATSDocumentsMaxPerSubject))
 	}
 	if c.NATSStreamReplicas < 1 || c.NATSStreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("NATS_STREAM_REPLICAS must be between 1 and 5 (JetStream's limit; 3 on a three-node cluster), got %d", c.NATSStreamReplicas))

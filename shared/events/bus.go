@@ -114,7 +114,7 @@ type LiveEvent struct {
 // events of the usual few hundred bytes. The channel FollowUser returns is
 // unbuffered, so a follow holds at most this plus the one event its reader
 // is writing; a reader that stops reading holds up nothing else.
-const FollowBufferBytes = 2*maxDocumentEventBytes + 8<<10
+const FollowBufferBytes = 2*MaxDocumentEventBytes + 8<<10
 
 // Follow is a live follow of one user's document events (Bus.FollowUser).
 type Follow struct {

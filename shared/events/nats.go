@@ -29,21 +29,28 @@ const (
 	SubjectSweeper = "sweeper.>"
 )
 
-// MaxNotificationBytes bounds a MinIO notification: MINIO_EVENTS refuses a
-// larger one, and the confirmer would not parse it. It must stay above the
-// largest notification MinIO can make, since one it cannot deliver stays
-// at the head of its PRIMARY queue, retried every 3 s, with every later
-// event behind it. A client sets part of a notification: MinIO copies the
-// first X-Forwarded-For address twice (requestParameters.sourceIPAddress,
-// source.host) and the User-Agent once, and JSON writes each "<", ">" or
-// "&" as 6 bytes; its HTTP server reads at most 1 MiB of headers (Go's
-// bufio slack adds 4 KiB). So the worst notification is about 12 × 1 MiB
-// plus a few KB of its own; see TestLargestNotification. NATS servers
-// must let clients publish this much (max_payload, MaxPayload).
-const MaxNotificationBytes = 16 << 20
+// LargestNotification bounds the largest notification MinIO makes. A
+// client sets part of one: MinIO copies the first X-Forwarded-For address
+// twice (requestParameters.sourceIPAddress, source.host) and the
+// User-Agent once, and JSON writes each "<", ">" or "&" as 6 bytes. MinIO
+// refuses (400) a request whose headers (the first value of each) add up
+// to more than 8 KiB (isHTTPHeaderSizeTooLarge in its cmd/generic-handlers.go),
+// so a notification is at most about 12 × 8 KiB plus its own 1.5 KB: about
+// 100 KB. TestRealMinIOPublishesEvents (deploy) measures it with the real
+// MinIO.
+const LargestNotification = 128 << 10
+
+// MaxNotificationBytes bounds a message of MINIO_EVENTS (its MaxMsgSize),
+// and what the confirmer parses: eight times LargestNotification, room for
+// a MinIO with other limits. A notification the stream refused would stay
+// at the head of MinIO's PRIMARY queue, retried every 3 s with every later
+// event behind it, so no limit on its path may be below what MinIO can
+// make: NATS servers must let clients publish MaxPayload.
+const MaxNotificationBytes = 1 << 20
 
 // MaxPayload is the max_payload the NATS servers DocuVault uses must allow
-// at least: MinIO publishes notifications up to MaxNotificationBytes.
+// at least (NATS's default): MinIO publishes notifications up to
+// MaxNotificationBytes.
 const MaxPayload = MaxNotificationBytes
 
 // MinIOConsumer is the durable consumer of MINIO_EVENTS that every
@@ -167,7 +174,9 @@ var DefaultStreamLimits = StreamLimits{
 
 // Fixed limits: no DocuVault message comes near them.
 const (
-	maxDocumentEventBytes = 64 << 10 // a document event is a few hundred bytes
+	// MaxDocumentEventBytes bounds a document event (DOCUMENTS' MaxMsgSize):
+	// one is a few hundred bytes.
+	MaxDocumentEventBytes = 64 << 10
 	sweeperMaxBytes       = 64 << 20
 )
 
@@ -204,7 +213,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) 
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      l.DocumentsMaxAge,
 			MaxBytes:    l.DocumentsMaxBytes,
-			MaxMsgSize:  maxDocumentEventBytes,
+			MaxMsgSize:  MaxDocumentEventBytes,
 			Discard:     jetstream.DiscardOld,
 			Duplicates:  DuplicateWindow,
 			// Per subject: document.<type>.<user>.

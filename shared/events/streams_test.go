@@ -18,8 +18,11 @@ import (
 
 func TestMinMinIOEventsBytes(t *testing.T) {
 	t.Parallel()
-	if config.MinMinIOEventsBytes != 2*events.MaxNotificationBytes {
-		t.Fatalf("config.MinMinIOEventsBytes = %d, want twice events.MaxNotificationBytes (%d)", config.MinMinIOEventsBytes, events.MaxNotificationBytes)
+	if config.MinMinIOEventsBytes != 2*events.LargestNotification {
+		t.Fatalf("config.MinMinIOEventsBytes = %d, want twice events.LargestNotification (%d)", config.MinMinIOEventsBytes, events.LargestNotification)
+	}
+	if config.MinDocumentsBytes != events.MaxDocumentEventBytes {
+		t.Fatalf("config.MinDocumentsBytes = %d, want events.MaxDocumentEventBytes (%d)", config.MinDocumentsBytes, events.MaxDocumentEventBytes)
 	}
 }
 
