@@ -49,8 +49,8 @@ const (
 	padLen     = 7000
 	// settleIn bounds the time from an upload's PUT to its settling by its
 	// notification (here: under a second, with -race on two shared cores).
-	settleIn = 15 * time.Second
-	capacities = 20               // bytes through each stream, in multiples of its limit
+	settleIn   = 15 * time.Second
+	capacities = 20 // bytes through each stream, in multiples of its limit
 )
 
 // meter counts what is published on a subject, with a core subscription.
