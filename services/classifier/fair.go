@@ -60,28 +60,37 @@ func newFairQueue(perUser, perUserWorkers, capacity int) *fairQueue {
 	}
 }
 
-// offer queues document id of user; false when the user's share or the
-// queue is full. A document held already is not queued twice; one in a
+// What offer did with a document.
+type offered int
+
+const (
+	refused offered = iota // over the user's share, or the queue full or closed
+	queued                 // queued
+	held                   // held already (waiting, in hand or resting)
+)
+
+// offer queues document id of user, unless the user's share or the queue
+// is full. A document held already is not queued twice; one in a
 // worker's hands is queued once more when it is done, since the offer may
 // follow a change (a reclassification) the worker did not see.
-func (q *fairQueue) offer(user, id uuid.UUID) bool {
+func (q *fairQueue) offer(user, id uuid.UUID) offered {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
-		return false
+		return refused
 	}
 	if e, ok := q.docs[id]; ok {
 		if e.running {
 			e.again = true
 		}
-		return true
+		return held
 	}
 	u := q.users[user]
 	if u == nil {
 		u = &userWork{}
 	}
 	if u.held >= q.perUser || q.held >= q.capacity {
-		return false
+		return refused
 	}
 	q.users[user] = u
 	e := &entry{id: id, user: user}
@@ -89,7 +98,7 @@ func (q *fairQueue) offer(user, id uuid.UUID) bool {
 	u.held++
 	q.held++
 	q.enqueue(u, e)
-	return true
+	return queued
 }
 
 // enqueue puts e at the end of its user's waiting documents.

@@ -48,8 +48,8 @@ func TestFairQueueBoundsAUsersShare(t *testing.T) {
 	q := newFairQueue(3, 2, 5)
 	a, b, c := uuid.New(), uuid.New(), uuid.New()
 	for i := range 4 {
-		if ok := q.offer(a, uuid.New()); ok != (i < 3) {
-			t.Fatalf("offer %d of one user: %v; want its share of 3 queued and the rest refused", i, ok)
+		if got, want := q.offer(a, uuid.New()), map[bool]offered{true: queued, false: refused}[i < 3]; got != want {
+			t.Fatalf("offer %d of one user: %v; want its share of 3 queued and the rest refused", i, got)
 		}
 	}
 	// A user holds at most 2 workers: the third taker gets another user.
@@ -67,7 +67,7 @@ func TestFairQueueBoundsAUsersShare(t *testing.T) {
 	}
 	// The queue's capacity holds across users.
 	q.offer(c, uuid.New())
-	if q.offer(c, uuid.New()) {
+	if q.offer(c, uuid.New()) != refused {
 		t.Fatal("offer beyond the queue's capacity was taken")
 	}
 	q.done(e1, 0)
@@ -80,7 +80,9 @@ func TestFairQueueHoldsADocumentOnce(t *testing.T) {
 	q := newFairQueue(10, 10, 10)
 	a, id := uuid.New(), uuid.New()
 	q.offer(a, id)
-	q.offer(a, id)
+	if got := q.offer(a, id); got != held {
+		t.Fatalf("second offer of one document: %v, want held", got)
+	}
 	e := mustTake(t, q)
 	if e2 := q.take(); e2 != nil {
 		t.Fatal("a document offered twice was queued twice")
@@ -109,7 +111,7 @@ func TestFairQueueRetriesAfterAPause(t *testing.T) {
 	}
 	q.done(e, time.Hour)
 	q.close()
-	if q.offer(a, uuid.New()) {
+	if q.offer(a, uuid.New()) != refused {
 		t.Fatal("a closed queue took a document")
 	}
 }
