@@ -396,13 +396,13 @@ type fault struct {
 // rig is the run's shared state: the stack, the users, the documents and
 // the counts.
 type rig struct {
-	t       *testing.T
-	s       *apitest.Stack
-	client  *http.Client
-	js      jetstream.JetStream
-	notes   *recentNotes // MinIO's latest notifications, as it published them
-	admin   string
-	users   []*user
+	t      *testing.T
+	s      *apitest.Stack
+	client *http.Client
+	js     jetstream.JetStream
+	notes  *recentNotes // MinIO's latest notifications, as it published them
+	admin  string
+	users  []*user
 
 	pg         *testenv.PostgresServer // the stack's, stopped by the PostgreSQL outages
 	total      atomic.Int64            // operations
