@@ -167,7 +167,8 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 	if err := events.EnsureStreams(ctx, s.bus.JetStream(), events.StreamLimits{
 		MinIOMaxBytes: cfg.NATSMinIOEventsMaxBytes, MinIOMaxAge: cfg.NATSMinIOEventsMaxAge,
 		DocumentsMaxBytes: cfg.NATSDocumentsMaxBytes, DocumentsMaxAge: cfg.NATSDocumentsMaxAge,
-		Replicas: int(cfg.NATSStreamReplicas),
+		DocumentsMaxPerSubject: cfg.NATSDocumentsMaxPerSubject,
+		Replicas:               int(cfg.NATSStreamReplicas),
 	}); err != nil {
 		return nil, err
 	}
