@@ -91,15 +91,7 @@ func streamInfo(t *testing.T, js jetstream.JetStream) *jetstream.StreamInfo {
 // acknowledged leaves the stream.
 func TestMinIOEventsHoldsOnlyTheBacklog(t *testing.T) {
 	t.Parallel()
-	ns := testenv.NATS(t)
-	nc, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := events.EnsureStreams(context.Background(), js, events.StreamLimits{}); err != nil {
-		t.Fatal(err)
-	}
+	js := jetStream(t)
 	publishNotifications(t, js, 5)
 	if info := streamInfo(t, js); info.Config.Retention != jetstream.InterestPolicy || info.State.Msgs != 5 {
 		t.Fatalf("MINIO_EVENTS: retention %v with %d messages, want interest with the 5 no confirmer took yet", info.Config.Retention, info.State.Msgs)
