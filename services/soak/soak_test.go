@@ -309,7 +309,9 @@ func TestEventPlaneOutlivesManyTimesItsStreams(t *testing.T) {
 		u.padded = i%paddedEach == 1
 		u.stray = i%strayEach == 3
 	})
+	loadEnded := time.Now()
 	slowest = waitSettled(ups)
+	afterLoad := time.Since(loadEnded)
 
 	// Strays: each settled upload's document deleted, its URL PUT again.
 	var strays []*upload
@@ -325,6 +327,7 @@ func TestEventPlaneOutlivesManyTimesItsStreams(t *testing.T) {
 		}
 		strays = append(strays, u)
 	}
+	straysPut := time.Now()
 	deadline = time.Now().Add(settleIn)
 	for _, u := range strays {
 		for s.KeyExists(t, u.key) {
@@ -334,6 +337,8 @@ func TestEventPlaneOutlivesManyTimesItsStreams(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+
+	straysGone := time.Since(straysPut)
 
 	// Live events and the classifier at the end.
 	final := s.Upload(t, tokens[0], "final.pdf", apitest.BytesOf(512))
@@ -396,8 +401,8 @@ func TestEventPlaneOutlivesManyTimesItsStreams(t *testing.T) {
 			byNote++
 		}
 	}
-	t.Logf("soak: %d uploads (%d settled by notifications only, the slowest %s after its PUT; %d with padded headers), %d strays removed, %s in all",
-		len(ups), byNote, slowest.Round(time.Millisecond), padded, len(strays), time.Since(began).Round(time.Second))
+	t.Logf("soak: %d uploads (%d settled by notifications only, the slowest %s after its PUT; %d with padded headers), all settled %s after the load ended; %d strays PUT, all removed %s after the last; %s in all",
+		len(ups), byNote, slowest.Round(time.Millisecond), padded, afterLoad.Round(time.Millisecond), len(strays), straysGone.Round(time.Millisecond), time.Since(began).Round(time.Second))
 	if slowest > settleIn {
 		t.Errorf("an upload settled %s after its PUT, want within %s", slowest, settleIn)
 	}
