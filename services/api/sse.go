@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
+
+	"github.com/docuvault/docuvault/shared/ratelimit"
 )
 
 // sseHeartbeat keeps idle event streams (and the proxies between) open.
@@ -30,17 +32,21 @@ var sseWriteTimeout = 10 * time.Second
 // replica: the open streams, the rate of new ones, how far back a resume
 // may reach.
 type eventStreams struct {
-	counts   streamCounts
-	connects connectLimiter
+	counts streamCounts
+	// connects limits how often each user opens an event stream: each one
+	// is a JetStream consumer made and, on a resume, a replay; a page that
+	// reconnects in a tight loop would cost that without end. A user may
+	// open perMinute streams at once, then one every minute/perMinute.
+	connects *ratelimit.Buckets
 	// window is how far back a resume (Last-Event-ID) reaches:
 	// EVENTS_RESUME_WINDOW.
 	window time.Duration
 }
 
 func newEventStreams(maxStreams int, window time.Duration, perMinute int) *eventStreams {
-	s := &eventStreams{window: window}
+	perMinute = max(perMinute, 1)
+	s := &eventStreams{window: window, connects: ratelimit.NewBuckets(perMinute, perMinute, maxTrackedUsers)}
 	s.counts.max = maxStreams
-	s.connects.setRate(perMinute)
 	return s
 }
 
@@ -85,64 +91,9 @@ var (
 	errReplicaStreams = errors.New("this server holds as many event streams as it may: try again shortly")
 )
 
-// connectLimiter limits how often each user opens an event stream: each
-// one is a JetStream consumer made and, on a resume, a replay; a page that
-// reconnects in a tight loop would cost that without end. It is GCRA
-// (a token bucket kept as one time per user): a user may open perMinute
-// streams at once, then one every minute/perMinute.
-//
-// Its memory is bounded: a user's entry is needed only while their bucket
-// is not full again, at most a minute after their last stream, and the
-// table holds at most maxTrackedUsers (about 5 MB).
-type connectLimiter struct {
-	mu         sync.Mutex
-	interval   time.Duration // one connect's cost
-	tolerance  time.Duration // how far ahead of now a user's time may run: the burst
-	tat        map[uuid.UUID]time.Time
-	lastPruned time.Time
-}
-
-// maxTrackedUsers bounds connectLimiter's table; beyond it (that many
-// users opening streams within a minute on one replica) a new user waits.
+// maxTrackedUsers bounds the users whose connect rate one replica tracks
+// (about 100 bytes each).
 const maxTrackedUsers = 100_000
-
-func (l *connectLimiter) setRate(perMinute int) {
-	perMinute = max(perMinute, 1)
-	l.interval = time.Minute / time.Duration(perMinute)
-	l.tolerance = time.Duration(perMinute-1) * l.interval
-}
-
-// allow takes one connect of user's at now; when refused, wait is how
-// long until one is free.
-func (l *connectLimiter) allow(user uuid.UUID, now time.Time) (ok bool, wait time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.tat == nil {
-		l.tat = map[uuid.UUID]time.Time{}
-	}
-	tat, known := l.tat[user]
-	if !known && len(l.tat) >= maxTrackedUsers {
-		if now.Sub(l.lastPruned) >= time.Second { // a full table is scanned at most once a second
-			l.lastPruned = now
-			for u, t := range l.tat {
-				if !t.After(now) { // a full bucket again: the same as no entry
-					delete(l.tat, u)
-				}
-			}
-		}
-		if len(l.tat) >= maxTrackedUsers {
-			return false, time.Second
-		}
-	}
-	if tat.Before(now) {
-		tat = now
-	}
-	if ahead := tat.Sub(now); ahead > l.tolerance {
-		return false, ahead - l.tolerance
-	}
-	l.tat[user] = tat.Add(l.interval)
-	return true, 0
-}
 
 // retryAfter is a Retry-After value: whole seconds, rounded up, at least 1.
 func retryAfter(d time.Duration) string {
@@ -207,7 +158,7 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) {
 	defer h.streams.counts.release(user)
 	// Counted once a slot is held: only connects that would open a stream
 	// (a consumer, maybe a replay) cost anything worth limiting.
-	if ok, wait := h.streams.connects.allow(user, now); !ok {
+	if wait, ok := h.streams.connects.Take(user, now); !ok {
 		w.Header().Set("Retry-After", retryAfter(wait))
 		writeDetail(w, http.StatusTooManyRequests, "event streams opened too often: reconnect after Retry-After seconds")
 		return
