@@ -100,7 +100,7 @@ func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 // read, when there is no limit. The statement answers no row only when a
 // concurrent first use made the quota row after its snapshot; the request
 // is counted again when it is retried (once in a user's life at most).
-const createDocument = `WITH new_quota AS (
+var createDocument = `WITH new_quota AS (
 		INSERT INTO quotas (user_id, limit_bytes, reserved_bytes)
 		VALUES ($2, $10::bigint, CASE WHEN $14::bigint <= $10::bigint THEN $14::bigint ELSE 0 END)
 		ON CONFLICT (user_id) DO NOTHING
@@ -113,8 +113,7 @@ const createDocument = `WITH new_quota AS (
 		INSERT INTO rate_limits (user_id, action, window_start, count, total)
 		SELECT $2, 'upload', $11::timestamptz, 1, 1 WHERE $12 > 0 OR $13 > 0
 		ON CONFLICT (user_id, action) DO UPDATE SET
-			window_start = CASE WHEN rate_limits.window_start <= $11 - $16 * interval '1 microsecond' THEN $11 ELSE rate_limits.window_start END,
-			count = CASE WHEN rate_limits.window_start <= $11 - $16 * interval '1 microsecond' THEN 1 ELSE rate_limits.count + 1 END,
+			` + countRequest("$11", "$16") + `,
 			total = rate_limits.total + 1
 		RETURNING window_start, count, total
 	), usage AS (
@@ -352,12 +351,21 @@ func (s *Store) SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) 
 	return q, translate(err, "set quota")
 }
 
+// countRequest is the SET list of an upsert of rate_limits that counts one
+// request at now in a window of window microseconds (both SQL expressions):
+// a stored window that is over starts again at now with this request; the
+// one home of the window rule, for takeRate and createDocument.
+func countRequest(now, window string) string {
+	over := "rate_limits.window_start <= " + now + " - " + window + " * interval '1 microsecond'"
+	return "window_start = CASE WHEN " + over + " THEN " + now + " ELSE rate_limits.window_start END,\n" +
+		"\t\tcount = CASE WHEN " + over + " THEN 1 ELSE rate_limits.count + 1 END"
+}
+
 // takeRate counts a request in the user's window for the action, starting
 // a new window when the stored one is over, in one statement.
-const takeRate = `INSERT INTO rate_limits (user_id, action, window_start, count) VALUES ($1, $2, $3, 1)
+var takeRate = `INSERT INTO rate_limits (user_id, action, window_start, count) VALUES ($1, $2, $3, 1)
 	ON CONFLICT (user_id, action) DO UPDATE SET
-		window_start = CASE WHEN rate_limits.window_start <= $3 - $4 * interval '1 microsecond' THEN $3 ELSE rate_limits.window_start END,
-		count = CASE WHEN rate_limits.window_start <= $3 - $4 * interval '1 microsecond' THEN 1 ELSE rate_limits.count + 1 END
+		` + countRequest("$3", "$4") + `
 	RETURNING window_start, count`
 
 // TakeRate counts one request of action by user in its current window.
