@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -362,6 +363,8 @@ func TestEventPlaneOutlivesManyTimesItsStreams(t *testing.T) {
 	}
 	stopSampling()
 	<-sampled
+	// The gauge an operator alerts on shows the backlog gone.
+	waitGauge(t, s.URL+"/metrics", "docuvault_notifications_waiting 0")
 
 	through := map[string]int64{
 		events.StreamMinIO:     notes.bytes.Load() - notesBefore,
@@ -481,5 +484,30 @@ func waitClassified(t *testing.T, s *apitest.Stack, token string, id uuid.UUID) 
 			t.Fatalf("document %s is %s 30 s on: the classifier stopped", id, d.Status)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitGauge waits until the metrics at url show line (values are at most a
+// second old).
+func waitGauge(t *testing.T, url, line string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(strings.Split(string(body), "\n"), line) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed %q", line)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

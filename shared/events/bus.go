@@ -79,6 +79,18 @@ func (b *Bus) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Backlog returns how many notifications MINIO_EVENTS holds, and their
+// bytes: those the confirmers have not yet acknowledged, since the stream
+// keeps a notification only until then.
+func (b *Bus) Backlog(ctx context.Context) (msgs, bytes uint64, err error) {
+	s, err := b.js.Stream(ctx, StreamMinIO) // a STREAM.INFO request
+	if err != nil {
+		return 0, 0, err
+	}
+	st := s.CachedInfo().State
+	return st.Msgs, st.Bytes, nil
+}
+
 // Close drains the connection: subscriptions end after the messages in
 // hand, publishes in flight are flushed.
 func (b *Bus) Close() { _ = b.nc.Drain() }

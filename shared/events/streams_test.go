@@ -195,7 +195,8 @@ func onceEach(seqs []uint64, acked int) bool {
 // TestMessageFailedForTheLastTimeLeavesTheQueue: a notification whose
 // handling failed MaxDeliver times is terminated, so MINIO_EVENTS lets it
 // go instead of keeping it until MaxAge, where a long outage's worth would
-// fill the backlog and refuse new notifications.
+// fill the backlog and refuse new notifications. Bus.Backlog (the gauge
+// docuvault_notifications_waiting) counts what waits.
 func TestMessageFailedForTheLastTimeLeavesTheQueue(t *testing.T) {
 	t.Parallel()
 	ns := testenv.NATS(t)
@@ -212,6 +213,9 @@ func TestMessageFailedForTheLastTimeLeavesTheQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishNotifications(t, js, 3)
+	if msgs, bytes, err := bus.Backlog(context.Background()); err != nil || msgs != 3 || bytes == 0 {
+		t.Fatalf("Backlog = %d messages, %d bytes, %v; want the 3 published", msgs, bytes, err)
+	}
 	var tries atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -237,5 +241,8 @@ func TestMessageFailedForTheLastTimeLeavesTheQueue(t *testing.T) {
 	}
 	if n := tries.Load(); n != 6 {
 		t.Fatalf("%d tries of 3 messages, want 2 each", n)
+	}
+	if msgs, bytes, err := bus.Backlog(context.Background()); err != nil || msgs != 0 || bytes != 0 {
+		t.Fatalf("Backlog = %d messages, %d bytes, %v at the end; want none", msgs, bytes, err)
 	}
 }

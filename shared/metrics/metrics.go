@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -129,4 +130,36 @@ func OutboxWaiting(reg prometheus.Registerer, count func() float64) {
 		return v
 	})
 	_ = reg.Register(g) // registered already by an earlier call
+}
+
+// NotificationsWaiting registers on reg two gauges of the MinIO
+// notifications the confirmers have not yet taken (MINIO_EVENTS holds
+// nothing else): how many, and their bytes, against the stream's limit
+// NATS_MINIO_EVENTS_MAX_BYTES. read is called at most once per
+// probe.MaxAge however many scrapes come, and its error leaves the last
+// values. Only the first call for a registry registers them.
+func NotificationsWaiting(reg prometheus.Registerer, read func(context.Context) (msgs, bytes uint64, err error)) {
+	type backlog struct{ msgs, bytes float64 }
+	var (
+		mu   sync.Mutex
+		last backlog
+	)
+	cached := probe.New(func(ctx context.Context) backlog {
+		mu.Lock()
+		defer mu.Unlock()
+		if m, b, err := read(ctx); err == nil {
+			last = backlog{float64(m), float64(b)}
+		}
+		return last
+	})
+	get := func() backlog {
+		v, _ := cached.Get(context.Background()) // read bounds its own time
+		return v
+	}
+	_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "docuvault_notifications_waiting", Help: "MinIO notifications in MINIO_EVENTS the confirmers have not yet acknowledged.",
+	}, func() float64 { return get().msgs }))
+	_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "docuvault_notifications_waiting_bytes", Help: "Bytes of the MinIO notifications in MINIO_EVENTS the confirmers have not yet acknowledged (its limit: NATS_MINIO_EVENTS_MAX_BYTES).",
+	}, func() float64 { return get().bytes }))
 }

@@ -178,6 +178,11 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		n, _ := store.OutboxWaiting(ctx)
 		return float64(n)
 	})
+	metrics.NotificationsWaiting(reg, func(ctx context.Context) (uint64, uint64, error) {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return s.bus.Backlog(ctx)
+	})
 
 	docCfg := document.Config{
 		MaxUploadBytes:        cfg.MaxUploadBytes,
