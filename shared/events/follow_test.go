@@ -179,7 +179,26 @@ func TestFollowUserHoldsBoundedBytes(t *testing.T) {
 	}
 	t.Logf("a follow nobody reads was sent %d of %d events (%d KiB, bound %d KiB)", delivered, n+1, delivered*size>>10, events.FollowBufferBytes>>10)
 
-	for i := range n - 1 { // the first is at sequence 1, resumed after
+	// Under a loaded CI machine the first pull after a stall can take a
+	// while; a stuck follow would still fail here (and says where the
+	// consumer stood).
+	first := func() events.LiveEvent {
+		select {
+		case e := <-f.Events:
+			return e
+		case <-time.After(20 * time.Second):
+			for c := range stream.ListConsumers(context.Background()).Info() {
+				t.Logf("consumer %s: delivered %d (stream %d), ack floor %d, pending %d, waiting pulls %d",
+					c.Name, c.Delivered.Consumer, c.Delivered.Stream, c.AckFloor.Stream, c.NumPending, c.NumWaiting)
+			}
+			t.Fatal("no event within 20 s of reading again")
+		}
+		return events.LiveEvent{}
+	}
+	if e := first(); e.Seq != 2 {
+		t.Fatalf("first event has sequence %d, want 2", e.Seq)
+	}
+	for i := 1; i < n-1; i++ { // the first is at sequence 1, resumed after
 		if e := nextEvent(t, f); e.Seq != uint64(i+2) {
 			t.Fatalf("event %d has sequence %d, want %d", i, e.Seq, i+2)
 		}
