@@ -98,8 +98,8 @@ func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 // pending bound is never passed, and concurrent requests that created
 // nothing may make it refuse a few early. Nothing is counted, nor any row
 // read, when there is no limit. The statement answers no row only when a
-// concurrent first use made the quota row after its snapshot; the request
-// is counted again when it is retried (once in a user's life at most).
+// concurrent first use made the quota row after its snapshot; the retry
+// then adds nothing to the count ($17 = 0).
 var createDocument = `WITH new_quota AS (
 		INSERT INTO quotas (user_id, limit_bytes, reserved_bytes)
 		VALUES ($2, $10::bigint, CASE WHEN $14::bigint <= $10::bigint THEN $14::bigint ELSE 0 END)
@@ -113,15 +113,15 @@ var createDocument = `WITH new_quota AS (
 		INSERT INTO rate_limits (user_id, action, window_start, count, total)
 		SELECT $2, 'upload', $11::timestamptz, 1, 1 WHERE $12 > 0 OR $13 > 0
 		ON CONFLICT (user_id, action) DO UPDATE SET
-			` + countRequest("$11", "$16") + `,
-			total = rate_limits.total + 1
+			` + countRequest("$11", "$16", "$17::integer") + `,
+			total = rate_limits.total + $17::integer
 		RETURNING window_start, count, total
 	), usage AS (
 		SELECT window_start, requests, pending,
 			($12 = 0 OR requests <= $12) AND ($13 = 0 OR pending < $13) AS allowed
 		FROM (
 			SELECT counter.window_start, coalesce(counter.count, 0) AS requests,
-				pending.n + coalesce(counter.total - 1 - coalesce((SELECT total FROM seen), 0), 0) AS pending
+				pending.n + coalesce(counter.total - $17::integer - coalesce((SELECT total FROM seen), 0), 0) AS pending
 			FROM pending LEFT JOIN counter ON true
 		) counted
 	), reserve AS (
@@ -157,14 +157,18 @@ func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l docu
 	if d.PartSize > 0 {
 		partSize = &d.PartSize
 	}
-	for range 2 {
+	// The request is counted by the first try; a second one (the quota row
+	// appeared after the first one's snapshot) reads the count without
+	// adding to it, or a user's first burst would lose a request of its
+	// window.
+	for count := 1; count >= 0; count-- {
 		var (
 			start   *time.Time
 			created bool
 		)
 		err := s.pool.QueryRow(ctx, createDocument,
 			d.ID, d.UserID, d.Filename, d.ContentType, d.DeclaredSize, d.ObjectKey, d.Status, d.CreatedAt, d.UpdatedAt,
-			s.defaultQuota, l.Now, l.MaxRequests, l.MaxPending, l.Reserve, partSize, l.Window.Microseconds(),
+			s.defaultQuota, l.Now, l.MaxRequests, l.MaxPending, l.Reserve, partSize, l.Window.Microseconds(), count,
 		).Scan(&start, &u.Requests.Count, &u.Pending, &u.Quota.UsedBytes, &u.Quota.ReservedBytes, &u.Quota.LimitBytes, &created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // the quota row appeared after the snapshot: now it is visible
@@ -351,21 +355,22 @@ func (s *Store) SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) 
 	return q, translate(err, "set quota")
 }
 
-// countRequest is the SET list of an upsert of rate_limits that counts one
-// request at now in a window of window microseconds (both SQL expressions):
-// a stored window that is over starts again at now with this request; the
-// one home of the window rule, for takeRate and createDocument.
-func countRequest(now, window string) string {
+// countRequest is the SET list of an upsert of rate_limits that counts a
+// request at now in a window of window microseconds, adding by to the
+// count (all three SQL expressions): a stored window that is over starts
+// again at now with this request; the one home of the window rule, for
+// takeRate and createDocument.
+func countRequest(now, window, by string) string {
 	over := "rate_limits.window_start <= " + now + " - " + window + " * interval '1 microsecond'"
 	return "window_start = CASE WHEN " + over + " THEN " + now + " ELSE rate_limits.window_start END,\n" +
-		"\t\tcount = CASE WHEN " + over + " THEN 1 ELSE rate_limits.count + 1 END"
+		"\t\tcount = CASE WHEN " + over + " THEN 1 ELSE rate_limits.count + " + by + " END"
 }
 
 // takeRate counts a request in the user's window for the action, starting
 // a new window when the stored one is over, in one statement.
 var takeRate = `INSERT INTO rate_limits (user_id, action, window_start, count) VALUES ($1, $2, $3, 1)
 	ON CONFLICT (user_id, action) DO UPDATE SET
-		` + countRequest("$3", "$4") + `
+		` + countRequest("$3", "$4", "1") + `
 	RETURNING window_start, count`
 
 // TakeRate counts one request of action by user in its current window.
