@@ -128,18 +128,8 @@ func (s *Service) applyClassification(ctx context.Context, id uuid.UUID, c Class
 // classifier already (uploaded) is not queued again. A user asking more
 // than ReclassifyPerMinute times a minute is refused (RateLimitedError).
 func (s *Service) Reclassify(ctx context.Context, user, id uuid.UUID) (*Document, error) {
-	if limit := s.cfg.ReclassifyPerMinute; limit > 0 {
-		now := s.cfg.Now().UTC()
-		w, ok, err := s.store.TakeRate(ctx, user, "reclassify", now, time.Minute, limit)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, &RateLimitedError{
-				Message:    fmt.Sprintf("too many classification requests: at most %d a minute", limit),
-				RetryAfter: max(time.Second, w.Start.Add(time.Minute).Sub(now)),
-			}
-		}
+	if err := s.takeRate(ctx, user, "reclassify", "classification", s.cfg.ReclassifyPerMinute); err != nil {
+		return nil, err
 	}
 	var out *Document
 	err := s.store.InTx(ctx, func(tx Tx) error {

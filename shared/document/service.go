@@ -597,24 +597,35 @@ func (s *Service) Get(ctx context.Context, user, id uuid.UUID) (*Document, strin
 	return d, url, nil
 }
 
+// takeRate counts a request of action by user in its minute's window in
+// the store (shared by every replica), and refuses it (RateLimitedError,
+// naming what) past limit a minute; limit 0 means no bound.
+func (s *Service) takeRate(ctx context.Context, user uuid.UUID, action, what string, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	now := s.cfg.Now().UTC()
+	w, ok, err := s.store.TakeRate(ctx, user, action, now, time.Minute, limit)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &RateLimitedError{
+			Message:    fmt.Sprintf("too many %s requests: at most %d a minute", what, limit),
+			RetryAfter: max(time.Second, w.Start.Add(time.Minute).Sub(now)),
+		}
+	}
+	return nil
+}
+
 // Delete removes user's document id: the row and, when it had been charged,
 // its size from the quota, in one transaction; then its object.
 func (s *Service) Delete(ctx context.Context, user, id uuid.UUID) error {
 	// Counted apart from the rows, before any is read: a delete costs a
 	// transaction, an object removal (and an upload's abort) and an event,
 	// whatever it finds.
-	if limit := s.cfg.DeletesPerMinute; limit > 0 {
-		now := s.cfg.Now().UTC()
-		w, ok, err := s.store.TakeRate(ctx, user, "delete", now, time.Minute, limit)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return &RateLimitedError{
-				Message:    fmt.Sprintf("too many delete requests: at most %d a minute", limit),
-				RetryAfter: max(time.Second, w.Start.Add(time.Minute).Sub(now)),
-			}
-		}
+	if err := s.takeRate(ctx, user, "delete", "delete", s.cfg.DeletesPerMinute); err != nil {
+		return err
 	}
 	var deleted *Document
 	err := s.store.InTx(ctx, func(tx Tx) error {
