@@ -352,8 +352,19 @@ func mustStreams(tb testing.TB, url string, replicas int) {
 		tb.Fatal(err)
 	}
 	defer nc.Close()
-	if err := events.EnsureStreams(context.Background(), js, events.StreamLimits{Replicas: replicas}); err != nil {
-		tb.Fatal(err)
+	// A cluster just started may not yet see every peer online, and
+	// refuses to place a replicated stream until it does ("no suitable
+	// peers for placement").
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := events.EnsureStreams(context.Background(), js, events.StreamLimits{Replicas: replicas})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal(err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
