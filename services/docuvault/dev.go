@@ -230,7 +230,10 @@ func useDevServers(cfg *config.Config, f devFlags, servers *devstack.Stack) erro
 	cfg.MinIOPublicEndpoint = servers.MinIOEndpoint
 	cfg.MinIOUseTLS = false
 	cfg.NATSURL = servers.NATSURL
-	cfg.NATSUser, cfg.NATSPassword = "", ""
+	for _, role := range config.RoleNames {
+		cfg.Role(role).NATSPassword = "" // the dev server takes no credentials
+	}
+	cfg.NATSSetupPassword = ""
 	cfg.HTTPAddr = f.httpAddr
 	cfg.CORSOrigins = f.corsOrigins // the page itself is same-origin
 	cfg.LogFormat = f.logFormat
@@ -300,18 +303,23 @@ func pageHost(dial, asked string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// devIdentities sets cfg's three MinIO identities (the services', the
-// upload signer's and the download signer's): fixed names, and secrets made
-// on the first run and kept in dataDir.
+// devIdentities sets cfg's MinIO identities (each role's, the upload
+// signer's and the download signer's): fixed names, and secrets made on
+// the first run and kept in dataDir.
 func devIdentities(cfg *config.Config, dataDir string) error {
-	for _, id := range []struct {
+	type identity struct {
 		role        string
 		key, secret *string
-	}{
-		{"service", &cfg.MinIOAccessKey, &cfg.MinIOSecretKey},
+	}
+	ids := []identity{
 		{"upload", &cfg.MinIOUploadAccessKey, &cfg.MinIOUploadSecretKey},
 		{"download", &cfg.MinIODownloadAccessKey, &cfg.MinIODownloadSecretKey},
-	} {
+	}
+	for _, role := range config.RoleNames {
+		rc := cfg.Role(role)
+		ids = append(ids, identity{role, &rc.MinIOAccessKey, &rc.MinIOSecretKey})
+	}
+	for _, id := range ids {
 		secret, err := readOrCreate(filepath.Join(dataDir, "minio-"+id.role+"-secret"), randomHex32)
 		if err != nil {
 			return err

@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := stack.Setup(ctx, cfg); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "migrations applied; MinIO bucket, identities and policies in place")
+		fmt.Fprintln(stdout, "migrations applied; MinIO bucket, identities and policies in place; NATS streams, consumers and schedule in place")
 		return nil
 	case "token":
 		return mintToken(cfg, rest, stdout, stderr)

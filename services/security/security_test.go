@@ -208,7 +208,7 @@ func TestUploadURLGrantsOnePutAndNothingElse(t *testing.T) {
 	// Every notification and its second copy handled.
 	s.WaitConfirmerIdle(t, 4*time.Second, 90*time.Second)
 
-	svc, err := minio.New(s.MinIO.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.Cfg.MinIOAccessKey, s.Cfg.MinIOSecretKey, ""), Region: s.MinIO.Region})
+	svc, err := minio.New(s.MinIO.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.Cfg.Classifier.MinIOAccessKey, s.Cfg.Classifier.MinIOSecretKey, ""), Region: s.MinIO.Region})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,10 +19,10 @@ type Config struct {
 
 	MinIOEndpoint       string // MINIO_ENDPOINT, host:port the services reach
 	MinIOPublicEndpoint string // MINIO_PUBLIC_ENDPOINT, host:port browsers reach; defaults to MINIO_ENDPOINT
-	// The services' own MinIO identity: stat, read, delete and list the
-	// bucket's objects and set its notification rules; never root.
-	MinIOAccessKey string // MINIO_ACCESS_KEY
-	MinIOSecretKey string // MINIO_SECRET_KEY
+	// Each role's own credentials (MINIO_<ROLE>_ACCESS_KEY and
+	// _SECRET_KEY, NATS_<ROLE>_PASSWORD): a process reads and needs only
+	// those of the roles it runs.
+	API, Confirmer, Sweeper, Classifier RoleCredentials
 	// The identity that signs upload URLs: s3:PutObject on the bucket only.
 	MinIOUploadAccessKey string // MINIO_UPLOAD_ACCESS_KEY
 	MinIOUploadSecretKey string // MINIO_UPLOAD_SECRET_KEY
@@ -36,13 +36,18 @@ type Config struct {
 	MinIOAdminSecretKey string // MINIO_ADMIN_SECRET_KEY
 	MinIOBucket         string // MINIO_BUCKET
 	MinIORegion         string // MINIO_REGION
-	MinIOUseTLS         bool   // MINIO_USE_TLS
+	MinIOUseTLS         bool   // MINIO_USE_TLS, TLS to MINIO_ENDPOINT
+	// MinIOPublicUseTLS is TLS to MINIO_PUBLIC_ENDPOINT, the scheme of the
+	// URLs browsers get; it defaults to MINIO_USE_TLS.
+	MinIOPublicUseTLS bool // MINIO_PUBLIC_USE_TLS
 
 	MinIOEventsConfig string // MINIO_EVENTS_CONFIG, path of a minio-events.json; "" means the built-in rule
 
-	NATSURL      string // NATS_URL
-	NATSUser     string // NATS_USER
-	NATSPassword string // NATS_PASSWORD
+	NATSURL string // NATS_URL
+	// NATSSetupPassword is the password of NATS user setup, which alone
+	// creates and changes the streams, their consumers and the sweeper's
+	// schedule; read by `docuvault setup` only. Empty: no credentials.
+	NATSSetupPassword string // NATS_SETUP_PASSWORD
 	// Stream limits (events.StreamLimits): MINIO_EVENTS holds the
 	// notifications not yet confirmed, and refuses new ones when full (they
 	// wait in MinIO's queue); DOCUMENTS holds the newest document events
@@ -119,6 +124,42 @@ type Config struct {
 
 	LogLevel  string // LOG_LEVEL
 	LogFormat string // LOG_FORMAT: json or console
+}
+
+// RoleNames are the services' roles, each with credentials of its own.
+var RoleNames = []string{"api", "confirmer", "sweeper", "classifier"}
+
+// RoleCredentials are one role's own credentials.
+type RoleCredentials struct {
+	// MinIOAccessKey and MinIOSecretKey are the role's MinIO identity,
+	// whose policy grants that role's calls and nothing else.
+	MinIOAccessKey string // MINIO_<ROLE>_ACCESS_KEY
+	MinIOSecretKey string // MINIO_<ROLE>_SECRET_KEY
+	// NATSPassword is the password of the NATS user named after the role;
+	// empty connects without credentials (an embedded dev or test server).
+	NATSPassword string // NATS_<ROLE>_PASSWORD
+}
+
+// Role returns the credentials of role (one of RoleNames), nil for
+// another name.
+func (c *Config) Role(role string) *RoleCredentials {
+	switch role {
+	case "api":
+		return &c.API
+	case "confirmer":
+		return &c.Confirmer
+	case "sweeper":
+		return &c.Sweeper
+	case "classifier":
+		return &c.Classifier
+	}
+	return nil
+}
+
+// roleVar is the name of role's variable with suffix, e.g.
+// MINIO_CONFIRMER_ACCESS_KEY for ("MINIO_", "confirmer", "_ACCESS_KEY").
+func roleVar(prefix, role, suffix string) string {
+	return prefix + strings.ToUpper(role) + suffix
 }
 
 // MinMinIOEventsBytes is the smallest NATS_MINIO_EVENTS_MAX_BYTES: twice
@@ -216,8 +257,19 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	str("DATABASE_URL", &c.DatabaseURL)
 	str("MINIO_ENDPOINT", &c.MinIOEndpoint)
 	str("MINIO_PUBLIC_ENDPOINT", &c.MinIOPublicEndpoint)
-	str("MINIO_ACCESS_KEY", &c.MinIOAccessKey)
-	str("MINIO_SECRET_KEY", &c.MinIOSecretKey)
+	for _, role := range RoleNames {
+		rc := c.Role(role)
+		str(roleVar("MINIO_", role, "_ACCESS_KEY"), &rc.MinIOAccessKey)
+		str(roleVar("MINIO_", role, "_SECRET_KEY"), &rc.MinIOSecretKey)
+		str(roleVar("NATS_", role, "_PASSWORD"), &rc.NATSPassword)
+	}
+	for _, gone := range []string{"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "NATS_USER", "NATS_PASSWORD"} {
+		// One credential for every role is what this release removed:
+		// say so rather than run without the credentials meant.
+		if v, ok := lookup(gone); ok && v != "" {
+			errs = append(errs, fmt.Errorf("%s is no longer read: each role has credentials of its own (MINIO_<ROLE>_ACCESS_KEY and _SECRET_KEY, NATS_<ROLE>_PASSWORD; see the README)", gone))
+		}
+	}
 	str("MINIO_UPLOAD_ACCESS_KEY", &c.MinIOUploadAccessKey)
 	str("MINIO_UPLOAD_SECRET_KEY", &c.MinIOUploadSecretKey)
 	str("MINIO_DOWNLOAD_ACCESS_KEY", &c.MinIODownloadAccessKey)
@@ -233,10 +285,17 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.MinIOUseTLS = b
 	}
+	c.MinIOPublicUseTLS = c.MinIOUseTLS
+	if v, ok := lookup("MINIO_PUBLIC_USE_TLS"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("MINIO_PUBLIC_USE_TLS: %q is not true or false", v))
+		}
+		c.MinIOPublicUseTLS = b
+	}
 	str("MINIO_EVENTS_CONFIG", &c.MinIOEventsConfig)
 	str("NATS_URL", &c.NATSURL)
-	str("NATS_USER", &c.NATSUser)
-	str("NATS_PASSWORD", &c.NATSPassword)
+	str("NATS_SETUP_PASSWORD", &c.NATSSetupPassword)
 	bytes("NATS_MINIO_EVENTS_MAX_BYTES", &c.NATSMinIOEventsMaxBytes)
 	dur("NATS_MINIO_EVENTS_MAX_AGE", &c.NATSMinIOEventsMaxAge)
 	bytes("NATS_DOCUMENTS_MAX_BYTES", &c.NATSDocumentsMaxBytes)
@@ -296,13 +355,28 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	return c, nil
 }
 
-// Validate checks the settings a service needs; what is missing is named by
-// its variable.
-func (c Config) Validate() error {
+// Validate checks the settings a process running roles (of RoleNames)
+// needs: what is missing is named by its variable. A process needs the
+// credentials of its own roles only: the api's signers and token keys
+// only with the api.
+func (c Config) Validate(roles ...string) error {
 	var errs []error
-	errs = append(errs, requireSet(append(c.storeVars(), [2]string{"NATS_URL", c.NATSURL})...)...)
+	vars := append(c.storeVars(), [2]string{"NATS_URL", c.NATSURL})
+	api := false
+	for _, role := range roles {
+		if c.Role(role) == nil {
+			errs = append(errs, fmt.Errorf("unknown role %q (want one of %s)", role, strings.Join(RoleNames, ", ")))
+			continue
+		}
+		vars = append(vars, c.roleVars(role)...)
+		api = api || role == "api"
+	}
+	if api {
+		vars = append(vars, c.signerVars()...)
+	}
+	errs = append(errs, requireSet(vars...)...)
 	errs = append(errs, c.validateIdentities()...)
-	if c.JWTSecret == "" && c.JWTPublicKeysFile == "" {
+	if api && c.JWTSecret == "" && c.JWTPublicKeysFile == "" {
 		errs = append(errs, errors.New("JWT_SECRET or JWT_PUBLIC_KEYS_FILE is required"))
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
@@ -378,10 +452,12 @@ func (c Config) Validate() error {
 func (c Config) validateIdentities() []error {
 	var errs []error
 	ids := []struct{ name, key string }{
-		{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
 		{"MINIO_UPLOAD_ACCESS_KEY", c.MinIOUploadAccessKey},
 		{"MINIO_DOWNLOAD_ACCESS_KEY", c.MinIODownloadAccessKey},
 		{"MINIO_ADMIN_ACCESS_KEY", c.MinIOAdminAccessKey},
+	}
+	for _, role := range RoleNames {
+		ids = append(ids, struct{ name, key string }{roleVar("MINIO_", role, "_ACCESS_KEY"), c.Role(role).MinIOAccessKey})
 	}
 	for i, a := range ids {
 		for _, b := range ids[i+1:] {
@@ -390,11 +466,7 @@ func (c Config) validateIdentities() []error {
 			}
 		}
 	}
-	for _, s := range [][2]string{
-		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
-		{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
-		{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
-	} {
+	for _, s := range c.minioSecrets() {
 		if s[1] != "" && len(s[1]) < 8 {
 			errs = append(errs, fmt.Errorf("%s must be at least 8 characters (MinIO refuses shorter secret keys)", s[0]))
 		}
@@ -403,31 +475,62 @@ func (c Config) validateIdentities() []error {
 }
 
 // ValidateSetup checks the settings `docuvault setup` needs: the database,
-// the bucket, the three identities to create and the admin credential that
-// creates them.
+// the bucket, NATS, every identity it creates (each role's, the two
+// signers') and the admin credential that creates them.
 func (c Config) ValidateSetup() error {
-	errs := requireSet(append(c.storeVars(),
+	vars := append(c.storeVars(),
+		[2]string{"NATS_URL", c.NATSURL},
 		[2]string{"MINIO_ADMIN_ACCESS_KEY", c.MinIOAdminAccessKey},
 		[2]string{"MINIO_ADMIN_SECRET_KEY", c.MinIOAdminSecretKey},
-	)...)
+	)
+	for _, role := range RoleNames {
+		vars = append(vars, c.roleVars(role)...)
+	}
+	errs := requireSet(append(vars, c.signerVars()...)...)
 	errs = append(errs, c.validateIdentities()...)
 	return errors.Join(append(errs, c.refuseExampleSecrets()...)...)
 }
 
 // storeVars are the database and MinIO settings (name, value) every role
-// and setup need: the endpoint, the bucket and the three identities.
+// and setup need.
 func (c Config) storeVars() [][2]string {
 	return [][2]string{
 		{"DATABASE_URL", c.DatabaseURL},
 		{"MINIO_ENDPOINT", c.MinIOEndpoint},
 		{"MINIO_BUCKET", c.MinIOBucket},
-		{"MINIO_ACCESS_KEY", c.MinIOAccessKey},
-		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
+	}
+}
+
+// roleVars are role's MinIO identity (name, value).
+func (c Config) roleVars(role string) [][2]string {
+	rc := c.Role(role)
+	return [][2]string{
+		{roleVar("MINIO_", role, "_ACCESS_KEY"), rc.MinIOAccessKey},
+		{roleVar("MINIO_", role, "_SECRET_KEY"), rc.MinIOSecretKey},
+	}
+}
+
+// signerVars are the identities that sign upload and download URLs.
+func (c Config) signerVars() [][2]string {
+	return [][2]string{
 		{"MINIO_UPLOAD_ACCESS_KEY", c.MinIOUploadAccessKey},
 		{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
 		{"MINIO_DOWNLOAD_ACCESS_KEY", c.MinIODownloadAccessKey},
 		{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
 	}
+}
+
+// minioSecrets are the secret keys of every identity but the admin's
+// (name, value).
+func (c Config) minioSecrets() [][2]string {
+	s := [][2]string{
+		{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
+		{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
+	}
+	for _, role := range RoleNames {
+		s = append(s, c.roleVars(role)[1])
+	}
+	return s
 }
 
 // requireSet names each variable of vars (name, value) whose value is empty.
@@ -481,15 +584,16 @@ func (c Config) refuseExampleSecrets() []error {
 	if u, err := url.Parse(c.DatabaseURL); err == nil && u.User != nil {
 		dbPassword, _ = u.User.Password()
 	}
-	for _, s := range [][2]string{
-		{"JWT_SECRET", c.JWTSecret},
-		{"MINIO_SECRET_KEY", c.MinIOSecretKey},
-		{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
-		{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
-		{"MINIO_ADMIN_SECRET_KEY", c.MinIOAdminSecretKey},
-		{"NATS_PASSWORD", c.NATSPassword},
-		{"DATABASE_URL's password", dbPassword},
-	} {
+	secrets := append(c.minioSecrets(),
+		[2]string{"JWT_SECRET", c.JWTSecret},
+		[2]string{"MINIO_ADMIN_SECRET_KEY", c.MinIOAdminSecretKey},
+		[2]string{"NATS_SETUP_PASSWORD", c.NATSSetupPassword},
+		[2]string{"DATABASE_URL's password", dbPassword},
+	)
+	for _, role := range RoleNames {
+		secrets = append(secrets, [2]string{roleVar("NATS_", role, "_PASSWORD"), c.Role(role).NATSPassword})
+	}
+	for _, s := range secrets {
 		if IsExampleSecret(s[1]) {
 			errs = append(errs, fmt.Errorf("%s is an example value from the repository, known to anyone: set a secret of your own (e.g. openssl rand -hex 32)", s[0]))
 		}

@@ -11,14 +11,23 @@ func lookup(env map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 
+// withRoles adds to env a MinIO identity and a NATS password for every
+// role, each its own, and returns env.
+func withRoles(env map[string]string) map[string]string {
+	for _, role := range RoleNames {
+		env[roleVar("MINIO_", role, "_ACCESS_KEY")] = role
+		env[roleVar("MINIO_", role, "_SECRET_KEY")] = role + "-secret"
+		env[roleVar("NATS_", role, "_PASSWORD")] = "p" + role
+	}
+	return env
+}
+
 func TestParseReadsEveryVariable(t *testing.T) {
 	t.Parallel()
-	c, err := parse(lookup(map[string]string{
+	c, err := parse(lookup(withRoles(map[string]string{
 		"DATABASE_URL":              "postgres://x",
 		"MINIO_ENDPOINT":            "minio:9000",
 		"MINIO_PUBLIC_ENDPOINT":     "localhost:9000",
-		"MINIO_ACCESS_KEY":          "ak",
-		"MINIO_SECRET_KEY":          "service-secret",
 		"MINIO_UPLOAD_ACCESS_KEY":   "up",
 		"MINIO_UPLOAD_SECRET_KEY":   "up-secret",
 		"MINIO_DOWNLOAD_ACCESS_KEY": "down",
@@ -32,9 +41,19 @@ func TestParseReadsEveryVariable(t *testing.T) {
 		"UPLOAD_URL_TTL":            "5m",
 		"MAX_UPLOAD_BYTES":          "1000",
 		"QUOTA_DEFAULT_BYTES":       "2000",
-	}))
+		"MINIO_PUBLIC_USE_TLS":      "true",
+		"NATS_SETUP_PASSWORD":       "psetup",
+	})))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, role := range RoleNames {
+		if rc := c.Role(role); *rc != (RoleCredentials{MinIOAccessKey: role, MinIOSecretKey: role + "-secret", NATSPassword: "p" + role}) {
+			t.Errorf("%s's credentials parsed as %+v", role, *rc)
+		}
+	}
+	if c.MinIOUseTLS || !c.MinIOPublicUseTLS || c.NATSSetupPassword != "psetup" {
+		t.Errorf("MINIO_USE_TLS %v, MINIO_PUBLIC_USE_TLS %v, NATS_SETUP_PASSWORD %q", c.MinIOUseTLS, c.MinIOPublicUseTLS, c.NATSSetupPassword)
 	}
 	if c.MinIOUploadAccessKey != "up" || c.MinIOUploadSecretKey != "up-secret" || c.MinIODownloadAccessKey != "down" ||
 		c.MinIODownloadSecretKey != "down-secret" || c.MinIOAdminAccessKey != "root" || c.MinIOAdminSecretKey != "root-secret" {
@@ -44,8 +63,59 @@ func TestParseReadsEveryVariable(t *testing.T) {
 		c.MaxUploadBytes != 1000 || c.QuotaDefaultBytes != 2000 || c.HTTPAddr != ":9999" {
 		t.Fatalf("parsed %+v", c)
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(RoleNames...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEachRoleNeedsOnlyItsOwnCredentials: a process is refused for want of
+// its own roles' credentials and never asks for another role's.
+func TestEachRoleNeedsOnlyItsOwnCredentials(t *testing.T) {
+	t.Parallel()
+	common := map[string]string{"DATABASE_URL": "postgres://x", "MINIO_ENDPOINT": "minio:9000", "NATS_URL": "nats://n:4222"}
+	for _, role := range RoleNames {
+		env := map[string]string{
+			roleVar("MINIO_", role, "_ACCESS_KEY"): role, roleVar("MINIO_", role, "_SECRET_KEY"): role + "-secret",
+		}
+		for k, v := range common {
+			env[k] = v
+		}
+		if role == "api" {
+			env["JWT_SECRET"] = strings.Repeat("s", 32)
+			env["MINIO_UPLOAD_ACCESS_KEY"], env["MINIO_UPLOAD_SECRET_KEY"] = "up", "up-secret"
+			env["MINIO_DOWNLOAD_ACCESS_KEY"], env["MINIO_DOWNLOAD_SECRET_KEY"] = "down", "down-secret"
+		}
+		c, err := parse(lookup(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(role); err != nil {
+			t.Errorf("%s with its own credentials only: %v", role, err)
+		}
+		for _, other := range RoleNames {
+			if other == role {
+				continue
+			}
+			err := c.Validate(other)
+			if want := roleVar("MINIO_", other, "_ACCESS_KEY") + " is required"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s's credentials run as %s: %v, want %q", role, other, err, want)
+			}
+		}
+	}
+	if err := (Config{}).Validate("scanner"); err == nil || !strings.Contains(err.Error(), `unknown role "scanner"`) {
+		t.Errorf("unknown role: %v", err)
+	}
+}
+
+// TestSharedCredentialsAreRefused: the variables of the one identity every
+// role shared are refused by name, not ignored.
+func TestSharedCredentialsAreRefused(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "NATS_USER", "NATS_PASSWORD"} {
+		_, err := parse(lookup(map[string]string{name: "x"}))
+		if err == nil || !strings.Contains(err.Error(), name+" is no longer read") {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
@@ -69,8 +139,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		}
 	}
 	c, _ := parse(lookup(map[string]string{"JWT_SECRET": "short", "MINIO_ENDPOINT": "http://minio:9000"}))
-	err = c.Validate()
-	for _, name := range []string{"DATABASE_URL", "MINIO_ACCESS_KEY", "JWT_SECRET must be at least 32 bytes", "MINIO_ENDPOINT must be host:port"} {
+	err = c.Validate("api")
+	for _, name := range []string{"DATABASE_URL", "MINIO_API_ACCESS_KEY", "JWT_SECRET must be at least 32 bytes", "MINIO_ENDPOINT must be host:port"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("validate error %v does not name %s", err, name)
 		}
@@ -79,21 +149,21 @@ func TestErrorsNameTheVariable(t *testing.T) {
 
 func TestTokensNeedASecretOrPublicKeys(t *testing.T) {
 	t.Parallel()
-	base := map[string]string{"DATABASE_URL": "postgres://x", "MINIO_ENDPOINT": "minio:9000", "MINIO_ACCESS_KEY": "ak",
-		"MINIO_SECRET_KEY": "service-secret", "MINIO_BUCKET": "docs", "NATS_URL": "nats://n:4222",
+	base := map[string]string{"DATABASE_URL": "postgres://x", "MINIO_ENDPOINT": "minio:9000", "MINIO_API_ACCESS_KEY": "ak",
+		"MINIO_API_SECRET_KEY": "service-secret", "MINIO_BUCKET": "docs", "NATS_URL": "nats://n:4222",
 		"MINIO_UPLOAD_ACCESS_KEY": "up", "MINIO_UPLOAD_SECRET_KEY": "up-secret", "MINIO_DOWNLOAD_ACCESS_KEY": "down", "MINIO_DOWNLOAD_SECRET_KEY": "down-secret"}
 	c, _ := parse(lookup(base))
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "JWT_SECRET or JWT_PUBLIC_KEYS_FILE is required") {
+	if err := c.Validate("api"); err == nil || !strings.Contains(err.Error(), "JWT_SECRET or JWT_PUBLIC_KEYS_FILE is required") {
 		t.Fatalf("neither set: %v", err)
 	}
 	base["JWT_PUBLIC_KEYS_FILE"] = "/etc/docuvault/jwt.pem"
 	c, _ = parse(lookup(base))
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "JWT_PUBLIC_KEYS_FILE needs JWT_ISSUER and JWT_AUDIENCE") {
+	if err := c.Validate("api"); err == nil || !strings.Contains(err.Error(), "JWT_PUBLIC_KEYS_FILE needs JWT_ISSUER and JWT_AUDIENCE") {
 		t.Fatalf("JWT_PUBLIC_KEYS_FILE without issuer and audience: %v", err)
 	}
 	base["JWT_ISSUER"], base["JWT_AUDIENCE"] = "https://idp.example", "docuvault"
 	c, _ = parse(lookup(base))
-	if err := c.Validate(); err != nil || c.JWTPublicKeysFile != "/etc/docuvault/jwt.pem" {
+	if err := c.Validate("api"); err != nil || c.JWTPublicKeysFile != "/etc/docuvault/jwt.pem" {
 		t.Fatalf("only JWT_PUBLIC_KEYS_FILE: %q, %v", c.JWTPublicKeysFile, err)
 	}
 }
@@ -102,20 +172,22 @@ func TestExampleSecretsAreRefused(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"DATABASE_URL": "postgres://docuvault:example-postgres-password@db:5432/docuvault",
 		"MINIO_ENDPOINT": "minio:9000", "MINIO_BUCKET": "docs", "NATS_URL": "nats://n:4222",
-		"NATS_USER": "docuvault", "NATS_PASSWORD": "pexampledocuvaultpassword",
-		"JWT_SECRET":       "example-jwt-secret-replace-with-openssl-rand-hex-32",
-		"MINIO_ACCESS_KEY": "svc", "MINIO_SECRET_KEY": "example-service-secret",
+		"NATS_CONFIRMER_PASSWORD": "pexampledocuvaultpassword",
+		"JWT_SECRET":              "example-jwt-secret-replace-with-openssl-rand-hex-32",
 		"MINIO_UPLOAD_ACCESS_KEY": "up", "MINIO_UPLOAD_SECRET_KEY": "example-upload-secret",
 		"MINIO_DOWNLOAD_ACCESS_KEY": "down", "MINIO_DOWNLOAD_SECRET_KEY": "example-download-secret",
 		"MINIO_ADMIN_ACCESS_KEY": "root", "MINIO_ADMIN_SECRET_KEY": "example-minio-root-password"}
+	withRoles(env)
+	env["MINIO_SWEEPER_SECRET_KEY"] = "example-service-secret"
+	env["NATS_CONFIRMER_PASSWORD"] = "pexampledocuvaultpassword"
 	c, _ := parse(lookup(env))
 	err := c.ValidateSetup()
-	for _, name := range []string{"JWT_SECRET", "MINIO_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY", "MINIO_ADMIN_SECRET_KEY", "NATS_PASSWORD", "DATABASE_URL's password"} {
+	for _, name := range []string{"JWT_SECRET", "MINIO_SWEEPER_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY", "MINIO_ADMIN_SECRET_KEY", "NATS_CONFIRMER_PASSWORD", "DATABASE_URL's password"} {
 		if err == nil || !strings.Contains(err.Error(), name+" is an example value") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	for _, k := range []string{"DATABASE_URL", "NATS_PASSWORD", "JWT_SECRET", "MINIO_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY", "MINIO_ADMIN_SECRET_KEY"} {
+	for _, k := range []string{"DATABASE_URL", "NATS_CONFIRMER_PASSWORD", "JWT_SECRET", "MINIO_SWEEPER_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY", "MINIO_ADMIN_SECRET_KEY"} {
 		env[k] = strings.ReplaceAll(env[k], "example", "a-real-and-long")
 	}
 	c, _ = parse(lookup(env))
@@ -126,19 +198,24 @@ func TestExampleSecretsAreRefused(t *testing.T) {
 
 func TestIdentitiesMustDiffer(t *testing.T) {
 	t.Parallel()
-	base := map[string]string{"DATABASE_URL": "postgres://x", "MINIO_ENDPOINT": "minio:9000", "MINIO_BUCKET": "docs",
+	base := withRoles(map[string]string{"DATABASE_URL": "postgres://x", "MINIO_ENDPOINT": "minio:9000", "MINIO_BUCKET": "docs",
 		"NATS_URL": "nats://n:4222", "JWT_SECRET": strings.Repeat("s", 32),
-		"MINIO_ACCESS_KEY": "svc", "MINIO_SECRET_KEY": "svc-secret",
 		"MINIO_UPLOAD_ACCESS_KEY": "root", "MINIO_UPLOAD_SECRET_KEY": "root-secret",
 		"MINIO_DOWNLOAD_ACCESS_KEY": "down", "MINIO_DOWNLOAD_SECRET_KEY": "down-secret",
-		"MINIO_ADMIN_ACCESS_KEY": "root", "MINIO_ADMIN_SECRET_KEY": "root-secret"}
+		"MINIO_ADMIN_ACCESS_KEY": "root", "MINIO_ADMIN_SECRET_KEY": "root-secret"})
 	c, _ := parse(lookup(base))
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "MINIO_UPLOAD_ACCESS_KEY and MINIO_ADMIN_ACCESS_KEY must name different MinIO identities") {
+	if err := c.Validate("api"); err == nil || !strings.Contains(err.Error(), "MINIO_UPLOAD_ACCESS_KEY and MINIO_ADMIN_ACCESS_KEY must name different MinIO identities") {
 		t.Fatalf("upload signer = admin: %v", err)
 	}
 	base["MINIO_UPLOAD_ACCESS_KEY"] = "up"
+	base["MINIO_CLASSIFIER_ACCESS_KEY"] = "confirmer"
 	c, _ = parse(lookup(base))
-	if err := c.Validate(); err != nil {
+	if err := c.Validate("classifier"); err == nil || !strings.Contains(err.Error(), "MINIO_CONFIRMER_ACCESS_KEY and MINIO_CLASSIFIER_ACCESS_KEY must name different MinIO identities") {
+		t.Fatalf("classifier = confirmer: %v", err)
+	}
+	base["MINIO_CLASSIFIER_ACCESS_KEY"] = "classifier"
+	c, _ = parse(lookup(base))
+	if err := c.Validate(RoleNames...); err != nil {
 		t.Fatalf("distinct identities: %v", err)
 	}
 	if err := c.ValidateSetup(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -197,10 +198,8 @@ func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err
 		dbURL = withPoolMaxConns(dbURL, o.poolMaxConns)
 	}
 	s.env = map[string]string{
-		"DATABASE_URL":     dbURL,
-		"MINIO_ENDPOINT":   s.ds.MinIOEndpoint,
-		"MINIO_ACCESS_KEY": "bench-service",
-		"MINIO_SECRET_KEY": randomHex(16),
+		"DATABASE_URL":   dbURL,
+		"MINIO_ENDPOINT": s.ds.MinIOEndpoint,
 		// The signers, as `docuvault setup` makes them (below).
 		"MINIO_UPLOAD_ACCESS_KEY":   "bench-upload",
 		"MINIO_UPLOAD_SECRET_KEY":   randomHex(16),
@@ -218,13 +217,18 @@ func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err
 		"LOG_LEVEL":                 "info",
 		"LOG_FORMAT":                "json",
 	}
+	// Each role its own identity, as `docuvault setup` makes them (below).
+	for _, role := range config.RoleNames {
+		s.env["MINIO_"+strings.ToUpper(role)+"_ACCESS_KEY"] = "bench-" + role
+		s.env["MINIO_"+strings.ToUpper(role)+"_SECRET_KEY"] = randomHex(16)
+	}
 	for k, v := range s.env {
 		os.Setenv(k, v)
 	}
 	if s.cfg, err = config.Load(); err != nil {
 		return nil, err
 	}
-	if err := s.cfg.Validate(); err != nil {
+	if err := s.cfg.Validate(config.RoleNames...); err != nil {
 		return nil, err
 	}
 	// MinIO's root user makes the bucket and the identities, as `docuvault
@@ -245,8 +249,10 @@ func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err
 	}
 	s.closers = append(s.closers, s.h.close)
 	// The use cases, for the sweeper workload's direct sweep: a stack with
-	// no role runs nothing (no consumer, no relay) in this process.
+	// no role runs nothing (no consumer, no relay) in this process; its
+	// use cases act with the sweeper's credentials.
 	s.svc, err = root.Open(ctx, s.cfg, root.Options{
+		As: root.Sweeper,
 		Log: func(service string) zerolog.Logger {
 			l, _ := logging.New(lf, service, s.cfg.LogLevel, s.cfg.LogFormat)
 			return l

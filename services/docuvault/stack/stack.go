@@ -79,6 +79,9 @@ type Options struct {
 	Listener net.Listener
 	// DevToken, for `docuvault dev` only, lets the page mint a token.
 	DevToken func() (token string, user uuid.UUID, err error)
+	// As is, for a stack with no Roles, the role whose credentials Docs
+	// acts with (the benchmark's direct sweep: Sweeper).
+	As Role
 }
 
 // Stack is one process's connections, use cases and roles.
@@ -88,14 +91,14 @@ type Stack struct {
 	Metrics *metrics.Metrics
 	// APIAddr is the address the api listens on, with the API role.
 	APIAddr net.Addr
-	// Docs are the use cases the roles share; the benchmark measures them
-	// directly.
+	// Docs are the use cases acting with the first role's credentials
+	// (Options.As's without roles); the benchmark measures them directly.
 	Docs *document.Service
 
 	pool    *pgxpool.Pool
-	bus     *events.Bus
-	ln      net.Listener // the api's, when the stack opened it
-	pprofLn net.Listener // PPROF_ADDR's, when set
+	buses   []*events.Bus // one per role: each connects as its own NATS user
+	ln      net.Listener  // the api's, when the stack opened it
+	pprofLn net.Listener  // PPROF_ADDR's, when set
 	runners []runner
 }
 
@@ -115,7 +118,15 @@ type runner struct {
 // a caller that calls the use cases itself (the benchmark's direct sweep):
 // it has nothing to run, not even a relay.
 func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err error) {
-	if err := cfg.Validate(); err != nil {
+	roles := opts.Roles
+	if len(roles) == 0 && opts.As != "" {
+		roles = []Role{opts.As}
+	}
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = string(r)
+	}
+	if err := cfg.Validate(names...); err != nil {
 		return nil, err
 	}
 	logFor := opts.Log
@@ -139,13 +150,6 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		}
 	}()
 
-	objects, err := objectstore.New(objectStoreConfig(cfg))
-	if err != nil {
-		return nil, err
-	}
-	if err := objects.CheckBucket(ctx); err != nil {
-		return nil, fmt.Errorf("MinIO at MINIO_ENDPOINT=%s: %w", cfg.MinIOEndpoint, err)
-	}
 	if s.pool, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
@@ -153,35 +157,11 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		return nil, err
 	}
 	store := postgres.NewStore(s.pool, cfg.QuotaDefaultBytes)
-	names := make([]string, len(opts.Roles))
-	for i, r := range opts.Roles {
-		names[i] = string(r)
-	}
-	s.bus, err = events.Open(events.ConnectConfig{
-		URL: cfg.NATSURL, User: cfg.NATSUser, Password: cfg.NATSPassword,
-		Name: "docuvault-" + strings.Join(names, "-"),
-	}, logFor("nats"), s.Metrics)
-	if err != nil {
-		return nil, err
-	}
-	if err := events.EnsureStreams(ctx, s.bus.JetStream(), events.StreamLimits{
-		MinIOMaxBytes: cfg.NATSMinIOEventsMaxBytes, MinIOMaxAge: cfg.NATSMinIOEventsMaxAge,
-		DocumentsMaxBytes: cfg.NATSDocumentsMaxBytes, DocumentsMaxAge: cfg.NATSDocumentsMaxAge,
-		DocumentsMaxPerSubject: cfg.NATSDocumentsMaxPerSubject,
-		Replicas:               int(cfg.NATSStreamReplicas),
-	}); err != nil {
-		return nil, err
-	}
 	metrics.OutboxWaiting(reg, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		n, _ := store.OutboxWaiting(ctx)
 		return float64(n)
-	})
-	metrics.NotificationsWaiting(reg, func(ctx context.Context) (uint64, uint64, error) {
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		return s.bus.Backlog(ctx)
 	})
 
 	docCfg := document.Config{
@@ -197,7 +177,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		ClassifyTimeout:       classifier.ClassifyTimeout,
 		ClassifyRecoveryAfter: cfg.ClassifyRecoveryAfter,
 	}
-	if slices.Contains(opts.Roles, Classifier) {
+	if slices.Contains(roles, Classifier) {
 		rules := classify.DefaultRules()
 		if cfg.ClassifyRules != "" {
 			if rules, err = classify.LoadRules(cfg.ClassifyRules); err != nil {
@@ -212,15 +192,35 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 	if n := int(cfg.StoragePerMinute); n > 0 {
 		docCfg.StorageThrottle = ratelimit.NewBuckets(n, n, maxPacedUsers)
 	}
-	docs := document.NewService(store, objects, docCfg)
-	s.Docs = docs
 
-	for _, role := range opts.Roles {
+	// Each role acts with its own credentials, in MinIO and NATS alike,
+	// even beside other roles in one process: none holds another's rights.
+	var relayBus, backlogBus *events.Bus
+	for _, role := range roles {
+		objects, bus, err := s.connect(ctx, cfg, role, logFor)
+		if err != nil {
+			return nil, err
+		}
+		docs := document.NewService(store, objects, docCfg)
+		if s.Docs == nil {
+			s.Docs = docs
+		}
+		// The classifier, which parses what attackers upload, publishes
+		// nothing: the other roles relay its outbox rows.
+		if relayBus == nil && role != Classifier {
+			relayBus = bus
+		}
+		if backlogBus == nil && (role == API || role == Confirmer) {
+			backlogBus = bus
+		}
+		if len(opts.Roles) == 0 {
+			break
+		}
 		log := logFor(string(role))
 		var run func(context.Context) error
 		switch role {
 		case API:
-			if run, err = s.openAPI(ctx, cfg, opts, docs, store, objects, log); err != nil {
+			if run, err = s.openAPI(ctx, cfg, opts, docs, store, objects, bus, log); err != nil {
 				return nil, err
 			}
 		case Confirmer:
@@ -233,23 +233,32 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 			if err := objects.SetNotifications(ctx, rules); err != nil {
 				return nil, fmt.Errorf("bucket notification (is MinIO started with the MINIO_NOTIFY_NATS_*_PRIMARY and _LIVE variables?): %w", err)
 			}
-			run = confirmer.New(docs, s.bus, cfg.MinIOBucket, s.Metrics, log).Run
+			run = confirmer.New(docs, bus, cfg.MinIOBucket, s.Metrics, log).Run
 		case Sweeper:
-			run = sweeper.New(docs, s.bus, SweepConfig(cfg), cfg.SweepInterval, s.Metrics, log).Run
+			run = sweeper.New(docs, bus, SweepConfig(cfg), cfg.SweepInterval, s.Metrics, log).Run
 		case Classifier:
-			run = classifier.New(docs, s.bus, recoverEvery(cfg.ClassifyRecoveryAfter), s.Metrics, log).Run
+			run = classifier.New(docs, bus, recoverEvery(cfg.ClassifyRecoveryAfter), s.Metrics, log).Run
 		default:
 			return nil, fmt.Errorf("unknown role %q", role)
 		}
 		s.runners = append(s.runners, runner{name: string(role), run: run})
 	}
+	if backlogBus != nil {
+		metrics.NotificationsWaiting(reg, func(ctx context.Context) (uint64, uint64, error) {
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			return backlogBus.Backlog(ctx)
+		})
+	}
 	if len(opts.Roles) == 0 {
 		return s, nil
 	}
-	// One relay per process, whatever its roles: every role records events.
-	relay := events.NewRelay(store, s.bus.JetStream(), logFor("relay"))
-	relay.Metrics = s.Metrics
-	s.runners = append(s.runners, runner{name: "relay", run: relay.Run, last: true})
+	if relayBus != nil {
+		// One relay per process that may publish document events.
+		relay := events.NewRelay(store, relayBus.JetStream(), logFor("relay"))
+		relay.Metrics = s.Metrics
+		s.runners = append(s.runners, runner{name: "relay", run: relay.Run, last: true})
+	}
 	if cfg.PprofAddr != "" {
 		run, err := s.openPprof(cfg.PprofAddr)
 		if err != nil {
@@ -258,6 +267,39 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		s.runners = append(s.runners, runner{name: "pprof", run: run})
 	}
 	return s, nil
+}
+
+// connect opens role's object store (checking the bucket) and NATS
+// connection, each with role's own credentials.
+func (s *Stack) connect(ctx context.Context, cfg config.Config, role Role, logFor func(string) zerolog.Logger) (*objectstore.Store, *events.Bus, error) {
+	rc := cfg.Role(string(role))
+	if rc == nil {
+		return nil, nil, fmt.Errorf("unknown role %q", role)
+	}
+	objects, err := objectstore.New(objectStoreConfig(cfg, *rc))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := objects.CheckBucket(ctx); err != nil {
+		return nil, nil, fmt.Errorf("MinIO at MINIO_ENDPOINT=%s as the %s: %w", cfg.MinIOEndpoint, role, err)
+	}
+	bus, err := events.Open(natsConfig(cfg.NATSURL, string(role), rc.NATSPassword), logFor("nats"), s.Metrics)
+	if err != nil {
+		return nil, nil, fmt.Errorf("NATS as the %s: %w", role, err)
+	}
+	s.buses = append(s.buses, bus)
+	return objects, bus, nil
+}
+
+// natsConfig is how user connects to NATS at url: with its password when
+// one is set, and with an inbox prefix of its own, so that no user may
+// read another's replies.
+func natsConfig(url, user, password string) events.ConnectConfig {
+	cc := events.ConnectConfig{URL: url, Name: "docuvault-" + user, InboxPrefix: "_INBOX_" + user}
+	if password != "" {
+		cc.User, cc.Password = user, password
+	}
+	return cc
 }
 
 // openPprof listens on addr for Go's profiles (net/http/pprof's handlers
@@ -293,7 +335,7 @@ func (s *Stack) openPprof(addr string) (func(context.Context) error, error) {
 
 // openAPI builds the api: it refuses signing identities that could do more
 // than their job, and listens.
-func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, docs *document.Service, store *postgres.Store, objects *objectstore.Store, log zerolog.Logger) (func(context.Context) error, error) {
+func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, docs *document.Service, store *postgres.Store, objects *objectstore.Store, bus *events.Bus, log zerolog.Logger) (func(context.Context) error, error) {
 	verifier, err := newVerifier(cfg)
 	if err != nil {
 		return nil, err
@@ -314,12 +356,12 @@ func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, do
 	srv := api.New(api.Deps{
 		Docs:     docs,
 		Verifier: verifier,
-		Events:   s.bus,
-		Sweeps:   sweeper.NewTrigger(s.bus),
+		Events:   bus,
+		Sweeps:   sweeper.NewTrigger(bus),
 		Checks: []api.Check{
 			{Name: "postgres", Ping: store.Ping},
 			{Name: "minio", Ping: objects.Ping},
-			{Name: "nats", Ping: s.bus.Ping},
+			{Name: "nats", Ping: bus.Ping},
 		},
 		Log:                     log,
 		MinIOOrigin:             minioOrigin(cfg),
@@ -383,8 +425,8 @@ func (s *Stack) Close() {
 	if s.pprofLn != nil {
 		_ = s.pprofLn.Close() // closed already if it served
 	}
-	if s.bus != nil {
-		s.bus.Close()
+	for _, b := range s.buses {
+		b.Close()
 	}
 	if s.pool != nil {
 		s.pool.Close()
@@ -392,19 +434,49 @@ func (s *Stack) Close() {
 }
 
 // Setup prepares what the services need and may not create themselves: as
-// MinIO's admin, it creates the bucket, the three identities and their
-// policies, then applies the database migrations. It is idempotent; it is
-// `docuvault setup`, and dev, the tests and the bench call it before
-// opening a stack.
+// MinIO's admin, it creates the bucket, each role's identity, the two
+// signers and their policies; as NATS user setup, the streams, their
+// durable consumers and the sweeper's schedule; then it applies the
+// database migrations. It is idempotent; it is `docuvault setup`, and dev,
+// the tests and the bench call it before opening a stack.
 func Setup(ctx context.Context, cfg config.Config) error {
 	if err := cfg.ValidateSetup(); err != nil {
 		return err
 	}
 	admin := objectstore.Credentials{AccessKey: cfg.MinIOAdminAccessKey, SecretKey: cfg.MinIOAdminSecretKey}
-	if err := objectstore.Provision(ctx, objectStoreConfig(cfg), admin); err != nil {
+	roles := make(map[string]objectstore.Credentials, len(config.RoleNames))
+	for _, role := range config.RoleNames {
+		rc := cfg.Role(role)
+		roles[role] = objectstore.Credentials{AccessKey: rc.MinIOAccessKey, SecretKey: rc.MinIOSecretKey}
+	}
+	if err := objectstore.Provision(ctx, objectStoreConfig(cfg, config.RoleCredentials{}), roles, admin); err != nil {
 		return fmt.Errorf("MinIO at MINIO_ENDPOINT=%s: %w", cfg.MinIOEndpoint, err)
 	}
+	if err := SetupStreams(ctx, cfg); err != nil {
+		return err
+	}
 	return Migrate(ctx, cfg)
+}
+
+// SetupStreams creates or updates, as NATS user setup, the streams with
+// cfg's limits, their durable consumers and the sweeper's schedule.
+func SetupStreams(ctx context.Context, cfg config.Config) error {
+	nc, js, err := events.Connect(natsConfig(cfg.NATSURL, "setup", cfg.NATSSetupPassword), zerolog.Nop())
+	if err != nil {
+		return fmt.Errorf("NATS at NATS_URL=%s as setup: %w", cfg.NATSURL, err)
+	}
+	defer nc.Close()
+	return events.Setup(ctx, js, StreamLimits(cfg), cfg.SweepInterval)
+}
+
+// StreamLimits are the streams' limits cfg sets.
+func StreamLimits(cfg config.Config) events.StreamLimits {
+	return events.StreamLimits{
+		MinIOMaxBytes: cfg.NATSMinIOEventsMaxBytes, MinIOMaxAge: cfg.NATSMinIOEventsMaxAge,
+		DocumentsMaxBytes: cfg.NATSDocumentsMaxBytes, DocumentsMaxAge: cfg.NATSDocumentsMaxAge,
+		DocumentsMaxPerSubject: cfg.NATSDocumentsMaxPerSubject,
+		Replicas:               int(cfg.NATSStreamReplicas),
+	}
 }
 
 // Migrate applies the database migrations to cfg's database.
@@ -443,18 +515,20 @@ func recoverEvery(after time.Duration) time.Duration {
 	return min(after/4, 15*time.Second)
 }
 
-// objectStoreConfig is the object store cfg describes: its endpoints, its
-// bucket and its three identities.
-func objectStoreConfig(cfg config.Config) objectstore.Config {
+// objectStoreConfig is the object store cfg describes, acting as role:
+// its endpoints, its bucket, role's identity and the signers (which only
+// the api's config holds).
+func objectStoreConfig(cfg config.Config, role config.RoleCredentials) objectstore.Config {
 	return objectstore.Config{
 		Endpoint:       cfg.MinIOEndpoint,
 		PublicEndpoint: cfg.MinIOPublicEndpoint,
-		Service:        objectstore.Credentials{AccessKey: cfg.MinIOAccessKey, SecretKey: cfg.MinIOSecretKey},
+		Service:        objectstore.Credentials{AccessKey: role.MinIOAccessKey, SecretKey: role.MinIOSecretKey},
 		Upload:         objectstore.Credentials{AccessKey: cfg.MinIOUploadAccessKey, SecretKey: cfg.MinIOUploadSecretKey},
 		Download:       objectstore.Credentials{AccessKey: cfg.MinIODownloadAccessKey, SecretKey: cfg.MinIODownloadSecretKey},
 		Bucket:         cfg.MinIOBucket,
 		Region:         cfg.MinIORegion,
 		UseTLS:         cfg.MinIOUseTLS,
+		PublicUseTLS:   cfg.MinIOPublicUseTLS,
 	}
 }
 
@@ -464,7 +538,7 @@ func minioOrigin(cfg config.Config) string {
 	if host == "" {
 		host = cfg.MinIOEndpoint
 	}
-	if cfg.MinIOUseTLS {
+	if cfg.MinIOPublicUseTLS {
 		return "https://" + host
 	}
 	return "http://" + host

@@ -117,7 +117,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 	case mi != nil:
 	case opts.Events:
 		// MinIO publishes to the stream, which must exist first.
-		mustStreams(tb, natsURL, replicas)
+		mustSetupStreams(tb, config.Config{NATSURL: natsURL, NATSStreamReplicas: int64(replicas)})
 		mi = testenv.StartMinIO(tb, testenv.MinIOOptions{Env: minioNATSEnv(tb, nodes, opts.MinIOTargets)})
 	default:
 		mi = testenv.MinIO(tb)
@@ -137,6 +137,9 @@ func Start(tb testing.TB, opts Options) *Stack {
 	SetIdentities(tb, &cfg, mi)
 	if opts.Edit != nil {
 		opts.Edit(&cfg)
+		// Setup again, as an operator would after changing a setting:
+		// the streams' limits and the sweeper's schedule are setup's.
+		mustSetupStreams(tb, cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
@@ -281,24 +284,20 @@ func ConfirmerCounts(st *stack.Stack) map[string]int64 {
 	}
 }
 
-// SetIdentities gives cfg three MinIO identities of its own (the
-// services', the upload signer's, the download signer's), made on mi by
-// stack.Setup with its root user, as `docuvault setup` makes them; the
-// services never hold the root user. cfg's database, bucket and region
-// must be set.
+// SetIdentities gives cfg MinIO identities of its own (each role's, the
+// upload signer's, the download signer's), made on mi by stack.Setup with
+// its root user, as `docuvault setup` makes them, which also sets up the
+// streams on cfg's NATS; the services never hold the root user. cfg's
+// database, NATS, bucket and region must be set.
 func SetIdentities(tb testing.TB, cfg *config.Config, mi *testenv.MinIOServer) {
 	tb.Helper()
 	cfg.MinIOEndpoint = mi.Endpoint
 	tag := randomHex(6)
-	for _, id := range []struct {
-		role        string
-		key, secret *string
-	}{
-		{"svc", &cfg.MinIOAccessKey, &cfg.MinIOSecretKey},
-		{"put", &cfg.MinIOUploadAccessKey, &cfg.MinIOUploadSecretKey},
-		{"get", &cfg.MinIODownloadAccessKey, &cfg.MinIODownloadSecretKey},
-	} {
-		*id.key, *id.secret = "t"+tag+"-"+id.role, randomHex(16)
+	cfg.MinIOUploadAccessKey, cfg.MinIOUploadSecretKey = "t"+tag+"-put", randomHex(16)
+	cfg.MinIODownloadAccessKey, cfg.MinIODownloadSecretKey = "t"+tag+"-get", randomHex(16)
+	for _, role := range config.RoleNames {
+		rc := cfg.Role(role)
+		rc.MinIOAccessKey, rc.MinIOSecretKey = "t"+tag+"-"+role, randomHex(16)
 	}
 	setup := *cfg
 	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = mi.AccessKey, mi.SecretKey
@@ -343,21 +342,38 @@ func (s *Stack) RestartConfirmer(tb testing.TB) {
 	s.startConfirmer(tb)
 }
 
-// mustStreams creates the JetStream streams, with replicas replicas, on
-// the servers at url (a comma-separated list for a cluster).
-func mustStreams(tb testing.TB, url string, replicas int) {
+// mustSetupStreams creates or updates the JetStream streams, their
+// consumers and the sweeper's schedule as `docuvault setup` does, with
+// cfg's limits (the defaults' where cfg leaves one zero), on the servers
+// at cfg.NATSURL (a comma-separated list for a cluster).
+func mustSetupStreams(tb testing.TB, cfg config.Config) {
 	tb.Helper()
-	nc, js, err := events.Connect(events.ConnectConfig{URL: url}, zerolog.Nop())
-	if err != nil {
-		tb.Fatal(err)
+	d := config.Defaults()
+	for _, v := range []struct{ dst, def *int64 }{
+		{&cfg.NATSMinIOEventsMaxBytes, &d.NATSMinIOEventsMaxBytes},
+		{&cfg.NATSDocumentsMaxBytes, &d.NATSDocumentsMaxBytes},
+		{&cfg.NATSDocumentsMaxPerSubject, &d.NATSDocumentsMaxPerSubject},
+		{&cfg.NATSStreamReplicas, &d.NATSStreamReplicas},
+	} {
+		if *v.dst == 0 {
+			*v.dst = *v.def
+		}
 	}
-	defer nc.Close()
+	for _, v := range []struct{ dst, def *time.Duration }{
+		{&cfg.NATSMinIOEventsMaxAge, &d.NATSMinIOEventsMaxAge},
+		{&cfg.NATSDocumentsMaxAge, &d.NATSDocumentsMaxAge},
+		{&cfg.SweepInterval, &d.SweepInterval},
+	} {
+		if *v.dst == 0 {
+			*v.dst = *v.def
+		}
+	}
 	// A cluster just started may not yet see every peer online, and
 	// refuses to place a replicated stream until it does ("no suitable
 	// peers for placement").
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := events.EnsureStreams(context.Background(), js, events.StreamLimits{Replicas: replicas})
+		err := stack.SetupStreams(context.Background(), cfg)
 		if err == nil {
 			return
 		}
