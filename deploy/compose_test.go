@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -36,41 +38,119 @@ import (
 const root = ".."
 
 // roles are the compose services that run the DocuVault image, each with
-// the subcommand of the same name.
-var roles = []string{setupRole, "api", "confirmer", "sweeper", "classifier"}
+// the subcommand of the same name: setup and config's roles.
+var roles = append([]string{setupRole}, config.RoleNames...)
 
-// setupRole is the one-shot role that creates the bucket and the MinIO
-// identities: the only one given MinIO's admin credential.
+// setupRole is the one-shot role that creates the bucket, the MinIO
+// identities, the NATS streams and consumers: the only one given MinIO's
+// admin credential and NATS user setup's password.
 const setupRole = "setup"
 
-// required are the variables config.Validate insists on. They are listed
-// explicitly in every role's environment even where config has a default.
-var required = []string{
-	"DATABASE_URL", "MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
-	"MINIO_UPLOAD_ACCESS_KEY", "MINIO_UPLOAD_SECRET_KEY",
-	"MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_DOWNLOAD_SECRET_KEY",
-	"MINIO_BUCKET", "JWT_SECRET", "NATS_URL",
+// upper is the role's part of its variables' names (MINIO_<ROLE>_...).
+func upper(role string) string { return strings.ToUpper(role) }
+
+// minioIdentity are the variables of role's own MinIO identity.
+func minioIdentity(role string) []string {
+	return []string{"MINIO_" + upper(role) + "_ACCESS_KEY", "MINIO_" + upper(role) + "_SECRET_KEY"}
 }
 
-// identityKeys are the access keys of the three MinIO identities every role
-// holds; each must differ from the others and from MinIO's root user.
-var identityKeys = []string{"MINIO_ACCESS_KEY", "MINIO_UPLOAD_ACCESS_KEY", "MINIO_DOWNLOAD_ACCESS_KEY"}
+// natsPassword is the variable of the password of role's NATS user (the
+// user named after the role; setup's and minio's too).
+func natsPassword(role string) string { return "NATS_" + upper(role) + "_PASSWORD" }
+
+// signerVars are the identities that sign upload and download URLs: the
+// api's alone (and setup's, which creates them).
+var signerVars = []string{
+	"MINIO_UPLOAD_ACCESS_KEY", "MINIO_UPLOAD_SECRET_KEY",
+	"MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_DOWNLOAD_SECRET_KEY",
+}
 
 // adminVars are MinIO's admin credential, which only the setup role reads.
 var adminVars = []string{"MINIO_ADMIN_ACCESS_KEY", "MINIO_ADMIN_SECRET_KEY"}
 
+// removedVars are the variables of the one credential every role shared,
+// which config now refuses by name (and NATS_DOCUVAULT_PASSWORD, that
+// user's password in nats.conf): no deployment file may set them.
+var removedVars = []string{"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "NATS_USER", "NATS_PASSWORD", "NATS_DOCUVAULT_PASSWORD"}
+
+// ownCredentials are the credentials role holds, and no other: its
+// MinIO identity, its NATS password and DATABASE_URL; the api also the
+// signers and JWT_SECRET; setup the admin credential, NATS user setup's
+// password and every identity it creates.
+func ownCredentials(role string) []string {
+	own := []string{"DATABASE_URL"}
+	switch role {
+	case setupRole:
+		own = append(own, adminVars...)
+		own = append(own, natsPassword(setupRole))
+		for _, r := range config.RoleNames {
+			own = append(own, minioIdentity(r)...)
+		}
+		own = append(own, signerVars...)
+	case "api":
+		own = append(own, minioIdentity(role)...)
+		own = append(own, natsPassword(role), "JWT_SECRET")
+		own = append(own, signerVars...)
+	default:
+		own = append(own, minioIdentity(role)...)
+		own = append(own, natsPassword(role))
+	}
+	slices.Sort(own)
+	return own
+}
+
+// credentialVars are every variable that holds a credential: each role
+// may hold only those of ownCredentials.
+func credentialVars() map[string]bool {
+	all := map[string]bool{}
+	for _, role := range roles {
+		for _, name := range ownCredentials(role) {
+			all[name] = true
+		}
+	}
+	for _, name := range removedVars {
+		all[name] = true
+	}
+	return all
+}
+
+// requiredOf are the variables role's validation insists on: the
+// database, MinIO's endpoint and bucket, NATS and the role's own
+// credentials (NATS passwords excepted: config lets them be empty for an
+// embedded server, but every example sets them). They are listed
+// explicitly in its environment even where config has a default.
+func requiredOf(role string) []string {
+	return append([]string{"MINIO_ENDPOINT", "MINIO_BUCKET", "NATS_URL"}, ownCredentials(role)...)
+}
+
+// accessKeys are the access keys of every MinIO identity the services use;
+// each must differ from the others and from MinIO's root user.
+func accessKeys() []string {
+	var keys []string
+	for _, r := range config.RoleNames {
+		keys = append(keys, minioIdentity(r)[0])
+	}
+	return append(keys, "MINIO_UPLOAD_ACCESS_KEY", "MINIO_DOWNLOAD_ACCESS_KEY")
+}
+
 // requiredSecrets are the secrets docker-compose.yml requires, written
 // ${NAME:?...} with no default; .env.example sets each to an example value
 // that config refuses.
-var requiredSecrets = []string{
-	"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD",
-	"MINIO_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY",
-	"NATS_MINIO_PASSWORD", "NATS_DOCUVAULT_PASSWORD", "JWT_SECRET",
-}
+var requiredSecrets = func() []string {
+	s := []string{"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "JWT_SECRET"}
+	for _, r := range config.RoleNames {
+		s = append(s, minioIdentity(r)[1])
+	}
+	s = append(s, "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY")
+	for _, r := range append(slices.Clone(config.RoleNames), setupRole, "minio") {
+		s = append(s, natsPassword(r))
+	}
+	return s
+}()
 
 // identityVars are the non-secret names of the MinIO users, which
 // docker-compose.yml interpolates with a default the environment may change.
-var identityVars = append([]string{"MINIO_ROOT_USER"}, identityKeys...)
+var identityVars = append([]string{"MINIO_ROOT_USER"}, accessKeys()...)
 
 // bindAddrVar is the host address docker-compose.yml publishes its ports on.
 const bindAddrVar = "DOCUVAULT_BIND_ADDR"
@@ -188,11 +268,17 @@ func composeInterpolations(tb testing.TB) []interpolation {
 }
 
 // distinctIdentities reports, for env (one role's settings), every pair of
-// the three identities' access keys that are equal, and every one that is
-// rootUser (MinIO's root or admin user), or empty.
+// the MinIO identities' access keys it holds that are equal, and every one
+// that is rootUser (MinIO's root or admin user), or empty.
 func distinctIdentities(what string, env map[string]string, rootUser string) []string {
 	var errs []string
-	for i, a := range identityKeys {
+	var held []string
+	for _, k := range accessKeys() {
+		if _, ok := env[k]; ok {
+			held = append(held, k)
+		}
+	}
+	for i, a := range held {
 		if env[a] == "" {
 			errs = append(errs, what+": "+a+" is empty")
 			continue
@@ -200,7 +286,7 @@ func distinctIdentities(what string, env map[string]string, rootUser string) []s
 		if env[a] == rootUser {
 			errs = append(errs, what+": "+a+"="+strconv.Quote(env[a])+" is MinIO's root/admin user; the roles must not hold it")
 		}
-		for _, b := range identityKeys[i+1:] {
+		for _, b := range held[i+1:] {
 			if env[a] == env[b] {
 				errs = append(errs, what+": "+a+" and "+b+" are both "+strconv.Quote(env[a])+"; each identity needs its own access key")
 			}
@@ -212,6 +298,10 @@ func distinctIdentities(what string, env map[string]string, rootUser string) []s
 // configNameRE finds the variables shared/config reads: str("NAME", ...),
 // dur(...), bytes(...) and lookup("NAME").
 var configNameRE = regexp.MustCompile(`\b(?:str|dur|bytes|lookup)\("([A-Z][A-Z0-9_]*)"`)
+
+// configRoleNameRE finds the variables config reads once per role:
+// str(roleVar("MINIO_", role, "_ACCESS_KEY"), ...).
+var configRoleNameRE = regexp.MustCompile(`\bstr\(roleVar\("([A-Z_]*)", role, "([A-Z_]*)"\)`)
 
 // configNames returns the set of environment variables shared/config reads,
 // taken from its source so that the test follows config as it changes.
@@ -225,11 +315,28 @@ func configNames(tb testing.TB) map[string]bool {
 	for _, m := range configNameRE.FindAllStringSubmatch(string(src), -1) {
 		names[m[1]] = true
 	}
-	// A sanity floor: if the regexp stopped matching, every check built on
-	// it would pass vacuously.
-	for _, name := range append(slices.Clone(required), "HTTP_ADDR", "LOG_FORMAT", "MINIO_USE_TLS") {
+	for _, m := range configRoleNameRE.FindAllStringSubmatch(string(src), -1) {
+		for _, role := range config.RoleNames {
+			names[m[1]+upper(role)+m[2]] = true
+		}
+	}
+	// A sanity floor: if the regexps stopped matching, every check built
+	// on them would pass vacuously.
+	floor := []string{"HTTP_ADDR", "LOG_FORMAT", "MINIO_USE_TLS", "MINIO_PUBLIC_USE_TLS"}
+	for _, role := range roles {
+		floor = append(floor, requiredOf(role)...)
+	}
+	for _, role := range config.RoleNames {
+		floor = append(floor, natsPassword(role))
+	}
+	for _, name := range floor {
 		if !names[name] {
-			tb.Fatalf("shared/config/config.go: %s not found by %v; update configNameRE", name, configNameRE)
+			tb.Fatalf("shared/config/config.go: %s not found by %v and %v; update them", name, configNameRE, configRoleNameRE)
+		}
+	}
+	for _, name := range removedVars {
+		if names[name] {
+			tb.Fatalf("shared/config/config.go reads %s, which the test takes as removed", name)
 		}
 	}
 	return names
@@ -321,12 +428,15 @@ func envOf(s types.ServiceConfig) map[string]string {
 }
 
 // loadConfig runs config.Load with exactly env: every other variable config
-// reads is blanked (config treats "" as unset), so the process's own
+// reads (or refuses by name, removedVars) is blanked (config treats "" as unset), so the process's own
 // environment (a CI's DATABASE_URL, say) cannot leak in. It uses t.Setenv:
 // callers cannot run in parallel.
 func loadConfig(t *testing.T, names map[string]bool, env map[string]string) (config.Config, error) {
 	t.Helper()
 	for name := range names {
+		t.Setenv(name, env[name])
+	}
+	for _, name := range removedVars {
 		t.Setenv(name, env[name])
 	}
 	return config.Load()
@@ -349,14 +459,46 @@ func TestComposeServices(t *testing.T) {
 	}
 }
 
+// validateRole runs the validation the role's process runs: config.Validate
+// with its role, and for setup ValidateSetup (and Validate of no role, the
+// settings every process needs).
+func validateRole(cfg config.Config, role string) error {
+	if role == setupRole {
+		return errors.Join(cfg.Validate(), cfg.ValidateSetup())
+	}
+	return cfg.Validate(role)
+}
+
+// checkOwnCredentials reports every credential env (role's settings, from
+// where) holds that is not role's own, every one of its own it lacks, and
+// any JWT setting outside the api.
+func checkOwnCredentials(t *testing.T, where, role string, env map[string]string) {
+	t.Helper()
+	own := ownCredentials(role)
+	all := credentialVars()
+	for name := range env {
+		switch {
+		case all[name] && !slices.Contains(own, name):
+			t.Errorf("%s: %s holds %s, which is not its own (its own: %v)", where, role, name, own)
+		case strings.HasPrefix(name, "JWT_") && role != "api":
+			t.Errorf("%s: %s sets %s; only the api verifies tokens", where, role, name)
+		}
+	}
+	for _, name := range own {
+		if _, ok := env[name]; !ok {
+			t.Errorf("%s: %s lacks its own %s", where, role, name)
+		}
+	}
+}
+
 func TestComposeRolesEnvironment(t *testing.T) {
 	names := configNames(t)
 	p := loadCompose(t, randomSecrets())
 	for _, role := range roles {
 		env := envOf(service(t, p, role))
-		for _, name := range required {
+		for _, name := range requiredOf(role) {
 			if _, ok := env[name]; !ok {
-				t.Errorf("%s: environment lacks %s, which config.Validate requires", role, name)
+				t.Errorf("%s: environment lacks %s, which its validation requires", role, name)
 			}
 		}
 		for name := range env {
@@ -364,30 +506,32 @@ func TestComposeRolesEnvironment(t *testing.T) {
 				t.Errorf("%s: environment sets %s, which shared/config does not read", role, name)
 			}
 		}
+		checkOwnCredentials(t, "docker-compose.yml", role, env)
 		cfg, err := loadConfig(t, names, env)
 		if err != nil {
 			t.Errorf("%s: config.Load: %v", role, err)
 			continue
 		}
-		if err := cfg.Validate(); err != nil {
-			t.Errorf("%s: config.Validate: %v", role, err)
+		if err := validateRole(cfg, role); err != nil {
+			t.Errorf("%s: validation: %v", role, err)
 		}
-		for _, name := range adminVars {
-			if _, ok := env[name]; ok != (role == setupRole) {
-				t.Errorf("%s: environment has %s: %v, want it in %s only (the services never hold MinIO's admin credential)", role, name, ok, setupRole)
+		// What a role holds passes for its own role only: the api's
+		// settings do not run a confirmer, say. (Setup holds every
+		// identity it creates.)
+		for _, other := range config.RoleNames {
+			if role != setupRole && other != role && cfg.Validate(other) == nil {
+				t.Errorf("%s: its environment also passes config.Validate(%q): it holds another role's credentials", role, other)
 			}
 		}
-		if role == setupRole {
-			if err := cfg.ValidateSetup(); err != nil {
-				t.Errorf("%s: config.ValidateSetup: %v", role, err)
-			}
-		}
-		if len(cfg.JWTSecret) < 32 {
+		if role == "api" && len(cfg.JWTSecret) < 32 {
 			t.Errorf("%s: JWT_SECRET is %d bytes, want at least 32", role, len(cfg.JWTSecret))
 		}
-		if cfg.MinIOEndpoint != "minio:9000" || cfg.NATSURL != "nats://nats:4222" || cfg.NATSUser != "docuvault" {
-			t.Errorf("%s: MINIO_ENDPOINT=%q NATS_URL=%q NATS_USER=%q, want the compose services minio:9000, nats://nats:4222 and user docuvault",
-				role, cfg.MinIOEndpoint, cfg.NATSURL, cfg.NATSUser)
+		if on, _ := strconv.ParseBool(env["REQUIRE_DECLARED_SIZE"]); role == "api" && !on {
+			t.Errorf("%s: REQUIRE_DECLARED_SIZE=%q; the example runs with it on", role, env["REQUIRE_DECLARED_SIZE"])
+		}
+		if cfg.MinIOEndpoint != "minio:9000" || cfg.NATSURL != "nats://nats:4222" {
+			t.Errorf("%s: MINIO_ENDPOINT=%q NATS_URL=%q, want the compose services minio:9000 and nats://nats:4222",
+				role, cfg.MinIOEndpoint, cfg.NATSURL)
 		}
 		if cfg.LogFormat != "json" {
 			t.Errorf("%s: LOG_FORMAT=%q, want json", role, cfg.LogFormat)
@@ -401,6 +545,7 @@ func TestComposeCredentialsAgree(t *testing.T) {
 	pg := envOf(service(t, p, "postgres"))
 	minio := envOf(service(t, p, "minio"))
 	nats := envOf(service(t, p, "nats"))
+	setup := envOf(service(t, p, setupRole))
 	for _, role := range roles {
 		env := envOf(service(t, p, role))
 		u, err := url.Parse(env["DATABASE_URL"])
@@ -416,16 +561,30 @@ func TestComposeCredentialsAgree(t *testing.T) {
 		for _, e := range distinctIdentities(role, env, minio["MINIO_ROOT_USER"]) {
 			t.Error(e)
 		}
-		for _, name := range []string{"MINIO_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY"} {
-			if env[name] == minio["MINIO_ROOT_PASSWORD"] {
+		for name, v := range env {
+			if strings.HasPrefix(name, "MINIO_") && strings.HasSuffix(name, "_SECRET_KEY") && name != "MINIO_ADMIN_SECRET_KEY" && v == minio["MINIO_ROOT_PASSWORD"] {
 				t.Errorf("%s: %s is MinIO's root password", role, name)
 			}
 		}
-		if role == setupRole && (env["MINIO_ADMIN_ACCESS_KEY"] != minio["MINIO_ROOT_USER"] || env["MINIO_ADMIN_SECRET_KEY"] != minio["MINIO_ROOT_PASSWORD"]) {
-			t.Errorf("%s: MINIO_ADMIN_ACCESS_KEY/MINIO_ADMIN_SECRET_KEY differ from minio's MINIO_ROOT_USER/MINIO_ROOT_PASSWORD", role)
+		if role == setupRole {
+			if env["MINIO_ADMIN_ACCESS_KEY"] != minio["MINIO_ROOT_USER"] || env["MINIO_ADMIN_SECRET_KEY"] != minio["MINIO_ROOT_PASSWORD"] {
+				t.Errorf("%s: MINIO_ADMIN_ACCESS_KEY/MINIO_ADMIN_SECRET_KEY differ from minio's MINIO_ROOT_USER/MINIO_ROOT_PASSWORD", role)
+			}
+		} else {
+			// setup creates the identities the roles use: the same keys.
+			ids := minioIdentity(role)
+			if role == "api" {
+				ids = append(ids, signerVars...)
+			}
+			for _, name := range ids {
+				if env[name] != setup[name] {
+					t.Errorf("%s: %s differs from the one %s creates", role, name, setupRole)
+				}
+			}
 		}
-		if env["NATS_PASSWORD"] != nats["NATS_DOCUVAULT_PASSWORD"] {
-			t.Errorf("%s: NATS_PASSWORD differs from nats's NATS_DOCUVAULT_PASSWORD", role)
+		name := natsPassword(role)
+		if env[name] == "" || env[name] != nats[name] {
+			t.Errorf("%s: %s is empty or differs from the nats service's %s", role, name, name)
 		}
 	}
 }
@@ -448,6 +607,60 @@ func TestComposeAdminOnlySetup(t *testing.T) {
 			}
 			if v == rootPassword && name != "minio" && !(name == setupRole && k == "MINIO_ADMIN_SECRET_KEY") {
 				t.Errorf("%s: %s is MinIO's root password", name, k)
+			}
+		}
+	}
+}
+
+// TestComposeSecretsReachOnlyTheirOwners checks every secret by its value:
+// with each secret of the environment a random value of its own, a
+// service's settings contain (under any name, or inside DATABASE_URL) only
+// the secrets that service owns. No role holds another role's MinIO
+// secret or NATS password, only the api holds JWT_SECRET and the signers'
+// secrets, and only setup the admin's.
+func TestComposeSecretsReachOnlyTheirOwners(t *testing.T) {
+	t.Parallel()
+	secrets := randomSecrets()
+	p := loadCompose(t, secrets)
+	owners := map[string][]string{
+		"postgres": {"POSTGRES_PASSWORD"},
+		"minio":    {"MINIO_ROOT_PASSWORD", natsPassword("minio")},
+	}
+	for _, role := range append(slices.Clone(config.RoleNames), setupRole, "minio") {
+		owners["nats"] = append(owners["nats"], natsPassword(role))
+	}
+	for _, role := range roles {
+		owners[role] = []string{"POSTGRES_PASSWORD"} // in DATABASE_URL
+		for _, name := range ownCredentials(role) {
+			switch {
+			case name == "MINIO_ADMIN_SECRET_KEY":
+				owners[role] = append(owners[role], "MINIO_ROOT_PASSWORD")
+			case isSecretName(name):
+				owners[role] = append(owners[role], name)
+			}
+		}
+	}
+	for name, s := range p.Services {
+		own, ok := owners[name]
+		if !ok {
+			t.Errorf("service %s: the test does not know which secrets it may hold", name)
+			continue
+		}
+		held := map[string]bool{}
+		for k, v := range envOf(s) {
+			for secret, value := range secrets {
+				if !strings.Contains(v, value) {
+					continue
+				}
+				held[secret] = true
+				if !slices.Contains(own, secret) {
+					t.Errorf("%s: %s holds %s's value; only its owners may", name, k, secret)
+				}
+			}
+		}
+		for _, secret := range own {
+			if !held[secret] {
+				t.Errorf("%s: does not get %s from the environment", name, secret)
 			}
 		}
 	}
@@ -526,16 +739,17 @@ func TestComposeSecretsInterpolated(t *testing.T) {
 	if got == dflt {
 		t.Error("the MinIO user names of the environment change nothing in docker-compose.yml")
 	}
-	api := envOf(service(t, p, "api"))
-	if api["JWT_SECRET"] != override["JWT_SECRET"] || api["NATS_PASSWORD"] != override["NATS_DOCUVAULT_PASSWORD"] {
-		t.Errorf("api does not take JWT_SECRET and NATS_PASSWORD from the environment")
-	}
-	for _, name := range identityKeys {
-		if api[name] != override[name] {
-			t.Errorf("api: %s=%q, want %q from the environment's %s", name, api[name], override[name], name)
+	// Each role's own credentials are the environment's, under the same
+	// names (setup's admin pair excepted, below).
+	setup := envOf(service(t, p, setupRole))
+	for _, role := range roles {
+		env := envOf(service(t, p, role))
+		for _, name := range ownCredentials(role) {
+			if want, ok := override[name]; ok && env[name] != want {
+				t.Errorf("%s: %s=%q, want %q from the environment's %s", role, name, env[name], want, name)
+			}
 		}
 	}
-	setup := envOf(service(t, p, setupRole))
 	if setup["MINIO_ADMIN_ACCESS_KEY"] != override["MINIO_ROOT_USER"] || setup["MINIO_ADMIN_SECRET_KEY"] != override["MINIO_ROOT_PASSWORD"] {
 		t.Errorf("%s: MINIO_ADMIN_ACCESS_KEY/MINIO_ADMIN_SECRET_KEY do not follow the environment's MINIO_ROOT_USER/MINIO_ROOT_PASSWORD", setupRole)
 	}
@@ -563,11 +777,13 @@ func TestEnvExampleRefused(t *testing.T) {
 			t.Errorf("%s: config.Load with %s's values: %v", role, envExample, err)
 			continue
 		}
-		check, secretVars := cfg.Validate, []string{"JWT_SECRET", "MINIO_SECRET_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_SECRET_KEY", "NATS_PASSWORD", "DATABASE_URL"}
-		if role == setupRole {
-			check, secretVars = cfg.ValidateSetup, append(secretVars, "MINIO_ADMIN_SECRET_KEY")
+		var secretVars []string
+		for _, name := range ownCredentials(role) {
+			if isSecretName(name) || name == "DATABASE_URL" {
+				secretVars = append(secretVars, name)
+			}
 		}
-		err = check()
+		err = validateRole(cfg, role)
 		if err == nil || !strings.Contains(err.Error(), "is an example value") {
 			t.Errorf("%s: with %s's values, validation says %v; want it to refuse them (\"is an example value\")", role, envExample, err)
 			continue
@@ -871,8 +1087,18 @@ func TestComposeNATS(t *testing.T) {
 		t.Errorf("nats: image %q, want nats:2.14 or newer", nats.Image)
 	}
 
-	// nats.conf, parsed with the passwords compose gives the server.
-	for _, name := range []string{"NATS_MINIO_PASSWORD", "NATS_DOCUVAULT_PASSWORD"} {
+	// nats.conf, parsed with the passwords compose gives the server: one
+	// per user, no other.
+	var passwordVars []string
+	for _, user := range append(slices.Clone(config.RoleNames), setupRole, "minio") {
+		passwordVars = append(passwordVars, natsPassword(user))
+	}
+	for name := range env {
+		if !slices.Contains(passwordVars, name) {
+			t.Errorf("nats: environment sets %s, which is not one of nats.conf's passwords %v", name, passwordVars)
+		}
+	}
+	for _, name := range passwordVars {
 		if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(env[name]) {
 			t.Errorf("nats: %s=%q: nats.conf wants letters, digits, - and _ only, starting with a letter", name, env[name])
 		}
@@ -889,16 +1115,42 @@ func TestComposeNATS(t *testing.T) {
 	for _, u := range opts.Users {
 		users[u.Username] = u.Password
 	}
-	docuvault := envOf(service(t, p, "api"))
-	minio := envOf(service(t, p, "minio"))
-	if users[docuvault["NATS_USER"]] != docuvault["NATS_PASSWORD"] || docuvault["NATS_PASSWORD"] == "" {
-		t.Errorf("nats.conf user %q's password is not the roles' NATS_PASSWORD (cut short or parsed as another type?)", docuvault["NATS_USER"])
+	// Each role connects as the user named after it, setup as setup.
+	for _, role := range roles {
+		env := envOf(service(t, p, role))
+		if pw := env[natsPassword(role)]; pw == "" || users[role] != pw {
+			t.Errorf("nats.conf user %q's password is not %s's %s (no such user, cut short or parsed as another type?)", role, role, natsPassword(role))
+		}
 	}
+	minio := envOf(service(t, p, "minio"))
 	for _, id := range []string{objectstore.TargetPrimary, objectstore.TargetLive} {
 		u, pw := minio["MINIO_NOTIFY_NATS_USERNAME_"+id], minio["MINIO_NOTIFY_NATS_PASSWORD_"+id]
 		if users[u] != pw || pw == "" {
 			t.Errorf("nats.conf user %q's password is not minio's MINIO_NOTIFY_NATS_PASSWORD_%s", u, id)
 		}
+	}
+	if len(users) != len(passwordVars) {
+		t.Errorf("nats.conf has users %v, want exactly one per password of %v", slices.Sorted(maps.Keys(users)), passwordVars)
+	}
+
+	// Monitoring has no authentication: it listens on the container's
+	// loopback only, and the healthcheck asks it from inside the container.
+	if ip := net.ParseIP(opts.HTTPHost); ip == nil || !ip.IsLoopback() {
+		t.Errorf("nats.conf: monitoring listens on %q, want a loopback address (it has no authentication)", opts.HTTPHost)
+	}
+	if opts.HTTPPort <= 0 {
+		t.Errorf("nats.conf: no monitoring port; the healthcheck needs one")
+	}
+	hc := nats.HealthCheck
+	if hc == nil || len(hc.Test) < 2 || hc.Test[0] != "CMD" {
+		t.Fatalf("nats: healthcheck %+v, want [CMD wget ... http://127.0.0.1:<port>/healthz...]", hc)
+	}
+	probe, err := url.Parse(hc.Test[len(hc.Test)-1])
+	if err != nil || probe.Hostname() != opts.HTTPHost || probe.Port() != strconv.Itoa(opts.HTTPPort) || probe.Path != "/healthz" {
+		t.Errorf("nats: healthcheck asks %q, want /healthz at nats.conf's monitoring address %s:%d", hc.Test[len(hc.Test)-1], opts.HTTPHost, opts.HTTPPort)
+	}
+	for _, pc := range nats.Ports {
+		t.Errorf("nats: publishes port %d; NATS stays inside the compose network", pc.Target)
 	}
 }
 
@@ -907,9 +1159,10 @@ func TestComposeDependencies(t *testing.T) {
 	p := loadCompose(t, randomSecrets())
 	healthy := map[string]string{"postgres": types.ServiceConditionHealthy, "nats": types.ServiceConditionHealthy, "minio": types.ServiceConditionHealthy}
 	for _, role := range roles {
-		// setup creates the bucket and identities in MinIO and migrates
-		// PostgreSQL; the others need what it made.
-		want := map[string]string{"postgres": types.ServiceConditionHealthy, "minio": types.ServiceConditionHealthy}
+		// setup creates the bucket and identities in MinIO and the streams
+		// and consumers in NATS, and migrates PostgreSQL; the others need
+		// what it made.
+		want := maps.Clone(healthy)
 		if role != setupRole {
 			want = map[string]string{setupRole: types.ServiceConditionCompletedSuccessfully}
 			for k, v := range healthy {
@@ -1004,8 +1257,9 @@ func TestDockerfile(t *testing.T) {
 // The Kubernetes manifests, as far as the tests read them.
 type (
 	k8sMeta struct {
-		Name   string            `yaml:"name"`
-		Labels map[string]string `yaml:"labels"`
+		Name      string            `yaml:"name"`
+		Namespace string            `yaml:"namespace"`
+		Labels    map[string]string `yaml:"labels"`
 	}
 	k8sObject struct {
 		APIVersion string            `yaml:"apiVersion"`
@@ -1030,6 +1284,18 @@ type (
 			Name string `yaml:"name"`
 		} `yaml:"secretRef"`
 	}
+	k8sKeyRef struct {
+		Name string `yaml:"name"`
+		Key  string `yaml:"key"`
+	}
+	k8sEnvVar struct {
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			SecretKeyRef    *k8sKeyRef `yaml:"secretKeyRef"`
+			ConfigMapKeyRef *k8sKeyRef `yaml:"configMapKeyRef"`
+		} `yaml:"valueFrom"`
+	}
 	k8sContainer struct {
 		Name  string   `yaml:"name"`
 		Image string   `yaml:"image"`
@@ -1039,6 +1305,7 @@ type (
 			ContainerPort int    `yaml:"containerPort"`
 		} `yaml:"ports"`
 		EnvFrom         []k8sEnvFrom `yaml:"envFrom"`
+		Env             []k8sEnvVar  `yaml:"env"`
 		ReadinessProbe  *k8sProbe    `yaml:"readinessProbe"`
 		LivenessProbe   *k8sProbe    `yaml:"livenessProbe"`
 		SecurityContext *struct {
@@ -1078,6 +1345,81 @@ type (
 // adminSecret is the Secret with MinIO's admin credential, which only the
 // setup Job mounts.
 const adminSecret = "docuvault-minio-admin"
+
+// roleSecret is the name of role's Secret (setup's too) in deploy/k8s.
+func roleSecret(role string) string { return "docuvault-" + role + "-secrets" }
+
+// secretRefs are the Secrets c takes settings from (envFrom and env's
+// secretKeyRef), sorted, each once.
+func secretRefs(c k8sContainer) []string {
+	var refs []string
+	for _, ef := range c.EnvFrom {
+		if ef.SecretRef != nil {
+			refs = append(refs, ef.SecretRef.Name)
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			refs = append(refs, e.ValueFrom.SecretKeyRef.Name)
+		}
+	}
+	return sortedSet(refs)
+}
+
+// sortedSet returns s sorted, each element once.
+func sortedSet(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+// containerEnv is the environment c gets, as Kubernetes builds it: envFrom
+// in order (a later source wins), then env; from ConfigMap cm and the
+// Secrets' data secrets (Secret: key: value). A reference to a Secret,
+// ConfigMap or key that does not exist is an error, as it would keep the
+// pod from starting.
+func containerEnv(c k8sContainer, cm k8sObject, secrets map[string]map[string]string) (map[string]string, error) {
+	env := map[string]string{}
+	for _, ef := range c.EnvFrom {
+		var data map[string]string
+		switch {
+		case ef.ConfigMapRef != nil:
+			if ef.ConfigMapRef.Name != cm.Metadata.Name {
+				return nil, fmt.Errorf("envFrom: no ConfigMap %s", ef.ConfigMapRef.Name)
+			}
+			data = cm.Data
+		case ef.SecretRef != nil:
+			var ok bool
+			if data, ok = secrets[ef.SecretRef.Name]; !ok {
+				return nil, fmt.Errorf("envFrom: no Secret %s", ef.SecretRef.Name)
+			}
+		}
+		maps.Copy(env, data)
+	}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = e.Value
+		case e.ValueFrom.SecretKeyRef != nil:
+			ref := e.ValueFrom.SecretKeyRef
+			v, ok := secrets[ref.Name][ref.Key]
+			if !ok {
+				return nil, fmt.Errorf("env %s: no key %s in Secret %s", e.Name, ref.Key, ref.Name)
+			}
+			env[e.Name] = v
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			ref := e.ValueFrom.ConfigMapKeyRef
+			v, ok := cm.Data[ref.Key]
+			if ref.Name != cm.Metadata.Name || !ok {
+				return nil, fmt.Errorf("env %s: no key %s in ConfigMap %s", e.Name, ref.Key, ref.Name)
+			}
+			env[e.Name] = v
+		default:
+			return nil, fmt.Errorf("env %s: a valueFrom the test does not read", e.Name)
+		}
+	}
+	return env, nil
+}
 
 // loadK8s parses every YAML document under deploy/k8s except the
 // kustomization, and returns the kustomization's resources list too.
@@ -1180,59 +1522,82 @@ func TestK8sManifests(t *testing.T) {
 	if !ok {
 		t.Fatal("no ConfigMap docuvault-config")
 	}
-	sec, ok := byKind["Secret"]["docuvault-secrets"]
-	if !ok {
-		t.Fatal("no Secret docuvault-secrets")
-	}
-	admin, ok := byKind["Secret"][adminSecret]
-	if !ok {
+	if _, ok := byKind["Secret"][adminSecret]; !ok {
 		t.Fatalf("no Secret %s", adminSecret)
 	}
 
-	// ConfigMap and Secret: only names config reads, each in one place, and
-	// together every required one.
-	env := map[string]string{}
-	for _, src := range []struct {
-		what string
-		data map[string]string
-	}{{"ConfigMap docuvault-config", cm.Data}, {"Secret docuvault-secrets", sec.StringData}} {
-		for k, v := range src.data {
+	// The ConfigMap: only names config reads, and no credential.
+	all := credentialVars()
+	for k := range cm.Data {
+		if !names[k] {
+			t.Errorf("ConfigMap docuvault-config: %s is not read by shared/config", k)
+		}
+		if all[k] || strings.HasPrefix(k, "MINIO_ADMIN_") {
+			t.Errorf("ConfigMap docuvault-config: holds the credential %s; credentials belong in their role's Secret", k)
+		}
+	}
+	if _, port, _ := strings.Cut(cm.Data["HTTP_ADDR"], ":"); port != "8080" || strings.HasPrefix(cm.Data["HTTP_ADDR"], "127.") {
+		t.Errorf("ConfigMap: HTTP_ADDR=%q, want 0.0.0.0:8080", cm.Data["HTTP_ADDR"])
+	}
+
+	// The Secrets: one per role with exactly its own credentials (setup's
+	// holds only what no role's does: it takes the identities it creates
+	// from the roles' Secrets), the admin's, and no other; every value the
+	// placeholder.
+	wantSecrets := map[string][]string{adminSecret: adminVars}
+	for _, role := range config.RoleNames {
+		wantSecrets[roleSecret(role)] = ownCredentials(role)
+	}
+	wantSecrets[roleSecret(setupRole)] = []string{"DATABASE_URL", natsPassword(setupRole)}
+	placeholders := map[string]map[string]string{} // Secret: key: value
+	for name, o := range byKind["Secret"] {
+		want, ok := wantSecrets[name]
+		if !ok {
+			t.Errorf("%s: Secret %s is not one of the roles' or the admin's %v", o.file, name, slices.Sorted(maps.Keys(wantSecrets)))
+			continue
+		}
+		if len(o.Data) != 0 {
+			t.Errorf("%s: Secret %s has data; write the placeholders as stringData", o.file, name)
+		}
+		if got := slices.Sorted(maps.Keys(o.StringData)); !slices.Equal(got, want) {
+			t.Errorf("%s: Secret %s holds %v, want exactly %v", o.file, name, got, want)
+		}
+		for k, v := range o.StringData {
 			if !names[k] {
-				t.Errorf("%s: %s is not read by shared/config", src.what, k)
+				t.Errorf("%s: Secret %s: %s is not read by shared/config", o.file, name, k)
 			}
-			if _, dup := env[k]; dup {
-				t.Errorf("%s: %s is set in both the ConfigMap and the Secret", src.what, k)
+			if v != "REPLACE_ME" {
+				t.Errorf("%s: Secret %s: %s=%q, want the placeholder REPLACE_ME", o.file, name, k, v)
 			}
-			env[k] = v
+		}
+		placeholders[name] = o.StringData
+	}
+	for name := range wantSecrets {
+		if _, ok := byKind["Secret"][name]; !ok {
+			t.Errorf("no Secret %s", name)
 		}
 	}
-	for _, name := range required {
-		if _, ok := env[name]; !ok {
-			t.Errorf("ConfigMap and Secret lack %s, which config.Validate requires", name)
-		}
-	}
-	for _, name := range []string{
-		"DATABASE_URL", "JWT_SECRET", "NATS_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
-		"MINIO_UPLOAD_ACCESS_KEY", "MINIO_UPLOAD_SECRET_KEY", "MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_DOWNLOAD_SECRET_KEY",
-	} {
-		if _, ok := sec.StringData[name]; !ok {
-			t.Errorf("Secret docuvault-secrets: no %s", name)
-		}
-	}
-	for k, v := range sec.StringData {
-		if v != "REPLACE_ME" {
-			t.Errorf("Secret docuvault-secrets: %s=%q, want the placeholder REPLACE_ME", k, v)
+	// The same Secrets filled in as an operator would: distinct access
+	// keys, fresh secrets.
+	filled := map[string]map[string]string{}
+	for name, data := range placeholders {
+		filled[name] = map[string]string{}
+		for k := range data {
+			var v string
+			switch {
+			case k == "DATABASE_URL":
+				v = "postgres://docuvault:" + hex.EncodeToString(randomBytes(16)) + "@postgres:5432/docuvault"
+			case strings.HasSuffix(k, "_ACCESS_KEY"):
+				v = strings.ToLower(strings.ReplaceAll(strings.TrimSuffix(k, "_ACCESS_KEY"), "_", "-"))
+			case k == "JWT_SECRET":
+				v = hex.EncodeToString(randomBytes(32))
+			default:
+				v = "p" + hex.EncodeToString(randomBytes(24))
+			}
+			filled[name][k] = v
 		}
 	}
 	// MinIO's admin credential: in its own Secret, and nowhere else.
-	if got := slices.Sorted(maps.Keys(admin.StringData)); !slices.Equal(got, adminVars) {
-		t.Errorf("Secret %s: keys %v, want exactly %v", adminSecret, got, adminVars)
-	}
-	for k, v := range admin.StringData {
-		if v != "REPLACE_ME" {
-			t.Errorf("Secret %s: %s=%q, want the placeholder REPLACE_ME", adminSecret, k, v)
-		}
-	}
 	for _, o := range objs {
 		if o.Kind != "Secret" && o.Kind != "ConfigMap" || o.Metadata.Name == adminSecret {
 			continue
@@ -1245,46 +1610,9 @@ func TestK8sManifests(t *testing.T) {
 			}
 		}
 	}
-	// Unfilled, the Secret stops the services (REPLACE_ME is an example
-	// value config refuses, and the three access keys are the same
-	// placeholder), as secret.yaml's comment says.
-	if cfg, err := loadConfig(t, names, env); err == nil {
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "is an example value") {
-			t.Errorf("ConfigMap and Secret with REPLACE_ME: config.Validate says %v; secret.yaml says the services refuse REPLACE_ME as an example value", err)
-		}
-	}
-	// The ConfigMap's values pass config validation once the Secret is
-	// filled, and setup's once the admin Secret is filled too.
-	filled := maps.Clone(env)
-	filled["DATABASE_URL"] = "postgres://docuvault:pw@postgres:5432/docuvault"
-	filled["JWT_SECRET"] = hex.EncodeToString(randomBytes(32))
-	filled["NATS_PASSWORD"] = "p" + hex.EncodeToString(randomBytes(24))
-	for _, name := range identityKeys {
-		base := strings.TrimSuffix(name, "_ACCESS_KEY")
-		filled[name] = strings.ToLower(strings.ReplaceAll(base, "_", "-"))
-		filled[base+"_SECRET_KEY"] = hex.EncodeToString(randomBytes(24))
-	}
-	cfg, err := loadConfig(t, names, filled)
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Errorf("ConfigMap docuvault-config with a filled Secret: %v", err)
-	}
-	filled["MINIO_ADMIN_ACCESS_KEY"], filled["MINIO_ADMIN_SECRET_KEY"] = "minio-admin", hex.EncodeToString(randomBytes(24))
-	cfg, err = loadConfig(t, names, filled)
-	if err == nil {
-		err = errors.Join(cfg.Validate(), cfg.ValidateSetup())
-	}
-	if err != nil {
-		t.Errorf("Job docuvault-setup's settings with filled Secrets: %v", err)
-	}
-	if _, port, _ := strings.Cut(env["HTTP_ADDR"], ":"); port != "8080" || strings.HasPrefix(env["HTTP_ADDR"], "127.") {
-		t.Errorf("ConfigMap: HTTP_ADDR=%q, want 0.0.0.0:8080", env["HTTP_ADDR"])
-	}
 
-	// Workloads: one per role, each running its subcommand with both
-	// sources of settings, locked down.
+	// Workloads: one per role, each running its subcommand with the
+	// ConfigMap and its own credentials, locked down.
 	type workload struct {
 		kind, name, role string
 		replicas         int // 0: not checked
@@ -1341,18 +1669,70 @@ func TestK8sManifests(t *testing.T) {
 		if c.Image != "docuvault" {
 			t.Errorf("%s: image %q, want docuvault (kustomization.yaml's images: sets the registry)", what, c.Image)
 		}
-		var fromCM, fromSecret bool
-		for _, ef := range c.EnvFrom {
-			fromCM = fromCM || ef.ConfigMapRef != nil && ef.ConfigMapRef.Name == cm.Metadata.Name
-			fromSecret = fromSecret || ef.SecretRef != nil && ef.SecretRef.Name == sec.Metadata.Name
+		role := w.role
+		if role == "" && len(c.Args) > 0 {
+			role = c.Args[0]
 		}
-		if !fromCM || !fromSecret {
-			t.Errorf("%s: envFrom does not take both %s and %s", what, cm.Metadata.Name, sec.Metadata.Name)
+		// Its settings: the ConfigMap, its own Secret (setup: its own, the
+		// admin's and, key by key, the identities of the roles' Secrets).
+		fromCM := slices.ContainsFunc(c.EnvFrom, func(ef k8sEnvFrom) bool {
+			return ef.ConfigMapRef != nil && ef.ConfigMapRef.Name == cm.Metadata.Name
+		})
+		if !fromCM {
+			t.Errorf("%s: envFrom does not take ConfigMap %s", what, cm.Metadata.Name)
 		}
-		if w.role == setupRole && !slices.ContainsFunc(c.EnvFrom, func(ef k8sEnvFrom) bool {
-			return ef.SecretRef != nil && ef.SecretRef.Name == adminSecret
-		}) {
-			t.Errorf("%s: envFrom does not take Secret %s, the admin credential setup needs", what, adminSecret)
+		wantRefs := []string{roleSecret(role)}
+		if role == setupRole {
+			wantRefs = append(wantRefs, adminSecret)
+			for _, r := range config.RoleNames {
+				wantRefs = append(wantRefs, roleSecret(r))
+			}
+		}
+		if got := secretRefs(c); !slices.Equal(got, sortedSet(wantRefs)) {
+			t.Errorf("%s: refers to Secrets %v, want exactly %v", what, got, sortedSet(wantRefs))
+		}
+		if w.kind == "Deployment" {
+			for _, ef := range c.EnvFrom {
+				if ef.SecretRef != nil && ef.SecretRef.Name != roleSecret(role) {
+					t.Errorf("%s: envFrom takes Secret %s; a Deployment reads its own role's Secret only", what, ef.SecretRef.Name)
+				}
+			}
+		}
+		env, err := containerEnv(c, cm, placeholders)
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+			continue
+		}
+		checkOwnCredentials(t, "deploy/k8s: "+what, role, env)
+		for _, name := range requiredOf(role) {
+			if _, ok := env[name]; !ok {
+				t.Errorf("%s: its settings lack %s, which its validation requires", what, name)
+			}
+		}
+		// Unfilled, its Secrets stop it (REPLACE_ME is an example value
+		// config refuses), as secret.yaml's comment says; filled, its
+		// settings pass the validation its process runs.
+		if cfg, err := loadConfig(t, names, env); err == nil {
+			if err := validateRole(cfg, role); err == nil || !strings.Contains(err.Error(), "is an example value") {
+				t.Errorf("%s with REPLACE_ME: validation says %v; secret.yaml says the services refuse REPLACE_ME as an example value", what, err)
+			}
+		}
+		if env, err = containerEnv(c, cm, filled); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(t, names, env)
+		if err == nil {
+			err = validateRole(cfg, role)
+		}
+		if err != nil {
+			t.Errorf("%s with its Secrets filled: %v", what, err)
+		} else if role == "api" {
+			if on, _ := strconv.ParseBool(env["REQUIRE_DECLARED_SIZE"]); !on {
+				t.Errorf("%s: REQUIRE_DECLARED_SIZE=%q; the example runs with it on", what, env["REQUIRE_DECLARED_SIZE"])
+			}
+			if !cfg.MinIOPublicUseTLS || cfg.MinIOUseTLS {
+				t.Errorf("%s: MINIO_PUBLIC_USE_TLS=%v MINIO_USE_TLS=%v; the example serves MinIO's public endpoint over HTTPS (minio/ingress.yaml) and reaches it inside the cluster over HTTP", what, cfg.MinIOPublicUseTLS, cfg.MinIOUseTLS)
+			}
 		}
 		sc := c.SecurityContext
 		switch {
@@ -1369,18 +1749,26 @@ func TestK8sManifests(t *testing.T) {
 		}
 	}
 
-	// No workload but the setup Job refers to the admin Secret in any way
-	// (envFrom, env's secretKeyRef, a volume).
+	// No object refers to a Secret in any way (envFrom, env's
+	// secretKeyRef, a volume) but the workloads allowed above: a role's
+	// Secret is its Deployment's and the setup Job's, the admin's the
+	// setup Job's only.
 	for _, o := range objs {
-		if o.Kind == "Secret" || (o.Kind == "Job" && o.Metadata.Name == "docuvault-setup") {
+		if o.Kind == "Secret" {
 			continue
 		}
 		b, err := yaml.Marshal(&o.Spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(b, []byte(adminSecret)) {
-			t.Errorf("%s: %s %s refers to Secret %s; only Job docuvault-setup may", o.file, o.Kind, o.Metadata.Name, adminSecret)
+		for secret := range wantSecrets {
+			if !bytes.Contains(b, []byte(secret)) {
+				continue
+			}
+			role := strings.TrimSuffix(strings.TrimPrefix(secret, "docuvault-"), "-secrets")
+			if !(o.Kind == "Job" && o.Metadata.Name == "docuvault-setup") && !(o.Kind == "Deployment" && o.Metadata.Name == "docuvault-"+role) {
+				t.Errorf("%s: %s %s refers to Secret %s, which is not its own", o.file, o.Kind, o.Metadata.Name, secret)
+			}
 		}
 	}
 
@@ -1420,6 +1808,121 @@ func TestK8sManifests(t *testing.T) {
 		decodeSpec(t, pdb, &spec)
 		if len(spec.Selector.MatchLabels) == 0 || !matches(spec.Selector.MatchLabels, api.Template.Metadata.Labels) {
 			t.Errorf("PodDisruptionBudget docuvault-api: selector %v does not select the api pods", spec.Selector.MatchLabels)
+		}
+	}
+}
+
+// TestK8sMinIOPublicHTTPS checks the HTTPS example for MinIO's public
+// endpoint: deploy/k8s/minio/ingress.yaml serves the ConfigMap's
+// MINIO_PUBLIC_ENDPOINT with TLS, to MinIO's S3 port, while the pods reach
+// MinIO inside the cluster (TestK8sManifests checks MINIO_PUBLIC_USE_TLS
+// on and MINIO_USE_TLS off).
+func TestK8sMinIOPublicHTTPS(t *testing.T) {
+	t.Parallel()
+	objs, _ := loadK8s(t)
+	var cm map[string]string
+	for _, o := range objs {
+		if o.Kind == "ConfigMap" && o.Metadata.Name == "docuvault-config" {
+			cm = o.Data
+		}
+	}
+	host, port, err := net.SplitHostPort(cm["MINIO_PUBLIC_ENDPOINT"])
+	if err != nil {
+		host, port = cm["MINIO_PUBLIC_ENDPOINT"], "443"
+	}
+	if port != "443" || host == "" {
+		t.Errorf("ConfigMap: MINIO_PUBLIC_ENDPOINT=%q, want the Ingress's host on 443", cm["MINIO_PUBLIC_ENDPOINT"])
+	}
+	b, err := os.ReadFile(filepath.Join("k8s", "minio", "ingress.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ing struct {
+		Kind     string  `yaml:"kind"`
+		Metadata k8sMeta `yaml:"metadata"`
+		Spec     struct {
+			TLS []struct {
+				Hosts      []string `yaml:"hosts"`
+				SecretName string   `yaml:"secretName"`
+			} `yaml:"tls"`
+			Rules []struct {
+				Host string `yaml:"host"`
+				HTTP struct {
+					Paths []struct {
+						Path    string `yaml:"path"`
+						Backend struct {
+							Service struct {
+								Name string `yaml:"name"`
+								Port struct {
+									Number int `yaml:"number"`
+								} `yaml:"port"`
+							} `yaml:"service"`
+						} `yaml:"backend"`
+					} `yaml:"paths"`
+				} `yaml:"http"`
+			} `yaml:"rules"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(b, &ing); err != nil {
+		t.Fatalf("k8s/minio/ingress.yaml: %v", err)
+	}
+	if ing.Kind != "Ingress" {
+		t.Fatalf("k8s/minio/ingress.yaml: kind %q, want Ingress", ing.Kind)
+	}
+	tls := slices.ContainsFunc(ing.Spec.TLS, func(t struct {
+		Hosts      []string `yaml:"hosts"`
+		SecretName string   `yaml:"secretName"`
+	}) bool {
+		return t.SecretName != "" && slices.Contains(t.Hosts, host)
+	})
+	if !tls {
+		t.Errorf("k8s/minio/ingress.yaml: no TLS (with a secretName) for %s, MINIO_PUBLIC_ENDPOINT's host", host)
+	}
+	minioHost, minioPort, err := net.SplitHostPort(cm["MINIO_ENDPOINT"])
+	if err != nil {
+		t.Fatalf("ConfigMap: MINIO_ENDPOINT=%q: %v", cm["MINIO_ENDPOINT"], err)
+	}
+	ruled := false
+	for _, r := range ing.Spec.Rules {
+		if r.Host != host {
+			continue
+		}
+		for _, p := range r.HTTP.Paths {
+			ruled = true
+			be := p.Backend.Service
+			// MINIO_ENDPOINT is <service>.<namespace>.svc:<port>: the
+			// Ingress, in that namespace, sends to the same Service.
+			if p.Path != "/" || be.Name+"."+ing.Metadata.Namespace+".svc" != minioHost || strconv.Itoa(be.Port.Number) != minioPort {
+				t.Errorf("k8s/minio/ingress.yaml: %s%s goes to Service %s port %d in namespace %q, want every path to MINIO_ENDPOINT %s", r.Host, p.Path, be.Name, be.Port.Number, ing.Metadata.Namespace, cm["MINIO_ENDPOINT"])
+			}
+		}
+	}
+	if !ruled {
+		t.Errorf("k8s/minio/ingress.yaml: no rule for host %s", host)
+	}
+}
+
+// TestRemovedVariablesGone checks that no deployment file still sets the
+// one credential every role shared (config refuses those variables by name).
+func TestRemovedVariablesGone(t *testing.T) {
+	t.Parallel()
+	files := []string{filepath.Join(root, "docker-compose.yml"), filepath.Join(root, envExample), filepath.Join("nats", "values.yaml")}
+	for _, glob := range []string{filepath.Join("k8s", "*.yaml"), filepath.Join("k8s", "*", "*.yaml")} {
+		m, err := filepath.Glob(glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range removedVars {
+			if regexp.MustCompile(`\b` + name + `\b`).Match(b) {
+				t.Errorf("%s: mentions %s, which this release removed (each role has credentials of its own)", f, name)
+			}
 		}
 	}
 }
@@ -1468,8 +1971,9 @@ func TestNATSHelmValues(t *testing.T) {
 	if err := os.WriteFile(chartConf, rendered, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("NATS_MINIO_PASSWORD", "pminio0123456789abcdef")
-	t.Setenv("NATS_DOCUVAULT_PASSWORD", "pdocuvault0123456789abcdef")
+	for _, user := range append(slices.Clone(config.RoleNames), setupRole, "minio") {
+		t.Setenv(natsPassword(user), "p"+user+"0123456789abcdef")
+	}
 	chart, err := server.ProcessConfigFile(chartConf)
 	if err != nil {
 		t.Fatalf("NATS config from deploy/nats/values.yaml:\n%s\n%v", rendered, err)
