@@ -156,6 +156,8 @@ func (s *Sweeper) Handle(ctx context.Context, msg events.Message) events.Outcome
 		Int("orphans_removed", res.OrphansRemoved).Int("keys_checked", res.KeysChecked).
 		Int("pending_listed", res.PendingListed).Int("pending_stats", res.PendingStats).
 		Int("uploads_aborted", res.UploadsAborted).
+		Int("ledger_checked", res.LedgerChecked).Int("ledger_drifted", res.LedgerDrifted).Int("ledger_repaired", res.LedgerRepaired).
+		Int64("ledger_drift_used_bytes", res.LedgerDriftUsedBytes).Int64("ledger_drift_reserved_bytes", res.LedgerDriftReservedBytes).
 		Int("errors", res.Errors).Int64("duration_ms", done.DurationMS).Float64("max_batch_lock_ms", done.MaxBatchLockMS).
 		Msg("sweep completed")
 	// Settle the tick before announcing the run: whoever acts on the
@@ -181,9 +183,13 @@ func (s *Sweeper) record(res document.SweepResult) {
 		"orphans_removed": res.OrphansRemoved, "keys_checked": res.KeysChecked, "errors": res.Errors,
 		"pending_listed": res.PendingListed, "pending_stats": res.PendingStats,
 		"uploads_aborted": res.UploadsAborted,
+		"ledger_checked":  res.LedgerChecked, "ledger_drifted": res.LedgerDrifted, "ledger_repaired": res.LedgerRepaired,
 	} {
 		s.metrics.SweepItems.WithLabelValues(kind).Add(float64(n))
 	}
+	s.metrics.LedgerDriftUsers.Add(float64(res.LedgerDrifted))
+	s.metrics.LedgerDriftBytes.WithLabelValues("check", "used").Add(float64(res.LedgerDriftUsedBytes))
+	s.metrics.LedgerDriftBytes.WithLabelValues("check", "reserved").Add(float64(res.LedgerDriftReservedBytes))
 }
 
 // Trigger asks the sweepers for a run now: the admin's door.

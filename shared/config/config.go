@@ -100,6 +100,7 @@ type Config struct {
 	SweepBatchSize    int64         // SWEEP_BATCH_SIZE, rows per sweep query or transaction
 	ReconcileKeys     int64         // SWEEP_RECONCILE_KEYS, bucket keys one sweep checks against the table
 	ReconcilePeriod   time.Duration // SWEEP_RECONCILE_PERIOD, how often a reconciliation pass over the bucket starts
+	LedgerRepair      bool          // LEDGER_REPAIR, the sweeper's ledger check repairs the quota rows it finds off their documents (false: report only)
 
 	ClassifyMaxBytes int64  // CLASSIFY_MAX_BYTES, how much of a document the classifier reads
 	ClassifyRules    string // CLASSIFY_RULES, path of a rules JSON file; "" means the built-in rules
@@ -167,6 +168,7 @@ func Defaults() Config {
 		SweepBatchSize:             500,
 		ReconcileKeys:              10000,
 		ReconcilePeriod:            24 * time.Hour,
+		LedgerRepair:               true,
 		ClassifyMaxBytes:           8 << 20,
 		ClassifyRecoveryAfter:      time.Minute,
 		LogLevel:                   "info",
@@ -279,6 +281,13 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("SWEEP_BATCH_SIZE", &c.SweepBatchSize)
 	bytes("SWEEP_RECONCILE_KEYS", &c.ReconcileKeys)
 	dur("SWEEP_RECONCILE_PERIOD", &c.ReconcilePeriod)
+	if v, ok := lookup("LEDGER_REPAIR"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("LEDGER_REPAIR: %q is not true or false", v))
+		}
+		c.LedgerRepair = b
+	}
 	bytes("CLASSIFY_MAX_BYTES", &c.ClassifyMaxBytes)
 	str("CLASSIFY_RULES", &c.ClassifyRules)
 	dur("CLASSIFY_RECOVERY_AFTER", &c.ClassifyRecoveryAfter)

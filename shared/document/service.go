@@ -55,7 +55,10 @@ type Config struct {
 	// classifier), and how long a recovery claim keeps other replicas off
 	// it; 0 means DefaultClassifyRecoveryAfter.
 	ClassifyRecoveryAfter time.Duration
-	Now                   func() time.Time
+	// OnClamp counts the bytes a quota write absorbed by not going below
+	// zero (used, reserved): drift, logged too. nil counts nothing.
+	OnClamp func(used, reserved int64)
+	Now     func() time.Time
 }
 
 // Service runs DocuVault's use cases over a Store and an object store.
@@ -382,7 +385,7 @@ func (s *Service) reconcile(ctx context.Context, d *Document) (Confirmation, err
 		quota    Quota
 		rejected bool
 	)
-	err = s.store.InTx(ctx, func(tx Tx) error {
+	err = s.inTx(ctx, "reconcile", func(tx Tx) error {
 		cur, err := tx.LockDocument(ctx, d.ID)
 		if err != nil {
 			return err
@@ -468,6 +471,7 @@ func (s *Service) confirmStored(ctx context.Context, d *Document, info ObjectInf
 	change.Rejected = NewEvent(EventRejected, &rejected, now)
 
 	res, err := s.store.ConfirmDocument(ctx, change)
+	s.clamped(ctx, "confirm", res.Clamp)
 	switch {
 	case err != nil:
 		return Confirmation{}, err
@@ -628,7 +632,7 @@ func (s *Service) Delete(ctx context.Context, user, id uuid.UUID) error {
 		return err
 	}
 	var deleted *Document
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.inTx(ctx, "delete", func(tx Tx) error {
 		d, err := lockOwnDocument(ctx, tx, user, id)
 		if err != nil {
 			return err

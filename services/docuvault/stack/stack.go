@@ -196,6 +196,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		ClassifyMaxBytes:      cfg.ClassifyMaxBytes,
 		ClassifyTimeout:       classifier.ClassifyTimeout,
 		ClassifyRecoveryAfter: cfg.ClassifyRecoveryAfter,
+		OnClamp:               s.Metrics.Clamped,
 	}
 	if slices.Contains(opts.Roles, Classifier) {
 		rules := classify.DefaultRules()
@@ -428,6 +429,7 @@ func SweepConfig(cfg config.Config) document.SweepConfig {
 		BatchSize:         int(cfg.SweepBatchSize),
 		ReconcileKeys:     int(cfg.ReconcileKeys),
 		ReconcilePeriod:   cfg.ReconcilePeriod,
+		LedgerReportOnly:  !cfg.LedgerRepair,
 	}
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/objectstore"
+	"github.com/docuvault/docuvault/shared/postgres"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
 
@@ -179,7 +180,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 		c, done := s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.Classifier}}, i)
 		s.Classifiers, running = append(s.Classifiers, c), append(running, done)
 	}
-	s.DB, err = pgxpool.New(context.Background(), dsn)
+	s.DB, err = postgres.Open(context.Background(), dsn) // declares the accounting version, as the roles do
 	if err != nil {
 		tb.Fatal(err)
 	}
