@@ -85,6 +85,7 @@ type Config struct {
 	DeletesPerMinute    int64         // DELETE_RATE_PER_MINUTE, deletes one user may ask for per minute
 	StoragePerMinute    int64         // STORAGE_RATE_PER_MINUTE, confirms of pending uploads and part requests one user may make per minute on one api replica
 	ReclassifyPerMinute int64         // RECLASSIFY_RATE_PER_MINUTE, classification requests one user may make per minute
+	RequireDeclaredSize bool          // REQUIRE_DECLARED_SIZE, refuse (422) an upload URL asked for without size_bytes: every upload then has a signed, reserved size
 	ReadHeaderTimeout   time.Duration // HTTP_READ_HEADER_TIMEOUT, how long a client may take to send its headers
 	MaxEventStreams     int64         // EVENT_STREAMS_MAX, open /api/events streams one api replica holds
 	// EventsResumeWindow is how far back a reconnecting event stream may
@@ -271,6 +272,13 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("DELETE_RATE_PER_MINUTE", &c.DeletesPerMinute)
 	bytes("STORAGE_RATE_PER_MINUTE", &c.StoragePerMinute)
 	bytes("RECLASSIFY_RATE_PER_MINUTE", &c.ReclassifyPerMinute)
+	if v, ok := lookup("REQUIRE_DECLARED_SIZE"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REQUIRE_DECLARED_SIZE: %q is not true or false", v))
+		}
+		c.RequireDeclaredSize = b
+	}
 	dur("HTTP_READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout)
 	bytes("EVENT_STREAMS_MAX", &c.MaxEventStreams)
 	dur("EVENTS_RESUME_WINDOW", &c.EventsResumeWindow)

@@ -1527,7 +1527,9 @@ func TestSweepConfirmsAListedLostUploadOnce(t *testing.T) {
 	if confirmed := results[0].Confirmed + results[1].Confirmed; confirmed > 3 {
 		t.Errorf("sweeps confirmed %d documents, want at most 3", confirmed)
 	}
-	if f.objects.statCount() != 0 {
+	// The sweeps use the listing's sizes; the notification door stats a
+	// document without a declared size once, unless a sweep settled it.
+	if f.objects.statCount() > 1 {
 		t.Errorf("%d stats; want the listing's sizes used", f.objects.statCount())
 	}
 	var want int64

@@ -191,6 +191,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		UploadsPerMinute:      int(cfg.UploadsPerMinute),
 		MaxPendingUploads:     int(cfg.MaxPendingUploads),
 		ReclassifyPerMinute:   int(cfg.ReclassifyPerMinute),
+		RequireDeclaredSize:   cfg.RequireDeclaredSize,
 		UploadURLTTL:          cfg.UploadURLTTL,
 		DownloadURLTTL:        cfg.DownloadURLTTL,
 		ClassifyMaxBytes:      cfg.ClassifyMaxBytes,
