@@ -117,8 +117,9 @@ func Start(tb testing.TB, opts Options) *Stack {
 	switch {
 	case mi != nil:
 	case opts.Events:
-		// MinIO publishes to the stream, which must exist first.
-		mustStreams(tb, natsURL, replicas)
+		// MinIO publishes to the stream, which must exist first: it does
+		// once the confirmer set the bucket's notifications, after
+		// mustSetup below.
 		mi = testenv.StartMinIO(tb, testenv.MinIOOptions{Env: minioNATSEnv(tb, nodes, opts.MinIOTargets)})
 	default:
 		mi = testenv.MinIO(tb)
@@ -139,6 +140,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 	if opts.Edit != nil {
 		opts.Edit(&cfg)
 	}
+	mustSetup(tb, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	log := zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)
@@ -344,21 +346,29 @@ func (s *Stack) RestartConfirmer(tb testing.TB) {
 	s.startConfirmer(tb)
 }
 
-// mustStreams creates the JetStream streams, with replicas replicas, on
-// the servers at url (a comma-separated list for a cluster).
-func mustStreams(tb testing.TB, url string, replicas int) {
+// mustSetup does what `docuvault setup` does on NATS (events.Setup: the
+// streams with cfg's limits and replicas, the durable consumers, the sweep
+// schedule every cfg.SweepInterval) on the servers at cfg.NATSURL: the
+// roles only bind to them.
+func mustSetup(tb testing.TB, cfg config.Config) {
 	tb.Helper()
-	nc, js, err := events.Connect(events.ConnectConfig{URL: url}, zerolog.Nop())
+	nc, js, err := events.Connect(events.ConnectConfig{URL: cfg.NATSURL}, zerolog.Nop())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer nc.Close()
+	limits := events.StreamLimits{
+		MinIOMaxBytes: cfg.NATSMinIOEventsMaxBytes, MinIOMaxAge: cfg.NATSMinIOEventsMaxAge,
+		DocumentsMaxBytes: cfg.NATSDocumentsMaxBytes, DocumentsMaxAge: cfg.NATSDocumentsMaxAge,
+		DocumentsMaxPerSubject: cfg.NATSDocumentsMaxPerSubject,
+		Replicas:               int(cfg.NATSStreamReplicas),
+	}
 	// A cluster just started may not yet see every peer online, and
 	// refuses to place a replicated stream until it does ("no suitable
 	// peers for placement").
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := events.EnsureStreams(context.Background(), js, events.StreamLimits{Replicas: replicas})
+		err := events.Setup(context.Background(), js, limits, cfg.SweepInterval)
 		if err == nil {
 			return
 		}
