@@ -31,7 +31,8 @@ const setupFixes = "give it only its policy (`docuvault setup` does)"
 //     of another bucket, and may not list or delete;
 //   - the download identity may not put or delete;
 //   - the store's own identity (the api's, whose process runs the check)
-//     may not put objects nor set the bucket's notification rules;
+//     may not put objects, set the bucket's notification rules, policy or
+//     versioning, nor list the bucket;
 //   - the bucket has no bucket policy, and anonymous requests are refused
 //     a read and a listing;
 //   - the bucket's versioning is not enabled: with it every Remove keeps a
@@ -156,7 +157,8 @@ func (c *checker) downloads(ctx context.Context) error {
 }
 
 // own checks that the store's own identity writes neither objects nor the
-// bucket's notification rules (the confirmer's alone).
+// bucket's configuration (its notification rules are the confirmer's
+// alone), and does not list the bucket (the sweeper's alone).
 func (c *checker) own(ctx context.Context) error {
 	name, key := c.cfg.serviceKey(), c.cfg.Service.AccessKey
 	if status, code, err := presignedProbe(ctx, c.self, http.MethodPut, c.cfg.Bucket, c.probe, nil, badMD5, "x"); err != nil {
@@ -164,13 +166,28 @@ func (c *checker) own(ctx context.Context) error {
 	} else if code != "AccessDenied" {
 		c.fail("%s %q is not refused a PUT (MinIO answered %d %s): the services never write objects; %s", name, key, status, code, setupFixes)
 	}
-	// A body that is no configuration: refused as MalformedXML after the
-	// policy allowed it, so the rules are never changed.
-	q := url.Values{"notification": {""}}
-	if status, code, err := presignedProbe(ctx, c.self, http.MethodPut, c.cfg.Bucket, "", q, nil, "x"); err != nil {
-		return err
-	} else if code != "AccessDenied" {
-		c.fail("%s %q is not refused setting the bucket's notification rules (MinIO answered %d %s): only the confirmer may; %s", name, key, status, code, setupFixes)
+	for _, p := range []struct {
+		what, method, sub string
+	}{
+		// A body that is no configuration: refused (MalformedXML,
+		// MalformedPolicy) after the policy allowed it, so nothing changes.
+		{"setting the bucket's notification rules", http.MethodPut, "notification"},
+		{"setting the bucket's policy", http.MethodPut, "policy"},
+		{"setting the bucket's versioning", http.MethodPut, "versioning"},
+		{"listing the bucket", http.MethodGet, "list-type"},
+	} {
+		q := url.Values{p.sub: {""}}
+		body := "x"
+		if p.method == http.MethodGet {
+			q, body = url.Values{p.sub: {"2"}}, ""
+		}
+		status, code, err := presignedProbe(ctx, c.self, p.method, c.cfg.Bucket, "", q, nil, body)
+		if err != nil {
+			return err
+		}
+		if code != "AccessDenied" {
+			c.fail("%s %q is not refused %s (MinIO answered %d %s): %s", name, key, p.what, status, code, setupFixes)
+		}
 	}
 	return nil
 }

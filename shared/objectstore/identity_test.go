@@ -363,7 +363,8 @@ func TestStartUpCheckNamesWhatFailed(t *testing.T) {
 		}
 		checkSays(t, ctx, rs, "MINIO_UPLOAD_ACCESS_KEY", "may read objects", "may read another bucket's objects",
 			"may list the bucket", "MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_API_ACCESS_KEY", "is not refused a PUT",
-			"is not refused setting the bucket's notification rules")
+			"is not refused setting the bucket's notification rules", "is not refused setting the bucket's policy",
+			"is not refused setting the bucket's versioning", "is not refused listing the bucket")
 	})
 
 	t.Run("wrong upload secret", func(t *testing.T) {
@@ -397,6 +398,10 @@ func TestStartUpCheckNamesWhatFailed(t *testing.T) {
 	t.Run("api identity may set notification rules", func(t *testing.T) {
 		broaden(t, f.cfg.Service.AccessKey, objectstore.PolicyName(f.cfg.Bucket, "confirmer"),
 			"MINIO_API_ACCESS_KEY", "is not refused setting the bucket's notification rules")
+	})
+	t.Run("api identity may list", func(t *testing.T) {
+		broaden(t, f.cfg.Service.AccessKey, objectstore.PolicyName(f.cfg.Bucket, "sweeper"),
+			"MINIO_API_ACCESS_KEY", "is not refused listing the bucket")
 	})
 
 	t.Run("a header statement removed", func(t *testing.T) {
