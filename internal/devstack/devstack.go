@@ -219,7 +219,7 @@ func (s *Stack) startMessaging(ctx context.Context, opts Options, bin string) er
 	if err != nil {
 		return err
 	}
-	err = events.EnsureStreams(ctx, js, events.StreamLimits{}) // the services apply their configured limits
+	err = events.EnsureStreams(ctx, js, events.StreamLimits{}) // setup applies the configured limits, and makes the consumers
 	nc.Close()
 	if err != nil {
 		return err

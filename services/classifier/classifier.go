@@ -21,15 +21,17 @@ import (
 )
 
 // ConsumerName is the durable consumer every classifier replica shares.
-const ConsumerName = "classifier"
+const ConsumerName = events.ClassifierConsumerName
 
 // MaxAttempts is how many times in a row a replica tries a document whose
 // store fails (a passing error), pausing Backoff between tries; then it
 // gives up for RestAfterGivingUp, after which the recovery tries again. A
 // document is never failed for its store's outage: it stays uploaded.
+// MaxAttempts and Backoff are the consumer's redelivery settings
+// (events.ClassifierConsumer), where they are written.
 var (
-	MaxAttempts       = 6
-	Backoff           = []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
+	MaxAttempts       = events.ClassifierConsumer.MaxDeliver
+	Backoff           = events.ClassifierConsumer.Backoff
 	RestAfterGivingUp = 15 * time.Minute
 )
 
@@ -60,23 +62,13 @@ const (
 	RecoveryBatch = 64
 )
 
-// Consumer is the durable consumer the classifier replicas share. Its
-// handler only queues a document, so it needs few workers and never asks
-// for a message again: the queue's retries and the recovery take over from
-// JetStream's redelivery (whose naks would hold MaxAckPending slots and
-// burn MaxDeliver on a user's backlog). MaxDeliver and Backoff remain for
-// a message whose ack was lost.
+// Consumer is the durable consumer the classifier replicas share
+// (events.ClassifierConsumer, made by setup). Its handler only queues a
+// document, so it needs few workers.
 var Consumer = events.Consumer{
-	Stream:        events.StreamDocuments,
-	Name:          ConsumerName,
-	Description:   "classifies uploaded documents",
-	Subject:       document.SubjectOfType(document.EventUploaded),
-	AckWait:       time.Minute,
-	MaxDeliver:    MaxAttempts,
-	Backoff:       Backoff,
-	MaxAckPending: 256,
-	Workers:       2,
-	Timeout:       10 * time.Second,
+	Durable: events.ClassifierConsumer,
+	Workers: 2,
+	Timeout: 10 * time.Second,
 }
 
 // Docs are the use cases the classifier is the door of.

@@ -19,27 +19,15 @@ import (
 // ConsumerName is the durable consumer every confirmer replica shares.
 const ConsumerName = events.MinIOConsumer
 
-// Delivery settings: a message is tried MaxDeliver times, waiting longer
-// after each failure; after that the sweeper recovers the document.
-var (
-	MaxDeliver = 8
-	Backoff    = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute}
-)
-
-// Consumer is the durable consumer the confirmer replicas share. A
-// message's handling is bounded well inside AckWait, so a hung dependency
-// turns into a retry and shutdown never waits longer than that.
+// Consumer is the durable consumer the confirmer replicas share
+// (events.ConfirmerConsumer, made by setup: its delivery settings are
+// written there). A message's handling is bounded well inside its AckWait,
+// so a hung dependency turns into a retry and shutdown never waits longer
+// than that.
 var Consumer = events.Consumer{
-	Stream:        events.StreamMinIO,
-	Name:          ConsumerName,
-	Description:   "confirms uploads from MinIO notifications",
-	Subject:       events.SubjectMinIO,
-	AckWait:       30 * time.Second,
-	MaxDeliver:    MaxDeliver,
-	Backoff:       Backoff,
-	MaxAckPending: 1024,
-	Workers:       16,
-	Timeout:       20 * time.Second,
+	Durable: events.ConfirmerConsumer,
+	Workers: 16,
+	Timeout: 20 * time.Second,
 }
 
 // Docs is the use case the confirmer is a door of.

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,6 +34,7 @@ import (
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
+	"github.com/docuvault/docuvault/shared/postgres"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
 
@@ -139,7 +139,7 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 	}})
 	// The test's own reads go to the same database as the services'.
 	s.DB.Close()
-	db, err := pgxpool.New(context.Background(), dsn)
+	db, err := postgres.Open(context.Background(), dsn) // declares the accounting version, as the roles do
 	if err != nil {
 		t.Fatal(err)
 	}

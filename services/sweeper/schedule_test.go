@@ -2,18 +2,23 @@ package sweeper_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/sweeper"
+	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
 
-func TestSweepScheduleIsPublishedOnlyWhenMissingOrChanged(t *testing.T) {
+// TestSweeperStartsOnlyOnWhatSetupMade: the sweeper makes neither its
+// consumer nor the schedule. Without them it refuses to start and says to
+// run docuvault setup; with them (events.Setup, tested there) it runs.
+func TestSweeperStartsOnlyOnWhatSetupMade(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	bus, err := events.Open(events.ConnectConfig{URL: testenv.NATS(t).URL}, zerolog.Nop(), nil)
@@ -21,47 +26,37 @@ func TestSweepScheduleIsPublishedOnlyWhenMissingOrChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(bus.Close)
-	js := bus.JetStream()
-	if err := events.EnsureStreams(ctx, js, events.StreamLimits{}); err != nil {
-		t.Fatal(err)
-	}
-	stream, _ := js.Stream(ctx, events.StreamSweeper)
-	lastSeq := func() uint64 {
-		m, err := stream.GetLastMsgForSubject(ctx, sweeper.SubjectSchedule)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m.Sequence
-	}
-
-	if published, err := sweeper.EnsureSchedule(ctx, bus, time.Second); err != nil || !published {
-		t.Fatalf("first publish: %v %v", published, err)
-	}
-	seq := lastSeq()
-	// A restart with the same interval leaves the schedule (and its timer) alone.
-	for range 3 {
-		if published, err := sweeper.EnsureSchedule(ctx, bus, time.Second); err != nil || published {
-			t.Fatalf("republished an unchanged schedule: %v %v", published, err)
+	// An hour: no tick fires during the test (there is no use case to run).
+	sw := sweeper.New(nil, bus, document.SweepConfig{}, time.Hour, nil, zerolog.Nop())
+	wantNotSetUp := func(when string) {
+		t.Helper()
+		err := sw.Run(ctx)
+		if !errors.Is(err, events.ErrNotSetUp) || !strings.Contains(err.Error(), "run docuvault setup") {
+			t.Errorf("Run %s: %v, want an error saying to run docuvault setup", when, err)
 		}
 	}
-	if lastSeq() != seq {
-		t.Fatal("schedule message replaced although unchanged")
-	}
-
-	// The schedule fires: ticks land on sweeper.tick.
-	cons, err := js.OrderedConsumer(ctx, events.StreamSweeper, jetstream.OrderedConsumerConfig{FilterSubjects: []string{sweeper.SubjectTick}})
-	if err != nil {
+	wantNotSetUp("before setup")
+	if err := events.EnsureStreams(ctx, bus.JetStream(), events.StreamLimits{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil {
-		t.Fatalf("no tick from an @every 1s schedule within 5 s: %v", err)
+	wantNotSetUp("with the streams but no schedule")
+	if _, err := bus.JetStream().Consumer(ctx, events.StreamSweeper, sweeper.ConsumerName); err == nil {
+		t.Error("the sweeper made its consumer")
 	}
 
-	if published, err := sweeper.EnsureSchedule(ctx, bus, 2*time.Second); err != nil || !published {
-		t.Fatalf("changed interval not published: %v %v", published, err)
+	if err := events.Setup(ctx, bus.JetStream(), events.StreamLimits{}, time.Hour); err != nil {
+		t.Fatal(err)
 	}
-	m, _ := stream.GetLastMsgForSubject(ctx, sweeper.SubjectSchedule)
-	if got := m.Header.Get("Nats-Schedule"); got != "@every 2s" {
-		t.Fatalf("schedule header %q", got)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sw.Run(runCtx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Run after setup returned at once: %v", err)
+	case <-time.After(time.Second):
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Run after setup: %v", err)
 	}
 }

@@ -21,18 +21,15 @@ import (
 )
 
 // ConsumerName is the durable consumer every sweeper replica shares.
-const ConsumerName = "sweeper"
+const ConsumerName = events.SweeperConsumerName
 
-// The sweeper's subjects, all in the SWEEPER stream (events.SubjectSweeper).
+// The sweeper's subjects, all in the SWEEPER stream (events.SubjectSweeper;
+// written in events, since setup makes the schedule and the consumer).
 const (
-	SubjectSchedule  = "sweeper.schedule"      // holds the message schedule
-	SubjectTick      = "sweeper.tick"          // a sweep to run, from the schedule or an admin
-	SubjectCompleted = "sweeper.run.completed" // a finished run's counts
+	SubjectSchedule  = events.SubjectSweepSchedule  // holds the message schedule
+	SubjectTick      = events.SubjectSweepTick      // a sweep to run, from the schedule or an admin
+	SubjectCompleted = events.SubjectSweepCompleted // a finished run's counts
 )
-
-// ackWait is how long a replica may go silent on a tick before it is
-// handed to another; the consumer loop reports progress well within it.
-const ackWait = time.Minute
 
 // Completed is published on sweeper.run.completed when a run ends.
 type Completed struct {
@@ -63,7 +60,7 @@ type Publisher interface {
 type Bus interface {
 	Publisher
 	Consume(ctx context.Context, c events.Consumer, h events.Handler) error
-	EnsureSchedule(ctx context.Context, stream, subject, target string, interval time.Duration) (bool, error)
+	SweepSchedule(ctx context.Context) (time.Duration, error)
 }
 
 // Sweeper runs a sweep per tick.
@@ -76,43 +73,28 @@ type Sweeper struct {
 	log      zerolog.Logger
 }
 
-// New returns a Sweeper that sweeps with cfg on every tick, and keeps the
-// schedule firing one every interval.
+// New returns a Sweeper that sweeps with cfg on every tick; interval is
+// SWEEP_INTERVAL, which the schedule setup made should fire at.
 func New(docs Docs, bus Bus, cfg document.SweepConfig, interval time.Duration, m *metrics.Metrics, log zerolog.Logger) *Sweeper {
 	return &Sweeper{docs: docs, bus: bus, cfg: cfg, interval: interval, metrics: m, log: log}
 }
 
-// Consumer is the durable consumer the sweeper replicas share. One tick is
-// in flight at a time, so runs never overlap.
-var Consumer = events.Consumer{
-	Stream:        events.StreamSweeper,
-	Name:          ConsumerName,
-	Description:   "runs a sweep per tick",
-	Subject:       SubjectTick,
-	AckWait:       ackWait,
-	MaxDeliver:    3,
-	MaxAckPending: 1,
-	DeliverNew:    true,
-	Workers:       1,
-}
+// Consumer is the durable consumer the sweeper replicas share
+// (events.SweeperConsumer, made by setup): one tick in flight at a time.
+var Consumer = events.Consumer{Durable: events.SweeperConsumer, Workers: 1}
 
-// Run makes sure the schedule exists, then handles ticks until ctx ends.
+// Run checks that setup made the schedule, then handles ticks until ctx
+// ends.
 func (s *Sweeper) Run(ctx context.Context) error {
-	published, err := EnsureSchedule(ctx, s.bus, s.interval)
+	every, err := s.bus.SweepSchedule(ctx)
 	if err != nil {
-		return fmt.Errorf("SWEEP_INTERVAL schedule: %w", err)
+		return fmt.Errorf("sweep schedule: %w", err)
 	}
-	if published {
-		s.log.Info().Dur("interval", s.interval).Msg("sweep schedule published")
+	if every != s.interval {
+		s.log.Warn().Dur("schedule_every", every).Dur("sweep_interval", s.interval).
+			Msg("the sweep schedule does not fire every SWEEP_INTERVAL: run docuvault setup")
 	}
 	return s.bus.Consume(s.log.WithContext(ctx), Consumer, s.Handle)
-}
-
-// EnsureSchedule makes sure a schedule fires a tick every interval,
-// publishing it only when it is missing or its interval changed (see
-// events.EnsureSchedule).
-func EnsureSchedule(ctx context.Context, bus Bus, interval time.Duration) (published bool, err error) {
-	return bus.EnsureSchedule(ctx, events.StreamSweeper, SubjectSchedule, SubjectTick, interval)
 }
 
 // Handle runs the sweep a tick asks for; the tick is settled before the
@@ -156,6 +138,8 @@ func (s *Sweeper) Handle(ctx context.Context, msg events.Message) events.Outcome
 		Int("orphans_removed", res.OrphansRemoved).Int("keys_checked", res.KeysChecked).
 		Int("pending_listed", res.PendingListed).Int("pending_stats", res.PendingStats).
 		Int("uploads_aborted", res.UploadsAborted).
+		Int("ledger_checked", res.LedgerChecked).Int("ledger_drifted", res.LedgerDrifted).Int("ledger_repaired", res.LedgerRepaired).
+		Int64("ledger_drift_used_bytes", res.LedgerDriftUsedBytes).Int64("ledger_drift_reserved_bytes", res.LedgerDriftReservedBytes).
 		Int("errors", res.Errors).Int64("duration_ms", done.DurationMS).Float64("max_batch_lock_ms", done.MaxBatchLockMS).
 		Msg("sweep completed")
 	// Settle the tick before announcing the run: whoever acts on the
@@ -181,9 +165,13 @@ func (s *Sweeper) record(res document.SweepResult) {
 		"orphans_removed": res.OrphansRemoved, "keys_checked": res.KeysChecked, "errors": res.Errors,
 		"pending_listed": res.PendingListed, "pending_stats": res.PendingStats,
 		"uploads_aborted": res.UploadsAborted,
+		"ledger_checked":  res.LedgerChecked, "ledger_drifted": res.LedgerDrifted, "ledger_repaired": res.LedgerRepaired,
 	} {
 		s.metrics.SweepItems.WithLabelValues(kind).Add(float64(n))
 	}
+	s.metrics.LedgerDriftUsers.Add(float64(res.LedgerDrifted))
+	s.metrics.LedgerDriftBytes.WithLabelValues("check", "used").Add(float64(res.LedgerDriftUsedBytes))
+	s.metrics.LedgerDriftBytes.WithLabelValues("check", "reserved").Add(float64(res.LedgerDriftReservedBytes))
 }
 
 // Trigger asks the sweepers for a run now: the admin's door.

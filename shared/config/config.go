@@ -90,6 +90,7 @@ type Config struct {
 	DeletesPerMinute    int64         // DELETE_RATE_PER_MINUTE, deletes one user may ask for per minute
 	StoragePerMinute    int64         // STORAGE_RATE_PER_MINUTE, confirms of pending uploads and part requests one user may make per minute on one api replica
 	ReclassifyPerMinute int64         // RECLASSIFY_RATE_PER_MINUTE, classification requests one user may make per minute
+	RequireDeclaredSize bool          // REQUIRE_DECLARED_SIZE, refuse (422) an upload URL asked for without size_bytes: every upload then has a signed, reserved size
 	ReadHeaderTimeout   time.Duration // HTTP_READ_HEADER_TIMEOUT, how long a client may take to send its headers
 	MaxEventStreams     int64         // EVENT_STREAMS_MAX, open /api/events streams one api replica holds
 	// EventsResumeWindow is how far back a reconnecting event stream may
@@ -105,6 +106,7 @@ type Config struct {
 	SweepBatchSize    int64         // SWEEP_BATCH_SIZE, rows per sweep query or transaction
 	ReconcileKeys     int64         // SWEEP_RECONCILE_KEYS, bucket keys one sweep checks against the table
 	ReconcilePeriod   time.Duration // SWEEP_RECONCILE_PERIOD, how often a reconciliation pass over the bucket starts
+	LedgerRepair      bool          // LEDGER_REPAIR, the sweeper's ledger check repairs the quota rows it finds off their documents (false: report only)
 
 	ClassifyMaxBytes int64  // CLASSIFY_MAX_BYTES, how much of a document the classifier reads
 	ClassifyRules    string // CLASSIFY_RULES, path of a rules JSON file; "" means the built-in rules
@@ -208,6 +210,7 @@ func Defaults() Config {
 		SweepBatchSize:             500,
 		ReconcileKeys:              10000,
 		ReconcilePeriod:            24 * time.Hour,
+		LedgerRepair:               true,
 		ClassifyMaxBytes:           8 << 20,
 		ClassifyRecoveryAfter:      time.Minute,
 		LogLevel:                   "info",
@@ -328,6 +331,13 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("DELETE_RATE_PER_MINUTE", &c.DeletesPerMinute)
 	bytes("STORAGE_RATE_PER_MINUTE", &c.StoragePerMinute)
 	bytes("RECLASSIFY_RATE_PER_MINUTE", &c.ReclassifyPerMinute)
+	if v, ok := lookup("REQUIRE_DECLARED_SIZE"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REQUIRE_DECLARED_SIZE: %q is not true or false", v))
+		}
+		c.RequireDeclaredSize = b
+	}
 	dur("HTTP_READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout)
 	bytes("EVENT_STREAMS_MAX", &c.MaxEventStreams)
 	dur("EVENTS_RESUME_WINDOW", &c.EventsResumeWindow)
@@ -338,6 +348,13 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("SWEEP_BATCH_SIZE", &c.SweepBatchSize)
 	bytes("SWEEP_RECONCILE_KEYS", &c.ReconcileKeys)
 	dur("SWEEP_RECONCILE_PERIOD", &c.ReconcilePeriod)
+	if v, ok := lookup("LEDGER_REPAIR"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("LEDGER_REPAIR: %q is not true or false", v))
+		}
+		c.LedgerRepair = b
+	}
 	bytes("CLASSIFY_MAX_BYTES", &c.ClassifyMaxBytes)
 	str("CLASSIFY_RULES", &c.ClassifyRules)
 	dur("CLASSIFY_RECOVERY_AFTER", &c.ClassifyRecoveryAfter)

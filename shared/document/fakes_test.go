@@ -89,6 +89,8 @@ type memStore struct {
 	rates map[rateKey]document.RateWindow
 	// cursor is the reconciliation's position (not transactional).
 	cursor document.ReconcileCursor
+	// ledgerCursor is the ledger check's position (not transactional).
+	ledgerCursor uuid.UUID
 	// classifyAfter is each document's recovery claim end (PostgreSQL's
 	// classify_after; not transactional, made on first use).
 	classifyAfter map[uuid.UUID]time.Time
@@ -207,7 +209,11 @@ func (s *memStore) ConfirmDocument(_ context.Context, c document.ConfirmChange) 
 	if d.Status != document.StatusPending {
 		return document.ConfirmResult{Document: cloneDoc(d), Quota: q}, nil
 	}
-	q.ReservedBytes = max(0, q.ReservedBytes-d.ReservedBytes)
+	var clamp document.Clamp
+	q.ReservedBytes, clamp.Reserved = takeBytes(q.ReservedBytes, d.ReservedBytes)
+	if clamp.Reserved > 0 {
+		clamp.UserID = d.UserID
+	}
 	d.ReservedBytes = 0
 	charged := c.Charge && q.UsedBytes+q.ReservedBytes+c.SizeBytes <= q.LimitBytes
 	d.SizeBytes, d.ETag, d.UpdatedAt = c.SizeBytes, c.ETag, c.At
@@ -222,7 +228,13 @@ func (s *memStore) ConfirmDocument(_ context.Context, c document.ConfirmChange) 
 		d.Status, d.RejectReason, d.ConfirmedAt = document.StatusRejected, c.RejectReason, nil
 		s.st.outbox = append(s.st.outbox, c.Rejected)
 	}
-	return document.ConfirmResult{Document: cloneDoc(d), Quota: q, Changed: true, Charged: charged}, nil
+	return document.ConfirmResult{Document: cloneDoc(d), Quota: q, Changed: true, Charged: charged, Clamp: clamp}, nil
+}
+
+// takeBytes takes n bytes from have, never below zero, as the PostgreSQL
+// store's clamps do: rest is what is left, absorbed what could not be taken.
+func takeBytes(have, n int64) (rest, absorbed int64) {
+	return max(0, have-n), max(0, n-have)
 }
 
 func (s *memStore) Document(_ context.Context, id uuid.UUID) (*document.Document, error) {
@@ -345,18 +357,25 @@ func (s *memStore) TouchPending(_ context.Context, id uuid.UUID, at time.Time) (
 	return true, nil
 }
 
-func (s *memStore) PurgeDocuments(_ context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, error) {
+func (s *memStore) PurgeDocuments(_ context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, []document.Clamp, error) {
 	if err := s.failure("PurgeDocuments"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var deleted []uuid.UUID
+	var (
+		deleted []uuid.UUID
+		clamps  []document.Clamp
+	)
 	for _, id := range ids {
 		if d, ok := s.st.docs[id]; ok && d.Status == status && d.UpdatedAt.Before(before) {
-			if q, ok := s.st.quotas[d.UserID]; ok {
-				q.ReservedBytes = max(0, q.ReservedBytes-d.ReservedBytes)
+			if q, ok := s.st.quotas[d.UserID]; ok && d.ReservedBytes > 0 {
+				var absorbed int64
+				q.ReservedBytes, absorbed = takeBytes(q.ReservedBytes, d.ReservedBytes)
 				s.st.quotas[d.UserID] = q
+				if absorbed > 0 {
+					clamps = append(clamps, document.Clamp{UserID: d.UserID, Reserved: absorbed})
+				}
 			}
 			if _, ok := s.st.removals[d.ObjectKey]; d.UploadID != "" && !ok {
 				s.st.removals[d.ObjectKey] = before // recorded now, as far as the caller's clock goes
@@ -365,7 +384,7 @@ func (s *memStore) PurgeDocuments(_ context.Context, ids []uuid.UUID, status doc
 			deleted = append(deleted, id)
 		}
 	}
-	return deleted, nil
+	return deleted, clamps, nil
 }
 
 // TakeRate counts in fixed windows: a window starting at or before
@@ -467,6 +486,25 @@ func (s *memStore) ReconcileCursor(context.Context) (document.ReconcileCursor, e
 	return s.cursor, nil
 }
 
+func (s *memStore) LedgerCursor(context.Context) (uuid.UUID, error) {
+	if err := s.failure("LedgerCursor"); err != nil {
+		return uuid.Nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ledgerCursor, nil
+}
+
+func (s *memStore) SaveLedgerCursor(_ context.Context, after uuid.UUID) error {
+	if err := s.failure("SaveLedgerCursor"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ledgerCursor = after
+	return nil
+}
+
 func (s *memStore) SaveReconcileCursor(_ context.Context, c document.ReconcileCursor) error {
 	if err := s.failure("SaveReconcileCursor"); err != nil {
 		return err
@@ -494,8 +532,58 @@ func (s *memStore) InTx(_ context.Context, fn func(document.Tx) error) error {
 
 // memTx is one memStore transaction; the store's mutex is held throughout.
 type memTx struct {
-	s  *memStore
-	st *memState
+	s      *memStore
+	st     *memState
+	clamps []document.Clamp
+}
+
+func (t *memTx) Clamps() []document.Clamp { return t.clamps }
+
+// clamp records what a quota write of user absorbed, if anything.
+func (t *memTx) clamp(user uuid.UUID, used, reserved int64) {
+	if used > 0 || reserved > 0 {
+		t.clamps = append(t.clamps, document.Clamp{UserID: user, Used: used, Reserved: reserved})
+	}
+}
+
+// CheckLedger recomputes the quota rows after after, in user order, with
+// rule (the memStore holds every lock already).
+func (t *memTx) CheckLedger(_ context.Context, after uuid.UUID, limit int, rule document.LedgerRule) ([]document.LedgerEntry, error) {
+	if err := t.s.failure("Tx.CheckLedger"); err != nil {
+		return nil, err
+	}
+	users := slices.SortedFunc(maps.Keys(t.st.quotas), func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	var out []document.LedgerEntry
+	for _, u := range users {
+		if u.String() <= after.String() {
+			continue
+		}
+		if len(out) == limit {
+			break
+		}
+		e := document.LedgerEntry{Stored: t.st.quotas[u]}
+		for _, d := range t.st.docs {
+			if d.UserID == u {
+				used, reserved := rule.Holds(d)
+				e.UsedBytes += used
+				e.ReservedBytes += reserved
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (t *memTx) RepairLedger(_ context.Context, entries []document.LedgerEntry) error {
+	if err := t.s.failure("Tx.RepairLedger"); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		q := t.st.quotas[e.Stored.UserID]
+		q.UsedBytes, q.ReservedBytes = e.UsedBytes, e.ReservedBytes
+		t.st.quotas[e.Stored.UserID] = q
+	}
+	return nil
 }
 
 func (t *memTx) LockDocument(_ context.Context, id uuid.UUID) (*document.Document, error) {
@@ -549,7 +637,9 @@ func (t *memTx) ReleaseQuota(_ context.Context, user uuid.UUID, delta int64) (do
 	if !ok {
 		return document.Quota{UserID: user}, nil // nothing was ever charged
 	}
-	q.UsedBytes = max(0, q.UsedBytes-delta)
+	var absorbed int64
+	q.UsedBytes, absorbed = takeBytes(q.UsedBytes, delta)
+	t.clamp(user, absorbed, 0)
 	t.st.quotas[user] = q
 	return q, nil
 }
@@ -559,7 +649,9 @@ func (t *memTx) Unreserve(_ context.Context, user uuid.UUID, n int64) error {
 		return err
 	}
 	if q, ok := t.st.quotas[user]; ok {
-		q.ReservedBytes = max(0, q.ReservedBytes-n)
+		var absorbed int64
+		q.ReservedBytes, absorbed = takeBytes(q.ReservedBytes, n)
+		t.clamp(user, 0, absorbed)
 		t.st.quotas[user] = q
 	}
 	return nil
@@ -576,7 +668,9 @@ func (t *memTx) ChargeQuota(_ context.Context, user uuid.UUID, delta int64) (doc
 	if delta > 0 && q.UsedBytes+q.ReservedBytes+delta > q.LimitBytes {
 		return q, false, nil
 	}
-	q.UsedBytes = max(0, q.UsedBytes+delta)
+	var absorbed int64
+	q.UsedBytes, absorbed = takeBytes(q.UsedBytes, -delta)
+	t.clamp(user, absorbed, 0)
 	t.st.quotas[user] = q
 	return q, true, nil
 }

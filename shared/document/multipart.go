@@ -116,7 +116,7 @@ func (s *Service) startMultipart(ctx context.Context, d *Document) (*MultipartPl
 // have made one whose id was lost with its answer. The removal is recorded
 // with the delete, so the sweeper aborts it should it fail now.
 func (s *Service) discard(ctx context.Context, d *Document) error {
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.inTx(ctx, "discard", func(tx Tx) error {
 		cur, err := tx.LockDocument(ctx, d.ID)
 		if err != nil || cur.Status != StatusPending {
 			return err

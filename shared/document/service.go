@@ -37,6 +37,10 @@ type Config struct {
 	// ReclassifyPerMinute bounds the classification requests one user may
 	// make in any minute; 0 means no bound.
 	ReclassifyPerMinute int
+	// RequireDeclaredSize refuses (Invalid) an upload request without a
+	// size: every URL then carries a signed Content-Length and every
+	// pending document a reservation.
+	RequireDeclaredSize bool
 	UploadURLTTL        time.Duration // lifetime of a presigned PUT URL
 	DownloadURLTTL      time.Duration // lifetime of a presigned GET URL
 	// Classifier tells what a document is, for Classify; nil where nothing
@@ -55,7 +59,10 @@ type Config struct {
 	// classifier), and how long a recovery claim keeps other replicas off
 	// it; 0 means DefaultClassifyRecoveryAfter.
 	ClassifyRecoveryAfter time.Duration
-	Now                   func() time.Time
+	// OnClamp counts the bytes a quota write absorbed by not going below
+	// zero (used, reserved): drift, logged too. nil counts nothing.
+	OnClamp func(used, reserved int64)
+	Now     func() time.Time
 }
 
 // Service runs DocuVault's use cases over a Store and an object store.
@@ -101,6 +108,11 @@ type UploadTicket struct {
 
 // Validate checks the request's fields against maxSize.
 func (r UploadRequest) Validate(maxSize int64) error {
+	return r.validate(maxSize, false)
+}
+
+// validate is Validate; requireSize refuses a request without a size.
+func (r UploadRequest) validate(maxSize int64, requireSize bool) error {
 	if err := validateText("filename", r.Filename, MaxFilenameBytes); err != nil {
 		return err
 	}
@@ -110,8 +122,11 @@ func (r UploadRequest) Validate(maxSize int64) error {
 	if _, _, err := mime.ParseMediaType(r.ContentType); err != nil {
 		return Errorf(Invalid, "content_type is not a valid media type")
 	}
-	if r.Multipart && r.SizeBytes == nil {
+	switch {
+	case r.Multipart && r.SizeBytes == nil:
 		return Errorf(Invalid, "size_bytes is required for a multipart upload")
+	case requireSize && r.SizeBytes == nil:
+		return Errorf(Invalid, "size_bytes is required")
 	}
 	if r.SizeBytes != nil {
 		if *r.SizeBytes <= 0 {
@@ -124,6 +139,15 @@ func (r UploadRequest) Validate(maxSize int64) error {
 	return nil
 }
 
+// validateText is the one rule of the text a client names things with (a
+// filename, a content type): present, at most maxBytes of UTF-8, and free
+// of control characters and of format characters (Unicode category Cf):
+// the bidirectional controls (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F,
+// U+061C) that show "invoice", U+202E, "fdp.exe" as "invoiceexe.pdf", and
+// the invisible ones (U+200B, U+2060, U+FEFF, the tag characters, …) that
+// make two different names look alike. The joiners U+200C and U+200D are
+// kept between two non-ASCII characters, where Persian and Indic spelling
+// and emoji sequences need them, and refused anywhere else.
 func validateText(field, s string, maxBytes int) error {
 	switch {
 	case s == "" || isBlank(s):
@@ -133,12 +157,35 @@ func validateText(field, s string, maxBytes int) error {
 	case !utf8.ValidString(s):
 		return Errorf(Invalid, "%s is not valid UTF-8", field)
 	}
-	for _, c := range s {
+	prev := rune(0) // the character before c
+	for i, c := range s {
 		if unicode.IsControl(c) {
 			return Errorf(Invalid, "%s contains control characters", field)
 		}
+		if unicode.Is(unicode.Cf, c) && !(isJoiner(c) && joinable(prev) && joinable(nextRune(s[i+utf8.RuneLen(c):]))) {
+			return Errorf(Invalid, "%s contains invisible or bidirectional formatting characters (U+%04X)", field, c)
+		}
+		prev = c
 	}
 	return nil
+}
+
+// isJoiner reports whether c is ZERO WIDTH NON-JOINER or ZERO WIDTH JOINER.
+func isJoiner(c rune) bool { return c == '\u200c' || c == '\u200d' }
+
+// joinable reports whether a joiner may stand beside c: a non-ASCII
+// character that is not itself a format character.
+func joinable(c rune) bool {
+	return c > unicode.MaxASCII && c != utf8.RuneError && !unicode.Is(unicode.Cf, c)
+}
+
+// nextRune returns the first character of s; 0 when s is empty.
+func nextRune(s string) rune {
+	if s == "" {
+		return 0
+	}
+	c, _ := utf8.DecodeRuneInString(s)
+	return c
 }
 
 func isBlank(s string) bool {
@@ -156,7 +203,7 @@ func isBlank(s string) bool {
 // in the quota with the document, and refused before any byte flows when
 // it cannot fit with what is used and reserved.
 func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadRequest) (UploadTicket, error) {
-	if err := req.Validate(min(s.cfg.MaxUploadBytes, MaxObjectSize)); err != nil {
+	if err := req.validate(min(s.cfg.MaxUploadBytes, MaxObjectSize), s.cfg.RequireDeclaredSize); err != nil {
 		return UploadTicket{}, err
 	}
 	multipart := s.wantsMultipart(req)
@@ -308,15 +355,21 @@ func (s *Service) confirmOwn(ctx context.Context, user, id uuid.UUID, paced bool
 
 // ConfirmObject handles the object-store notification that key was
 // written: it is the door the notifications come through. written is the
-// size and etag the notification reports for the write. The object of a
-// pending document is confirmed with them, without asking the object store
-// again: a notification is the store's own word for one write (only MinIO
-// may publish them), and a pending document's key takes one write only
-// (its URL is signed with If-None-Match: *). Without an etag the object is
-// stat'ed. The object of a charged document is checked against the row
-// (an unchanged etag spares the check); any other object whose key is
-// shaped like a document's is removed (Confirmation.Stray says what was
-// done). A key DocuVault did not make is NotFound and left alone.
+// size and etag the notification reports for the write. A pending document
+// with a declared size is confirmed with them, without asking the object
+// store again: its key takes one write only (its URL is signed with
+// If-None-Match: *) of exactly the declared size (signed Content-Length),
+// so a notification can say nothing else without being rejected for it. A
+// pending document without a declared size is charged only what a stat
+// finds stored: a notification that names the etag its sender is about to
+// PUT and size 1 would otherwise charge 1 byte, and MinIO's own
+// notification of that etag would then be skipped as already confirmed (a
+// notification is a message on a stream, not proof that MinIO sent it).
+// Without an etag the object is stat'ed too. The object of a charged
+// document is checked against the row (an unchanged etag spares the
+// check); any other object whose key is shaped like a document's is
+// removed (Confirmation.Stray says what was done). A key DocuVault did not
+// make is NotFound and left alone.
 func (s *Service) ConfirmObject(ctx context.Context, key string, written ObjectInfo) (Confirmation, error) {
 	user, id, ok := ParseObjectKey(key)
 	if !ok {
@@ -340,7 +393,7 @@ func (s *Service) ConfirmObject(ctx context.Context, key string, written ObjectI
 		return s.reconcile(ctx, d)
 	}
 	var c Confirmation
-	if written.ETag != "" {
+	if written.ETag != "" && d.DeclaredSize != nil {
 		c, err = s.confirmStored(ctx, d, written)
 	} else {
 		c, err = s.confirm(ctx, d)
@@ -382,7 +435,7 @@ func (s *Service) reconcile(ctx context.Context, d *Document) (Confirmation, err
 		quota    Quota
 		rejected bool
 	)
-	err = s.store.InTx(ctx, func(tx Tx) error {
+	err = s.inTx(ctx, "reconcile", func(tx Tx) error {
 		cur, err := tx.LockDocument(ctx, d.ID)
 		if err != nil {
 			return err
@@ -468,6 +521,7 @@ func (s *Service) confirmStored(ctx context.Context, d *Document, info ObjectInf
 	change.Rejected = NewEvent(EventRejected, &rejected, now)
 
 	res, err := s.store.ConfirmDocument(ctx, change)
+	s.clamped(ctx, "confirm", res.Clamp)
 	switch {
 	case err != nil:
 		return Confirmation{}, err
@@ -628,7 +682,7 @@ func (s *Service) Delete(ctx context.Context, user, id uuid.UUID) error {
 		return err
 	}
 	var deleted *Document
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.inTx(ctx, "delete", func(tx Tx) error {
 		d, err := lockOwnDocument(ctx, tx, user, id)
 		if err != nil {
 			return err

@@ -1365,7 +1365,9 @@ func TestSweep(t *testing.T) {
 	// The reconciliation checks what is left: 3 arrived, the charged one, 2
 	// old orphans, the rejected document's object, the fresh arrival and the
 	// fresh orphan.
-	want := document.SweepResult{Confirmed: 3, Rejected: 1, Purged: 3, RejectedRemoved: 1, OrphansRemoved: 3, KeysChecked: 9}
+	// The ledger check finds the one user's quota row right.
+	want := document.SweepResult{Confirmed: 3, Rejected: 1, Purged: 3, RejectedRemoved: 1, OrphansRemoved: 3, KeysChecked: 9,
+		LedgerChecked: 1}
 	if res != want {
 		t.Errorf("Sweep = %+v, want %+v", res, want)
 	}
@@ -1410,8 +1412,8 @@ func TestSweep(t *testing.T) {
 	// reconciliation's pass is done until ReconcilePeriod is over.
 	res, err = f.svc.Sweep(context.Background(), cfg)
 	res.MaxBatchLock = 0
-	if err != nil || res != (document.SweepResult{}) {
-		t.Errorf("second Sweep = %+v, %v; want nothing done", res, err)
+	if err != nil || res != (document.SweepResult{LedgerChecked: 1}) {
+		t.Errorf("second Sweep = %+v, %v; want nothing done but the ledger checked", res, err)
 	}
 	if used := f.used(t, user); used != wantUsed {
 		t.Errorf("used %d bytes after a second sweep, want %d", used, wantUsed)
@@ -1525,7 +1527,9 @@ func TestSweepConfirmsAListedLostUploadOnce(t *testing.T) {
 	if confirmed := results[0].Confirmed + results[1].Confirmed; confirmed > 3 {
 		t.Errorf("sweeps confirmed %d documents, want at most 3", confirmed)
 	}
-	if f.objects.statCount() != 0 {
+	// The sweeps use the listing's sizes; the notification door stats a
+	// document without a declared size once, unless a sweep settled it.
+	if f.objects.statCount() > 1 {
 		t.Errorf("%d stats; want the listing's sizes used", f.objects.statCount())
 	}
 	var want int64

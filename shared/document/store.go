@@ -45,8 +45,9 @@ type Store interface {
 	// another transaction holds, releases their reservations, and records
 	// the removal of the keys of those with a multipart upload (see
 	// Tx.RecordRemoval: the sweeper aborts their uploads by exact key until
-	// the record is forgotten). It returns the ids deleted.
-	PurgeDocuments(ctx context.Context, ids []uuid.UUID, status Status, before time.Time) ([]uuid.UUID, error)
+	// the record is forgotten). It returns the ids deleted, and what the
+	// release of reservations absorbed by not going below zero.
+	PurgeDocuments(ctx context.Context, ids []uuid.UUID, status Status, before time.Time) ([]uuid.UUID, []Clamp, error)
 	// TakeRate counts one request of action by user in the fixed window of
 	// length window that holds now (a new window starts when the last one
 	// is over), and reports whether the count is within limit.
@@ -64,6 +65,11 @@ type Store interface {
 	ReconcileCursor(ctx context.Context) (ReconcileCursor, error)
 	// SaveReconcileCursor stores c as the reconciliation's position.
 	SaveReconcileCursor(ctx context.Context, c ReconcileCursor) error
+	// LedgerCursor returns the last user the ledger check's current pass
+	// checked; uuid.Nil between passes.
+	LedgerCursor(ctx context.Context) (uuid.UUID, error)
+	// SaveLedgerCursor stores after as the ledger check's position.
+	SaveLedgerCursor(ctx context.Context, after uuid.UUID) error
 	// ClaimUnclassified claims for the classifier's recovery, until
 	// q.Until, up to q.Limit documents in status uploaded whose last change
 	// is at or before q.WaitedSince and whose earlier claim, if any, ended
@@ -110,6 +116,21 @@ type Tx interface {
 	SetObject(ctx context.Context, d *Document) error
 	// AppendEvent records an event in the outbox, to be published after commit.
 	AppendEvent(ctx context.Context, e Event) error
+	// Clamps returns what this transaction's quota writes (Unreserve,
+	// ReleaseQuota, ChargeQuota) absorbed so far by not going below zero,
+	// a Clamp per write that absorbed anything.
+	Clamps() []Clamp
+	// CheckLedger locks the quota rows of up to limit users after after (in
+	// user order) until the end of the transaction, then returns each with
+	// what its user's documents hold under rule, read after the locks: a
+	// change to a user's documents that moves their quota commits with its
+	// quota write, so it is either in both or in neither. It takes no
+	// document lock, and its quota locks go in user order, so it cannot
+	// deadlock with the writes that lock a document, then a quota row.
+	CheckLedger(ctx context.Context, after uuid.UUID, limit int, rule LedgerRule) ([]LedgerEntry, error)
+	// RepairLedger sets the quota rows of entries (locked by CheckLedger)
+	// to what their documents hold.
+	RepairLedger(ctx context.Context, entries []LedgerEntry) error
 }
 
 // ClaimQuery says which documents waiting for the classifier a recovery
@@ -188,6 +209,9 @@ type ConfirmResult struct {
 	Quota    Quota     // the owner's quota after the call, with any charge committed before it returned (another door's included)
 	Changed  bool      // this call moved the document out of pending
 	Charged  bool      // this call charged the quota
+	// Clamp is what the release of the document's reservation absorbed
+	// by not going below zero.
+	Clamp Clamp
 }
 
 // StaleCursor marks a position in a sweep's walk over stale documents,

@@ -31,6 +31,12 @@ type SweepConfig struct {
 	// bucket starts; it takes as many sweeps as it needs, ReconcileKeys
 	// keys each.
 	ReconcilePeriod time.Duration
+	// LedgerUsers bounds the quota rows one sweep checks against their
+	// users' documents: the slice of the incremental ledger check.
+	LedgerUsers int
+	// LedgerReportOnly makes the ledger check count and log the quota rows
+	// off their documents without repairing them (LEDGER_REPAIR=false).
+	LedgerReportOnly bool
 }
 
 // Defaults of a zero SweepConfig field.
@@ -43,25 +49,33 @@ const (
 
 // SweepResult counts what one sweep did.
 type SweepResult struct {
-	Confirmed       int           `json:"confirmed"`        // stale pending documents whose upload had arrived: confirmed and charged
-	Rejected        int           `json:"rejected"`         // stale pending documents whose upload broke a rule (over quota, too large)
-	Purged          int           `json:"purged"`           // stale pending documents never uploaded: rows deleted
-	UploadsAborted  int           `json:"uploads_aborted"`  // multipart uploads of purged documents: aborted with their parts
-	RejectedRemoved int           `json:"rejected_removed"` // rejected documents past retention: rows and objects deleted
-	RemovalsRetried int           `json:"removals_retried"` // objects of deleted documents whose removal had failed: deleted
-	OrphansRemoved  int           `json:"orphans_removed"`  // objects no document owns, found by the reconciliation: deleted
-	KeysChecked     int           `json:"keys_checked"`     // bucket keys the reconciliation checked in this sweep
-	PendingListed   int           `json:"pending_listed"`   // bucket keys listed to find stale pending documents' objects
-	PendingStats    int           `json:"pending_stats"`    // stale pending documents whose object was stat'ed one by one
-	Errors          int           `json:"errors"`           // items left for the next run
-	MaxBatchLock    time.Duration `json:"-"`                // longest single deleting transaction
+	Confirmed       int `json:"confirmed"`        // stale pending documents whose upload had arrived: confirmed and charged
+	Rejected        int `json:"rejected"`         // stale pending documents whose upload broke a rule (over quota, too large)
+	Purged          int `json:"purged"`           // stale pending documents never uploaded: rows deleted
+	UploadsAborted  int `json:"uploads_aborted"`  // multipart uploads of purged documents: aborted with their parts
+	RejectedRemoved int `json:"rejected_removed"` // rejected documents past retention: rows and objects deleted
+	RemovalsRetried int `json:"removals_retried"` // objects of deleted documents whose removal had failed: deleted
+	OrphansRemoved  int `json:"orphans_removed"`  // objects no document owns, found by the reconciliation: deleted
+	LedgerChecked   int `json:"ledger_checked"`   // quota rows the ledger check recomputed from their documents
+	LedgerDrifted   int `json:"ledger_drifted"`   // of those, rows off their documents (used or reserved bytes)
+	LedgerRepaired  int `json:"ledger_repaired"`  // of those, rows set back to their documents' sums (none with LedgerReportOnly)
+	// LedgerDriftUsedBytes and LedgerDriftReservedBytes are how far off
+	// the drifted rows were, in absolute bytes.
+	LedgerDriftUsedBytes     int64         `json:"ledger_drift_used_bytes"`
+	LedgerDriftReservedBytes int64         `json:"ledger_drift_reserved_bytes"`
+	KeysChecked              int           `json:"keys_checked"`   // bucket keys the reconciliation checked in this sweep
+	PendingListed            int           `json:"pending_listed"` // bucket keys listed to find stale pending documents' objects
+	PendingStats             int           `json:"pending_stats"`  // stale pending documents whose object was stat'ed one by one
+	Errors                   int           `json:"errors"`         // items left for the next run
+	MaxBatchLock             time.Duration `json:"-"`              // longest single deleting transaction
 }
 
 // Sweep brings the database and the bucket back together: it recovers
 // uploads whose event was lost, purges stale pending documents, removes
 // rejected documents past retention, retries the removals of deleted
 // documents' objects that failed, and checks the next slice of the bucket
-// for orphaned objects. Its cost follows what it finds and the slice size,
+// for orphaned objects, and the next slice of the quota ledger against
+// the documents (checkLedger). Its cost follows what it finds and the slice size,
 // never the size of the bucket. Work that fails is counted in Errors and
 // left for the next run; nothing is deleted before what it depends on is
 // gone. Sweeps running at once skip each other's rows and never
@@ -71,6 +85,7 @@ func (s *Service) Sweep(ctx context.Context, cfg SweepConfig) (SweepResult, erro
 	cfg.Workers = cmp.Or(max(cfg.Workers, 0), DefaultSweepWorkers)
 	cfg.ReconcileKeys = cmp.Or(max(cfg.ReconcileKeys, 0), DefaultReconcileKeys)
 	cfg.ReconcilePeriod = cmp.Or(max(cfg.ReconcilePeriod, 0), DefaultReconcilePeriod)
+	cfg.LedgerUsers = cmp.Or(max(cfg.LedgerUsers, 0), DefaultLedgerUsers)
 	var res SweepResult
 	now := s.cfg.Now()
 	if err := s.sweepPending(ctx, cfg, now.Add(-cfg.PendingTTL), &res); err != nil {
@@ -83,6 +98,9 @@ func (s *Service) Sweep(ctx context.Context, cfg SweepConfig) (SweepResult, erro
 		return res, err
 	}
 	if err := s.reconcileSlice(ctx, cfg, now, &res); err != nil {
+		return res, err
+	}
+	if err := s.checkLedger(ctx, cfg, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -154,11 +172,12 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 		})
 		for ids := range slices.Chunk(missing, cfg.BatchSize) {
 			start := time.Now()
-			purged, err := s.store.PurgeDocuments(ctx, ids, StatusPending, cutoff)
+			purged, clamps, err := s.store.PurgeDocuments(ctx, ids, StatusPending, cutoff)
 			res.MaxBatchLock = max(res.MaxBatchLock, time.Since(start))
 			if err != nil {
 				return err
 			}
+			s.clamped(ctx, "purge", clamps...)
 			res.Purged += len(purged)
 			if err := s.abortPurged(ctx, byID, purged, res); err != nil {
 				return err
@@ -311,11 +330,12 @@ func (s *Service) sweepRejected(ctx context.Context, cfg SweepConfig, cutoff tim
 		}
 		if len(gone) > 0 {
 			start := time.Now()
-			removed, err := s.store.PurgeDocuments(ctx, gone, StatusRejected, cutoff)
+			removed, clamps, err := s.store.PurgeDocuments(ctx, gone, StatusRejected, cutoff)
 			res.MaxBatchLock = max(res.MaxBatchLock, time.Since(start))
 			if err != nil {
 				return err
 			}
+			s.clamped(ctx, "purge", clamps...)
 			res.RejectedRemoved += len(removed)
 		}
 		if len(docs) < cfg.BatchSize {

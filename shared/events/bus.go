@@ -106,12 +106,6 @@ func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID st
 	return err
 }
 
-// EnsureSchedule makes sure stream holds a message schedule on subject
-// that fires a message on target every interval (see EnsureSchedule).
-func (b *Bus) EnsureSchedule(ctx context.Context, stream, subject, target string, interval time.Duration) (published bool, err error) {
-	return EnsureSchedule(ctx, b.js, stream, subject, target, interval)
-}
-
 // LiveEvent is a document event as it was stored in DOCUMENTS.
 type LiveEvent struct {
 	Seq  uint64             // its DOCUMENTS stream sequence

@@ -233,15 +233,16 @@ func newLeaderLoss(t *testing.T, ctx context.Context) *leaderLoss {
 	if err := events.EnsureStreams(ctx, js, events.StreamLimits{Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
-	l := &leaderLoss{js: js, consumer: events.Consumer{
+	l := &leaderLoss{js: js, consumer: events.Consumer{Durable: events.Durable{
 		Stream: events.StreamDocuments, Name: "leader-test", Subject: "document.>",
-		AckWait: time.Minute, MaxDeliver: 3, MaxAckPending: 1, Workers: 1,
-	}}
+		AckWait: time.Minute, MaxDeliver: 3, MaxAckPending: 1,
+	}, Workers: 1}}
 	c := l.consumer
-	cons, err := events.EnsureConsumer(ctx, js, c.Stream, jetstream.ConsumerConfig{
+	// As setup makes a consumer: the replica only binds to it.
+	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
 		Durable: c.Name, FilterSubject: c.Subject, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: c.AckWait, MaxDeliver: c.MaxDeliver, MaxAckPending: c.MaxAckPending,
-	}, zerolog.Nop())
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,44 +11,13 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Consumer describes a durable pull consumer that every replica of a
-// service shares, and how this replica works through its messages.
+// Consumer is a durable consumer as a service's replica works through
+// its messages: the durable (one of Durables, made by setup) and how many
+// messages at once, for how long each.
 type Consumer struct {
-	Stream      string // the stream it reads
-	Name        string // the durable name, the service's
-	Description string
-	Subject     string // the filter subject
-	// AckWait is how long a message may go unsettled before it is
-	// delivered again; the loop tells the server a message is still in
-	// progress while its handler runs, so a long handler keeps it.
-	AckWait       time.Duration
-	MaxDeliver    int
-	Backoff       []time.Duration // the delay before delivery n+1 after a retry: Backoff[n-1], the last one repeated
-	MaxAckPending int
-	// DeliverNew starts a new consumer at the messages published after it
-	// was made, instead of at the start of the stream.
-	DeliverNew bool
-	Workers    int           // messages this replica handles at once; 0 means 1
-	Timeout    time.Duration // bounds one handler call; 0 means no bound
-}
-
-// config is the JetStream form of c.
-func (c Consumer) config() jetstream.ConsumerConfig {
-	cfg := jetstream.ConsumerConfig{
-		Durable:       c.Name,
-		Description:   c.Description,
-		FilterSubject: c.Subject,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.AckWait,
-		MaxDeliver:    c.MaxDeliver,
-		BackOff:       c.Backoff,
-		MaxAckPending: c.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	if c.DeliverNew {
-		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
-	}
-	return cfg
+	Durable
+	Workers int           // messages this replica handles at once; 0 means 1
+	Timeout time.Duration // bounds one handler call; 0 means no bound
 }
 
 // Message is one delivery of a consumer's message, as a handler sees it.
@@ -103,20 +72,27 @@ func Term(err error) Outcome { return Outcome{verdict: verdictTerm, err: err} }
 // message's stream sequence, and ends at the consumer's Timeout.
 type Handler func(ctx context.Context, m Message) Outcome
 
-// Consume creates (or updates) the durable consumer c, retrying while
-// JetStream cannot be reached, and hands its messages to h on c.Workers
-// goroutines until ctx ends; then it stops fetching, lets the messages in
-// hand finish and be settled, and returns. Every message is settled by
-// h's Outcome: acked, handed back with a delay or terminated. The logger
-// in ctx (zerolog.Ctx), the service's, logs what the loop does.
+// Consume binds to the durable consumer c names, made by setup (an error
+// wrapping ErrNotSetUp when it does not exist; it waits while JetStream
+// cannot be reached), and hands its messages to h on c.Workers goroutines
+// until ctx ends; then it stops fetching, lets the messages in hand finish
+// and be settled, and returns. Every message is settled by h's Outcome:
+// acked, handed back with a delay or terminated, by c's settings (a
+// consumer on the server whose settings differ is logged: setup has not
+// run since an upgrade). The logger in ctx (zerolog.Ctx), the service's,
+// logs what the loop does.
 func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 	log := *zerolog.Ctx(ctx)
-	cons, err := EnsureConsumer(ctx, b.js, c.Stream, c.config(), log)
+	cons, err := b.bind(ctx, c.Durable)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting: a clean stop
 		}
 		return err
+	}
+	if diff := drift(c.Durable, cons.CachedInfo().Config); len(diff) > 0 {
+		log.Warn().Str("consumer", c.Name).Strs("server_has", diff).
+			Msg("the consumer's settings are not this release's: run docuvault setup")
 	}
 	workers := max(c.Workers, 1)
 	work := make(chan jetstream.Msg)

@@ -67,9 +67,15 @@ const MinServerVersion = "2.14.0"
 // ConnectConfig says how to reach NATS.
 type ConnectConfig struct {
 	URL      string
-	User     string
+	User     string // empty: connect without credentials (embedded dev and test servers)
 	Password string
 	Name     string // the client name the server shows, e.g. the service
+	// InboxPrefix is the prefix of the subjects the connection receives
+	// replies on (API answers, PubAcks, pulled messages), "_INBOX_<role>"
+	// for a role's connection: nats.conf lets each user subscribe to its
+	// own prefix only, so no role can read another's replies. Empty means
+	// NATS's "_INBOX".
+	InboxPrefix string
 }
 
 // Connect connects to NATS, reconnecting for ever after outages, and fails
@@ -93,6 +99,9 @@ func Connect(cfg ConnectConfig, log zerolog.Logger) (*nats.Conn, jetstream.JetSt
 	}
 	if cfg.User != "" {
 		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
@@ -257,9 +266,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) 
 // work queue) keeps all it holds: the switch drops only what the consumer
 // acknowledged already, and the rest is delivered as before.
 //
-// The consumer is made only when missing, with the settings JetStream
-// cannot change later; the confirmers set the rest when they start
-// (EnsureConsumer with their Consumer).
+// The consumer is made only when missing; Setup then brings it to
+// ConfirmerConsumer's settings.
 func ensureInterest(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
 	if _, err := js.Stream(ctx, cfg.Name); errors.Is(err, jetstream.ErrStreamNotFound) {
 		first := cfg
@@ -277,41 +285,11 @@ func ensureInterest(ctx context.Context, js jetstream.JetStream, cfg jetstream.S
 		}
 		return nil
 	}
-	_, err = js.CreateConsumer(ctx, cfg.Name, jetstream.ConsumerConfig{
-		Durable:       MinIOConsumer,
-		FilterSubject: SubjectMinIO,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	_, err = js.CreateConsumer(ctx, cfg.Name, ConfirmerConsumer.config())
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
 		return fmt.Errorf("create consumer %s: %w", MinIOConsumer, err)
 	}
 	return nil
-}
-
-// EnsureConsumer creates or updates a durable consumer, retrying with
-// back-off while JetStream cannot be reached, until ctx ends: a service that
-// starts during a NATS outage waits for NATS instead of exiting.
-func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, log zerolog.Logger) (jetstream.Consumer, error) {
-	backoff := 100 * time.Millisecond
-	for {
-		attempt, cancel := context.WithTimeout(ctx, 5*time.Second)
-		cons, err := js.CreateOrUpdateConsumer(attempt, stream, cfg)
-		cancel()
-		if err == nil {
-			return cons, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
-		}
-		log.Warn().Err(err).Str("consumer", cfg.Durable).Dur("retry_in", backoff).Msg("create consumer failed")
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("create consumer %s: %w", cfg.Durable, ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
 }
 
 // The headers JetStream reads a message schedule from.

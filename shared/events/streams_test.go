@@ -212,6 +212,17 @@ func TestMessageFailedForTheLastTimeLeavesTheQueue(t *testing.T) {
 	if err := events.EnsureStreams(context.Background(), js, events.StreamLimits{}); err != nil {
 		t.Fatal(err)
 	}
+	// The consumer with 2 deliveries, as setup would make it.
+	durable := events.Durable{
+		Stream: events.StreamMinIO, Name: events.MinIOConsumer, Subject: events.SubjectMinIO,
+		AckWait: 5 * time.Second, MaxDeliver: 2, Backoff: []time.Duration{100 * time.Millisecond},
+	}
+	if _, err := js.UpdateConsumer(context.Background(), events.StreamMinIO, jetstream.ConsumerConfig{
+		Durable: durable.Name, FilterSubject: durable.Subject, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: durable.AckWait, MaxDeliver: durable.MaxDeliver, BackOff: durable.Backoff,
+	}); err != nil {
+		t.Fatal(err)
+	}
 	publishNotifications(t, js, 3)
 	if msgs, bytes, err := bus.Backlog(context.Background()); err != nil || msgs != 3 || bytes == 0 {
 		t.Fatalf("Backlog = %d messages, %d bytes, %v; want the 3 published", msgs, bytes, err)
@@ -220,10 +231,7 @@ func TestMessageFailedForTheLastTimeLeavesTheQueue(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- bus.Consume(zerolog.Nop().WithContext(ctx), events.Consumer{
-			Stream: events.StreamMinIO, Name: events.MinIOConsumer, Subject: events.SubjectMinIO,
-			AckWait: 5 * time.Second, MaxDeliver: 2, Backoff: []time.Duration{100 * time.Millisecond},
-		}, func(context.Context, events.Message) events.Outcome {
+		done <- bus.Consume(zerolog.Nop().WithContext(ctx), events.Consumer{Durable: durable}, func(context.Context, events.Message) events.Outcome {
 			tries.Add(1)
 			return events.Retry(errors.New("PostgreSQL away"))
 		})

@@ -44,6 +44,15 @@ type Metrics struct {
 	SweepItems *prometheus.CounterVec
 	// SweepRuns counts completed sweep runs.
 	SweepRuns prometheus.Counter
+	// LedgerDriftUsers counts quota rows the ledger check found off what
+	// their users' documents hold. Anything but 0 is a bug or an
+	// accounting mix: alert on it.
+	LedgerDriftUsers prometheus.Counter
+	// LedgerDriftBytes counts the bytes of drift by source (check: a quota
+	// row off its documents, found by the sweeper's ledger check; clamp: a
+	// quota write that would have gone below zero) and field (used,
+	// reserved). Anything but 0 is drift: alert on it.
+	LedgerDriftBytes *prometheus.CounterVec
 
 	gatherer prometheus.Gatherer
 }
@@ -83,12 +92,25 @@ func New(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Metrics, err
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30, 120},
 	}))
 	m.SweepItems = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "docuvault_sweep_items_total", Help: "What sweeps did, by kind (confirmed, rejected, purged, rejected_removed, removals_retried, orphans_removed, keys_checked, pending_listed, pending_stats, errors).",
+		Name: "docuvault_sweep_items_total", Help: "What sweeps did, by kind (confirmed, rejected, purged, rejected_removed, removals_retried, orphans_removed, keys_checked, pending_listed, pending_stats, ledger_checked, ledger_drifted, ledger_repaired, errors).",
 	}, []string{"kind"}))
 	m.SweepRuns = register(&r, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "docuvault_sweep_runs_total", Help: "Completed sweep runs.",
 	}))
+	m.LedgerDriftUsers = register(&r, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "docuvault_ledger_drift_users_total", Help: "Quota rows the ledger check found off what their users' documents hold (0 when the ledger is right).",
+	}))
+	m.LedgerDriftBytes = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "docuvault_ledger_drift_bytes_total", Help: "Bytes of quota ledger drift, by source (check: found by the ledger check; clamp: absorbed by a quota write kept from going below zero) and field (used, reserved); 0 when the ledger is right.",
+	}, []string{"source", "field"}))
 	return m, r.err
+}
+
+// Clamped counts the bytes a quota write absorbed by not going below zero
+// (document.Config.OnClamp).
+func (m *Metrics) Clamped(used, reserved int64) {
+	m.LedgerDriftBytes.WithLabelValues("clamp", "used").Add(float64(used))
+	m.LedgerDriftBytes.WithLabelValues("clamp", "reserved").Add(float64(reserved))
 }
 
 // registrar registers collectors and keeps the first error.

@@ -2,14 +2,9 @@ package objectstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -29,10 +24,70 @@ import (
 //     differently from a plain PUT (copy, encryption, storage class, object
 //     lock, tags).
 //   - download URLs: s3:GetObject only.
-//   - the services: stat and read (s3:GetObject), delete, list, list and
-//     abort multipart uploads, and the bucket's notification rules. They
-//     never write an object: they start and complete multipart uploads as
-//     the upload identity (which may do no more than an upload URL may).
+//   - each role (Roles) its own, with the calls its code makes through a
+//     Store (RolePolicy) and no more. No role writes an object: the api
+//     starts and completes multipart uploads as the upload identity (which
+//     may do no more than an upload URL may).
+
+// Roles are the services' roles, each with a MinIO identity of its own.
+var Roles = []string{"api", "confirmer", "sweeper", "classifier"}
+
+// The S3 actions the roles are granted, named as MinIO's policies name
+// them (github.com/minio/pkg/v3/policy action.go).
+const (
+	actGetObject           = "s3:GetObject" // GetObject and HeadObject (Stat)
+	actDeleteObject        = "s3:DeleteObject"
+	actListParts           = "s3:ListMultipartUploadParts"
+	actAbortUpload         = "s3:AbortMultipartUpload"
+	actHeadBucket          = "s3:HeadBucket" // BucketExists: CheckBucket, Ping
+	actListBucket          = "s3:ListBucket"
+	actListUploads         = "s3:ListBucketMultipartUploads"
+	actGetNotification     = "s3:GetBucketNotification"
+	actPutNotification     = "s3:PutBucketNotification"
+	actGetBucketPolicy     = "s3:GetBucketPolicy"
+	actGetBucketVersioning = "s3:GetBucketVersioning"
+)
+
+// rights are the actions a role's identity is granted on the bucket's
+// objects and on the bucket itself.
+type rights struct {
+	objects, bucket []string
+}
+
+// roleRights are each role's rights: the S3 calls its code makes through a
+// Store, found in shared/document and services/* (every role checks the
+// bucket at start and in its readiness probe: HeadBucket).
+var roleRights = map[string]rights{
+	// Confirm (Stat), a rejected upload's removal and Delete (Remove),
+	// multipart: Parts and Complete (ListParts), an abandoned or failed
+	// start (AbortMultipart; AbortUploads lists the key's uploads), and
+	// CheckSigners' read-only queries of the bucket's policy and
+	// versioning. MinIO's GetBucketPolicyStatus says "public" only when
+	// anonymous users may both list and put, so the policy itself is read.
+	"api": {
+		objects: []string{actGetObject, actDeleteObject, actListParts, actAbortUpload},
+		bucket:  []string{actHeadBucket, actListUploads, actGetBucketPolicy, actGetBucketVersioning},
+	},
+	// ConfirmObject: Stat, and Remove of strays and rejected uploads; it
+	// alone (besides setup) reads and sets the bucket's notification rules.
+	"confirmer": {
+		objects: []string{actGetObject, actDeleteObject},
+		bucket:  []string{actHeadBucket, actGetNotification, actPutNotification},
+	},
+	// Sweep: listing the bucket (stale uploads, reconciliation), Stat of
+	// stale uploads, Remove of rejected, deleted and orphaned objects,
+	// aborting purged uploads (AbortMultipart) and those of a removed key
+	// (AbortUploads lists them).
+	"sweeper": {
+		objects: []string{actGetObject, actDeleteObject, actAbortUpload},
+		bucket:  []string{actHeadBucket, actListBucket, actListUploads},
+	},
+	// Classify reads a prefix of the object (ReadPrefix).
+	"classifier": {
+		objects: []string{actGetObject},
+		bucket:  []string{actHeadBucket},
+	},
+}
 
 // statement is one statement of an IAM policy.
 type statement struct {
@@ -52,35 +107,56 @@ func (p policy) json() []byte {
 	return b
 }
 
-// uploadDeniedHeaders are the condition keys of request headers an upload
-// URL refuses: each would make the PUT store something other than the
-// signed body as a plain object (a server-side copy, bytes the services
-// cannot read, another storage class, a lock the sweeper cannot lift, tags).
-var uploadDeniedHeaders = []string{
-	"s3:x-amz-copy-source",
-	"s3:x-amz-metadata-directive",
-	"s3:x-amz-server-side-encryption",
-	"s3:x-amz-server-side-encryption-customer-algorithm",
-	"s3:x-amz-server-side-encryption-aws-kms-key-id",
-	"s3:x-amz-storage-class",
-	"s3:object-lock-mode",
-	"s3:object-lock-retain-until-date",
-	"s3:object-lock-legal-hold",
-	"s3:RequestObjectTagKeys",
+// deniedHeader is a request header an upload URL refuses: each would make
+// the PUT store something other than the signed body as a plain object (a
+// server-side copy, bytes the services cannot read, another storage class,
+// a lock the sweeper cannot lift, tags).
+type deniedHeader struct {
+	key    string // the policy condition key the header sets
+	header string // the header
+	// value is one MinIO accepts, so that CheckSigners' probe reaches the
+	// policy (an invalid storage class, say, is refused before it).
+	value string
+}
+
+// uploadDeniedHeaders are the headers the upload identity's policy
+// refuses, one Deny statement each, and CheckSigners probes each.
+var uploadDeniedHeaders = []deniedHeader{
+	// Routed to CopyObject, whose first check is the policy's; a source
+	// with no object is refused after it (InvalidCopySource).
+	{"s3:x-amz-copy-source", "X-Amz-Copy-Source", "/docuvault-signer-check/"},
+	{"s3:x-amz-metadata-directive", "X-Amz-Metadata-Directive", "REPLACE"},
+	{"s3:x-amz-server-side-encryption", "X-Amz-Server-Side-Encryption", "AES256"},
+	{"s3:x-amz-server-side-encryption-customer-algorithm", "X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256"},
+	{"s3:x-amz-server-side-encryption-aws-kms-key-id", "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "docuvault-signer-check"},
+	{"s3:x-amz-storage-class", "X-Amz-Storage-Class", "STANDARD"},
+	{"s3:object-lock-mode", "X-Amz-Object-Lock-Mode", "GOVERNANCE"},
+	{"s3:object-lock-retain-until-date", "X-Amz-Object-Lock-Retain-Until-Date", "2099-01-01T00:00:00Z"},
+	{"s3:object-lock-legal-hold", "X-Amz-Object-Lock-Legal-Hold", "ON"},
+	{"s3:RequestObjectTagKeys", "X-Amz-Tagging", "docuvault=signer-check"},
 }
 
 // UploadPolicy is the policy of the identity that signs upload URLs:
 // s3:PutObject on bucket's objects, refused whenever one of
 // uploadDeniedHeaders is sent.
 func UploadPolicy(bucket string) []byte {
+	return uploadPolicy(bucket, "")
+}
+
+// uploadPolicy is UploadPolicy without the Deny statement of condition
+// key without (none if ""): the tests' too-broad upload identity.
+func uploadPolicy(bucket, without string) []byte {
 	objects := []string{"arn:aws:s3:::" + bucket + "/*"}
 	p := policy{Version: "2012-10-17", Statement: []statement{{Effect: "Allow", Action: []string{"s3:PutObject"}, Resource: objects}}}
 	// One statement per header: the conditions of one statement must all
 	// hold, and any one header is enough to refuse.
-	for _, key := range uploadDeniedHeaders {
+	for _, h := range uploadDeniedHeaders {
+		if h.key == without {
+			continue
+		}
 		p.Statement = append(p.Statement, statement{
 			Effect: "Deny", Action: []string{"s3:PutObject"}, Resource: objects,
-			Condition: map[string]map[string]string{"Null": {key: "false"}},
+			Condition: map[string]map[string]string{"Null": {h.key: "false"}},
 		})
 	}
 	return p.json()
@@ -94,43 +170,74 @@ func DownloadPolicy(bucket string) []byte {
 	}}.json()
 }
 
-// ServicePolicy is the policy of the services' own identity: stat, read
-// and delete bucket's objects, list it, list and abort its multipart
-// uploads, and read and set its notification rules.
-func ServicePolicy(bucket string) []byte {
+// RolePolicy is the policy of role's identity on bucket (error for an
+// unknown role): the S3 calls the role's code makes, on bucket only.
+func RolePolicy(bucket, role string) ([]byte, error) {
+	r, ok := roleRights[role]
+	if !ok {
+		return nil, fmt.Errorf("unknown role %q (the roles are %s)", role, strings.Join(Roles, ", "))
+	}
 	return policy{Version: "2012-10-17", Statement: []statement{
-		{Effect: "Allow", Action: []string{"s3:GetObject", "s3:DeleteObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"}, Resource: []string{"arn:aws:s3:::" + bucket + "/*"}},
-		{Effect: "Allow", Action: []string{"s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:GetBucketNotification", "s3:PutBucketNotification"}, Resource: []string{"arn:aws:s3:::" + bucket}},
-	}}.json()
+		{Effect: "Allow", Action: r.objects, Resource: []string{"arn:aws:s3:::" + bucket + "/*"}},
+		{Effect: "Allow", Action: r.bucket, Resource: []string{"arn:aws:s3:::" + bucket}},
+	}}.json(), nil
 }
 
 // identity is one of the store's identities with the policy it gets.
 type identity struct {
-	role   string // service, upload or download
+	role   string // upload, download or one of Roles
 	creds  Credentials
 	policy []byte
 }
 
-func (cfg Config) identities() []identity {
-	return []identity{
-		{"service", cfg.Service, ServicePolicy(cfg.Bucket)},
+// identities are the upload and download identities of cfg and those of
+// roles, in Roles' order.
+func identities(cfg Config, roles map[string]Credentials) ([]identity, error) {
+	ids := []identity{
 		{"upload", cfg.Upload, UploadPolicy(cfg.Bucket)},
 		{"download", cfg.Download, DownloadPolicy(cfg.Bucket)},
 	}
+	for role := range roles {
+		if _, err := RolePolicy(cfg.Bucket, role); err != nil {
+			return nil, err
+		}
+	}
+	for _, role := range Roles {
+		creds, ok := roles[role]
+		if !ok {
+			continue
+		}
+		p, _ := RolePolicy(cfg.Bucket, role)
+		ids = append(ids, identity{role, creds, p})
+	}
+	return ids, nil
 }
 
-// PolicyName is the name of the canned policy of role (service, upload or
-// download) for bucket.
+// PolicyName is the name of the canned policy of role (upload, download
+// or one of Roles) for bucket.
 func PolicyName(bucket, role string) string {
 	return "docuvault-" + bucket + "-" + role
 }
 
-// Provision creates, as admin, the bucket, the three identities of cfg and
-// their policies, and attaches to each identity its policy and no other.
-// It is idempotent: run again, it sets the same policies and secrets.
-func Provision(ctx context.Context, cfg Config, admin Credentials) error {
+// retiredRoles are the roles of identities earlier releases provisioned:
+// "service" held every role's rights (stat, read, delete, list, abort
+// uploads and the notification rules).
+var retiredRoles = []string{"service"}
+
+// Provision creates, as admin, the bucket, cfg.Upload and cfg.Download
+// identities and one identity per entry of roles (role name ->
+// credentials) with RolePolicy; cfg.Service is not used. It attaches to
+// each identity its policy and no other, and takes the policies of
+// retired roles (an earlier release's shared "service" identity) from
+// whoever holds them, then deletes them. It is idempotent: run again, it
+// sets the same policies and secrets.
+func Provision(ctx context.Context, cfg Config, roles map[string]Credentials, admin Credentials) error {
+	ids, err := identities(cfg, roles)
+	if err != nil {
+		return err
+	}
 	keys := map[string]bool{admin.AccessKey: true}
-	for _, id := range cfg.identities() {
+	for _, id := range ids {
 		if id.creds.AccessKey == "" || keys[id.creds.AccessKey] {
 			return fmt.Errorf("the %s identity needs an access key of its own, not %q", id.role, id.creds.AccessKey)
 		}
@@ -139,7 +246,7 @@ func Provision(ctx context.Context, cfg Config, admin Credentials) error {
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
-	root, err := newClient(cfg.Endpoint, admin, cfg, 3)
+	root, err := newClient(cfg.Endpoint, admin, cfg.UseTLS, cfg.Region, 3)
 	if err != nil {
 		return err
 	}
@@ -152,10 +259,47 @@ func Provision(ctx context.Context, cfg Config, admin Credentials) error {
 	if err != nil {
 		return fmt.Errorf("minio admin client for %s: %w", cfg.Endpoint, err)
 	}
-	for _, id := range cfg.identities() {
+	for _, id := range ids {
 		if err := provisionIdentity(ctx, adm, PolicyName(cfg.Bucket, id.role), id); err != nil {
 			return fmt.Errorf("MinIO %s identity %q: %w", id.role, id.creds.AccessKey, err)
 		}
+	}
+	for _, role := range retiredRoles {
+		if err := retirePolicy(ctx, adm, PolicyName(cfg.Bucket, role)); err != nil {
+			return fmt.Errorf("MinIO policy %s of an earlier release: %w", PolicyName(cfg.Bucket, role), err)
+		}
+	}
+	return nil
+}
+
+// retirePolicy detaches the canned policy name from every user and group
+// that holds it and deletes it; a policy that is not there is not an
+// error.
+func retirePolicy(ctx context.Context, adm *madmin.AdminClient, name string) error {
+	if _, err := adm.InfoCannedPolicyV2(ctx, name); err != nil {
+		if madmin.ToErrorResponse(err).Code == "XMinioAdminNoSuchPolicy" {
+			return nil
+		}
+		return fmt.Errorf("read policy: %w", err)
+	}
+	ents, err := adm.GetPolicyEntities(ctx, madmin.PolicyEntitiesQuery{Policy: []string{name}})
+	if err != nil {
+		return fmt.Errorf("list who holds it: %w", err)
+	}
+	for _, pm := range ents.PolicyMappings {
+		for _, user := range pm.Users {
+			if _, err := adm.DetachPolicy(ctx, madmin.PolicyAssociationReq{Policies: []string{name}, User: user}); err != nil {
+				return fmt.Errorf("detach it from user %q: %w", user, err)
+			}
+		}
+		for _, group := range pm.Groups {
+			if _, err := adm.DetachPolicy(ctx, madmin.PolicyAssociationReq{Policies: []string{name}, Group: group}); err != nil {
+				return fmt.Errorf("detach it from group %q: %w", group, err)
+			}
+		}
+	}
+	if err := adm.RemoveCannedPolicy(ctx, name); err != nil && madmin.ToErrorResponse(err).Code != "XMinioAdminNoSuchPolicy" {
+		return fmt.Errorf("delete it: %w", err)
 	}
 	return nil
 }
@@ -233,78 +377,4 @@ func provisionIdentityOnce(ctx context.Context, adm *madmin.AdminClient, policyN
 		return fmt.Errorf("is a member of groups %v, whose policies it would hold too: remove it from them", info.MemberOf)
 	}
 	return nil
-}
-
-// CheckSigners refuses identities that could grant more than their job,
-// with probes that store nothing: the upload identity must be able to put
-// (a PUT whose Content-MD5 does not match its body: refused with BadDigest
-// after the policy allowed it) and must not be able to read (or a PUT could
-// copy any object in); the services' identity must not be able to put; the
-// download identity must not be able to delete. MinIO's root credential
-// fails all but the first probe, a wrong upload secret the first.
-func (s *Store) CheckSigners(ctx context.Context) error {
-	probe := "docuvault-signer-check/" + randomHex(8)
-	var errs []error
-	uploads, err := newClient(s.cfg.Endpoint, s.cfg.Upload, s.cfg, 3)
-	if err != nil {
-		return err
-	}
-	md5 := http.Header{"Content-Md5": {"1B2M2Y8AsgTpgAmY7PhCfg=="}} // the MD5 of no bytes; the probe sends one
-	if status, code, err := presignedProbe(ctx, uploads, http.MethodPut, s.cfg.Bucket, probe, md5, "x"); err != nil {
-		return translate(err, "check signer")
-	} else if code != "BadDigest" {
-		errs = append(errs, fmt.Errorf("MINIO_UPLOAD_ACCESS_KEY %q cannot put objects: MinIO answered %d %s", s.cfg.Upload.AccessKey, status, code))
-	}
-	if status, _, err := presignedProbe(ctx, uploads, http.MethodHead, s.cfg.Bucket, probe, nil, ""); err != nil {
-		return translate(err, "check signer")
-	} else if status != http.StatusForbidden {
-		errs = append(errs, fmt.Errorf("MINIO_UPLOAD_ACCESS_KEY %q may read objects (MinIO answered %d, not 403): an upload URL could copy any object in; give it only s3:PutObject (`docuvault setup` does)", s.cfg.Upload.AccessKey, status))
-	}
-	if status, code, err := presignedProbe(ctx, s.internal, http.MethodPut, s.cfg.Bucket, probe, md5, "x"); err != nil {
-		return translate(err, "check signer")
-	} else if code != "AccessDenied" {
-		errs = append(errs, fmt.Errorf("MINIO_ACCESS_KEY %q is not refused a PUT (MinIO answered %d %s): the services never write objects; give it only the service policy (`docuvault setup` does)", s.cfg.Service.AccessKey, status, code))
-	}
-	downloads, err := newClient(s.cfg.Endpoint, s.cfg.Download, s.cfg, 3)
-	if err != nil {
-		return err
-	}
-	if status, code, err := presignedProbe(ctx, downloads, http.MethodDelete, s.cfg.Bucket, probe, nil, ""); err != nil {
-		return translate(err, "check signer")
-	} else if code != "AccessDenied" {
-		errs = append(errs, fmt.Errorf("MINIO_DOWNLOAD_ACCESS_KEY %q is not refused a delete (MinIO answered %d %s): give it only s3:GetObject (`docuvault setup` does)", s.cfg.Download.AccessKey, status, code))
-	}
-	return errors.Join(errs...)
-}
-
-// presignedProbe sends method to a URL c presigns for key, with hdr signed
-// and body, and returns MinIO's status and error code.
-func presignedProbe(ctx context.Context, c *minio.Client, method, bucket, key string, hdr http.Header, body string) (int, string, error) {
-	u, err := c.PresignHeader(ctx, method, bucket, key, time.Minute, nil, hdr)
-	if err != nil {
-		return 0, "", err
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), strings.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	var e struct {
-		Code string `xml:"Code"`
-	}
-	_ = xml.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
-	return resp.StatusCode, e.Code, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -3,7 +3,12 @@ package objectstore_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +16,7 @@ import (
 	"github.com/minio/madmin-go/v3"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/notification"
 
 	"github.com/docuvault/docuvault/shared/objectstore"
 	"github.com/docuvault/docuvault/shared/testenv"
@@ -18,19 +24,52 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// identities returns a Config for a fresh bucket name on mi with three
-// fresh identities.
-func identities(t *testing.T, mi *testenv.MinIOServer) objectstore.Config {
+// fixture is a bucket with its identities, provisioned on a real MinIO.
+type fixture struct {
+	mi    *testenv.MinIOServer
+	cfg   objectstore.Config // Service is the api's identity
+	roles map[string]objectstore.Credentials
+	root  objectstore.Credentials
+	adm   *madmin.AdminClient
+}
+
+// newFixture returns a fresh bucket and fresh identities for it, not yet
+// provisioned.
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	tag := strings.ReplaceAll(t.Name(), "/", "-")
-	tag = strings.ToLower(tag[max(0, len(tag)-12):])
-	return objectstore.Config{
+	mi := testenv.MinIO(t)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	tag := "t" + hex.EncodeToString(b)
+	f := &fixture{
+		mi:    mi,
+		roles: map[string]objectstore.Credentials{},
+		root:  objectstore.Credentials{AccessKey: mi.AccessKey, SecretKey: mi.SecretKey},
+	}
+	for _, role := range objectstore.Roles {
+		f.roles[role] = objectstore.Credentials{AccessKey: tag + "-" + role, SecretKey: role + "-secret"}
+	}
+	f.cfg = objectstore.Config{
 		Endpoint: mi.Endpoint,
-		Service:  objectstore.Credentials{AccessKey: tag + "-svc", SecretKey: "service-secret"},
+		Service:  f.roles["api"],
+		Role:     "api",
 		Upload:   objectstore.Credentials{AccessKey: tag + "-put", SecretKey: "upload-secret"},
 		Download: objectstore.Credentials{AccessKey: tag + "-get", SecretKey: "download-secret"},
-		Bucket:   "id-" + strings.Trim(tag, "-"),
+		Bucket:   mi.NewBucket(t),
 		Region:   mi.Region,
+	}
+	adm, err := madmin.NewWithOptions(mi.Endpoint, &madmin.Options{Creds: credentials.NewStaticV4(mi.AccessKey, mi.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.adm = adm
+	return f
+}
+
+func (f *fixture) provision(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := objectstore.Provision(ctx, f.cfg, f.roles, f.root); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -60,165 +99,383 @@ func allowed(t *testing.T, what string, err error) bool {
 	return true
 }
 
-// TestProvisionedIdentitiesHoldOnlyTheirJob creates the bucket and the three
-// identities twice (it is idempotent) and checks, against MinIO, what each
-// identity may do.
+// TestProvisionedIdentitiesHoldOnlyTheirJob provisions the bucket, the
+// signers and every role's identity twice (it is idempotent) and checks,
+// against MinIO, every right each identity uses and every one it lacks.
 func TestProvisionedIdentitiesHoldOnlyTheirJob(t *testing.T) {
 	t.Parallel()
-	mi := testenv.MinIO(t)
-	cfg := identities(t, mi)
-	root := objectstore.Credentials{AccessKey: mi.AccessKey, SecretKey: mi.SecretKey}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+
+	// An earlier release's shared "service" identity, with its policy.
+	oldPolicy := []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:DeleteObject"],"Resource":["arn:aws:s3:::` + f.cfg.Bucket + `/*"]},{"Effect":"Allow","Action":["s3:ListBucket","s3:PutBucketNotification"],"Resource":["arn:aws:s3:::` + f.cfg.Bucket + `"]}]}`)
+	oldName := objectstore.PolicyName(f.cfg.Bucket, "service")
+	oldUser := f.cfg.Upload.AccessKey + "-svc"
+	if err := f.adm.AddCannedPolicy(ctx, oldName, oldPolicy); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.adm.AddUser(ctx, oldUser, "service-secret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.adm.AttachPolicy(ctx, madmin.PolicyAssociationReq{Policies: []string{oldName}, User: oldUser}); err != nil {
+		t.Fatal(err)
+	}
+
 	for range 2 {
-		if err := objectstore.Provision(ctx, cfg, root); err != nil {
+		f.provision(t, ctx)
+	}
+	if _, err := f.adm.InfoCannedPolicyV2(ctx, oldName); madmin.ToErrorResponse(err).Code != "XMinioAdminNoSuchPolicy" {
+		t.Errorf("the earlier release's policy %s is still there after provisioning (%v)", oldName, err)
+	}
+	if info, err := f.adm.GetUserInfo(ctx, oldUser); err != nil || info.PolicyName != "" {
+		t.Errorf("the earlier release's service user holds %q after provisioning (%v)", info.PolicyName, err)
+	}
+
+	bucket := f.cfg.Bucket
+	body := []byte("hello")
+	up := client(t, f.mi, f.cfg.Upload)
+	put := func(c *minio.Client, key string) error {
+		_, err := c.PutObject(ctx, bucket, key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+		return err
+	}
+	if err := put(up, "obj/read"); err != nil {
+		t.Fatal(err)
+	}
+	// Each role deletes and aborts its own object and upload.
+	uploads := map[string]string{}
+	for _, role := range objectstore.Roles {
+		if err := put(up, "del/"+role); err != nil {
 			t.Fatal(err)
 		}
-	}
-	t.Cleanup(func() { removeBucket(t, mi, cfg.Bucket) })
-
-	body := []byte("hello")
-	put := func(c *minio.Client, key string) error {
-		_, err := c.PutObject(ctx, cfg.Bucket, key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
-		return err
-	}
-	stat := func(c *minio.Client, key string) error {
-		_, err := c.StatObject(ctx, cfg.Bucket, key, minio.StatObjectOptions{})
-		return err
-	}
-	list := func(c *minio.Client) error {
-		for o := range c.ListObjects(ctx, cfg.Bucket, minio.ListObjectsOptions{Recursive: true}) {
-			return o.Err
+		id, err := (minio.Core{Client: up}).NewMultipartUpload(ctx, bucket, "mp/"+role, minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		uploads[role] = id
 	}
-	del := func(c *minio.Client, key string) error {
-		return c.RemoveObject(ctx, cfg.Bucket, key, minio.RemoveObjectOptions{})
+	t.Cleanup(func() {
+		root := minio.Core{Client: f.mi.Client(t)}
+		for role, id := range uploads {
+			_ = root.AbortMultipartUpload(context.Background(), bucket, "mp/"+role, id)
+		}
+	})
+
+	denyAll := `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":["*"]},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::` + bucket + `/nothing/*"]}]}`
+	type action struct {
+		name string
+		do   func(c *minio.Client, role string) error
 	}
-	notify := func(c *minio.Client) error {
-		_, err := c.GetBucketNotification(ctx, cfg.Bucket)
-		return err
+	actions := []action{
+		{"put an object", func(c *minio.Client, role string) error { return put(c, "put/"+role) }},
+		{"stat an object", func(c *minio.Client, _ string) error {
+			_, err := c.StatObject(ctx, bucket, "obj/read", minio.StatObjectOptions{})
+			return err
+		}},
+		{"read an object", func(c *minio.Client, _ string) error {
+			o, err := c.GetObject(ctx, bucket, "obj/read", minio.GetObjectOptions{})
+			if err != nil {
+				return err
+			}
+			defer o.Close()
+			_, err = io.ReadAll(o)
+			return err
+		}},
+		{"delete an object", func(c *minio.Client, role string) error {
+			return c.RemoveObject(ctx, bucket, "del/"+role, minio.RemoveObjectOptions{})
+		}},
+		{"list the bucket", func(c *minio.Client, _ string) error {
+			for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
+				return o.Err
+			}
+			return nil
+		}},
+		{"list multipart uploads", func(c *minio.Client, role string) error {
+			_, err := (minio.Core{Client: c}).ListMultipartUploads(ctx, bucket, "mp/"+role, "", "", "", 10)
+			return err
+		}},
+		{"list an upload's parts", func(c *minio.Client, role string) error {
+			_, err := (minio.Core{Client: c}).ListObjectParts(ctx, bucket, "mp/"+role, uploads[role], 0, 10)
+			return err
+		}},
+		{"abort an upload", func(c *minio.Client, role string) error {
+			return (minio.Core{Client: c}).AbortMultipartUpload(ctx, bucket, "mp/"+role, uploads[role])
+		}},
+		{"read the notification rules", func(c *minio.Client, _ string) error {
+			_, err := c.GetBucketNotification(ctx, bucket)
+			return err
+		}},
+		{"set the notification rules", func(c *minio.Client, _ string) error {
+			return c.SetBucketNotification(ctx, bucket, notification.Configuration{})
+		}},
+		{"read the bucket policy", func(c *minio.Client, _ string) error {
+			_, err := c.GetBucketPolicy(ctx, bucket)
+			return err
+		}},
+		{"set the bucket policy", func(c *minio.Client, _ string) error { return c.SetBucketPolicy(ctx, bucket, denyAll) }},
+		{"read the versioning", func(c *minio.Client, _ string) error {
+			_, err := c.GetBucketVersioning(ctx, bucket)
+			return err
+		}},
+		{"set the versioning", func(c *minio.Client, _ string) error { return c.SuspendVersioning(ctx, bucket) }},
+		{"see the bucket", func(c *minio.Client, _ string) error {
+			_, err := c.BucketExists(ctx, bucket)
+			return err
+		}},
+		{"make a bucket", func(c *minio.Client, role string) error {
+			return c.MakeBucket(ctx, bucket+"-"+role, minio.MakeBucketOptions{Region: f.mi.Region})
+		}},
+		{"remove the bucket", func(c *minio.Client, _ string) error { return c.RemoveBucket(ctx, bucket) }},
 	}
-	makeBucket := func(c *minio.Client) error {
-		return c.MakeBucket(ctx, cfg.Bucket+"-x", minio.MakeBucketOptions{Region: mi.Region})
+	// What each role's code calls, and nothing else.
+	uses := map[string][]string{
+		"api": {"stat an object", "read an object", "delete an object", "list multipart uploads", "list an upload's parts",
+			"abort an upload", "read the bucket policy", "read the versioning", "see the bucket"},
+		"confirmer":  {"stat an object", "read an object", "delete an object", "read the notification rules", "set the notification rules", "see the bucket"},
+		"sweeper":    {"stat an object", "read an object", "delete an object", "list the bucket", "list multipart uploads", "abort an upload", "see the bucket"},
+		"classifier": {"stat an object", "read an object", "see the bucket"},
+		"upload":     {"put an object"},
+		"download":   {"stat an object", "read an object"},
 	}
-	up, down, svc := client(t, mi, cfg.Upload), client(t, mi, cfg.Download), client(t, mi, cfg.Service)
-	cases := []struct {
-		who, what string
-		err       error
-		want      bool
-	}{
-		{"upload", "put", put(up, "a/1"), true},
-		{"upload", "stat", stat(up, "a/1"), false},
-		{"upload", "list", list(up), false},
-		{"upload", "delete", del(up, "a/1"), false},
-		{"upload", "read notifications", notify(up), false},
-		{"upload", "make a bucket", makeBucket(up), false},
-		{"download", "stat", stat(down, "a/1"), true},
-		{"download", "put", put(down, "a/2"), false},
-		{"download", "list", list(down), false},
-		{"download", "delete", del(down, "a/1"), false},
-		{"service", "stat", stat(svc, "a/1"), true},
-		{"service", "list", list(svc), true},
-		{"service", "read notifications", notify(svc), true},
-		{"service", "put", put(svc, "a/3"), false},
-		{"service", "make a bucket", makeBucket(svc), false},
-		{"service", "delete", del(svc, "a/1"), true},
+	creds := map[string]objectstore.Credentials{"upload": f.cfg.Upload, "download": f.cfg.Download}
+	for role, c := range f.roles {
+		creds[role] = c
 	}
-	for _, c := range cases {
-		if got := allowed(t, c.who+" "+c.what, c.err); got != c.want {
-			t.Errorf("the %s identity may %s: %v, want %v (%v)", c.who, c.what, got, c.want, c.err)
+	for _, who := range append(slices.Clone(objectstore.Roles), "upload", "download") {
+		c := client(t, f.mi, creds[who])
+		for _, a := range actions {
+			if who == "upload" && a.name == "put an object" {
+				continue // it put the objects above
+			}
+			want := slices.Contains(uses[who], a.name)
+			err := a.do(c, who)
+			if got := allowed(t, who+" "+a.name, err); got != want {
+				t.Errorf("the %s identity may %s: %v, want %v (%v)", who, a.name, got, want, err)
+			}
 		}
 	}
 
-	s, err := objectstore.New(cfg)
+	for _, role := range objectstore.Roles {
+		cfg := f.cfg
+		cfg.Service, cfg.Role = f.roles[role], role
+		s, err := objectstore.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CheckBucket(ctx); err != nil {
+			t.Errorf("%s: %v", role, err)
+		}
+	}
+	s, err := objectstore.New(f.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CheckBucket(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.CheckSigners(ctx); err != nil {
-		t.Fatalf("the provisioned signers fail the check: %v", err)
+		t.Fatalf("the provisioned identities fail the api's start-up check: %v", err)
 	}
 }
 
-// TestSignersWithMoreRightsAreRefused checks that the api's start-up check
-// refuses to sign with the root credential, or with an identity that was
-// given a broader policy beside its own.
-func TestSignersWithMoreRightsAreRefused(t *testing.T) {
+// TestProvisionRefusesSharedOrUnknownIdentities checks that one access key
+// never serves two jobs and that an unknown role is refused.
+func TestProvisionRefusesSharedOrUnknownIdentities(t *testing.T) {
 	t.Parallel()
-	mi := testenv.MinIO(t)
-	cfg := identities(t, mi)
-	root := objectstore.Credentials{AccessKey: mi.AccessKey, SecretKey: mi.SecretKey}
+	f := newFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := objectstore.Provision(ctx, cfg, root); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { removeBucket(t, mi, cfg.Bucket) })
-
-	rootSigns := cfg
-	rootSigns.Service, rootSigns.Upload, rootSigns.Download = root, root, root
-	s, err := objectstore.New(rootSigns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = s.CheckSigners(ctx)
-	for _, want := range []string{"MINIO_UPLOAD_ACCESS_KEY", "may read objects", "MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_ACCESS_KEY", "is not refused a PUT"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("root signing: check says %v, want it to say %q", err, want)
-		}
-	}
-
-	wrong := cfg
-	wrong.Upload.SecretKey = "not-the-secret"
-	if s, err = objectstore.New(wrong); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CheckSigners(ctx); err == nil || !strings.Contains(err.Error(), "cannot put objects") {
-		t.Errorf("a wrong upload secret: check says %v", err)
-	}
-
-	// An operator attaches readwrite to the upload identity: the check
-	// refuses it, and provisioning again takes it away.
-	adm, err := madmin.NewWithOptions(mi.Endpoint, &madmin.Options{Creds: credentials.NewStaticV4(root.AccessKey, root.SecretKey, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.AttachPolicy(ctx, madmin.PolicyAssociationReq{Policies: []string{"readwrite"}, User: cfg.Upload.AccessKey}); err != nil {
-		t.Fatal(err)
-	}
-	if s, err = objectstore.New(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CheckSigners(ctx); err == nil || !strings.Contains(err.Error(), "may read objects") {
-		t.Errorf("upload identity with readwrite: check says %v", err)
-	}
-	if err := objectstore.Provision(ctx, cfg, root); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CheckSigners(ctx); err != nil {
-		t.Errorf("after provisioning again: %v", err)
-	}
-
-	same := cfg
-	same.Download = cfg.Upload
-	if err := objectstore.Provision(ctx, same, root); err == nil {
+	same := f.cfg
+	same.Download = f.cfg.Upload
+	if err := objectstore.Provision(ctx, same, f.roles, f.root); err == nil {
 		t.Error("provisioning one identity for two jobs succeeded")
+	}
+	roles := map[string]objectstore.Credentials{"api": f.roles["api"], "sweeper": f.roles["api"]}
+	if err := objectstore.Provision(ctx, f.cfg, roles, f.root); err == nil {
+		t.Error("provisioning one identity for two roles succeeded")
+	}
+	roles = map[string]objectstore.Credentials{"service": f.roles["api"]}
+	if err := objectstore.Provision(ctx, f.cfg, roles, f.root); err == nil || !strings.Contains(err.Error(), `unknown role "service"`) {
+		t.Errorf("provisioning an unknown role: %v", err)
+	}
+	if _, err := objectstore.RolePolicy(f.cfg.Bucket, "admin"); err == nil {
+		t.Error("RolePolicy of an unknown role succeeded")
 	}
 }
 
-func removeBucket(t *testing.T, mi *testenv.MinIOServer, bucket string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := mi.Client(t)
-	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
-		if o.Err == nil {
-			_ = c.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{})
+// checkSays runs the store's start-up check until it fails saying every
+// one of want (MinIO applies an IAM change at once on one node; the wait
+// only covers a slow machine), and fails the test if it never does.
+func checkSays(t *testing.T, ctx context.Context, s *objectstore.Store, want ...string) error {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err = s.CheckSigners(ctx)
+		missing := ""
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			return err
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("check says %v, want it to say %q", err, missing)
+			return err
 		}
 	}
-	if err := c.RemoveBucket(ctx, bucket); err != nil {
-		t.Errorf("remove bucket %s: %v", bucket, err)
+}
+
+// checkPasses runs the store's start-up check until it passes, for up to
+// 5 s, and fails the test if it never does.
+func checkPasses(t *testing.T, ctx context.Context, s *objectstore.Store) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err = s.CheckSigners(ctx); err == nil {
+			return
+		}
 	}
+	t.Errorf("the check still fails: %v", err)
+}
+
+// TestStartUpCheckNamesWhatFailed breaks a provisioned store in each way
+// the api's start-up check looks for, and checks that it then fails
+// naming it, and passes once repaired.
+func TestStartUpCheckNamesWhatFailed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f.provision(t, ctx)
+	s, err := objectstore.New(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPasses(t, ctx, s)
+	root := f.mi.Client(t)
+
+	t.Run("root signs", func(t *testing.T) {
+		cfg := f.cfg
+		cfg.Service, cfg.Upload, cfg.Download = f.root, f.root, f.root
+		rs, err := objectstore.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSays(t, ctx, rs, "MINIO_UPLOAD_ACCESS_KEY", "may read objects", "may read another bucket's objects",
+			"may list the bucket", "MINIO_DOWNLOAD_ACCESS_KEY", "MINIO_API_ACCESS_KEY", "is not refused a PUT",
+			"is not refused setting the bucket's notification rules", "is not refused setting the bucket's policy",
+			"is not refused setting the bucket's versioning", "is not refused listing the bucket")
+	})
+
+	t.Run("wrong upload secret", func(t *testing.T) {
+		cfg := f.cfg
+		cfg.Upload.SecretKey = "not-the-secret"
+		ws, err := objectstore.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSays(t, ctx, ws, "cannot put objects")
+	})
+
+	// An operator attaches readwrite to an identity: the check refuses
+	// it, and provisioning again takes it away.
+	broaden := func(t *testing.T, user, policy string, want ...string) {
+		t.Helper()
+		if _, err := f.adm.AttachPolicy(ctx, madmin.PolicyAssociationReq{Policies: []string{policy}, User: user}); err != nil {
+			t.Fatal(err)
+		}
+		checkSays(t, ctx, s, want...)
+		f.provision(t, ctx)
+		checkPasses(t, ctx, s)
+	}
+	t.Run("too-broad upload identity", func(t *testing.T) {
+		broaden(t, f.cfg.Upload.AccessKey, "readwrite", "MINIO_UPLOAD_ACCESS_KEY", "may read objects",
+			"may read objects under another prefix", "may read another bucket's objects", "may list the bucket", "may delete objects")
+	})
+	t.Run("download identity may write", func(t *testing.T) {
+		broaden(t, f.cfg.Download.AccessKey, "readwrite", "MINIO_DOWNLOAD_ACCESS_KEY", "is not refused a PUT", "is not refused a delete")
+	})
+	t.Run("api identity may set notification rules", func(t *testing.T) {
+		broaden(t, f.cfg.Service.AccessKey, objectstore.PolicyName(f.cfg.Bucket, "confirmer"),
+			"MINIO_API_ACCESS_KEY", "is not refused setting the bucket's notification rules")
+	})
+	t.Run("api identity may list", func(t *testing.T) {
+		broaden(t, f.cfg.Service.AccessKey, objectstore.PolicyName(f.cfg.Bucket, "sweeper"),
+			"MINIO_API_ACCESS_KEY", "is not refused listing the bucket")
+	})
+
+	t.Run("a header statement removed", func(t *testing.T) {
+		var p struct {
+			Version   string
+			Statement []map[string]any
+		}
+		if err := json.Unmarshal(objectstore.UploadPolicy(f.cfg.Bucket), &p); err != nil {
+			t.Fatal(err)
+		}
+		name := objectstore.PolicyName(f.cfg.Bucket, "upload")
+		denies := 0
+		for i, st := range p.Statement {
+			if st["Effect"] != "Deny" {
+				continue
+			}
+			denies++
+			var key string
+			for k := range st["Condition"].(map[string]any)["Null"].(map[string]any) {
+				key = k
+			}
+			without := p
+			without.Statement = slices.Delete(slices.Clone(p.Statement), i, i+1)
+			b, _ := json.Marshal(without)
+			if err := f.adm.AddCannedPolicy(ctx, name, b); err != nil {
+				t.Fatal(err)
+			}
+			err := checkSays(t, ctx, s, "MINIO_UPLOAD_ACCESS_KEY", "is not refused a PUT with", "condition "+key+")")
+			if n := strings.Count(errText(err), "is not refused a PUT with"); n != 1 {
+				t.Errorf("without the Deny statement of %s the check names %d headers: %v", key, n, err)
+			}
+		}
+		if denies < 10 {
+			t.Errorf("the upload policy has %d Deny statements, want one per header (10)", denies)
+		}
+		f.provision(t, ctx)
+		checkPasses(t, ctx, s)
+	})
+
+	t.Run("anonymous read policy", func(t *testing.T) {
+		public := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::` + f.cfg.Bucket + `/*"]}]}`
+		if err := root.SetBucketPolicy(ctx, f.cfg.Bucket, public); err != nil {
+			t.Fatal(err)
+		}
+		checkSays(t, ctx, s, "has a bucket policy", "lets anonymous requests read")
+		if err := root.SetBucketPolicy(ctx, f.cfg.Bucket, ""); err != nil {
+			t.Fatal(err)
+		}
+		checkPasses(t, ctx, s)
+	})
+
+	t.Run("versioning enabled", func(t *testing.T) {
+		if err := root.EnableVersioning(ctx, f.cfg.Bucket); err != nil {
+			t.Fatal(err)
+		}
+		checkSays(t, ctx, s, "has versioning enabled")
+		if err := root.SuspendVersioning(ctx, f.cfg.Bucket); err != nil {
+			t.Fatal(err)
+		}
+		checkPasses(t, ctx, s)
+	})
+
+	// The probes stored nothing.
+	for o := range root.ListObjects(ctx, f.cfg.Bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		t.Errorf("the check left %s (version %q) in the bucket", o.Key, o.VersionID)
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -27,21 +27,38 @@ type Credentials struct {
 	SecretKey string
 }
 
-// Config locates the bucket and the two endpoints, and names the three
+// Config locates the bucket and the two endpoints, and names the
 // identities the store works as.
 type Config struct {
 	Endpoint       string // host:port the services reach
 	PublicEndpoint string // host:port browsers reach; "" means Endpoint
-	// Service does the services' own work: stat, read, delete, list and
-	// bucket notification set-up (ServicePolicy).
+	// Service is the identity the store does its own work as: the role's
+	// of the process (each role's process builds its Store with its own
+	// role's credentials; RolePolicy says what each may do).
 	Service Credentials
+	// Role names the role whose identity Service is (one of Roles), for
+	// messages: MINIO_<ROLE>_ACCESS_KEY. "" names it "the store's identity".
+	Role string
 	// Upload signs upload URLs; it may only put objects (UploadPolicy).
 	Upload Credentials
 	// Download signs download URLs; it may only get objects (DownloadPolicy).
 	Download Credentials
 	Bucket   string
 	Region   string
-	UseTLS   bool
+	UseTLS   bool // TLS to Endpoint
+	// PublicUseTLS is TLS to PublicEndpoint: the scheme of the presigned
+	// URLs browsers use, apart from UseTLS (a proxy in front of MinIO may
+	// serve HTTPS to browsers while the services reach MinIO directly).
+	PublicUseTLS bool
+}
+
+// serviceKey names the variable of the store's own access key, for
+// messages.
+func (cfg Config) serviceKey() string {
+	if cfg.Role == "" {
+		return "the store's identity"
+	}
+	return "MINIO_" + strings.ToUpper(cfg.Role) + "_ACCESS_KEY"
 }
 
 // Store is the MinIO document.Objects.
@@ -52,7 +69,7 @@ type Store struct {
 	// multipart uploads, the only writes the services make.
 	writer minio.Core
 	// The signers are on PublicEndpoint: a URL is signed for the host the
-	// browser sends it to.
+	// browser sends it to, with its scheme (PublicUseTLS).
 	uploads   *minio.Client
 	downloads *minio.Client
 	cfg       Config
@@ -68,21 +85,21 @@ func New(cfg Config) (*Store, error) {
 	}
 	// Few retries: a caller waiting on an unreachable store should hear
 	// "unavailable" in about a second, and consumers retry on their own.
-	internal, err := newClient(cfg.Endpoint, cfg.Service, cfg, 3)
+	internal, err := newClient(cfg.Endpoint, cfg.Service, cfg.UseTLS, cfg.Region, 3)
 	if err != nil {
 		return nil, err
 	}
 	// The region is set so that signing never asks the public endpoint,
 	// which may not resolve from where the service runs.
-	uploads, err := newClient(cfg.PublicEndpoint, cfg.Upload, cfg, 0)
+	uploads, err := newClient(cfg.PublicEndpoint, cfg.Upload, cfg.PublicUseTLS, cfg.Region, 0)
 	if err != nil {
 		return nil, err
 	}
-	downloads, err := newClient(cfg.PublicEndpoint, cfg.Download, cfg, 0)
+	downloads, err := newClient(cfg.PublicEndpoint, cfg.Download, cfg.PublicUseTLS, cfg.Region, 0)
 	if err != nil {
 		return nil, err
 	}
-	writer, err := newClient(cfg.Endpoint, cfg.Upload, cfg, 3)
+	writer, err := newClient(cfg.Endpoint, cfg.Upload, cfg.UseTLS, cfg.Region, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -90,10 +107,10 @@ func New(cfg Config) (*Store, error) {
 		uploads: uploads, downloads: downloads, cfg: cfg}, nil
 }
 
-// newClient returns a minio-go client of endpoint acting as id; retries 0
-// means minio-go's default.
-func newClient(endpoint string, id Credentials, cfg Config, retries int) (*minio.Client, error) {
-	opts := &minio.Options{Creds: credentials.NewStaticV4(id.AccessKey, id.SecretKey, ""), Secure: cfg.UseTLS, Region: cfg.Region}
+// newClient returns a minio-go client of endpoint acting as id, over TLS
+// if secure; retries 0 means minio-go's default.
+func newClient(endpoint string, id Credentials, secure bool, region string, retries int) (*minio.Client, error) {
+	opts := &minio.Options{Creds: credentials.NewStaticV4(id.AccessKey, id.SecretKey, ""), Secure: secure, Region: region}
 	if retries > 0 {
 		opts.MaxRetries = retries
 	}
@@ -107,14 +124,14 @@ func newClient(endpoint string, id Credentials, cfg Config, retries int) (*minio
 // Bucket returns the bucket's name.
 func (s *Store) Bucket() string { return s.cfg.Bucket }
 
-// CheckBucket reports whether the bucket exists and the service identity
-// may list it. The bucket is made by `docuvault setup` (Provision): the
-// services' identity may not create buckets.
+// CheckBucket reports whether the bucket exists and the store's identity
+// may see it (HeadBucket). The bucket is made by `docuvault setup`
+// (Provision): no role's identity may create buckets.
 func (s *Store) CheckBucket(ctx context.Context) error {
 	exists, err := s.internal.BucketExists(ctx, s.cfg.Bucket)
 	if err != nil {
 		if minio.ToErrorResponse(err).StatusCode == http.StatusForbidden {
-			return fmt.Errorf("MINIO_ACCESS_KEY %q may not list bucket %q: give it the service policy (`docuvault setup` does): %w", s.cfg.Service.AccessKey, s.cfg.Bucket, err)
+			return fmt.Errorf("%s %q may not see bucket %q: give it its role's policy (`docuvault setup` does): %w", s.cfg.serviceKey(), s.cfg.Service.AccessKey, s.cfg.Bucket, err)
 		}
 		return translate(err, "check bucket")
 	}

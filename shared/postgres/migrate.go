@@ -21,7 +21,9 @@ var migrations embed.FS
 const migrationLock = 0x646f6376 // "docv"
 
 // Migrate applies the embedded migrations not yet applied, in version order,
-// in one transaction. It is safe to call from many processes at once.
+// in one transaction, then checks that the database keeps this release's
+// AccountingVersion: a role refuses to start otherwise. It is safe to call
+// from many processes at once.
 //
 // A small runner rather than a library: the schema is a handful of files,
 // and this needs no dependency beyond pgx.
@@ -58,7 +60,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 				return err
 			}
 		}
-		return nil
+		// A release refuses to start beside an accounting it does not
+		// know (see AccountingVersion).
+		return checkAccounting(ctx, tx)
 	})
 }
 

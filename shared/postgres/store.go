@@ -39,12 +39,14 @@ func NewStore(pool *pgxpool.Pool, defaultQuota int64) *Store {
 	return s
 }
 
-// Open connects to the database at url and checks it answers.
+// Open connects to the database at url and checks it answers. Every
+// connection declares AccountingVersion.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
+	declareAccounting(&cfg.ConnConfig.Config)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -199,22 +201,27 @@ func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l docu
 // reservation, or, for a document no longer pending, from a read FOR
 // SHARE: a plain read would see it as it was when the statement began,
 // before the lock wait, so without the other door's charge; a locking read
-// returns the newest version.
+// returns the newest version. The quota row is locked by held before it is
+// written, so that what the reservation's release absorbed below zero
+// (clamped) is read from the version it writes.
 const confirmDocument = `WITH doc AS (
 		SELECT ` + documentColumns + ` FROM documents WHERE id = $1 FOR UPDATE
 	), pending AS (
 		SELECT doc.id, doc.user_id, doc.reserved_bytes FROM doc
 		WHERE doc.status = 'pending' AND EXISTS (SELECT 1 FROM quotas WHERE quotas.user_id = doc.user_id)
+	), held AS (
+		SELECT quotas.user_id, GREATEST(0, pending.reserved_bytes - quotas.reserved_bytes) AS clamped
+		FROM quotas JOIN pending USING (user_id) FOR UPDATE OF quotas
 	), charge AS (
 		UPDATE quotas SET used_bytes = quotas.used_bytes + $2,
 			reserved_bytes = GREATEST(0, quotas.reserved_bytes - pending.reserved_bytes)
-		FROM pending
+		FROM pending JOIN held USING (user_id)
 		WHERE $4 AND quotas.user_id = pending.user_id
 			AND quotas.used_bytes + $2 + GREATEST(0, quotas.reserved_bytes - pending.reserved_bytes) <= quotas.limit_bytes
 		RETURNING quotas.used_bytes, quotas.limit_bytes
 	), release AS (
 		UPDATE quotas SET reserved_bytes = GREATEST(0, quotas.reserved_bytes - pending.reserved_bytes)
-		FROM pending
+		FROM pending JOIN held USING (user_id)
 		WHERE quotas.user_id = pending.user_id AND NOT EXISTS (SELECT 1 FROM charge)
 		RETURNING quotas.used_bytes, quotas.limit_bytes
 	), verdict AS (
@@ -239,7 +246,8 @@ const confirmDocument = `WITH doc AS (
 		WHERE user_id = (SELECT user_id FROM doc) AND NOT EXISTS (SELECT 1 FROM pending)
 		FOR SHARE
 	)
-	SELECT doc.*, EXISTS (SELECT 1 FROM saved), EXISTS (SELECT 1 FROM charge), quota.used_bytes, quota.limit_bytes
+	SELECT doc.*, EXISTS (SELECT 1 FROM saved), EXISTS (SELECT 1 FROM charge), quota.used_bytes, quota.limit_bytes,
+		coalesce((SELECT clamped FROM held), 0)
 	FROM doc LEFT JOIN (
 		SELECT used_bytes, limit_bytes FROM charge
 		UNION ALL
@@ -267,11 +275,14 @@ func (s *Store) ConfirmDocument(ctx context.Context, c document.ConfirmChange) (
 		d, err := scanDocument(s.pool.QueryRow(ctx, confirmDocument, c.ID, c.SizeBytes, c.ETag, c.Charge, c.At,
 			c.Uploaded.ID, c.Uploaded.Subject(), uploaded, c.Rejected.ID, c.Rejected.Subject(), rejected,
 			c.RejectReason,
-		), &r.Changed, &r.Charged, &used, &limit)
+		), &r.Changed, &r.Charged, &used, &limit, &r.Clamp.Reserved)
 		if err != nil {
 			return r, translate(err, "document not found")
 		}
 		r.Document = d
+		if r.Clamp.Reserved > 0 {
+			r.Clamp.UserID = d.UserID
+		}
 		if used == nil {
 			// No quota row yet: make it, then confirm again.
 			if _, err := s.Quota(ctx, d.UserID); err != nil {
@@ -402,6 +413,17 @@ func (s *Store) InTx(ctx context.Context, fn func(document.Tx) error) error {
 type tx struct {
 	q      pgx.Tx
 	events []document.OutboxMessage // the events the transaction recorded
+	clamps []document.Clamp         // what its quota writes absorbed below zero
+}
+
+// Clamps returns what the transaction's quota writes absorbed below zero.
+func (t *tx) Clamps() []document.Clamp { return t.clamps }
+
+// clamp records what a quota write of user absorbed, if anything.
+func (t *tx) clamp(user uuid.UUID, used, reserved int64) {
+	if used > 0 || reserved > 0 {
+		t.clamps = append(t.clamps, document.Clamp{UserID: user, Used: used, Reserved: reserved})
+	}
 }
 
 // outboxMessage is event e, whose JSON is payload, as its outbox row holds it.
@@ -443,38 +465,79 @@ func (t *tx) RecordRemoval(ctx context.Context, key string, at time.Time) error 
 	return translate(err, "record removal")
 }
 
+// A clamp's write locks the quota row first (held), so that what it
+// absorbed below zero is read from the version it writes.
+
+// releaseQuota takes $2 from a user's used bytes, never below zero, and
+// answers what the clamp absorbed.
+const releaseQuota = `WITH held AS (
+		SELECT user_id, used_bytes FROM quotas WHERE user_id = $1 FOR UPDATE
+	)
+	UPDATE quotas SET used_bytes = GREATEST(0, quotas.used_bytes - $2::bigint)
+	FROM held WHERE quotas.user_id = held.user_id
+	RETURNING quotas.used_bytes, quotas.limit_bytes, GREATEST(0, $2::bigint - held.used_bytes)`
+
 func (t *tx) ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (document.Quota, error) {
 	q := document.Quota{UserID: user}
-	err := t.q.QueryRow(ctx, `UPDATE quotas SET used_bytes = GREATEST(0, used_bytes - $2) WHERE user_id = $1
-		RETURNING used_bytes, limit_bytes`, user, delta).Scan(&q.UsedBytes, &q.LimitBytes)
+	var clamped int64
+	err := t.q.QueryRow(ctx, releaseQuota, user, delta).Scan(&q.UsedBytes, &q.LimitBytes, &clamped)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Nothing was ever charged to a user without a quota row.
 		return q, nil
 	}
+	if err == nil {
+		t.clamp(user, clamped, 0)
+	}
 	return q, translate(err, "release quota")
 }
 
+// unreserve takes $2 from a user's reserved bytes, never below zero, and
+// answers what the clamp absorbed.
+const unreserve = `WITH held AS (
+		SELECT user_id, reserved_bytes FROM quotas WHERE user_id = $1 FOR UPDATE
+	)
+	UPDATE quotas SET reserved_bytes = GREATEST(0, quotas.reserved_bytes - $2::bigint)
+	FROM held WHERE quotas.user_id = held.user_id
+	RETURNING GREATEST(0, $2::bigint - held.reserved_bytes)`
+
 func (t *tx) Unreserve(ctx context.Context, user uuid.UUID, n int64) error {
-	_, err := t.q.Exec(ctx, `UPDATE quotas SET reserved_bytes = GREATEST(0, reserved_bytes - $2) WHERE user_id = $1`, user, n)
+	var clamped int64
+	err := t.q.QueryRow(ctx, unreserve, user, n).Scan(&clamped)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // nothing was ever reserved by a user without a quota row
+	}
+	if err == nil {
+		t.clamp(user, 0, clamped)
+	}
 	return translate(err, "release reservation")
 }
 
 // chargeQuota adds $2 to a user's used bytes when the result fits the
-// limit with the reservations (a release always fits), and answers the
-// quota either way.
-const chargeQuota = `WITH charge AS (
-		UPDATE quotas SET used_bytes = GREATEST(0, used_bytes + $2)
-		WHERE user_id = $1 AND ($2 <= 0 OR used_bytes + reserved_bytes + $2 <= limit_bytes)
-		RETURNING used_bytes, limit_bytes
+// limit with the reservations (a release always fits, never below zero),
+// and answers the quota either way, with what the clamp absorbed.
+const chargeQuota = `WITH held AS (
+		SELECT user_id, used_bytes FROM quotas WHERE user_id = $1 FOR UPDATE
+	), charge AS (
+		UPDATE quotas SET used_bytes = GREATEST(0, quotas.used_bytes + $2::bigint)
+		FROM held
+		WHERE quotas.user_id = held.user_id
+			AND ($2::bigint <= 0 OR quotas.used_bytes + quotas.reserved_bytes + $2::bigint <= quotas.limit_bytes)
+		RETURNING quotas.used_bytes, quotas.limit_bytes, GREATEST(0, -$2::bigint - held.used_bytes) AS clamped
 	)
-	SELECT used_bytes, limit_bytes, true FROM charge
+	SELECT used_bytes, limit_bytes, true, clamped FROM charge
 	UNION ALL
-	SELECT used_bytes, limit_bytes, false FROM quotas WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM charge)`
+	SELECT used_bytes, limit_bytes, false, 0 FROM quotas WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM charge)`
 
 func (t *tx) ChargeQuota(ctx context.Context, user uuid.UUID, delta int64) (document.Quota, bool, error) {
 	q := document.Quota{UserID: user}
-	var charged bool
-	err := t.q.QueryRow(ctx, chargeQuota, user, delta).Scan(&q.UsedBytes, &q.LimitBytes, &charged)
+	var (
+		charged bool
+		clamped int64
+	)
+	err := t.q.QueryRow(ctx, chargeQuota, user, delta).Scan(&q.UsedBytes, &q.LimitBytes, &charged, &clamped)
+	if err == nil {
+		t.clamp(user, clamped, 0)
+	}
 	return q, charged, translate(err, "quota not found")
 }
 

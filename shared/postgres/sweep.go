@@ -41,8 +41,9 @@ func (s *Store) StaleDocuments(ctx context.Context, status document.Status, befo
 // and the keys of those with a multipart upload are recorded for removal:
 // the upload is aborted after the row is gone, so that no part signed
 // meanwhile renews a row whose upload is aborted, and the record keeps it
-// found should the abort fail.
-func (s *Store) PurgeDocuments(ctx context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, error) {
+// found should the abort fail. What a release absorbed below zero comes
+// back as a Clamp per user, read from the locked row it writes.
+func (s *Store) PurgeDocuments(ctx context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, []document.Clamp, error) {
 	rows, err := s.pool.Query(ctx, `WITH gone AS (
 			DELETE FROM documents WHERE id IN (
 				SELECT id FROM documents WHERE id = ANY($1) AND status = $2 AND updated_at < $3
@@ -55,17 +56,35 @@ func (s *Store) PurgeDocuments(ctx context.Context, ids []uuid.UUID, status docu
 		), held AS (
 			SELECT user_id, sum(reserved_bytes) AS n FROM gone GROUP BY user_id HAVING sum(reserved_bytes) > 0
 		), locked AS (
-			SELECT quotas.user_id FROM quotas JOIN held USING (user_id) ORDER BY quotas.user_id FOR UPDATE OF quotas
+			SELECT quotas.user_id, quotas.reserved_bytes FROM quotas JOIN held USING (user_id)
+			ORDER BY quotas.user_id FOR UPDATE OF quotas
 		), released AS (
 			UPDATE quotas SET reserved_bytes = GREATEST(0, quotas.reserved_bytes - held.n)
-			FROM held WHERE quotas.user_id = held.user_id AND quotas.user_id IN (SELECT user_id FROM locked)
+			FROM held JOIN locked USING (user_id) WHERE quotas.user_id = held.user_id
+			RETURNING quotas.user_id, GREATEST(0, held.n - locked.reserved_bytes) AS clamped
 		)
-		SELECT id FROM gone`, ids, status, before)
+		SELECT id, NULL::uuid, 0::bigint FROM gone
+		UNION ALL
+		SELECT NULL, user_id, clamped FROM released WHERE clamped > 0`, ids, status, before)
 	if err != nil {
-		return nil, translate(err, "purge documents")
+		return nil, nil, translate(err, "purge documents")
 	}
-	deleted, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	return deleted, translate(err, "purge documents")
+	var (
+		deleted []uuid.UUID
+		clamps  []document.Clamp
+		id      *uuid.UUID
+		user    *uuid.UUID
+		clamped int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &user, &clamped}, func() error {
+		if id != nil {
+			deleted = append(deleted, *id)
+		} else if user != nil {
+			clamps = append(clamps, document.Clamp{UserID: *user, Reserved: clamped})
+		}
+		return nil
+	})
+	return deleted, clamps, translate(err, "purge documents")
 }
 
 // SetUpload records the object store's upload id of pending document id.

@@ -497,7 +497,7 @@ type harness struct {
 func openHarness(ctx context.Context, cfg config.Config, dbURL string, ds *devstack.Stack) (*harness, error) {
 	h := &harness{}
 	var err error
-	if h.Pool, err = pgxpool.New(ctx, dbURL); err != nil {
+	if h.Pool, err = postgres.Open(ctx, dbURL); err != nil { // declares the accounting version, as the roles do
 		return nil, err
 	}
 	h.Store = postgres.NewStore(h.Pool, cfg.QuotaDefaultBytes)

@@ -16,7 +16,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -171,11 +170,13 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		UploadsPerMinute:      int(cfg.UploadsPerMinute),
 		MaxPendingUploads:     int(cfg.MaxPendingUploads),
 		ReclassifyPerMinute:   int(cfg.ReclassifyPerMinute),
+		RequireDeclaredSize:   cfg.RequireDeclaredSize,
 		UploadURLTTL:          cfg.UploadURLTTL,
 		DownloadURLTTL:        cfg.DownloadURLTTL,
 		ClassifyMaxBytes:      cfg.ClassifyMaxBytes,
 		ClassifyTimeout:       classifier.ClassifyTimeout,
 		ClassifyRecoveryAfter: cfg.ClassifyRecoveryAfter,
+		OnClamp:               s.Metrics.Clamped,
 	}
 	if slices.Contains(roles, Classifier) {
 		rules := classify.DefaultRules()
@@ -276,7 +277,9 @@ func (s *Stack) connect(ctx context.Context, cfg config.Config, role Role, logFo
 	if rc == nil {
 		return nil, nil, fmt.Errorf("unknown role %q", role)
 	}
-	objects, err := objectstore.New(objectStoreConfig(cfg, *rc))
+	oc := objectStoreConfig(cfg, *rc)
+	oc.Role = string(role)
+	objects, err := objectstore.New(oc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -500,6 +503,7 @@ func SweepConfig(cfg config.Config) document.SweepConfig {
 		BatchSize:         int(cfg.SweepBatchSize),
 		ReconcileKeys:     int(cfg.ReconcileKeys),
 		ReconcilePeriod:   cfg.ReconcilePeriod,
+		LedgerReportOnly:  !cfg.LedgerRepair,
 	}
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/objectstore"
+	"github.com/docuvault/docuvault/shared/postgres"
 	"github.com/docuvault/docuvault/shared/testenv"
 )
 
@@ -116,8 +117,9 @@ func Start(tb testing.TB, opts Options) *Stack {
 	switch {
 	case mi != nil:
 	case opts.Events:
-		// MinIO publishes to the stream, which must exist first.
-		mustSetupStreams(tb, config.Config{NATSURL: natsURL, NATSStreamReplicas: int64(replicas)})
+		// MinIO publishes to the stream, which must exist first: it does
+		// once the confirmer set the bucket's notifications, after
+		// mustSetup below.
 		mi = testenv.StartMinIO(tb, testenv.MinIOOptions{Env: minioNATSEnv(tb, nodes, opts.MinIOTargets)})
 	default:
 		mi = testenv.MinIO(tb)
@@ -137,10 +139,10 @@ func Start(tb testing.TB, opts Options) *Stack {
 	SetIdentities(tb, &cfg, mi)
 	if opts.Edit != nil {
 		opts.Edit(&cfg)
-		// Setup again, as an operator would after changing a setting:
-		// the streams' limits and the sweeper's schedule are setup's.
-		mustSetupStreams(tb, cfg)
 	}
+	// Setup again, as an operator would after changing a setting: the
+	// streams' limits and the sweeper's schedule are setup's.
+	mustSetup(tb, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	log := zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)
@@ -182,7 +184,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 		c, done := s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.Classifier}}, i)
 		s.Classifiers, running = append(s.Classifiers, c), append(running, done)
 	}
-	s.DB, err = pgxpool.New(context.Background(), dsn)
+	s.DB, err = postgres.Open(context.Background(), dsn) // declares the accounting version, as the roles do
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -301,10 +303,13 @@ func SetIdentities(tb testing.TB, cfg *config.Config, mi *testenv.MinIOServer) {
 	}
 	setup := *cfg
 	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = mi.AccessKey, mi.SecretKey
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := stack.Setup(ctx, setup); err != nil {
-		tb.Fatalf("set up MinIO identities: %v", err)
+	err := whileClusterSettles(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return stack.Setup(ctx, setup)
+	})
+	if err != nil {
+		tb.Fatalf("docuvault setup: %v", err)
 	}
 }
 
@@ -342,43 +347,27 @@ func (s *Stack) RestartConfirmer(tb testing.TB) {
 	s.startConfirmer(tb)
 }
 
-// mustSetupStreams creates or updates the JetStream streams, their
-// consumers and the sweeper's schedule as `docuvault setup` does, with
-// cfg's limits (the defaults' where cfg leaves one zero), on the servers
-// at cfg.NATSURL (a comma-separated list for a cluster).
-func mustSetupStreams(tb testing.TB, cfg config.Config) {
+// mustSetup does what `docuvault setup` does on NATS (stack.SetupStreams:
+// the streams with cfg's limits and replicas, the durable consumers, the
+// sweep schedule every cfg.SweepInterval) on the servers at cfg.NATSURL:
+// the roles only bind to them.
+func mustSetup(tb testing.TB, cfg config.Config) {
 	tb.Helper()
-	d := config.Defaults()
-	for _, v := range []struct{ dst, def *int64 }{
-		{&cfg.NATSMinIOEventsMaxBytes, &d.NATSMinIOEventsMaxBytes},
-		{&cfg.NATSDocumentsMaxBytes, &d.NATSDocumentsMaxBytes},
-		{&cfg.NATSDocumentsMaxPerSubject, &d.NATSDocumentsMaxPerSubject},
-		{&cfg.NATSStreamReplicas, &d.NATSStreamReplicas},
-	} {
-		if *v.dst == 0 {
-			*v.dst = *v.def
-		}
+	if err := whileClusterSettles(func() error { return stack.SetupStreams(context.Background(), cfg) }); err != nil {
+		tb.Fatal(err)
 	}
-	for _, v := range []struct{ dst, def *time.Duration }{
-		{&cfg.NATSMinIOEventsMaxAge, &d.NATSMinIOEventsMaxAge},
-		{&cfg.NATSDocumentsMaxAge, &d.NATSDocumentsMaxAge},
-		{&cfg.SweepInterval, &d.SweepInterval},
-	} {
-		if *v.dst == 0 {
-			*v.dst = *v.def
-		}
-	}
-	// A cluster just started may not yet see every peer online, and
-	// refuses to place a replicated stream until it does ("no suitable
-	// peers for placement").
+}
+
+// whileClusterSettles calls setup until it succeeds, for up to 30 s: a
+// cluster just started may not yet see every peer online, and refuses to
+// place a replicated stream until it does ("no suitable peers for
+// placement").
+func whileClusterSettles(setup func() error) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := stack.SetupStreams(context.Background(), cfg)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal(err)
+		err := setup()
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
