@@ -1902,57 +1902,6 @@ func TestK8sMinIOPublicHTTPS(t *testing.T) {
 	}
 }
 
-// TestNATSNetworkPolicy checks deploy/nats/networkpolicy.yaml: NATS's
-// monitoring port, which has no authentication, is admitted from no pod
-// (every rule names its ports, none of them the monitoring port), while
-// clients reach the client port.
-func TestNATSNetworkPolicy(t *testing.T) {
-	t.Parallel()
-	b, err := os.ReadFile(filepath.Join("nats", "networkpolicy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var np struct {
-		Kind string `yaml:"kind"`
-		Spec struct {
-			PolicyTypes []string `yaml:"policyTypes"`
-			PodSelector struct {
-				MatchLabels map[string]string `yaml:"matchLabels"`
-			} `yaml:"podSelector"`
-			Ingress []struct {
-				From  []any `yaml:"from"`
-				Ports []struct {
-					Port any `yaml:"port"`
-				} `yaml:"ports"`
-			} `yaml:"ingress"`
-		} `yaml:"spec"`
-	}
-	if err := yaml.Unmarshal(b, &np); err != nil {
-		t.Fatalf("nats/networkpolicy.yaml: %v", err)
-	}
-	if np.Kind != "NetworkPolicy" || !slices.Contains(np.Spec.PolicyTypes, "Ingress") || len(np.Spec.PodSelector.MatchLabels) == 0 {
-		t.Fatalf("nats/networkpolicy.yaml: kind %q, policyTypes %v, podSelector %v: want an Ingress NetworkPolicy selecting the NATS pods",
-			np.Kind, np.Spec.PolicyTypes, np.Spec.PodSelector.MatchLabels)
-	}
-	client := false
-	for i, r := range np.Spec.Ingress {
-		if len(r.Ports) == 0 {
-			t.Errorf("nats/networkpolicy.yaml: ingress rule %d names no port: it admits every port, monitoring too", i)
-		}
-		for _, p := range r.Ports {
-			switch fmt.Sprint(p.Port) {
-			case "8222", "monitor":
-				t.Errorf("nats/networkpolicy.yaml: ingress rule %d admits the monitoring port", i)
-			case "4222", "nats":
-				client = client || len(r.From) == 0
-			}
-		}
-	}
-	if !client {
-		t.Error("nats/networkpolicy.yaml: no rule admits clients to port 4222")
-	}
-}
-
 // TestRemovedVariablesGone checks that no deployment file still sets the
 // one credential every role shared (config refuses those variables by name).
 func TestRemovedVariablesGone(t *testing.T) {
@@ -2082,9 +2031,18 @@ func TestREADMEPolicies(t *testing.T) {
 		}
 	}
 	want := map[string][]byte{
-		"service":  objectstore.ServicePolicy(bucket),
 		"upload":   objectstore.UploadPolicy(bucket),
 		"download": objectstore.DownloadPolicy(bucket),
+	}
+	for _, role := range objectstore.Roles {
+		p, err := objectstore.RolePolicy(bucket, role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[role] = p
+	}
+	if !slices.Equal(objectstore.Roles, config.RoleNames) {
+		t.Errorf("objectstore.Roles %v differ from config.RoleNames %v", objectstore.Roles, config.RoleNames)
 	}
 	got := map[string]string{}
 	for _, m := range readmePolicyRE.FindAllSubmatch(b, -1) {
@@ -2113,6 +2071,6 @@ func TestREADMEPolicies(t *testing.T) {
 		}
 	}
 	if len(got) != len(want) {
-		t.Errorf("README.md: policies %v, want exactly service, upload and download", slices.Sorted(maps.Keys(got)))
+		t.Errorf("README.md: policies %v, want exactly %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
 }
