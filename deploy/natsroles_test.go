@@ -352,6 +352,33 @@ func TestUsersAreRefusedWhatTheyDoNotUse(t *testing.T) {
 	}
 }
 
+// TestRolesAreAllowedWhatTheyUse is the other half of the table: each
+// role does every action actions() allows it, and the server refuses
+// none. (setup's are covered by events.Setup in every test here.)
+func TestRolesAreAllowedWhatTheyUse(t *testing.T) {
+	s := startConf(t)
+	s.setup(t)
+	for _, u := range users {
+		if u == "setup" {
+			continue
+		}
+		c := s.as(t, u)
+		for _, a := range actions() {
+			if !slices.Contains(a.allowed, u) {
+				continue
+			}
+			if a.sub {
+				if _, err := c.nc.SubscribeSync(a.subject); err != nil {
+					t.Fatalf("%s: subscribe %s: %v", u, a.subject, err)
+				}
+			} else if err := c.nc.PublishRequest(a.subject, c.nc.NewRespInbox(), []byte(a.body)); err != nil {
+				t.Fatalf("%s: publish %s: %v", u, a.subject, err)
+			}
+			c.noErrors(t) // a refusal would be reported before the flush's answer
+		}
+	}
+}
+
 // TestActionsListEverySubjectOnce keeps actions() honest: each
 // subscription or publish is listed once, and every user is allowed
 // something and refused something.
