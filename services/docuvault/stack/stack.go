@@ -79,6 +79,8 @@ type Options struct {
 	Listener net.Listener
 	// DevToken, for `docuvault dev` only, lets the page mint a token.
 	DevToken func() (token string, user uuid.UUID, err error)
+	// DevHosts are the Host headers DevToken answers (see api.Deps).
+	DevHosts []string
 }
 
 // Stack is one process's connections, use cases and roles.
@@ -326,6 +328,7 @@ func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, do
 		Log:                     log,
 		MinIOOrigin:             minioOrigin(cfg),
 		DevToken:                opts.DevToken,
+		DevHosts:                opts.DevHosts,
 		Metrics:                 s.Metrics,
 		MaxStreams:              int(cfg.MaxEventStreams),
 		CORSOrigins:             cfg.CORSOrigins,
