@@ -1,7 +1,9 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -12,14 +14,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/notification"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/objectstore"
@@ -36,25 +41,36 @@ const confPath = "../nats.conf"
 // publish gets no reply, so the client waits until its deadline.
 const deniedWait = time.Second
 
-// passwords holds the users' passwords given to nats.conf through the
-// environment.
-type passwords struct {
-	minio, docuvault string
-}
+// users are the users of nats.conf's DOCUVAULT account: one per role, and
+// setup.
+var users = []string{"api", "confirmer", "sweeper", "classifier", "setup"}
+
+// passwords holds the users' passwords (users and minio) given to
+// nats.conf through the environment.
+type passwords map[string]string
 
 // newPasswords returns fresh random passwords. rand.Text is letters and
 // digits; the prefixes keep each value a string for the config parser,
 // which would read "123" as a number.
 func newPasswords() passwords {
-	return passwords{minio: "m-" + rand.Text(), docuvault: "d-" + rand.Text()}
+	pw := passwords{"minio": "m-" + rand.Text()}
+	for _, u := range users {
+		pw[u] = "p-" + rand.Text()
+	}
+	return pw
 }
+
+// passwordVar is the environment variable nats.conf reads user's password
+// from.
+func passwordVar(user string) string { return "NATS_" + strings.ToUpper(user) + "_PASSWORD" }
 
 // loadConf sets the environment variables nats.conf reads to pw and parses
 // the file. Tests that call it cannot run in parallel (t.Setenv).
 func loadConf(t *testing.T, pw passwords) *server.Options {
 	t.Helper()
-	t.Setenv("NATS_MINIO_PASSWORD", pw.minio)
-	t.Setenv("NATS_DOCUVAULT_PASSWORD", pw.docuvault)
+	for user, p := range pw {
+		t.Setenv(passwordVar(user), p)
+	}
 	opts, err := server.ProcessConfigFile(confPath)
 	if err != nil {
 		t.Fatalf("load %s: %v", confPath, err)
@@ -78,7 +94,7 @@ func startConf(t *testing.T) *confServer {
 }
 
 // startConfWith starts a NATS server from nats.conf with the passwords pw,
-// changed only to listen on free ports of 127.0.0.1 (clients and
+// changed only to listen on a free port of 127.0.0.1 (clients and
 // monitoring) and to keep its JetStream store in a temporary directory. The
 // server is shut down when the test ends.
 func startConfWith(t *testing.T, pw passwords) *confServer {
@@ -106,18 +122,30 @@ func startConfWith(t *testing.T, pw passwords) *confServer {
 
 // client is a connection to the server as one user.
 type client struct {
+	user string
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	errs chan error // asynchronous errors from the server, such as permission violations
 }
 
-// connect connects to the server as user with password; the connection is
-// closed when the test ends.
+// inboxPrefix is the inbox prefix a user's connection uses, as
+// events.ConnectConfig.InboxPrefix sets it: _INBOX_<role>; MinIO uses
+// NATS's _INBOX.
+func inboxPrefix(user string) string {
+	if user == "minio" {
+		return nats.InboxPrefix[:len(nats.InboxPrefix)-1]
+	}
+	return "_INBOX_" + user
+}
+
+// connect connects to the server as user with password and user's inbox
+// prefix; the connection is closed when the test ends.
 func (s *confServer) connect(t *testing.T, user, password string) *client {
 	t.Helper()
-	c := &client{errs: make(chan error, 64)}
+	c := &client{user: user, errs: make(chan error, 256)}
 	nc, err := nats.Connect(s.url,
 		nats.UserInfo(user, password),
+		nats.CustomInboxPrefix(inboxPrefix(user)),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
 			case c.errs <- err:
@@ -135,16 +163,50 @@ func (s *confServer) connect(t *testing.T, user, password string) *client {
 	return c
 }
 
-// docuvault connects as the services' user.
-func (s *confServer) docuvault(t *testing.T) *client {
+// as connects as user (one of users, or minio) with its password.
+func (s *confServer) as(t *testing.T, user string) *client {
 	t.Helper()
-	return s.connect(t, "docuvault", s.pw.docuvault)
+	return s.connect(t, user, s.pw[user])
 }
 
 // minio connects as MinIO's user.
 func (s *confServer) minio(t *testing.T) *client {
 	t.Helper()
-	return s.connect(t, "minio", s.pw.minio)
+	return s.as(t, "minio")
+}
+
+// bus opens an events.Bus as role, as the role's process does (its user,
+// password and inbox prefix); what the connection logs (permission
+// violations among them) goes to the returned buffer.
+func (s *confServer) bus(t *testing.T, role string) (*events.Bus, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	b, err := events.Open(events.ConnectConfig{
+		URL: s.url, User: role, Password: s.pw[role], Name: "docuvault-" + role, InboxPrefix: inboxPrefix(role),
+	}, zerolog.New(logs), nil)
+	if err != nil {
+		t.Fatalf("open the bus as %s: %v", role, err)
+	}
+	t.Cleanup(b.Close)
+	return b, logs
+}
+
+// logBuffer collects log lines; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // wantViolation waits for the server to tell c that op ("Publish" or
@@ -160,7 +222,7 @@ func (c *client) wantViolation(t *testing.T, op, subject string) {
 				return
 			}
 		case <-timeout:
-			t.Errorf("the server did not report %q", want)
+			t.Errorf("%s: the server did not report %q", c.user, want)
 			return
 		}
 	}
@@ -175,26 +237,30 @@ func (c *client) noErrors(t *testing.T) {
 	for {
 		select {
 		case err := <-c.errs:
-			t.Errorf("unexpected error from the server: %v", err)
+			t.Errorf("%s: unexpected error from the server: %v", c.user, err)
 		default:
 			return
 		}
 	}
 }
 
-// createStreams creates the streams as the services do at start, with
-// their default limits: the account's JetStream limits must admit them.
-func createStreams(t *testing.T, c *client) {
+// setup does as the setup user what `docuvault setup` does on NATS
+// (events.Setup, with the default limits and an hourly sweep), and returns
+// its connection: the account's JetStream limits must admit the streams.
+func (s *confServer) setup(t *testing.T) *client {
 	t.Helper()
-	if err := events.EnsureStreams(t.Context(), c.js, events.StreamLimits{}); err != nil {
-		t.Fatalf("docuvault: create the streams: %v", err)
+	c := s.as(t, "setup")
+	if err := events.Setup(t.Context(), c.js, events.StreamLimits{}, time.Hour); err != nil {
+		t.Fatalf("setup: %v", err)
 	}
 	// A stream without a size of its own is refused: none can grow until
 	// the others starve.
-	_, err := c.js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "UNBOUNDED", Subjects: []string{"document.unbounded"}, Storage: jetstream.FileStorage})
+	_, err := c.js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "UNBOUNDED", Subjects: []string{"unbounded"}, Storage: jetstream.FileStorage})
 	if err == nil {
 		t.Fatal("the account took a stream without MaxBytes")
 	}
+	c.noErrors(t)
+	return c
 }
 
 // streamMsgs returns the number of messages in the stream called name.
@@ -221,7 +287,10 @@ func TestConfFileValues(t *testing.T) {
 		{"server_name", opts.ServerName, "docuvault-nats"},
 		{"listen host", opts.Host, "0.0.0.0"},
 		{"listen port", opts.Port, 4222},
-		{"http", opts.HTTPPort, 8222},
+		// Monitoring has no authentication: the loopback only.
+		{"http host", opts.HTTPHost, "127.0.0.1"},
+		{"http port", opts.HTTPPort, 8222},
+		{"https port", opts.HTTPSPort, 0},
 		{"max_payload", opts.MaxPayload, int32(events.MaxPayload)},
 		{"jetstream", opts.JetStream, true},
 		{"jetstream store_dir", opts.StoreDir, "/data/jetstream"},
@@ -234,20 +303,20 @@ func TestConfFileValues(t *testing.T) {
 	}
 
 	type user struct{ account, password string }
-	users := map[string]user{}
+	got := map[string]user{}
 	for _, u := range opts.Users {
 		var account string
 		if u.Account != nil {
 			account = u.Account.Name
 		}
-		users[u.Username] = user{account, u.Password}
+		got[u.Username] = user{account, u.Password}
 	}
-	want := map[string]user{
-		"minio":     {"MINIO", pw.minio},
-		"docuvault": {"DOCUVAULT", pw.docuvault},
+	want := map[string]user{"minio": {"MINIO", pw["minio"]}}
+	for _, u := range users {
+		want[u] = user{"DOCUVAULT", pw[u]}
 	}
-	if !maps.Equal(users, want) {
-		t.Errorf("users = %v, want %v (accounts and passwords from the environment)", users, want)
+	if !maps.Equal(got, want) {
+		t.Errorf("users = %v, want %v (accounts and passwords from the environment)", got, want)
 	}
 }
 
@@ -255,7 +324,9 @@ func TestConfFileBcryptPassword(t *testing.T) {
 	// bcrypt of "minio-clear-password", cost 4 (made with
 	// golang.org/x/crypto/bcrypt), as `nats server passwd` would give.
 	const hash = "$2a$04$QwfisD3MrYD2qP1X4cPgJ.DRrpi82.cHGrsmMIvY/rvU1fnZZgrnO"
-	s := startConfWith(t, passwords{minio: hash, docuvault: "d-" + rand.Text()})
+	pw := newPasswords()
+	pw["minio"] = hash
+	s := startConfWith(t, pw)
 	mc := s.connect(t, "minio", "minio-clear-password")
 	if _, err := mc.nc.Subscribe("_INBOX.x", func(*nats.Msg) {}); err != nil {
 		t.Fatalf("subscribe: %v", err)
@@ -268,10 +339,13 @@ func TestConfFileBcryptPassword(t *testing.T) {
 }
 
 func TestConfFileNeedsPasswords(t *testing.T) {
-	for _, name := range []string{"NATS_MINIO_PASSWORD", "NATS_DOCUVAULT_PASSWORD"} {
+	pw := newPasswords()
+	for user := range pw {
+		name := passwordVar(user)
 		t.Run(name, func(t *testing.T) {
-			t.Setenv("NATS_MINIO_PASSWORD", "m-password")
-			t.Setenv("NATS_DOCUVAULT_PASSWORD", "d-password")
+			for u, p := range pw {
+				t.Setenv(passwordVar(u), p)
+			}
 			os.Unsetenv(name) // t.Setenv restores it after the test
 			_, err := server.ProcessConfigFile(confPath)
 			if err == nil || !strings.Contains(err.Error(), name) {
@@ -281,9 +355,14 @@ func TestConfFileNeedsPasswords(t *testing.T) {
 	}
 }
 
+// TestMonitoringHealthz: the health check docker-compose.yml and the k8s
+// probes run, on the loopback address the monitoring listens on.
 func TestMonitoringHealthz(t *testing.T) {
 	s := startConf(t)
 	url := fmt.Sprintf("http://%s/healthz?js-enabled-only=true", s.srv.MonitorAddr())
+	if !strings.HasPrefix(s.srv.MonitorAddr().String(), "127.0.0.1:") {
+		t.Errorf("monitoring listens on %s, want the loopback", s.srv.MonitorAddr())
+	}
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
@@ -296,19 +375,27 @@ func TestMonitoringHealthz(t *testing.T) {
 
 func TestAuthentication(t *testing.T) {
 	s := startConf(t)
-	for _, tc := range []struct {
+	type attempt struct {
 		name string
 		opts []nats.Option
 		ok   bool
-	}{
-		{"minio", []nats.Option{nats.UserInfo("minio", s.pw.minio)}, true},
-		{"docuvault", []nats.Option{nats.UserInfo("docuvault", s.pw.docuvault)}, true},
-		{"minio wrong password", []nats.Option{nats.UserInfo("minio", s.pw.minio+"x")}, false},
-		{"docuvault wrong password", []nats.Option{nats.UserInfo("docuvault", "wrong")}, false},
-		{"minio with the docuvault password", []nats.Option{nats.UserInfo("minio", s.pw.docuvault)}, false},
-		{"unknown user", []nats.Option{nats.UserInfo("admin", s.pw.docuvault)}, false},
+	}
+	attempts := []attempt{
+		{"unknown user", []nats.Option{nats.UserInfo("admin", s.pw["setup"])}, false},
+		{"the removed docuvault user", []nats.Option{nats.UserInfo("docuvault", s.pw["api"])}, false},
 		{"no credentials", nil, false},
-	} {
+	}
+	for _, u := range append([]string{"minio"}, users...) {
+		other := "minio"
+		if u == "minio" {
+			other = "setup"
+		}
+		attempts = append(attempts,
+			attempt{u, []nats.Option{nats.UserInfo(u, s.pw[u])}, true},
+			attempt{u + " wrong password", []nats.Option{nats.UserInfo(u, s.pw[u]+"x")}, false},
+			attempt{u + " with " + other + "'s password", []nats.Option{nats.UserInfo(u, s.pw[other])}, false})
+	}
+	for _, tc := range attempts {
 		t.Run(tc.name, func(t *testing.T) {
 			nc, err := nats.Connect(s.url, tc.opts...)
 			if err == nil {
@@ -324,75 +411,9 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
-func TestDocuVaultUser(t *testing.T) {
-	s := startConf(t)
-	dv := s.docuvault(t)
-	ctx := t.Context()
-	createStreams(t, dv)
-
-	// Publish with a PubAck, deduplicated by Nats-Msg-Id.
-	ack, err := dv.js.Publish(ctx, "document.uploaded.x", []byte(`{"id":"evt-1"}`), jetstream.WithMsgID("evt-1"))
-	if err != nil {
-		t.Fatalf("publish document.uploaded.x: %v", err)
-	}
-	if ack.Stream != "DOCUMENTS" || ack.Sequence != 1 {
-		t.Errorf("PubAck = %+v, want DOCUMENTS sequence 1", ack)
-	}
-	if ack, err := dv.js.Publish(ctx, "document.uploaded.x", []byte(`{"id":"evt-1"}`), jetstream.WithMsgID("evt-1")); err != nil || !ack.Duplicate {
-		t.Errorf("second publish of evt-1: PubAck %+v, %v; want a duplicate", ack, err)
-	}
-
-	// A durable pull consumer with explicit ack, acknowledged and confirmed.
-	cons, err := dv.js.CreateOrUpdateConsumer(ctx, "DOCUMENTS", jetstream.ConsumerConfig{
-		Durable:   "classifier",
-		AckPolicy: jetstream.AckExplicitPolicy,
-	})
-	if err != nil {
-		t.Fatalf("create consumer: %v", err)
-	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatalf("fetch: %v", err)
-	}
-	var got []string
-	for msg := range batch.Messages() {
-		got = append(got, msg.Subject())
-		if err := msg.DoubleAck(ctx); err != nil {
-			t.Errorf("ack %s: %v", msg.Subject(), err)
-		}
-	}
-	if batch.Error() != nil || len(got) != 1 || got[0] != "document.uploaded.x" {
-		t.Errorf("fetched %v, %v; want document.uploaded.x", got, batch.Error())
-	}
-
-	// The sweeper's schedule stores a tick on sweeper.tick.
-	if _, err := dv.js.Publish(ctx, "sweeper.schedule", nil,
-		jetstream.WithScheduleEvery(time.Second), jetstream.WithScheduleTarget("sweeper.tick")); err != nil {
-		t.Fatalf("publish the schedule: %v", err)
-	}
-	ticks, err := dv.js.OrderedConsumer(ctx, "SWEEPER", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"sweeper.tick"}})
-	if err != nil {
-		t.Fatalf("consumer of sweeper.tick: %v", err)
-	}
-	if _, err := ticks.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil {
-		t.Errorf("no sweeper.tick within 5s: %v", err)
-	}
-	dv.noErrors(t)
-
-	// The services consume MinIO's events but never publish as MinIO.
-	if err := dv.nc.Publish("minio.events", []byte("forged")); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	dv.wantViolation(t, "Publish", "minio.events")
-	if n := streamMsgs(t, dv, "MINIO_EVENTS"); n != 0 {
-		t.Errorf("MINIO_EVENTS has %d messages after a denied publish, want 0", n)
-	}
-}
-
 func TestMinIOUser(t *testing.T) {
 	s := startConf(t)
-	dv := s.docuvault(t)
-	createStreams(t, dv)
+	su := s.setup(t)
 	mc := s.minio(t)
 	ctx := t.Context()
 
@@ -420,7 +441,7 @@ func TestMinIOUser(t *testing.T) {
 		return err
 	})
 	mc.wantViolation(t, "Publish", "document.uploaded.x")
-	if n := streamMsgs(t, dv, "DOCUMENTS"); n != 0 {
+	if n := streamMsgs(t, su, "DOCUMENTS"); n != 0 {
 		t.Errorf("DOCUMENTS has %d messages after the minio user's publish, want 0", n)
 	}
 
@@ -429,7 +450,7 @@ func TestMinIOUser(t *testing.T) {
 		return err
 	})
 	mc.wantViolation(t, "Publish", "$JS.API.STREAM.CREATE.EVIL")
-	if _, err := dv.js.Stream(ctx, "EVIL"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if _, err := su.js.Stream(ctx, "EVIL"); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("stream EVIL after the minio user's create: %v, want %v", err, jetstream.ErrStreamNotFound)
 	}
 
@@ -437,7 +458,7 @@ func TestMinIOUser(t *testing.T) {
 		return mc.js.DeleteStream(ctx, "DOCUMENTS")
 	})
 	mc.wantViolation(t, "Publish", "$JS.API.STREAM.DELETE.DOCUMENTS")
-	if _, err := dv.js.Stream(ctx, "DOCUMENTS"); err != nil {
+	if _, err := su.js.Stream(ctx, "DOCUMENTS"); err != nil {
 		t.Errorf("stream DOCUMENTS after the minio user's delete: %v", err)
 	}
 
@@ -464,34 +485,32 @@ func TestMinIOUser(t *testing.T) {
 
 // TestMinIOUserSeesNoServiceTraffic checks that the minio user's grant on
 // _INBOX.>, which MinIO's JetStream publishes need, does not reach the
-// services' inboxes, where their API responses and pulled messages arrive.
+// roles' inboxes, where their API responses and pulled messages arrive.
 func TestMinIOUserSeesNoServiceTraffic(t *testing.T) {
 	s := startConf(t)
-	dv := s.docuvault(t)
 	mc := s.minio(t)
 	seen, err := mc.nc.SubscribeSync("_INBOX.>")
 	if err != nil {
 		t.Fatalf("minio: subscribe _INBOX.>: %v", err)
 	}
-	mc.noErrors(t) // the subscription is allowed and in place
-
-	ctx := t.Context()
-	createStreams(t, dv)
-	if _, err := dv.js.Publish(ctx, "document.uploaded.u1", []byte(`{"filename":"private.pdf"}`)); err != nil {
-		t.Fatalf("docuvault: publish: %v", err)
-	}
-	cons, err := dv.js.OrderedConsumer(ctx, "DOCUMENTS", jetstream.OrderedConsumerConfig{})
+	seenAPI, err := mc.nc.SubscribeSync("_INBOX_api.>")
 	if err != nil {
-		t.Fatalf("docuvault: consumer: %v", err)
+		t.Fatalf("minio: subscribe _INBOX_api.>: %v", err)
 	}
-	if _, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil {
-		t.Fatalf("docuvault: next message: %v", err)
+	mc.wantViolation(t, "Subscription", "_INBOX_api.>")
+	s.setup(t)
+
+	api, _ := s.bus(t, "api")
+	if err := api.Publish(t.Context(), "document.uploaded."+uuid.NewString(), []byte(`{"filename":"private.pdf"}`), ""); err != nil {
+		t.Fatalf("api: publish: %v", err)
 	}
-	if err := dv.nc.Flush(); err != nil {
-		t.Fatalf("flush: %v", err)
+	if err := api.Ping(t.Context()); err != nil {
+		t.Fatalf("api: ping: %v", err)
 	}
-	if msg, err := seen.NextMsg(200 * time.Millisecond); err == nil {
-		t.Errorf("minio user received the services' %s: %.100s", msg.Subject, msg.Data)
+	for _, sub := range []*nats.Subscription{seen, seenAPI} {
+		if msg, err := sub.NextMsg(200 * time.Millisecond); err == nil {
+			t.Errorf("minio user received the api's %s: %.100s", msg.Subject, msg.Data)
+		}
 	}
 }
 
@@ -511,59 +530,17 @@ type minioEvent struct {
 // takes would be refused for ever, and MinIO's queue would stop behind it.
 func TestRealMinIOPublishesEvents(t *testing.T) {
 	s := startConf(t)
-	dv := s.docuvault(t)
-	createStreams(t, dv) // MinIO's publishes need the stream to exist
-	queueDir := t.TempDir()
-	m := testenv.StartMinIO(t, testenv.MinIOOptions{Env: []string{
-		"MINIO_NOTIFY_NATS_ENABLE_PRIMARY=on",
-		"MINIO_NOTIFY_NATS_ADDRESS_PRIMARY=" + s.addr,
-		"MINIO_NOTIFY_NATS_SUBJECT_PRIMARY=minio.events",
-		"MINIO_NOTIFY_NATS_USERNAME_PRIMARY=minio",
-		"MINIO_NOTIFY_NATS_PASSWORD_PRIMARY=" + s.pw.minio,
-		"MINIO_NOTIFY_NATS_JETSTREAM_PRIMARY=on",
-		"MINIO_NOTIFY_NATS_QUEUE_DIR_PRIMARY=" + queueDir,
-	}})
-	bucket := m.NewBucket(t)
-	mcl := m.Client(t)
+	dv := s.setup(t) // MinIO's publishes need the stream to exist
+	m := startMinIOOn(t, s)
+	mcl, bucket, queueDir := m.client, m.bucket, m.queueDir
 	ctx := t.Context()
-	cfg := notification.Configuration{}
-	q := notification.NewConfig(notification.NewArn("minio", "sqs", "", "PRIMARY", "nats"))
-	q.AddEvents(notification.ObjectCreatedAll)
-	cfg.AddQueue(q)
-	// MinIO may still be registering its target just after it starts.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := mcl.SetBucketNotification(ctx, bucket, cfg)
-		if err == nil {
-			break
-		}
-		if !objectstore.IsUnknownARN(err) || time.Now().After(deadline) {
-			t.Fatalf("SetBucketNotification: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 	const key = "docs/hello world.txt"
-	if _, err := mcl.PutObject(ctx, bucket, key, strings.NewReader("hello"), 5, minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {
-		t.Fatalf("PutObject: %v", err)
+	if err := m.put(ctx, key, []byte("hello")); err != nil {
+		t.Fatal(err)
 	}
-
-	// Wait until the event is in the stream and MinIO has dropped it from
-	// its queue, which it does only once the PubAck arrived.
-	deadline = time.Now().Add(15 * time.Second)
-	for {
-		n := streamMsgs(t, dv, "MINIO_EVENTS")
-		queued := countFiles(t, queueDir)
-		if n >= 1 && queued == 0 {
-			if n != 1 {
-				t.Errorf("MINIO_EVENTS has %d messages for one PUT, want 1 (MinIO retried: no PubAck?)", n)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 15s: MINIO_EVENTS has %d messages, MinIO's queue %d events; want 1 and 0", n, queued)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	// The event is in the stream and MinIO has dropped it from its queue,
+	// which it does only once the PubAck arrived.
+	m.waitStored(t, dv, 1)
 
 	st, err := dv.js.Stream(ctx, "MINIO_EVENTS")
 	if err != nil {
@@ -608,7 +585,7 @@ func TestRealMinIOPublishesEvents(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("padded PUT with %d bytes of X-Forwarded-For: %d", pad, status)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for streamMsgs(t, dv, "MINIO_EVENTS") < 2 || countFiles(t, queueDir) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("30 s after the padded PUT: MINIO_EVENTS has %d messages, MinIO's queue %d events; want 2 and 0", streamMsgs(t, dv, "MINIO_EVENTS"), countFiles(t, queueDir))
@@ -641,6 +618,84 @@ func TestRealMinIOPublishesEvents(t *testing.T) {
 		t.Errorf("MINIO_EVENTS has %d messages, want 2 (the refused PUT made none)", streamMsgs(t, dv, "MINIO_EVENTS"))
 	}
 }
+
+// minioOn is a MinIO server of one test whose bucket notifications go to
+// a server started from nats.conf, as the minio user, from a queue
+// directory (MinIO's PRIMARY target).
+type minioOn struct {
+	client   *minio.Client
+	bucket   string
+	queueDir string
+}
+
+// startMinIOOn starts MinIO publishing its bucket's object-created events
+// to s; the stream must exist (setup).
+func startMinIOOn(t *testing.T, s *confServer) *minioOn {
+	t.Helper()
+	queueDir := t.TempDir()
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{Env: []string{
+		"MINIO_NOTIFY_NATS_ENABLE_PRIMARY=on",
+		"MINIO_NOTIFY_NATS_ADDRESS_PRIMARY=" + s.addr,
+		"MINIO_NOTIFY_NATS_SUBJECT_PRIMARY=minio.events",
+		"MINIO_NOTIFY_NATS_USERNAME_PRIMARY=minio",
+		"MINIO_NOTIFY_NATS_PASSWORD_PRIMARY=" + s.pw["minio"],
+		"MINIO_NOTIFY_NATS_JETSTREAM_PRIMARY=on",
+		"MINIO_NOTIFY_NATS_QUEUE_DIR_PRIMARY=" + queueDir,
+	}})
+	bucket := m.NewBucket(t)
+	mcl := m.Client(t)
+	cfg := notification.Configuration{}
+	q := notification.NewConfig(notification.NewArn("minio", "sqs", "", "PRIMARY", "nats"))
+	q.AddEvents(notification.ObjectCreatedAll)
+	cfg.AddQueue(q)
+	// MinIO may still be registering its target just after it starts.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := mcl.SetBucketNotification(t.Context(), bucket, cfg)
+		if err == nil {
+			break
+		}
+		if !objectstore.IsUnknownARN(err) || time.Now().After(deadline) {
+			t.Fatalf("SetBucketNotification: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return &minioOn{client: mcl, bucket: bucket, queueDir: queueDir}
+}
+
+// put stores content under key.
+func (m *minioOn) put(ctx context.Context, key string, content []byte) error {
+	_, err := m.client.PutObject(ctx, m.bucket, key, bytes.NewReader(content), int64(len(content)), minio.PutObjectOptions{ContentType: "text/plain"})
+	if err != nil {
+		return fmt.Errorf("PutObject %s: %w", key, err)
+	}
+	return nil
+}
+
+// waitStored waits until MINIO_EVENTS holds n messages and MinIO's queue
+// is empty (MinIO drops an event only once its PubAck arrived), and fails
+// if it holds more (MinIO retried: no PubAck?).
+func (m *minioOn) waitStored(t *testing.T, su *client, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := streamMsgs(t, su, "MINIO_EVENTS")
+		queued := countFiles(t, m.queueDir)
+		if got >= n && queued == 0 {
+			if got != n {
+				t.Errorf("MINIO_EVENTS has %d messages, want %d (MinIO retried: no PubAck?)", got, n)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 15s: MINIO_EVENTS has %d messages, MinIO's queue %d events; want %d and 0", got, queued, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// md5Sum is the MD5 of b: the ETag MinIO gives an object of a single PUT.
+func md5Sum(b []byte) [md5.Size]byte { return md5.Sum(b) }
 
 // countFiles returns the number of regular files under dir.
 func countFiles(t *testing.T, dir string) int {

@@ -70,6 +70,10 @@ func TestCORSForTheConfiguredOriginsOnly(t *testing.T) {
 		!strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "Retry-After") {
 		t.Errorf("GET from %s: %d %v", allowed, r.StatusCode, r.Header)
 	}
+	// The request id is sent, and exposed: a page may read it to quote it.
+	if id := r.Header.Get("X-Request-Id"); id == "" || !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+		t.Errorf("GET from %s: X-Request-Id %q, exposed headers %q", allowed, id, r.Header.Get("Access-Control-Expose-Headers"))
+	}
 	if r := send(http.MethodGet, "/api/auth/me/quota", refused, auth); r.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("GET from %s: CORS headers %v", refused, r.Header)
 	}

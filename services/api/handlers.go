@@ -116,11 +116,11 @@ func (h *handlers) uploadURL(w http.ResponseWriter, r *http.Request) {
 	}
 	logWith(r, "document_id", t.DocumentID.String())
 	if p := t.Multipart; p != nil {
-		writeJSON(w, http.StatusCreated, multipartResponse{DocumentID: t.DocumentID, UploadID: p.UploadID,
+		writeSecret(w, http.StatusCreated, multipartResponse{DocumentID: t.DocumentID, UploadID: p.UploadID,
 			PartSize: p.PartSize, PartCount: p.PartCount, ExpiresAt: t.ExpiresAt, Parts: partURLs(p.Parts)})
 		return
 	}
-	writeJSON(w, http.StatusCreated, uploadURLResponse{UploadURL: t.URL, DocumentID: t.DocumentID, ExpiresAt: t.ExpiresAt, Headers: t.Headers})
+	writeSecret(w, http.StatusCreated, uploadURLResponse{UploadURL: t.URL, DocumentID: t.DocumentID, ExpiresAt: t.ExpiresAt, Headers: t.Headers})
 }
 
 type confirmResponse struct {
@@ -212,7 +212,7 @@ func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
 	}
 	out := toJSON(d)
 	out.DownloadURL = url
-	writeJSON(w, http.StatusOK, out)
+	writeSecret(w, http.StatusOK, out)
 }
 
 func (h *handlers) delete(w http.ResponseWriter, r *http.Request) {

@@ -61,7 +61,7 @@ func (h *handlers) signParts(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, signPartsResponse{ExpiresAt: expires, Parts: partURLs(urls)})
+	writeSecret(w, http.StatusOK, signPartsResponse{ExpiresAt: expires, Parts: partURLs(urls)})
 }
 
 type partJSON struct {

@@ -25,6 +25,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeSecret writes v, which carries a presigned URL or a token, as the
+// JSON response body with status, marked Cache-Control: no-store: no cache
+// on the way (nor the browser's) may keep what grants access to a
+// document. Every answer carrying a presigned URL goes through it.
+func writeSecret(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, status, v)
+}
+
 // errorBody is every error response: {"detail": ...}.
 type errorBody struct {
 	Detail any `json:"detail"`
@@ -78,7 +87,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) (status int, er
 
 // decodeJSONUpTo is decodeJSON with a body of at most limit bytes.
 func decodeJSONUpTo(w http.ResponseWriter, r *http.Request, dst any, limit int64) (status int, err error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+	ct := r.Header.Get("Content-Type")
+	// A body without a Content-Type is refused like one of another type:
+	// what a client did not declare JSON is not read as JSON. (No body at
+	// all is answered below: the body is empty.)
+	if (ct != "" || r.ContentLength != 0) && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return http.StatusUnsupportedMediaType, errors.New("Content-Type must be application/json")
 	}
 	if r.ContentLength > limit {

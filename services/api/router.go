@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +74,11 @@ type Deps struct {
 	// DevToken, set only in dev mode, mints a token for the page's
 	// "dev user" button; without it POST /api/dev/token does not exist.
 	DevToken func() (token string, user uuid.UUID, err error)
+	// DevHosts are the Host headers (host:port, lower case) POST
+	// /api/dev/token answers; any other is refused 403, so that a web page
+	// whose name was rebound to the loopback address (DNS rebinding) cannot
+	// mint an admin token. None means every Host is refused.
+	DevHosts []string
 	// Metrics are updated by every request and served on /metrics.
 	Metrics *metrics.Metrics
 	// MaxStreams bounds the event streams this replica holds open, each
@@ -95,7 +101,7 @@ func Handler(d Deps) http.Handler {
 	h.streams = newEventStreams(d.MaxStreams, d.EventsResumeWindow, d.EventsConnectsPerMinute)
 	verifier, checks, log := d.Verifier, d.Checks, d.Log
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, requestLog(log, d.Metrics), middleware.Recoverer)
+	r.Use(requestID, requestLog(log, d.Metrics), middleware.Recoverer)
 	if len(d.CORSOrigins) > 0 {
 		// Before any route and so before authentication: a preflight
 		// carries no token. (An empty list would mean "*" to the
@@ -134,12 +140,16 @@ func Handler(d Deps) http.Handler {
 	}
 	if d.DevToken != nil {
 		r.Post("/api/dev/token", func(w http.ResponseWriter, r *http.Request) {
+			if !slices.Contains(d.DevHosts, strings.ToLower(r.Host)) {
+				writeDetail(w, http.StatusForbidden, "dev tokens are minted only for the dev server's own loopback host names")
+				return
+			}
 			tok, user, err := d.DevToken()
 			if err != nil {
 				writeError(w, r, err)
 				return
 			}
-			writeJSON(w, http.StatusOK, devTokenResponse{Token: tok, UserID: user})
+			writeSecret(w, http.StatusOK, devTokenResponse{Token: tok, UserID: user})
 		})
 	}
 	mountPage(r, d.MinIOOrigin)
@@ -173,7 +183,11 @@ func requestLog(log zerolog.Logger, m *metrics.Metrics) func(http.Handler) http.
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			l := log.With().Str("req_id", middleware.GetReqID(r.Context())).Logger()
+			lc := log.With().Str("req_id", requestIDOf(r.Context()))
+			if id := clientRequestID(r); id != "" {
+				lc = lc.Str("client_req_id", id)
+			}
+			l := lc.Logger()
 			r = r.WithContext(l.WithContext(r.Context()))
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)

@@ -35,6 +35,10 @@ func TestUploadURLRejectsBadInput(t *testing.T) {
 		{"filename over 255 bytes", fmt.Sprintf(`{"filename":%q,"content_type":"application/pdf"}`, strings.Repeat("é", 128)), http.StatusUnprocessableEntity},
 		{"control characters", `{"filename":"a\u0000b.pdf","content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
 		{"newline in filename", `{"filename":"a\nb.pdf","content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
+		{"right-to-left override in filename", `{"filename":"invoice\u202efdp.exe","content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
+		{"right-to-left isolate in filename", `{"filename":"a\u2067b\u2069.pdf","content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
+		{"zero width space in filename", `{"filename":"in\u200bvoice.pdf","content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
+		{"byte order mark in filename", `{"filename":"\ufeffa.pdf","content_type":"application/pdf"}`, http.StatusUnprocessableEntity},
 		{"zero size", `{"filename":"a.pdf","content_type":"application/pdf","size_bytes":0}`, http.StatusUnprocessableEntity},
 		{"negative size", `{"filename":"a.pdf","content_type":"application/pdf","size_bytes":-5}`, http.StatusUnprocessableEntity},
 		{"size over MAX_UPLOAD_BYTES", `{"filename":"a.pdf","content_type":"application/pdf","size_bytes":1048577}`, http.StatusRequestEntityTooLarge},
@@ -57,8 +61,36 @@ func TestUploadURLRejectsBadInput(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d documents written by refused requests", n)
 	}
-	// Exactly 255 bytes is allowed.
+	// Exactly 255 bytes is allowed, and so is right-to-left text.
 	s.RequestUpload(t, tok, strings.Repeat("b", 251)+".pdf", "application/pdf", 10)
+	s.RequestUpload(t, tok, "\u05d7\u05e9\u05d1\u05d5\u05e0\u05d9\u05ea.pdf", "application/pdf", 10)
+}
+
+// TestRequireDeclaredSize: with REQUIRE_DECLARED_SIZE an upload URL asked
+// for without size_bytes is refused 422 and nothing is made; with a size
+// it is given as ever.
+func TestRequireDeclaredSize(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.RequireDeclaredSize = true }})
+	user, tok := s.NewUser(t)
+	r := s.Do(t, http.MethodPost, "/api/documents/upload-url", tok, map[string]any{"filename": "a.pdf", "content_type": "application/pdf"})
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("upload-url without size_bytes: %d %s, want 422", r.Status, r.Body)
+	}
+	if d, _ := r.Detail(t).(string); !strings.Contains(d, "size_bytes") {
+		t.Errorf("detail %q does not name size_bytes", d)
+	}
+	var n int
+	if err := s.DB.QueryRow(context.Background(), "SELECT count(*) FROM documents WHERE user_id = $1", user).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d documents made by a refused request", n)
+	}
+	tk := s.RequestUpload(t, tok, "a.pdf", "application/pdf", 10)
+	if !strings.Contains(tk.UploadURL, "content-length") {
+		t.Errorf("the declared size is not signed into %s", tk.UploadURL)
+	}
 }
 
 func TestListPagesNewestFirstAndFilters(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -166,6 +167,7 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 		Roles:    stack.Roles,
 		Listener: ln,
 		DevToken: devToken,
+		DevHosts: devHosts(ln.Addr().String(), f.httpAddr),
 		Log: func(service string) zerolog.Logger {
 			l, _ := logging.New(stderr, service, cfg.LogLevel, f.logFormat) // the format was checked above
 			return l
@@ -290,6 +292,34 @@ func pageOrigins(addr string) []string {
 		origins = append([]string{"http://" + net.JoinHostPort(host, port)}, origins...)
 	}
 	return origins
+}
+
+// devHosts returns the Host headers the dev server mints tokens for when
+// it listens on listen, asked for as asked (--http-addr): its loopback
+// names and addresses — localhost, 127.0.0.1 and [::1] — and the host
+// asked for unless it was a wildcard, each with the port listened on (and
+// also without it on port 80, which browsers leave out). A page that
+// rebinds a name of its own to 127.0.0.1 sends that name: refused.
+func devHosts(listen, asked string) []string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil
+	}
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if host, _, err := net.SplitHostPort(asked); err == nil && host != "" && !net.ParseIP(host).IsUnspecified() && !slices.Contains(names, strings.ToLower(host)) {
+		names = append(names, strings.ToLower(host))
+	}
+	var hosts []string
+	for _, n := range names {
+		hosts = append(hosts, net.JoinHostPort(n, port))
+		if port == "80" {
+			if strings.Contains(n, ":") {
+				n = "[" + n + "]"
+			}
+			hosts = append(hosts, n)
+		}
+	}
+	return hosts
 }
 
 // pageHost returns the host:port to show in the page's URL: the host

@@ -294,6 +294,7 @@ func TestDevLocalCluster(t *testing.T) {
 	}
 	mustStatus(t, http.StatusOK, "GET", dev.PageURL+"/healthz", "", nil, nil)
 	mustStatus(t, http.StatusOK, "GET", dev.PageURL+"/readyz", "", nil, nil)
+	assertDevTokenHosts(t, dev.PageURL)
 	var me struct{ ID, Role string }
 	mustStatus(t, http.StatusOK, "GET", dev.PageURL+"/api/auth/me", dev.Token, nil, &me)
 	if me.Role != "admin" || me.ID == "" {
@@ -466,6 +467,83 @@ func TestDevPortTaken(t *testing.T) {
 				t.Errorf("initdb ran though dev refused to start")
 			}
 		})
+	}
+}
+
+// assertDevTokenHosts checks that the dev server at pageURL mints a token
+// for its loopback Host headers only: a page whose own name was rebound to
+// 127.0.0.1 (DNS rebinding) sends that name, and is refused.
+func assertDevTokenHosts(t *testing.T, pageURL string) {
+	t.Helper()
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(pageURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"localhost:" + port, http.StatusOK},
+		{"LOCALHOST:" + port, http.StatusOK},
+		{"127.0.0.1:" + port, http.StatusOK},
+		{"[::1]:" + port, http.StatusOK},
+		{"rebound.attacker.example:" + port, http.StatusForbidden},
+		{"localhost.attacker.example:" + port, http.StatusForbidden},
+		{"127.0.0.1.nip.io:" + port, http.StatusForbidden},
+		{"localhost", http.StatusForbidden}, // another port: 80
+		{"localhost:1", http.StatusForbidden},
+	} {
+		req, err := http.NewRequest(http.MethodPost, pageURL+"/api/dev/token", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = tc.host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("POST /api/dev/token with Host %s: %v", tc.host, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			shown := string(body)
+			if resp.StatusCode == http.StatusOK {
+				shown = "(a token)" // not into the test's log
+			}
+			t.Errorf("POST /api/dev/token with Host %s = %d %s, want %d", tc.host, resp.StatusCode, shown, tc.want)
+			continue
+		}
+		var answer struct {
+			Token  string `json:"token"`
+			Detail string `json:"detail"`
+		}
+		if err := json.Unmarshal(body, &answer); err != nil {
+			t.Errorf("Host %s: answer %s is not JSON: %v", tc.host, body, err)
+		}
+		switch {
+		case tc.want == http.StatusOK && (answer.Token == "" || resp.Header.Get("Cache-Control") != "no-store"):
+			t.Errorf("Host %s: token %q, Cache-Control %q; want a token, no-store", tc.host, answer.Token, resp.Header.Get("Cache-Control"))
+		case tc.want != http.StatusOK && (answer.Token != "" || answer.Detail == ""):
+			t.Errorf("Host %s: refused with %s, want a detail and no token", tc.host, body)
+		}
+	}
+}
+
+func TestDevHosts(t *testing.T) {
+	for _, tc := range []struct {
+		listen, asked string
+		want          []string
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:8080", []string{"localhost:8080", "127.0.0.1:8080", "[::1]:8080"}},
+		{"127.0.0.1:8080", "localhost:8080", []string{"localhost:8080", "127.0.0.1:8080", "[::1]:8080"}},
+		{"[::]:41234", ":0", []string{"localhost:41234", "127.0.0.1:41234", "[::1]:41234"}},
+		{"0.0.0.0:8080", "0.0.0.0:8080", []string{"localhost:8080", "127.0.0.1:8080", "[::1]:8080"}},
+		{"192.168.1.5:8080", "192.168.1.5:8080", []string{"localhost:8080", "127.0.0.1:8080", "[::1]:8080", "192.168.1.5:8080"}},
+		{"[fd00::5]:8080", "[FD00::5]:8080", []string{"localhost:8080", "127.0.0.1:8080", "[::1]:8080", "[fd00::5]:8080"}},
+		{"127.0.0.1:80", "127.0.0.1:80", []string{"localhost:80", "localhost", "127.0.0.1:80", "127.0.0.1", "[::1]:80", "[::1]"}},
+	} {
+		if got := devHosts(tc.listen, tc.asked); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("devHosts(%q, %q) = %q, want %q", tc.listen, tc.asked, got, tc.want)
+		}
 	}
 }
 

@@ -167,9 +167,7 @@ func TestPingNamesTheStreamsWithoutQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(bus.Close)
-	if err := events.EnsureStreams(ctx, bus.JetStream(), events.StreamLimits{Replicas: 3}); err != nil {
-		t.Fatal(err)
-	}
+	placeStreams(t, ctx, bus.JetStream())
 	ping := func() error {
 		pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
@@ -230,9 +228,7 @@ func newLeaderLoss(t *testing.T, ctx context.Context) *leaderLoss {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	if err := events.EnsureStreams(ctx, js, events.StreamLimits{Replicas: 3}); err != nil {
-		t.Fatal(err)
-	}
+	placeStreams(t, ctx, js)
 	l := &leaderLoss{js: js, consumer: events.Consumer{Durable: events.Durable{
 		Stream: events.StreamDocuments, Name: "leader-test", Subject: "document.>",
 		AckWait: time.Minute, MaxDeliver: 3, MaxAckPending: 1,
@@ -266,6 +262,23 @@ func newLeaderLoss(t *testing.T, ctx context.Context) *leaderLoss {
 	}
 	t.Cleanup(l.bus.Close)
 	return l
+}
+
+// placeStreams makes the streams with three replicas. A cluster just
+// started may not yet see every peer online, and refuses to place a
+// replicated stream until it does ("no suitable peers for placement").
+func placeStreams(t *testing.T, ctx context.Context, js jetstream.JetStream) {
+	t.Helper()
+	for {
+		err := events.EnsureStreams(ctx, js, events.StreamLimits{Replicas: 3})
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil || !strings.Contains(err.Error(), "no suitable peers") {
+			t.Fatal(err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // consume runs the replica with h until the test ends.

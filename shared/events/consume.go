@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -191,7 +192,7 @@ func (b *Bus) handle(ctx context.Context, log zerolog.Logger, c Consumer, h Hand
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
-	stopKeepAlive := keepInProgress(msg, c.AckWait)
+	stopKeepAlive := keepInProgress(msg, c.serverAckWait())
 	out := h(ctx, m)
 	stopKeepAlive()
 
@@ -201,7 +202,7 @@ func (b *Bus) handle(ctx context.Context, log zerolog.Logger, c Consumer, h Hand
 			_ = msg.Ack()
 			return
 		}
-		tries, err := doubleAck(ctx, msg, c.AckWait)
+		tries, err := doubleAck(ctx, msg, c.serverAckWait())
 		if err != nil {
 			log.Warn().Err(err).Int("tries", tries).Msg("ack not confirmed; the message will come back")
 			return
@@ -238,6 +239,17 @@ func (b *Bus) handle(ctx context.Context, log zerolog.Logger, c Consumer, h Hand
 		log.Warn().Err(out.err).Dur("retry_in", delay).Msg("handling failed, will retry")
 		_ = msg.NakWithDelay(delay)
 	}
+}
+
+// serverAckWait is how long the server waits for a message's first ack:
+// with a back-off, JetStream replaces the consumer's AckWait by
+// Backoff[0] (and waits Backoff[n-1] for delivery n's). The in-progress
+// reports and the confirmed ack's retries must fit within it.
+func (d Durable) serverAckWait() time.Duration {
+	if len(d.Backoff) > 0 {
+		return slices.Min(d.Backoff)
+	}
+	return d.AckWait
 }
 
 // keepInProgress tells the server, every quarter of ackWait, that msg is

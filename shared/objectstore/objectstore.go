@@ -170,10 +170,36 @@ func (s *Store) PresignPut(ctx context.Context, key, contentType string, size in
 	return u.String(), headers, nil
 }
 
-// PresignGet signs a GET of key that downloads as filename.
+// Download overrides: what a download answers whatever the uploader sent.
+const (
+	// DownloadContentEncoding replaces a stored Content-Encoding: a PUT
+	// with "Content-Encoding: gzip" would make a browser inflate what it
+	// downloads (a small upload turning into a large file, or bytes other
+	// than those stored and classified). "identity" is no encoding.
+	DownloadContentEncoding = "identity"
+	// DownloadCacheControl replaces a stored Cache-Control ("public,
+	// max-age=31536000" would let shared caches keep a user's document):
+	// a download is kept by no cache.
+	DownloadCacheControl = "private, no-store"
+)
+
+// PresignGet signs a GET of key that downloads as filename. Besides the
+// signed Content-Type, MinIO stores the Content-Encoding, Cache-Control,
+// Content-Language and Expires a PUT carries, and serves them on every GET;
+// no condition key of MinIO's policies names those headers (its keys are
+// the x-amz-* ones, see github.com/minio/pkg/v3/policy/condition
+// keyname.go), so the upload identity's policy cannot deny them on the PUT.
+// The URL therefore overrides, in its signed query (MinIO's
+// supportedHeadGetReqParams: response-content-type, -cache-control,
+// -content-encoding, -content-language, -content-disposition, -expires),
+// the disposition (an attachment named filename), the encoding and the
+// caching. (The language and an Expires are left: no-store makes Expires
+// moot, and a language changes nothing a browser does with an attachment.)
 func (s *Store) PresignGet(ctx context.Context, key, filename string, ttl time.Duration) (string, error) {
 	params := url.Values{}
 	params.Set("response-content-disposition", mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
+	params.Set("response-content-encoding", DownloadContentEncoding)
+	params.Set("response-cache-control", DownloadCacheControl)
 	u, err := s.downloads.PresignedGetObject(ctx, s.cfg.Bucket, key, ttl, params)
 	if err != nil {
 		return "", translate(err, "sign download")

@@ -78,6 +78,8 @@ type Options struct {
 	Listener net.Listener
 	// DevToken, for `docuvault dev` only, lets the page mint a token.
 	DevToken func() (token string, user uuid.UUID, err error)
+	// DevHosts are the Host headers DevToken answers (see api.Deps).
+	DevHosts []string
 	// As is, for a stack with no Roles, the role whose credentials Docs
 	// acts with (the benchmark's direct sweep: Sweeper).
 	As Role
@@ -369,6 +371,7 @@ func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, do
 		Log:                     log,
 		MinIOOrigin:             minioOrigin(cfg),
 		DevToken:                opts.DevToken,
+		DevHosts:                opts.DevHosts,
 		Metrics:                 s.Metrics,
 		MaxStreams:              int(cfg.MaxEventStreams),
 		CORSOrigins:             cfg.CORSOrigins,

@@ -31,7 +31,14 @@ type exchange struct {
 	status                              int
 	header                              http.Header
 	respBody                            string
+	// bare leaves out the headers every answer (X-Request-Id) or every
+	// answer with a presigned URL (Cache-Control: no-store) carries, which
+	// check adds to header otherwise.
+	bare bool
 }
+
+// requestID is an X-Request-Id as the API makes them.
+const requestID = "MFRGGZDFMZTWQ2LKNNWG23TPOA"
 
 func (e exchange) check(c *openAPIContract) error {
 	req, err := http.NewRequest(e.method, base+e.path, nil)
@@ -44,9 +51,15 @@ func (e exchange) check(c *openAPIContract) error {
 	if e.reqCT != "" {
 		req.Header.Set("Content-Type", e.reqCT)
 	}
-	h := e.header
+	h := e.header.Clone()
 	if h == nil {
 		h = http.Header{}
+	}
+	if !e.bare && h.Get("X-Request-Id") == "" {
+		h.Set("X-Request-Id", requestID)
+	}
+	if !e.bare && h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-store")
 	}
 	if h.Get("Content-Type") == "" && e.respBody != "" {
 		h.Set("Content-Type", "application/json")
@@ -153,7 +166,17 @@ func TestOpenAPIContract(t *testing.T) {
 		{"sweep answering 200", exchange{method: "POST", path: "/api/admin/sweep", token: "t", status: 200, respBody: `{"run_id":"` + id + `"}`}, false},
 		{"events", exchange{method: "GET", path: "/api/events", token: "t", status: 200, header: sse, respBody: ": connected\n\nid: x\nevent: document.uploaded\ndata: {}\n\n"}, true},
 		{"events as JSON", exchange{method: "GET", path: "/api/events", token: "t", status: 200, header: http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}, "X-Accel-Buffering": {"no"}}, respBody: `{}`}, false},
-		{"events without Cache-Control", exchange{method: "GET", path: "/api/events", token: "t", status: 200, header: http.Header{"Content-Type": {"text/event-stream"}, "X-Accel-Buffering": {"no"}}, respBody: ": connected\n\n"}, false},
+		{"events without Cache-Control", exchange{method: "GET", path: "/api/events", token: "t", status: 200, header: http.Header{"Content-Type": {"text/event-stream"}, "X-Accel-Buffering": {"no"}, "X-Request-Id": {requestID}}, respBody: ": connected\n\n", bare: true}, false},
+		{"upload-url 201 without no-store", exchange{method: "POST", path: "/api/documents/upload-url", token: "t", reqCT: "application/json", reqBody: uploadReq, status: 201, respBody: ticket,
+			header: http.Header{"X-Request-Id": {requestID}}, bare: true}, false},
+		{"get a document without no-store", exchange{method: "GET", path: "/api/documents/" + id, token: "t", status: 200, respBody: doc(""), header: http.Header{"X-Request-Id": {requestID}}, bare: true}, false},
+		{"dev token without no-store", exchange{method: "POST", path: "/api/dev/token", status: 200, respBody: `{"token":"a.b.c","user_id":"` + id + `"}`, header: http.Header{"X-Request-Id": {requestID}}, bare: true}, false},
+		{"an answer without X-Request-Id", exchange{method: "GET", path: "/api/auth/me", token: "t", status: 200, respBody: `{"id":"` + id + `","role":"user"}`, bare: true}, false},
+		{"an error without X-Request-Id", exchange{method: "GET", path: "/api/documents/nope", token: "t", status: 404, respBody: `{"detail":"document not found"}`, bare: true}, false},
+		{"a client's X-Request-Id returned", exchange{method: "GET", path: "/api/auth/me", token: "t", status: 200, respBody: `{"id":"` + id + `","role":"user"}`, header: http.Header{"X-Request-Id": {"my id\r\nlevel: fatal"}}}, false},
+		{"dev token refused for another Host", exchange{method: "POST", path: "/api/dev/token", status: 403, respBody: `{"detail":"dev tokens are minted only for the dev server's own loopback host names"}`}, true},
+		{"upload-url 415 without a Content-Type", exchange{method: "POST", path: "/api/documents/upload-url", token: "t", reqBody: uploadReq, status: 415, respBody: `{"detail":"Content-Type must be application/json"}`}, true},
+		{"upload-url without a Content-Type accepted", exchange{method: "POST", path: "/api/documents/upload-url", token: "t", reqBody: uploadReq, status: 201, respBody: ticket}, false},
 		{"healthz", exchange{method: "GET", path: "/healthz", status: 200, respBody: `{"status":"ok"}`}, true},
 		{"readyz 503", exchange{method: "GET", path: "/readyz", status: 503, respBody: `{"detail":"not ready: minio unavailable","checks":{"minio":"unavailable","nats":"ok","postgres":"ok"}}`}, true},
 		{"readyz 200", exchange{method: "GET", path: "/readyz", status: 200, respBody: `{"status":"ready","checks":{"minio":"ok","nats":"ok","postgres":"ok"}}`}, true},
@@ -211,7 +234,7 @@ func TestValidateExchangeReports(t *testing.T) {
 	id := uuid.NewString()
 	req, _ := http.NewRequest(http.MethodGet, base+"/api/auth/me", nil)
 	req.Header.Set("Authorization", "Bearer t")
-	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}}
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {requestID}}}
 
 	rec := &recorder{TB: t}
 	ValidateExchange(rec, req, nil, resp, []byte(`{"id":"`+id+`","role":"user"}`))
