@@ -5,7 +5,7 @@
 //	docuvault classifier                       classify uploaded documents
 //	docuvault sweeper                          run the scheduled sweeps
 //	docuvault migrate                          apply database migrations and exit
-//	docuvault setup                            migrate, and create the MinIO bucket, identities and policies (admin credential)
+//	docuvault setup                            create the MinIO bucket, identities and policies (admin credential), the NATS streams, consumers and schedule (NATS user setup), then migrate
 //	docuvault dev                              everything in one process for local use (make run)
 //	docuvault token --user <uuid> [--role admin] [--ttl 24h]   mint a token for local use
 //
@@ -37,12 +37,14 @@ const usage = `usage: docuvault <command> [flags]
 commands:
   api       serve the HTTP API on HTTP_ADDR (and relay the event outbox)
   confirmer confirm uploads from MinIO notifications on JetStream (and relay the outbox)
-  classifier classify uploaded documents (document.uploaded consumer)
+  classifier classify uploaded documents (document.uploaded consumer; relays nothing)
   sweeper   run the scheduled sweep: stale uploads, lost events, orphaned objects
   migrate   apply database migrations to DATABASE_URL and exit
-  setup     create the bucket and the MinIO identities the services and URLs use
-            (MINIO_ACCESS_KEY, MINIO_UPLOAD_*, MINIO_DOWNLOAD_*) with their policies, as
-            MINIO_ADMIN_ACCESS_KEY, then migrate; idempotent; the services never hold the admin credential
+  setup     create the bucket and the MinIO identities the roles and URLs use
+            (MINIO_<ROLE>_*, MINIO_UPLOAD_*, MINIO_DOWNLOAD_*) with their policies, as
+            MINIO_ADMIN_ACCESS_KEY; the NATS streams, their consumers and the sweep schedule,
+            as NATS user setup (NATS_SETUP_PASSWORD); then migrate; idempotent; the roles
+            never hold the admin credential and only bind to what setup made
   dev       run everything in one process for local use: embedded NATS, PostgreSQL and MinIO in .data,
             api, confirmer, sweeper and classifier; prints the page URL and a token (flags: dev -h)
   token     mint a JWT for local use: token --user <uuid> [--role user|admin] [--ttl 24h]
