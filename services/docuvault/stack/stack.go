@@ -145,9 +145,10 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 	if s.Metrics, err = metrics.New(reg, reg); err != nil {
 		return nil, err
 	}
+	opened := s // a failure below returns nil, and closes what it opened
 	defer func() {
 		if err != nil {
-			s.Close()
+			opened.Close()
 		}
 	}()
 
@@ -227,6 +228,10 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 				return nil, err
 			}
 		case Confirmer:
+			// MinIO must not publish before MINIO_EVENTS holds what it sends.
+			if err := bus.CheckStreams(ctx, events.StreamMinIO); err != nil {
+				return nil, err
+			}
 			rules := objectstore.DefaultNotifications
 			if cfg.MinIOEventsConfig != "" {
 				if rules, err = objectstore.LoadNotifications(cfg.MinIOEventsConfig); err != nil {
@@ -343,6 +348,11 @@ func (s *Stack) openPprof(addr string) (func(context.Context) error, error) {
 func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, docs *document.Service, store *postgres.Store, objects *objectstore.Store, bus *events.Bus, log zerolog.Logger) (func(context.Context) error, error) {
 	verifier, err := newVerifier(cfg)
 	if err != nil {
+		return nil, err
+	}
+	// Its outbox relay publishes on DOCUMENTS and its sweep trigger on
+	// SWEEPER, which only setup makes.
+	if err := bus.CheckStreams(ctx, events.StreamDocuments, events.StreamSweeper); err != nil {
 		return nil, err
 	}
 	// The api signs every URL: refuse to sign with identities that would
