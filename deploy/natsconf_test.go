@@ -62,20 +62,13 @@ func newPasswords() passwords {
 
 // passwordVar is the environment variable nats.conf reads user's password
 // from.
-func passwordVar(user string) string { return "NATS_" + strings.ToUpper(user) + "_PASSWORD" }
+func passwordVar(user string) string { return testenv.NATSConfPasswordVar(user) }
 
 // loadConf sets the environment variables nats.conf reads to pw and parses
 // the file. Tests that call it cannot run in parallel (t.Setenv).
 func loadConf(t *testing.T, pw passwords) *server.Options {
 	t.Helper()
-	for user, p := range pw {
-		t.Setenv(passwordVar(user), p)
-	}
-	opts, err := server.ProcessConfigFile(confPath)
-	if err != nil {
-		t.Fatalf("load %s: %v", confPath, err)
-	}
-	return opts
+	return testenv.LoadNATSConf(t, pw)
 }
 
 // confServer is a NATS server started from nats.conf for one test.
@@ -99,23 +92,7 @@ func startConf(t *testing.T) *confServer {
 // server is shut down when the test ends.
 func startConfWith(t *testing.T, pw passwords) *confServer {
 	t.Helper()
-	opts := loadConf(t, pw)
-	opts.Host, opts.Port = "127.0.0.1", -1 // -1: a free port; 0 would be 4222
-	opts.HTTPHost, opts.HTTPPort = "127.0.0.1", -1
-	opts.StoreDir = t.TempDir()
-	opts.NoSigs = true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatalf("configure NATS server from %s: %v", confPath, err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatalf("NATS server from %s is not accepting connections after 10s", confPath)
-	}
+	s := testenv.StartNATSConf(t, pw)
 	addr := s.Addr().String()
 	return &confServer{srv: s, url: "nats://" + addr, addr: addr, pw: pw}
 }

@@ -201,6 +201,16 @@ func (b *Bus) SweepSchedule(ctx context.Context) (every time.Duration, err error
 	return every, nil
 }
 
+// CheckConsumer returns an error wrapping ErrNotSetUp when the durable
+// consumer d (or its stream) does not exist; it waits while JetStream
+// cannot be reached, until ctx ends. A role calls it at start for the
+// consumer it will read (a CONSUMER.INFO request, which its user may send
+// where it may not ask about the stream).
+func (b *Bus) CheckConsumer(ctx context.Context, d Durable) error {
+	_, err := b.bind(ctx, d)
+	return err
+}
+
 // bind looks up the durable consumer c names, retrying while JetStream
 // cannot be reached, until ctx ends: a service that starts during a NATS
 // outage waits for NATS instead of exiting. A consumer (or stream) that

@@ -214,7 +214,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		if relayBus == nil && role != Classifier {
 			relayBus = bus
 		}
-		if backlogBus == nil && (role == API || role == Confirmer) {
+		if role == API { // the api serves /metrics, and may ask about MINIO_EVENTS
 			backlogBus = bus
 		}
 		if len(opts.Roles) == 0 {
@@ -228,8 +228,9 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 				return nil, err
 			}
 		case Confirmer:
-			// MinIO must not publish before MINIO_EVENTS holds what it sends.
-			if err := bus.CheckStreams(ctx, events.StreamMinIO); err != nil {
+			// MinIO must not publish before MINIO_EVENTS and the consumer
+			// that keeps what it sends exist.
+			if err := bus.CheckConsumer(ctx, events.ConfirmerConsumer); err != nil {
 				return nil, err
 			}
 			rules := objectstore.DefaultNotifications
@@ -262,6 +263,9 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		return s, nil
 	}
 	if relayBus != nil {
+		if err := relayBus.CheckStreams(ctx, events.StreamDocuments); err != nil {
+			return nil, err
+		}
 		// One relay per process that may publish document events.
 		relay := events.NewRelay(store, relayBus.JetStream(), logFor("relay"))
 		relay.Metrics = s.Metrics
@@ -350,9 +354,9 @@ func (s *Stack) openAPI(ctx context.Context, cfg config.Config, opts Options, do
 	if err != nil {
 		return nil, err
 	}
-	// Its outbox relay publishes on DOCUMENTS and its sweep trigger on
-	// SWEEPER, which only setup makes.
-	if err := bus.CheckStreams(ctx, events.StreamDocuments, events.StreamSweeper); err != nil {
+	// Its sweep trigger publishes on SWEEPER, which only setup makes (the
+	// relay checks DOCUMENTS).
+	if err := bus.CheckStreams(ctx, events.StreamSweeper); err != nil {
 		return nil, err
 	}
 	// The api signs every URL: refuse to sign with identities that would

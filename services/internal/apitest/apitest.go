@@ -21,13 +21,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/docuvault/stack"
-	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/document"
@@ -94,6 +95,19 @@ type Options struct {
 	// target takes one host:port; its client learns the other nodes from
 	// the server it reaches. The zero value sends both to NATS[0].
 	MinIOTargets [2]int
+	// NATSConf, when set, is a NATS server started from nats.conf that the
+	// stack uses instead of a server of its own: setup connects as user
+	// setup, each role as the user named after it, MinIO's notification
+	// targets as user minio, each with its password.
+	NATSConf *NATSConf
+}
+
+// NATSConf is a NATS server with nats.conf's users.
+type NATSConf struct {
+	Addr string // host:port
+	// Passwords are the users' passwords: api, confirmer, sweeper,
+	// classifier, setup and minio.
+	Passwords map[string]string
 }
 
 // Start starts the stack with a fresh database, bucket and NATS server.
@@ -102,10 +116,12 @@ func Start(tb testing.TB, opts Options) *Stack {
 	dsn := testenv.Postgres(tb)
 	var ns *testenv.NATSServer
 	nodes, replicas := opts.NATS, 1
-	if len(nodes) == 0 {
+	switch {
+	case opts.NATSConf != nil:
+	case len(nodes) == 0:
 		ns = testenv.NATS(tb)
 		nodes = []*testenv.NATSServer{ns}
-	} else {
+	default:
 		replicas = len(nodes)
 	}
 	urls := make([]string, len(nodes))
@@ -113,9 +129,17 @@ func Start(tb testing.TB, opts Options) *Stack {
 		urls[i] = n.URL
 	}
 	natsURL := strings.Join(urls, ",")
+	if opts.NATSConf != nil {
+		natsURL = "nats://" + opts.NATSConf.Addr
+	}
 	mi := opts.MinIO
 	switch {
 	case mi != nil:
+	case opts.Events && opts.NATSConf != nil:
+		mi = testenv.StartMinIO(tb, testenv.MinIOOptions{Env: objectstore.NATSTarget{
+			Address: opts.NATSConf.Addr, Subject: events.SubjectMinIO, QueueDir: tb.TempDir(),
+			Username: "minio", Password: opts.NATSConf.Passwords["minio"],
+		}.ServerEnv()})
 	case opts.Events:
 		// MinIO publishes to the stream, which must exist first: it does
 		// once the confirmer set the bucket's notifications, after
@@ -136,6 +160,12 @@ func Start(tb testing.TB, opts Options) *Stack {
 	cfg.JWTSecret = hex.EncodeToString(secret)
 	cfg.NATSURL = natsURL
 	cfg.NATSStreamReplicas = int64(replicas)
+	if opts.NATSConf != nil {
+		for _, role := range config.RoleNames {
+			cfg.Role(role).NATSPassword = opts.NATSConf.Passwords[role]
+		}
+		cfg.NATSSetupPassword = opts.NATSConf.Passwords["setup"]
+	}
 	SetIdentities(tb, &cfg, mi)
 	if opts.Edit != nil {
 		opts.Edit(&cfg)
@@ -176,9 +206,6 @@ func Start(tb testing.TB, opts Options) *Stack {
 	for i := range opts.Sweepers {
 		sw, done := s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.Sweeper}}, i)
 		s.Sweepers, running = append(s.Sweepers, sw), append(running, done)
-	}
-	if opts.Sweepers > 0 {
-		waitForSweeperConsumer(tb, s.NATSURL)
 	}
 	for i := range opts.Classifiers {
 		c, done := s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.Classifier}}, i)
@@ -641,27 +668,17 @@ func BytesOf(n int) []byte {
 	return b
 }
 
-// waitForSweeperConsumer returns once the sweepers' durable consumer exists.
-// It delivers only ticks published after it was made, so a sweep a test
-// triggers before that would never run.
-func waitForSweeperConsumer(tb testing.TB, url string) {
+// connectNATS connects the test to the stack's NATS, as user setup when
+// the server has nats.conf's users (Options.NATSConf).
+func (s *Stack) connectNATS(tb testing.TB) (*nats.Conn, jetstream.JetStream) {
 	tb.Helper()
-	nc, js, err := events.Connect(events.ConnectConfig{URL: url}, zerolog.Nop())
+	cc := events.ConnectConfig{URL: s.NATSURL, Name: "apitest"}
+	if s.Cfg.NATSSetupPassword != "" {
+		cc.User, cc.Password, cc.InboxPrefix = "setup", s.Cfg.NATSSetupPassword, "_INBOX_setup"
+	}
+	nc, js, err := events.Connect(cc, zerolog.Nop())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer nc.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := js.Consumer(ctx, events.StreamSweeper, sweeper.ConsumerName)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("the sweeper's consumer is not there after 30 s: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return nc, js
 }

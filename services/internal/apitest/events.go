@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/events"
 )
@@ -47,10 +46,7 @@ func (s *Stack) DocumentEvents(tb testing.TB, id uuid.UUID) []Event {
 		tb.Fatal(err)
 	}
 
-	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATSURL}, zerolog.Nop())
-	if err != nil {
-		tb.Fatal(err)
-	}
+	nc, js := s.connectNATS(tb)
 	defer nc.Close()
 	stream, err := js.Stream(ctx, events.StreamDocuments)
 	if err != nil {

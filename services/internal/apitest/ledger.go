@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/shared/document"
@@ -123,15 +122,13 @@ func (l Ledger) Problems() []string {
 // fails tb after timeout.
 func (s *Stack) WaitConfirmerIdle(tb testing.TB, quiet, timeout time.Duration) {
 	tb.Helper()
-	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATSURL}, zerolog.Nop())
-	if err != nil {
-		tb.Fatal(err)
-	}
+	nc, js := s.connectNATS(tb)
 	defer nc.Close()
 	var stream jetstream.Stream
 	deadline := time.Now().Add(timeout)
 	var idleSince time.Time
 	var lastSeq uint64
+	var err error
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		busy := true

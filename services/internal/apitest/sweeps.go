@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/auth"
@@ -42,10 +41,7 @@ type SweepRuns struct {
 // WatchSweeps collects every sweep's result from the start of the stream.
 func (s *Stack) WatchSweeps(tb testing.TB) *SweepRuns {
 	tb.Helper()
-	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATSURL}, zerolog.Nop())
-	if err != nil {
-		tb.Fatal(err)
-	}
+	nc, js := s.connectNATS(tb)
 	tb.Cleanup(nc.Close)
 	cons, err := js.OrderedConsumer(context.Background(), events.StreamSweeper, jetstream.OrderedConsumerConfig{FilterSubjects: []string{sweeper.SubjectCompleted}})
 	if err != nil {
