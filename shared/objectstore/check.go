@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,26 +157,44 @@ func (c *checker) downloads(ctx context.Context) error {
 	return nil
 }
 
-// own checks that the store's own identity writes neither objects nor the
-// bucket's configuration (its notification rules are the confirmer's
-// alone), and does not list the bucket (the sweeper's alone).
+// own checks that the store's own identity (a role's) is refused what its
+// role may not do (roleRights, the one home of each role's rights): it
+// never writes objects, nor sets the bucket's policy or versioning; only
+// the confirmer sets the bucket's notification rules, only the sweeper
+// lists the bucket, and the classifier deletes nothing. A store of no
+// known role is held to all of these.
 func (c *checker) own(ctx context.Context) error {
 	name, key := c.cfg.serviceKey(), c.cfg.Service.AccessKey
+	granted := roleRights[c.cfg.Role]
+	has := func(action string) bool {
+		return slices.Contains(granted.objects, action) || slices.Contains(granted.bucket, action)
+	}
 	if status, code, err := presignedProbe(ctx, c.self, http.MethodPut, c.cfg.Bucket, c.probe, nil, badMD5, "x"); err != nil {
 		return err
 	} else if code != "AccessDenied" {
 		c.fail("%s %q is not refused a PUT (MinIO answered %d %s): the services never write objects; %s", name, key, status, code, setupFixes)
 	}
+	if !has(actDeleteObject) {
+		// The probe's key holds nothing: a delete allowed removes nothing.
+		if status, code, err := presignedProbe(ctx, c.self, http.MethodDelete, c.cfg.Bucket, c.probe, nil, nil, ""); err != nil {
+			return err
+		} else if code != "AccessDenied" {
+			c.fail("%s %q is not refused a delete (MinIO answered %d %s): %s", name, key, status, code, setupFixes)
+		}
+	}
 	for _, p := range []struct {
-		what, method, sub string
+		what, action, method, sub string
 	}{
 		// A body that is no configuration: refused (MalformedXML,
 		// MalformedPolicy) after the policy allowed it, so nothing changes.
-		{"setting the bucket's notification rules", http.MethodPut, "notification"},
-		{"setting the bucket's policy", http.MethodPut, "policy"},
-		{"setting the bucket's versioning", http.MethodPut, "versioning"},
-		{"listing the bucket", http.MethodGet, "list-type"},
+		{"setting the bucket's notification rules", actPutNotification, http.MethodPut, "notification"},
+		{"setting the bucket's policy", "s3:PutBucketPolicy", http.MethodPut, "policy"},
+		{"setting the bucket's versioning", "s3:PutBucketVersioning", http.MethodPut, "versioning"},
+		{"listing the bucket", actListBucket, http.MethodGet, "list-type"},
 	} {
+		if has(p.action) {
+			continue
+		}
 		q := url.Values{p.sub: {""}}
 		body := "x"
 		if p.method == http.MethodGet {
@@ -190,6 +209,18 @@ func (c *checker) own(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// CheckIdentity refuses the store's own identity (a role's, Config.Role)
+// when it could do more than that role (see own), with probes that store
+// and change nothing. Every role runs it at start; the api runs
+// CheckSigners, which includes it.
+func (s *Store) CheckIdentity(ctx context.Context) error {
+	c := checker{cfg: s.cfg, self: s.internal, probe: "docuvault-identity-check/" + randomHex(8)}
+	if err := c.own(ctx); err != nil {
+		return translate(err, "check identity")
+	}
+	return errors.Join(c.errs...)
 }
 
 // bucket checks that the bucket has no bucket policy, refuses anonymous

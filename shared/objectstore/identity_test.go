@@ -479,3 +479,60 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// TestEachRoleChecksItsOwnIdentity: every role's start-up check passes on
+// the identity setup made for it, and fails naming what a broadened
+// identity could do beyond its role: the classifier deleting or listing,
+// the confirmer writing objects.
+func TestEachRoleChecksItsOwnIdentity(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f.provision(t, ctx)
+	stores := map[string]*objectstore.Store{}
+	for _, role := range objectstore.Roles {
+		cfg := f.cfg
+		cfg.Service, cfg.Role = f.roles[role], role
+		s, err := objectstore.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores[role] = s
+		if err := s.CheckIdentity(ctx); err != nil {
+			t.Errorf("%s's own identity: %v", role, err)
+		}
+	}
+	// until runs role's check until it says every one of want (nil: until
+	// it passes), for up to 5 s.
+	until := func(role string, want ...string) {
+		t.Helper()
+		var err error
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			err = stores[role].CheckIdentity(ctx)
+			says := err != nil || len(want) == 0
+			for _, w := range want {
+				says = says && strings.Contains(err.Error(), w)
+			}
+			if says && (len(want) > 0 || err == nil) {
+				return
+			}
+		}
+		t.Errorf("%s's check says %v, want %q", role, err, want)
+	}
+	for _, c := range []struct {
+		role, policy string
+		want         []string
+	}{
+		{"classifier", objectstore.PolicyName(f.cfg.Bucket, "sweeper"), []string{"MINIO_CLASSIFIER_ACCESS_KEY", "is not refused a delete", "is not refused listing the bucket"}},
+		{"confirmer", "readwrite", []string{"MINIO_CONFIRMER_ACCESS_KEY", "is not refused a PUT", "is not refused setting the bucket's policy"}},
+		{"sweeper", objectstore.PolicyName(f.cfg.Bucket, "confirmer"), []string{"MINIO_SWEEPER_ACCESS_KEY", "is not refused setting the bucket's notification rules"}},
+	} {
+		if _, err := f.adm.AttachPolicy(ctx, madmin.PolicyAssociationReq{Policies: []string{c.policy}, User: f.roles[c.role].AccessKey}); err != nil {
+			t.Fatal(err)
+		}
+		until(c.role, c.want...)
+		f.provision(t, ctx) // takes the extra policy away
+		until(c.role)
+	}
+}

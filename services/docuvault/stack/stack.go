@@ -297,6 +297,12 @@ func (s *Stack) connect(ctx context.Context, cfg config.Config, role Role, logFo
 	if err := objects.CheckBucket(ctx); err != nil {
 		return nil, nil, fmt.Errorf("MinIO at MINIO_ENDPOINT=%s as the %s: %w", cfg.MinIOEndpoint, role, err)
 	}
+	// The api's CheckSigners proves its identity with the signers'.
+	if role != API {
+		if err := objects.CheckIdentity(ctx); err != nil {
+			return nil, nil, fmt.Errorf("MinIO identity of the %s: %w", role, err)
+		}
+	}
 	bus, err := events.Open(natsConfig(cfg.NATSURL, string(role), rc.NATSPassword), logFor("nats"), s.Metrics)
 	if err != nil {
 		return nil, nil, fmt.Errorf("NATS as the %s: %w", role, err)
