@@ -128,6 +128,10 @@ type confirmResponse struct {
 	SizeBytes int64           `json:"size_bytes"`
 	UsedBytes int64           `json:"used_bytes"`
 	Status    document.Status `json:"status"`
+	// ClassificationStatus is set once classification ran (the other door
+	// and the classifier may finish before the client confirms): the
+	// contract's status stays "uploaded".
+	ClassificationStatus document.Status `json:"classification_status,omitempty"`
 }
 
 func (h *handlers) confirm(w http.ResponseWriter, r *http.Request) {
@@ -147,7 +151,9 @@ func (h *handlers) confirm(w http.ResponseWriter, r *http.Request) {
 // writeConfirmation answers a confirmation, of either door of the API
 // (confirm, complete).
 func writeConfirmation(w http.ResponseWriter, c document.Confirmation) {
-	writeJSON(w, http.StatusOK, confirmResponse{ID: c.Document.ID, SizeBytes: c.Document.SizeBytes, UsedBytes: c.UsedBytes, Status: c.Document.Status})
+	upload, classification := c.Document.Status.Upload()
+	writeJSON(w, http.StatusOK, confirmResponse{ID: c.Document.ID, SizeBytes: c.Document.SizeBytes, UsedBytes: c.UsedBytes,
+		Status: upload, ClassificationStatus: classification})
 }
 
 type classifyResponse struct {

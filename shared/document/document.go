@@ -40,6 +40,19 @@ func (s Status) Charged() bool {
 	return false
 }
 
+// Upload splits s as the confirm contract answers it: a stored and
+// charged document's upload is StatusUploaded whatever classification did
+// since, and classification, when it has run, is StatusClassified or
+// StatusClassificationFailed apart from it ("" before it ran). Any other
+// status is its own upload status.
+func (s Status) Upload() (upload, classification Status) {
+	switch s {
+	case StatusClassified, StatusClassificationFailed:
+		return StatusUploaded, s
+	}
+	return s, ""
+}
+
 // Reasons a document is rejected at confirmation.
 const (
 	ReasonOverQuota    = "over_quota"

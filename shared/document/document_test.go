@@ -180,3 +180,20 @@ func FuzzUploadRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestStatusUploadSplitsClassification(t *testing.T) {
+	for _, tc := range []struct {
+		s                      document.Status
+		upload, classification document.Status
+	}{
+		{document.StatusPending, document.StatusPending, ""},
+		{document.StatusUploaded, document.StatusUploaded, ""},
+		{document.StatusClassified, document.StatusUploaded, document.StatusClassified},
+		{document.StatusClassificationFailed, document.StatusUploaded, document.StatusClassificationFailed},
+		{document.StatusRejected, document.StatusRejected, ""},
+	} {
+		if u, c := tc.s.Upload(); u != tc.upload || c != tc.classification {
+			t.Errorf("%s.Upload() = %s, %q; want %s, %q", tc.s, u, c, tc.upload, tc.classification)
+		}
+	}
+}

@@ -583,10 +583,11 @@ func (s *Stack) UploadUndeclared(tb testing.TB, token, filename string, data []b
 
 // Confirmation is the confirm answer.
 type Confirmation struct {
-	ID        uuid.UUID `json:"id"`
-	SizeBytes int64     `json:"size_bytes"`
-	UsedBytes int64     `json:"used_bytes"`
-	Status    string    `json:"status"`
+	ID                   uuid.UUID `json:"id"`
+	SizeBytes            int64     `json:"size_bytes"`
+	UsedBytes            int64     `json:"used_bytes"`
+	Status               string    `json:"status"`
+	ClassificationStatus string    `json:"classification_status"`
 }
 
 // Confirm posts /api/documents/{id}/confirm.
