@@ -25,19 +25,6 @@ func winAnsiRune(b byte) rune {
 	return rune(b)
 }
 
-// winAnsiByte encodes r in Windows-1252.
-func winAnsiByte(r rune) (byte, bool) {
-	if r < 0x80 || (r >= 0xA0 && r <= 0xFF) {
-		return byte(r), true
-	}
-	for i, w := range winAnsiHigh {
-		if w != 0 && w == r {
-			return byte(0x80 + i), true
-		}
-	}
-	return 0, false
-}
-
 // decodeWindows1252 decodes b as Windows-1252 text.
 func decodeWindows1252(b []byte) string {
 	var sb strings.Builder

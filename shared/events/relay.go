@@ -178,12 +178,3 @@ func (r *Relay) count(msgs []document.OutboxMessage, acked []uuid.UUID) []uuid.U
 	}
 	return acked
 }
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
