@@ -27,5 +27,8 @@
 // too; child processes are killed if the test process dies.
 //
 // When a server cannot be started the test fails, saying what to install or
-// run; it is never skipped.
+// run; it is never skipped, but under `go test -short` (`make test-short`,
+// the fast tier that starts no server) every function here that starts one
+// skips the test first, through [SkipShort], which tests starting a server
+// or a browser by other means call too.
 package testenv

@@ -66,6 +66,7 @@ var sharedMinIO struct {
 // working directory with a go.mod).
 func MinIO(tb testing.TB) *MinIOServer {
 	tb.Helper()
+	SkipShort(tb, "a real MinIO server")
 	requireMain(tb)
 	sharedMinIO.once.Do(func() {
 		start := time.Now()
@@ -107,6 +108,7 @@ func startSharedMinIO() (*MinIOServer, error) {
 // restarts; otherwise prefer MinIO.
 func StartMinIO(tb testing.TB, opts MinIOOptions) *MinIOServer {
 	tb.Helper()
+	SkipShort(tb, "a real MinIO server")
 	bin, err := minioBinary()
 	if err != nil {
 		tb.Fatal(err)

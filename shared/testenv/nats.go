@@ -53,6 +53,7 @@ type NATSServer struct {
 // simulate an outage. Connect to URL; MinIO takes Host and Port.
 func NATS(tb testing.TB) *NATSServer {
 	tb.Helper()
+	SkipShort(tb, "a real NATS server")
 	n := &NATSServer{
 		Host:     natsHost,
 		StoreDir: tb.TempDir(),
@@ -153,6 +154,7 @@ func (n *NATSServer) start(port int) (*devstack.NATS, error) {
 // own, as in an outage of one machine.
 func NATSCluster(tb testing.TB, n int) ([]*NATSServer, string) {
 	tb.Helper()
+	SkipShort(tb, "a real NATS cluster")
 	ports, err := freePorts(2 * n) // a client port and a route port per node
 	if err != nil {
 		tb.Fatal(err)

@@ -22,7 +22,7 @@ func NATSConfPasswordVar(user string) string { return "NATS_" + strings.ToUpper(
 // LoadNATSConf sets the environment variables nats.conf reads to
 // passwords (user → password) and parses the file. Tests that call it
 // cannot run in parallel (t.Setenv).
-func LoadNATSConf(t *testing.T, passwords map[string]string) *server.Options {
+func LoadNATSConf(t testing.TB, passwords map[string]string) *server.Options {
 	t.Helper()
 	for user, p := range passwords {
 		t.Setenv(NATSConfPasswordVar(user), p)
@@ -38,8 +38,9 @@ func LoadNATSConf(t *testing.T, passwords map[string]string) *server.Options {
 // changed only to listen on a free port of 127.0.0.1 (clients and
 // monitoring) and to keep its JetStream store in a temporary directory;
 // it is shut down when the test ends.
-func StartNATSConf(t *testing.T, passwords map[string]string) *server.Server {
+func StartNATSConf(t testing.TB, passwords map[string]string) *server.Server {
 	t.Helper()
+	SkipShort(t, "a real NATS server")
 	opts := LoadNATSConf(t, passwords)
 	opts.Host, opts.Port = natsHost, -1 // -1: a free port; 0 would be 4222
 	opts.HTTPHost, opts.HTTPPort = natsHost, -1

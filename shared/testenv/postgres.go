@@ -41,6 +41,7 @@ var cluster struct {
 // share one DATABASE_URL server.
 func Postgres(tb testing.TB) string {
 	tb.Helper()
+	SkipShort(tb, "a real PostgreSQL server")
 	requireMain(tb)
 
 	admin, err := postgresAdminURL(tb)
@@ -186,6 +187,7 @@ type PostgresServer struct {
 // when the PostgreSQL server binaries are missing.
 func StartPostgres(tb testing.TB) *PostgresServer {
 	tb.Helper()
+	SkipShort(tb, "a real PostgreSQL server")
 	// A commit must survive Stop, a crash of the server but not of the
 	// machine: synchronous_commit stays on (with it off, the last commits
 	// acknowledged to clients are lost), while fsync and full-page writes,

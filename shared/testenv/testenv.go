@@ -56,6 +56,19 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// SkipShort skips tb under `go test -short` (`make test-short`), the fast
+// tier that starts no server and no browser; needs says what the test
+// needs, such as "a real PostgreSQL server". Every function of this package
+// that starts a server calls it first, so an integration test is skipped in
+// that explicit tier only: without -short (`make test`) it runs, or fails
+// saying what to install.
+func SkipShort(tb testing.TB, needs string) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("-short: needs " + needs)
+	}
+}
+
 // requireMain fails tb unless the tests run under Main, so that a shared
 // server is never left running after the test process.
 func requireMain(tb testing.TB) {

@@ -258,11 +258,12 @@ func TestStartMinIOStopRestart(t *testing.T) {
 	}
 }
 
-// fatalRecorder is a testing.TB whose Fatal methods record the message and
-// end the goroutine, as the real ones do.
+// fatalRecorder is a testing.TB whose Fatal and Skip methods record the
+// message and end the goroutine, as the real ones do.
 type fatalRecorder struct {
 	testing.TB
-	msg string
+	msg     string
+	skipped string
 }
 
 func (r *fatalRecorder) Helper() {}
@@ -277,9 +278,14 @@ func (r *fatalRecorder) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 
-// fatalMessage runs f with a fatalRecorder and returns its Fatal message,
-// or "" if f returned normally.
-func fatalMessage(t *testing.T, f func(tb testing.TB)) string {
+func (r *fatalRecorder) Skip(args ...any) {
+	r.skipped = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+// record runs f with a fatalRecorder and returns it once f has returned,
+// failed or skipped.
+func record(t *testing.T, f func(tb testing.TB)) *fatalRecorder {
 	rec := &fatalRecorder{TB: t}
 	done := make(chan struct{})
 	go func() {
@@ -287,7 +293,42 @@ func fatalMessage(t *testing.T, f func(tb testing.TB)) string {
 		f(rec)
 	}()
 	<-done
+	return rec
+}
+
+// fatalMessage runs f with a fatalRecorder and returns its Fatal message,
+// or "" if f returned normally. If f skipped, so does the test.
+func fatalMessage(t *testing.T, f func(tb testing.TB)) string {
+	rec := record(t, f)
+	if rec.skipped != "" {
+		t.Skip(rec.skipped)
+	}
 	return rec.msg
+}
+
+// TestShortSkipsEveryServer checks the -short tier (make test-short): each
+// function that starts a server skips the test first, saying what it
+// needs, and starts nothing.
+func TestShortSkipsEveryServer(t *testing.T) {
+	if !testing.Short() {
+		t.Skip("checks the -short tier only: run with -short (make test-short)")
+	}
+	t.Setenv("DOCUVAULT_MINIO_BIN", filepath.Join(t.TempDir(), "no-minio")) // a start would fail, not skip
+	for name, f := range map[string]func(tb testing.TB){
+		"Postgres":      func(tb testing.TB) { Postgres(tb) },
+		"MigratedPool":  func(tb testing.TB) { MigratedPool(tb) },
+		"StartPostgres": func(tb testing.TB) { StartPostgres(tb) },
+		"MinIO":         func(tb testing.TB) { MinIO(tb) },
+		"StartMinIO":    func(tb testing.TB) { StartMinIO(tb, MinIOOptions{}) },
+		"NATS":          func(tb testing.TB) { NATS(tb) },
+		"NATSCluster":   func(tb testing.TB) { NATSCluster(tb, 3) },
+		"StartNATSConf": func(tb testing.TB) { StartNATSConf(tb, nil) },
+	} {
+		rec := record(t, f)
+		if !strings.HasPrefix(rec.skipped, "-short: needs a real ") || rec.msg != "" {
+			t.Errorf("%s under -short: skipped %q, failed %q; want a skip saying \"-short: needs a real ...\"", name, rec.skipped, rec.msg)
+		}
+	}
 }
 
 func TestStartMinIOMissingBinary(t *testing.T) {
