@@ -91,9 +91,12 @@ func mustFreePorts(t *testing.T) devPorts {
 	return devPorts{HTTP: addrs[0], NATS: addrs[1], MinIO: addrs[2], Console: addrs[3], PG: addrs[4]}
 }
 
-// minioBin returns the MinIO binary `make tools` builds.
+// minioBin returns the MinIO binary `make tools` builds. Every test that
+// runs a dev stack gets its flags here, so under -short, which starts no
+// server, they all skip here.
 func minioBin(t *testing.T) string {
 	t.Helper()
+	testenv.SkipShort(t, "a real stack (docuvault dev with PostgreSQL, NATS and MinIO)")
 	bin, err := filepath.Abs("../../bin/minio")
 	if err != nil {
 		t.Fatal(err)
