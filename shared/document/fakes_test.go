@@ -364,24 +364,32 @@ func (s *memStore) PurgeDocuments(_ context.Context, ids []uuid.UUID, status doc
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var (
-		deleted []uuid.UUID
-		clamps  []document.Clamp
+		deleted  []uuid.UUID
+		absorbed = map[uuid.UUID]int64{} // user → reserved bytes the release absorbed
 	)
 	for _, id := range ids {
 		if d, ok := s.st.docs[id]; ok && d.Status == status && d.UpdatedAt.Before(before) {
 			if q, ok := s.st.quotas[d.UserID]; ok && d.ReservedBytes > 0 {
-				var absorbed int64
-				q.ReservedBytes, absorbed = takeBytes(q.ReservedBytes, d.ReservedBytes)
+				var n int64
+				q.ReservedBytes, n = takeBytes(q.ReservedBytes, d.ReservedBytes)
 				s.st.quotas[d.UserID] = q
-				if absorbed > 0 {
-					clamps = append(clamps, document.Clamp{UserID: d.UserID, Reserved: absorbed})
-				}
+				absorbed[d.UserID] += n
 			}
 			if _, ok := s.st.removals[d.ObjectKey]; d.UploadID != "" && !ok {
-				s.st.removals[d.ObjectKey] = before // recorded now, as far as the caller's clock goes
+				// PostgreSQL records it as of its own clock's now; the fake
+				// has no clock, and the use case tests run on theirs.
+				s.st.removals[d.ObjectKey] = before
 			}
 			delete(s.st.docs, id)
 			deleted = append(deleted, id)
+		}
+	}
+	// One Clamp per user, as PostgreSQL releases a user's reservations in
+	// one write.
+	var clamps []document.Clamp
+	for _, u := range slices.SortedFunc(maps.Keys(absorbed), func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }) {
+		if absorbed[u] > 0 {
+			clamps = append(clamps, document.Clamp{UserID: u, Reserved: absorbed[u]})
 		}
 	}
 	return deleted, clamps, nil
