@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"SaveAndSetObjectWriteTheDomainsValues", saveWritesValues},
 		{"DeleteWithItsReservationAndRemovalRecord", deleteWithReservation},
 		{"PurgeDeletesOnlyStaleDocumentsAndReleasesTheirReservations", purgeReleases},
+		{"PurgeClampsOncePerUser", purgeClampsPerUser},
 		{"LedgerCheckFindsAndRepairsDrift", ledgerFindsAndRepairs},
 		{"CursorsAreKept", cursorsAreKept},
 		{"TakeRateCountsInFixedWindows", takeRateWindows},
@@ -58,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"StaleDocumentsWalksInUpdateOrder", staleDocumentsWalk},
 		{"SetUploadAndTouchPendingOnlyWhilePending", pendingOnly},
 		{"KnownKeysAreThoseThatMayHoldBytes", knownKeys},
+		{"ClaimUnclassifiedTakesUsersInTurns", claimInTurns},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,6 +283,10 @@ func confirmChargesOnce(t *testing.T, s Subject) {
 	d := create(t, s.Store, user, 60)
 	c := change(d, 50, "")
 	r := confirm(t, s.Store, c)
+	// Not asserted, as the stores differ and the domain reads neither:
+	// r.Document when Changed (PostgreSQL answers the row as it was before
+	// the call, the fake as it is after), and r.Quota.ReservedBytes
+	// (PostgreSQL answers 0, the fake the reservations left).
 	if !r.Changed || !r.Charged || r.Quota.UsedBytes != 50 || r.Quota.LimitBytes != Limit || r.Clamp != (document.Clamp{}) {
 		t.Fatalf("first confirm: %+v", r)
 	}
@@ -591,7 +597,9 @@ func purgeReleases(t *testing.T, s Subject) {
 		}
 	}
 	wantQuota(t, s.Store, user, 10, 5, Limit)
-	// Only the multipart document's key is recorded for removal.
+	// Only the multipart document's key is recorded for removal. As of
+	// when is not asserted: PostgreSQL stamps it with its own clock, the
+	// fake with the purge's cutoff (PurgeDocuments is given no time).
 	if keys, err := s.Store.PendingRemovals(ctx, time.Now().Add(time.Hour), 10); err != nil || !slices.Equal(keys, []string{multipart.ObjectKey}) {
 		t.Fatalf("removals after the purge: %v, %v; want %s", keys, err, multipart.ObjectKey)
 	}
@@ -817,6 +825,18 @@ func pendingOnly(t *testing.T, s Subject) {
 	if got := get(t, s.Store, d.ID); !got.UpdatedAt.Equal(at) {
 		t.Fatalf("touched document updated at %v, want %v", got.UpdatedAt, at)
 	}
+	// It never moves back.
+	if pending, err := s.Store.TouchPending(ctx, d.ID, d.UpdatedAt); err != nil || !pending {
+		t.Fatalf("touch with an earlier time: %v, %v", pending, err)
+	}
+	if got := get(t, s.Store, d.ID); !got.UpdatedAt.Equal(at) {
+		t.Fatalf("touched document updated at %v after an earlier touch, want %v", got.UpdatedAt, at)
+	}
+	missing := uuid.New()
+	if pending, err := s.Store.TouchPending(ctx, missing, at); err != nil || pending {
+		t.Fatalf("touch of a missing document: %v, %v", pending, err)
+	}
+	wantCode(t, "set upload of a missing document", s.Store.SetUpload(ctx, missing, "upload-3"), document.Conflict)
 	c := change(d, 1, "")
 	confirm(t, s.Store, c)
 	wantCode(t, "set upload of a confirmed document", s.Store.SetUpload(ctx, d.ID, "upload-2"), document.Conflict)
@@ -841,5 +861,95 @@ func knownKeys(t *testing.T, s Subject) {
 	}
 	if len(known) != 2 || !known[pending.ObjectKey] || !known[up.ObjectKey] {
 		t.Fatalf("known keys %v, want the pending and the uploaded document's only", known)
+	}
+}
+
+// purgeClampsPerUser: what the release of one user's purged reservations
+// absorbed below zero comes back as one Clamp of that user.
+func purgeClampsPerUser(t *testing.T, s Subject) {
+	a, b := uuid.New(), uuid.New()
+	var ids []uuid.UUID
+	for _, u := range []uuid.UUID{a, a, b} {
+		ids = append(ids, create(t, s.Store, u, 10).ID)
+	}
+	create(t, s.Store, a, 5) // kept: not purged
+	inTx(t, s.Store, func(tx document.Tx) error {
+		if err := tx.Unreserve(ctx, a, 20); err != nil { // 25 - 20: 5 left for 20 purged
+			return err
+		}
+		return tx.Unreserve(ctx, b, 10) // none left for 10 purged
+	})
+	deleted, clamps, err := s.Store.PurgeDocuments(ctx, ids, document.StatusPending, time.Now().Add(time.Minute))
+	if err != nil || len(deleted) != 3 {
+		t.Fatalf("purge: %v, %v", deleted, err)
+	}
+	slices.SortFunc(clamps, func(x, y document.Clamp) int { return compareIDs(x.UserID, y.UserID) })
+	want := []document.Clamp{{UserID: a, Reserved: 15}, {UserID: b, Reserved: 10}}
+	slices.SortFunc(want, func(x, y document.Clamp) int { return compareIDs(x.UserID, y.UserID) })
+	if !slices.Equal(clamps, want) {
+		t.Fatalf("purge clamps %+v, want %+v", clamps, want)
+	}
+	wantQuota(t, s.Store, a, 0, 0, Limit)
+	wantQuota(t, s.Store, b, 0, 0, Limit)
+}
+
+// uploadedAt creates a document of user confirmed, uploaded, at at.
+func uploadedAt(t *testing.T, s document.Store, user uuid.UUID, at time.Time) uuid.UUID {
+	t.Helper()
+	d := create(t, s, user, 0)
+	c := change(d, 1, "")
+	c.At = at
+	if r := confirm(t, s, c); !r.Charged {
+		t.Fatalf("confirm: %+v", r)
+	}
+	return d.ID
+}
+
+func claimInTurns(t *testing.T, s Subject) {
+	t0 := now().Add(-time.Hour)
+	a, b := uuid.New(), uuid.New()
+	var as []uuid.UUID
+	for i := range 3 {
+		as = append(as, uploadedAt(t, s.Store, a, t0.Add(time.Duration(i)*time.Second)))
+	}
+	b0 := uploadedAt(t, s.Store, b, t0.Add(10*time.Second))
+	late := uploadedAt(t, s.Store, b, t0.Add(time.Hour)) // has not waited long enough
+	create(t, s.Store, b, 0)                             // pending: never claimed
+	q := document.ClaimQuery{WaitedSince: t0.Add(time.Minute), Now: t0.Add(time.Minute), Until: t0.Add(2 * time.Minute), PerUser: 2, Limit: 10}
+	claim := func(q document.ClaimQuery) []uuid.UUID {
+		t.Helper()
+		got, err := s.Store.ClaimUnclassified(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []uuid.UUID
+		for _, w := range got {
+			ids = append(ids, w.ID)
+		}
+		return ids
+	}
+	// Every user's oldest first (the oldest of those first), then the second; at most PerUser of one.
+	if got, want := claim(q), []uuid.UUID{as[0], b0, as[1]}; !slices.Equal(got, want) {
+		t.Fatalf("first claim %v, want %v", got, want)
+	}
+	// Claimed documents are not claimed again until their claim ended.
+	if got, want := claim(q), []uuid.UUID{as[2]}; !slices.Equal(got, want) {
+		t.Fatalf("second claim %v, want %v", got, want)
+	}
+	if err := s.Store.PostponeClassification(ctx, as[2], t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	q.Now, q.Until = t0.Add(2*time.Minute), t0.Add(3*time.Minute)
+	if got, want := claim(q), []uuid.UUID{as[0], b0, as[1]}; !slices.Equal(got, want) {
+		t.Fatalf("claim once the first claims ended %v, want %v (the postponed one kept off)", got, want)
+	}
+	// Later, the late one has waited too; turns are by age within a user.
+	q.Now, q.WaitedSince, q.Until = t0.Add(2*time.Hour), t0.Add(2*time.Hour), t0.Add(3*time.Hour)
+	if got, want := claim(q), []uuid.UUID{as[0], b0, as[1], late}; !slices.Equal(got, want) {
+		t.Fatalf("claim after every wait %v, want %v", got, want)
+	}
+	q.Now, q.Limit = t0.Add(4*time.Hour), 1
+	if got, want := claim(q), []uuid.UUID{as[0]}; !slices.Equal(got, want) {
+		t.Fatalf("claim of one %v, want %v", got, want)
 	}
 }
