@@ -7,6 +7,8 @@ package storetest
 import (
 	"context"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,12 +40,14 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"CreateRefusesAFirstUploadOverTheLimit", createRefusesAFirstUploadOverTheLimit},
 		{"CreateCountsRequestsInTheWindow", createCountsRequestsInTheWindow},
 		{"CreateBoundsPendingDocuments", createBoundsPendingDocuments},
+		{"ARefusedCreateReservesNothing", refusedCreateReservesNothing},
 		{"ConfirmChargesOnceAndReleasesTheReservation", confirmChargesOnce},
 		{"ConfirmCountsOtherReservationsNotItsOwn", confirmCountsOtherReservations},
 		{"ConfirmRejectsOverQuotaWithoutCharging", confirmRejectsOverQuota},
 		{"ConfirmRejectsWithTheUseCasesReason", confirmRejectsWithReason},
 		{"ConfirmReportsWhatTheReleaseAbsorbed", confirmReportsClamp},
 		{"ConfirmOfAMissingDocumentIsNotFound", confirmMissing},
+		{"ConcurrentConfirmsChargeOnceAndNeverPastTheLimit", concurrentConfirms},
 		{"ChargeQuotaChargesOnlyWhatFits", chargeQuotaChargesWhatFits},
 		{"ReleaseAndUnreserveNeverGoBelowZero", releaseNeverBelowZero},
 		{"ATransactionThatFailsChangesNothing", rollbackChangesNothing},
@@ -777,6 +781,18 @@ func documentsPages(t *testing.T, s Subject) {
 	if err != nil || !slices.Equal(ids(page), []uuid.UUID{docs[2].ID, docs[0].ID}) {
 		t.Fatalf("pending documents: %v, %v", ids(page), err)
 	}
+	inTx(t, s.Store, func(tx document.Tx) error {
+		cur, err := tx.LockDocument(ctx, docs[1].ID)
+		if err != nil {
+			return err
+		}
+		cur.Status, cur.Classification = document.StatusClassified, "invoice"
+		return tx.Save(ctx, cur, document.NewEvent(document.EventClassified, cur, now()))
+	})
+	page, err = s.Store.Documents(ctx, document.ListFilter{UserID: user, Classification: "invoice", Limit: 10})
+	if err != nil || !slices.Equal(ids(page), []uuid.UUID{docs[1].ID}) {
+		t.Fatalf("invoices: %v, %v", ids(page), err)
+	}
 }
 
 func staleDocumentsWalk(t *testing.T, s Subject) {
@@ -952,4 +968,85 @@ func claimInTurns(t *testing.T, s Subject) {
 	if got, want := claim(q), []uuid.UUID{as[0]}; !slices.Equal(got, want) {
 		t.Fatalf("claim of one %v, want %v", got, want)
 	}
+}
+
+func refusedCreateReservesNothing(t *testing.T, s Subject) {
+	user := uuid.New()
+	create(t, s.Store, user, 10)
+	for _, l := range []document.UploadLimits{
+		{Window: time.Minute, MaxPending: 1, Reserve: 20},  // refused: one pending already
+		{Window: time.Minute, MaxRequests: 1, Reserve: 20}, // refused: the second request of the window
+	} {
+		d := newDoc(user, now())
+		l.Now = d.CreatedAt
+		if _, created, err := s.Store.CreateDocument(ctx, d, l); err != nil || created {
+			t.Fatalf("create with %+v: created %v, %v", l, created, err)
+		}
+		if d.ReservedBytes != 0 {
+			t.Fatalf("a refused document holds %d reserved bytes", d.ReservedBytes)
+		}
+	}
+	wantQuota(t, s.Store, user, 0, 10, Limit)
+}
+
+// concurrentConfirms: doors confirming one document at once charge it
+// once; charges of many documents at once never pass the limit.
+func concurrentConfirms(t *testing.T, s Subject) {
+	user := uuid.New()
+	d := create(t, s.Store, user, 0)
+	const doors = 4
+	results := make(chan document.ConfirmResult, doors)
+	errs := make(chan error, doors)
+	var wg sync.WaitGroup
+	for range doors {
+		wg.Go(func() {
+			r, err := s.Store.ConfirmDocument(ctx, change(d, 30, ""))
+			results <- r
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(results)
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	changed := 0
+	for r := range results {
+		if r.Changed {
+			changed++
+		}
+		if r.Quota.UsedBytes != 30 {
+			t.Fatalf("a door answered used %d, want 30 (the one charge, committed)", r.Quota.UsedBytes)
+		}
+	}
+	if changed != 1 {
+		t.Fatalf("%d doors changed the document, want 1", changed)
+	}
+	wantQuota(t, s.Store, user, 30, 0, Limit)
+	if n := len(s.Outbox(t)); n != 1 {
+		t.Fatalf("%d events recorded, want 1", n)
+	}
+
+	// 7 more documents of 20 bytes: 3 fit in the 70 left.
+	var charged atomic.Int64
+	for range 7 {
+		d := create(t, s.Store, user, 0)
+		wg.Go(func() {
+			r, err := s.Store.ConfirmDocument(ctx, change(d, 20, ""))
+			if err != nil {
+				t.Error(err)
+			}
+			if r.Charged {
+				charged.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if charged.Load() != 3 {
+		t.Fatalf("%d charges of 20 bytes fit in 70, want 3", charged.Load())
+	}
+	wantQuota(t, s.Store, user, 90, 0, Limit)
 }
