@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/document"
@@ -60,7 +59,7 @@ func receive[T any](t *testing.T, what string, ch <-chan T) T {
 }
 
 // TestRolesDoWhatTheyUse runs what each role does on NATS, through the
-// code the role runs (shared/events with the services' consumers), as the
+// code the role runs (shared/events with the roles' durable consumers), as the
 // role's user with its inbox prefix: the start-up checks, the consumer
 // loops with their acks, the outbox relay's publishes, the api's live
 // stream (with a resume and a reset), readiness, the backlog gauge and the
@@ -95,7 +94,7 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 
 	// The confirmer takes MinIO's notification and acks it (confirmed).
 	notified := make(chan string, 1)
-	consume(t, conf, confirmer.Consumer, func(_ context.Context, m events.Message) events.Outcome {
+	consume(t, conf, events.Consumer{Durable: events.ConfirmerConsumer}, func(_ context.Context, m events.Message) events.Outcome {
 		return events.AckThen(func(context.Context) { notified <- string(m.Data) })
 	})
 	if _, err := mc.js.Publish(ctx, events.SubjectMinIO, []byte(`{"n":1}`)); err != nil {
@@ -112,7 +111,7 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 	// JetStream publish with a message id); the classifier receives the
 	// document.uploaded ones.
 	classified := make(chan string, 8)
-	consume(t, cl, classifier.Consumer, func(_ context.Context, m events.Message) events.Outcome {
+	consume(t, cl, events.Consumer{Durable: events.ClassifierConsumer}, func(_ context.Context, m events.Message) events.Outcome {
 		classified <- m.Subject
 		return events.Ack()
 	})
@@ -173,7 +172,7 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 
 	// The admin's sweep: the api publishes a tick, a sweeper takes it and
 	// announces the run.
-	consume(t, sw, sweeper.Consumer, func(_ context.Context, m events.Message) events.Outcome {
+	consume(t, sw, events.Consumer{Durable: events.SweeperConsumer}, func(_ context.Context, m events.Message) events.Outcome {
 		var tick sweeper.Tick
 		_ = json.Unmarshal(m.Data, &tick)
 		return events.AckThen(func(ctx context.Context) {
@@ -473,7 +472,7 @@ func TestNoRoleReadsAnothersReplies(t *testing.T) {
 
 	conf, logs := s.bus(t, "confirmer")
 	got := make(chan string, 1)
-	consume(t, conf, confirmer.Consumer, func(_ context.Context, m events.Message) events.Outcome {
+	consume(t, conf, events.Consumer{Durable: events.ConfirmerConsumer}, func(_ context.Context, m events.Message) events.Outcome {
 		got <- string(m.Data)
 		return events.Ack()
 	})

@@ -23,17 +23,12 @@ import (
 // ConsumerName is the durable consumer every classifier replica shares.
 const ConsumerName = events.ClassifierConsumerName
 
-// MaxAttempts is how many times in a row a replica tries a document whose
-// store fails (a passing error), pausing Backoff between tries; then it
-// gives up for RestAfterGivingUp, after which the recovery tries again. A
+// A replica tries a document whose store fails (a passing error) as many
+// times in a row as its consumer's MaxDeliver, pausing its Backoff between
+// tries (events.ClassifierConsumer, where they are written); then it gives
+// up for restAfterGivingUp, after which the recovery tries again. A
 // document is never failed for its store's outage: it stays uploaded.
-// MaxAttempts and Backoff are the consumer's redelivery settings
-// (events.ClassifierConsumer), where they are written.
-var (
-	MaxAttempts       = events.ClassifierConsumer.MaxDeliver
-	Backoff           = events.ClassifierConsumer.Backoff
-	RestAfterGivingUp = 15 * time.Minute
-)
+const restAfterGivingUp = 15 * time.Minute
 
 // HandleTimeout bounds one document's classification, and ClassifyTimeout
 // (the use case's Config.ClassifyTimeout) the parsing within it. The
@@ -62,10 +57,10 @@ const (
 	RecoveryBatch = 64
 )
 
-// Consumer is the durable consumer the classifier replicas share
+// consumer is the durable consumer the classifier replicas share
 // (events.ClassifierConsumer, made by setup). Its handler only queues a
 // document, so it needs few workers.
-var Consumer = events.Consumer{
+var consumer = events.Consumer{
 	Durable: events.ClassifierConsumer,
 	Workers: 2,
 	Timeout: 10 * time.Second,
@@ -89,7 +84,7 @@ const (
 	OutcomeDeferred  = "deferred"  // over its user's share: left to the recovery
 	OutcomeRecovered = "recovered" // taken up by the recovery
 	OutcomeRetried   = "retried"   // its store failed: tried again after a pause
-	OutcomeGaveUp    = "gave_up"   // its store failed MaxAttempts times: rests, then the recovery tries again
+	OutcomeGaveUp    = "gave_up"   // its store failed MaxDeliver times in a row: rests, then the recovery tries again
 )
 
 // Classifier classifies uploaded documents, fairly between users: from
@@ -141,7 +136,7 @@ func (c *Classifier) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { c.recoverLoop(workCtx) })
-	err := c.bus.Consume(ctx, Consumer, c.Handle)
+	err := c.bus.Consume(ctx, consumer, c.Handle)
 	stop()
 	wg.Wait()
 	c.queue.close()
@@ -227,20 +222,20 @@ func (c *Classifier) classify(ctx context.Context, e *entry) {
 }
 
 // failed decides what follows a passing failure of e: the pause before the
-// next try, or 0 once MaxAttempts failed in a row — then the document
-// rests for RestAfterGivingUp (if PostgreSQL can record that; otherwise
-// the recovery finds it sooner).
+// next try, or 0 once the consumer's MaxDeliver tries failed in a row —
+// then the document rests for restAfterGivingUp (if PostgreSQL can record
+// that; otherwise the recovery finds it sooner).
 func (c *Classifier) failed(ctx context.Context, log zerolog.Logger, e *entry, err error) time.Duration {
 	e.failures++
-	if e.failures < MaxAttempts {
-		delay := Backoff[min(e.failures-1, len(Backoff)-1)]
+	if retry := events.ClassifierConsumer; e.failures < retry.MaxDeliver {
+		delay := retry.Backoff[min(e.failures-1, len(retry.Backoff)-1)]
 		c.metrics.Classifications.WithLabelValues(OutcomeRetried).Inc()
 		log.Warn().Err(err).Int("failures", e.failures).Dur("retry_in", delay).Msg("classification failed for now, will retry")
 		return delay
 	}
 	c.metrics.Classifications.WithLabelValues(OutcomeGaveUp).Inc()
-	log.Error().Err(err).Int("failures", e.failures).Dur("rest", RestAfterGivingUp).Msg("classification failed for the last time on this replica")
-	if perr := c.docs.PostponeClassification(ctx, e.id, RestAfterGivingUp); perr != nil {
+	log.Error().Err(err).Int("failures", e.failures).Dur("rest", restAfterGivingUp).Msg("classification failed for the last time on this replica")
+	if perr := c.docs.PostponeClassification(ctx, e.id, restAfterGivingUp); perr != nil {
 		log.Warn().Err(perr).Msg("could not postpone the recovery")
 	}
 	return 0

@@ -19,12 +19,12 @@ import (
 // ConsumerName is the durable consumer every confirmer replica shares.
 const ConsumerName = events.MinIOConsumer
 
-// Consumer is the durable consumer the confirmer replicas share
+// consumer is the durable consumer the confirmer replicas share
 // (events.ConfirmerConsumer, made by setup: its delivery settings are
 // written there). A message's handling is bounded well inside its AckWait,
 // so a hung dependency turns into a retry and shutdown never waits longer
 // than that.
-var Consumer = events.Consumer{
+var consumer = events.Consumer{
 	Durable: events.ConfirmerConsumer,
 	Workers: 16,
 	Timeout: 20 * time.Second,
@@ -68,7 +68,7 @@ const doneKeys = 16384
 
 // Run handles notifications until ctx ends, then finishes those in hand.
 func (c *Confirmer) Run(ctx context.Context) error {
-	return c.bus.Consume(c.log.WithContext(ctx), Consumer, c.Handle)
+	return c.bus.Consume(c.log.WithContext(ctx), consumer, c.Handle)
 }
 
 // Handle confirms every object-created record of one notification. A

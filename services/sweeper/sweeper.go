@@ -79,9 +79,9 @@ func New(docs Docs, bus Bus, cfg document.SweepConfig, interval time.Duration, m
 	return &Sweeper{docs: docs, bus: bus, cfg: cfg, interval: interval, metrics: m, log: log}
 }
 
-// Consumer is the durable consumer the sweeper replicas share
+// consumer is the durable consumer the sweeper replicas share
 // (events.SweeperConsumer, made by setup): one tick in flight at a time.
-var Consumer = events.Consumer{Durable: events.SweeperConsumer, Workers: 1}
+var consumer = events.Consumer{Durable: events.SweeperConsumer, Workers: 1}
 
 // Run checks that setup made the schedule, then handles ticks until ctx
 // ends.
@@ -94,7 +94,7 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		s.log.Warn().Dur("schedule_every", every).Dur("sweep_interval", s.interval).
 			Msg("the sweep schedule does not fire every SWEEP_INTERVAL: run docuvault setup")
 	}
-	return s.bus.Consume(s.log.WithContext(ctx), Consumer, s.Handle)
+	return s.bus.Consume(s.log.WithContext(ctx), consumer, s.Handle)
 }
 
 // Handle runs the sweep a tick asks for; the tick is settled before the

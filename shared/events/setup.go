@@ -91,9 +91,9 @@ var ConfirmerConsumer = Durable{
 // ClassifierConsumer is the durable consumer of document.uploaded events
 // the classifier replicas share. Its handler only queues a document, and
 // never asks for a message again: the classifier's queue retries (with
-// the same MaxDeliver and Backoff, as its MaxAttempts and Backoff) and its
-// recovery take over from JetStream's redelivery, whose naks would hold
-// MaxAckPending slots and burn MaxDeliver on a user's backlog. MaxDeliver
+// the same MaxDeliver and Backoff) and its recovery take over from
+// JetStream's redelivery, whose naks would hold MaxAckPending slots and
+// burn MaxDeliver on a user's backlog. MaxDeliver
 // and Backoff remain for a message whose ack was lost.
 var ClassifierConsumer = Durable{
 	Stream:        StreamDocuments,

@@ -26,9 +26,8 @@ import (
 	"golang.org/x/exp/slog"
 
 	"github.com/docuvault/docuvault/internal/devstack"
-	"github.com/docuvault/docuvault/services/confirmer"
 	root "github.com/docuvault/docuvault/services/docuvault/stack"
-	"github.com/docuvault/docuvault/services/sweeper"
+	"github.com/docuvault/docuvault/shared/events"
 )
 
 // The hidden subcommands with which the bench re-executes itself, so that
@@ -119,9 +118,9 @@ func (s *stack) startDocuVault(ctx context.Context, role root.Role, name string,
 		c.url = "http://" + httpAddr
 		err = waitReady(ctx, s.client, c.url+"/readyz", 60*time.Second)
 	case root.Confirmer:
-		err = s.waitConsuming(ctx, c, confirmer.Consumer.Stream, confirmer.Consumer.Name, 60*time.Second)
+		err = s.waitConsuming(ctx, c, events.ConfirmerConsumer.Stream, events.ConfirmerConsumer.Name, 60*time.Second)
 	case root.Sweeper:
-		err = s.waitConsuming(ctx, c, sweeper.Consumer.Stream, sweeper.Consumer.Name, 60*time.Second)
+		err = s.waitConsuming(ctx, c, events.SweeperConsumer.Stream, events.SweeperConsumer.Name, 60*time.Second)
 	}
 	if err != nil {
 		c.stop()
