@@ -94,15 +94,21 @@ func ErrorCode(err error) Code {
 }
 
 // IsRejection reports whether err, from a confirmation, says the document
-// broke a rule — over quota, too large, not the declared size — and is
-// rejected for good: confirming again answers the same.
+// broke a rule — over quota, too large, not the declared size (its
+// RejectReason) — and is rejected for good: confirming again answers the
+// same. An error of the same code that rejects no document (an invalid
+// parts list, a request over the quota) is not a rejection.
 func IsRejection(err error) bool {
-	switch ErrorCode(err) {
-	case QuotaExceeded, TooLarge, Invalid:
-		return true
-	}
-	return false
+	var r rejectionError
+	return errors.As(err, &r)
 }
+
+// rejectionError marks the error a confirm of a rejected document answers
+// (see rejection); the error it holds carries the code and the message.
+type rejectionError struct{ error }
+
+// Unwrap returns the error with the code and the message.
+func (e rejectionError) Unwrap() error { return e.error }
 
 // ErrorMessage returns the client-safe message of err.
 func ErrorMessage(err error) string {

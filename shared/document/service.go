@@ -596,15 +596,16 @@ func (d *Document) reject(reason string) {
 	d.RejectReason = reason
 }
 
-// rejection is the error a confirm of rejected document d answers.
+// rejection is the error a confirm of rejected document d answers, marked
+// so that IsRejection tells it from other errors of its code.
 func rejection(d *Document, q Quota) error {
 	switch d.RejectReason {
 	case ReasonOverQuota:
-		return &QuotaExceededError{UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes, RejectedBytes: d.SizeBytes}
+		return rejectionError{&QuotaExceededError{UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes, RejectedBytes: d.SizeBytes}}
 	case ReasonTooLarge:
-		return Errorf(TooLarge, "file too large: %d bytes", d.SizeBytes)
+		return rejectionError{Errorf(TooLarge, "file too large: %d bytes", d.SizeBytes)}
 	default:
-		return Errorf(Invalid, "upload rejected: %s", d.RejectReason)
+		return rejectionError{Errorf(Invalid, "upload rejected: %s", d.RejectReason)}
 	}
 }
 
