@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"PurgeDeletesOnlyStaleDocumentsAndReleasesTheirReservations", purgeReleases},
 		{"PurgeClampsOncePerUser", purgeClampsPerUser},
 		{"LedgerCheckFindsAndRepairsDrift", ledgerFindsAndRepairs},
+		{"LedgerCheckFollowsTheRuleItIsGiven", ledgerFollowsTheRule},
+		{"RemovalsComeOldestFirst", removalsOldestFirst},
 		{"CursorsAreKept", cursorsAreKept},
 		{"TakeRateCountsInFixedWindows", takeRateWindows},
 		{"QuotaIsMadeOnFirstUseAndLimitCanBeSet", quotaFirstUse},
@@ -1049,4 +1051,45 @@ func concurrentConfirms(t *testing.T, s Subject) {
 		t.Fatalf("%d charges of 20 bytes fit in 70, want 3", charged.Load())
 	}
 	wantQuota(t, s.Store, user, 90, 0, Limit)
+}
+
+// ledgerFollowsTheRule: the stores are given the ledger's rule, never
+// spell it; another rule sums other documents.
+func ledgerFollowsTheRule(t *testing.T, s Subject) {
+	user := uuid.New()
+	uploaded(t, s.Store, user, 30)
+	create(t, s.Store, user, 15)
+	rejected := create(t, s.Store, user, 0)
+	confirm(t, s.Store, change(rejected, 5, document.ReasonTooLarge))
+	rule := document.LedgerRule{Used: []document.Status{document.StatusRejected}, Reserved: []document.Status{document.StatusUploaded}}
+	inTx(t, s.Store, func(tx document.Tx) error {
+		e, err := tx.CheckLedger(ctx, uuid.Nil, 10, rule)
+		if err != nil || len(e) != 1 || e[0].UsedBytes != 5 || e[0].ReservedBytes != 0 ||
+			e[0].Stored.UsedBytes != 30 || e[0].Stored.ReservedBytes != 15 {
+			t.Errorf("ledger under a rule counting rejected documents as used, uploaded as reserved: %+v, %v", e, err)
+		}
+		return nil
+	})
+}
+
+func removalsOldestFirst(t *testing.T, s Subject) {
+	at := now()
+	keys := []string{"c/2", "a/1", "b/3"}
+	inTx(t, s.Store, func(tx document.Tx) error {
+		for i, k := range keys {
+			if err := tx.RecordRemoval(ctx, k, at.Add(time.Duration(i)*time.Second)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if got, err := s.Store.PendingRemovals(ctx, at.Add(time.Minute), 2); err != nil || !slices.Equal(got, keys[:2]) {
+		t.Fatalf("two oldest removals: %v, %v; want %v", got, err, keys[:2])
+	}
+	if err := s.Store.ForgetRemovals(ctx, keys[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.PendingRemovals(ctx, at.Add(time.Minute), 10); err != nil || !slices.Equal(got, keys[1:]) {
+		t.Fatalf("removals after forgetting the oldest: %v, %v; want %v", got, err, keys[1:])
+	}
 }
