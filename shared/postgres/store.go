@@ -183,7 +183,7 @@ func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l docu
 		}
 		return u, created, translate(err, "create document")
 	}
-	return u, false, &document.Error{Code: document.Unavailable, Message: "create document: the quota row is not visible"}
+	return u, false, &document.Error{Code: document.Unavailable, Message: "database unavailable", Err: errors.New("create document: the quota row is not visible")}
 }
 
 // confirmDocument confirms a pending document in one statement, so the
@@ -277,7 +277,7 @@ func (s *Store) ConfirmDocument(ctx context.Context, c document.ConfirmChange) (
 			c.RejectReason,
 		), &r.Changed, &r.Charged, &used, &limit, &r.Clamp.Reserved)
 		if err != nil {
-			return r, translate(err, "document not found")
+			return r, translateRow(err, "confirm document", "document")
 		}
 		r.Document = d
 		if r.Clamp.Reserved > 0 {
@@ -299,7 +299,7 @@ func (s *Store) ConfirmDocument(ctx context.Context, c document.ConfirmChange) (
 		}
 		return r, nil
 	}
-	return document.ConfirmResult{}, &document.Error{Code: document.Internal, Message: "confirm: the quota row is not visible"}
+	return document.ConfirmResult{}, &document.Error{Code: document.Internal, Message: "database error", Err: errors.New("confirm document: the quota row is not visible")}
 }
 
 // Document returns the document with the given id. Concurrent reads go
@@ -433,7 +433,7 @@ func outboxMessage(e document.Event, payload []byte) document.OutboxMessage {
 
 func (t *tx) LockDocument(ctx context.Context, id uuid.UUID) (*document.Document, error) {
 	d, err := scanDocument(t.q.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents WHERE id = $1 FOR UPDATE`, id))
-	return d, translate(err, "document not found")
+	return d, translateRow(err, "lock document", "document")
 }
 
 const insertEvent = `INSERT INTO outbox (msg_id, subject, payload, created_at) VALUES ($1, $2, $3, $4)`
@@ -538,7 +538,7 @@ func (t *tx) ChargeQuota(ctx context.Context, user uuid.UUID, delta int64) (docu
 	if err == nil {
 		t.clamp(user, clamped, 0)
 	}
-	return q, charged, translate(err, "quota not found")
+	return q, charged, translateRow(err, "charge quota", "quota")
 }
 
 func (t *tx) SetObject(ctx context.Context, d *document.Document) error {
@@ -567,12 +567,14 @@ func serverGoingAway(e *pgconn.PgError) bool {
 	return strings.HasPrefix(e.Code, "08") || strings.HasPrefix(e.Code, "57P")
 }
 
-// translate turns a pgx error into a document error: no rows is NotFound
-// (with message as the client text), a server that cannot be reached, or
-// that refuses or ends sessions while it shuts down, restarts or recovers
-// (SQLSTATE classes 08 and 57P), is Unavailable, anything else is
-// Internal. Context errors pass through.
-func translate(err error, message string) error {
+// translate turns the error of operation op (a name for logs, such as
+// "read quota") into a document error whose message is client text: no
+// rows is NotFound ("not found"; translateRow names the row), a server that
+// cannot be reached, or that refuses or ends sessions while it shuts down,
+// restarts or recovers (SQLSTATE classes 08 and 57P), is Unavailable,
+// anything else is Internal. op goes in the wrapped error, never in the
+// message. Context errors and document errors pass through.
+func translate(err error, op string) error {
 	if err == nil {
 		return nil
 	}
@@ -581,13 +583,23 @@ func translate(err error, message string) error {
 	case errors.As(err, &derr):
 		return err
 	case errors.Is(err, pgx.ErrNoRows):
-		return &document.Error{Code: document.NotFound, Message: message, Err: err}
+		return &document.Error{Code: document.NotFound, Message: "not found", Err: fmt.Errorf("%s: %w", op, err)}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && !serverGoingAway(pgErr) {
-		return &document.Error{Code: document.Internal, Message: "database error", Err: err}
+		return &document.Error{Code: document.Internal, Message: "database error", Err: fmt.Errorf("%s: %w", op, err)}
 	}
-	return &document.Error{Code: document.Unavailable, Message: "database unavailable", Err: err}
+	return &document.Error{Code: document.Unavailable, Message: "database unavailable", Err: fmt.Errorf("%s: %w", op, err)}
+}
+
+// translateRow is translate for op on one row a client knows as what
+// ("document"): its absence is NotFound with the message "document not
+// found".
+func translateRow(err error, op, what string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &document.Error{Code: document.NotFound, Message: what + " not found", Err: fmt.Errorf("%s: %w", op, err)}
+	}
+	return translate(err, op)
 }
