@@ -1,4 +1,5 @@
-# DocuVault. `make run` runs the service, `make test` runs every test.
+# DocuVault. `make run` runs the service, `make test` runs every test (installing
+# what they need first: .ci/prepare), `make test-short` the fast tier.
 SHELL := /bin/bash
 
 GO            ?= go
@@ -9,8 +10,11 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 TOOLS_CACHE   ?= $(HOME)/.cache/docuvault
 MINIO_CACHED  := $(TOOLS_CACHE)/minio-$(MINIO_VERSION)/minio
 TEST_FLAGS    ?= -race -count=1 -timeout 30m
+# The fast tier: unit and in-memory tests; every test that needs a real
+# server, browser or npm build skips itself under -short (testenv.SkipShort).
+SHORT_FLAGS   ?= -race -short -count=1 -timeout 5m
 
-.PHONY: all tools build test lint run clean bench examples
+.PHONY: all tools build prepare test test-short lint run clean bench examples
 
 all: build
 
@@ -33,10 +37,23 @@ bin/minio:
 build:
 	$(GO) build -o bin/docuvault ./services/docuvault
 
+## prepare: install what the tests need from the system (.ci/prepare):
+## Chromium, Node.js and npm, the PostgreSQL server binaries; as root on
+## Debian with apt-get, elsewhere it stops, printing the command to run
+prepare:
+	@.ci/prepare >/dev/null
+
 ## test: every test, with the race detector, against real PostgreSQL and MinIO
-## (and, in Chromium, the Uppy example, which it builds first)
-test: tools examples
-	$(GO) test $(TEST_FLAGS) ./...
+## (and, in Chromium, the Uppy example, which it builds first); prepare runs
+## first. The databases go to DATABASE_URL if set, else to 127.0.0.1:5432 if
+## it answers, else to a throwaway cluster per package (.ci/prepare says which).
+test: prepare tools examples
+	@env=$$(.ci/prepare 2>/dev/null) && eval "$$env" && $(GO) test $(TEST_FLAGS) ./...
+
+## test-short: the fast tier (under a minute): unit and in-memory tests with
+## the race detector, go test -short; starts no server and installs nothing
+test-short:
+	$(GO) test $(SHORT_FLAGS) ./...
 
 ## examples: install and bundle examples/uppy (Uppy's packages from npm, pinned
 ## by its package-lock.json; esbuild): npm ci, then npm run build
