@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -309,10 +310,15 @@ func fatalMessage(t *testing.T, f func(tb testing.TB)) string {
 
 // TestShortSkipsEveryServer checks the -short tier (make test-short): each
 // function that starts a server skips the test first, saying what it
-// needs, and starts nothing.
+// needs, and starts nothing. Without -short it runs itself under -short,
+// in a child process of this test binary.
 func TestShortSkipsEveryServer(t *testing.T) {
 	if !testing.Short() {
-		t.Skip("checks the -short tier only: run with -short (make test-short)")
+		out, err := exec.Command(os.Args[0], "-test.short", "-test.count=1", "-test.v", "-test.run=^TestShortSkipsEveryServer$").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestShortSkipsEveryServer") {
+			t.Fatalf("TestShortSkipsEveryServer under -short: %v\n%s", err, out)
+		}
+		return
 	}
 	t.Setenv("DOCUVAULT_MINIO_BIN", filepath.Join(t.TempDir(), "no-minio")) // a start would fail, not skip
 	for name, f := range map[string]func(tb testing.TB){
