@@ -513,7 +513,9 @@ func (s *Service) confirmStored(ctx context.Context, d *Document, info ObjectInf
 	// the row locks, from the quota it finds.
 	uploaded, rejected := *d, *d
 	for _, c := range []*Document{&uploaded, &rejected} {
-		c.SizeBytes, c.ETag, c.UpdatedAt = info.Size, info.ETag, now
+		// Out of pending either way: the reservation is released (or
+		// becomes the charge), as the stores write it.
+		c.SizeBytes, c.ETag, c.UpdatedAt, c.ReservedBytes = info.Size, info.ETag, now, 0
 	}
 	uploaded.Status, uploaded.ConfirmedAt = StatusUploaded, &now
 	rejected.reject(change.RejectReason)

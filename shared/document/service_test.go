@@ -385,7 +385,8 @@ func TestConfirmChargesTheStoredObject(t *testing.T) {
 	}
 	for _, got := range []*document.Document{c.Document, f.doc(t, d.ID)} {
 		wantStatus(t, got, document.StatusUploaded, "")
-		if got.SizeBytes != 100 || got.ETag != obj.etag || got.ConfirmedAt == nil || !got.ConfirmedAt.Equal(t0.Add(time.Minute)) {
+		if got.SizeBytes != 100 || got.ETag != obj.etag || got.ConfirmedAt == nil || !got.ConfirmedAt.Equal(t0.Add(time.Minute)) ||
+			got.ReservedBytes != 0 { // its reservation became the charge
 			t.Errorf("document = %+v", got)
 		}
 	}
