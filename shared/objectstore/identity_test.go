@@ -66,6 +66,19 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// roleStore is a store acting as role's identity, as that role's process
+// opens it.
+func (f *fixture) roleStore(t *testing.T, role string) *objectstore.Store {
+	t.Helper()
+	cfg := f.cfg
+	cfg.Service, cfg.Role = f.roles[role], role
+	s, err := objectstore.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func (f *fixture) provision(t *testing.T, ctx context.Context) {
 	t.Helper()
 	if err := objectstore.Provision(ctx, f.cfg, f.roles, f.root); err != nil {
@@ -256,13 +269,7 @@ func TestProvisionedIdentitiesHoldOnlyTheirJob(t *testing.T) {
 	}
 
 	for _, role := range objectstore.Roles {
-		cfg := f.cfg
-		cfg.Service, cfg.Role = f.roles[role], role
-		s, err := objectstore.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.CheckBucket(ctx); err != nil {
+		if err := f.roleStore(t, role).CheckBucket(ctx); err != nil {
 			t.Errorf("%s: %v", role, err)
 		}
 	}
@@ -492,12 +499,7 @@ func TestEachRoleChecksItsOwnIdentity(t *testing.T) {
 	f.provision(t, ctx)
 	stores := map[string]*objectstore.Store{}
 	for _, role := range objectstore.Roles {
-		cfg := f.cfg
-		cfg.Service, cfg.Role = f.roles[role], role
-		s, err := objectstore.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := f.roleStore(t, role)
 		stores[role] = s
 		if err := s.CheckIdentity(ctx); err != nil {
 			t.Errorf("%s's own identity: %v", role, err)
