@@ -22,11 +22,7 @@ func TestLongHandlerKeepsItsMessageUnderBackoff(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ns := testenv.NATS(t)
-	bus, err := events.Open(events.ConnectConfig{URL: ns.URL}, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
+	bus := openBus(t, ns.URL)
 	js := bus.JetStream()
 	if err := events.EnsureStreams(ctx, js, events.StreamLimits{}); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/testenv"
@@ -20,11 +19,7 @@ import (
 func followBus(t *testing.T) (*events.Bus, jetstream.JetStream) {
 	t.Helper()
 	ns := testenv.NATS(t)
-	bus, err := events.Open(events.ConnectConfig{URL: ns.URL}, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
+	bus := openBus(t, ns.URL)
 	if err := events.EnsureStreams(context.Background(), bus.JetStream(), events.StreamLimits{}); err != nil {
 		t.Fatal(err)
 	}

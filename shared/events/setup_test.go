@@ -21,11 +21,7 @@ import (
 func TestRolesNeedSetup(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	bus, err := events.Open(events.ConnectConfig{URL: testenv.NATS(t).URL}, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
+	bus := openBus(t, testenv.NATS(t).URL)
 	wantNotSetUp := func(what string, err error) {
 		t.Helper()
 		if !errors.Is(err, events.ErrNotSetUp) || !strings.Contains(err.Error(), "run docuvault setup") {
@@ -36,7 +32,7 @@ func TestRolesNeedSetup(t *testing.T) {
 		err := bus.Consume(ctx, events.Consumer{Durable: d}, func(context.Context, events.Message) events.Outcome { return events.Ack() })
 		wantNotSetUp("consume "+d.Name, err)
 	}
-	_, err = bus.SweepSchedule(ctx)
+	_, err := bus.SweepSchedule(ctx)
 	wantNotSetUp("the sweep schedule", err)
 	wantNotSetUp("the streams", bus.CheckStreams(ctx, events.StreamDocuments, events.StreamSweeper))
 	if names := bus.JetStream().StreamNames(ctx); names.Err() == nil {
@@ -65,11 +61,7 @@ func TestRolesNeedSetup(t *testing.T) {
 func TestSetupMakesTheConsumersAndTheSchedule(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	bus, err := events.Open(events.ConnectConfig{URL: testenv.NATS(t).URL}, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
+	bus := openBus(t, testenv.NATS(t).URL)
 	js := bus.JetStream()
 	if err := events.Setup(ctx, js, events.StreamLimits{}, 0); err == nil {
 		t.Error("Setup with a zero sweep interval succeeded")
@@ -140,4 +132,16 @@ func TestSetupMakesTheConsumersAndTheSchedule(t *testing.T) {
 	if every, err := bus.SweepSchedule(ctx); err != nil || every != 2*time.Second {
 		t.Fatalf("SweepSchedule = %v, %v; want 2s", every, err)
 	}
+}
+
+// openBus opens a bus on the server at url for the test, closed when it
+// ends.
+func openBus(t *testing.T, url string) *events.Bus {
+	t.Helper()
+	bus, err := events.Open(events.ConnectConfig{URL: url}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bus.Close)
+	return bus
 }

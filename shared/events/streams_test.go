@@ -200,11 +200,7 @@ func onceEach(seqs []uint64, acked int) bool {
 func TestMessageFailedForTheLastTimeLeavesTheQueue(t *testing.T) {
 	t.Parallel()
 	ns := testenv.NATS(t)
-	bus, err := events.Open(events.ConnectConfig{URL: ns.URL}, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
+	bus := openBus(t, ns.URL)
 	_, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
