@@ -26,9 +26,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/objectstore"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

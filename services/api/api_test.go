@@ -16,7 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/internal/apitest"
 	"github.com/docuvault/docuvault/shared/auth"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/internal/apitest"
 )
 
 // TestConfirmAnswersUploadedAfterClassification: the notification door and

@@ -11,7 +11,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/internal/apitest"
 )
 
 // TestDownloadIgnoresTheUploadersEncodingAndCaching PUTs a document with

@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/docuvault/docuvault/internal/apitest"
 	"github.com/docuvault/docuvault/services/docuvault/stack"
-	"github.com/docuvault/docuvault/services/internal/apitest"
 )
 
 // A replica being replaced (a rolling deploy, a scale-down) stops taking

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/internal/apitest"
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/shared/config"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 func TestUploadURLRejectsBadInput(t *testing.T) {

@@ -16,13 +16,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/internal/apitest"
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/services/docuvault/stack"
-	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/shared/classify"
 	"github.com/docuvault/docuvault/shared/classify/samples"
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -11,9 +11,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/internal/apitest"
 	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/docuvault/stack"
-	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/shared/classify/samples"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/events"

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/internal/apitest"
 	"github.com/docuvault/docuvault/shared/config"
 )
 

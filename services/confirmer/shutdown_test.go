@@ -8,9 +8,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/internal/apitest"
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/docuvault/stack"
-	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/shared/events"
 )
 

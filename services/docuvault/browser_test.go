@@ -15,7 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/docuvault/docuvault/shared/testenv"
+	"github.com/docuvault/docuvault/internal/testenv"
 )
 
 // chromium returns Debian's Chromium, which `make test` installs.

@@ -19,7 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/docuvault/docuvault/shared/testenv"
+	"github.com/docuvault/docuvault/internal/testenv"
 )
 
 // TestMain runs the tests, or, with DOCUVAULT_TEST_MAIN=1, the docuvault

@@ -14,8 +14,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/docuvault/docuvault/internal/testenv"
 	docstatus "github.com/docuvault/docuvault/shared/document"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 // uppyExample returns examples/uppy, built (npm ci && npm run build).

@@ -9,10 +9,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 // TestSweeperStartsOnlyOnWhatSetupMade: the sweeper makes neither its

@@ -12,11 +12,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/internal/apitest"
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/events"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -130,7 +130,7 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 // replica pulls again only once it has missed two heartbeats. With the
 // client's default heartbeat (half of a 30 s expiry), both confirmers sat
 // idle for about 30 s after a NATS node was lost while notifications piled
-// up (services/cluster); these bound the silence to about 4 s.
+// up (e2e/cluster); these bound the silence to about 4 s.
 const (
 	pullExpiry    = 10 * time.Second
 	pullHeartbeat = 2 * time.Second

@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/shared/events"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 // followBus starts a NATS server with DocuVault's streams and returns a Bus

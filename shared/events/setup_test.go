@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/shared/events"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 // TestRolesNeedSetup: before `docuvault setup` ran, a role finds neither

@@ -9,8 +9,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/shared/objectstore"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 // TestListAfterShowsWhatStatShows checks that a listing gives each object's

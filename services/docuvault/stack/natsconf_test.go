@@ -16,10 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/internal/apitest"
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/events"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 // violations records what a NATS server logs as errors and warnings, the

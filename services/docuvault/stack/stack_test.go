@@ -11,10 +11,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/docuvault/docuvault/internal/apitest"
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/services/docuvault/stack"
-	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/shared/config"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -16,10 +16,10 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/internal/apitest"
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/document"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

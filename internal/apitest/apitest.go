@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
+	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/docuvault/stack"
 	"github.com/docuvault/docuvault/shared/auth"
@@ -35,7 +36,6 @@ import (
 	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/objectstore"
 	"github.com/docuvault/docuvault/shared/postgres"
-	"github.com/docuvault/docuvault/shared/testenv"
 )
 
 // Stack is DocuVault's API (and, with Options.Events, its confirmer) running

@@ -19,7 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/docuvault/docuvault/services/internal/apitest"
+	"github.com/docuvault/docuvault/internal/apitest"
 	"github.com/docuvault/docuvault/shared/document"
 )
 

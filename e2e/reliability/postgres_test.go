@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/docuvault/docuvault/internal/apitest"
 	"github.com/docuvault/docuvault/services/confirmer"
-	"github.com/docuvault/docuvault/services/internal/apitest"
 	"github.com/docuvault/docuvault/services/sweeper"
 )
 
