@@ -299,15 +299,17 @@ func Count(c prometheus.Collector) int64 {
 // and the messages retried and terminated.
 func ConfirmerCounts(st *stack.Stack) map[string]int64 {
 	m := st.Metrics
-	door := func(outcome string) int64 { return Count(m.Confirms.WithLabelValues("event", outcome)) }
+	door := func(outcome document.ConfirmOutcome) int64 {
+		return Count(m.Confirms.WithLabelValues("event", string(outcome)))
+	}
 	return map[string]int64{
-		"confirmed":  door("uploaded"),
-		"already":    door("already"),
-		"rejected":   door("rejected"),
+		"confirmed":  door(document.OutcomeUploaded),
+		"already":    door(document.OutcomeAlready),
+		"rejected":   door(document.OutcomeRejected),
 		"unknown":    door("unknown"),
 		"ignored":    door("ignored"),
-		"removed":    door("stray_"+document.StrayUnknown) + door("stray_"+document.StrayRejected),
-		"reconciled": door("stray_"+document.StrayReconciled) + door("stray_"+document.StrayOverQuota),
+		"removed":    door(document.StrayUnknown) + door(document.StrayRejected),
+		"reconciled": door(document.StrayReconciled) + door(document.StrayOverQuota),
 		"retried":    Count(m.Retries.WithLabelValues(confirmer.ConsumerName)),
 		"terminated": Count(m.Terminated.WithLabelValues(confirmer.ConsumerName)),
 	}

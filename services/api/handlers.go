@@ -140,7 +140,7 @@ func (h *handlers) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.docs.Confirm(r.Context(), caller(r).UserID, id)
-	h.metrics.Confirms.WithLabelValues("endpoint", document.ConfirmOutcome(c, err)).Inc()
+	h.metrics.Confirms.WithLabelValues("endpoint", string(document.Outcome(c, err))).Inc()
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -126,7 +126,7 @@ func (h *handlers) complete(w http.ResponseWriter, r *http.Request) {
 		parts[i] = document.Part{Number: p.PartNumber, ETag: p.ETag}
 	}
 	c, err := h.docs.Complete(r.Context(), caller(r).UserID, id, parts)
-	h.metrics.Confirms.WithLabelValues("complete", document.ConfirmOutcome(c, err)).Inc()
+	h.metrics.Confirms.WithLabelValues("complete", string(document.Outcome(c, err))).Inc()
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -87,16 +87,16 @@ func (c *Confirmer) Handle(ctx context.Context, msg events.Message) events.Outco
 		}
 		write := r.Key + "\x00" + r.Sequencer
 		if r.Sequencer != "" && c.done.has(write) {
-			c.count("already")
+			c.count(string(document.OutcomeAlready))
 			continue
 		}
 		res, err := c.docs.ConfirmObject(ctx, r.Key, document.ObjectInfo{Size: r.Size, ETag: r.ETag})
 		log := zerolog.Ctx(ctx)
 		switch code := document.ErrorCode(err); {
 		case res.Stray == document.StrayUnknown || res.Stray == document.StrayRejected:
-			log.Warn().Str("stray", res.Stray).Str("object_key", r.Key).Msg("object of no live document removed")
+			log.Warn().Str("stray", string(res.Stray)).Str("object_key", r.Key).Msg("object of no live document removed")
 		case res.Stray != "":
-			log.Warn().Str("stray", res.Stray).Str("document_id", res.Document.ID.String()).Str("user_id", res.Document.UserID.String()).
+			log.Warn().Str("stray", string(res.Stray)).Str("document_id", res.Document.ID.String()).Str("user_id", res.Document.UserID.String()).
 				Int64("size_bytes", res.Document.SizeBytes).Msg("replaced object of a charged document reconciled")
 		case code == "":
 			if res.Changed {
@@ -111,8 +111,8 @@ func (c *Confirmer) Handle(ctx context.Context, msg events.Message) events.Outco
 			transient = errors.Join(transient, err)
 			continue
 		}
-		if outcome := document.ConfirmOutcome(res, err); outcome != "error" {
-			c.count(outcome)
+		if outcome := document.Outcome(res, err); outcome != document.OutcomeError {
+			c.count(string(outcome))
 		}
 		if res.Leftover {
 			// Rejected, but its bytes are still stored: try again later,

@@ -157,8 +157,8 @@ func (s *Sweeper) Handle(ctx context.Context, msg events.Message) events.Outcome
 // record adds a run's counts to the metrics.
 func (s *Sweeper) record(res document.SweepResult) {
 	s.metrics.SweepRuns.Inc()
-	s.metrics.Confirms.WithLabelValues("sweeper", "uploaded").Add(float64(res.Confirmed))
-	s.metrics.Confirms.WithLabelValues("sweeper", "rejected").Add(float64(res.Rejected))
+	s.metrics.Confirms.WithLabelValues("sweeper", string(document.OutcomeUploaded)).Add(float64(res.Confirmed))
+	s.metrics.Confirms.WithLabelValues("sweeper", string(document.OutcomeRejected)).Add(float64(res.Rejected))
 	for kind, n := range map[string]int{
 		"confirmed": res.Confirmed, "rejected": res.Rejected, "purged": res.Purged,
 		"rejected_removed": res.RejectedRemoved, "removals_retried": res.RemovalsRetried,

@@ -106,6 +106,14 @@ type Quota struct {
 	LimitBytes    int64
 }
 
+// Fits reports whether adding add bytes to q's used bytes keeps used and
+// reserved bytes within the limit; taking bytes (add <= 0) always fits.
+// The quota's one rule of arithmetic: PostgreSQL's quota_fits (migration
+// 0013) is its twin, held to it by the store contract suite.
+func (q Quota) Fits(add int64) bool {
+	return add <= 0 || q.UsedBytes+q.ReservedBytes+add <= q.LimitBytes
+}
+
 // ObjectKey returns the key of a new object for document docID of user:
 // {user_id}/{document_id}/{uuid}{ext}. Only the server computes keys.
 func ObjectKey(user, docID uuid.UUID, filename string) string {

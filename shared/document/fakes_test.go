@@ -99,7 +99,7 @@ type memStore struct {
 	fails  map[string]error // method name ("Document", "InTx", "Tx.Save", …) → error it returns
 	calls  map[string]int   // method name → how many times it was called
 
-	// beforeConfirm, when set, runs at the start of ConfirmDocument, before
+	// beforeConfirm, when set, runs at the start of Settle, before
 	// the lock: a test makes another door act between a read and the lock.
 	beforeConfirm func()
 }
@@ -189,50 +189,62 @@ func (s *memStore) CreateDocument(_ context.Context, d *document.Document, l doc
 	return u, true, nil
 }
 
-// ConfirmDocument follows document.ConfirmChange: a document no longer
-// pending comes back unchanged; otherwise it is charged and uploaded if
-// c.Charge is set and the size fits, else rejected with c.RejectReason.
-func (s *memStore) ConfirmDocument(_ context.Context, c document.ConfirmChange) (document.ConfirmResult, error) {
-	if err := s.failure("ConfirmDocument"); err != nil {
-		return document.ConfirmResult{}, err
+// Settle follows document.Store.Settle: a row no longer as set.From was
+// read comes back unchanged; otherwise the charged target is written if
+// its change fits (Quota.Fits), else the refused one.
+func (s *memStore) Settle(_ context.Context, set document.Settlement) (document.Settled, error) {
+	if err := s.failure("Settle"); err != nil {
+		return document.Settled{}, err
 	}
 	if s.beforeConfirm != nil {
 		s.beforeConfirm()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, ok := s.st.docs[c.ID]
+	d, ok := s.st.docs[set.From.ID]
 	if !ok {
-		return document.ConfirmResult{}, notFound()
+		return document.Settled{}, notFound()
 	}
 	q := s.st.quota(d.UserID, s.defaultLimit)
-	if d.Status != document.StatusPending {
-		return document.ConfirmResult{Document: cloneDoc(d), Quota: q}, nil
+	from := set.From
+	if d.Status != from.Status || d.SizeBytes != from.SizeBytes || d.ETag != from.ETag || d.ReservedBytes != from.ReservedBytes {
+		return document.Settled{Document: cloneDoc(d), Quota: q}, nil
 	}
-	var clamp document.Clamp
-	q.ReservedBytes, clamp.Reserved = takeBytes(q.ReservedBytes, d.ReservedBytes)
-	if clamp.Reserved > 0 {
-		clamp.UserID = d.UserID
+	t, charged := set.Refused, false
+	if c := set.Charged; c != nil {
+		q := q
+		q.ReservedBytes = max(0, q.ReservedBytes+c.Reserved)
+		if q.Fits(c.Used) {
+			t, charged = *c, true
+		}
 	}
-	d.ReservedBytes = 0
-	charged := c.Charge && q.UsedBytes+q.ReservedBytes+c.SizeBytes <= q.LimitBytes
-	d.SizeBytes, d.ETag, d.UpdatedAt = c.SizeBytes, c.ETag, c.At
+	q, clamp := moveQuota(q, t.Used, t.Reserved)
 	s.st.quotas[d.UserID] = q
-	if charged {
-		q.UsedBytes += c.SizeBytes
-		s.st.quotas[d.UserID] = q
-		at := c.At
-		d.Status, d.RejectReason, d.ConfirmedAt = document.StatusUploaded, "", &at
-		s.st.outbox = append(s.st.outbox, c.Uploaded)
-	} else {
-		d.Status, d.RejectReason, d.ConfirmedAt = document.StatusRejected, c.RejectReason, nil
-		s.st.outbox = append(s.st.outbox, c.Rejected)
+	w := t.Document
+	d.Status, d.RejectReason, d.SizeBytes, d.ETag, d.ReservedBytes, d.ConfirmedAt, d.UpdatedAt =
+		w.Status, w.RejectReason, w.SizeBytes, w.ETag, w.ReservedBytes, w.ConfirmedAt, w.UpdatedAt
+	if t.Event != nil {
+		s.st.outbox = append(s.st.outbox, *t.Event)
 	}
-	return document.ConfirmResult{Document: cloneDoc(d), Quota: q, Changed: true, Charged: charged, Clamp: clamp}, nil
+	return document.Settled{Document: cloneDoc(w), Quota: q, Applied: true, Charged: charged, Clamp: clamp}, nil
 }
 
-// takeBytes takes n bytes from have, never below zero, as the PostgreSQL
-// store's clamps do: rest is what is left, absorbed what could not be taken.
+// moveQuota adds used and reserved bytes (negative: takes) to q, each never
+// below zero as the PostgreSQL store's clamps do, and returns what the
+// taking absorbed.
+func moveQuota(q document.Quota, used, reserved int64) (document.Quota, document.Clamp) {
+	c := document.Clamp{UserID: q.UserID}
+	q.UsedBytes, c.Used = takeBytes(q.UsedBytes, -used)
+	q.ReservedBytes, c.Reserved = takeBytes(q.ReservedBytes, -reserved)
+	if c.Used == 0 && c.Reserved == 0 {
+		c.UserID = uuid.Nil
+	}
+	return q, c
+}
+
+// takeBytes takes n bytes from have (adds -n when n < 0), never below zero,
+// as the PostgreSQL store's clamps do: rest is what is left, absorbed what
+// could not be taken.
 func takeBytes(have, n int64) (rest, absorbed int64) {
 	return max(0, have-n), max(0, n-have)
 }
@@ -357,7 +369,7 @@ func (s *memStore) TouchPending(_ context.Context, id uuid.UUID, at time.Time) (
 	return true, nil
 }
 
-func (s *memStore) PurgeDocuments(_ context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, []document.Clamp, error) {
+func (s *memStore) PurgeDocuments(_ context.Context, p document.Purge) ([]uuid.UUID, []document.Clamp, error) {
 	if err := s.failure("PurgeDocuments"); err != nil {
 		return nil, nil, err
 	}
@@ -365,31 +377,34 @@ func (s *memStore) PurgeDocuments(_ context.Context, ids []uuid.UUID, status doc
 	defer s.mu.Unlock()
 	var (
 		deleted  []uuid.UUID
-		absorbed = map[uuid.UUID]int64{} // user → reserved bytes the release absorbed
+		absorbed = map[uuid.UUID]document.Clamp{} // user → what the releases absorbed
 	)
-	for _, id := range ids {
-		if d, ok := s.st.docs[id]; ok && d.Status == status && d.UpdatedAt.Before(before) {
-			if q, ok := s.st.quotas[d.UserID]; ok && d.ReservedBytes > 0 {
-				var n int64
-				q.ReservedBytes, n = takeBytes(q.ReservedBytes, d.ReservedBytes)
-				s.st.quotas[d.UserID] = q
-				absorbed[d.UserID] += n
-			}
-			if _, ok := s.st.removals[d.ObjectKey]; d.UploadID != "" && !ok {
-				// PostgreSQL records it as of its own clock's now; the fake
-				// has no clock, and the use case tests run on theirs.
-				s.st.removals[d.ObjectKey] = before
-			}
-			delete(s.st.docs, id)
-			deleted = append(deleted, id)
+	for _, id := range p.IDs {
+		d, ok := s.st.docs[id]
+		if !ok || d.Status != p.Status || !d.UpdatedAt.Before(p.Before) {
+			continue
 		}
+		if q, ok := s.st.quotas[d.UserID]; ok {
+			used, reserved := p.Rule.Holds(d)
+			q, c := moveQuota(q, -used, -reserved)
+			s.st.quotas[d.UserID] = q
+			a := absorbed[d.UserID]
+			a.Used, a.Reserved = a.Used+c.Used, a.Reserved+c.Reserved
+			absorbed[d.UserID] = a
+		}
+		if _, ok := s.st.removals[d.ObjectKey]; d.UploadID != "" && !ok {
+			s.st.removals[d.ObjectKey] = p.At
+		}
+		delete(s.st.docs, id)
+		deleted = append(deleted, id)
 	}
-	// One Clamp per user, as PostgreSQL releases a user's reservations in
-	// one write.
+	// One Clamp per user, as PostgreSQL releases a user's holdings in one
+	// write.
 	var clamps []document.Clamp
 	for _, u := range slices.SortedFunc(maps.Keys(absorbed), func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }) {
-		if absorbed[u] > 0 {
-			clamps = append(clamps, document.Clamp{UserID: u, Reserved: absorbed[u]})
+		if c := absorbed[u]; c.Used > 0 || c.Reserved > 0 {
+			c.UserID = u
+			clamps = append(clamps, c)
 		}
 	}
 	return deleted, clamps, nil
@@ -637,58 +652,14 @@ func (t *memTx) RecordRemoval(_ context.Context, key string, at time.Time) error
 	return nil
 }
 
-func (t *memTx) ReleaseQuota(_ context.Context, user uuid.UUID, delta int64) (document.Quota, error) {
-	if err := t.s.failure("Tx.ReleaseQuota"); err != nil {
-		return document.Quota{}, err
-	}
-	q, ok := t.st.quotas[user]
-	if !ok {
-		return document.Quota{UserID: user}, nil // nothing was ever charged
-	}
-	var absorbed int64
-	q.UsedBytes, absorbed = takeBytes(q.UsedBytes, delta)
-	t.clamp(user, absorbed, 0)
-	t.st.quotas[user] = q
-	return q, nil
-}
-
-func (t *memTx) Unreserve(_ context.Context, user uuid.UUID, n int64) error {
-	if err := t.s.failure("Tx.Unreserve"); err != nil {
+func (t *memTx) Release(_ context.Context, user uuid.UUID, used, reserved int64) error {
+	if err := t.s.failure("Tx.Release"); err != nil {
 		return err
 	}
 	if q, ok := t.st.quotas[user]; ok {
-		var absorbed int64
-		q.ReservedBytes, absorbed = takeBytes(q.ReservedBytes, n)
-		t.clamp(user, 0, absorbed)
+		q, c := moveQuota(q, -used, -reserved)
+		t.clamp(user, c.Used, c.Reserved)
 		t.st.quotas[user] = q
-	}
-	return nil
-}
-
-func (t *memTx) ChargeQuota(_ context.Context, user uuid.UUID, delta int64) (document.Quota, bool, error) {
-	if err := t.s.failure("Tx.ChargeQuota"); err != nil {
-		return document.Quota{}, false, err
-	}
-	q, ok := t.st.quotas[user]
-	if !ok {
-		return document.Quota{}, false, document.Errorf(document.NotFound, "quota not found")
-	}
-	if delta > 0 && q.UsedBytes+q.ReservedBytes+delta > q.LimitBytes {
-		return q, false, nil
-	}
-	var absorbed int64
-	q.UsedBytes, absorbed = takeBytes(q.UsedBytes, -delta)
-	t.clamp(user, absorbed, 0)
-	t.st.quotas[user] = q
-	return q, true, nil
-}
-
-func (t *memTx) SetObject(_ context.Context, d *document.Document) error {
-	if err := t.s.failure("Tx.SetObject"); err != nil {
-		return err
-	}
-	if cur, ok := t.st.docs[d.ID]; ok {
-		cur.SizeBytes, cur.ETag, cur.UpdatedAt = d.SizeBytes, d.ETag, d.UpdatedAt
 	}
 	return nil
 }

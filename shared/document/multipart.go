@@ -121,15 +121,7 @@ func (s *Service) discard(ctx context.Context, d *Document) error {
 		if err != nil || cur.Status != StatusPending {
 			return err
 		}
-		if cur.ReservedBytes > 0 {
-			if err := tx.Unreserve(ctx, cur.UserID, cur.ReservedBytes); err != nil {
-				return err
-			}
-		}
-		if err := tx.RecordRemoval(ctx, cur.ObjectKey, s.cfg.Now()); err != nil {
-			return err
-		}
-		return tx.DeleteDocument(ctx, cur.ID)
+		return remove(ctx, tx, cur, s.cfg.Now())
 	})
 	if err != nil {
 		return err
@@ -199,7 +191,7 @@ func (s *Service) SignParts(ctx context.Context, user, id uuid.UUID, numbers []i
 	if err := s.paceStorage(user); err != nil {
 		return nil, time.Time{}, err
 	}
-	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	now := s.cfg.Now().UTC()
 	pending, err := s.store.TouchPending(ctx, d.ID, now)
 	if err != nil {
 		return nil, time.Time{}, err

@@ -62,6 +62,7 @@ func TestSweepAbortsAPurgedUploadByItsKeyWhenTheAbortFailed(t *testing.T) {
 	}
 
 	f.objects.failAbort = nil
+	f.clock.set(t0.Add(time.Minute)) // the next sweep: the record is from the last one
 	if _, err := f.svc.Sweep(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,8 @@ func TestIsRejectionOnlyForRejectedDocuments(t *testing.T) {
 			if !IsRejection(e) {
 				t.Errorf("%s: IsRejection(%v) = false", c.reason, e)
 			}
-			if got := ConfirmOutcome(Confirmation{}, e); got != "rejected" {
-				t.Errorf("%s: ConfirmOutcome = %q, want rejected", c.reason, got)
+			if got := Outcome(Confirmation{}, e); got != OutcomeRejected {
+				t.Errorf("%s: Outcome = %q, want rejected", c.reason, got)
 			}
 			if got := ErrorCode(e); got != c.code {
 				t.Errorf("%s: ErrorCode = %q, want %q", c.reason, got, c.code)
@@ -56,8 +56,8 @@ func TestIsRejectionOnlyForRejectedDocuments(t *testing.T) {
 		if IsRejection(err) {
 			t.Errorf("IsRejection(%v) = true for an error that rejects no document", err)
 		}
-		if got := ConfirmOutcome(Confirmation{}, err); got != "error" {
-			t.Errorf("ConfirmOutcome(%v) = %q, want error", err, got)
+		if got := Outcome(Confirmation{}, err); got != OutcomeError {
+			t.Errorf("Outcome(%v) = %q, want error", err, got)
 		}
 	}
 	if IsRejection(nil) {

@@ -200,10 +200,10 @@ func wantRateLimited(t *testing.T, err error) *document.RateLimitedError {
 	return r
 }
 
-func wantOutcome(t *testing.T, c document.Confirmation, err error, want string) {
+func wantOutcome(t *testing.T, c document.Confirmation, err error, want document.ConfirmOutcome) {
 	t.Helper()
-	if got := document.ConfirmOutcome(c, err); got != want {
-		t.Errorf("ConfirmOutcome = %q, want %q (err %v)", got, want, err)
+	if got := document.Outcome(c, err); got != want {
+		t.Errorf("Outcome = %q, want %q (err %v)", got, want, err)
 	}
 }
 
@@ -753,7 +753,7 @@ func TestConfirmOfADocumentConfirmedBeforeIsOneRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := map[string]int{}
-	for _, m := range []string{"Document", "DocumentAndQuota", "Quota", "ConfirmDocument"} {
+	for _, m := range []string{"Document", "DocumentAndQuota", "Quota", "Settle"} {
 		before[m] = f.store.callCount(m)
 	}
 	c, err := f.svc.Confirm(context.Background(), user, d.ID)

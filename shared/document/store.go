@@ -14,10 +14,12 @@ type Store interface {
 	// missing, unless one of limits is reached; created says which. usage
 	// is what the limits were checked against.
 	CreateDocument(ctx context.Context, d *Document, limits UploadLimits) (usage UploadUsage, created bool, err error)
-	// ConfirmDocument applies c to a document if it is still pending, with
-	// its quota charge and its event, atomically. A document confirmed
-	// before comes back unchanged.
-	ConfirmDocument(ctx context.Context, c ConfirmChange) (ConfirmResult, error)
+	// Settle applies s to document s.From.ID if its row is still as s.From
+	// was read (status, size, etag and reservation), with its quota change
+	// and its event, atomically: s.Charged when its charge fits the owner's
+	// quota (Quota.Fits), s.Refused otherwise. A row changed since comes
+	// back as it is now, and nothing is written.
+	Settle(ctx context.Context, s Settlement) (Settled, error)
 	// SetUpload records the object store's upload id of pending multipart
 	// document id; Conflict when it is no longer pending.
 	SetUpload(ctx context.Context, id uuid.UUID, uploadID string) error
@@ -40,14 +42,16 @@ type Store interface {
 	// rejected) whose updated_at is before before, ordered by (updated_at,
 	// id) after the position after (nil for the start). It takes no locks.
 	StaleDocuments(ctx context.Context, status Status, before time.Time, after *StaleCursor, limit int) ([]*Document, error)
-	// PurgeDocuments deletes, in one short transaction, those of ids that
-	// are still in status and last changed before before, skipping rows
-	// another transaction holds, releases their reservations, and records
-	// the removal of the keys of those with a multipart upload (see
-	// Tx.RecordRemoval: the sweeper aborts their uploads by exact key until
-	// the record is forgotten). It returns the ids deleted, and what the
-	// release of reservations absorbed by not going below zero.
-	PurgeDocuments(ctx context.Context, ids []uuid.UUID, status Status, before time.Time) ([]uuid.UUID, []Clamp, error)
+	// PurgeDocuments is the batched twin of removing a document
+	// (Service.remove): in one short transaction it deletes those of p.IDs
+	// that are still in p.Status and last changed before p.Before,
+	// skipping rows another transaction holds, takes what each holds under
+	// p.Rule from its owner's quota, and records as of p.At the removal of
+	// the keys of those with a multipart upload (see Tx.RecordRemoval: the
+	// sweeper aborts their uploads by exact key until the record is
+	// forgotten). It returns the ids deleted, and what the releases
+	// absorbed by not going below zero.
+	PurgeDocuments(ctx context.Context, p Purge) ([]uuid.UUID, []Clamp, error)
 	// TakeRate counts one request of action by user in the fixed window of
 	// length window that holds now (a new window starts when the last one
 	// is over), and reports whether the count is within limit.
@@ -103,21 +107,14 @@ type Tx interface {
 	// the record stays until ForgetRemovals, so a removal that fails after
 	// commit is retried by the sweeper.
 	RecordRemoval(ctx context.Context, key string, at time.Time) error
-	// Unreserve releases n reserved bytes of the user's quota, never below zero.
-	Unreserve(ctx context.Context, user uuid.UUID, n int64) error
-	// ReleaseQuota subtracts delta from the user's used bytes, never below zero.
-	ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (Quota, error)
-	// ChargeQuota adds delta (which may be negative) to the user's used
-	// bytes if the result stays within the limit; charged says whether it
-	// did. The quota comes back as it is after the call.
-	ChargeQuota(ctx context.Context, user uuid.UUID, delta int64) (q Quota, charged bool, err error)
-	// SetObject writes the document's size, etag and updated_at, and
-	// records no event.
-	SetObject(ctx context.Context, d *Document) error
+	// Release takes used and reserved bytes from the user's quota, each
+	// never below zero (Clamps reports what that absorbed). A user without
+	// a quota row holds nothing: nothing to take.
+	Release(ctx context.Context, user uuid.UUID, used, reserved int64) error
 	// AppendEvent records an event in the outbox, to be published after commit.
 	AppendEvent(ctx context.Context, e Event) error
-	// Clamps returns what this transaction's quota writes (Unreserve,
-	// ReleaseQuota, ChargeQuota) absorbed so far by not going below zero,
+	// Clamps returns what this transaction's quota writes (Release)
+	// absorbed so far by not going below zero,
 	// a Clamp per write that absorbed anything.
 	Clamps() []Clamp
 	// CheckLedger locks the quota rows of up to limit users after after (in
@@ -185,33 +182,49 @@ type UploadUsage struct {
 	Quota   Quota
 }
 
-// ConfirmChange is how a pending document is confirmed, decided from its
-// object's stat.
-type ConfirmChange struct {
-	ID        uuid.UUID
-	SizeBytes int64
-	ETag      string
-	At        time.Time
-	// Charge asks for the size to be charged to the owner's quota. The
-	// document becomes uploaded (with Uploaded recorded) only if Charge is
-	// set and the charge fits within the limit; otherwise it is rejected
-	// with RejectReason (with Rejected recorded). The use case decides
-	// both; the store only performs the charge atomically.
-	Charge       bool
-	RejectReason string
-	Uploaded     Event // recorded when the document becomes uploaded
-	Rejected     Event // recorded when it is rejected
+// Settlement moves one document out of the state it was read in (From)
+// to one of two targets the domain chose, by whether a charge fits: the
+// store writes the outcome's values as they are and keeps only what must
+// be atomic, the fit check under the row locks.
+type Settlement struct {
+	From *Document // the document as read; nothing is written once its row has changed
+	// Charged is written when its quota change fits the owner's quota;
+	// nil means Refused is written without trying.
+	Charged *Target
+	Refused Target // written otherwise
 }
 
-// ConfirmResult is a document after ConfirmDocument.
-type ConfirmResult struct {
-	Document *Document // as stored before the call when Changed is false
-	Quota    Quota     // the owner's quota after the call, with any charge committed before it returned (another door's included)
-	Changed  bool      // this call moved the document out of pending
-	Charged  bool      // this call charged the quota
-	// Clamp is what the release of the document's reservation absorbed
-	// by not going below zero.
-	Clamp Clamp
+// Target is a document as a settlement writes it, with what it does to
+// its owner's quota and the event recorded with it.
+type Target struct {
+	// Document holds the row's new status, reason, size, etag,
+	// reservation, confirmed_at and updated_at.
+	Document *Document
+	Event    *Event // nil records none
+	// Used and Reserved are what the outcome adds to its owner's used and
+	// reserved bytes (negative: takes): what Document holds under the
+	// Ledger rule less what From held (see target).
+	Used, Reserved int64
+}
+
+// Settled is what Store.Settle did.
+type Settled struct {
+	// Document is the row as stored after the call: the target written,
+	// or, when Applied is false, the row as another writer left it.
+	Document *Document
+	Quota    Quota // the owner's quota after the call, reservations included
+	Applied  bool  // a target was written
+	Charged  bool  // the target written is Charged
+	Clamp    Clamp // what the quota change absorbed by not going below zero
+}
+
+// Purge says which documents Store.PurgeDocuments removes, and how.
+type Purge struct {
+	IDs    []uuid.UUID
+	Status Status     // removed only while still in it
+	Before time.Time  // and last changed before it
+	At     time.Time  // when the removals of their keys are recorded
+	Rule   LedgerRule // what each holds of its owner's quota, released with it
 }
 
 // StaleCursor marks a position in a sweep's walk over stale documents,

@@ -148,9 +148,9 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 			var c Confirmation
 			var err error
 			if sc.listed != nil {
-				c, err = s.confirmStored(ctx, sc.doc, *sc.listed)
+				c, err = s.settleUpload(ctx, sc.doc, *sc.listed)
 			} else {
-				c, err = s.confirm(ctx, sc.doc)
+				c, err = s.statAndSettle(ctx, sc.doc)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -172,7 +172,7 @@ func (s *Service) sweepPending(ctx context.Context, cfg SweepConfig, cutoff time
 		})
 		for ids := range slices.Chunk(missing, cfg.BatchSize) {
 			start := time.Now()
-			purged, clamps, err := s.store.PurgeDocuments(ctx, ids, StatusPending, cutoff)
+			purged, clamps, err := s.store.PurgeDocuments(ctx, Purge{IDs: ids, Status: StatusPending, Before: cutoff, At: s.cfg.Now(), Rule: Ledger()})
 			res.MaxBatchLock = max(res.MaxBatchLock, time.Since(start))
 			if err != nil {
 				return err
@@ -330,7 +330,7 @@ func (s *Service) sweepRejected(ctx context.Context, cfg SweepConfig, cutoff tim
 		}
 		if len(gone) > 0 {
 			start := time.Now()
-			removed, clamps, err := s.store.PurgeDocuments(ctx, gone, StatusRejected, cutoff)
+			removed, clamps, err := s.store.PurgeDocuments(ctx, Purge{IDs: gone, Status: StatusRejected, Before: cutoff, At: s.cfg.Now(), Rule: Ledger()})
 			res.MaxBatchLock = max(res.MaxBatchLock, time.Since(start))
 			if err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/document/storetest"
 	"github.com/docuvault/docuvault/shared/postgres"
 )
 
@@ -80,9 +81,9 @@ const (
 type v1Role struct{ pool *pgxpool.Pool }
 
 func (r v1Role) confirm(ctx context.Context, d *document.Document, size int64) error {
-	c := change(d, size, "")
-	rows, err := r.pool.Query(ctx, v1Confirm, c.ID, c.SizeBytes, c.ETag, c.Charge, c.At,
-		c.Uploaded.ID, c.Uploaded.Subject(), "{}", c.Rejected.ID, c.Rejected.Subject(), "{}", c.RejectReason)
+	c := storetest.ChangeAt(d, size, "", time.Now())
+	rows, err := r.pool.Query(ctx, v1Confirm, d.ID, size, c.ETag, true, c.At,
+		c.Uploaded.ID, c.Uploaded.Subject(), "{}", c.Rejected.ID, c.Rejected.Subject(), "{}", document.ReasonOverQuota)
 	if err != nil {
 		return err
 	}
@@ -196,7 +197,7 @@ func TestThePreviousAccountingIsRefused(t *testing.T) {
 	}
 	toConfirm, toDelete, toPurge := reserving(100), reserving(200), reserving(300)
 	charged := reserving(50)
-	if r, err := s.ConfirmDocument(ctx, change(charged, 50, "")); err != nil || !r.Charged {
+	if r, err := s.Settle(ctx, change(charged, 50, "")); err != nil || !r.Charged {
 		t.Fatalf("confirm: %+v, %v", r, err)
 	}
 	charged.Status, charged.SizeBytes = document.StatusUploaded, 50
@@ -231,7 +232,7 @@ func TestThePreviousAccountingIsRefused(t *testing.T) {
 	}
 
 	// The current release does the same work, and the ledger stays right.
-	if r, err := s.ConfirmDocument(ctx, change(toConfirm, 100, "")); err != nil || !r.Charged {
+	if r, err := s.Settle(ctx, change(toConfirm, 100, "")); err != nil || !r.Charged {
 		t.Errorf("current confirm: %+v, %v", r, err)
 	}
 	svc := ledgerService(s)
@@ -240,7 +241,7 @@ func TestThePreviousAccountingIsRefused(t *testing.T) {
 			t.Errorf("current delete: %v", err)
 		}
 	}
-	if purged, _, err := s.PurgeDocuments(ctx, []uuid.UUID{toPurge.ID}, document.StatusPending, time.Now().Add(time.Hour)); err != nil || len(purged) != 1 {
+	if purged, _, err := s.PurgeDocuments(ctx, document.Purge{IDs: []uuid.UUID{toPurge.ID}, Status: document.StatusPending, Before: time.Now().Add(time.Hour), At: time.Now(), Rule: document.Ledger()}); err != nil || len(purged) != 1 {
 		t.Errorf("current purge: %v, %v", purged, err)
 	}
 	q, err := s.Quota(ctx, user)

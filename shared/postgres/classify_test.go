@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/document/storetest"
 	"github.com/docuvault/docuvault/shared/postgres"
 )
 
@@ -17,9 +18,8 @@ func uploadedAt(t *testing.T, s *postgres.Store, user uuid.UUID, at time.Time) u
 	t.Helper()
 	d := newDocument(user, nil)
 	create(t, s, d)
-	c := change(d, 10, "")
-	c.At = at
-	if r, err := s.ConfirmDocument(context.Background(), c); err != nil || !r.Changed {
+	c := storetest.ChangeAt(d, 10, "", at)
+	if r, err := s.Settle(context.Background(), c.Settlement); err != nil || !r.Applied {
 		t.Fatalf("confirm: %+v, %v", r, err)
 	}
 	return d.ID

@@ -78,7 +78,7 @@ func corruptLedger(t *testing.T, s *postgres.Store, pool *pgxpool.Pool) (users [
 		}
 		up := newDocument(u, nil)
 		create(t, s, up)
-		if r, err := s.ConfirmDocument(ctx, change(up, 100, "")); err != nil || !r.Charged {
+		if r, err := s.Settle(ctx, change(up, 100, "")); err != nil || !r.Charged {
 			t.Fatalf("confirm: %+v, %v", r, err)
 		}
 		size := int64(50)
@@ -294,14 +294,14 @@ func ledgerWrite(ctx context.Context, s *postgres.Store, svc *document.Service, 
 	case 0: // stays pending, then deleted by its owner
 		return svc.Delete(ctx, user, d.ID)
 	case 1: // stays pending, then purged by a sweep
-		_, _, err := s.PurgeDocuments(ctx, []uuid.UUID{d.ID}, document.StatusPending, time.Now().Add(time.Hour))
+		_, _, err := s.PurgeDocuments(ctx, document.Purge{IDs: []uuid.UUID{d.ID}, Status: document.StatusPending, Before: time.Now().Add(time.Hour), At: time.Now(), Rule: document.Ledger()})
 		return err
 	}
 	reason := ""
 	if declared != nil && *declared != size {
 		reason = document.ReasonSizeMismatch
 	}
-	if _, err := s.ConfirmDocument(ctx, change(d, size, reason)); err != nil {
+	if _, err := s.Settle(ctx, change(d, size, reason)); err != nil {
 		return err
 	}
 	if rng.IntN(2) == 0 {
@@ -337,40 +337,40 @@ func TestClampsReturnWhatTheyAbsorbed(t *testing.T) {
 	// A confirm releasing 50 reserved bytes of a row that holds 20.
 	d := reserving(50)
 	setQuota(0, 20)
-	r, err := s.ConfirmDocument(ctx, change(d, 50, ""))
+	r, err := s.Settle(ctx, change(d, 50, ""))
 	if err != nil || !r.Charged || r.Clamp != (document.Clamp{UserID: user, Reserved: 30}) {
 		t.Errorf("confirm = %+v, %v; want charged with a clamp of 30 reserved bytes", r, err)
 	}
 	// A confirm whose reservation is all there absorbs nothing.
 	d = reserving(10)
-	if r, err := s.ConfirmDocument(ctx, change(d, 10, "")); err != nil || r.Clamp != (document.Clamp{}) {
+	if r, err := s.Settle(ctx, change(d, 10, "")); err != nil || r.Clamp != (document.Clamp{}) {
 		t.Errorf("confirm = %+v, %v; want no clamp", r, err)
 	}
 
 	// A purge releasing 40 reserved bytes of a row that holds 15.
 	d = reserving(40)
 	setQuota(60, 15)
-	purged, clamps, err := s.PurgeDocuments(ctx, []uuid.UUID{d.ID}, document.StatusPending, time.Now().Add(time.Hour))
+	purged, clamps, err := s.PurgeDocuments(ctx, document.Purge{IDs: []uuid.UUID{d.ID}, Status: document.StatusPending, Before: time.Now().Add(time.Hour), At: time.Now(), Rule: document.Ledger()})
 	if err != nil || len(purged) != 1 || fmt.Sprint(clamps) != fmt.Sprint([]document.Clamp{{UserID: user, Reserved: 25}}) {
 		t.Errorf("purge = %v, %v, %v; want one purged with a clamp of 25 reserved bytes", purged, clamps, err)
 	}
 
-	// Release, unreserve and a negative charge, each past what the row holds.
+	// Releases past what the row holds.
 	setQuota(10, 5)
 	err = s.InTx(ctx, func(tx document.Tx) error {
-		if _, err := tx.ReleaseQuota(ctx, user, 12); err != nil { // used 10 → 0, 2 absorbed
+		if err := tx.Release(ctx, user, 12, 0); err != nil { // used 10 → 0, 2 absorbed
 			return err
 		}
-		if err := tx.Unreserve(ctx, user, 9); err != nil { // reserved 5 → 0, 4 absorbed
+		if err := tx.Release(ctx, user, 0, 9); err != nil { // reserved 5 → 0, 4 absorbed
 			return err
 		}
-		if _, _, err := tx.ChargeQuota(ctx, user, -3); err != nil { // used 0 → 0, 3 absorbed
+		if err := tx.Release(ctx, user, 3, 1); err != nil { // used 0 → 0, 3 absorbed; reserved 1
 			return err
 		}
-		if _, err := tx.ReleaseQuota(ctx, user, 0); err != nil { // nothing absorbed
+		if err := tx.Release(ctx, user, 0, 0); err != nil { // nothing absorbed
 			return err
 		}
-		want := []document.Clamp{{UserID: user, Used: 2}, {UserID: user, Reserved: 4}, {UserID: user, Used: 3}}
+		want := []document.Clamp{{UserID: user, Used: 2}, {UserID: user, Reserved: 4}, {UserID: user, Used: 3, Reserved: 1}}
 		if got := tx.Clamps(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("Clamps = %v, want %v", got, want)
 		}
@@ -386,7 +386,7 @@ func TestClampsReturnWhatTheyAbsorbed(t *testing.T) {
 		OnClamp: func(used, reserved int64) { counted.Add(used + reserved) }})
 	d = newDocument(user, nil)
 	create(t, s, d)
-	if _, err := s.ConfirmDocument(ctx, change(d, 70, "")); err != nil {
+	if _, err := s.Settle(ctx, change(d, 70, "")); err != nil {
 		t.Fatal(err)
 	}
 	setQuota(30, 0)

@@ -104,7 +104,7 @@ func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 // then adds nothing to the count ($17 = 0).
 var createDocument = `WITH new_quota AS (
 		INSERT INTO quotas (user_id, limit_bytes, reserved_bytes)
-		VALUES ($2, $10::bigint, CASE WHEN $14::bigint <= $10::bigint THEN $14::bigint ELSE 0 END)
+		VALUES ($2, $10::bigint, CASE WHEN quota_fits(0, 0, $14::bigint, $10::bigint) THEN $14::bigint ELSE 0 END)
 		ON CONFLICT (user_id) DO NOTHING
 		RETURNING used_bytes, limit_bytes
 	), seen AS (
@@ -130,10 +130,10 @@ var createDocument = `WITH new_quota AS (
 		UPDATE quotas SET reserved_bytes = quotas.reserved_bytes + $14::bigint
 		FROM usage
 		WHERE $14::bigint > 0 AND quotas.user_id = $2 AND usage.allowed
-			AND quotas.used_bytes + quotas.reserved_bytes + $14::bigint <= quotas.limit_bytes
+			AND quota_fits(quotas.used_bytes, quotas.reserved_bytes, $14::bigint, quotas.limit_bytes)
 		RETURNING quotas.used_bytes, quotas.reserved_bytes - $14::bigint AS reserved_bytes, quotas.limit_bytes
 	), quota AS (
-		SELECT used_bytes, 0::bigint AS reserved_bytes, limit_bytes, $14::bigint <= $10::bigint AS fits FROM new_quota
+		SELECT used_bytes, 0::bigint AS reserved_bytes, limit_bytes, quota_fits(0, 0, $14::bigint, $10::bigint) AS fits FROM new_quota
 		UNION ALL
 		SELECT used_bytes, reserved_bytes, limit_bytes, true FROM reserve
 		UNION ALL
@@ -144,15 +144,15 @@ var createDocument = `WITH new_quota AS (
 			created_at, updated_at, part_size, reserved_bytes)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $15::bigint, $14::bigint FROM quota, usage
 		WHERE quota.fits AND usage.allowed
-		RETURNING id
+		RETURNING created_at, updated_at
 	)
 	SELECT usage.window_start, usage.requests, usage.pending, quota.used_bytes, quota.reserved_bytes, quota.limit_bytes,
-		EXISTS (SELECT 1 FROM created)
-	FROM quota, usage`
+		created.created_at, created.updated_at
+	FROM quota CROSS JOIN usage LEFT JOIN created ON true`
 
 // CreateDocument inserts d, and its owner's quota row if missing, unless one
 // of limits is reached, in one statement (one round trip). limits.Reserve
-// is reserved in the quota with it.
+// is reserved in the quota with it; d's times become the stored ones.
 func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l document.UploadLimits) (document.UploadUsage, bool, error) {
 	u := document.UploadUsage{Quota: document.Quota{UserID: d.UserID}}
 	var partSize *int64
@@ -164,142 +164,175 @@ func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l docu
 	// adding to it, or a user's first burst would lose a request of its
 	// window.
 	for count := 1; count >= 0; count-- {
-		var (
-			start   *time.Time
-			created bool
-		)
+		var start, createdAt, updatedAt *time.Time
 		err := s.pool.QueryRow(ctx, createDocument,
 			d.ID, d.UserID, d.Filename, d.ContentType, d.DeclaredSize, d.ObjectKey, d.Status, d.CreatedAt, d.UpdatedAt,
 			s.defaultQuota, l.Now, l.MaxRequests, l.MaxPending, l.Reserve, partSize, l.Window.Microseconds(), count,
-		).Scan(&start, &u.Requests.Count, &u.Pending, &u.Quota.UsedBytes, &u.Quota.ReservedBytes, &u.Quota.LimitBytes, &created)
+		).Scan(&start, &u.Requests.Count, &u.Pending, &u.Quota.UsedBytes, &u.Quota.ReservedBytes, &u.Quota.LimitBytes, &createdAt, &updatedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // the quota row appeared after the snapshot: now it is visible
 		}
 		if start != nil {
 			u.Requests.Start = *start
 		}
+		created := createdAt != nil
 		if created {
-			d.ReservedBytes = l.Reserve
+			// As stored: PostgreSQL keeps microseconds.
+			d.CreatedAt, d.UpdatedAt, d.ReservedBytes = *createdAt, *updatedAt, l.Reserve
 		}
 		return u, created, translate(err, "create document")
 	}
 	return u, false, &document.Error{Code: document.Unavailable, Message: "database unavailable", Err: errors.New("create document: the quota row is not visible")}
 }
 
-// confirmDocument confirms a pending document in one statement, so the
-// row locks last one round trip and the commit. The document row is locked
-// first, then the quota row (the order everywhere). The document's
-// reservation leaves the quota either way; the charge must fit with the
-// other reservations: used + size + (reserved - its own) <= limit. The
-// quota update's condition is re-checked on the newest row version when
-// it had to wait for another charge, so concurrent charges never overshoot
-// the limit; a document another door confirmed meanwhile comes back from
-// the lock as it now is, no longer pending, and nothing changes. A pending
-// document whose owner has no quota row (older than the rule that makes it
-// with the document) is left alone too, and reported with null quota
-// columns. Without a charge the quota comes from the update releasing the
-// reservation, or, for a document no longer pending, from a read FOR
-// SHARE: a plain read would see it as it was when the statement began,
-// before the lock wait, so without the other door's charge; a locking read
-// returns the newest version. The quota row is locked by held before it is
-// written, so that what the reservation's release absorbed below zero
-// (clamped) is read from the version it writes.
-const confirmDocument = `WITH doc AS (
+// settle writes one of a settlement's two targets in one statement, so
+// the row locks last one round trip and the commit: the target's values as
+// given, its quota change, and its event. The document row is locked
+// first, then the quota row (the order everywhere); nothing is written
+// unless the row is still as the settlement read it ($2-$5). The quota row
+// is locked (held) before it is written, so that what a change absorbed
+// below zero is read from the version it writes. The charged target
+// ($6-$18) is written when $32 and its change fits (quota_fits); the
+// refused one ($19-$31) otherwise. A row changed since, or whose owner has
+// no quota row (older than the rule that makes it with the document), is
+// left alone and comes back as it is, the latter with null quota columns;
+// its quota is read FOR SHARE: a plain read would see it as it was when
+// the statement began, before the lock wait, so without the other
+// writer's charge.
+var settle = `WITH doc AS (
 		SELECT ` + documentColumns + ` FROM documents WHERE id = $1 FOR UPDATE
-	), pending AS (
-		SELECT doc.id, doc.user_id, doc.reserved_bytes FROM doc
-		WHERE doc.status = 'pending' AND EXISTS (SELECT 1 FROM quotas WHERE quotas.user_id = doc.user_id)
+	), target (charged, status, reject_reason, size_bytes, etag, reserved_bytes, confirmed_at, updated_at,
+			used_change, reserved_change, msg_id, subject, payload, event_at) AS (
+		VALUES ` + targetRow(6, "true") + `, ` + targetRow(19, "false") + `
+	), matched AS (
+		SELECT doc.id, doc.user_id FROM doc
+		WHERE doc.status = $2 AND doc.size_bytes = $3 AND doc.etag = $4 AND doc.reserved_bytes = $5
+			AND EXISTS (SELECT 1 FROM quotas WHERE quotas.user_id = doc.user_id)
 	), held AS (
-		SELECT quotas.user_id, GREATEST(0, pending.reserved_bytes - quotas.reserved_bytes) AS clamped
-		FROM quotas JOIN pending USING (user_id) FOR UPDATE OF quotas
+		SELECT quotas.user_id, quotas.used_bytes, quotas.reserved_bytes
+		FROM quotas JOIN matched USING (user_id) FOR UPDATE OF quotas
 	), charge AS (
-		UPDATE quotas SET used_bytes = quotas.used_bytes + $2,
-			reserved_bytes = GREATEST(0, quotas.reserved_bytes - pending.reserved_bytes)
-		FROM pending JOIN held USING (user_id)
-		WHERE $4 AND quotas.user_id = pending.user_id
-			AND quotas.used_bytes + $2 + GREATEST(0, quotas.reserved_bytes - pending.reserved_bytes) <= quotas.limit_bytes
-		RETURNING quotas.used_bytes, quotas.limit_bytes
-	), release AS (
-		UPDATE quotas SET reserved_bytes = GREATEST(0, quotas.reserved_bytes - pending.reserved_bytes)
-		FROM pending JOIN held USING (user_id)
-		WHERE quotas.user_id = pending.user_id AND NOT EXISTS (SELECT 1 FROM charge)
-		RETURNING quotas.used_bytes, quotas.limit_bytes
+		UPDATE quotas SET used_bytes = GREATEST(0, quotas.used_bytes + t.used_change),
+			reserved_bytes = GREATEST(0, quotas.reserved_bytes + t.reserved_change)
+		FROM held, target t
+		WHERE $32 AND t.charged AND quotas.user_id = held.user_id
+			AND quota_fits(quotas.used_bytes, GREATEST(0, quotas.reserved_bytes + t.reserved_change), t.used_change, quotas.limit_bytes)
+		RETURNING quotas.used_bytes, quotas.reserved_bytes, quotas.limit_bytes
+	), refuse AS (
+		UPDATE quotas SET used_bytes = GREATEST(0, quotas.used_bytes + t.used_change),
+			reserved_bytes = GREATEST(0, quotas.reserved_bytes + t.reserved_change)
+		FROM held, target t
+		WHERE NOT t.charged AND quotas.user_id = held.user_id AND NOT EXISTS (SELECT 1 FROM charge)
+		RETURNING quotas.used_bytes, quotas.reserved_bytes, quotas.limit_bytes
 	), verdict AS (
-		SELECT pending.id, EXISTS (SELECT 1 FROM charge) AS charged FROM pending
+		SELECT t.* FROM matched, target t WHERE t.charged = EXISTS (SELECT 1 FROM charge)
 	), saved AS (
-		UPDATE documents SET
-			status = CASE WHEN verdict.charged THEN 'uploaded' ELSE 'rejected' END,
-			reject_reason = CASE WHEN verdict.charged THEN '' ELSE $12 END,
-			size_bytes = $2, etag = $3, updated_at = $5, reserved_bytes = 0,
-			confirmed_at = CASE WHEN verdict.charged THEN $5::timestamptz END
-		FROM verdict WHERE documents.id = verdict.id
+		UPDATE documents SET status = v.status, reject_reason = v.reject_reason, size_bytes = v.size_bytes,
+			etag = v.etag, reserved_bytes = v.reserved_bytes, confirmed_at = v.confirmed_at, updated_at = v.updated_at
+		FROM verdict v WHERE documents.id = $1
 		RETURNING documents.id
 	), event AS (
 		INSERT INTO outbox (msg_id, subject, payload, created_at)
-		SELECT CASE WHEN charged THEN $6::uuid ELSE $9::uuid END,
-			CASE WHEN charged THEN $7::text ELSE $10::text END,
-			CASE WHEN charged THEN $8::jsonb ELSE $11::jsonb END,
-			$5
-		FROM verdict
+		SELECT msg_id, subject, payload, event_at FROM verdict WHERE msg_id IS NOT NULL
 	), settled AS (
-		SELECT used_bytes, limit_bytes FROM quotas
-		WHERE user_id = (SELECT user_id FROM doc) AND NOT EXISTS (SELECT 1 FROM pending)
+		SELECT used_bytes, reserved_bytes, limit_bytes FROM quotas
+		WHERE user_id = (SELECT user_id FROM doc) AND NOT EXISTS (SELECT 1 FROM matched)
 		FOR SHARE
 	)
-	SELECT doc.*, EXISTS (SELECT 1 FROM saved), EXISTS (SELECT 1 FROM charge), quota.used_bytes, quota.limit_bytes,
-		coalesce((SELECT clamped FROM held), 0)
+	SELECT doc.*, EXISTS (SELECT 1 FROM saved), EXISTS (SELECT 1 FROM charge),
+		quota.used_bytes, quota.reserved_bytes, quota.limit_bytes,
+		coalesce((SELECT GREATEST(0, -v.used_change - held.used_bytes) FROM held, verdict v), 0),
+		coalesce((SELECT GREATEST(0, -v.reserved_change - held.reserved_bytes) FROM held, verdict v), 0)
 	FROM doc LEFT JOIN (
-		SELECT used_bytes, limit_bytes FROM charge
+		SELECT * FROM charge
 		UNION ALL
-		SELECT used_bytes, limit_bytes FROM release
+		SELECT * FROM refuse
 		UNION ALL
-		SELECT used_bytes, limit_bytes FROM settled
+		SELECT * FROM settled
 	) quota ON true`
 
-// ConfirmDocument applies c in one statement (one round trip, one implicit
+// targetRow is the VALUES row of settle's target table whose thirteen
+// parameters start at $first (see targetArgs); charged is its first column.
+func targetRow(first int, charged string) string {
+	types := []string{"text", "text", "bigint", "text", "bigint", "timestamptz", "timestamptz",
+		"bigint", "bigint", "uuid", "text", "jsonb", "timestamptz"}
+	cols := []string{charged}
+	for i, t := range types {
+		cols = append(cols, fmt.Sprintf("$%d::%s", first+i, t))
+	}
+	return "(" + strings.Join(cols, ", ") + ")"
+}
+
+// targetArgs are target t's parameters of settle, in targetRow's order,
+// and its event's outbox message (nil without an event).
+func targetArgs(t document.Target) ([]any, *document.OutboxMessage, error) {
+	d := t.Document
+	args := []any{d.Status, d.RejectReason, d.SizeBytes, d.ETag, d.ReservedBytes, d.ConfirmedAt, d.UpdatedAt,
+		t.Used, t.Reserved}
+	if t.Event == nil {
+		return append(args, nil, nil, nil, nil), nil, nil
+	}
+	payload, err := json.Marshal(t.Event)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := outboxMessage(*t.Event, payload)
+	return append(args, m.MsgID, m.Subject, payload, m.CreatedAt), &m, nil
+}
+
+// Settle applies set in one statement (one round trip, one implicit
 // transaction).
-func (s *Store) ConfirmDocument(ctx context.Context, c document.ConfirmChange) (document.ConfirmResult, error) {
-	uploaded, err := json.Marshal(c.Uploaded)
-	if err != nil {
-		return document.ConfirmResult{}, err
+func (s *Store) Settle(ctx context.Context, set document.Settlement) (document.Settled, error) {
+	charged := set.Refused
+	if set.Charged != nil {
+		charged = *set.Charged
 	}
-	rejected, err := json.Marshal(c.Rejected)
-	if err != nil {
-		return document.ConfirmResult{}, err
+	from := set.From
+	args := []any{from.ID, from.Status, from.SizeBytes, from.ETag, from.ReservedBytes}
+	var messages [2]*document.OutboxMessage
+	for i, t := range []document.Target{charged, set.Refused} {
+		a, m, err := targetArgs(t)
+		if err != nil {
+			return document.Settled{}, err
+		}
+		args, messages[i] = append(args, a...), m
 	}
+	args = append(args, set.Charged != nil)
 	for range 2 {
 		var (
-			r           document.ConfirmResult
-			used, limit *int64
+			r                     document.Settled
+			used, reserved, limit *int64
 		)
-		d, err := scanDocument(s.pool.QueryRow(ctx, confirmDocument, c.ID, c.SizeBytes, c.ETag, c.Charge, c.At,
-			c.Uploaded.ID, c.Uploaded.Subject(), uploaded, c.Rejected.ID, c.Rejected.Subject(), rejected,
-			c.RejectReason,
-		), &r.Changed, &r.Charged, &used, &limit, &r.Clamp.Reserved)
+		d, err := scanDocument(s.pool.QueryRow(ctx, settle, args...),
+			&r.Applied, &r.Charged, &used, &reserved, &limit, &r.Clamp.Used, &r.Clamp.Reserved)
 		if err != nil {
-			return r, translateRow(err, "confirm document", "document")
-		}
-		r.Document = d
-		if r.Clamp.Reserved > 0 {
-			r.Clamp.UserID = d.UserID
+			return r, translateRow(err, "settle document", "document")
 		}
 		if used == nil {
-			// No quota row yet: make it, then confirm again.
+			// No quota row yet: make it, then settle again.
 			if _, err := s.Quota(ctx, d.UserID); err != nil {
 				return r, err
 			}
 			continue
 		}
-		r.Quota = document.Quota{UserID: d.UserID, UsedBytes: *used, LimitBytes: *limit}
-		switch {
-		case r.Changed && r.Charged:
-			s.committed.add(outboxMessage(c.Uploaded, uploaded))
-		case r.Changed:
-			s.committed.add(outboxMessage(c.Rejected, rejected))
+		r.Document = d
+		r.Quota = document.Quota{UserID: d.UserID, UsedBytes: *used, ReservedBytes: *reserved, LimitBytes: *limit}
+		if r.Clamp.Used > 0 || r.Clamp.Reserved > 0 {
+			r.Clamp.UserID = d.UserID
+		}
+		if r.Applied {
+			written, m := set.Refused, messages[1]
+			if r.Charged {
+				written, m = charged, messages[0]
+			}
+			r.Document = written.Document
+			if m != nil {
+				s.committed.add(*m)
+			}
 		}
 		return r, nil
 	}
-	return document.ConfirmResult{}, &document.Error{Code: document.Internal, Message: "database error", Err: errors.New("confirm document: the quota row is not visible")}
+	return document.Settled{}, &document.Error{Code: document.Internal, Message: "database error", Err: errors.New("settle document: the quota row is not visible")}
 }
 
 // Document returns the document with the given id. Concurrent reads go
@@ -465,86 +498,28 @@ func (t *tx) RecordRemoval(ctx context.Context, key string, at time.Time) error 
 	return translate(err, "record removal")
 }
 
-// A clamp's write locks the quota row first (held), so that what it
-// absorbed below zero is read from the version it writes.
-
-// releaseQuota takes $2 from a user's used bytes, never below zero, and
-// answers what the clamp absorbed.
-const releaseQuota = `WITH held AS (
-		SELECT user_id, used_bytes FROM quotas WHERE user_id = $1 FOR UPDATE
+// release takes $2 used and $3 reserved bytes from a user's quota, each
+// never below zero, and answers what the clamps absorbed. It locks the
+// quota row first (held), so that what it absorbed is read from the
+// version it writes.
+const release = `WITH held AS (
+		SELECT user_id, used_bytes, reserved_bytes FROM quotas WHERE user_id = $1 FOR UPDATE
 	)
-	UPDATE quotas SET used_bytes = GREATEST(0, quotas.used_bytes - $2::bigint)
+	UPDATE quotas SET used_bytes = GREATEST(0, quotas.used_bytes - $2::bigint),
+		reserved_bytes = GREATEST(0, quotas.reserved_bytes - $3::bigint)
 	FROM held WHERE quotas.user_id = held.user_id
-	RETURNING quotas.used_bytes, quotas.limit_bytes, GREATEST(0, $2::bigint - held.used_bytes)`
+	RETURNING GREATEST(0, $2::bigint - held.used_bytes), GREATEST(0, $3::bigint - held.reserved_bytes)`
 
-func (t *tx) ReleaseQuota(ctx context.Context, user uuid.UUID, delta int64) (document.Quota, error) {
-	q := document.Quota{UserID: user}
-	var clamped int64
-	err := t.q.QueryRow(ctx, releaseQuota, user, delta).Scan(&q.UsedBytes, &q.LimitBytes, &clamped)
+func (t *tx) Release(ctx context.Context, user uuid.UUID, used, reserved int64) error {
+	var usedClamped, reservedClamped int64
+	err := t.q.QueryRow(ctx, release, user, used, reserved).Scan(&usedClamped, &reservedClamped)
 	if errors.Is(err, pgx.ErrNoRows) {
-		// Nothing was ever charged to a user without a quota row.
-		return q, nil
+		return nil // a user without a quota row holds nothing
 	}
 	if err == nil {
-		t.clamp(user, clamped, 0)
+		t.clamp(user, usedClamped, reservedClamped)
 	}
-	return q, translate(err, "release quota")
-}
-
-// unreserve takes $2 from a user's reserved bytes, never below zero, and
-// answers what the clamp absorbed.
-const unreserve = `WITH held AS (
-		SELECT user_id, reserved_bytes FROM quotas WHERE user_id = $1 FOR UPDATE
-	)
-	UPDATE quotas SET reserved_bytes = GREATEST(0, quotas.reserved_bytes - $2::bigint)
-	FROM held WHERE quotas.user_id = held.user_id
-	RETURNING GREATEST(0, $2::bigint - held.reserved_bytes)`
-
-func (t *tx) Unreserve(ctx context.Context, user uuid.UUID, n int64) error {
-	var clamped int64
-	err := t.q.QueryRow(ctx, unreserve, user, n).Scan(&clamped)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // nothing was ever reserved by a user without a quota row
-	}
-	if err == nil {
-		t.clamp(user, 0, clamped)
-	}
-	return translate(err, "release reservation")
-}
-
-// chargeQuota adds $2 to a user's used bytes when the result fits the
-// limit with the reservations (a release always fits, never below zero),
-// and answers the quota either way, with what the clamp absorbed.
-const chargeQuota = `WITH held AS (
-		SELECT user_id, used_bytes FROM quotas WHERE user_id = $1 FOR UPDATE
-	), charge AS (
-		UPDATE quotas SET used_bytes = GREATEST(0, quotas.used_bytes + $2::bigint)
-		FROM held
-		WHERE quotas.user_id = held.user_id
-			AND ($2::bigint <= 0 OR quotas.used_bytes + quotas.reserved_bytes + $2::bigint <= quotas.limit_bytes)
-		RETURNING quotas.used_bytes, quotas.limit_bytes, GREATEST(0, -$2::bigint - held.used_bytes) AS clamped
-	)
-	SELECT used_bytes, limit_bytes, true, clamped FROM charge
-	UNION ALL
-	SELECT used_bytes, limit_bytes, false, 0 FROM quotas WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM charge)`
-
-func (t *tx) ChargeQuota(ctx context.Context, user uuid.UUID, delta int64) (document.Quota, bool, error) {
-	q := document.Quota{UserID: user}
-	var (
-		charged bool
-		clamped int64
-	)
-	err := t.q.QueryRow(ctx, chargeQuota, user, delta).Scan(&q.UsedBytes, &q.LimitBytes, &charged, &clamped)
-	if err == nil {
-		t.clamp(user, clamped, 0)
-	}
-	return q, charged, translateRow(err, "charge quota", "quota")
-}
-
-func (t *tx) SetObject(ctx context.Context, d *document.Document) error {
-	_, err := t.q.Exec(ctx, `UPDATE documents SET size_bytes = $2, etag = $3, updated_at = $4 WHERE id = $1`,
-		d.ID, d.SizeBytes, d.ETag, d.UpdatedAt)
-	return translate(err, "save document")
+	return translate(err, "release quota")
 }
 
 func (t *tx) AppendEvent(ctx context.Context, e document.Event) error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/shared/document"
+	"github.com/docuvault/docuvault/shared/document/storetest"
 	"github.com/docuvault/docuvault/shared/postgres"
 )
 
@@ -53,20 +54,11 @@ func pendingDocument(t *testing.T, quota int64) (*postgres.Store, *pgxpool.Pool,
 	return s, pool, d
 }
 
-// change is the confirmation of d with size bytes, as the Confirm use case
-// makes it: charged, or with reason rejected without a charge.
-func change(d *document.Document, size int64, reason string) document.ConfirmChange {
-	now := time.Now()
-	up, rej := *d, *d
-	up.SizeBytes, up.Status = size, document.StatusUploaded
-	rej.SizeBytes, rej.Status = size, document.StatusRejected
-	c := document.ConfirmChange{ID: d.ID, SizeBytes: size, ETag: "e", At: now, Charge: true, RejectReason: document.ReasonOverQuota}
-	if reason != "" {
-		c.Charge, c.RejectReason = false, reason
-	}
-	c.Uploaded = document.NewEvent(document.EventUploaded, &up, now)
-	c.Rejected = document.NewEvent(document.EventRejected, &rej, now)
-	return c
+// change is the settlement of pending d with size bytes as the contract
+// suite makes it (storetest.ChangeAt): charged, or with reason rejected
+// without a charge.
+func change(d *document.Document, size int64, reason string) document.Settlement {
+	return storetest.ChangeAt(d, size, reason, time.Now()).Settlement
 }
 
 func outboxSubjects(t *testing.T, pool *pgxpool.Pool, user uuid.UUID) map[string]int {
@@ -113,7 +105,7 @@ func TestCreateDocumentChecksEveryLimitInOneStatement(t *testing.T) {
 	}
 
 	// The quota check counts the declared size against the used bytes.
-	if _, err := s.ConfirmDocument(ctx, change(d, size, "")); err != nil {
+	if _, err := s.Settle(ctx, change(d, size, "")); err != nil {
 		t.Fatal(err)
 	}
 	d2 := newDocument(user, &size)
@@ -270,13 +262,13 @@ func TestConfirmDocumentChargesExactlyUnderConcurrency(t *testing.T) {
 		all = append(all, d)
 	}
 	// Every document confirmed by two doors at once.
-	results := make([][2]document.ConfirmResult, docs)
+	results := make([][2]document.Settled, docs)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*docs)
 	for i, d := range all {
 		for door := range 2 {
 			wg.Go(func() {
-				r, err := s.ConfirmDocument(ctx, change(d, size, ""))
+				r, err := s.Settle(ctx, change(d, size, ""))
 				if err != nil {
 					errs <- err
 				}
@@ -291,14 +283,14 @@ func TestConfirmDocumentChargesExactlyUnderConcurrency(t *testing.T) {
 	}
 	charged := 0
 	for i, r := range results {
-		if r[0].Changed == r[1].Changed {
-			t.Fatalf("document %d: changed by %v and %v, want exactly one door", i, r[0].Changed, r[1].Changed)
+		if r[0].Applied == r[1].Applied {
+			t.Fatalf("document %d: changed by %v and %v, want exactly one door", i, r[0].Applied, r[1].Applied)
 		}
 		if r[0].Charged || r[1].Charged {
 			charged++
 		}
 		loser := r[0]
-		if loser.Changed {
+		if loser.Applied {
 			loser = r[1]
 		}
 		if loser.Document.Status == document.StatusPending {
@@ -335,8 +327,8 @@ func TestConfirmDocumentRejectsWithReasonWithoutCharging(t *testing.T) {
 	ctx := context.Background()
 	s, pool, d := pendingDocument(t, 1000)
 	user := d.UserID
-	r, err := s.ConfirmDocument(ctx, change(d, 10, document.ReasonTooLarge))
-	if err != nil || !r.Changed || r.Charged || r.Quota.UsedBytes != 0 {
+	r, err := s.Settle(ctx, change(d, 10, document.ReasonTooLarge))
+	if err != nil || !r.Applied || r.Charged || r.Quota.UsedBytes != 0 {
 		t.Fatalf("result %+v, %v; want changed, not charged, nothing used", r, err)
 	}
 	got, err := s.Document(ctx, d.ID)
@@ -347,8 +339,8 @@ func TestConfirmDocumentRejectsWithReasonWithoutCharging(t *testing.T) {
 		t.Fatalf("outbox holds %v", ev)
 	}
 	// Again: nothing changes.
-	r, err = s.ConfirmDocument(ctx, change(d, 10, ""))
-	if err != nil || r.Changed || r.Document.Status != document.StatusRejected {
+	r, err = s.Settle(ctx, change(d, 10, ""))
+	if err != nil || r.Applied || r.Document.Status != document.StatusRejected {
 		t.Fatalf("second confirm: %+v, %v", r, err)
 	}
 }
@@ -361,7 +353,7 @@ func TestConfirmDocumentMakesAMissingQuotaRow(t *testing.T) {
 	if _, err := pool.Exec(ctx, `DELETE FROM quotas WHERE user_id = $1`, user); err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.ConfirmDocument(ctx, change(d, 10, ""))
+	r, err := s.Settle(ctx, change(d, 10, ""))
 	if err != nil || !r.Charged || r.Quota.UsedBytes != 10 || r.Quota.LimitBytes != 1000 {
 		t.Fatalf("result %+v, %v; want charged 10 of 1000", r, err)
 	}
@@ -371,7 +363,7 @@ func TestConfirmDocumentOfAMissingDocumentIsNotFound(t *testing.T) {
 	t.Parallel()
 	s, _ := openStore(t, 1000)
 	d := newDocument(uuid.New(), nil)
-	if _, err := s.ConfirmDocument(context.Background(), change(d, 10, "")); document.ErrorCode(err) != document.NotFound {
+	if _, err := s.Settle(context.Background(), change(d, 10, "")); document.ErrorCode(err) != document.NotFound {
 		t.Fatalf("got %v, want NotFound", err)
 	}
 }
@@ -387,7 +379,7 @@ func TestCommittedEventsGoToTheRelayAtOnce(t *testing.T) {
 	go func() { done <- s.Committed(ctx, 10*time.Second) }()
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
-	if _, err := s.ConfirmDocument(ctx, change(d, 10, "")); err != nil {
+	if _, err := s.Settle(ctx, change(d, 10, "")); err != nil {
 		t.Fatal(err)
 	}
 	msgs := <-done
@@ -398,7 +390,7 @@ func TestCommittedEventsGoToTheRelayAtOnce(t *testing.T) {
 	if err := json.Unmarshal(msgs[0].Payload, &e); err != nil || e.Type != document.EventUploaded || e.Data.DocumentID != d.ID || e.ID != msgs[0].MsgID {
 		t.Fatalf("event %+v (%v), want document.uploaded of %s with its msg id", e, err, d.ID)
 	}
-	if _, err := s.ConfirmDocument(ctx, change(d, 10, "")); err != nil {
+	if _, err := s.Settle(ctx, change(d, 10, "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.InTx(ctx, func(tx document.Tx) error {
@@ -424,7 +416,7 @@ func TestForgetAndClaimOfTheOutbox(t *testing.T) {
 	for range 3 {
 		d := newDocument(user, nil)
 		create(t, s, d)
-		if _, err := s.ConfirmDocument(ctx, change(d, 10, "")); err != nil {
+		if _, err := s.Settle(ctx, change(d, 10, "")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -475,7 +467,7 @@ func TestRelaySharesTheOutboxWithThePreviousReleasesRelays(t *testing.T) {
 	for range 4 {
 		d := newDocument(user, nil)
 		create(t, s, d)
-		if _, err := s.ConfirmDocument(ctx, change(d, 10, "")); err != nil {
+		if _, err := s.Settle(ctx, change(d, 10, "")); err != nil {
 			t.Fatal(err)
 		}
 		docs = append(docs, d)
@@ -699,12 +691,12 @@ func TestConfirmThatWaitedForTheOtherDoorAnswersItsCharge(t *testing.T) {
 		t.Fatal(err)
 	}
 	type result struct {
-		r   document.ConfirmResult
+		r   document.Settled
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, err := s.ConfirmDocument(ctx, change(d, 10, ""))
+		r, err := s.Settle(ctx, change(d, 10, ""))
 		done <- result{r, err}
 	}()
 	time.Sleep(300 * time.Millisecond) // the statement has begun and waits for the row
@@ -712,7 +704,7 @@ func TestConfirmThatWaitedForTheOtherDoorAnswersItsCharge(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := <-done
-	if got.err != nil || got.r.Changed || got.r.Quota.UsedBytes != 10 || got.r.Quota.LimitBytes != 1000 {
+	if got.err != nil || got.r.Applied || got.r.Quota.UsedBytes != 10 || got.r.Quota.LimitBytes != 1000 {
 		t.Fatalf("confirm after the other door: %+v, %v; want unchanged, answering used 10 of 1000", got.r, got.err)
 	}
 }

@@ -33,39 +33,47 @@ func (s *Store) StaleDocuments(ctx context.Context, status document.Status, befo
 	return docs, translate(err, "list stale documents")
 }
 
-// PurgeDocuments deletes those of ids still in status and unchanged since
-// before, in one statement; rows locked by a confirm or another sweep are
-// skipped, not waited for. The reservations of the pending documents
-// deleted leave their owners' quotas in the same statement, the quota rows
+// PurgeDocuments deletes those of p.IDs still in p.Status and unchanged
+// since p.Before, in one statement; rows locked by a confirm or another
+// sweep are skipped, not waited for. What the deleted documents hold under
+// p.Rule leaves their owners' quotas in the same statement, the quota rows
 // locked in user order (two sweeps never wait on each other in a cycle),
-// and the keys of those with a multipart upload are recorded for removal:
-// the upload is aborted after the row is gone, so that no part signed
-// meanwhile renews a row whose upload is aborted, and the record keeps it
-// found should the abort fail. What a release absorbed below zero comes
-// back as a Clamp per user, read from the locked row it writes.
-func (s *Store) PurgeDocuments(ctx context.Context, ids []uuid.UUID, status document.Status, before time.Time) ([]uuid.UUID, []document.Clamp, error) {
+// and the keys of those with a multipart upload are recorded for removal
+// as of p.At: the upload is aborted after the row is gone, so that no part
+// signed meanwhile renews a row whose upload is aborted, and the record
+// keeps it found should the abort fail. What a release absorbed below
+// zero comes back as a Clamp per user, read from the locked row it writes.
+func (s *Store) PurgeDocuments(ctx context.Context, p document.Purge) ([]uuid.UUID, []document.Clamp, error) {
 	rows, err := s.pool.Query(ctx, `WITH gone AS (
 			DELETE FROM documents WHERE id IN (
 				SELECT id FROM documents WHERE id = ANY($1) AND status = $2 AND updated_at < $3
 				FOR UPDATE SKIP LOCKED)
-			RETURNING id, user_id, reserved_bytes, object_key, upload_id
+			RETURNING id, user_id, status, size_bytes, reserved_bytes, object_key, upload_id
 		), recorded AS (
 			INSERT INTO object_removals (object_key, recorded_at)
-			SELECT object_key, now() FROM gone WHERE upload_id IS NOT NULL
+			SELECT object_key, $4 FROM gone WHERE upload_id IS NOT NULL
 			ON CONFLICT (object_key) DO NOTHING
 		), held AS (
-			SELECT user_id, sum(reserved_bytes) AS n FROM gone GROUP BY user_id HAVING sum(reserved_bytes) > 0
+			SELECT user_id, used, reserved FROM (
+				SELECT user_id,
+					coalesce(sum(size_bytes) FILTER (WHERE status = ANY($5)), 0) AS used,
+					coalesce(sum(reserved_bytes) FILTER (WHERE status = ANY($6)), 0) AS reserved
+				FROM gone GROUP BY user_id
+			) sums WHERE used > 0 OR reserved > 0
 		), locked AS (
-			SELECT quotas.user_id, quotas.reserved_bytes FROM quotas JOIN held USING (user_id)
+			SELECT quotas.user_id, quotas.used_bytes, quotas.reserved_bytes FROM quotas JOIN held USING (user_id)
 			ORDER BY quotas.user_id FOR UPDATE OF quotas
 		), released AS (
-			UPDATE quotas SET reserved_bytes = GREATEST(0, quotas.reserved_bytes - held.n)
+			UPDATE quotas SET used_bytes = GREATEST(0, quotas.used_bytes - held.used),
+				reserved_bytes = GREATEST(0, quotas.reserved_bytes - held.reserved)
 			FROM held JOIN locked USING (user_id) WHERE quotas.user_id = held.user_id
-			RETURNING quotas.user_id, GREATEST(0, held.n - locked.reserved_bytes) AS clamped
+			RETURNING quotas.user_id, GREATEST(0, held.used - locked.used_bytes) AS used_clamped,
+				GREATEST(0, held.reserved - locked.reserved_bytes) AS reserved_clamped
 		)
-		SELECT id, NULL::uuid, 0::bigint FROM gone
+		SELECT id, NULL::uuid, 0::bigint, 0::bigint FROM gone
 		UNION ALL
-		SELECT NULL, user_id, clamped FROM released WHERE clamped > 0`, ids, status, before)
+		SELECT NULL, user_id, used_clamped, reserved_clamped FROM released WHERE used_clamped > 0 OR reserved_clamped > 0`,
+		p.IDs, p.Status, p.Before, p.At, statuses(p.Rule.Used), statuses(p.Rule.Reserved))
 	if err != nil {
 		return nil, nil, translate(err, "purge documents")
 	}
@@ -74,13 +82,14 @@ func (s *Store) PurgeDocuments(ctx context.Context, ids []uuid.UUID, status docu
 		clamps  []document.Clamp
 		id      *uuid.UUID
 		user    *uuid.UUID
-		clamped int64
+		c       document.Clamp
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &user, &clamped}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &user, &c.Used, &c.Reserved}, func() error {
 		if id != nil {
 			deleted = append(deleted, *id)
 		} else if user != nil {
-			clamps = append(clamps, document.Clamp{UserID: *user, Reserved: clamped})
+			c.UserID = *user
+			clamps = append(clamps, c)
 		}
 		return nil
 	})

@@ -5,6 +5,7 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -48,10 +49,11 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"ConfirmReportsWhatTheReleaseAbsorbed", confirmReportsClamp},
 		{"ConfirmOfAMissingDocumentIsNotFound", confirmMissing},
 		{"ConcurrentConfirmsChargeOnceAndNeverPastTheLimit", concurrentConfirms},
-		{"ChargeQuotaChargesOnlyWhatFits", chargeQuotaChargesWhatFits},
-		{"ReleaseAndUnreserveNeverGoBelowZero", releaseNeverBelowZero},
+		{"SettleChargesOnlyWhatFitsAndLeavesAChangedRowAlone", settleChargesOnlyWhatFits},
+		{"QuotaFitsUpToTheLimitInEveryStatement", quotaFitsAtTheLimit},
+		{"ReleaseNeverGoesBelowZero", releaseNeverBelowZero},
 		{"ATransactionThatFailsChangesNothing", rollbackChangesNothing},
-		{"SaveAndSetObjectWriteTheDomainsValues", saveWritesValues},
+		{"SaveWritesTheDomainsValues", saveWritesValues},
 		{"DeleteWithItsReservationAndRemovalRecord", deleteWithReservation},
 		{"PurgeDeletesOnlyStaleDocumentsAndReleasesTheirReservations", purgeReleases},
 		{"PurgeClampsOncePerUser", purgeClampsPerUser},
@@ -103,28 +105,50 @@ func create(t *testing.T, s document.Store, user uuid.UUID, reserve int64) *docu
 	return d
 }
 
-// change is the confirmation of d with size bytes as the Confirm use case
-// makes it: charged, or (reason != "") rejected with reason.
-func change(d *document.Document, size int64, reason string) document.ConfirmChange {
-	at := now()
+// Confirmation is a settlement of a pending document as the Confirm use
+// case makes it, with what the tests check it wrote.
+type Confirmation struct {
+	document.Settlement
+	ETag               string
+	At                 time.Time
+	Uploaded, Rejected document.Event
+}
+
+// change is ChangeAt now.
+func change(d *document.Document, size int64, reason string) Confirmation {
+	return ChangeAt(d, size, reason, now())
+}
+
+// ChangeAt is the Confirmation of pending d with size bytes at at: charged
+// (its reservation becomes the charge), or, with reason != "", rejected
+// with reason without trying. The stores' own tests build theirs with it.
+func ChangeAt(d *document.Document, size int64, reason string, at time.Time) Confirmation {
+	c := Confirmation{ETag: "etag-" + d.ID.String()[:8], At: at}
 	up, rej := *d, *d
-	up.SizeBytes, up.Status = size, document.StatusUploaded
-	rej.SizeBytes, rej.Status = size, document.StatusRejected
-	c := document.ConfirmChange{ID: d.ID, SizeBytes: size, ETag: "etag-" + d.ID.String()[:8], At: at,
-		Charge: true, RejectReason: document.ReasonOverQuota}
-	if reason != "" {
-		c.Charge, c.RejectReason = false, reason
+	for _, x := range []*document.Document{&up, &rej} {
+		x.SizeBytes, x.ETag, x.UpdatedAt, x.ReservedBytes = size, c.ETag, at, 0
 	}
+	up.Status, up.ConfirmedAt = document.StatusUploaded, &at
+	rej.Status, rej.RejectReason = document.StatusRejected, cmp.Or(reason, document.ReasonOverQuota)
 	c.Uploaded = document.NewEvent(document.EventUploaded, &up, at)
 	c.Rejected = document.NewEvent(document.EventRejected, &rej, at)
+	c.From = d
+	c.Refused = document.Target{Document: &rej, Event: &c.Rejected, Reserved: -d.ReservedBytes}
+	if reason == "" {
+		c.Charged = &document.Target{Document: &up, Event: &c.Uploaded, Used: size, Reserved: -d.ReservedBytes}
+	}
 	return c
 }
 
-func confirm(t *testing.T, s document.Store, c document.ConfirmChange) document.ConfirmResult {
+func settle(s document.Store, c Confirmation) (document.Settled, error) {
+	return s.Settle(ctx, c.Settlement)
+}
+
+func confirm(t *testing.T, s document.Store, c Confirmation) document.Settled {
 	t.Helper()
-	r, err := s.ConfirmDocument(ctx, c)
+	r, err := settle(s, c)
 	if err != nil {
-		t.Fatalf("confirm: %v", err)
+		t.Fatalf("settle: %v", err)
 	}
 	return r
 }
@@ -289,12 +313,9 @@ func confirmChargesOnce(t *testing.T, s Subject) {
 	d := create(t, s.Store, user, 60)
 	c := change(d, 50, "")
 	r := confirm(t, s.Store, c)
-	// Not asserted, as the stores differ and the domain reads neither:
-	// r.Document when Changed (PostgreSQL answers the row as it was before
-	// the call, the fake as it is after), and r.Quota.ReservedBytes
-	// (PostgreSQL answers 0, the fake the reservations left).
-	if !r.Changed || !r.Charged || r.Quota.UsedBytes != 50 || r.Quota.LimitBytes != Limit || r.Clamp != (document.Clamp{}) {
-		t.Fatalf("first confirm: %+v", r)
+	if !r.Applied || !r.Charged || r.Quota != (document.Quota{UserID: user, UsedBytes: 50, LimitBytes: Limit}) ||
+		r.Clamp != (document.Clamp{}) || r.Document.Status != document.StatusUploaded || r.Document.SizeBytes != 50 {
+		t.Fatalf("first confirm: %+v (document %+v)", r, r.Document)
 	}
 	wantQuota(t, s.Store, user, 50, 0, Limit)
 	got := get(t, s.Store, d.ID)
@@ -307,7 +328,7 @@ func confirmChargesOnce(t *testing.T, s Subject) {
 	// A second confirm changes nothing and answers the document as stored.
 	again := change(d, 50, "")
 	r = confirm(t, s.Store, again)
-	if r.Changed || r.Charged || r.Quota.UsedBytes != 50 || r.Document == nil ||
+	if r.Applied || r.Charged || r.Quota.UsedBytes != 50 || r.Document == nil ||
 		r.Document.Status != document.StatusUploaded || r.Document.ReservedBytes != 0 || !r.Document.ConfirmedAt.Equal(c.At) {
 		t.Fatalf("second confirm: %+v (document %+v)", r, r.Document)
 	}
@@ -320,7 +341,7 @@ func confirmCountsOtherReservations(t *testing.T, s Subject) {
 	held := create(t, s.Store, user, 50)
 	// Another's reservation counts: 0 + 60 + 50 > 100.
 	d := create(t, s.Store, user, 0)
-	if r := confirm(t, s.Store, change(d, 60, "")); r.Charged || !r.Changed {
+	if r := confirm(t, s.Store, change(d, 60, "")); r.Charged || !r.Applied {
 		t.Fatalf("a charge past another's reservation: %+v", r)
 	}
 	wantQuota(t, s.Store, user, 0, 50, Limit)
@@ -341,7 +362,7 @@ func confirmRejectsOverQuota(t *testing.T, s Subject) {
 	d := create(t, s.Store, user, 10)
 	c := change(d, 30, "")
 	r := confirm(t, s.Store, c)
-	if !r.Changed || r.Charged || r.Quota.UsedBytes != 80 {
+	if !r.Applied || r.Charged || r.Quota.UsedBytes != 80 {
 		t.Fatalf("an over-quota confirm: %+v", r)
 	}
 	wantQuota(t, s.Store, user, 80, 0, Limit)
@@ -354,7 +375,7 @@ func confirmRejectsOverQuota(t *testing.T, s Subject) {
 		t.Fatalf("outbox %v, want the rejection %v and not the upload", s.Outbox(t), c.Rejected.ID)
 	}
 	// A rejected document stays rejected.
-	if r := confirm(t, s.Store, change(d, 1, "")); r.Changed || r.Charged || r.Document.Status != document.StatusRejected {
+	if r := confirm(t, s.Store, change(d, 1, "")); r.Applied || r.Charged || r.Document.Status != document.StatusRejected {
 		t.Fatalf("confirm of a rejected document: %+v", r)
 	}
 	wantQuota(t, s.Store, user, 80, 0, Limit)
@@ -364,7 +385,7 @@ func confirmRejectsWithReason(t *testing.T, s Subject) {
 	user := uuid.New()
 	d := create(t, s.Store, user, 20)
 	c := change(d, 10, document.ReasonTooLarge)
-	if r := confirm(t, s.Store, c); !r.Changed || r.Charged || r.Quota.UsedBytes != 0 {
+	if r := confirm(t, s.Store, c); !r.Applied || r.Charged || r.Quota.UsedBytes != 0 {
 		t.Fatalf("a confirm without charge: %+v", r)
 	}
 	got := get(t, s.Store, d.ID)
@@ -378,7 +399,7 @@ func confirmRejectsWithReason(t *testing.T, s Subject) {
 func confirmReportsClamp(t *testing.T, s Subject) {
 	user := uuid.New()
 	d := create(t, s.Store, user, 60)
-	inTx(t, s.Store, func(tx document.Tx) error { return tx.Unreserve(ctx, user, 50) })
+	inTx(t, s.Store, func(tx document.Tx) error { return tx.Release(ctx, user, 0, 50) })
 	r := confirm(t, s.Store, change(d, 5, ""))
 	if !r.Charged || r.Clamp != (document.Clamp{UserID: user, Reserved: 50}) {
 		t.Fatalf("confirm after its reservation was taken: %+v, want a clamp of 50 reserved", r)
@@ -387,42 +408,105 @@ func confirmReportsClamp(t *testing.T, s Subject) {
 }
 
 func confirmMissing(t *testing.T, s Subject) {
-	_, err := s.Store.ConfirmDocument(ctx, change(newDoc(uuid.New(), now()), 1, ""))
+	_, err := settle(s.Store, change(newDoc(uuid.New(), now()), 1, ""))
 	wantCode(t, "confirm of a missing document", err, document.NotFound)
 	wantOutbox(t, s)
 }
 
-func chargeQuotaChargesWhatFits(t *testing.T, s Subject) {
+// replace is a settlement of charged document d whose object became
+// size bytes, as the reconcile use case makes it: charged the difference,
+// or rejected with its charge released.
+func replace(d *document.Document, size int64) document.Settlement {
+	at := now()
+	stored := *d
+	stored.SizeBytes, stored.ETag, stored.UpdatedAt = size, "replaced", at
+	rejected := stored
+	rejected.Status, rejected.RejectReason = document.StatusRejected, document.ReasonOverQuota
+	e := document.NewEvent(document.EventRejected, &rejected, at)
+	return document.Settlement{From: d,
+		Charged: &document.Target{Document: &stored, Used: size - d.SizeBytes},
+		Refused: document.Target{Document: &rejected, Event: &e, Used: -d.SizeBytes}}
+}
+
+func settleChargesOnlyWhatFits(t *testing.T, s Subject) {
 	user := uuid.New()
-	uploaded(t, s.Store, user, 30)
+	d := uploaded(t, s.Store, user, 30)
 	create(t, s.Store, user, 20)
-	var clamps []document.Clamp
-	inTx(t, s.Store, func(tx document.Tx) error {
-		q, charged, err := tx.ChargeQuota(ctx, user, 51) // 30 + 20 + 51 > 100
-		if err != nil || charged || q.UsedBytes != 30 || q.LimitBytes != Limit {
-			t.Errorf("a charge past the limit: %+v, charged %v, %v", q, charged, err)
-		}
-		q, charged, err = tx.ChargeQuota(ctx, user, 50)
-		if err != nil || !charged || q.UsedBytes != 80 {
-			t.Errorf("a charge that fits: %+v, charged %v, %v", q, charged, err)
-		}
-		q, charged, err = tx.ChargeQuota(ctx, user, -90) // below zero: 10 absorbed
-		if err != nil || !charged || q.UsedBytes != 0 {
-			t.Errorf("a negative charge: %+v, charged %v, %v", q, charged, err)
-		}
-		clamps = tx.Clamps()
-		return nil
-	})
-	if !slices.Equal(clamps, []document.Clamp{{UserID: user, Used: 10}}) {
-		t.Fatalf("clamps %+v, want 10 used bytes absorbed", clamps)
+	// 30 + 20 + 50 <= 100: the difference is charged, and no event recorded.
+	before := s.Outbox(t)
+	r, err := s.Store.Settle(ctx, replace(d, 80))
+	if err != nil || !r.Applied || !r.Charged || r.Quota != (document.Quota{UserID: user, UsedBytes: 80, ReservedBytes: 20, LimitBytes: Limit}) {
+		t.Fatalf("a charge that fits: %+v, %v", r, err)
+	}
+	wantOutbox(t, s, before...)
+	grown := get(t, s.Store, d.ID)
+	if grown.Status != document.StatusUploaded || grown.SizeBytes != 80 || grown.ETag != "replaced" {
+		t.Fatalf("charged document %+v", grown)
+	}
+	// The settlement read before that charge finds the row changed:
+	// nothing is written, and the row comes back as it is.
+	if r, err := s.Store.Settle(ctx, replace(d, 10)); err != nil || r.Applied || r.Document.SizeBytes != 80 || r.Quota.UsedBytes != 80 {
+		t.Fatalf("a settlement of a changed row: %+v, %v", r, err)
+	}
+	// 80 + 20 + 1 > 100: refused, the charge released, the rejection recorded.
+	r, err = s.Store.Settle(ctx, replace(grown, 81))
+	if err != nil || !r.Applied || r.Charged || r.Quota.UsedBytes != 0 || r.Document.Status != document.StatusRejected {
+		t.Fatalf("a charge past the limit: %+v, %v", r, err)
 	}
 	wantQuota(t, s.Store, user, 0, 20, Limit)
+	if out := s.Outbox(t); len(out) != len(before)+1 {
+		t.Fatalf("outbox %v, want the rejection after %v", out, before)
+	}
 
-	err := s.Store.InTx(ctx, func(tx document.Tx) error {
-		_, _, err := tx.ChargeQuota(ctx, uuid.New(), 1)
-		return err
-	})
-	wantCode(t, "a charge of a user without a quota row", err, document.NotFound)
+	// A release below zero is absorbed and reported.
+	d = uploaded(t, s.Store, user, 30)
+	inTx(t, s.Store, func(tx document.Tx) error { return tx.Release(ctx, user, 10, 0) })
+	r, err = s.Store.Settle(ctx, replace(d, 0))
+	if err != nil || !r.Charged || r.Quota.UsedBytes != 0 || r.Clamp != (document.Clamp{UserID: user, Used: 10}) {
+		t.Fatalf("a shrink below zero: %+v, %v", r, err)
+	}
+	if _, err := s.Store.Settle(ctx, replace(newDoc(user, now()), 1)); document.ErrorCode(err) != document.NotFound {
+		t.Fatalf("a settlement of a missing document: %v, want NotFound", err)
+	}
+}
+
+// quotaFitsAtTheLimit holds the quota's arithmetic at its edges: a
+// reservation and a charge fit up to the limit exactly, and a byte more
+// does not, in every statement that checks it.
+func quotaFitsAtTheLimit(t *testing.T, s Subject) {
+	for _, tc := range []struct {
+		used, reserve, size int64
+		fits                bool
+	}{
+		{0, 0, Limit, true}, {0, 0, Limit + 1, false}, {40, 0, 60, true}, {40, 0, 61, false},
+		{40, 30, 30, true}, {40, 30, 31, false},
+	} {
+		user := uuid.New()
+		if tc.used > 0 {
+			uploaded(t, s.Store, user, tc.used)
+		}
+		if tc.reserve > 0 {
+			create(t, s.Store, user, tc.reserve)
+		}
+		q := document.Quota{UserID: user, UsedBytes: tc.used, ReservedBytes: tc.reserve, LimitBytes: Limit}
+		if q.Fits(tc.size) != tc.fits {
+			t.Errorf("Quota%+v.Fits(%d) = %v, want %v", q, tc.size, !tc.fits, tc.fits)
+		}
+		// A reservation of the size, at create.
+		d := newDoc(user, now())
+		_, created, err := s.Store.CreateDocument(ctx, d, document.UploadLimits{Now: d.CreatedAt, Window: time.Minute, Reserve: tc.size})
+		if err != nil || created != tc.fits {
+			t.Errorf("%+v: a reservation of %d: created %v, %v; want %v", q, tc.size, created, err, tc.fits)
+		}
+		if created {
+			confirm(t, s.Store, change(d, 0, document.ReasonSizeMismatch)) // gives it back
+		}
+		// A charge of the size, at confirm.
+		d = create(t, s.Store, user, 0)
+		if r := confirm(t, s.Store, change(d, tc.size, "")); r.Charged != tc.fits {
+			t.Errorf("%+v: a charge of %d: charged %v, want %v", q, tc.size, r.Charged, tc.fits)
+		}
+	}
 }
 
 func releaseNeverBelowZero(t *testing.T, s Subject) {
@@ -431,28 +515,21 @@ func releaseNeverBelowZero(t *testing.T, s Subject) {
 	create(t, s.Store, user, 20)
 	var clamps []document.Clamp
 	inTx(t, s.Store, func(tx document.Tx) error {
-		if q, err := tx.ReleaseQuota(ctx, user, 10); err != nil || q.UsedBytes != 20 || q.LimitBytes != Limit {
-			t.Errorf("release of 10: %+v, %v", q, err)
+		if err := tx.Release(ctx, user, 10, 0); err != nil {
+			t.Errorf("release of 10: %v", err)
 		}
-		if q, err := tx.ReleaseQuota(ctx, user, 25); err != nil || q.UsedBytes != 0 {
-			t.Errorf("release of 25 of 20: %+v, %v", q, err)
-		}
-		if err := tx.Unreserve(ctx, user, 28); err != nil {
-			t.Error(err)
+		if err := tx.Release(ctx, user, 25, 28); err != nil {
+			t.Errorf("release of 25 of 20 used, 28 of 20 reserved: %v", err)
 		}
 		// A user without a quota row holds nothing to release.
-		stranger := uuid.New()
-		if q, err := tx.ReleaseQuota(ctx, stranger, 5); err != nil || q.UsedBytes != 0 {
-			t.Errorf("release of a user without a quota: %+v, %v", q, err)
-		}
-		if err := tx.Unreserve(ctx, stranger, 5); err != nil {
-			t.Error(err)
+		if err := tx.Release(ctx, uuid.New(), 5, 5); err != nil {
+			t.Errorf("release of a user without a quota: %v", err)
 		}
 		clamps = tx.Clamps()
 		return nil
 	})
-	if !slices.Equal(clamps, []document.Clamp{{UserID: user, Used: 5}, {UserID: user, Reserved: 8}}) {
-		t.Fatalf("clamps %+v, want 5 used then 8 reserved absorbed", clamps)
+	if !slices.Equal(clamps, []document.Clamp{{UserID: user, Used: 5, Reserved: 8}}) {
+		t.Fatalf("clamps %+v, want 5 used and 8 reserved absorbed", clamps)
 	}
 	wantQuota(t, s.Store, user, 0, 0, Limit)
 }
@@ -463,7 +540,7 @@ func rollbackChangesNothing(t *testing.T, s Subject) {
 	before := s.Outbox(t)
 	at := now()
 	err := s.Store.InTx(ctx, func(tx document.Tx) error {
-		if _, _, err := tx.ChargeQuota(ctx, user, 10); err != nil {
+		if err := tx.Release(ctx, user, 10, 0); err != nil {
 			return err
 		}
 		if err := tx.AppendEvent(ctx, document.NewEvent(document.EventDeleted, d, at)); err != nil {
@@ -499,20 +576,16 @@ func saveWritesValues(t *testing.T, s Subject) {
 		}
 		cur.Status, cur.Classification, cur.DetectedType, cur.Confidence = document.StatusClassified, "invoice", "application/pdf", 0.75
 		cur.UpdatedAt = at
-		if err := tx.Save(ctx, cur, e); err != nil {
-			return err
-		}
-		cur.SizeBytes, cur.ETag, cur.UpdatedAt = 40, "other", at.Add(time.Second)
-		return tx.SetObject(ctx, cur)
+		return tx.Save(ctx, cur, e)
 	})
 	got := get(t, s.Store, d.ID)
 	if got.Status != document.StatusClassified || got.Classification != "invoice" || got.DetectedType != "application/pdf" ||
-		got.Confidence != 0.75 || got.SizeBytes != 40 || got.ETag != "other" || !got.UpdatedAt.Equal(at.Add(time.Second)) ||
+		got.Confidence != 0.75 || got.SizeBytes != 30 || !got.UpdatedAt.Equal(at) ||
 		!got.ConfirmedAt.Equal(*d.ConfirmedAt) || got.ObjectKey != d.ObjectKey {
 		t.Fatalf("saved document %+v", got)
 	}
 	wantOutbox(t, s, append(before, e.ID)...)
-	// SetObject alone moves no quota: the use case charges apart.
+	// Save moves no quota: the use case charges apart.
 	wantQuota(t, s.Store, user, 30, 0, Limit)
 
 	err := s.Store.InTx(ctx, func(tx document.Tx) error {
@@ -541,7 +614,7 @@ func deleteWithReservation(t *testing.T, s Subject) {
 		if err := tx.DeleteDocument(ctx, cur.ID); err != nil {
 			return err
 		}
-		if err := tx.Unreserve(ctx, cur.UserID, cur.ReservedBytes); err != nil {
+		if err := tx.Release(ctx, cur.UserID, 0, cur.ReservedBytes); err != nil {
 			return err
 		}
 		if err := tx.RecordRemoval(ctx, cur.ObjectKey, at); err != nil {
@@ -585,7 +658,9 @@ func purgeReleases(t *testing.T, s Subject) {
 	fresh := create(t, s.Store, user, 5)
 	wantQuota(t, s.Store, user, 10, 55, Limit)
 
-	deleted, clamps, err := s.Store.PurgeDocuments(ctx, []uuid.UUID{stale.ID, multipart.ID, up.ID, fresh.ID}, document.StatusPending, cutoff)
+	at := now()
+	deleted, clamps, err := s.Store.PurgeDocuments(ctx, document.Purge{IDs: []uuid.UUID{stale.ID, multipart.ID, up.ID, fresh.ID},
+		Status: document.StatusPending, Before: cutoff, At: at, Rule: document.Ledger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -603,21 +678,31 @@ func purgeReleases(t *testing.T, s Subject) {
 		}
 	}
 	wantQuota(t, s.Store, user, 10, 5, Limit)
-	// Only the multipart document's key is recorded for removal. As of
-	// when is not asserted: PostgreSQL stamps it with its own clock, the
-	// fake with the purge's cutoff (PurgeDocuments is given no time).
-	if keys, err := s.Store.PendingRemovals(ctx, time.Now().Add(time.Hour), 10); err != nil || !slices.Equal(keys, []string{multipart.ObjectKey}) {
+	// Only the multipart document's key is recorded for removal, as of
+	// the purge's time.
+	if keys, err := s.Store.PendingRemovals(ctx, at, 10); err != nil || len(keys) != 0 {
+		t.Fatalf("removals recorded before the purge's time: %v, %v", keys, err)
+	}
+	if keys, err := s.Store.PendingRemovals(ctx, at.Add(time.Microsecond), 10); err != nil || !slices.Equal(keys, []string{multipart.ObjectKey}) {
 		t.Fatalf("removals after the purge: %v, %v; want %s", keys, err, multipart.ObjectKey)
 	}
+	// A charged document purged gives back its size, under the rule.
+	deleted, _, err = s.Store.PurgeDocuments(ctx, document.Purge{IDs: []uuid.UUID{up.ID},
+		Status: document.StatusUploaded, Before: time.Now().Add(time.Minute), At: at, Rule: document.Ledger()})
+	if err != nil || !slices.Equal(deleted, []uuid.UUID{up.ID}) {
+		t.Fatalf("purge of a charged document: %v, %v", deleted, err)
+	}
+	wantQuota(t, s.Store, user, 0, 5, Limit)
 
 	// What the release absorbed below zero comes back.
 	gone := create(t, s.Store, user, 25)
-	inTx(t, s.Store, func(tx document.Tx) error { return tx.Unreserve(ctx, user, 30) }) // 30 - 30: 0 left
-	deleted, clamps, err = s.Store.PurgeDocuments(ctx, []uuid.UUID{gone.ID}, document.StatusPending, time.Now().Add(time.Minute))
+	inTx(t, s.Store, func(tx document.Tx) error { return tx.Release(ctx, user, 0, 30) }) // 30 - 30: 0 left
+	deleted, clamps, err = s.Store.PurgeDocuments(ctx, document.Purge{IDs: []uuid.UUID{gone.ID},
+		Status: document.StatusPending, Before: time.Now().Add(time.Minute), At: at, Rule: document.Ledger()})
 	if err != nil || !slices.Equal(deleted, []uuid.UUID{gone.ID}) || !slices.Equal(clamps, []document.Clamp{{UserID: user, Reserved: 25}}) {
 		t.Fatalf("purge of a document whose reservation is gone: %v, %+v, %v", deleted, clamps, err)
 	}
-	wantQuota(t, s.Store, user, 10, 0, Limit)
+	wantQuota(t, s.Store, user, 0, 0, Limit)
 }
 
 func ledgerFindsAndRepairs(t *testing.T, s Subject) {
@@ -629,13 +714,8 @@ func ledgerFindsAndRepairs(t *testing.T, s Subject) {
 	}
 	rejected := create(t, s.Store, users[0], 0)
 	confirm(t, s.Store, change(rejected, 5, document.ReasonTooLarge))
-	// users[1] drifts: 7 used bytes no document holds, 5 reserved bytes missing.
-	inTx(t, s.Store, func(tx document.Tx) error {
-		if _, charged, err := tx.ChargeQuota(ctx, users[1], 7); err != nil || !charged {
-			t.Errorf("charge: %v %v", charged, err)
-		}
-		return tx.Unreserve(ctx, users[1], 5)
-	})
+	// users[1] drifts: 7 used and 5 reserved bytes missing.
+	inTx(t, s.Store, func(tx document.Tx) error { return tx.Release(ctx, users[1], 7, 5) })
 
 	var entries []document.LedgerEntry
 	inTx(t, s.Store, func(tx document.Tx) error {
@@ -651,8 +731,8 @@ func ledgerFindsAndRepairs(t *testing.T, s Subject) {
 			t.Fatalf("entry %d holds %+v, want 30 used and 15 reserved", i, e)
 		}
 	}
-	if u, r := entries[0].Drift(); u != 7 || r != -5 {
-		t.Fatalf("drift of %v: used %d, reserved %d; want 7, -5", users[1], u, r)
+	if u, r := entries[0].Drift(); u != -7 || r != -5 {
+		t.Fatalf("drift of %v: used %d, reserved %d; want -7, -5", users[1], u, r)
 	}
 	if u, r := entries[1].Drift(); u != 0 || r != 0 {
 		t.Fatalf("drift of %v: used %d, reserved %d; want none", users[2], u, r)
@@ -892,12 +972,13 @@ func purgeClampsPerUser(t *testing.T, s Subject) {
 	}
 	create(t, s.Store, a, 5) // kept: not purged
 	inTx(t, s.Store, func(tx document.Tx) error {
-		if err := tx.Unreserve(ctx, a, 20); err != nil { // 25 - 20: 5 left for 20 purged
+		if err := tx.Release(ctx, a, 0, 20); err != nil { // 25 - 20: 5 left for 20 purged
 			return err
 		}
-		return tx.Unreserve(ctx, b, 10) // none left for 10 purged
+		return tx.Release(ctx, b, 0, 10) // none left for 10 purged
 	})
-	deleted, clamps, err := s.Store.PurgeDocuments(ctx, ids, document.StatusPending, time.Now().Add(time.Minute))
+	deleted, clamps, err := s.Store.PurgeDocuments(ctx, document.Purge{IDs: ids, Status: document.StatusPending,
+		Before: time.Now().Add(time.Minute), At: now(), Rule: document.Ledger()})
 	if err != nil || len(deleted) != 3 {
 		t.Fatalf("purge: %v, %v", deleted, err)
 	}
@@ -915,8 +996,7 @@ func purgeClampsPerUser(t *testing.T, s Subject) {
 func uploadedAt(t *testing.T, s document.Store, user uuid.UUID, at time.Time) uuid.UUID {
 	t.Helper()
 	d := create(t, s, user, 0)
-	c := change(d, 1, "")
-	c.At = at
+	c := ChangeAt(d, 1, "", at)
 	if r := confirm(t, s, c); !r.Charged {
 		t.Fatalf("confirm: %+v", r)
 	}
@@ -997,12 +1077,12 @@ func concurrentConfirms(t *testing.T, s Subject) {
 	user := uuid.New()
 	d := create(t, s.Store, user, 0)
 	const doors = 4
-	results := make(chan document.ConfirmResult, doors)
+	results := make(chan document.Settled, doors)
 	errs := make(chan error, doors)
 	var wg sync.WaitGroup
 	for range doors {
 		wg.Go(func() {
-			r, err := s.Store.ConfirmDocument(ctx, change(d, 30, ""))
+			r, err := settle(s.Store, change(d, 30, ""))
 			results <- r
 			errs <- err
 		})
@@ -1017,7 +1097,7 @@ func concurrentConfirms(t *testing.T, s Subject) {
 	}
 	changed := 0
 	for r := range results {
-		if r.Changed {
+		if r.Applied {
 			changed++
 		}
 		if r.Quota.UsedBytes != 30 {
@@ -1037,7 +1117,7 @@ func concurrentConfirms(t *testing.T, s Subject) {
 	for range 7 {
 		d := create(t, s.Store, user, 0)
 		wg.Go(func() {
-			r, err := s.Store.ConfirmDocument(ctx, change(d, 20, ""))
+			r, err := settle(s.Store, change(d, 20, ""))
 			if err != nil {
 				t.Error(err)
 			}
