@@ -101,7 +101,11 @@ func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 // nothing may make it refuse a few early. Nothing is counted, nor any row
 // read, when there is no limit. The statement answers no row only when a
 // concurrent first use made the quota row after its snapshot; the retry
-// then adds nothing to the count ($17 = 0).
+// then adds nothing to the count ($17 = 0). The pending count spells its
+// status as the partial index documents_user_pending does (a parameter
+// would keep the planner off the index): the one status literal of these
+// statements, with StaleDocuments' and the classifier's recovery's, each
+// an index's predicate.
 var createDocument = `WITH new_quota AS (
 		INSERT INTO quotas (user_id, limit_bytes, reserved_bytes)
 		VALUES ($2, $10::bigint, CASE WHEN quota_fits(0, 0, $14::bigint, $10::bigint) THEN $14::bigint ELSE 0 END)

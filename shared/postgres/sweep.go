@@ -98,7 +98,7 @@ func (s *Store) PurgeDocuments(ctx context.Context, p document.Purge) ([]uuid.UU
 
 // SetUpload records the object store's upload id of pending document id.
 func (s *Store) SetUpload(ctx context.Context, id uuid.UUID, uploadID string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE documents SET upload_id = $2 WHERE id = $1 AND status = 'pending'`, id, uploadID)
+	tag, err := s.pool.Exec(ctx, `UPDATE documents SET upload_id = $2 WHERE id = $1 AND status = $3`, id, uploadID, document.StatusPending)
 	if err == nil && tag.RowsAffected() == 0 {
 		return &document.Error{Code: document.Conflict, Message: "the upload is no longer pending"}
 	}
@@ -109,7 +109,7 @@ func (s *Store) SetUpload(ctx context.Context, id uuid.UUID, uploadID string) er
 // later already; it reports whether the document is still pending.
 func (s *Store) TouchPending(ctx context.Context, id uuid.UUID, at time.Time) (bool, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE documents SET updated_at = GREATEST(updated_at, $2)
-		WHERE id = $1 AND status = 'pending'`, id, at)
+		WHERE id = $1 AND status = $3`, id, at, document.StatusPending)
 	if err != nil {
 		return false, translate(err, "renew upload")
 	}
@@ -119,7 +119,7 @@ func (s *Store) TouchPending(ctx context.Context, id uuid.UUID, at time.Time) (b
 // KnownKeys returns which of keys belong to a document that may hold
 // bytes: any but a rejected one.
 func (s *Store) KnownKeys(ctx context.Context, keys []string) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT object_key FROM documents WHERE object_key = ANY($1) AND status <> 'rejected'`, keys)
+	rows, err := s.pool.Query(ctx, `SELECT object_key FROM documents WHERE object_key = ANY($1) AND status <> $2`, keys, document.StatusRejected)
 	if err != nil {
 		return nil, translate(err, "look up object keys")
 	}
