@@ -245,7 +245,7 @@ func TestCreateDocumentLimitsHoldUnderConcurrency(t *testing.T) {
 	}
 }
 
-func TestConfirmDocumentChargesExactlyUnderConcurrency(t *testing.T) {
+func TestSettleChargesExactlyUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	const (
@@ -322,7 +322,7 @@ func TestConfirmDocumentChargesExactlyUnderConcurrency(t *testing.T) {
 	}
 }
 
-func TestConfirmDocumentRejectsWithReasonWithoutCharging(t *testing.T) {
+func TestSettleRejectsWithReasonWithoutCharging(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, pool, d := pendingDocument(t, 1000)
@@ -345,7 +345,7 @@ func TestConfirmDocumentRejectsWithReasonWithoutCharging(t *testing.T) {
 	}
 }
 
-func TestConfirmDocumentMakesAMissingQuotaRow(t *testing.T) {
+func TestSettleMakesAMissingQuotaRow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, pool, d := pendingDocument(t, 1000)
@@ -359,7 +359,7 @@ func TestConfirmDocumentMakesAMissingQuotaRow(t *testing.T) {
 	}
 }
 
-func TestConfirmDocumentOfAMissingDocumentIsNotFound(t *testing.T) {
+func TestSettleOfAMissingDocumentIsNotFound(t *testing.T) {
 	t.Parallel()
 	s, _ := openStore(t, 1000)
 	d := newDocument(uuid.New(), nil)
