@@ -198,18 +198,11 @@ func (s *Service) reconcile(ctx context.Context, d *Document) (Confirmation, err
 		}
 		stored := *cur
 		stored.SizeBytes, stored.ETag, stored.UpdatedAt = info.Size, info.ETag, now
-		rejected := stored
-		reason := ReasonOverQuota
+		var broken string
 		if info.Size > s.cfg.MaxUploadBytes {
-			reason = ReasonTooLarge
+			broken = ReasonTooLarge
 		}
-		rejected.reject(reason)
-		set := Settlement{From: cur, Refused: target(cur, &rejected, newEvent(EventRejected, &rejected, now))}
-		if reason != ReasonTooLarge {
-			charged := target(cur, &stored, nil)
-			set.Charged = &charged
-		}
-		return set, true
+		return chargeOrReject(cur, &stored, &stored, "", broken, now), true
 	})
 	switch {
 	case err != nil:
@@ -255,16 +248,9 @@ func (s *Service) settleUpload(ctx context.Context, d *Document, info ObjectInfo
 		// becomes the charge.
 		stored := *cur
 		stored.SizeBytes, stored.ETag, stored.UpdatedAt, stored.ReservedBytes = info.Size, info.ETag, now, 0
-		uploaded, rejected := stored, stored
+		uploaded := stored
 		uploaded.Status, uploaded.ConfirmedAt = StatusUploaded, &now
-		reason := brokenRule(cur, info.Size, s.cfg.MaxUploadBytes)
-		rejected.reject(cmp.Or(reason, ReasonOverQuota))
-		set := Settlement{From: cur, Refused: target(cur, &rejected, newEvent(EventRejected, &rejected, now))}
-		if reason == "" {
-			charged := target(cur, &uploaded, newEvent(EventUploaded, &uploaded, now))
-			set.Charged = &charged
-		}
-		return set, true
+		return chargeOrReject(cur, &stored, &uploaded, EventUploaded, brokenRule(cur, info.Size, s.cfg.MaxUploadBytes), now), true
 	})
 	switch {
 	case err != nil:
@@ -280,6 +266,26 @@ func (s *Service) settleUpload(ctx context.Context, d *Document, info ObjectInfo
 	c := Confirmation{Document: res.Document}
 	c.Leftover = s.removeRejected(ctx, res.Document)
 	return c, rejection(res.Document, res.Quota)
+}
+
+// chargeOrReject is the one charge-or-reject decision, the Settlement of
+// from whose object is now as stored says (its size, etag and time set):
+// charged, becoming ok and recording an okEvent event ("" for none), if
+// that fits the quota and broken is ""; otherwise stored rejected, for
+// broken or over quota, recording the rejection.
+func chargeOrReject(from, stored, ok *Document, okEvent EventType, broken string, at time.Time) Settlement {
+	rejected := *stored
+	rejected.reject(cmp.Or(broken, ReasonOverQuota))
+	set := Settlement{From: from, Refused: target(from, &rejected, newEvent(EventRejected, &rejected, at))}
+	if broken == "" {
+		var e *Event
+		if okEvent != "" {
+			e = newEvent(okEvent, ok, at)
+		}
+		charged := target(from, ok, e)
+		set.Charged = &charged
+	}
+	return set
 }
 
 // settleTries bounds how often settle decides again from a row another
