@@ -267,7 +267,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 			return nil, err
 		}
 		// One relay per process that may publish document events.
-		relay := events.NewRelay(store, relayBus.JetStream(), logFor("relay"))
+		relay := events.NewRelay(store, relayBus, logFor("relay"))
 		relay.Metrics = s.Metrics
 		s.runners = append(s.runners, runner{name: "relay", run: relay.Run, last: true})
 	}
