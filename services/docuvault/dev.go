@@ -337,24 +337,12 @@ func pageHost(dial, asked string) string {
 // signer's and the download signer's): fixed names, and secrets made on
 // the first run and kept in dataDir.
 func devIdentities(cfg *config.Config, dataDir string) error {
-	type identity struct {
-		role        string
-		key, secret *string
-	}
-	ids := []identity{
-		{"upload", &cfg.MinIOUploadAccessKey, &cfg.MinIOUploadSecretKey},
-		{"download", &cfg.MinIODownloadAccessKey, &cfg.MinIODownloadSecretKey},
-	}
-	for _, role := range config.RoleNames {
-		rc := cfg.Role(role)
-		ids = append(ids, identity{role, &rc.MinIOAccessKey, &rc.MinIOSecretKey})
-	}
-	for _, id := range ids {
-		secret, err := readOrCreate(filepath.Join(dataDir, "minio-"+id.role+"-secret"), randomHex32)
+	for _, id := range cfg.MinIOIdentities() {
+		secret, err := readOrCreate(filepath.Join(dataDir, "minio-"+id.Name+"-secret"), randomHex32)
 		if err != nil {
 			return err
 		}
-		*id.key, *id.secret = "docuvault-"+id.role, secret
+		*id.AccessKey, *id.SecretKey = "docuvault-"+id.Name, secret
 	}
 	return nil
 }

@@ -288,9 +288,7 @@ func (s *Stack) connect(ctx context.Context, cfg config.Config, role Role, logFo
 	if rc == nil {
 		return nil, nil, fmt.Errorf("unknown role %q", role)
 	}
-	oc := objectStoreConfig(cfg, *rc)
-	oc.Role = string(role)
-	objects, err := objectstore.New(oc)
+	objects, err := objectstore.New(objectStoreConfig(cfg, role))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -470,12 +468,13 @@ func Setup(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	admin := objectstore.Credentials{AccessKey: cfg.MinIOAdminAccessKey, SecretKey: cfg.MinIOAdminSecretKey}
+	creds := minioCredentials(cfg)
 	roles := make(map[string]objectstore.Credentials, len(config.RoleNames))
 	for _, role := range config.RoleNames {
-		rc := cfg.Role(role)
-		roles[role] = objectstore.Credentials{AccessKey: rc.MinIOAccessKey, SecretKey: rc.MinIOSecretKey}
+		roles[role] = creds[role]
 	}
-	if err := objectstore.Provision(ctx, objectStoreConfig(cfg, config.RoleCredentials{}), roles, admin); err != nil {
+	// The signers' identities are the store config's.
+	if err := objectstore.Provision(ctx, objectStoreConfig(cfg, ""), roles, admin); err != nil {
 		return fmt.Errorf("MinIO at MINIO_ENDPOINT=%s: %w", cfg.MinIOEndpoint, err)
 	}
 	if err := SetupStreams(ctx, cfg); err != nil {
@@ -542,21 +541,33 @@ func recoverEvery(after time.Duration) time.Duration {
 	return min(after/4, 15*time.Second)
 }
 
-// objectStoreConfig is the object store cfg describes, acting as role:
-// its endpoints, its bucket, role's identity and the signers (which only
-// the api's config holds).
-func objectStoreConfig(cfg config.Config, role config.RoleCredentials) objectstore.Config {
+// objectStoreConfig is the object store cfg describes, acting as role (""
+// for none: setup's): its endpoints, its bucket, role's identity and the
+// signers (which only the api's config holds).
+func objectStoreConfig(cfg config.Config, role Role) objectstore.Config {
+	creds := minioCredentials(cfg)
 	return objectstore.Config{
 		Endpoint:       cfg.MinIOEndpoint,
 		PublicEndpoint: cfg.MinIOPublicEndpoint,
-		Service:        objectstore.Credentials{AccessKey: role.MinIOAccessKey, SecretKey: role.MinIOSecretKey},
-		Upload:         objectstore.Credentials{AccessKey: cfg.MinIOUploadAccessKey, SecretKey: cfg.MinIOUploadSecretKey},
-		Download:       objectstore.Credentials{AccessKey: cfg.MinIODownloadAccessKey, SecretKey: cfg.MinIODownloadSecretKey},
+		Service:        creds[string(role)],
+		Role:           string(role),
+		Upload:         creds[config.UploadSigner],
+		Download:       creds[config.DownloadSigner],
 		Bucket:         cfg.MinIOBucket,
 		Region:         cfg.MinIORegion,
 		UseTLS:         cfg.MinIOUseTLS,
 		PublicUseTLS:   cfg.MinIOPublicUseTLS,
 	}
+}
+
+// minioCredentials are the keys of every MinIO identity cfg holds
+// (config.MinIOIdentities), by name.
+func minioCredentials(cfg config.Config) map[string]objectstore.Credentials {
+	creds := make(map[string]objectstore.Credentials)
+	for _, id := range cfg.MinIOIdentities() {
+		creds[id.Name] = objectstore.Credentials{AccessKey: *id.AccessKey, SecretKey: *id.SecretKey}
+	}
+	return creds
 }
 
 // minioOrigin is the origin browsers upload to.
