@@ -107,9 +107,10 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 		t.Errorf("api: Backlog = %d, %v; want 0 once the confirmer acked", msgs, err)
 	}
 
-	// Every relay publishes document events as the relay does (an async
-	// JetStream publish with a message id); the classifier receives the
-	// document.uploaded ones.
+	// Every relay's user publishes document events as the relay does (an
+	// async JetStream publish with a message id, on a connection with the
+	// role's inbox prefix); the classifier receives the document.uploaded
+	// ones.
 	classified := make(chan string, 8)
 	consume(t, cl, events.Consumer{Durable: events.ClassifierConsumer}, func(_ context.Context, m events.Message) events.Outcome {
 		classified <- m.Subject
@@ -121,10 +122,10 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 		t.Fatalf("api: follow: %v", err)
 	}
 	defer follow.Stop()
-	relay := func(bus *events.Bus, role, typ string) uint64 {
+	relay := func(role, typ string) uint64 {
 		t.Helper()
 		msg := &nats.Msg{Subject: typ + "." + user.String(), Data: []byte(`{"by":"` + role + `"}`)}
-		f, err := bus.JetStream().PublishMsgAsync(msg, jetstream.WithMsgID(uuid.NewString()))
+		f, err := s.as(t, role).js.PublishMsgAsync(msg, jetstream.WithMsgID(uuid.NewString()))
 		if err != nil {
 			t.Fatalf("%s: publish %s: %v", role, msg.Subject, err)
 		}
@@ -139,11 +140,8 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 		return 0
 	}
 	var seqs []uint64
-	for _, r := range []struct {
-		bus  *events.Bus
-		role string
-	}{{api, "api"}, {conf, "confirmer"}, {sw, "sweeper"}} {
-		seqs = append(seqs, relay(r.bus, r.role, string(document.EventUploaded)))
+	for _, role := range []string{"api", "confirmer", "sweeper"} {
+		seqs = append(seqs, relay(role, string(document.EventUploaded)))
 		if got := receive(t, "document.uploaded at the classifier", classified); got != string(document.EventUploaded)+"."+user.String() {
 			t.Errorf("classifier got %s", got)
 		}

@@ -324,11 +324,8 @@ func SetIdentities(tb testing.TB, cfg *config.Config, mi *testenv.MinIOServer) {
 	tb.Helper()
 	cfg.MinIOEndpoint = mi.Endpoint
 	tag := randomHex(6)
-	cfg.MinIOUploadAccessKey, cfg.MinIOUploadSecretKey = "t"+tag+"-put", randomHex(16)
-	cfg.MinIODownloadAccessKey, cfg.MinIODownloadSecretKey = "t"+tag+"-get", randomHex(16)
-	for _, role := range config.RoleNames {
-		rc := cfg.Role(role)
-		rc.MinIOAccessKey, rc.MinIOSecretKey = "t"+tag+"-"+role, randomHex(16)
+	for _, id := range cfg.MinIOIdentities() {
+		*id.AccessKey, *id.SecretKey = "t"+tag+"-"+id.Name, randomHex(16)
 	}
 	setup := *cfg
 	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = mi.AccessKey, mi.SecretKey

@@ -42,6 +42,8 @@ type devFlags struct {
 	corsOrigins                                                              []string
 }
 
+// parseDevFlags reads dev's flags, with their defaults from cfg, and
+// checks them; flag.ErrHelp when asked for help.
 func parseDevFlags(cfg config.Config, args []string, stderr io.Writer) (devFlags, error) {
 	var f devFlags
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
@@ -70,6 +72,12 @@ func parseDevFlags(cfg config.Config, args []string, stderr io.Writer) (devFlags
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("dev takes no arguments, got %q", fs.Args())
 	}
+	if f.logFormat != "console" && f.logFormat != "json" {
+		return f, fmt.Errorf("--log-format must be console or json, got %q", f.logFormat)
+	}
+	if _, _, err := net.SplitHostPort(f.httpAddr); err != nil {
+		return f, fmt.Errorf("HTTP_ADDR or --http-addr: %q is not host:port", f.httpAddr)
+	}
 	return f, nil
 }
 
@@ -86,38 +94,77 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if err != nil {
 		return err
 	}
-	if f.logFormat != "console" && f.logFormat != "json" {
-		return fmt.Errorf("--log-format must be console or json, got %q", f.logFormat)
-	}
-	if _, _, err := net.SplitHostPort(f.httpAddr); err != nil {
-		return fmt.Errorf("HTTP_ADDR or --http-addr: %q is not host:port", f.httpAddr)
-	}
 	log, err := logging.New(stderr, "dev", cfg.LogLevel, f.logFormat)
 	if err != nil {
 		return err
 	}
-
-	// The dev user and the JWT secret outlive a run, so that tokens and
-	// documents do too.
-	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
-		return fmt.Errorf("--data-dir: %w", err)
-	}
-	if cfg.JWTSecret == "" {
-		if cfg.JWTSecret, err = readOrCreate(filepath.Join(f.dataDir, "jwt-secret"), randomHex32); err != nil {
-			return err
-		}
-	}
-	userFile := filepath.Join(f.dataDir, "dev-user")
-	userText, err := readOrCreate(userFile, func() (string, error) { return uuid.NewString(), nil })
+	devUser, err := loadDevState(&cfg, f.dataDir)
 	if err != nil {
 		return err
 	}
+	servers, err := startDevServers(ctx, cfg, f, log)
+	if err != nil {
+		return devStartErr(ctx, err) // none when stopped while starting, as asked
+	}
+	// Deferred first, so it runs last: after the services have closed.
+	defer func() {
+		if stopErr := servers.Stop(); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+		log.Info().Msg("dev stack stopped")
+	}()
+	if err := useDevServers(&cfg, f, servers); err != nil {
+		return err
+	}
+	if err := setUpDev(ctx, cfg, servers); err != nil {
+		return devStartErr(ctx, err)
+	}
+	devToken := devTokenMinter(cfg, devUser)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP address %s is taken: set HTTP_ADDR or --http-addr (%w)", cfg.HTTPAddr, err)
+	}
+	roles, err := openDevStack(ctx, cfg, f, ln, devToken, stderr)
+	if err != nil {
+		ln.Close()
+		return devStartErr(ctx, err)
+	}
+	defer roles.Close()
+	return serveDev(ctx, roles, ln, log, func(httpAddr string) error {
+		return printDevBanner(stdout, started, httpAddr, f.httpAddr, devToken, servers)
+	})
+}
+
+// loadDevState sets cfg's JWT secret, unless set, and returns the dev
+// user: both are made on the first run and kept in dataDir, so that tokens
+// and documents outlive a run.
+func loadDevState(cfg *config.Config, dataDir string) (uuid.UUID, error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return uuid.Nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	if cfg.JWTSecret == "" {
+		var err error
+		if cfg.JWTSecret, err = readOrCreate(filepath.Join(dataDir, "jwt-secret"), randomHex32); err != nil {
+			return uuid.Nil, err
+		}
+	}
+	userFile := filepath.Join(dataDir, "dev-user")
+	userText, err := readOrCreate(userFile, func() (string, error) { return uuid.NewString(), nil })
+	if err != nil {
+		return uuid.Nil, err
+	}
 	devUser, err := uuid.Parse(userText)
 	if err != nil {
-		return fmt.Errorf("%s holds no user id (UUID): delete it to get a new one", userFile)
+		return uuid.Nil, fmt.Errorf("%s holds no user id (UUID): delete it to get a new one", userFile)
 	}
+	return devUser, nil
+}
 
-	servers, err := devstack.Start(ctx, devstack.Options{
+// startDevServers starts PostgreSQL (unless cfg has a DATABASE_URL), NATS
+// and MinIO at the flags' addresses, with their state in the data dir,
+// having first checked that their ports and the API's are free.
+func startDevServers(ctx context.Context, cfg config.Config, f devFlags, log zerolog.Logger) (*devstack.Stack, error) {
+	return devstack.Start(ctx, devstack.Options{
 		DataDir:          f.dataDir,
 		NATSAddr:         f.natsAddr,
 		MinIOAddr:        f.minioAddr,
@@ -129,56 +176,45 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 		ExtraPorts:       []devstack.Port{{Name: "HTTP address", Addr: f.httpAddr, Setting: "HTTP_ADDR or --http-addr"}},
 		Log:              log,
 	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while starting, as asked
-		}
-		return err
-	}
-	// Deferred first, so it runs last: after the services have closed.
-	defer func() {
-		if stopErr := servers.Stop(); stopErr != nil {
-			err = errors.Join(err, stopErr)
-		}
-		log.Info().Msg("dev stack stopped")
-	}()
+}
 
-	if err := useDevServers(&cfg, f, servers); err != nil {
-		return err
-	}
-	// MinIO's root user makes the bucket and the identities, then is
-	// forgotten: the services run, and sign URLs, as those identities.
-	setup := cfg
-	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = servers.MinIOAccessKey, servers.MinIOSecretKey
-	if err := stack.Setup(ctx, setup); err != nil {
-		return devStartErr(ctx, err)
-	}
+// setUpDev is `docuvault setup` on the dev servers: MinIO's root user
+// makes the bucket and cfg's identities, then is forgotten, since the
+// services run, and sign URLs, as those identities.
+func setUpDev(ctx context.Context, cfg config.Config, servers *devstack.Stack) error {
+	cfg.MinIOAdminAccessKey, cfg.MinIOAdminSecretKey = servers.MinIOAccessKey, servers.MinIOSecretKey
+	return stack.Setup(ctx, cfg)
+}
 
-	devToken := func() (string, uuid.UUID, error) {
+// devTokenMinter returns what mints the dev user's admin token, with cfg's
+// JWT secret, for the banner and the page.
+func devTokenMinter(cfg config.Config, devUser uuid.UUID) func() (string, uuid.UUID, error) {
+	return func() (string, uuid.UUID, error) {
 		tok, err := auth.Mint(auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience},
 			auth.Principal{UserID: devUser, Role: auth.RoleAdmin}, devTokenTTL, time.Now())
 		return tok, devUser, err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("HTTP address %s is taken: set HTTP_ADDR or --http-addr (%w)", cfg.HTTPAddr, err)
-	}
-	roles, err := stack.Open(ctx, cfg, stack.Options{
+}
+
+// openDevStack opens every role in one stack, the api on ln, each service
+// logging to stderr in the flags' format.
+func openDevStack(ctx context.Context, cfg config.Config, f devFlags, ln net.Listener, devToken func() (string, uuid.UUID, error), stderr io.Writer) (*stack.Stack, error) {
+	return stack.Open(ctx, cfg, stack.Options{
 		Roles:    stack.Roles,
 		Listener: ln,
 		DevToken: devToken,
 		DevHosts: devHosts(ln.Addr().String(), f.httpAddr),
 		Log: func(service string) zerolog.Logger {
-			l, _ := logging.New(stderr, service, cfg.LogLevel, f.logFormat) // the format was checked above
+			l, _ := logging.New(stderr, service, cfg.LogLevel, f.logFormat) // parseDevFlags checked the format
 			return l
 		},
 	})
-	if err != nil {
-		ln.Close()
-		return devStartErr(ctx, err)
-	}
-	defer roles.Close()
+}
 
+// serveDev runs roles until ctx ends or one of them stops, and returns
+// their errors. Once the api on ln answers /readyz, it calls ready with
+// the address to dial it at.
+func serveDev(ctx context.Context, roles *stack.Stack, ln net.Listener, log zerolog.Logger, ready func(httpAddr string) error) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
@@ -194,9 +230,24 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if err := waitReady(runCtx, "http://"+httpAddr+"/readyz"); err != nil {
 		return errors.Join(devStartErr(ctx, err), wait())
 	}
-	token, _, err := devToken()
-	if err != nil {
+	if err := ready(httpAddr); err != nil {
 		return errors.Join(err, wait())
+	}
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("stopping the dev stack")
+	case err := <-done:
+		done <- err // a role stopped by itself: wait returns its error
+	}
+	return wait()
+}
+
+// printDevBanner prints on stdout where everything is, with a fresh token,
+// once the dev stack answers at httpAddr (asked for as asked).
+func printDevBanner(stdout io.Writer, started time.Time, httpAddr, asked string, devToken func() (string, uuid.UUID, error), servers *devstack.Stack) error {
+	token, devUser, err := devToken()
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, `
 DocuVault dev stack ready in %.1fs
@@ -211,17 +262,10 @@ DocuVault dev stack ready in %.1fs
 
 Press Ctrl-C to stop.
 
-`, time.Since(started).Seconds(), pageHost(httpAddr, f.httpAddr), token, devUser, devTokenTTL.Hours(),
+`, time.Since(started).Seconds(), pageHost(httpAddr, asked), token, devUser, devTokenTTL.Hours(),
 		servers.MinIOEndpoint, servers.MinIOConsole, servers.MinIOAccessKey, servers.MinIOSecretKey,
 		servers.NATSURL, servers.RedactedDatabaseURL(), servers.DataDir)
-
-	select {
-	case <-ctx.Done():
-		log.Info().Msg("stopping the dev stack")
-	case err := <-done:
-		done <- err // a role stopped by itself: wait returns its error
-	}
-	return wait()
+	return nil
 }
 
 // useDevServers points cfg at the dev servers, with the flags' addresses and
@@ -337,24 +381,12 @@ func pageHost(dial, asked string) string {
 // signer's and the download signer's): fixed names, and secrets made on
 // the first run and kept in dataDir.
 func devIdentities(cfg *config.Config, dataDir string) error {
-	type identity struct {
-		role        string
-		key, secret *string
-	}
-	ids := []identity{
-		{"upload", &cfg.MinIOUploadAccessKey, &cfg.MinIOUploadSecretKey},
-		{"download", &cfg.MinIODownloadAccessKey, &cfg.MinIODownloadSecretKey},
-	}
-	for _, role := range config.RoleNames {
-		rc := cfg.Role(role)
-		ids = append(ids, identity{role, &rc.MinIOAccessKey, &rc.MinIOSecretKey})
-	}
-	for _, id := range ids {
-		secret, err := readOrCreate(filepath.Join(dataDir, "minio-"+id.role+"-secret"), randomHex32)
+	for _, id := range cfg.MinIOIdentities() {
+		secret, err := readOrCreate(filepath.Join(dataDir, "minio-"+id.Name+"-secret"), randomHex32)
 		if err != nil {
 			return err
 		}
-		*id.key, *id.secret = "docuvault-"+id.role, secret
+		*id.AccessKey, *id.SecretKey = "docuvault-"+id.Name, secret
 	}
 	return nil
 }

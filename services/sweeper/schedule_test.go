@@ -21,7 +21,8 @@ import (
 func TestSweeperStartsOnlyOnWhatSetupMade(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	bus, err := events.Open(events.ConnectConfig{URL: testenv.NATS(t).URL}, zerolog.Nop(), nil)
+	url := testenv.NATS(t).URL
+	bus, err := events.Open(events.ConnectConfig{URL: url}, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,15 +37,21 @@ func TestSweeperStartsOnlyOnWhatSetupMade(t *testing.T) {
 		}
 	}
 	wantNotSetUp("before setup")
-	if err := events.EnsureStreams(ctx, bus.JetStream(), events.StreamLimits{}); err != nil {
+	// Setup's own connection, as `docuvault setup` has.
+	nc, js, err := events.Connect(events.ConnectConfig{URL: url, Name: "setup"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := events.EnsureStreams(ctx, js, events.StreamLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	wantNotSetUp("with the streams but no schedule")
-	if _, err := bus.JetStream().Consumer(ctx, events.StreamSweeper, sweeper.ConsumerName); err == nil {
+	if _, err := js.Consumer(ctx, events.StreamSweeper, sweeper.ConsumerName); err == nil {
 		t.Error("the sweeper made its consumer")
 	}
 
-	if err := events.Setup(ctx, bus.JetStream(), events.StreamLimits{}, time.Hour); err != nil {
+	if err := events.Setup(ctx, js, events.StreamLimits{}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, stop := context.WithCancel(ctx)

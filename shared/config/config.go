@@ -158,6 +158,37 @@ func (c *Config) Role(role string) *RoleCredentials {
 	return nil
 }
 
+// The signers' names among the MinIO identities (MinIOIdentities).
+const (
+	UploadSigner   = "upload"   // signs upload URLs
+	DownloadSigner = "download" // signs download URLs
+)
+
+// MinIOIdentity is one of the MinIO identities `docuvault setup` creates
+// and the services act or sign as.
+type MinIOIdentity struct {
+	// Name is a role's (one of RoleNames), UploadSigner or DownloadSigner;
+	// its settings are MINIO_<NAME>_ACCESS_KEY and _SECRET_KEY.
+	Name string
+	// AccessKey and SecretKey point at its keys in the Config.
+	AccessKey, SecretKey *string
+}
+
+// MinIOIdentities are every MinIO identity c holds: the upload and
+// download signers', then each role's, in RoleNames' order. The admin
+// credential is not one: it only creates them.
+func (c *Config) MinIOIdentities() []MinIOIdentity {
+	ids := []MinIOIdentity{
+		{UploadSigner, &c.MinIOUploadAccessKey, &c.MinIOUploadSecretKey},
+		{DownloadSigner, &c.MinIODownloadAccessKey, &c.MinIODownloadSecretKey},
+	}
+	for _, role := range RoleNames {
+		rc := c.Role(role)
+		ids = append(ids, MinIOIdentity{role, &rc.MinIOAccessKey, &rc.MinIOSecretKey})
+	}
+	return ids
+}
+
 // roleVar is the name of role's variable with suffix, e.g.
 // MINIO_CONFIRMER_ACCESS_KEY for ("MINIO_", "confirmer", "_ACCESS_KEY").
 func roleVar(prefix, role, suffix string) string {
@@ -468,14 +499,11 @@ func (c Config) Validate(roles ...string) error {
 // long enough for MinIO.
 func (c Config) validateIdentities() []error {
 	var errs []error
-	ids := []struct{ name, key string }{
-		{"MINIO_UPLOAD_ACCESS_KEY", c.MinIOUploadAccessKey},
-		{"MINIO_DOWNLOAD_ACCESS_KEY", c.MinIODownloadAccessKey},
-		{"MINIO_ADMIN_ACCESS_KEY", c.MinIOAdminAccessKey},
+	var ids []struct{ name, key string }
+	for _, id := range c.MinIOIdentities() {
+		ids = append(ids, struct{ name, key string }{roleVar("MINIO_", id.Name, "_ACCESS_KEY"), *id.AccessKey})
 	}
-	for _, role := range RoleNames {
-		ids = append(ids, struct{ name, key string }{roleVar("MINIO_", role, "_ACCESS_KEY"), c.Role(role).MinIOAccessKey})
-	}
+	ids = append(ids, struct{ name, key string }{"MINIO_ADMIN_ACCESS_KEY", c.MinIOAdminAccessKey})
 	for i, a := range ids {
 		for _, b := range ids[i+1:] {
 			if a.key != "" && a.key == b.key {
@@ -540,12 +568,9 @@ func (c Config) signerVars() [][2]string {
 // minioSecrets are the secret keys of every identity but the admin's
 // (name, value).
 func (c Config) minioSecrets() [][2]string {
-	s := [][2]string{
-		{"MINIO_UPLOAD_SECRET_KEY", c.MinIOUploadSecretKey},
-		{"MINIO_DOWNLOAD_SECRET_KEY", c.MinIODownloadSecretKey},
-	}
-	for _, role := range RoleNames {
-		s = append(s, c.roleVars(role)[1])
+	var s [][2]string
+	for _, id := range c.MinIOIdentities() {
+		s = append(s, [2]string{roleVar("MINIO_", id.Name, "_SECRET_KEY"), *id.SecretKey})
 	}
 	return s
 }

@@ -22,6 +22,36 @@ func withRoles(env map[string]string) map[string]string {
 	return env
 }
 
+// TestMinIOIdentitiesAreWhatParseReads: each of MinIOIdentities is read
+// from MINIO_<NAME>_ACCESS_KEY and _SECRET_KEY, into the keys it points at,
+// and no two share a name or a key.
+func TestMinIOIdentitiesAreWhatParseReads(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{}
+	var c Config
+	for _, id := range c.MinIOIdentities() {
+		env[roleVar("MINIO_", id.Name, "_ACCESS_KEY")] = id.Name + "-key"
+		env[roleVar("MINIO_", id.Name, "_SECRET_KEY")] = id.Name + "-secret"
+	}
+	if want := len(RoleNames) + 2; len(env) != 2*want {
+		t.Fatalf("%d variables for %d identities, want %d identities with a name each", len(env), len(env)/2, want)
+	}
+	c, err := parse(lookup(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[*string]bool{}
+	for _, id := range c.MinIOIdentities() {
+		if *id.AccessKey != id.Name+"-key" || *id.SecretKey != id.Name+"-secret" {
+			t.Errorf("identity %s holds %q, %q", id.Name, *id.AccessKey, *id.SecretKey)
+		}
+		if keys[id.AccessKey] || keys[id.SecretKey] {
+			t.Errorf("identity %s shares a key with another", id.Name)
+		}
+		keys[id.AccessKey], keys[id.SecretKey] = true, true
+	}
+}
+
 func TestParseReadsEveryVariable(t *testing.T) {
 	t.Parallel()
 	c, err := parse(lookup(withRoles(map[string]string{

@@ -39,9 +39,6 @@ func Open(cfg ConnectConfig, log zerolog.Logger, m *metrics.Metrics) (*Bus, erro
 	return &Bus{nc: nc, js: js, metrics: m}, nil
 }
 
-// JetStream is the bus's JetStream client, for the outbox relay and setup.
-func (b *Bus) JetStream() jetstream.JetStream { return b.js }
-
 // Ping reports whether the bus is connected to a server and each of
 // DocuVault's streams answers: on a cluster, a stream whose nodes have no
 // quorum has no leader, and nothing can be published to it or consumed

@@ -10,21 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/shared/events"
 )
-
-// followBus starts a NATS server with DocuVault's streams and returns a Bus
-// on it and a JetStream client to publish with.
-func followBus(t *testing.T) (*events.Bus, jetstream.JetStream) {
-	t.Helper()
-	ns := testenv.NATS(t)
-	bus := openBus(t, ns.URL)
-	if err := events.EnsureStreams(context.Background(), bus.JetStream(), events.StreamLimits{}); err != nil {
-		t.Fatal(err)
-	}
-	return bus, bus.JetStream()
-}
 
 // publishEvent stores a document.uploaded event of user's with data and
 // returns its stream sequence.
@@ -84,7 +71,7 @@ func noEvent(t *testing.T, f events.Follow) {
 // old, nothing was missed and there is no reset.
 func TestFollowUserResumesOnlyWithinTheWindow(t *testing.T) {
 	t.Parallel()
-	bus, js := followBus(t)
+	bus, js := streamsBus(t, events.StreamLimits{})
 	user, other := uuid.New(), uuid.New()
 	first := publishEvent(t, js, user, `{"n":1}`)
 	second := publishEvent(t, js, user, `{"n":2}`)
@@ -137,7 +124,7 @@ func TestFollowUserResumesOnlyWithinTheWindow(t *testing.T) {
 // event DOCUMENTS takes included.
 func TestFollowUserHoldsBoundedBytes(t *testing.T) {
 	t.Parallel()
-	bus, js := followBus(t)
+	bus, js := streamsBus(t, events.StreamLimits{})
 	user := uuid.New()
 	const n, size = 256, 16 << 10
 	pad := strings.Repeat("x", size)

@@ -43,9 +43,10 @@ type Relay struct {
 	Metrics *metrics.Metrics
 }
 
-// NewRelay returns a Relay with default settings.
-func NewRelay(outbox document.Outbox, js jetstream.JetStream, log zerolog.Logger) *Relay {
-	return &Relay{outbox: outbox, js: js, log: log, BatchSize: 256, PollInterval: time.Second,
+// NewRelay returns a Relay with default settings that publishes on bus's
+// connection.
+func NewRelay(outbox document.Outbox, bus *Bus, log zerolog.Logger) *Relay {
+	return &Relay{outbox: outbox, js: bus.js, log: log, BatchSize: 256, PollInterval: time.Second,
 		Grace: 5 * time.Second, ForgetInterval: 100 * time.Millisecond, AckTimeout: 5 * time.Second}
 }
 

@@ -32,27 +32,11 @@ func (c *countingOutbox) RelayOutbox(ctx context.Context, before time.Time, limi
 	return n, err
 }
 
-// jetStream starts a NATS server for the test and returns JetStream with
-// DocuVault's streams.
-func jetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	ns := testenv.NATS(t)
-	nc, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := events.EnsureStreams(context.Background(), js, events.StreamLimits{}); err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 func TestRelaysShareTheOutboxWithoutPublishingTwice(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := testenv.MigratedPool(t)
-	js := jetStream(t)
+	bus, js := streamsBus(t, events.StreamLimits{})
 
 	const rows = 2000
 	user := uuid.New()
@@ -75,7 +59,7 @@ func TestRelaysShareTheOutboxWithoutPublishingTwice(t *testing.T) {
 	for i := range outboxes {
 		store := postgres.NewStore(pool, 1)
 		outboxes[i] = &countingOutbox{Outbox: store}
-		r := events.NewRelay(outboxes[i], js, zerolog.Nop())
+		r := events.NewRelay(outboxes[i], bus, zerolog.Nop())
 		r.BatchSize, r.Grace = 50, 0
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = r.Run(runCtx) }()
@@ -128,7 +112,7 @@ func TestRelayPublishesRowsAnotherProcessLeft(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := testenv.MigratedPool(t)
-	js := jetStream(t)
+	bus, js := streamsBus(t, events.StreamLimits{})
 	stream, err := js.Stream(ctx, events.StreamDocuments)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +145,7 @@ func TestRelayPublishesRowsAnotherProcessLeft(t *testing.T) {
 	}
 
 	own := postgres.NewStore(pool, 1)
-	r := events.NewRelay(own, js, zerolog.Nop())
+	r := events.NewRelay(own, bus, zerolog.Nop())
 	r.PollInterval, r.Grace = 500*time.Millisecond, 200*time.Millisecond
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -198,16 +182,8 @@ func TestFullLogDropsItsOldestAndTheOutboxDrains(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := testenv.MigratedPool(t)
-	ns := testenv.NATS(t)
-	nc, js, err := events.Connect(events.ConnectConfig{URL: ns.URL}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
 	const maxBytes, perSubject = 16 << 10, 5
-	if err := events.EnsureStreams(ctx, js, events.StreamLimits{DocumentsMaxBytes: maxBytes, DocumentsMaxPerSubject: perSubject}); err != nil {
-		t.Fatal(err)
-	}
+	bus, js := streamsBus(t, events.StreamLimits{DocumentsMaxBytes: maxBytes, DocumentsMaxPerSubject: perSubject})
 	store := postgres.NewStore(pool, 1)
 	appendEvents := func(user uuid.UUID, n int) (ids []string) {
 		if err := store.InTx(ctx, func(tx document.Tx) error {
@@ -227,7 +203,7 @@ func TestFullLogDropsItsOldestAndTheOutboxDrains(t *testing.T) {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	relay := events.NewRelay(store, js, zerolog.Nop())
+	relay := events.NewRelay(store, bus, zerolog.Nop())
 	relay.Grace = 0
 	go func() { defer close(done); _ = relay.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -148,10 +149,54 @@ func Setup(ctx context.Context, js jetstream.JetStream, l StreamLimits, sweepEve
 			return fmt.Errorf("create consumer %s on %s: %w", d.Name, d.Stream, err)
 		}
 	}
-	if _, err := EnsureSchedule(ctx, js, StreamSweeper, SubjectSweepSchedule, SubjectSweepTick, sweepEvery); err != nil {
-		return err
+	return ensureSchedule(ctx, js, StreamSweeper, SubjectSweepSchedule, SubjectSweepTick, sweepEvery)
+}
+
+// The headers JetStream reads a message schedule from.
+const (
+	scheduleHeader       = "Nats-Schedule"
+	scheduleTargetHeader = "Nats-Schedule-Target"
+)
+
+// ensureSchedule makes sure stream holds a message schedule on subject
+// that fires a message on target every interval (stream must allow
+// schedules, and its subjects cover both). It publishes only when the
+// schedule is missing or its interval changed: publishing it again
+// restarts its timer, and a restart loop must not postpone the target for
+// ever. Replicas starting at once race safely: the publish expects the last
+// sequence it saw, and the loser finds the winner's schedule.
+func ensureSchedule(ctx context.Context, js jetstream.JetStream, stream, subject, target string, interval time.Duration) error {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
 	}
-	return nil
+	want := "@every " + interval.String() // as jetstream.WithScheduleEvery writes it
+	for attempt := 0; attempt < 3; attempt++ {
+		var lastSeq uint64
+		msg, err := st.GetLastMsgForSubject(ctx, subject)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return fmt.Errorf("read schedule %s: %w", subject, err)
+		case msg.Header.Get(scheduleHeader) == want && msg.Header.Get(scheduleTargetHeader) == target:
+			return nil
+		default:
+			lastSeq = msg.Sequence
+		}
+		_, err = js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: nats.Header{}},
+			jetstream.WithScheduleEvery(interval),
+			jetstream.WithScheduleTarget(target),
+			jetstream.WithExpectLastSequencePerSubject(lastSeq))
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			continue // another replica published first: look again
+		}
+		if err != nil {
+			return fmt.Errorf("publish schedule %s: %w", subject, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("schedule %s kept changing under us", subject)
 }
 
 // CheckStreams returns an error wrapping ErrNotSetUp, naming the streams,

@@ -145,3 +145,14 @@ func openBus(t *testing.T, url string) *events.Bus {
 	t.Cleanup(bus.Close)
 	return bus
 }
+
+// streamsBus starts a NATS server for the test with DocuVault's streams, of
+// limits l, and returns a bus on it and the bus's JetStream client.
+func streamsBus(t *testing.T, l events.StreamLimits) (*events.Bus, jetstream.JetStream) {
+	t.Helper()
+	bus := openBus(t, testenv.NATS(t).URL)
+	if err := events.EnsureStreams(context.Background(), bus.JetStream(), l); err != nil {
+		t.Fatal(err)
+	}
+	return bus, bus.JetStream()
+}

@@ -91,7 +91,7 @@ func streamInfo(t *testing.T, js jetstream.JetStream) *jetstream.StreamInfo {
 // acknowledged leaves the stream.
 func TestMinIOEventsHoldsOnlyTheBacklog(t *testing.T) {
 	t.Parallel()
-	js := jetStream(t)
+	_, js := streamsBus(t, events.StreamLimits{})
 	publishNotifications(t, js, 5)
 	if info := streamInfo(t, js); info.Config.Retention != jetstream.InterestPolicy || info.State.Msgs != 5 {
 		t.Fatalf("MINIO_EVENTS: retention %v with %d messages, want interest with the 5 no confirmer took yet", info.Config.Retention, info.State.Msgs)

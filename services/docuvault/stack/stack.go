@@ -119,27 +119,13 @@ type runner struct {
 // a caller that calls the use cases itself (the benchmark's direct sweep):
 // it has nothing to run, not even a relay.
 func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err error) {
-	roles := opts.Roles
-	if len(roles) == 0 && opts.As != "" {
-		roles = []Role{opts.As}
-	}
-	names := make([]string, len(roles))
-	for i, r := range roles {
-		names[i] = string(r)
-	}
-	if err := cfg.Validate(names...); err != nil {
+	roles := opts.roles()
+	if err := cfg.Validate(roleNames(roles)...); err != nil {
 		return nil, err
 	}
-	logFor := opts.Log
-	if logFor == nil {
-		logFor = func(string) zerolog.Logger { return zerolog.Nop() }
-	}
-	reg := opts.Registry
-	if reg == nil {
-		var ok bool
-		if reg, ok = prometheus.DefaultRegisterer.(Registry); !ok {
-			return nil, errors.New("prometheus.DefaultRegisterer is not a registry: pass Options.Registry")
-		}
+	reg, err := opts.registry()
+	if err != nil {
+		return nil, err
 	}
 	s = &Stack{Config: cfg}
 	if s.Metrics, err = metrics.New(reg, reg); err != nil {
@@ -152,6 +138,78 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		}
 	}()
 
+	store, err := s.openStore(ctx, cfg, reg)
+	if err != nil {
+		return nil, err
+	}
+	docCfg, err := documentConfig(cfg, roles, s.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	relayBus, err := s.openRoles(ctx, cfg, opts, roles, store, docCfg, reg)
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.Roles) == 0 {
+		return s, nil
+	}
+	if relayBus != nil {
+		if err := s.openRelay(ctx, store, relayBus, opts.logger("relay")); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.PprofAddr != "" {
+		run, err := s.openPprof(cfg.PprofAddr)
+		if err != nil {
+			return nil, err
+		}
+		s.runners = append(s.runners, runner{name: "pprof", run: run})
+	}
+	return s, nil
+}
+
+// roles are the roles whose credentials the stack opens connections with:
+// o.Roles, or o.As alone when there are none.
+func (o Options) roles() []Role {
+	if len(o.Roles) == 0 && o.As != "" {
+		return []Role{o.As}
+	}
+	return o.Roles
+}
+
+// roleNames are the names of roles, as config knows them.
+func roleNames(roles []Role) []string {
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = string(r)
+	}
+	return names
+}
+
+// logger is the logger of service, as o.Log says.
+func (o Options) logger(service string) zerolog.Logger {
+	if o.Log == nil {
+		return zerolog.Nop()
+	}
+	return o.Log(service)
+}
+
+// registry is o.Registry, or Prometheus's default registry.
+func (o Options) registry() (Registry, error) {
+	if o.Registry != nil {
+		return o.Registry, nil
+	}
+	reg, ok := prometheus.DefaultRegisterer.(Registry)
+	if !ok {
+		return nil, errors.New("prometheus.DefaultRegisterer is not a registry: pass Options.Registry")
+	}
+	return reg, nil
+}
+
+// openStore connects to PostgreSQL, applies the migrations and returns the
+// store over it; reg gauges the events waiting in its outbox.
+func (s *Stack) openStore(ctx context.Context, cfg config.Config, reg Registry) (*postgres.Store, error) {
+	var err error
 	if s.pool, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
@@ -165,7 +223,13 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		n, _ := store.OutboxWaiting(ctx)
 		return float64(n)
 	})
+	return store, nil
+}
 
+// documentConfig is the use cases' configuration cfg says, with the
+// classification rules when roles include the classifier, and m counting
+// the values it clamps.
+func documentConfig(cfg config.Config, roles []Role, m *metrics.Metrics) (document.Config, error) {
 	docCfg := document.Config{
 		MaxUploadBytes:        cfg.MaxUploadBytes,
 		MultipartThreshold:    cfg.MultipartThreshold,
@@ -179,13 +243,14 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		ClassifyMaxBytes:      cfg.ClassifyMaxBytes,
 		ClassifyTimeout:       classifier.ClassifyTimeout,
 		ClassifyRecoveryAfter: cfg.ClassifyRecoveryAfter,
-		OnClamp:               s.Metrics.Clamped,
+		OnClamp:               m.Clamped,
 	}
 	if slices.Contains(roles, Classifier) {
 		rules := classify.DefaultRules()
 		if cfg.ClassifyRules != "" {
+			var err error
 			if rules, err = classify.LoadRules(cfg.ClassifyRules); err != nil {
-				return nil, fmt.Errorf("CLASSIFY_RULES: %w", err)
+				return document.Config{}, fmt.Errorf("CLASSIFY_RULES: %w", err)
 			}
 		}
 		docCfg.Classifier = classify.Documents{Classifier: classify.New(rules)}
@@ -196,12 +261,21 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 	if n := int(cfg.StoragePerMinute); n > 0 {
 		docCfg.StorageThrottle = ratelimit.NewBuckets(n, n, maxPacedUsers)
 	}
+	return docCfg, nil
+}
 
+// openRoles connects each of roles with its own credentials, builds its
+// use cases over store and, when opts asks for roles, its runner (without,
+// it opens the first role's connections and Docs only). With the api, reg
+// gauges MINIO_EVENTS' backlog through its bus. It returns the bus the
+// outbox relay publishes on: the first role's that may publish document
+// events, nil when none may.
+func (s *Stack) openRoles(ctx context.Context, cfg config.Config, opts Options, roles []Role, store *postgres.Store, docCfg document.Config, reg Registry) (*events.Bus, error) {
 	// Each role acts with its own credentials, in MinIO and NATS alike,
 	// even beside other roles in one process: none holds another's rights.
 	var relayBus, backlogBus *events.Bus
 	for _, role := range roles {
-		objects, bus, err := s.connect(ctx, cfg, role, logFor)
+		objects, bus, err := s.connect(ctx, cfg, role, opts.logger("nats"))
 		if err != nil {
 			return nil, err
 		}
@@ -220,35 +294,9 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 		if len(opts.Roles) == 0 {
 			break
 		}
-		log := logFor(string(role))
-		var run func(context.Context) error
-		switch role {
-		case API:
-			if run, err = s.openAPI(ctx, cfg, opts, docs, store, objects, bus, log); err != nil {
-				return nil, err
-			}
-		case Confirmer:
-			// MinIO must not publish before MINIO_EVENTS and the consumer
-			// that keeps what it sends exist.
-			if err := bus.CheckConsumer(ctx, events.ConfirmerConsumer); err != nil {
-				return nil, err
-			}
-			rules := objectstore.DefaultNotifications
-			if cfg.MinIOEventsConfig != "" {
-				if rules, err = objectstore.LoadNotifications(cfg.MinIOEventsConfig); err != nil {
-					return nil, fmt.Errorf("MINIO_EVENTS_CONFIG: %w", err)
-				}
-			}
-			if err := objects.SetNotifications(ctx, rules); err != nil {
-				return nil, fmt.Errorf("bucket notification (is MinIO started with the MINIO_NOTIFY_NATS_*_PRIMARY and _LIVE variables?): %w", err)
-			}
-			run = confirmer.New(docs, bus, cfg.MinIOBucket, s.Metrics, log).Run
-		case Sweeper:
-			run = sweeper.New(docs, bus, SweepConfig(cfg), cfg.SweepInterval, s.Metrics, log).Run
-		case Classifier:
-			run = classifier.New(docs, bus, recoverEvery(cfg.ClassifyRecoveryAfter), s.Metrics, log).Run
-		default:
-			return nil, fmt.Errorf("unknown role %q", role)
+		run, err := s.openRole(ctx, cfg, opts, role, docs, store, objects, bus)
+		if err != nil {
+			return nil, err
 		}
 		s.runners = append(s.runners, runner{name: string(role), run: run})
 	}
@@ -259,38 +307,67 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (s *Stack, err e
 			return backlogBus.Backlog(ctx)
 		})
 	}
-	if len(opts.Roles) == 0 {
-		return s, nil
+	return relayBus, nil
+}
+
+// openRole builds role's runner over its use cases (docs) and connections.
+func (s *Stack) openRole(ctx context.Context, cfg config.Config, opts Options, role Role, docs *document.Service, store *postgres.Store, objects *objectstore.Store, bus *events.Bus) (func(context.Context) error, error) {
+	log := opts.logger(string(role))
+	switch role {
+	case API:
+		return s.openAPI(ctx, cfg, opts, docs, store, objects, bus, log)
+	case Confirmer:
+		return s.openConfirmer(ctx, cfg, docs, objects, bus, log)
+	case Sweeper:
+		return sweeper.New(docs, bus, SweepConfig(cfg), cfg.SweepInterval, s.Metrics, log).Run, nil
+	case Classifier:
+		return classifier.New(docs, bus, recoverEvery(cfg.ClassifyRecoveryAfter), s.Metrics, log).Run, nil
 	}
-	if relayBus != nil {
-		if err := relayBus.CheckStreams(ctx, events.StreamDocuments); err != nil {
-			return nil, err
+	return nil, fmt.Errorf("unknown role %q", role)
+}
+
+// openConfirmer builds the confirmer, once MINIO_EVENTS' consumer exists,
+// and sets the bucket's notification rules, so that MinIO publishes what
+// the confirmer takes.
+func (s *Stack) openConfirmer(ctx context.Context, cfg config.Config, docs *document.Service, objects *objectstore.Store, bus *events.Bus, log zerolog.Logger) (func(context.Context) error, error) {
+	// MinIO must not publish before MINIO_EVENTS and the consumer that
+	// keeps what it sends exist.
+	if err := bus.CheckConsumer(ctx, events.ConfirmerConsumer); err != nil {
+		return nil, err
+	}
+	rules := objectstore.DefaultNotifications
+	if cfg.MinIOEventsConfig != "" {
+		var err error
+		if rules, err = objectstore.LoadNotifications(cfg.MinIOEventsConfig); err != nil {
+			return nil, fmt.Errorf("MINIO_EVENTS_CONFIG: %w", err)
 		}
-		// One relay per process that may publish document events.
-		relay := events.NewRelay(store, relayBus.JetStream(), logFor("relay"))
-		relay.Metrics = s.Metrics
-		s.runners = append(s.runners, runner{name: "relay", run: relay.Run, last: true})
 	}
-	if cfg.PprofAddr != "" {
-		run, err := s.openPprof(cfg.PprofAddr)
-		if err != nil {
-			return nil, err
-		}
-		s.runners = append(s.runners, runner{name: "pprof", run: run})
+	if err := objects.SetNotifications(ctx, rules); err != nil {
+		return nil, fmt.Errorf("bucket notification (is MinIO started with the MINIO_NOTIFY_NATS_*_PRIMARY and _LIVE variables?): %w", err)
 	}
-	return s, nil
+	return confirmer.New(docs, bus, cfg.MinIOBucket, s.Metrics, log).Run, nil
+}
+
+// openRelay adds the outbox relay, publishing on bus once DOCUMENTS exists:
+// one per process that may publish document events.
+func (s *Stack) openRelay(ctx context.Context, store *postgres.Store, bus *events.Bus, log zerolog.Logger) error {
+	if err := bus.CheckStreams(ctx, events.StreamDocuments); err != nil {
+		return err
+	}
+	relay := events.NewRelay(store, bus, log)
+	relay.Metrics = s.Metrics
+	s.runners = append(s.runners, runner{name: "relay", run: relay.Run, last: true})
+	return nil
 }
 
 // connect opens role's object store (checking the bucket) and NATS
 // connection, each with role's own credentials.
-func (s *Stack) connect(ctx context.Context, cfg config.Config, role Role, logFor func(string) zerolog.Logger) (*objectstore.Store, *events.Bus, error) {
+func (s *Stack) connect(ctx context.Context, cfg config.Config, role Role, natsLog zerolog.Logger) (*objectstore.Store, *events.Bus, error) {
 	rc := cfg.Role(string(role))
 	if rc == nil {
 		return nil, nil, fmt.Errorf("unknown role %q", role)
 	}
-	oc := objectStoreConfig(cfg, *rc)
-	oc.Role = string(role)
-	objects, err := objectstore.New(oc)
+	objects, err := objectstore.New(objectStoreConfig(cfg, role))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -303,7 +380,7 @@ func (s *Stack) connect(ctx context.Context, cfg config.Config, role Role, logFo
 			return nil, nil, fmt.Errorf("MinIO identity of the %s: %w", role, err)
 		}
 	}
-	bus, err := events.Open(natsConfig(cfg.NATSURL, string(role), rc.NATSPassword), logFor("nats"), s.Metrics)
+	bus, err := events.Open(natsConfig(cfg.NATSURL, string(role), rc.NATSPassword), natsLog, s.Metrics)
 	if err != nil {
 		return nil, nil, fmt.Errorf("NATS as the %s: %w", role, err)
 	}
@@ -470,12 +547,13 @@ func Setup(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	admin := objectstore.Credentials{AccessKey: cfg.MinIOAdminAccessKey, SecretKey: cfg.MinIOAdminSecretKey}
+	creds := minioCredentials(cfg)
 	roles := make(map[string]objectstore.Credentials, len(config.RoleNames))
 	for _, role := range config.RoleNames {
-		rc := cfg.Role(role)
-		roles[role] = objectstore.Credentials{AccessKey: rc.MinIOAccessKey, SecretKey: rc.MinIOSecretKey}
+		roles[role] = creds[role]
 	}
-	if err := objectstore.Provision(ctx, objectStoreConfig(cfg, config.RoleCredentials{}), roles, admin); err != nil {
+	// The signers' identities are the store config's.
+	if err := objectstore.Provision(ctx, objectStoreConfig(cfg, ""), roles, admin); err != nil {
 		return fmt.Errorf("MinIO at MINIO_ENDPOINT=%s: %w", cfg.MinIOEndpoint, err)
 	}
 	if err := SetupStreams(ctx, cfg); err != nil {
@@ -542,21 +620,33 @@ func recoverEvery(after time.Duration) time.Duration {
 	return min(after/4, 15*time.Second)
 }
 
-// objectStoreConfig is the object store cfg describes, acting as role:
-// its endpoints, its bucket, role's identity and the signers (which only
-// the api's config holds).
-func objectStoreConfig(cfg config.Config, role config.RoleCredentials) objectstore.Config {
+// objectStoreConfig is the object store cfg describes, acting as role (""
+// for none: setup's): its endpoints, its bucket, role's identity and the
+// signers (which only the api's config holds).
+func objectStoreConfig(cfg config.Config, role Role) objectstore.Config {
+	creds := minioCredentials(cfg)
 	return objectstore.Config{
 		Endpoint:       cfg.MinIOEndpoint,
 		PublicEndpoint: cfg.MinIOPublicEndpoint,
-		Service:        objectstore.Credentials{AccessKey: role.MinIOAccessKey, SecretKey: role.MinIOSecretKey},
-		Upload:         objectstore.Credentials{AccessKey: cfg.MinIOUploadAccessKey, SecretKey: cfg.MinIOUploadSecretKey},
-		Download:       objectstore.Credentials{AccessKey: cfg.MinIODownloadAccessKey, SecretKey: cfg.MinIODownloadSecretKey},
+		Service:        creds[string(role)],
+		Role:           string(role),
+		Upload:         creds[config.UploadSigner],
+		Download:       creds[config.DownloadSigner],
 		Bucket:         cfg.MinIOBucket,
 		Region:         cfg.MinIORegion,
 		UseTLS:         cfg.MinIOUseTLS,
 		PublicUseTLS:   cfg.MinIOPublicUseTLS,
 	}
+}
+
+// minioCredentials are the keys of every MinIO identity cfg holds
+// (config.MinIOIdentities), by name.
+func minioCredentials(cfg config.Config) map[string]objectstore.Credentials {
+	creds := make(map[string]objectstore.Credentials)
+	for _, id := range cfg.MinIOIdentities() {
+		creds[id.Name] = objectstore.Credentials{AccessKey: *id.AccessKey, SecretKey: *id.SecretKey}
+	}
+	return creds
 }
 
 // minioOrigin is the origin browsers upload to.
