@@ -17,7 +17,6 @@ import (
 
 	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/document"
-	"github.com/docuvault/docuvault/shared/events"
 	"github.com/docuvault/docuvault/shared/metrics"
 	"github.com/docuvault/docuvault/shared/probe"
 )
@@ -49,7 +48,7 @@ type EventStream interface {
 	// sequence after (0: from now on), in order, until Follow.Stop is
 	// called; when the event at after is older than notBefore or gone, from
 	// now on, with Follow.Reset set (see events.Bus.FollowUser).
-	FollowUser(ctx context.Context, user uuid.UUID, after uint64, notBefore time.Time) (events.Follow, error)
+	FollowUser(ctx context.Context, user uuid.UUID, after uint64, notBefore time.Time) (document.Follow, error)
 }
 
 // Sweeps asks the sweepers for a run, for POST /api/admin/sweep.

@@ -178,3 +178,30 @@ type Outbox interface {
 	// the next call.
 	RelayOutbox(ctx context.Context, before time.Time, limit int, publish func(context.Context, []OutboxMessage) (published []uuid.UUID, err error)) (int, error)
 }
+
+// LiveEvent is a document event as the event log stored it, for a live
+// follow.
+type LiveEvent struct {
+	Seq  uint64    // its sequence in the log (the DOCUMENTS stream)
+	Type EventType // e.g. document.uploaded
+	Data []byte    // the CloudEvents JSON
+}
+
+// Follow is a live follow of one user's document events, as the event log
+// delivers them (events.Bus.FollowUser).
+type Follow struct {
+	// Events delivers the events, in log order.
+	Events <-chan LiveEvent
+	// Reset is set when the follow could not resume after the sequence it
+	// was asked for (older than notBefore, or no longer in the log): it
+	// delivers only what is published after Seq, and the follower must
+	// reload what it shows, since events it never received are not
+	// replayed.
+	Reset bool
+	// Seq is the sequence the follow delivers events after, when Reset:
+	// the log's last sequence when the follow started (0 when it was
+	// empty). Resuming after it later misses nothing.
+	Seq uint64
+	// Stop ends the follow.
+	Stop func()
+}

@@ -103,13 +103,6 @@ func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID st
 	return err
 }
 
-// LiveEvent is a document event as it was stored in DOCUMENTS.
-type LiveEvent struct {
-	Seq  uint64             // its DOCUMENTS stream sequence
-	Type document.EventType // e.g. document.uploaded
-	Data []byte             // the CloudEvents JSON
-}
-
 // FollowBufferBytes bounds the bytes of events one follow (FollowUser)
 // holds in memory: its ordered consumer pulls at most this much at a time
 // and pulls again only once what it holds is handed on. Two of the largest
@@ -119,24 +112,6 @@ type LiveEvent struct {
 // is writing; a reader that stops reading holds up nothing else.
 const FollowBufferBytes = 2*MaxDocumentEventBytes + 8<<10
 
-// Follow is a live follow of one user's document events (Bus.FollowUser).
-type Follow struct {
-	// Events delivers the events, in stream order.
-	Events <-chan LiveEvent
-	// Reset is set when the follow could not resume after the sequence it
-	// was asked for (older than notBefore, or no longer in DOCUMENTS): it
-	// delivers only what is published after Seq, and the follower must
-	// reload what it shows, since events it never received are not
-	// replayed.
-	Reset bool
-	// Seq is the stream sequence the follow delivers events after, when
-	// Reset: DOCUMENTS' last sequence when the follow started (0 when it
-	// was empty). Resuming after it later misses nothing.
-	Seq uint64
-	// Stop ends the follow.
-	Stop func()
-}
-
 // FollowUser follows user's document events live, through an ordered
 // ephemeral consumer whose filter only the user's own events match: those
 // published after the stream sequence after (0: from now on), if the event
@@ -144,35 +119,35 @@ type Follow struct {
 // further: a client long gone would otherwise replay up to DOCUMENTS' whole
 // age, and a start sequence far back costs the server a scan of the blocks
 // since. Otherwise the follow starts after DOCUMENTS' last sequence and says
-// so (Follow.Reset), unless nothing was published since after.
+// so (document.Follow.Reset), unless nothing was published since after.
 //
 // Per call: one message lookup by sequence when resuming (plus one stream
 // info when that event is too old or gone), and one consumer. The consumer
 // holds at most FollowBufferBytes of pulled events; a reader that falls
 // behind holds up only its own consumer.
-func (b *Bus) FollowUser(ctx context.Context, user uuid.UUID, after uint64, notBefore time.Time) (Follow, error) {
+func (b *Bus) FollowUser(ctx context.Context, user uuid.UUID, after uint64, notBefore time.Time) (document.Follow, error) {
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{document.SubjectOfUser(user)},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	}
-	var f Follow
+	var f document.Follow
 	if after > 0 {
 		start, reset, err := b.resumePoint(ctx, after, notBefore)
 		if err != nil {
-			return Follow{}, fmt.Errorf("follow user events: %w", err)
+			return document.Follow{}, fmt.Errorf("follow user events: %w", err)
 		}
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start+1
 		f.Reset, f.Seq = reset, start
 	}
 	cons, err := b.js.OrderedConsumer(ctx, StreamDocuments, cfg)
 	if err != nil {
-		return Follow{}, fmt.Errorf("follow user events: %w", err)
+		return document.Follow{}, fmt.Errorf("follow user events: %w", err)
 	}
 	// Unbuffered: the pull holds the backlog, bounded in bytes. (The
 	// client's default pull is 500 events, 32 MiB of the largest.)
-	out := make(chan LiveEvent)
+	out := make(chan document.LiveEvent)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		e := LiveEvent{Type: document.TypeOfSubject(m.Subject()), Data: m.Data()}
+		e := document.LiveEvent{Type: document.TypeOfSubject(m.Subject()), Data: m.Data()}
 		if meta, err := m.Metadata(); err == nil {
 			e.Seq = meta.Sequence.Stream
 		}
@@ -182,7 +157,7 @@ func (b *Bus) FollowUser(ctx context.Context, user uuid.UUID, after uint64, notB
 		}
 	}, jetstream.PullMaxBytes(FollowBufferBytes))
 	if err != nil {
-		return Follow{}, fmt.Errorf("follow user events: %w", err)
+		return document.Follow{}, fmt.Errorf("follow user events: %w", err)
 	}
 	f.Events, f.Stop = out, cc.Stop
 	return f, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/events"
 )
 
@@ -24,7 +25,7 @@ func publishEvent(t *testing.T, js jetstream.JetStream, user uuid.UUID, data str
 	return ack.Sequence
 }
 
-func follow(t *testing.T, bus *events.Bus, user uuid.UUID, after uint64, notBefore time.Time) events.Follow {
+func follow(t *testing.T, bus *events.Bus, user uuid.UUID, after uint64, notBefore time.Time) document.Follow {
 	t.Helper()
 	f, err := bus.FollowUser(context.Background(), user, after, notBefore)
 	if err != nil {
@@ -44,7 +45,7 @@ func lastSeq(t *testing.T, js jetstream.JetStream) uint64 {
 	return s.CachedInfo().State.LastSeq
 }
 
-func nextEvent(t *testing.T, f events.Follow) events.LiveEvent {
+func nextEvent(t *testing.T, f document.Follow) document.LiveEvent {
 	t.Helper()
 	select {
 	case e := <-f.Events:
@@ -52,10 +53,10 @@ func nextEvent(t *testing.T, f events.Follow) events.LiveEvent {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event within 5 s")
 	}
-	return events.LiveEvent{}
+	return document.LiveEvent{}
 }
 
-func noEvent(t *testing.T, f events.Follow) {
+func noEvent(t *testing.T, f document.Follow) {
 	t.Helper()
 	select {
 	case e := <-f.Events:
@@ -164,7 +165,7 @@ func TestFollowUserHoldsBoundedBytes(t *testing.T) {
 	// Under a loaded CI machine the first pull after a stall can take a
 	// while; a stuck follow would still fail here (and says where the
 	// consumer stood).
-	first := func() events.LiveEvent {
+	first := func() document.LiveEvent {
 		select {
 		case e := <-f.Events:
 			return e
@@ -175,7 +176,7 @@ func TestFollowUserHoldsBoundedBytes(t *testing.T) {
 			}
 			t.Fatal("no event within 20 s of reading again")
 		}
-		return events.LiveEvent{}
+		return document.LiveEvent{}
 	}
 	if e := first(); e.Seq != 2 {
 		t.Fatalf("first event has sequence %d, want 2", e.Seq)
