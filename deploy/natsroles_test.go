@@ -297,6 +297,8 @@ func actions() []action {
 	sub("receive every inbox", "_INBOX.>")
 	sub("receive MinIO's notifications", "minio.events")
 	sub("receive document events", "document.>")
+	sub("receive the events of documents leaving pending (the confirm's wait)", document.SubjectOfType(document.EventUploaded), "api")
+	sub("receive the rejections (the confirm's wait)", document.SubjectOfType(document.EventRejected), "api")
 	sub("receive the sweeper's subjects", "sweeper.>")
 	sub("receive acks", "$JS.ACK.>")
 	sub("receive JetStream API requests", "$JS.API.>")

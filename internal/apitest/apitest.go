@@ -167,6 +167,10 @@ func Start(tb testing.TB, opts Options) *Stack {
 		cfg.NATSSetupPassword = opts.NATSConf.Passwords["setup"]
 	}
 	SetIdentities(tb, &cfg, mi)
+	if !opts.Events {
+		// No notification comes: a confirm has nothing to wait for.
+		cfg.ConfirmWait = 0
+	}
 	if opts.Edit != nil {
 		opts.Edit(&cfg)
 	}

@@ -83,13 +83,17 @@ type Config struct {
 	MultipartThreshold int64 // MULTIPART_THRESHOLD
 	// MultipartPartSize is the smallest part size of a multipart upload;
 	// larger files get larger parts (at most 10,000 parts).
-	MultipartPartSize   int64         // MULTIPART_PART_SIZE
-	QuotaDefaultBytes   int64         // QUOTA_DEFAULT_BYTES
-	UploadsPerMinute    int64         // UPLOAD_RATE_PER_MINUTE, upload URLs one user may ask for per minute
-	MaxPendingUploads   int64         // MAX_PENDING_UPLOADS, a user's uploads waiting for their bytes
-	DeletesPerMinute    int64         // DELETE_RATE_PER_MINUTE, deletes one user may ask for per minute
-	StoragePerMinute    int64         // STORAGE_RATE_PER_MINUTE, confirms of pending uploads and part requests one user may make per minute on one api replica
-	ReclassifyPerMinute int64         // RECLASSIFY_RATE_PER_MINUTE, classification requests one user may make per minute
+	MultipartPartSize   int64 // MULTIPART_PART_SIZE
+	QuotaDefaultBytes   int64 // QUOTA_DEFAULT_BYTES
+	UploadsPerMinute    int64 // UPLOAD_RATE_PER_MINUTE, upload URLs one user may ask for per minute
+	MaxPendingUploads   int64 // MAX_PENDING_UPLOADS, a user's uploads waiting for their bytes
+	DeletesPerMinute    int64 // DELETE_RATE_PER_MINUTE, deletes one user may ask for per minute
+	StoragePerMinute    int64 // STORAGE_RATE_PER_MINUTE, confirms of pending uploads and part requests one user may make per minute on one api replica
+	ReclassifyPerMinute int64 // RECLASSIFY_RATE_PER_MINUTE, classification requests one user may make per minute
+	// ConfirmWait is how long POST /confirm of a pending upload waits for
+	// MinIO's notification to settle it (one writer per upload) before it
+	// stats and settles it itself; 0 waits not at all.
+	ConfirmWait         time.Duration // CONFIRM_WAIT
 	RequireDeclaredSize bool          // REQUIRE_DECLARED_SIZE, refuse (422) an upload URL asked for without size_bytes: every upload then has a signed, reserved size
 	ReadHeaderTimeout   time.Duration // HTTP_READ_HEADER_TIMEOUT, how long a client may take to send its headers
 	MaxEventStreams     int64         // EVENT_STREAMS_MAX, open /api/events streams one api replica holds
@@ -202,6 +206,9 @@ func roleVar(prefix, role, suffix string) string {
 // config imports no adapter; TestMinMinIOEventsBytes holds the two together.
 const MinMinIOEventsBytes = 256 << 10
 
+// MaxConfirmWait bounds CONFIRM_WAIT.
+const MaxConfirmWait = 10 * time.Second
+
 // MinDocumentsBytes is the smallest NATS_DOCUMENTS_MAX_BYTES: the largest
 // document event DOCUMENTS takes.
 const MinDocumentsBytes = 64 << 10
@@ -220,6 +227,7 @@ func Defaults() Config {
 		MultipartPartSize:          16 << 20,
 		QuotaDefaultBytes:          104857600,
 		UploadsPerMinute:           120,
+		ConfirmWait:                2 * time.Second,
 		MaxPendingUploads:          100,
 		DeletesPerMinute:           300,
 		StoragePerMinute:           600,
@@ -353,6 +361,7 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	}
 	dur("UPLOAD_URL_TTL", &c.UploadURLTTL)
 	dur("DOWNLOAD_URL_TTL", &c.DownloadURLTTL)
+	dur("CONFIRM_WAIT", &c.ConfirmWait)
 	bytes("MAX_UPLOAD_BYTES", &c.MaxUploadBytes)
 	bytes("MULTIPART_THRESHOLD", &c.MultipartThreshold)
 	bytes("MULTIPART_PART_SIZE", &c.MultipartPartSize)
@@ -449,6 +458,10 @@ func (c Config) Validate(roles ...string) error {
 	if c.PendingTTL <= c.UploadURLTTL {
 		// A stale row could be purged while its URL still accepts a PUT.
 		errs = append(errs, fmt.Errorf("PENDING_TTL (%s) must be longer than UPLOAD_URL_TTL (%s)", c.PendingTTL, c.UploadURLTTL))
+	}
+	if c.ConfirmWait < 0 || c.ConfirmWait > MaxConfirmWait {
+		// A confirm holds its request (and its client) for the wait.
+		errs = append(errs, fmt.Errorf("CONFIRM_WAIT must be between 0 and %s, got %s", MaxConfirmWait, c.ConfirmWait))
 	}
 	if c.MaxUploadBytes < 1 || c.MaxUploadBytes > 5<<40 {
 		errs = append(errs, fmt.Errorf("MAX_UPLOAD_BYTES must be between 1 and 5 TiB (the object store's largest object), got %d", c.MaxUploadBytes))

@@ -84,9 +84,30 @@ func (s *Service) Confirm(ctx context.Context, user, id uuid.UUID) (Confirmation
 	return s.confirmOwn(ctx, user, id, true)
 }
 
+// Awaiter wakes whoever waits for a document to settle through another
+// door. A wake is a hint that it may have (or nothing: a wake can be lost),
+// never the answer, which is read from the store.
+type Awaiter interface {
+	// Await returns a channel closed once document id may have left
+	// pending, and stop, called when the waiter no longer waits.
+	Await(id uuid.UUID) (settled <-chan struct{}, stop func())
+}
+
 // confirmOwn is Confirm; paced says whether the stat takes a token of the
-// StorageThrottle (not when the request that asks took one already).
+// StorageThrottle (not when the request that asks took one already). A
+// pending document is first left to the notification door for up to
+// ConfirmWait: MinIO's notification of the same write settles it without
+// a stat, and the answer is read from the row that door committed. Only a
+// confirm whose wait ends without it (notifications late, or not flowing)
+// stats and settles the document itself.
 func (s *Service) confirmOwn(ctx context.Context, user, id uuid.UUID, paced bool) (Confirmation, error) {
+	var settled <-chan struct{}
+	if s.cfg.Settlements != nil && s.cfg.ConfirmWait > 0 {
+		// Before the read: a settlement committed after it wakes us.
+		var stop func()
+		settled, stop = s.cfg.Settlements.Await(id)
+		defer stop()
+	}
 	// One read answers a document confirmed before, the other door's
 	// usual win, with no second query.
 	d, q, err := s.store.DocumentAndQuota(ctx, id)
@@ -98,6 +119,14 @@ func (s *Service) confirmOwn(ctx context.Context, user, id uuid.UUID, paced bool
 	}
 	if d.Status != StatusPending {
 		return answer(d, q)
+	}
+	if settled != nil {
+		if d, q, err = s.awaitOtherDoor(ctx, d, settled); err != nil {
+			return Confirmation{}, err
+		}
+		if d.Status != StatusPending {
+			return answer(d, q)
+		}
 	}
 	if paced {
 		if err := s.paceStorage(user); err != nil {
@@ -113,6 +142,23 @@ func (s *Service) confirmOwn(ctx context.Context, user, id uuid.UUID, paced bool
 		}
 	}
 	return c, err
+}
+
+// awaitOtherDoor waits up to ConfirmWait for pending document d to be
+// settled by another door, and returns it (with its owner's quota) as
+// stored then: still pending when the wait ended without a wake, or the
+// wake was of a settlement not yet visible.
+func (s *Service) awaitOtherDoor(ctx context.Context, d *Document, settled <-chan struct{}) (*Document, Quota, error) {
+	wait := time.NewTimer(s.cfg.ConfirmWait)
+	defer wait.Stop()
+	select {
+	case <-settled:
+		return s.store.DocumentAndQuota(ctx, d.ID)
+	case <-wait.C:
+		return d, Quota{}, nil
+	case <-ctx.Done():
+		return nil, Quota{}, ctx.Err()
+	}
 }
 
 // ConfirmObject handles the object-store notification that key was

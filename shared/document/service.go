@@ -55,6 +55,15 @@ type Config struct {
 	// classifier), and how long a recovery claim keeps other replicas off
 	// it; 0 means DefaultClassifyRecoveryAfter.
 	ClassifyRecoveryAfter time.Duration
+	// Settlements wakes a confirm waiting for the other door (ConfirmWait);
+	// nil means the user's confirm settles a pending document itself at
+	// once.
+	Settlements Awaiter
+	// ConfirmWait bounds how long a confirm of a pending document (the
+	// user's door) waits for the notification door to settle it, so that
+	// one writer settles each upload; once it is over, the confirm stats
+	// the object and settles it itself. 0 waits not at all.
+	ConfirmWait time.Duration
 	// OnClamp counts the bytes a quota write absorbed by not going below
 	// zero (used, reserved): drift, logged too. nil counts nothing.
 	OnClamp func(used, reserved int64)

@@ -279,7 +279,16 @@ func (s *Stack) openRoles(ctx context.Context, cfg config.Config, opts Options, 
 		if err != nil {
 			return nil, err
 		}
-		docs := document.NewService(store, objects, docCfg)
+		roleCfg := docCfg
+		if role == API && cfg.ConfirmWait > 0 {
+			// The user's confirm waits for the notification door's
+			// settlement, woken by its event.
+			if roleCfg.Settlements, err = bus.WatchSettlements(); err != nil {
+				return nil, err
+			}
+			roleCfg.ConfirmWait = cfg.ConfirmWait
+		}
+		docs := document.NewService(store, objects, roleCfg)
 		if s.Docs == nil {
 			s.Docs = docs
 		}
