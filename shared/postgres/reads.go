@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"sync"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -13,82 +11,33 @@ import (
 // maxReadBatch bounds the documents one coalesced read asks for.
 const maxReadBatch = 256
 
-// readTimeout bounds a coalesced read: it runs for every caller waiting on
-// it, so no single caller's context may cancel it.
-const readTimeout = 10 * time.Second
-
-// docReads coalesces concurrent reads of single documents (each with its
-// owner's quota) into one statement. A read that arrives while another is
-// in flight waits for it to end and goes, with every read that arrived
-// meanwhile, in the next statement. An idle process reads at once; a busy
-// one (both doors of every upload read the document they confirm) sends
-// one statement for many. Each read still starts after it was asked for,
-// so it sees every write committed before.
-type docReads struct {
-	store *Store
-
-	mu      sync.Mutex
-	queue   []*docRead
-	running bool
-}
-
-// docRead is one caller's read.
+// docRead is one caller's read of a single document with its owner's
+// quota. Concurrent reads go together in one statement (coalescer): both
+// doors of every upload read the document they confirm.
 type docRead struct {
 	id    uuid.UUID
 	doc   *document.Document
 	quota document.Quota
 	err   error
-	done  chan struct{}
 }
 
 // read returns document id and its owner's quota.
-func (r *docReads) read(ctx context.Context, id uuid.UUID) (*document.Document, document.Quota, error) {
-	req := &docRead{id: id, done: make(chan struct{})}
-	r.mu.Lock()
-	r.queue = append(r.queue, req)
-	if !r.running {
-		r.running = true
-		go r.run(context.WithoutCancel(ctx))
+func (s *Store) read(ctx context.Context, id uuid.UUID) (*document.Document, document.Quota, error) {
+	r := &docRead{id: id}
+	if err := s.reads.do(ctx, r); err != nil {
+		return nil, document.Quota{}, err
 	}
-	r.mu.Unlock()
-	select {
-	case <-req.done:
-		return req.doc, req.quota, req.err
-	case <-ctx.Done():
-		return nil, document.Quota{}, ctx.Err()
-	}
-}
-
-// run sends the waiting reads, a batch per statement, until none wait.
-func (r *docReads) run(ctx context.Context) {
-	for {
-		r.mu.Lock()
-		batch := r.queue
-		if len(batch) > maxReadBatch {
-			batch, r.queue = batch[:maxReadBatch], batch[maxReadBatch:]
-		} else {
-			r.queue = nil
-		}
-		if len(batch) == 0 {
-			r.running = false
-			r.mu.Unlock()
-			return
-		}
-		r.mu.Unlock()
-		r.fetch(ctx, batch)
-	}
+	return r.doc, r.quota, r.err
 }
 
 // fetch reads batch's documents in one statement and answers each read.
-func (r *docReads) fetch(ctx context.Context, batch []*docRead) {
-	ctx, cancel := context.WithTimeout(ctx, readTimeout)
-	defer cancel()
+func (s *Store) fetch(ctx context.Context, batch []*docRead) {
 	ids := make([]uuid.UUID, len(batch))
 	for i, req := range batch {
 		ids[i] = req.id
 	}
 	results := make(map[uuid.UUID]docRead, len(batch))
-	rows, err := r.store.pool.Query(ctx, `SELECT doc.*, q.used_bytes, q.reserved_bytes, q.limit_bytes
+	rows, err := s.pool.Query(ctx, `SELECT doc.*, q.used_bytes, q.reserved_bytes, q.limit_bytes
 		FROM (SELECT `+documentColumns+` FROM documents WHERE id = ANY($1)) doc
 		LEFT JOIN quotas q ON q.user_id = doc.user_id`, ids)
 	if err == nil {
@@ -98,7 +47,7 @@ func (r *docReads) fetch(ctx context.Context, batch []*docRead) {
 			if err != nil {
 				break
 			}
-			q := document.Quota{UserID: d.UserID, LimitBytes: r.store.defaultQuota}
+			q := document.Quota{UserID: d.UserID, LimitBytes: s.defaultQuota}
 			if used != nil {
 				q.UsedBytes, q.ReservedBytes, q.LimitBytes = *used, *reserved, *limit
 			}
@@ -119,6 +68,5 @@ func (r *docReads) fetch(ctx context.Context, batch []*docRead) {
 			d := *res.doc
 			req.doc, req.quota = &d, res.quota
 		}
-		close(req.done)
 	}
 }

@@ -28,14 +28,17 @@ type Store struct {
 	// committed holds the events this process's transactions committed,
 	// for its relay to publish at once.
 	committed *committedEvents
-	// reads coalesces concurrent single-document reads.
-	reads *docReads
+	// reads and settles coalesce concurrent single-document reads and
+	// settlements, a statement per batch.
+	reads   *coalescer[*docRead]
+	settles *coalescer[*settleCall]
 }
 
 // NewStore returns a Store on pool; users get defaultQuota bytes on first use.
 func NewStore(pool *pgxpool.Pool, defaultQuota int64) *Store {
 	s := &Store{pool: pool, defaultQuota: defaultQuota, committed: newCommittedEvents()}
-	s.reads = &docReads{store: s}
+	s.reads = &coalescer[*docRead]{max: maxReadBatch, send: s.fetch}
+	s.settles = &coalescer[*settleCall]{max: maxSettleBatch, send: s.settleBatch}
 	return s
 }
 
@@ -189,167 +192,17 @@ func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l docu
 	return u, false, &document.Error{Code: document.Unavailable, Message: "database unavailable", Err: errors.New("create document: the quota row is not visible")}
 }
 
-// settle writes one of a settlement's two targets in one statement, so
-// the row locks last one round trip and the commit: the target's values as
-// given, its quota change, and its event. The document row is locked
-// first, then the quota row (the order everywhere); nothing is written
-// unless the row is still as the settlement read it ($2-$5). The quota row
-// is locked (held) before it is written, so that what a change absorbed
-// below zero is read from the version it writes. The charged target
-// ($6-$18) is written when $32 and its change fits (quota_fits); the
-// refused one ($19-$31) otherwise. A row changed since, or whose owner has
-// no quota row (older than the rule that makes it with the document), is
-// left alone and comes back as it is, the latter with null quota columns;
-// its quota is read FOR SHARE: a plain read would see it as it was when
-// the statement began, before the lock wait, so without the other
-// writer's charge.
-var settle = `WITH doc AS (
-		SELECT ` + documentColumns + ` FROM documents WHERE id = $1 FOR UPDATE
-	), target (charged, status, reject_reason, size_bytes, etag, reserved_bytes, confirmed_at, updated_at,
-			used_change, reserved_change, msg_id, subject, payload, event_at) AS (
-		VALUES ` + targetRow(6, "true") + `, ` + targetRow(19, "false") + `
-	), matched AS (
-		SELECT doc.id, doc.user_id FROM doc
-		WHERE doc.status = $2 AND doc.size_bytes = $3 AND doc.etag = $4 AND doc.reserved_bytes = $5
-			AND EXISTS (SELECT 1 FROM quotas WHERE quotas.user_id = doc.user_id)
-	), held AS (
-		SELECT quotas.user_id, quotas.used_bytes, quotas.reserved_bytes
-		FROM quotas JOIN matched USING (user_id) FOR UPDATE OF quotas
-	), charge AS (
-		UPDATE quotas SET used_bytes = GREATEST(0, quotas.used_bytes + t.used_change),
-			reserved_bytes = GREATEST(0, quotas.reserved_bytes + t.reserved_change)
-		FROM held, target t
-		WHERE $32 AND t.charged AND quotas.user_id = held.user_id
-			AND quota_fits(quotas.used_bytes, GREATEST(0, quotas.reserved_bytes + t.reserved_change), t.used_change, quotas.limit_bytes)
-		RETURNING quotas.used_bytes, quotas.reserved_bytes, quotas.limit_bytes
-	), refuse AS (
-		UPDATE quotas SET used_bytes = GREATEST(0, quotas.used_bytes + t.used_change),
-			reserved_bytes = GREATEST(0, quotas.reserved_bytes + t.reserved_change)
-		FROM held, target t
-		WHERE NOT t.charged AND quotas.user_id = held.user_id AND NOT EXISTS (SELECT 1 FROM charge)
-		RETURNING quotas.used_bytes, quotas.reserved_bytes, quotas.limit_bytes
-	), verdict AS (
-		SELECT t.* FROM matched, target t WHERE t.charged = EXISTS (SELECT 1 FROM charge)
-	), saved AS (
-		UPDATE documents SET status = v.status, reject_reason = v.reject_reason, size_bytes = v.size_bytes,
-			etag = v.etag, reserved_bytes = v.reserved_bytes, confirmed_at = v.confirmed_at, updated_at = v.updated_at
-		FROM verdict v WHERE documents.id = $1
-		RETURNING documents.id
-	), event AS (
-		INSERT INTO outbox (msg_id, subject, payload, created_at)
-		SELECT msg_id, subject, payload, event_at FROM verdict WHERE msg_id IS NOT NULL
-	), settled AS (
-		SELECT used_bytes, reserved_bytes, limit_bytes FROM quotas
-		WHERE user_id = (SELECT user_id FROM doc) AND NOT EXISTS (SELECT 1 FROM matched)
-		FOR SHARE
-	)
-	SELECT doc.*, EXISTS (SELECT 1 FROM saved), EXISTS (SELECT 1 FROM charge),
-		quota.used_bytes, quota.reserved_bytes, quota.limit_bytes,
-		coalesce((SELECT GREATEST(0, -v.used_change - held.used_bytes) FROM held, verdict v), 0),
-		coalesce((SELECT GREATEST(0, -v.reserved_change - held.reserved_bytes) FROM held, verdict v), 0)
-	FROM doc LEFT JOIN (
-		SELECT * FROM charge
-		UNION ALL
-		SELECT * FROM refuse
-		UNION ALL
-		SELECT * FROM settled
-	) quota ON true`
-
-// targetRow is the VALUES row of settle's target table whose thirteen
-// parameters start at $first (see targetArgs); charged is its first column.
-func targetRow(first int, charged string) string {
-	types := []string{"text", "text", "bigint", "text", "bigint", "timestamptz", "timestamptz",
-		"bigint", "bigint", "uuid", "text", "jsonb", "timestamptz"}
-	cols := []string{charged}
-	for i, t := range types {
-		cols = append(cols, fmt.Sprintf("$%d::%s", first+i, t))
-	}
-	return "(" + strings.Join(cols, ", ") + ")"
-}
-
-// targetArgs are target t's parameters of settle, in targetRow's order,
-// and its event's outbox message (nil without an event).
-func targetArgs(t document.Target) ([]any, *document.OutboxMessage, error) {
-	d := t.Document
-	args := []any{d.Status, d.RejectReason, d.SizeBytes, d.ETag, d.ReservedBytes, d.ConfirmedAt, d.UpdatedAt,
-		t.Used, t.Reserved}
-	if t.Event == nil {
-		return append(args, nil, nil, nil, nil), nil, nil
-	}
-	payload, err := json.Marshal(t.Event)
-	if err != nil {
-		return nil, nil, err
-	}
-	m := outboxMessage(*t.Event, payload)
-	return append(args, m.MsgID, m.Subject, payload, m.CreatedAt), &m, nil
-}
-
-// Settle applies set in one statement (one round trip, one implicit
-// transaction).
-func (s *Store) Settle(ctx context.Context, set document.Settlement) (document.Settled, error) {
-	charged := set.Refused
-	if set.Charged != nil {
-		charged = *set.Charged
-	}
-	from := set.From
-	args := []any{from.ID, from.Status, from.SizeBytes, from.ETag, from.ReservedBytes}
-	var messages [2]*document.OutboxMessage
-	for i, t := range []document.Target{charged, set.Refused} {
-		a, m, err := targetArgs(t)
-		if err != nil {
-			return document.Settled{}, err
-		}
-		args, messages[i] = append(args, a...), m
-	}
-	args = append(args, set.Charged != nil)
-	for range 2 {
-		var (
-			r                     document.Settled
-			used, reserved, limit *int64
-		)
-		d, err := scanDocument(s.pool.QueryRow(ctx, settle, args...),
-			&r.Applied, &r.Charged, &used, &reserved, &limit, &r.Clamp.Used, &r.Clamp.Reserved)
-		if err != nil {
-			return r, translateRow(err, "settle document", "document")
-		}
-		if used == nil {
-			// No quota row yet: make it, then settle again.
-			if _, err := s.Quota(ctx, d.UserID); err != nil {
-				return r, err
-			}
-			continue
-		}
-		r.Document = d
-		r.Quota = document.Quota{UserID: d.UserID, UsedBytes: *used, ReservedBytes: *reserved, LimitBytes: *limit}
-		if r.Clamp.Used > 0 || r.Clamp.Reserved > 0 {
-			r.Clamp.UserID = d.UserID
-		}
-		if r.Applied {
-			written, m := set.Refused, messages[1]
-			if r.Charged {
-				written, m = charged, messages[0]
-			}
-			r.Document = written.Document
-			if m != nil {
-				s.committed.add(*m)
-			}
-		}
-		return r, nil
-	}
-	return document.Settled{}, &document.Error{Code: document.Internal, Message: "database error", Err: errors.New("settle document: the quota row is not visible")}
-}
-
 // Document returns the document with the given id. Concurrent reads go
-// together (see docReads).
+// together (see docRead).
 func (s *Store) Document(ctx context.Context, id uuid.UUID) (*document.Document, error) {
-	d, _, err := s.reads.read(ctx, id)
+	d, _, err := s.read(ctx, id)
 	return d, err
 }
 
 // DocumentAndQuota returns the document with the given id and its owner's
-// quota in one statement; concurrent reads go together (see docReads).
+// quota in one statement; concurrent reads go together (see docRead).
 func (s *Store) DocumentAndQuota(ctx context.Context, id uuid.UUID) (*document.Document, document.Quota, error) {
-	return s.reads.read(ctx, id)
+	return s.read(ctx, id)
 }
 
 // Documents lists a user's documents, newest first.

@@ -708,3 +708,97 @@ func TestConfirmThatWaitedForTheOtherDoorAnswersItsCharge(t *testing.T) {
 		t.Fatalf("confirm after the other door: %+v, %v; want unchanged, answering used 10 of 1000", got.r, got.err)
 	}
 }
+
+// Settlements that arrive together commit together (group commit: one
+// statement, one transaction for many), and each still gets its exact
+// outcome: a group mixing one user's charges that fit and that do not
+// charges them in order up to the limit and no further, another user's
+// are charged apart, and two settlements of one document apply once.
+func TestConcurrentSettlementsCommitTogether(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	migrated := testenv.MigratedPool(t)
+	cfg := migrated.Config()
+	counter := &queryCounter{}
+	cfg.ConnConfig.Tracer = counter
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := postgres.NewStore(pool, 1000)
+
+	crowded, other := uuid.New(), uuid.New()
+	var sets []document.Settlement
+	for range 20 { // 20 × 100 bytes against a limit of 1000: 10 fit
+		d := newDocument(crowded, nil)
+		create(t, s, d)
+		sets = append(sets, change(d, 100, ""))
+	}
+	for range 5 {
+		d := newDocument(other, nil)
+		create(t, s, d)
+		sets = append(sets, change(d, 100, ""))
+	}
+	twice := sets[len(sets)-1].From // settled by both doors at once
+	sets = append(sets, change(twice, 100, ""))
+
+	before := counter.n.Load()
+	results := make([]document.Settled, len(sets))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, set := range sets {
+		wg.Go(func() {
+			<-start
+			r, err := s.Settle(ctx, set)
+			if err != nil {
+				t.Errorf("settle %d: %v", i, err)
+			}
+			results[i] = r
+		})
+	}
+	close(start)
+	wg.Wait()
+	statements := counter.n.Load() - before
+
+	charged := map[uuid.UUID]int{}
+	applied := map[uuid.UUID]int{}
+	for i, r := range results {
+		user := sets[i].From.UserID
+		if r.Applied {
+			applied[sets[i].From.ID]++
+		}
+		if r.Charged {
+			charged[user]++
+		}
+		if r.Applied && r.Charged != (r.Document.Status == document.StatusUploaded) {
+			t.Errorf("settle %d: charged %v but the document written is %s", i, r.Charged, r.Document.Status)
+		}
+		if r.Quota.UsedBytes > 1000 {
+			t.Errorf("settle %d: quota %+v past its limit", i, r.Quota)
+		}
+	}
+	if charged[crowded] != 10 || charged[other] != 5 {
+		t.Errorf("charged %d of the crowded user's 20 and %d of the other's 5; want 10 and 5", charged[crowded], charged[other])
+	}
+	for id, n := range applied {
+		if n != 1 {
+			t.Errorf("document %s settled %d times, want once", id, n)
+		}
+	}
+	if len(applied) != 25 {
+		t.Errorf("%d documents settled, want 25", len(applied))
+	}
+	for user, want := range map[uuid.UUID]int64{crowded: 1000, other: 500} {
+		if q, err := s.Quota(ctx, user); err != nil || q.UsedBytes != want || q.ReservedBytes != 0 {
+			t.Errorf("quota of %s: %+v, %v; want %d used", user, q, err, want)
+		}
+	}
+	if n := outboxSubjects(t, pool, crowded); n["document.uploaded."+crowded.String()] != 10 || n["document.rejected."+crowded.String()] != 10 {
+		t.Errorf("the crowded user's events %v, want 10 uploaded and 10 rejected", n)
+	}
+	t.Logf("%d concurrent settlements in %d statements", len(sets), statements)
+	if statements > int64(len(sets))/2 {
+		t.Fatalf("%d concurrent settlements took %d statements: they did not go together", len(sets), statements)
+	}
+}
