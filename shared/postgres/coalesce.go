@@ -17,7 +17,7 @@ const batchTimeout = 10 * time.Second
 // company); a busy one sends one statement for many. Each call still
 // starts after it was made, so it sees every write committed before.
 type coalescer[C any] struct {
-	max  int                                   // most calls in one batch
+	max  int                                  // most calls in one batch
 	send func(ctx context.Context, batch []C) // answers each call of batch (into the call)
 
 	mu      sync.Mutex
