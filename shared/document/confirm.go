@@ -120,17 +120,20 @@ func (s *Service) confirmOwn(ctx context.Context, user, id uuid.UUID, paced bool
 	if d.Status != StatusPending {
 		return answer(d, q)
 	}
+	// Paced before the wait: a confirm of a pending upload holds its
+	// request up to ConfirmWait, so a client's waiting confirms are
+	// bounded by its StorageThrottle too.
+	if paced {
+		if err := s.paceStorage(user); err != nil {
+			return Confirmation{}, err
+		}
+	}
 	if settled != nil {
 		if d, q, err = s.awaitOtherDoor(ctx, d, settled); err != nil {
 			return Confirmation{}, err
 		}
 		if d.Status != StatusPending {
 			return answer(d, q)
-		}
-	}
-	if paced {
-		if err := s.paceStorage(user); err != nil {
-			return Confirmation{}, err
 		}
 	}
 	c, err := s.statAndSettle(ctx, d)

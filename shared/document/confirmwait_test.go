@@ -156,3 +156,24 @@ func TestConfirmWaitEndsWithItsRequest(t *testing.T) {
 		t.Fatalf("after a cancelled wait: %s, %d settles; want pending, none", got.Status, f.store.callCount("Settle"))
 	}
 }
+
+// A waiting confirm holds its request: it is paced before it waits, so a
+// client's waiting confirms are bounded by its StorageThrottle, and one
+// refused never waits.
+func TestConfirmIsPacedBeforeItWaits(t *testing.T) {
+	t.Parallel()
+	throttle := &allowN{}
+	aw := newAwaiter()
+	f := newService(t, func(c *document.Config) {
+		c.StorageThrottle, c.Settlements, c.ConfirmWait = throttle, aw, time.Minute
+	})
+	user := uuid.New()
+	d := f.pending(t, user, declared(10))
+	start := time.Now()
+	if _, err := f.svc.Confirm(context.Background(), user, d.ID); document.ErrorCode(err) != document.RateLimited {
+		t.Fatalf("confirm with no request left: %v, want RateLimited", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("a refused confirm answered after %v: it waited", took)
+	}
+}
