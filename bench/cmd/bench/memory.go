@@ -113,7 +113,7 @@ func poolWhatIf(ctx context.Context, s *stack, p plan) ([]*poolCase, error) {
 	}
 	children := make([]*child, len(cases))
 	for i, pc := range cases {
-		c, err := s.startDocuVault(ctx, root.API, fmt.Sprintf("api-pool-%d", i), pc.env)
+		c, err := s.startDocuVault(ctx, root.API, fmt.Sprintf("api-pool-%d", i), noConfirmWait(pc.env))
 		if err != nil {
 			return nil, err
 		}

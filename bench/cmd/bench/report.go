@@ -370,7 +370,7 @@ func (r *report) writeThroughput(w writer, p plan) {
 
 func (r *report) writeControl(w writer, p plan) {
 	w("## 3. Control plane alone\n\n")
-	w("`upload-url` (1 KiB declared) runs for %s per measurement; `confirm` confirms documents prepared beforehand — rows written as upload-url writes them and their 1 KiB objects already PUT, with the bucket's notifications switched off meanwhile so that no confirmer gets there first, and set back to pending between repetitions — so each timed confirm is a real first confirm (StatObject on MinIO, then the one statement that locks the row, charges the quota, saves the document and writes the outbox event). \"users\" is how many distinct users the clients are: each client its own user, or all clients one hot user (every confirm charges the same quota row). %d repetitions, medians.\n\n", p.ctlDuration, p.ctlReps)
+	w("`upload-url` (1 KiB declared) runs for %s per measurement; `confirm` confirms documents prepared beforehand — rows written as upload-url writes them and their 1 KiB objects already PUT, with the bucket's notifications switched off meanwhile so that no confirmer gets there first, and set back to pending between repetitions — so each timed confirm is a real first confirm (StatObject on MinIO, then the one statement that locks the row, charges the quota, saves the document and writes the outbox event). The confirms go to a second `docuvault api` child started with CONFIRM_WAIT=0: with the notifications off nothing would settle a document but the endpoint itself, after waiting the whole CONFIRM_WAIT for the notification door. \"users\" is how many distinct users the clients are: each client its own user, or all clients one hot user (every confirm charges the same quota row). %d repetitions, medians.\n\n", p.ctlDuration, p.ctlReps)
 	if !r.failedNote(w, "control") {
 		return
 	}
@@ -531,7 +531,7 @@ func (r *report) writeMemory(w writer, p plan) {
 
 func (r *report) writeWhatIf(w writer, p plan) {
 	w("## What if: a bigger PostgreSQL pool\n\n")
-	w("Not a product change, a configuration one: two more `docuvault api` children (the stack's binary) differing only in `pool_max_conns` on DATABASE_URL — pgxpool's default, max(4, cores) = 4 connections here, against %d — under confirm alone at %d clients, each its own user (documents prepared as in workload 3, %d per client, reset to pending between runs). %d repetitions, the two runs of a repetition back to back.\n\n", p.whatIfPool, p.whatIfClients, p.whatIfPer, p.whatIfReps)
+	w("Not a product change, a configuration one: two more `docuvault api` children (the stack's binary, with CONFIRM_WAIT=0 as in workload 3) differing only in `pool_max_conns` on DATABASE_URL — pgxpool's default, max(4, cores) = 4 connections here, against %d — under confirm alone at %d clients, each its own user (documents prepared as in workload 3, %d per client, reset to pending between runs). %d repetitions, the two runs of a repetition back to back.\n\n", p.whatIfPool, p.whatIfClients, p.whatIfPer, p.whatIfReps)
 	if !r.failedNote(w, "whatif") {
 		return
 	}
