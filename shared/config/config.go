@@ -272,18 +272,24 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 			*dst = v
 		}
 	}
-	dur := func(name string, dst *time.Duration) {
+	// duration reads name into dst: a positive duration, or also 0 (for
+	// "none") when zero says so.
+	duration := func(name string, dst *time.Duration, zero bool) {
 		v, ok := lookup(name)
 		if !ok || v == "" {
 			return
 		}
 		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
+		switch {
+		case zero && (err != nil || d < 0):
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration such as 2s (or 0)", name, v))
+		case !zero && (err != nil || d <= 0):
 			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration such as 15m", name, v))
-			return
+		default:
+			*dst = d
 		}
-		*dst = d
 	}
+	dur := func(name string, dst *time.Duration) { duration(name, dst, false) }
 	bytes := func(name string, dst *int64) {
 		v, ok := lookup(name)
 		if !ok || v == "" {
@@ -361,7 +367,7 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	}
 	dur("UPLOAD_URL_TTL", &c.UploadURLTTL)
 	dur("DOWNLOAD_URL_TTL", &c.DownloadURLTTL)
-	dur("CONFIRM_WAIT", &c.ConfirmWait)
+	duration("CONFIRM_WAIT", &c.ConfirmWait, true)
 	bytes("MAX_UPLOAD_BYTES", &c.MaxUploadBytes)
 	bytes("MULTIPART_THRESHOLD", &c.MultipartThreshold)
 	bytes("MULTIPART_PART_SIZE", &c.MultipartPartSize)

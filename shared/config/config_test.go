@@ -330,3 +330,30 @@ func TestNATSStreamReplicas(t *testing.T) {
 		}
 	}
 }
+
+// CONFIRM_WAIT is 2s by default, may be 0 (no wait) and at most
+// MaxConfirmWait; nothing else parses or validates.
+func TestConfirmWait(t *testing.T) {
+	t.Parallel()
+	if d := Defaults().ConfirmWait; d != 2*time.Second {
+		t.Errorf("default CONFIRM_WAIT %v, want 2s", d)
+	}
+	for v, want := range map[string]time.Duration{"0": 0, "0s": 0, "500ms": 500 * time.Millisecond, "10s": 10 * time.Second} {
+		c, err := parse(lookup(map[string]string{"CONFIRM_WAIT": v}))
+		if err != nil || c.ConfirmWait != want {
+			t.Errorf("CONFIRM_WAIT=%s: %v, %v; want %v", v, c.ConfirmWait, err, want)
+		}
+	}
+	for _, v := range []string{"-1s", "soon", "2"} {
+		if _, err := parse(lookup(map[string]string{"CONFIRM_WAIT": v})); err == nil || !strings.Contains(err.Error(), "CONFIRM_WAIT") {
+			t.Errorf("CONFIRM_WAIT=%s: %v, want an error naming it", v, err)
+		}
+	}
+	c, err := parse(lookup(map[string]string{"CONFIRM_WAIT": "11s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "CONFIRM_WAIT") {
+		t.Errorf("validate CONFIRM_WAIT=11s: %v, want an error naming it", err)
+	}
+}
