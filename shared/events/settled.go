@@ -20,8 +20,6 @@ import (
 // connection away, the process too slow) only leaves the waiter to its
 // timeout. A wake is a hint, never an answer: the waiter reads the row.
 type Settlements struct {
-	subs []*nats.Subscription
-
 	mu      sync.Mutex
 	waiting map[uuid.UUID]*awaited
 }
@@ -32,19 +30,29 @@ type awaited struct {
 	n       int           // its waiters
 }
 
+// Bounds of what a subscription of Settlements buffers when its callback
+// falls behind: past them the server's copies are dropped (a waiter then
+// settles after its timeout), and memory stays bounded.
+const (
+	settledPendingMsgs  = 8192
+	settledPendingBytes = 8 << 20
+)
+
 // settledTypes are the events of a document leaving pending.
 var settledTypes = []document.EventType{document.EventUploaded, document.EventRejected}
 
 // WatchSettlements subscribes b's connection to the settling events; the
-// subscriptions end with the connection (Close).
+// subscriptions end with the connection (Bus.Close).
 func (b *Bus) WatchSettlements() (*Settlements, error) {
 	s := &Settlements{waiting: make(map[uuid.UUID]*awaited)}
 	for _, t := range settledTypes {
 		sub, err := b.nc.Subscribe(document.SubjectOfType(t), s.receive)
+		if err == nil {
+			err = sub.SetPendingLimits(settledPendingMsgs, settledPendingBytes)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("watch %s events: %w", t, err)
 		}
-		s.subs = append(s.subs, sub)
 	}
 	return s, nil
 }
