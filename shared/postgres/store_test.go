@@ -604,21 +604,27 @@ func (c *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.T
 
 func (c *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
+// countingStore is a Store whose users get 1000 bytes, on a pool whose
+// statements counter counts.
+func countingStore(t *testing.T) (*postgres.Store, *pgxpool.Pool, *queryCounter) {
+	t.Helper()
+	cfg := testenv.MigratedPool(t).Config()
+	counter := &queryCounter{}
+	cfg.ConnConfig.Tracer = counter
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return postgres.NewStore(pool, 1000), pool, counter
+}
+
 // Reads of single documents that arrive together go in few statements, and
 // each caller gets its own document (or NotFound) as if it had read alone.
 func TestConcurrentDocumentReadsGoTogether(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	migrated := testenv.MigratedPool(t)
-	cfg := migrated.Config()
-	counter := &queryCounter{}
-	cfg.ConnConfig.Tracer = counter
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s := postgres.NewStore(pool, 1000)
+	s, _, counter := countingStore(t)
 
 	const n = 64
 	var docs []*document.Document
@@ -717,16 +723,7 @@ func TestConfirmThatWaitedForTheOtherDoorAnswersItsCharge(t *testing.T) {
 func TestConcurrentSettlementsCommitTogether(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	migrated := testenv.MigratedPool(t)
-	cfg := migrated.Config()
-	counter := &queryCounter{}
-	cfg.ConnConfig.Tracer = counter
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s := postgres.NewStore(pool, 1000)
+	s, pool, counter := countingStore(t)
 
 	crowded, other := uuid.New(), uuid.New()
 	var sets []document.Settlement
