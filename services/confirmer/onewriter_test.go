@@ -54,6 +54,15 @@ func TestOneWriterPerUpload(t *testing.T) {
 		t.Errorf("the endpoint settled %d of %d uploads itself, want at most %d: the confirm should wait for the notification door", n, rounds, rounds/20)
 	}
 	waitFor(t, 10*time.Second, "the confirmer to see every notification", func() bool { return confirmed(s)+already(s) >= rounds })
+	waitFor(t, 10*time.Second, "an event per document", func() bool {
+		for _, id := range ids {
+			if uploaded.count(id) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond) // late duplicates, if any
 	for i, id := range ids {
 		if n := uploaded.count(id); n != 1 {
 			t.Fatalf("round %d: %d document.uploaded events, want 1", i, n)
