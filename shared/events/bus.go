@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -101,66 +100,6 @@ func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID st
 	}
 	_, err := b.js.Publish(ctx, subject, data, opts...)
 	return err
-}
-
-// FollowBufferBytes bounds the bytes of events one follow (FollowUser)
-// holds in memory: its ordered consumer pulls at most this much at a time
-// and pulls again only once what it holds is handed on. Two of the largest
-// events DOCUMENTS takes, plus their headers and reply subjects; about 250
-// events of the usual few hundred bytes. The channel FollowUser returns is
-// unbuffered, so a follow holds at most this plus the one event its reader
-// is writing; a reader that stops reading holds up nothing else.
-const FollowBufferBytes = 2*MaxDocumentEventBytes + 8<<10
-
-// FollowUser follows user's document events live, through an ordered
-// ephemeral consumer whose filter only the user's own events match: those
-// published after the stream sequence after (0: from now on), if the event
-// at after was stored no earlier than notBefore. A resume reaches back no
-// further: a client long gone would otherwise replay up to DOCUMENTS' whole
-// age, and a start sequence far back costs the server a scan of the blocks
-// since. Otherwise the follow starts after DOCUMENTS' last sequence and says
-// so (document.Follow.Reset), unless nothing was published since after.
-//
-// Per call: one message lookup by sequence when resuming (plus one stream
-// info when that event is too old or gone), and one consumer. The consumer
-// holds at most FollowBufferBytes of pulled events; a reader that falls
-// behind holds up only its own consumer.
-func (b *Bus) FollowUser(ctx context.Context, user uuid.UUID, after uint64, notBefore time.Time) (document.Follow, error) {
-	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{document.SubjectOfUser(user)},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	}
-	var f document.Follow
-	if after > 0 {
-		start, reset, err := b.resumePoint(ctx, after, notBefore)
-		if err != nil {
-			return document.Follow{}, fmt.Errorf("follow user events: %w", err)
-		}
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start+1
-		f.Reset, f.Seq = reset, start
-	}
-	cons, err := b.js.OrderedConsumer(ctx, StreamDocuments, cfg)
-	if err != nil {
-		return document.Follow{}, fmt.Errorf("follow user events: %w", err)
-	}
-	// Unbuffered: the pull holds the backlog, bounded in bytes. (The
-	// client's default pull is 500 events, 32 MiB of the largest.)
-	out := make(chan document.LiveEvent)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		e := document.LiveEvent{Type: document.TypeOfSubject(m.Subject()), Data: m.Data()}
-		if meta, err := m.Metadata(); err == nil {
-			e.Seq = meta.Sequence.Stream
-		}
-		select {
-		case out <- e:
-		case <-ctx.Done():
-		}
-	}, jetstream.PullMaxBytes(FollowBufferBytes))
-	if err != nil {
-		return document.Follow{}, fmt.Errorf("follow user events: %w", err)
-	}
-	f.Events, f.Stop = out, cc.Stop
-	return f, nil
 }
 
 // resumePoint is the sequence a follow resuming after after starts after:

@@ -120,14 +120,15 @@ func TestFollowUserResumesOnlyWithinTheWindow(t *testing.T) {
 
 // TestFollowUserHoldsBoundedBytes follows a user who never reads while 4
 // MiB of their events wait: the follow's consumer is sent at most
-// FollowBufferBytes of them (the client's default pull would take 500
-// events, all of them here), and once read they all arrive, the largest
-// event DOCUMENTS takes included.
+// FollowBufferBytes of them (three of these events would pass it; the
+// client's default pull would take 500 events, all of them here), and once
+// read they all arrive in order without a stall, the largest event
+// DOCUMENTS takes included.
 func TestFollowUserHoldsBoundedBytes(t *testing.T) {
 	t.Parallel()
 	bus, js := streamsBus(t, events.StreamLimits{})
 	user := uuid.New()
-	const n, size = 256, 16 << 10
+	const n, size = 100, 40 << 10
 	pad := strings.Repeat("x", size)
 	for i := range n {
 		if _, err := js.PublishAsync("document.uploaded."+user.String(), fmt.Appendf(nil, `{"i":%d,"pad":"%s"}`, i, pad)); err != nil {
@@ -189,4 +190,63 @@ func TestFollowUserHoldsBoundedBytes(t *testing.T) {
 	if e := nextEvent(t, f); string(e.Data) != biggest {
 		t.Fatalf("the largest event did not arrive whole: %d bytes", len(e.Data))
 	}
+}
+
+// TestFollowUserOutlivesItsConsumer: when the server loses a follow's
+// consumer (deleted here, as a restart of a node without it would), the
+// follow makes it again after the last event it handed on: the events
+// published meanwhile arrive, in order, none twice; and once stopped, the
+// follow leaves no consumer behind.
+func TestFollowUserOutlivesItsConsumer(t *testing.T) {
+	t.Parallel()
+	bus, js := streamsBus(t, events.StreamLimits{})
+	user := uuid.New()
+	f, err := bus.FollowUser(context.Background(), user, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := publishEvent(t, js, user, `{"n":1}`)
+	if e := nextEvent(t, f); e.Seq != first {
+		t.Fatalf("event %d, want %d", e.Seq, first)
+	}
+	consumers := func() []string {
+		var names []string
+		for name := range mustStream(t, js).ListConsumers(context.Background()).Info() {
+			names = append(names, name.Name)
+		}
+		return names
+	}
+	names := consumers()
+	if len(names) != 1 {
+		t.Fatalf("consumers %v, want the follow's one", names)
+	}
+	if err := js.DeleteConsumer(context.Background(), events.StreamDocuments, names[0]); err != nil {
+		t.Fatal(err)
+	}
+	second := publishEvent(t, js, user, `{"n":2}`)
+	third := publishEvent(t, js, user, `{"n":3}`)
+	for _, want := range []uint64{second, third} {
+		if e := nextEvent(t, f); e.Seq != want {
+			t.Fatalf("event %d after the consumer was lost, want %d", e.Seq, want)
+		}
+	}
+	noEvent(t, f)
+
+	f.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(consumers()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers %v left after the follow stopped", consumers())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func mustStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
+	t.Helper()
+	s, err := js.Stream(context.Background(), events.StreamDocuments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
