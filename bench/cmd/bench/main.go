@@ -214,11 +214,10 @@ func mainErr(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(buildDir)
 	logf("building ./services/docuvault (the api, confirmer and sweeper processes)")
-	bin, build, err := buildDocuVault(ctx, repo, buildDir)
-	if err != nil {
+	bin := filepath.Join(buildDir, "docuvault")
+	if rep.build, err = buildDocuVault(ctx, repo, bin); err != nil {
 		return err
 	}
-	rep.build = build
 
 	logf("starting the stack (NATS; PostgreSQL, MinIO; docuvault api, confirmer, sweeper; tusd)")
 	t0 := time.Now()

@@ -231,12 +231,10 @@ func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err
 	if err := s.cfg.Validate(config.RoleNames...); err != nil {
 		return nil, err
 	}
-	// MinIO's root user makes the bucket and the identities, as `docuvault
-	// setup` does; the services never hold it.
-	setup := s.cfg
-	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = s.ds.MinIOAccessKey, s.ds.MinIOSecretKey
-	if err := root.Setup(ctx, setup); err != nil {
-		return nil, fmt.Errorf("setup: %w", err)
+	// MinIO's root user makes the bucket and the identities, through
+	// `docuvault setup`; the services never hold it.
+	if err := s.setup(ctx); err != nil {
+		return nil, err
 	}
 	harnessURL, err := preparePostgres(ctx, s.ds.DatabaseURL)
 	if err != nil {
