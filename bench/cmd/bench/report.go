@@ -983,7 +983,7 @@ func (r *report) writeBeforeAfter(w writer, p plan) {
 // writeFlow reports workload 3b.
 func (r *report) writeFlow(w writer, p plan) {
 	w("## 3b. Confirm in the flow, 1 client\n\n")
-	w("One client uploads %s files one after another in DocuVault's whole flow — `upload-url`, the presigned `PUT`, `confirm` — with MinIO's notifications flowing as in production, and times each confirm, from its request to its answer: what a user waits for once the bytes are in. A pending document's confirm may wait up to CONFIRM_WAIT for the notification door to settle it (the confirmer, woken by MinIO's notification), and answers from the committed row. %d repetitions of %d uploads, after %d untimed ones, as one user. ", human(flowSize), p.flowReps, p.flowUploads, flowWarmUp)
+	w("One client uploads %s files one after another in DocuVault's whole flow — `upload-url`, the presigned `PUT`, `confirm` — with MinIO's notifications flowing as in production, and times each confirm, from its request to its answer: what a user waits for once the bytes are in. Since issue 25 a pending document's confirm waits up to CONFIRM_WAIT for the notification door (the confirmer, woken by MinIO's notification) to settle it, and answers from the committed row; a release before it stats the object and settles at once. %d repetitions of %d uploads, after %d untimed ones, as one user. ", human(flowSize), p.flowReps, p.flowUploads, flowWarmUp)
 	if r.baseline != nil {
 		w("Each repetition ran on both stacks, this tree's and the baseline's (%s), one after the other, the order alternating; after each run the harness waited until that stack's event path was idle.", r.baseline.commit)
 	}
