@@ -2,10 +2,12 @@
 // (PostgreSQL and MinIO started by internal/devstack, NATS and tusd in this
 // binary re-executed, the api, confirmer and sweeper as the real
 // `docuvault` binary, each server a process of its own; load from Go
-// clients in this process over loopback) and writes BENCHMARKS.md.
+// clients in this process over loopback) and writes BENCHMARKS.md. With
+// -baseline REV it also builds the docuvault binary at REV and measures
+// it beside this tree's, in a stack of its own (baseline.go).
 //
-//	cd bench && go run ./cmd/bench -out ../BENCHMARKS.md   # what `make bench` runs (~15 min)
-//	cd bench && go run ./cmd/bench -quick                   # a smoke run (< 2 min), report on stdout
+//	cd bench && go run ./cmd/bench -out ../BENCHMARKS.md -baseline 09f615b   # what `make bench` runs (~20 min)
+//	cd bench && go run ./cmd/bench -quick                                     # a smoke run, report on stdout
 package main
 
 import (
