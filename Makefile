@@ -75,7 +75,7 @@ lint:
 run: build tools
 	./bin/docuvault dev $(DEV_FLAGS)
 
-## bench: benchmarks against the real stack on this machine (about 15 minutes);
+## bench: benchmarks against the real stack on this machine (about 20 minutes);
 ## writes BENCHMARKS.md. BENCH_FLAGS adds flags, e.g. BENCH_FLAGS=-quick.
 ## BASELINE is the commit the run compares with (its docuvault binary measured
 ## beside this tree's): issue 25's, the tree its figures were read at;
