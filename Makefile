@@ -75,10 +75,14 @@ lint:
 run: build tools
 	./bin/docuvault dev $(DEV_FLAGS)
 
-## bench: benchmarks against the real stack on this machine (about 15 minutes);
+## bench: benchmarks against the real stack on this machine (about 20 minutes);
 ## writes BENCHMARKS.md. BENCH_FLAGS adds flags, e.g. BENCH_FLAGS=-quick.
+## BASELINE is the commit the run compares with (its docuvault binary measured
+## beside this tree's): issue 25's, the tree its figures were read at;
+## BASELINE= compares with none.
+BASELINE ?= 09f615b
 bench: tools
-	cd bench && $(GO) run ./cmd/bench -out ../BENCHMARKS.md $(BENCH_FLAGS)
+	cd bench && $(GO) run ./cmd/bench -out ../BENCHMARKS.md $(if $(BASELINE),-baseline $(BASELINE)) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin

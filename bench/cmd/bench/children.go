@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,18 +45,17 @@ const (
 	tusdSecretKeyEnv = "BENCH_TUSD_S3_SECRET_KEY"
 )
 
-// buildDocuVault builds the product binary from the repository's own
-// module (its go.mod, not the harness's) into dir.
-func buildDocuVault(ctx context.Context, repo, dir string) (string, time.Duration, error) {
+// buildDocuVault builds the product binary from the source tree src with
+// its own module (its go.mod, not the harness's) into the file bin.
+func buildDocuVault(ctx context.Context, src, bin string) (time.Duration, error) {
 	start := time.Now()
-	bin := filepath.Join(dir, "docuvault")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./services/docuvault")
-	cmd.Dir = repo
+	cmd.Dir = src
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", 0, fmt.Errorf("go build ./services/docuvault: %v\n%s", err, out)
+		return 0, fmt.Errorf("go build ./services/docuvault in %s: %v\n%s", src, err, out)
 	}
-	return bin, time.Since(start), nil
+	return time.Since(start), nil
 }
 
 // child is a process the harness started: a docuvault role, NATS or tusd.
@@ -100,14 +100,7 @@ func (s *stack) startDocuVault(ctx context.Context, role root.Role, name string,
 	}
 	httpAddr, pprofAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	cmd := exec.Command(s.bin, string(role))
-	cmd.Env = os.Environ()
-	for k, v := range s.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	for k, v := range extra {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Env = append(cmd.Env, "HTTP_ADDR="+httpAddr, "PPROF_ADDR="+pprofAddr)
+	cmd.Env = append(s.childEnv(extra), "HTTP_ADDR="+httpAddr, "PPROF_ADDR="+pprofAddr)
 	c, err := s.startProcess(name, cmd)
 	if err != nil {
 		return nil, err
@@ -127,6 +120,46 @@ func (s *stack) startDocuVault(ctx context.Context, role root.Role, name string,
 		return nil, fmt.Errorf("docuvault %s child: %w (log: %s)", role, err, c.logPath)
 	}
 	return c, nil
+}
+
+// childEnv is the environment of a `docuvault` child: the harness's, the
+// stack's settings over it, extra over those (the last of a duplicated
+// name is the one a process sees).
+func (s *stack) childEnv(extra map[string]string) []string {
+	env := os.Environ()
+	for k, v := range s.env {
+		env = append(env, k+"="+v)
+	}
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// setup runs `docuvault setup` with the stack's settings and MinIO's root
+// user, as an operator runs it before the services start: the bucket, the
+// identities and their policies, the streams and the migrations, each as
+// the stack's binary makes them (a baseline's schema and identities are
+// not this tree's). A release older than the per-role credentials reads
+// one service identity, MINIO_ACCESS_KEY, and says it is required when it
+// is missing: the stack then gives it one, to its children only (this
+// tree's config refuses that variable).
+func (s *stack) setup(ctx context.Context) error {
+	admin := map[string]string{"MINIO_ADMIN_ACCESS_KEY": s.ds.MinIOAccessKey, "MINIO_ADMIN_SECRET_KEY": s.ds.MinIOSecretKey}
+	run := func() ([]byte, error) {
+		cmd := exec.CommandContext(ctx, s.bin, "setup")
+		cmd.Env = s.childEnv(admin)
+		return cmd.CombinedOutput()
+	}
+	out, err := run()
+	if err != nil && strings.Contains(string(out), "MINIO_ACCESS_KEY is required") {
+		s.env["MINIO_ACCESS_KEY"], s.env["MINIO_SECRET_KEY"] = "bench-service", randomHex(16)
+		out, err = run()
+	}
+	if err != nil {
+		return fmt.Errorf("docuvault setup: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // waitConsuming polls until the durable consumer name on stream has a pull

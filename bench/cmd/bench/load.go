@@ -150,10 +150,15 @@ type ticket struct {
 
 const benchContentType = "application/octet-stream"
 
-// uploadURL asks the api for an upload URL.
+// uploadURL asks the stack's api for an upload URL.
 func (s *stack) uploadURL(ctx context.Context, token string, size int) (ticket, error) {
+	return s.uploadURLAt(ctx, s.apiURL, token, size)
+}
+
+// uploadURLAt asks the api at apiURL for an upload URL.
+func (s *stack) uploadURLAt(ctx context.Context, apiURL, token string, size int) (ticket, error) {
 	body := `{"filename":"bench.bin","content_type":"` + benchContentType + `","size_bytes":` + strconv.Itoa(size) + `}`
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.apiURL+"/api/documents/upload-url", bytes.NewReader([]byte(body)))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/documents/upload-url", bytes.NewReader([]byte(body)))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	var t ticket
@@ -182,22 +187,18 @@ func (s *stack) confirm(ctx context.Context, apiURL, token string, id uuid.UUID)
 }
 
 // docuvaultUpload is DocuVault's whole flow for one file: upload-url, PUT
-// straight to MinIO, confirm.
-func (s *stack) docuvaultUpload(ctx context.Context, apiURL, token string, data []byte) error {
-	body := `{"filename":"bench.bin","content_type":"` + benchContentType + `","size_bytes":` + strconv.Itoa(len(data)) + `}`
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/documents/upload-url", bytes.NewReader([]byte(body)))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	var t ticket
-	if err := s.do(req, http.StatusCreated, &t); err != nil {
-		return err
+// straight to MinIO, confirm. It returns how long the confirm took.
+func (s *stack) docuvaultUpload(ctx context.Context, apiURL, token string, data []byte) (time.Duration, error) {
+	t, err := s.uploadURLAt(ctx, apiURL, token, len(data))
+	if err != nil {
+		return 0, err
 	}
 	if err := s.put(ctx, t.UploadURL, t.Headers, data); err != nil {
-		return err
+		return 0, err
 	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/documents/"+t.DocumentID.String()+"/confirm", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	return s.do(req, http.StatusOK, nil)
+	start := time.Now()
+	err = s.confirm(ctx, apiURL, token, t.DocumentID)
+	return time.Since(start), err
 }
 
 // rawUpload is the physical limit: a presigned PUT, signed here with

@@ -2,10 +2,12 @@
 // (PostgreSQL and MinIO started by internal/devstack, NATS and tusd in this
 // binary re-executed, the api, confirmer and sweeper as the real
 // `docuvault` binary, each server a process of its own; load from Go
-// clients in this process over loopback) and writes BENCHMARKS.md.
+// clients in this process over loopback) and writes BENCHMARKS.md. With
+// -baseline REV it also builds the docuvault binary at REV and measures
+// it beside this tree's, in a stack of its own (baseline.go).
 //
-//	cd bench && go run ./cmd/bench -out ../BENCHMARKS.md   # what `make bench` runs (~15 min)
-//	cd bench && go run ./cmd/bench -quick                   # a smoke run (< 2 min), report on stdout
+//	cd bench && go run ./cmd/bench -out ../BENCHMARKS.md -baseline 09f615b   # what `make bench` runs (~20 min)
+//	cd bench && go run ./cmd/bench -quick                                     # a smoke run, report on stdout
 package main
 
 import (
@@ -31,6 +33,7 @@ type options struct {
 	tusdPartUploads int
 	profDir         string
 	poolMaxConns    int
+	baseline        string
 }
 
 type sizePlan struct {
@@ -51,6 +54,8 @@ type plan struct {
 	ctlConfirms               func(clients int) int
 
 	evReps, evUploads int
+
+	flowReps, flowUploads int
 
 	swReps, swRows, swOrphans, swLost int
 	swServiceRows                     int // > 0: one sweep through the sweeper service too
@@ -95,6 +100,8 @@ func fullPlan() plan {
 
 		evReps: 3, evUploads: 1000,
 
+		flowReps: 3, flowUploads: 200,
+
 		swReps: 2, swRows: 100_000, swOrphans: 5_000, swLost: 500, swServiceRows: 10_000,
 
 		memClients: 256,
@@ -131,6 +138,8 @@ func quickPlan() plan {
 
 		evReps: 1, evUploads: 30,
 
+		flowReps: 1, flowUploads: 40,
+
 		swReps: 1, swRows: 5_000, swOrphans: 300, swLost: 30,
 
 		memClients: 256,
@@ -151,7 +160,7 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
 }
 
-var workloads = []string{"throughput", "multipart", "control", "events", "memory", "whatif", "profile", "sweeper"}
+var workloads = []string{"throughput", "confirm-flow", "multipart", "control", "events", "memory", "whatif", "profile", "sweeper"}
 
 func main() {
 	// Re-executed as one of the stack's servers (children.go).
@@ -171,6 +180,7 @@ func main() {
 	flag.IntVar(&o.tusdPartUploads, "tusd-part-uploads", 10, "tusd s3store concurrent part uploads (tusd's default is 10)")
 	flag.StringVar(&o.profDir, "profdir", "out", "where CPU profiles are written (-quick: out/quick)")
 	flag.IntVar(&o.poolMaxConns, "pool-max-conns", 0, "if > 0, sets pool_max_conns on DATABASE_URL for every service (default: pgxpool's default)")
+	flag.StringVar(&o.baseline, "baseline", "", "a commit (any git revision) to compare with: its docuvault binary is built too and measured in a stack of its own, interleaved with this tree's, in the throughput workload at the sizes with presigned+notify and in confirm-flow (make bench BASELINE=<rev>)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := mainErr(ctx, o)
@@ -214,15 +224,36 @@ func mainErr(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(buildDir)
 	logf("building ./services/docuvault (the api, confirmer and sweeper processes)")
-	bin, build, err := buildDocuVault(ctx, repo, buildDir)
-	if err != nil {
+	bin := filepath.Join(buildDir, "docuvault")
+	if rep.build, err = buildDocuVault(ctx, repo, bin); err != nil {
 		return err
 	}
-	rep.build = build
+	// The baseline's binary and its stack, for the workloads that compare
+	// with it; the baseline's stack starts first, so that this tree's
+	// settings are the ones left in this process's environment.
+	var base *stack
+	if o.baseline != "" && (want("throughput") || want("confirm-flow")) {
+		logf("building ./services/docuvault at %s (the baseline)", o.baseline)
+		if rep.baseline, err = buildBaseline(ctx, repo, o.baseline, buildDir); err != nil {
+			return err
+		}
+		logf("starting the baseline's stack (%s %s)", rep.baseline.commit, rep.baseline.subject)
+		t0 := time.Now()
+		if base, err = startStack(ctx, repo, rep.baseline.bin, rep.baseline, o); err != nil {
+			return fmt.Errorf("the baseline's stack: %w", err)
+		}
+		defer func() {
+			if base != nil {
+				base.stop(o.keep)
+			}
+		}()
+		rep.baselineStart = time.Since(t0)
+		logf("baseline's stack ready in %.1fs: api %s, MinIO %s", rep.baselineStart.Seconds(), base.apiURL, base.ds.MinIOEndpoint)
+	}
 
 	logf("starting the stack (NATS; PostgreSQL, MinIO; docuvault api, confirmer, sweeper; tusd)")
 	t0 := time.Now()
-	s, err := startStack(ctx, repo, bin, o)
+	s, err := startStack(ctx, repo, bin, nil, o)
 	if err != nil {
 		return err
 	}
@@ -249,7 +280,14 @@ func mainErr(ctx context.Context, o options) error {
 			failed = append(failed, fmt.Errorf("%s: %w", name, err))
 		}
 	}
-	step("throughput", func() (err error) { rep.tp, err = throughput(ctx, s, p); return })
+	step("throughput", func() (err error) { rep.tp, err = throughput(ctx, s, base, p); return })
+	step("confirm-flow", func() (err error) { rep.flow, err = confirmFlow(ctx, s, base, p); return })
+	if base != nil {
+		// The rest compares with nothing: the baseline's servers would
+		// only take memory and a little CPU from it.
+		base.stop(o.keep)
+		base = nil
+	}
 	step("multipart", func() (err error) { rep.mp, err = multipartBench(ctx, s, p); return })
 	step("control", func() (err error) { rep.ctl, err = controlPlane(ctx, s, p); return })
 	step("events", func() (err error) { rep.ev, err = eventPath(ctx, s, p); return })

@@ -83,8 +83,9 @@ const (
 var procNames = [numProcs]string{"load", "api", "confirmer", "sweeper", "NATS", "MinIO", "PostgreSQL", "tusd"}
 
 // findPIDs notes the pid of every process the harness counts: itself, its
-// children, MinIO (devstack's child, so ours) and the PostgreSQL
-// postmaster (from its pid file).
+// children, MinIO (devstack's child, so ours: the one serving this stack's
+// directory, when two stacks run) and the PostgreSQL postmaster (from its
+// pid file).
 func (s *stack) findPIDs() {
 	self := os.Getpid()
 	s.pids[procLoad] = self
@@ -94,7 +95,7 @@ func (s *stack) findPIDs() {
 		}
 	}
 	for pid, st := range allStats() {
-		if st.ppid == self && st.comm == "minio" {
+		if st.ppid == self && st.comm == "minio" && strings.Contains(cmdline(pid), s.dir) {
 			s.pids[procMinIO] = pid
 		}
 	}
@@ -106,6 +107,12 @@ func (s *stack) findPIDs() {
 			}
 		}
 	}
+}
+
+// cmdline returns pid's command line, its arguments joined by spaces.
+func cmdline(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return strings.Join(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), " ")
 }
 
 // cpuSnap is CPU seconds used so far by each counted process, and by the

@@ -60,8 +60,9 @@ var pgSettings = []string{"shared_preload_libraries=pg_stat_statements", "pg_sta
 // binary re-executed; the api, the confirmer and the sweeper as the real
 // `docuvault` binary, one process per role, as deployed.
 type stack struct {
-	dir  string // temp dir holding every server's state and the logs
-	bin  string // the docuvault binary
+	dir  string    // temp dir holding every server's state and the logs
+	bin  string    // the docuvault binary
+	base *baseline // the baseline's stack (-baseline), or nil: this tree's
 	ds   *devstack.Stack
 	env  map[string]string // the settings, as the environment of every `docuvault` child
 	cfg  config.Config
@@ -127,8 +128,11 @@ func randomHex(n int) string {
 }
 
 // startStack starts everything. repo is the repository root (it holds
-// bin/minio); bin is the docuvault binary.
-func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err error) {
+// bin/minio); bin is the docuvault binary. base is nil for this tree's
+// stack; for the baseline's (bin is base.bin), what only this tree's code
+// can drive is left out: tusd (compared with this tree only) and the
+// in-process use cases of the sweeper workload.
+func startStack(ctx context.Context, repo, bin string, base *baseline, o options) (_ *stack, err error) {
 	dir, err := os.MkdirTemp("", "dvb-")
 	if err != nil {
 		return nil, err
@@ -138,7 +142,7 @@ func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &stack{dir: dir, bin: bin}
+	s := &stack{dir: dir, bin: bin, base: base}
 	defer func() {
 		if err != nil {
 			s.stop(o.keep)
@@ -231,12 +235,10 @@ func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err
 	if err := s.cfg.Validate(config.RoleNames...); err != nil {
 		return nil, err
 	}
-	// MinIO's root user makes the bucket and the identities, as `docuvault
-	// setup` does; the services never hold it.
-	setup := s.cfg
-	setup.MinIOAdminAccessKey, setup.MinIOAdminSecretKey = s.ds.MinIOAccessKey, s.ds.MinIOSecretKey
-	if err := root.Setup(ctx, setup); err != nil {
-		return nil, fmt.Errorf("setup: %w", err)
+	// MinIO's root user makes the bucket and the identities, through
+	// `docuvault setup`; the services never hold it.
+	if err := s.setup(ctx); err != nil {
+		return nil, err
 	}
 	harnessURL, err := preparePostgres(ctx, s.ds.DatabaseURL)
 	if err != nil {
@@ -251,17 +253,19 @@ func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err
 	// The use cases, for the sweeper workload's direct sweep: a stack with
 	// no role runs nothing (no consumer, no relay) in this process; its
 	// use cases act with the sweeper's credentials.
-	s.svc, err = root.Open(ctx, s.cfg, root.Options{
-		As: root.Sweeper,
-		Log: func(service string) zerolog.Logger {
-			l, _ := logging.New(lf, service, s.cfg.LogLevel, s.cfg.LogFormat)
-			return l
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("composition root: %w", err)
+	if base == nil {
+		s.svc, err = root.Open(ctx, s.cfg, root.Options{
+			As: root.Sweeper,
+			Log: func(service string) zerolog.Logger {
+				l, _ := logging.New(lf, service, s.cfg.LogLevel, s.cfg.LogFormat)
+				return l
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("composition root: %w", err)
+		}
+		s.closers = append(s.closers, s.svc.Close)
 	}
-	s.closers = append(s.closers, s.svc.Close)
 
 	// The services: the real binary, one process per role, as deployed.
 	if s.api, err = s.startDocuVault(ctx, root.API, "api", nil); err != nil {
@@ -325,10 +329,12 @@ func startStack(ctx context.Context, repo, bin string, o options) (_ *stack, err
 		return nil, err
 	}
 
-	if s.tusd, err = s.startTusdChild(ctx, o.tusdPartUploads); err != nil {
-		return nil, err
+	if base == nil {
+		if s.tusd, err = s.startTusdChild(ctx, o.tusdPartUploads); err != nil {
+			return nil, err
+		}
+		s.tusURL = s.tusd.url
 	}
-	s.tusURL = s.tusd.url
 	s.findPIDs()
 	return s, nil
 }

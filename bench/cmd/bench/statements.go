@@ -9,9 +9,11 @@ import (
 
 // stmtStat is one statement's line of pg_stat_statements.
 type stmtStat struct {
-	query  string  // normalized, as pg_stat_statements keeps it
-	calls  float64 // executions
-	meanMS float64 // mean execution time
+	query    string  // normalized, as pg_stat_statements keeps it
+	toplevel bool    // sent by a client, not run inside a function or a trigger
+	calls    float64 // executions
+	rows     float64 // rows the executions returned or changed
+	meanMS   float64 // mean execution time
 }
 
 // resetStatements empties pg_stat_statements.
@@ -26,7 +28,7 @@ func (s *stack) resetStatements(ctx context.Context) error {
 // harnessRole, the services as DATABASE_URL's user.
 func (s *stack) statements(ctx context.Context) ([]stmtStat, error) {
 	s.ownXacts.Add(1)
-	rows, err := s.h.Pool.Query(ctx, `SELECT query, calls::float8, mean_exec_time FROM pg_stat_statements
+	rows, err := s.h.Pool.Query(ctx, `SELECT query, toplevel, calls::float8, rows::float8, mean_exec_time FROM pg_stat_statements
 		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND userid <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
 		ORDER BY calls DESC`)
@@ -36,7 +38,7 @@ func (s *stack) statements(ctx context.Context) ([]stmtStat, error) {
 	var out []stmtStat
 	for rows.Next() {
 		var st stmtStat
-		if err := rows.Scan(&st.query, &st.calls, &st.meanMS); err != nil {
+		if err := rows.Scan(&st.query, &st.toplevel, &st.calls, &st.rows, &st.meanMS); err != nil {
 			return nil, err
 		}
 		out = append(out, st)
@@ -108,6 +110,30 @@ func (r *report) writeStatements(w writer) {
 	for _, l := range lines[:min(stmtRows, len(lines))] {
 		w("| %.2f | %.3f | `%s` |\n", l.perFile, l.mean, oneLine(l.query, 200))
 	}
+}
+
+// settles matches the statement that applies confirms, `SELECT * FROM
+// settle_documents($1, $2)`: one call per batch of settlements, one row
+// per settlement. The statements inside the function
+// (pg_stat_statements.track = all) do not name it.
+func settles(st stmtStat) bool { return strings.Contains(stmtKey(st.query), "settle_documents(") }
+
+// sent matches the statements a service sent, not those run inside a
+// function or a trigger.
+func sent(st stmtStat) bool { return st.toplevel }
+
+// statementsPerFile returns, for the statements of run x that match, their
+// calls and their rows per uploaded file (0, 0 when the run did not read
+// the statements).
+func (x tpRun) statementsPerFile(match func(stmtStat) bool) (calls, rows float64) {
+	for _, st := range x.stmts {
+		if match(st) {
+			calls += st.calls
+			rows += st.rows
+		}
+	}
+	n := float64(max(1, x.st.ops))
+	return calls / n, rows / n
 }
 
 // literals matches what pg_stat_statements may or may not have replaced

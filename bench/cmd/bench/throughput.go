@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -43,11 +44,19 @@ type tpRun struct {
 const statementsAt = 64 << 10
 
 func (r tpRun) filesPerSec() float64 { return r.st.perSec() }
-func (r tpRun) mibPerSec() float64   { return r.st.perSec() * float64(r.size) / (1 << 20) }
+func (r tpRun) pgXacts() float64     { return r.pg.xacts }
+func (r tpRun) walSyncs() float64    { return r.pg.walSyncs }
+
+// s3Requests is f of a run that reads its MinIO requests of api.
+func s3Requests(api string) func(tpRun) float64 {
+	return func(r tpRun) float64 { return r.s3[api] }
+}
+func (r tpRun) mibPerSec() float64 { return r.st.perSec() * float64(r.size) / (1 << 20) }
 
 // tpSize is the workload at one file size.
 type tpSize struct {
 	idle       cpuSnap // CPU seconds per second our processes use when idle, measured before the runs
+	baseIdle   cpuSnap // the same for the baseline's stack
 	size, reps int
 	dur        time.Duration
 	systems    []system
@@ -63,7 +72,8 @@ func (s *stack) uploadOp(sys system, apiURL string, data []byte, tokens []string
 	case sysDocuVault:
 		var next atomic.Uint64
 		return func(ctx context.Context, _, _ int) error {
-			return s.docuvaultUpload(ctx, apiURL, tokens[next.Add(1)%uint64(len(tokens))], data)
+			_, err := s.docuvaultUpload(ctx, apiURL, tokens[next.Add(1)%uint64(len(tokens))], data)
+			return err
 		}
 	case sysRaw:
 		return func(ctx context.Context, _, _ int) error { return s.rawUpload(ctx, rawBucket, data) }
@@ -93,10 +103,30 @@ func (s *stack) bucketOf(sys system) string {
 // side by side, seconds apart. A run counts the files whose upload
 // completed and the time until the last one did (uploads in flight at the
 // deadline finish and count).
-func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
+//
+// With a baseline's stack (base, else nil), the sizes that have
+// presigned+notify have two systems more, DocuVault and presigned+notify
+// on the baseline's stack, in the same rotation: the before/after compares
+// runs seconds apart too, and each stack has its own presigned+notify
+// reference (its own MinIO, NATS and confirmer).
+func throughput(ctx context.Context, s, base *stack, p plan) ([]*tpSize, error) {
+	stacks := []*stack{s}
+	if base != nil {
+		stacks = append(stacks, base)
+	}
+	// on returns the stack sys runs on and the system it is there.
+	on := func(sys system) (*stack, system) {
+		if plain, ok := sys.onBaseline(); ok {
+			return base, plain
+		}
+		return s, sys
+	}
 	var out []*tpSize
 	for n, sz := range p.tpSizes {
 		res := &tpSize{size: sz.size, reps: sz.reps, dur: sz.dur, systems: sz.systems}
+		if base != nil && slices.Contains(sz.systems, sysNotify) {
+			res.systems = append(slices.Clone(sz.systems), atBaseline(sysDocuVault), atBaseline(sysNotify))
+		}
 		out = append(out, res)
 		data := payload(sz.size)
 		// Warm-up: connections open, code paths hot.
@@ -105,30 +135,49 @@ func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
 			warm = min(p.tpClients, max(4, int((64<<20)/sz.size)))
 		}
 		for _, sys := range res.systems {
-			st := run(ctx, p.tpClients, warm, 0, s.uploadOp(sys, s.apiURL, data, s.tokens))
-			if st.errs > 0 {
-				return out, fmt.Errorf("warm-up %s %s: %d errors, first: %v", sys, human(sz.size), st.errs, st.firstErr)
+			st, plain := on(sys)
+			r := run(ctx, p.tpClients, warm, 0, st.uploadOp(plain, st.apiURL, data, st.tokens))
+			if r.errs > 0 {
+				return out, fmt.Errorf("warm-up %s %s: %d errors, first: %v", sys, human(sz.size), r.errs, r.firstErr)
 			}
 		}
-		if err := s.cleanUploads(ctx); err != nil {
-			return out, err
+		for _, st := range stacks {
+			if err := st.cleanUploads(ctx); err != nil {
+				return out, err
+			}
+			// What our processes burn while nothing happens: a drain's
+			// share of it is not the files' cost.
+			if _, err := st.waitIdle(ctx, 0, 20*time.Second); err != nil {
+				logf("  %v", err)
+			}
 		}
-		// What our processes burn while nothing happens: a drain's share of
-		// it is not the files' cost.
-		if _, err := s.waitIdle(ctx, 0, 20*time.Second); err != nil {
-			logf("  %v", err)
+		i0 := make([]cpuSnap, len(stacks))
+		for i, st := range stacks {
+			i0[i] = st.cpu()
 		}
-		i0 := s.cpu()
 		time.Sleep(2 * time.Second)
-		res.idle = s.cpu().sub(i0).scale(1 / 2.0)
-		idle := ""
-		for p, v := range res.idle.proc {
-			idle += fmt.Sprintf(" %s %.0f%%", procNames[p], 100*v)
+		for i, st := range stacks {
+			idle := st.cpu().sub(i0[i]).scale(1 / 2.0)
+			line := ""
+			for p, v := range idle.proc {
+				line += fmt.Sprintf(" %s %.0f%%", procNames[p], 100*v)
+			}
+			if st == base {
+				res.baseIdle = idle
+				logf("  idle CPU of the baseline's stack, of a core:%s", line)
+			} else {
+				res.idle = idle
+				logf("  idle CPU, of a core:%s", line)
+			}
 		}
-		logf("  idle CPU, of a core:%s", idle)
 		for rep := range sz.reps {
 			for k := range res.systems {
 				sys := res.systems[(k+rep)%len(res.systems)]
+				s, plain := on(sys) // from here on, s is the stack of this run
+				idle := res.idle
+				if s == base {
+					idle = res.baseIdle
+				}
 				seq0, err := s.minioLastSeq(ctx)
 				if err != nil {
 					return out, err
@@ -142,19 +191,19 @@ func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
 				if err != nil {
 					return out, err
 				}
-				stmts := sys == sysDocuVault && sz.size == statementsAt
+				stmts := plain == sysDocuVault && sz.size == statementsAt
 				if stmts {
 					if err := s.resetStatements(ctx); err != nil {
 						return out, fmt.Errorf("pg_stat_statements_reset: %w", err)
 					}
 				}
 				c0 := s.cpu()
-				st := run(ctx, p.tpClients, 0, sz.dur, s.uploadOp(sys, s.apiURL, data, s.tokens))
+				st := run(ctx, p.tpClients, 0, sz.dur, s.uploadOp(plain, s.apiURL, data, s.tokens))
 				r := tpRun{sys: sys, size: sz.size, rep: rep, st: st, cpu: s.cpu().sub(c0)}
 				if ctx.Err() != nil {
 					return out, ctx.Err()
 				}
-				if sys == sysDocuVault || sys == sysNotify {
+				if plain == sysDocuVault || plain == sysNotify {
 					// Two notifications per object (targets PRIMARY and LIVE).
 					var err error
 					r.drain, err = s.waitIdle(ctx, seq0+uint64(2*st.ops), 20*time.Second)
@@ -163,7 +212,7 @@ func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
 						logf("  %v", err)
 					}
 				}
-				r.cost = s.cpu().sub(c0).sub(res.idle.scale(r.drain.Seconds())).atLeast(r.cpu)
+				r.cost = s.cpu().sub(c0).sub(idle.scale(r.drain.Seconds())).atLeast(r.cpu)
 				s31, err := s.minioRequests(ctx)
 				if err != nil {
 					return out, err
@@ -186,7 +235,7 @@ func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
 				if st.errs > 0 {
 					logf("    first error: %v", st.firstErr)
 				}
-				if err := s.emptyBucket(ctx, s.bucketOf(sys)); err != nil {
+				if err := s.emptyBucket(ctx, s.bucketOf(plain)); err != nil {
 					return out, err
 				}
 				if err := s.serviceError(); err != nil {
@@ -194,15 +243,17 @@ func throughput(ctx context.Context, s *stack, p plan) ([]*tpSize, error) {
 				}
 			}
 		}
-		if err := s.cleanUploads(ctx); err != nil {
-			return out, err
+		for _, st := range stacks {
+			if err := st.cleanUploads(ctx); err != nil {
+				return out, err
+			}
 		}
 	}
 	return out, nil
 }
 
 func drainNote(r tpRun) string {
-	if r.sys != sysDocuVault && r.sys != sysNotify {
+	if plain, _ := r.sys.onBaseline(); plain != sysDocuVault && plain != sysNotify {
 		return ""
 	}
 	return fmt.Sprintf(", events drained %.2fs later", r.drain.Seconds())
