@@ -78,9 +78,10 @@ run: build tools
 ## bench: benchmarks against the real stack on this machine (about 20 minutes);
 ## writes BENCHMARKS.md. BENCH_FLAGS adds flags, e.g. BENCH_FLAGS=-quick.
 ## BASELINE is the commit the run compares with (its docuvault binary measured
-## beside this tree's): issue 25's, the tree its figures were read at;
-## BASELINE= compares with none.
-BASELINE ?= 09f615b
+## beside this tree's): the parent of issue 25's first commit (c01fa8d), so
+## the run shows that issue's commits before and after; BASELINE= compares
+## with none.
+BASELINE ?= d849a52
 bench: tools
 	cd bench && $(GO) run ./cmd/bench -out ../BENCHMARKS.md $(if $(BASELINE),-baseline $(BASELINE)) $(BENCH_FLAGS)
 

@@ -6,7 +6,7 @@
 // -baseline REV it also builds the docuvault binary at REV and measures
 // it beside this tree's, in a stack of its own (baseline.go).
 //
-//	cd bench && go run ./cmd/bench -out ../BENCHMARKS.md -baseline 09f615b   # what `make bench` runs (~20 min)
+//	cd bench && go run ./cmd/bench -out ../BENCHMARKS.md -baseline d849a52   # what `make bench` runs (~20 min)
 //	cd bench && go run ./cmd/bench -quick                                     # a smoke run, report on stdout
 package main
 
