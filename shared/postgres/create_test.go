@@ -2,8 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -427,4 +429,35 @@ func TestACreateThatWaitedChecksWhatTheWriterBeforeItCommitted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkConcurrentCreates makes creates from 32 goroutines, of 256
+// users in turn, with counted limits far from reached and a 64 KiB
+// reservation, as the bench's upload load makes them; it reports the
+// statements a create took (each its own transaction, with its WAL flush).
+func BenchmarkConcurrentCreates(b *testing.B) {
+	ctx := context.Background()
+	s, _, counter := countingStore(b)
+	users := make([]uuid.UUID, 256)
+	for i := range users {
+		users[i] = uuid.New()
+		if _, err := s.SetQuotaLimit(ctx, users[i], 1<<50); err != nil {
+			b.Fatal(err)
+		}
+	}
+	size := int64(64 << 10)
+	var next atomic.Int64
+	before := counter.n.Load()
+	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d := newDocument(users[next.Add(1)%int64(len(users))], &size)
+			if _, created, err := s.CreateDocument(ctx, d, limitsOf(d, 1e9, 1e9, size)); err != nil || !created {
+				b.Errorf("create: %v, %v", created, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(counter.n.Load()-before)/float64(b.N), "statements/op")
 }

@@ -606,7 +606,7 @@ func (c *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryE
 
 // countingStore is a Store whose users get 1000 bytes, on a pool whose
 // statements counter counts.
-func countingStore(t *testing.T) (*postgres.Store, *pgxpool.Pool, *queryCounter) {
+func countingStore(t testing.TB) (*postgres.Store, *pgxpool.Pool, *queryCounter) {
 	t.Helper()
 	cfg := testenv.MigratedPool(t).Config()
 	counter := &queryCounter{}
