@@ -98,11 +98,13 @@ BEGIN
 
         -- The user's quota row, on first use. Only when missing: an
         -- insert that meets a row another transaction is writing waits for
-        -- it to end.
+        -- it to end, and even one that inserts nothing runs the
+        -- accounting guard.
         IF who IS DISTINCT FROM last_user THEN
-            INSERT INTO quotas (user_id, limit_bytes)
-                SELECT who, default_limit WHERE NOT EXISTS (SELECT 1 FROM quotas WHERE quotas.user_id = who)
-                ON CONFLICT (user_id) DO NOTHING;
+            IF NOT EXISTS (SELECT 1 FROM quotas WHERE quotas.user_id = who) THEN
+                INSERT INTO quotas (user_id, limit_bytes) VALUES (who, default_limit)
+                    ON CONFLICT (user_id) DO NOTHING;
+            END IF;
             last_user := who;
         END IF;
         IF max_requests > 0 OR max_pending > 0 THEN
