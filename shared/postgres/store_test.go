@@ -204,8 +204,8 @@ func TestCreateDocumentLimitsHoldUnderConcurrency(t *testing.T) {
 		{"both", 10, 10},
 	} {
 		user := uuid.New()
-		// A quota row first: a user's first creates racing each other
-		// are retried once (the row appears after their snapshot).
+		// A quota row first (TestConcurrentCreatesNeverReservePastTheQuota
+		// has users' first creates racing each other).
 		if _, err := s.Quota(ctx, user); err != nil {
 			t.Fatal(err)
 		}
