@@ -35,7 +35,10 @@ type createCall struct {
 
 // CreateDocument inserts d, and its owner's quota row if missing, unless one
 // of limits is reached, in the next batch of creates. limits.Reserve is
-// reserved in the quota with it; d's times become the stored ones.
+// reserved in the quota with it; d's times become the stored ones. When ctx
+// ends first, the caller gets its error and the batch still runs: d may be
+// created, and then waits, pending, for the sweeper, as a document whose
+// client never uploads does.
 func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l document.UploadLimits) (document.UploadUsage, bool, error) {
 	c := &createCall{doc: *d, limits: l, usage: document.UploadUsage{Quota: document.Quota{UserID: d.UserID}}}
 	if err := s.creates.do(ctx, c); err != nil {
