@@ -98,9 +98,12 @@ func newDocumentOf(c *createCall) (newDocument, error) {
 // statement that fails for one of its creates (a document id or an object
 // key already taken, a value a column refuses) writes nothing of the batch;
 // each create is then sent alone, so that only that one fails, as it would
-// have alone. That costs a statement per create only when one fails, where
-// a savepoint per create (a PL/pgSQL exception block) would cost a
-// subtransaction for every create of every batch.
+// have alone. That costs a statement per create only when one fails, and
+// covers whatever error a create causes. A savepoint per create (a PL/pgSQL
+// exception block) would catch only the errors it names, and cost a
+// subtransaction, with a transaction id of its own, for every create of
+// every batch (measured: up to a tenth of a create's server time, within
+// the noise of a busy machine).
 func (s *Store) createBatch(ctx context.Context, batch []*createCall) {
 	calls := make([]*createCall, 0, len(batch))
 	creates := make([]newDocument, 0, len(batch))
