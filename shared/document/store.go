@@ -175,9 +175,10 @@ type UploadUsage struct {
 	// one included; zero when neither MaxRequests nor MaxPending is set
 	// (nothing is counted then).
 	Requests RateWindow
-	// Pending is the user's pending documents before this one. Requests
-	// that raced this one count as pending (whether or not they created a
-	// document), so concurrent requests cannot pass MaxPending together.
+	// Pending is the user's pending documents before this one, those of
+	// requests that raced it included, so concurrent requests cannot pass
+	// MaxPending together; zero when MaxPending is not set (nothing is
+	// counted then).
 	Pending int
 	Quota   Quota
 }

@@ -28,10 +28,11 @@ type Store struct {
 	// committed holds the events this process's transactions committed,
 	// for its relay to publish at once.
 	committed *committedEvents
-	// reads and settles coalesce concurrent single-document reads and
-	// settlements, a statement per batch.
+	// reads, settles and creates coalesce concurrent single-document
+	// reads, settlements and creates, a statement per batch.
 	reads   *coalescer[*docRead]
 	settles *coalescer[*settleCall]
+	creates *coalescer[*createCall]
 }
 
 // NewStore returns a Store on pool; users get defaultQuota bytes on first use.
@@ -39,6 +40,7 @@ func NewStore(pool *pgxpool.Pool, defaultQuota int64) *Store {
 	s := &Store{pool: pool, defaultQuota: defaultQuota, committed: newCommittedEvents()}
 	s.reads = &coalescer[*docRead]{max: maxReadBatch, send: s.fetch}
 	s.settles = &coalescer[*settleCall]{max: maxSettleBatch, send: s.settleBatch}
+	s.creates = &coalescer[*createCall]{max: maxCreateBatch, send: s.createBatch}
 	return s
 }
 
@@ -81,115 +83,6 @@ func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 		return nil, err
 	}
 	return &d, nil
-}
-
-// createDocument inserts a document if the owner's limits allow it, in one
-// statement: the quota row is made on first use, the request is counted,
-// the quota is read, and the row goes in only if every limit holds. A
-// declared size ($14 > 0) is reserved in the quota by the same statement:
-// the reserving update re-checks used + reserved + size <= limit on the
-// newest quota row when it had to wait for another, so concurrent
-// reservations never overshoot the limit. A user's first upload reserves
-// as it makes the quota row.
-//
-// The request is counted in the user's 'upload' row of rate_limits (as
-// takeRate counts), so a delete gives nothing back. The upsert locks that
-// row until commit, which puts one user's creates in a line, and it counts
-// on the newest row version, so the window's count is exact. The pending
-// documents are counted in the statement's snapshot, taken before that
-// lock: creates that committed meanwhile are not in it. Each of those
-// added one to total, so total's growth from the snapshot's version (seen)
-// to the locked one, besides this request, is added to the count: the
-// pending bound is never passed, and concurrent requests that created
-// nothing may make it refuse a few early. Nothing is counted, nor any row
-// read, when there is no limit. The statement answers no row only when a
-// concurrent first use made the quota row after its snapshot; the retry
-// then adds nothing to the count ($17 = 0). The pending count spells its
-// status as the partial index documents_user_pending does (a parameter
-// would keep the planner off the index): the one status literal of these
-// statements, with StaleDocuments' and the classifier's recovery's, each
-// an index's predicate.
-var createDocument = `WITH new_quota AS (
-		INSERT INTO quotas (user_id, limit_bytes, reserved_bytes)
-		VALUES ($2, $10::bigint, CASE WHEN quota_fits(0, 0, $14::bigint, $10::bigint) THEN $14::bigint ELSE 0 END)
-		ON CONFLICT (user_id) DO NOTHING
-		RETURNING used_bytes, limit_bytes
-	), seen AS (
-		SELECT total FROM rate_limits WHERE ($12 > 0 OR $13 > 0) AND user_id = $2 AND action = 'upload'
-	), pending AS (
-		SELECT count(*) AS n FROM documents WHERE $13 > 0 AND user_id = $2 AND status = 'pending'
-	), counter AS (
-		INSERT INTO rate_limits (user_id, action, window_start, count, total)
-		SELECT $2, 'upload', $11::timestamptz, 1, 1 WHERE $12 > 0 OR $13 > 0
-		ON CONFLICT (user_id, action) DO UPDATE SET
-			` + countRequest("$11", "$16", "$17::integer") + `,
-			total = rate_limits.total + $17::integer
-		RETURNING window_start, count, total
-	), usage AS (
-		SELECT window_start, requests, pending,
-			($12 = 0 OR requests <= $12) AND ($13 = 0 OR pending < $13) AS allowed
-		FROM (
-			SELECT counter.window_start, coalesce(counter.count, 0) AS requests,
-				pending.n + coalesce(counter.total - $17::integer - coalesce((SELECT total FROM seen), 0), 0) AS pending
-			FROM pending LEFT JOIN counter ON true
-		) counted
-	), reserve AS (
-		UPDATE quotas SET reserved_bytes = quotas.reserved_bytes + $14::bigint
-		FROM usage
-		WHERE $14::bigint > 0 AND quotas.user_id = $2 AND usage.allowed
-			AND quota_fits(quotas.used_bytes, quotas.reserved_bytes, $14::bigint, quotas.limit_bytes)
-		RETURNING quotas.used_bytes, quotas.reserved_bytes - $14::bigint AS reserved_bytes, quotas.limit_bytes
-	), quota AS (
-		SELECT used_bytes, 0::bigint AS reserved_bytes, limit_bytes, quota_fits(0, 0, $14::bigint, $10::bigint) AS fits FROM new_quota
-		UNION ALL
-		SELECT used_bytes, reserved_bytes, limit_bytes, true FROM reserve
-		UNION ALL
-		SELECT used_bytes, reserved_bytes, limit_bytes, $14::bigint = 0 FROM quotas
-		WHERE user_id = $2 AND NOT EXISTS (SELECT 1 FROM reserve)
-	), created AS (
-		INSERT INTO documents (id, user_id, filename, content_type, declared_size, object_key, status,
-			created_at, updated_at, part_size, reserved_bytes)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $15::bigint, $14::bigint FROM quota, usage
-		WHERE quota.fits AND usage.allowed
-		RETURNING created_at, updated_at
-	)
-	SELECT usage.window_start, usage.requests, usage.pending, quota.used_bytes, quota.reserved_bytes, quota.limit_bytes,
-		created.created_at, created.updated_at
-	FROM quota CROSS JOIN usage LEFT JOIN created ON true`
-
-// CreateDocument inserts d, and its owner's quota row if missing, unless one
-// of limits is reached, in one statement (one round trip). limits.Reserve
-// is reserved in the quota with it; d's times become the stored ones.
-func (s *Store) CreateDocument(ctx context.Context, d *document.Document, l document.UploadLimits) (document.UploadUsage, bool, error) {
-	u := document.UploadUsage{Quota: document.Quota{UserID: d.UserID}}
-	var partSize *int64
-	if d.PartSize > 0 {
-		partSize = &d.PartSize
-	}
-	// The request is counted by the first try; a second one (the quota row
-	// appeared after the first one's snapshot) reads the count without
-	// adding to it, or a user's first burst would lose a request of its
-	// window.
-	for count := 1; count >= 0; count-- {
-		var start, createdAt, updatedAt *time.Time
-		err := s.pool.QueryRow(ctx, createDocument,
-			d.ID, d.UserID, d.Filename, d.ContentType, d.DeclaredSize, d.ObjectKey, d.Status, d.CreatedAt, d.UpdatedAt,
-			s.defaultQuota, l.Now, l.MaxRequests, l.MaxPending, l.Reserve, partSize, l.Window.Microseconds(), count,
-		).Scan(&start, &u.Requests.Count, &u.Pending, &u.Quota.UsedBytes, &u.Quota.ReservedBytes, &u.Quota.LimitBytes, &createdAt, &updatedAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			continue // the quota row appeared after the snapshot: now it is visible
-		}
-		if start != nil {
-			u.Requests.Start = *start
-		}
-		created := createdAt != nil
-		if created {
-			// As stored: PostgreSQL keeps microseconds.
-			d.CreatedAt, d.UpdatedAt, d.ReservedBytes = *createdAt, *updatedAt, l.Reserve
-		}
-		return u, created, translate(err, "create document")
-	}
-	return u, false, &document.Error{Code: document.Unavailable, Message: "database unavailable", Err: errors.New("create document: the quota row is not visible")}
 }
 
 // Document returns the document with the given id. Concurrent reads go
@@ -256,23 +149,9 @@ func (s *Store) SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) 
 	return q, translate(err, "set quota")
 }
 
-// countRequest is the SET list of an upsert of rate_limits that counts a
-// request at now in a window of window microseconds, adding by to the
-// count (all three SQL expressions): a stored window that is over starts
-// again at now with this request; the one home of the window rule, for
-// takeRate and createDocument.
-func countRequest(now, window, by string) string {
-	over := "rate_limits.window_start <= " + now + " - " + window + " * interval '1 microsecond'"
-	return "window_start = CASE WHEN " + over + " THEN " + now + " ELSE rate_limits.window_start END,\n" +
-		"\t\tcount = CASE WHEN " + over + " THEN 1 ELSE rate_limits.count + " + by + " END"
-}
-
-// takeRate counts a request in the user's window for the action, starting
-// a new window when the stored one is over, in one statement.
-var takeRate = `INSERT INTO rate_limits (user_id, action, window_start, count) VALUES ($1, $2, $3, 1)
-	ON CONFLICT (user_id, action) DO UPDATE SET
-		` + countRequest("$3", "$4", "1") + `
-	RETURNING window_start, count`
+// takeRate counts a request in the user's window for the action
+// (count_request, migration 0016), in one statement.
+const takeRate = `SELECT window_start, count FROM count_request($1, $2, $3, $4)`
 
 // TakeRate counts one request of action by user in its current window.
 func (s *Store) TakeRate(ctx context.Context, user uuid.UUID, action string, now time.Time, window time.Duration, limit int) (document.RateWindow, bool, error) {

@@ -204,8 +204,8 @@ func TestCreateDocumentLimitsHoldUnderConcurrency(t *testing.T) {
 		{"both", 10, 10},
 	} {
 		user := uuid.New()
-		// A quota row first: a user's first creates racing each other
-		// are retried once (the row appears after their snapshot).
+		// A quota row first (TestConcurrentCreatesNeverReservePastTheQuota
+		// has users' first creates racing each other).
 		if _, err := s.Quota(ctx, user); err != nil {
 			t.Fatal(err)
 		}
@@ -606,7 +606,7 @@ func (c *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryE
 
 // countingStore is a Store whose users get 1000 bytes, on a pool whose
 // statements counter counts.
-func countingStore(t *testing.T) (*postgres.Store, *pgxpool.Pool, *queryCounter) {
+func countingStore(t testing.TB) (*postgres.Store, *pgxpool.Pool, *queryCounter) {
 	t.Helper()
 	cfg := testenv.MigratedPool(t).Config()
 	counter := &queryCounter{}
