@@ -263,12 +263,18 @@ func (v *Verifier) Verify(raw string) (Principal, error) {
 	if raw == "" {
 		return Principal{}, errMissingToken
 	}
-	if len(raw) > maxHeaderLen || !isCompactJWS(raw) {
+	if len(raw) > maxHeaderLen {
 		return Principal{}, errInvalidToken
 	}
-	key := tokenKey(sha256.Sum256([]byte(raw)))
+	// A token found in the cache passed every check below, its shape too.
+	// On the stack, a token of usual size is hashed without an allocation.
+	var buf [1024]byte
+	key := tokenKey(sha256.Sum256(append(buf[:0], raw...)))
 	if p, ok := v.cache.get(key, v.now()); ok {
 		return p, nil
+	}
+	if !isCompactJWS(raw) {
+		return Principal{}, errInvalidToken
 	}
 	e, err := v.verify(raw)
 	if err != nil {
