@@ -3,12 +3,15 @@ package api
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -110,5 +113,72 @@ func TestMetricLabelsAreBounded(t *testing.T) {
 			}
 		}
 		t.Fatalf("series grew from %d to %d: %.2000s", before, after, strings.Join(labels, "\n"))
+	}
+}
+
+// TestRequestMetricsByRoute: each request is counted under its route's
+// pattern (ids left out), its method and its status, the second request of
+// a kind in the same series as the first.
+func TestRequestMetricsByRoute(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := auth.Config{Secret: []byte(strings.Repeat("k", 32))}
+	v, err := auth.NewVerifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := auth.Mint(cfg, auth.Principal{UserID: uuid.New(), Role: auth.RoleUser}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Handler(Deps{Verifier: v, Log: zerolog.Nop(), Metrics: m, Closing: make(chan struct{})})
+	send := func(method, path, token string) {
+		req := httptest.NewRequest(method, path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	for range 2 {
+		send("GET", "/healthz", "")
+		send("GET", "/nope", "")
+		send("POST", "/api/documents/"+uuid.NewString()+"/confirm", "")
+		send("PUT", "/api/admin/users/"+uuid.NewString()+"/quota", tok)
+		send("GET", "/api/auth/me", tok)
+		send("GET", "/api/nope", tok)
+		send("BREW", "/healthz", "")
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "docuvault_http_requests_total" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range mt.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			got[l["method"]+" "+l["route"]+" "+l["status"]] = mt.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"GET /healthz 200":     2,
+		"GET /{file} 404":      2, // the page's files
+		"POST /api/* 401":      2,
+		"PUT /api/admin/* 403": 2,
+		"GET /api/auth/me 200": 2,
+		"GET /api/* 404":       2,
+		"other unmatched 405":  2,
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("requests counted %v, want %v", got, want)
 	}
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"net/http"
 )
@@ -14,26 +13,12 @@ const RequestIDHeader = "X-Request-Id"
 // logged (as client_req_id).
 const maxClientRequestID = 64
 
-type requestIDKey struct{}
-
-// requestID gives every request an id of the API's own making (128 random
-// bits, 26 characters), returned in X-Request-Id and logged as req_id. A
-// client's own X-Request-Id is never taken for it: it would let anyone
-// choose what the logs say and how much of them one line fills. It is
-// logged beside it as client_req_id, only if clientRequestID accepts it.
-func requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := rand.Text()
-		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
-	})
-}
-
-// requestIDOf returns the id requestID gave the request of ctx.
-func requestIDOf(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+// newRequestID returns an id of the API's own making for a request: 128
+// random bits, 26 characters. A client's own X-Request-Id is never taken
+// for it: it would let anyone choose what the logs say and how much of them
+// one line fills. It is logged beside it as client_req_id, only if
+// clientRequestID accepts it.
+func newRequestID() string { return rand.Text() }
 
 // clientRequestID returns the X-Request-Id a client sent, when it is one
 // short token (at most maxClientRequestID ASCII letters, digits and

@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/cors"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/shared/auth"
@@ -100,7 +102,7 @@ func Handler(d Deps) http.Handler {
 	h.streams = newEventStreams(d.MaxStreams, d.EventsResumeWindow, d.EventsConnectsPerMinute)
 	verifier, checks, log := d.Verifier, d.Checks, d.Log
 	r := chi.NewRouter()
-	r.Use(requestID, requestLog(log, d.Metrics), middleware.Recoverer)
+	r.Use(requestLog(log, d.Metrics), middleware.Recoverer)
 	if len(d.CORSOrigins) > 0 {
 		// Before any route and so before authentication: a preflight
 		// carries no token. (An empty list would mean "*" to the
@@ -175,14 +177,18 @@ func Handler(d Deps) http.Handler {
 	return r
 }
 
-// requestLog puts a logger carrying the request id in the request's context
-// and logs each request once it is answered. It logs the path, never the
-// query or headers, so no token reaches a log.
+// requestLog gives every request an id (newRequestID), answered in
+// X-Request-Id, puts a logger carrying it in the request's context and logs
+// each request once it is answered. It logs the path, never the query or
+// headers, so no token reaches a log.
 func requestLog(log zerolog.Logger, m *metrics.Metrics) func(http.Handler) http.Handler {
+	series := newRequestSeries(m)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			lc := log.With().Str("req_id", requestIDOf(r.Context()))
+			id := newRequestID()
+			w.Header().Set(RequestIDHeader, id)
+			lc := log.With().Str("req_id", id)
 			if id := clientRequestID(r); id != "" {
 				lc = lc.Str("client_req_id", id)
 			}
@@ -190,14 +196,10 @@ func requestLog(log zerolog.Logger, m *metrics.Metrics) func(http.Handler) http.
 			r = r.WithContext(l.WithContext(r.Context()))
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)
-			// The route pattern, not the path: ids would explode the series.
-			route := chi.RouteContext(r.Context()).RoutePattern()
-			if route == "" {
-				route = "unmatched"
-			}
 			method := metricMethod(r.Method)
-			m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(ww.Status())).Inc()
-			m.HTTPDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+			s := series.of(chi.RouteContext(r.Context()), method, ww.Status())
+			s.requests.Inc()
+			s.duration.Observe(time.Since(start).Seconds())
 			zerolog.Ctx(r.Context()).Info().
 				Str("method", method).
 				Str("path", r.URL.Path).
@@ -205,6 +207,77 @@ func requestLog(log zerolog.Logger, m *metrics.Metrics) func(http.Handler) http.
 				Dur("duration", time.Since(start)).
 				Msg("request")
 		})
+	}
+}
+
+// requestSeries finds the metrics of a request by its route, method and
+// status. Their labels are made once per kind of request, not per request:
+// joining the route's patterns and hashing the labels cost more than the
+// metrics themselves.
+type requestSeries struct {
+	m     *metrics.Metrics
+	mu    sync.RWMutex
+	known map[seriesKey]seriesOf
+}
+
+// maxRouteDepth is how many nested route patterns a seriesKey holds; a
+// deeper route's labels are made for each request.
+const maxRouteDepth = 3
+
+// seriesKey is a kind of request: the patterns of the routers it went
+// through, its method label and its status. There are as many as the
+// routes' patterns, HTTP's methods and the statuses answered allow.
+type seriesKey struct {
+	patterns [maxRouteDepth]string
+	method   string
+	status   int
+}
+
+// seriesOf is the metrics of one kind of request.
+type seriesOf struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func newRequestSeries(m *metrics.Metrics) *requestSeries {
+	return &requestSeries{m: m, known: map[seriesKey]seriesOf{}}
+}
+
+// of returns the metrics of a request answered status for method on the
+// route of rctx.
+func (s *requestSeries) of(rctx *chi.Context, method string, status int) seriesOf {
+	var patterns []string
+	if rctx != nil {
+		patterns = rctx.RoutePatterns
+	}
+	if len(patterns) > maxRouteDepth {
+		return s.make(rctx, method, status)
+	}
+	k := seriesKey{method: method, status: status}
+	copy(k.patterns[:], patterns)
+	s.mu.RLock()
+	got, ok := s.known[k]
+	s.mu.RUnlock()
+	if ok {
+		return got
+	}
+	got = s.make(rctx, method, status)
+	s.mu.Lock()
+	s.known[k] = got
+	s.mu.Unlock()
+	return got
+}
+
+// make looks the metrics up by their labels.
+func (s *requestSeries) make(rctx *chi.Context, method string, status int) seriesOf {
+	// The route pattern, not the path: ids would explode the series.
+	route := rctx.RoutePattern()
+	if route == "" {
+		route = "unmatched"
+	}
+	return seriesOf{
+		requests: s.m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)),
+		duration: s.m.HTTPDuration.WithLabelValues(route, method),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -65,6 +66,9 @@ type Config struct {
 	Audience string
 	// Leeway is the clock skew tolerated when checking exp, nbf and iat.
 	Leeway time.Duration
+	// Now is the clock exp, nbf and iat are checked against; nil means
+	// time.Now. Mint takes its time as an argument instead.
+	Now func() time.Time
 }
 
 // minSecretLen is the minimum length in bytes of Config.Secret.
@@ -101,10 +105,18 @@ type claims struct {
 }
 
 // Verifier checks bearer tokens. It is safe for concurrent use.
+//
+// A Verifier remembers the tokens it accepted (see tokenCache) for at most
+// five minutes and never past their exp. Its keys are fixed when it is
+// built: a key taken out of service stops being accepted when a Verifier
+// without it replaces this one, whose remembered tokens go with it.
 type Verifier struct {
 	secret []byte                           // HS256; nil when not configured
 	keys   map[string][]jwt.VerificationKey // by algorithm: RS256, ES256, EdDSA
 	parser *jwt.Parser
+	now    func() time.Time
+	leeway time.Duration
+	cache  tokenCache
 }
 
 // validate checks the parts of cfg that both NewVerifier and Mint rely on.
@@ -124,7 +136,10 @@ func (cfg Config) validate() error {
 // leeway is negative. The secret and the list of keys are copied, so later
 // changes to cfg.Secret or cfg.PublicKeys have no effect.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	v := &Verifier{keys: map[string][]jwt.VerificationKey{}}
+	v := &Verifier{keys: map[string][]jwt.VerificationKey{}, now: cfg.Now, leeway: cfg.Leeway}
+	if v.now == nil {
+		v.now = time.Now
+	}
 	switch {
 	case len(cfg.Secret) > 0:
 		if err := cfg.validate(); err != nil {
@@ -160,6 +175,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithStrictDecoding(),
+		// The cache checks its entries against the same clock.
+		jwt.WithTimeFunc(v.now),
 	}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
@@ -238,36 +255,68 @@ func ParsePublicKeys(data []byte) ([]crypto.PublicKey, error) {
 // EdDSA with public keys of the matching type), the exp claim is required, iss and aud are checked when
 // configured, sub must be a non-nil UUID in canonical hyphenated form and
 // role must be "user" or "admin". Any failure returns an error wrapping
-// ErrUnauthorized whose message is safe to show to a client.
+// ErrUnauthorized whose message is safe to show to a client. A token this
+// Verifier accepted before is accepted again without these checks while
+// the clock says the parser would still accept it, for at most five
+// minutes; any other token, and every refusal, goes through them.
 func (v *Verifier) Verify(raw string) (Principal, error) {
 	if raw == "" {
 		return Principal{}, errMissingToken
 	}
-	if len(raw) > maxHeaderLen || !isCompactJWS(raw) {
+	if len(raw) > maxHeaderLen {
 		return Principal{}, errInvalidToken
 	}
+	// A token found in the cache passed every check below, its shape too.
+	// On the stack, a token of usual size is hashed without an allocation.
+	var buf [1024]byte
+	key := tokenKey(sha256.Sum256(append(buf[:0], raw...)))
+	if p, ok := v.cache.get(key, v.now()); ok {
+		return p, nil
+	}
+	if !isCompactJWS(raw) {
+		return Principal{}, errInvalidToken
+	}
+	e, err := v.verify(raw)
+	if err != nil {
+		return Principal{}, err
+	}
+	v.cache.put(key, e, v.now())
+	return e.p, nil
+}
+
+// verify checks raw with the parser and maps its claims onto a principal.
+// It returns it with the times between which the parser's time checks
+// pass: from iat and nbf less the leeway until exp plus the leeway.
+func (v *Verifier) verify(raw string) (cachedToken, error) {
 	var c claims
 	_, err := v.parser.ParseWithClaims(raw, &c, v.keyFunc)
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
-			return Principal{}, errTokenExpired
+			return cachedToken{}, errTokenExpired
 		}
-		return Principal{}, errInvalidToken
+		return cachedToken{}, errInvalidToken
 	}
 	// uuid.Parse also accepts urn:uuid:, braced and unhyphenated forms;
 	// insist on the canonical 36-character form.
 	if len(c.Subject) != 36 {
-		return Principal{}, errInvalidToken
+		return cachedToken{}, errInvalidToken
 	}
 	id, err := uuid.Parse(c.Subject)
 	if err != nil || id == uuid.Nil {
-		return Principal{}, errInvalidToken
+		return cachedToken{}, errInvalidToken
 	}
 	if !c.Role.valid() {
-		return Principal{}, errInvalidToken
+		return cachedToken{}, errInvalidToken
 	}
-	// ExpiresAt is set: the parser requires exp.
-	return Principal{UserID: id, Role: c.Role, Expires: c.ExpiresAt.Time}, nil
+	// ExpiresAt is set: the parser requires exp. iat and nbf are optional.
+	e := cachedToken{p: Principal{UserID: id, Role: c.Role, Expires: c.ExpiresAt.Time}, until: c.ExpiresAt.Add(v.leeway)}
+	for _, t := range []*jwt.NumericDate{c.IssuedAt, c.NotBefore} {
+		if t != nil && t.After(e.from) {
+			e.from = t.Time
+		}
+	}
+	e.from = e.from.Add(-v.leeway)
+	return e, nil
 }
 
 // keyFunc returns the key (or the keys) for the token's algorithm after

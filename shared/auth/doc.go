@@ -12,6 +12,12 @@
 // [FromContext] retrieves it; [RequireRole] restricts a route to one role.
 // [Mint] issues tokens that a Verifier with the same Config accepts.
 //
+// A client sends the same token with each of its requests, so a Verifier
+// remembers the tokens it accepted — by their SHA-256, at most 10,000, for
+// at most five minutes and never outside the times the token is valid —
+// and accepts them again without checking the signature and the claims.
+// Refusals are never remembered.
+//
 // Every verification failure wraps [ErrUnauthorized] and carries a short
 // message that is safe to show to a client; token contents are never echoed
 // in errors and never logged.
