@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	root "github.com/docuvault/docuvault/services/docuvault/stack"
 )
 
 // profResult is CPU profiles of the service processes under one load.
@@ -44,7 +46,7 @@ func profiles(ctx context.Context, s *stack, p plan, dir string) ([]*profResult,
 	secs := int(math.Ceil(p.profDuration.Seconds()))
 
 	data := payload(64 << 10)
-	r, err := s.profile(ctx, dir, "upload-64KiB", fmt.Sprintf("DocuVault flow (upload-url + PUT + confirm), 64 KiB, %d clients, %d s", p.tpClients, secs), secs, func() runStats {
+	r, err := s.profile(ctx, dir, "upload-64KiB", fmt.Sprintf("DocuVault flow (upload-url + PUT + confirm), 64 KiB, %d clients, %d s", p.tpClients, secs), secs, s.api, func() runStats {
 		return run(ctx, p.tpClients, 0, time.Duration(secs)*time.Second, s.uploadOp(sysDocuVault, s.apiURL, data, s.tokens))
 	})
 	if err != nil {
@@ -62,8 +64,16 @@ func profiles(ctx context.Context, s *stack, p plan, dir string) ([]*profResult,
 	if err := s.prepareConfirms(ctx, c, p.profConfirmsPer); err != nil {
 		return out, err
 	}
-	r, err = s.profile(ctx, dir, "confirm", fmt.Sprintf("confirm alone, %d clients, %d distinct users, %d confirms", c.clients, c.clients, c.clients*p.profConfirmsPer), secs, func() runStats {
-		return s.runConfirms(ctx, s.apiURL, c)
+	// As workload 3's confirms, to an api child that does not wait for
+	// the notification door (off here): the default one would wait the
+	// whole CONFIRM_WAIT per confirm, and its profile show idle waiting.
+	nowait, err := s.startDocuVault(ctx, root.API, "api-profile-nowait", noConfirmWait(nil))
+	if err != nil {
+		return out, err
+	}
+	defer nowait.stop()
+	r, err = s.profile(ctx, dir, "confirm", fmt.Sprintf("confirm alone, %d clients, %d distinct users, %d confirms", c.clients, c.clients, c.clients*p.profConfirmsPer), secs, nowait, func() runStats {
+		return s.runConfirms(ctx, nowait.url, c)
 	})
 	if err != nil {
 		return out, err
@@ -72,11 +82,11 @@ func profiles(ctx context.Context, s *stack, p plan, dir string) ([]*profResult,
 	return out, s.wipeDocuments(ctx)
 }
 
-// profile asks the api and confirmer children for secs-second CPU profiles
-// and runs load meanwhile, then tabulates each profile.
-func (s *stack) profile(ctx context.Context, dir, name, what string, secs int, load func() runStats) (*profResult, error) {
+// profile asks api (an api child) and the confirmer child for secs-second
+// CPU profiles and runs load meanwhile, then tabulates each profile.
+func (s *stack) profile(ctx context.Context, dir, name, what string, secs int, api *child, load func() runStats) (*profResult, error) {
 	r := &profResult{name: name, what: what, seconds: secs}
-	children := []*child{s.api, s.confirmer}
+	children := []*child{api, s.confirmer}
 	errs := make([]error, len(children))
 	var wg sync.WaitGroup
 	for i, c := range children {
