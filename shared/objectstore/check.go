@@ -26,7 +26,8 @@ const setupFixes = "give it only its policy (`docuvault setup` does)"
 // after it with BadDigest, before anything is written). It proves that:
 //
 //   - the upload identity may put (a wrong upload secret fails here), and is
-//     refused every header of uploadDeniedHeaders, each on its own;
+//     refused every header of uploadDeniedHeaders, each on its own, and a
+//     PUT whose signature MinIO does not check (unsignedPut);
 //   - the upload identity may not read the bucket's objects (or a PUT could
 //     copy any object in), under the probe's prefix or another, nor those
 //     of another bucket, and may not list or delete;
@@ -110,7 +111,35 @@ func (c *checker) uploads(ctx context.Context) error {
 				key, h.header, h.key, status, code, setupFixes)
 		}
 	}
+	status, code, err = unsignedProbe(ctx, c.upload, c.cfg.Bucket, c.probe)
+	if err != nil {
+		return err
+	}
+	if code != "AccessDenied" {
+		c.fail("MINIO_UPLOAD_ACCESS_KEY %q is not refused a PUT whose signature MinIO does not check (an unsigned-trailer PUT with the key in the query; condition s3:signatureversion): MinIO answered %d %s; an upload URL's holder could put any bytes under any key; %s",
+			key, status, code, setupFixes)
+	}
 	return nil
+}
+
+// unsignedProbe sends, as c's identity, the PUT of key that MinIO takes
+// without checking its signature (see unsignedPut): an upload URL's query
+// (the credential) with "x-amz-content-sha256:
+// STREAMING-UNSIGNED-PAYLOAD-TRAILER" and a one-byte aws-chunked body with
+// its checksum trailer, under badMD5; it returns MinIO's status and error
+// code.
+func unsignedProbe(ctx context.Context, c *minio.Client, bucket, key string) (int, string, error) {
+	u, err := c.PresignHeader(ctx, http.MethodPut, bucket, key, time.Minute, nil, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	hdr := badMD5.Clone()
+	hdr.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+	hdr.Set("Content-Encoding", "aws-chunked")
+	hdr.Set("X-Amz-Decoded-Content-Length", "1")
+	hdr.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+	// "x" and its CRC32 in the trailer.
+	return send(ctx, http.MethodPut, u, hdr, "1\r\nx\r\n0\r\nx-amz-checksum-crc32:jNwWgw==\r\n\r\n")
 }
 
 // uploadReads checks that the upload identity may not read, list or

@@ -18,7 +18,8 @@ import (
 // header the signature does not cover. So each job has its own identity,
 // with a policy granting that job and nothing else:
 //
-//   - upload URLs: s3:PutObject only. Without read rights a PUT with
+//   - upload URLs: s3:PutObject only, and only by a request whose
+//     signature MinIO checks (unsignedPut). Without read rights a PUT with
 //     x-amz-copy-source cannot read its source (CopyObject is refused), and
 //     the deny statements refuse every header that would store the object
 //     differently from a plain PUT (copy, encryption, storage class, object
@@ -136,9 +137,25 @@ var uploadDeniedHeaders = []deniedHeader{
 	{"s3:RequestObjectTagKeys", "X-Amz-Tagging", "docuvault=signer-check"},
 }
 
+// unsignedPut is the Deny statement's condition that refuses the upload
+// identity every request MinIO does not check the signature of. A PUT
+// carrying "x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER" and
+// an aws-chunked body, with the identity's access key in the query
+// (X-Amz-Credential, as every upload URL shows it) and no Authorization
+// header, is taken as the identity's and its signature is never checked
+// (MinIO at the pinned version: object-handlers.go PutObjectHandler calls
+// newUnsignedV4ChunkedReader with signature false; getReqAccessKeyV4 reads
+// the query's credential): the holder of any upload URL could put any
+// bytes under any key, over stored documents too. Such a request has no
+// signature version in the policy's condition values (getConditionValues
+// sets "AWS4-HMAC-SHA256" for the checked SigV4 kinds only: presigned,
+// header-signed, streaming-signed, POST policy).
+var unsignedPut = map[string]map[string]string{"StringNotEquals": {"s3:signatureversion": "AWS4-HMAC-SHA256"}}
+
 // UploadPolicy is the policy of the identity that signs upload URLs:
-// s3:PutObject on bucket's objects, refused whenever one of
-// uploadDeniedHeaders is sent.
+// s3:PutObject on bucket's objects, refused to a request whose signature
+// is not checked (unsignedPut) and whenever one of uploadDeniedHeaders is
+// sent.
 func UploadPolicy(bucket string) []byte {
 	return uploadPolicy(bucket, "")
 }
@@ -147,7 +164,10 @@ func UploadPolicy(bucket string) []byte {
 // key without (none if ""): the tests' too-broad upload identity.
 func uploadPolicy(bucket, without string) []byte {
 	objects := []string{"arn:aws:s3:::" + bucket + "/*"}
-	p := policy{Version: "2012-10-17", Statement: []statement{{Effect: "Allow", Action: []string{"s3:PutObject"}, Resource: objects}}}
+	p := policy{Version: "2012-10-17", Statement: []statement{
+		{Effect: "Allow", Action: []string{"s3:PutObject"}, Resource: objects},
+		{Effect: "Deny", Action: []string{"s3:PutObject"}, Resource: objects, Condition: unsignedPut},
+	}}
 	// One statement per header: the conditions of one statement must all
 	// hold, and any one header is enough to refuse.
 	for _, h := range uploadDeniedHeaders {

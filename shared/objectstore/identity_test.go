@@ -426,23 +426,32 @@ func TestStartUpCheckNamesWhatFailed(t *testing.T) {
 				continue
 			}
 			denies++
-			var key string
-			for k := range st["Condition"].(map[string]any)["Null"].(map[string]any) {
-				key = k
-			}
 			without := p
 			without.Statement = slices.Delete(slices.Clone(p.Statement), i, i+1)
 			b, _ := json.Marshal(without)
 			if err := f.adm.AddCannedPolicy(ctx, name, b); err != nil {
 				t.Fatal(err)
 			}
+			headers, ok := st["Condition"].(map[string]any)["Null"].(map[string]any)
+			if !ok {
+				// The statement refusing a PUT whose signature is not checked.
+				err := checkSays(t, ctx, s, "MINIO_UPLOAD_ACCESS_KEY", "is not refused a PUT whose signature MinIO does not check", "BadDigest")
+				if strings.Contains(errText(err), "is not refused a PUT with") {
+					t.Errorf("without the unsigned PUT's Deny statement the check names headers: %v", err)
+				}
+				continue
+			}
+			var key string
+			for k := range headers {
+				key = k
+			}
 			err := checkSays(t, ctx, s, "MINIO_UPLOAD_ACCESS_KEY", "is not refused a PUT with", "condition "+key+")")
-			if n := strings.Count(errText(err), "is not refused a PUT with"); n != 1 {
+			if n := strings.Count(errText(err), "is not refused a PUT with"); n != 1 || strings.Contains(errText(err), "signature MinIO does not check") {
 				t.Errorf("without the Deny statement of %s the check names %d headers: %v", key, n, err)
 			}
 		}
-		if denies < 10 {
-			t.Errorf("the upload policy has %d Deny statements, want one per header (10)", denies)
+		if denies != 11 {
+			t.Errorf("the upload policy has %d Deny statements, want one per header (10) and the unsigned PUT's", denies)
 		}
 		f.provision(t, ctx)
 		checkPasses(t, ctx, s)
