@@ -16,16 +16,19 @@ import (
 
 // documentJSON is a document as the API shows it.
 type documentJSON struct {
-	ID             uuid.UUID       `json:"id"`
-	Filename       string          `json:"filename"`
-	ContentType    string          `json:"content_type"`
-	DeclaredSize   *int64          `json:"declared_size"`
-	SizeBytes      int64           `json:"size_bytes"`
-	Status         document.Status `json:"status"`
-	RejectReason   string          `json:"reject_reason,omitempty"`
-	Classification string          `json:"classification,omitempty"`
-	DetectedType   string          `json:"detected_type,omitempty"`
-	Confidence     float64         `json:"confidence,omitempty"`
+	ID           uuid.UUID `json:"id"`
+	Filename     string    `json:"filename"`
+	ContentType  string    `json:"content_type"`
+	DeclaredSize *int64    `json:"declared_size"`
+	SizeBytes    int64     `json:"size_bytes"`
+	// Checksum is the one declared (left out when none was): MinIO took
+	// no other bytes.
+	Checksum       *document.Checksum `json:"checksum,omitempty"`
+	Status         document.Status    `json:"status"`
+	RejectReason   string             `json:"reject_reason,omitempty"`
+	Classification string             `json:"classification,omitempty"`
+	DetectedType   string             `json:"detected_type,omitempty"`
+	Confidence     float64            `json:"confidence,omitempty"`
 	// ClassificationReason says why classification failed (type_mismatch, unreadable, too_complex, …).
 	ClassificationReason string     `json:"classification_reason,omitempty"`
 	CreatedAt            time.Time  `json:"created_at"`
@@ -41,6 +44,7 @@ func toJSON(d *document.Document) documentJSON {
 		ContentType:          d.ContentType,
 		DeclaredSize:         d.DeclaredSize,
 		SizeBytes:            d.SizeBytes,
+		Checksum:             d.Checksum.OrNil(),
 		Status:               d.Status,
 		RejectReason:         d.RejectReason,
 		Classification:       d.Classification,
@@ -90,6 +94,9 @@ type uploadURLRequest struct {
 	ContentType string `json:"content_type"`
 	SizeBytes   *int64 `json:"size_bytes"`
 	Multipart   bool   `json:"multipart"`
+	// SHA256 is the base64 of the file's SHA-256 digest, signed into
+	// the URL.
+	SHA256 *string `json:"sha256"`
 }
 
 type uploadURLResponse struct {
@@ -104,11 +111,20 @@ func (h *handlers) uploadURL(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
+	var checksum document.Checksum
+	if req.SHA256 != nil {
+		var err error
+		if checksum, err = document.SHA256("sha256", *req.SHA256); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
 	t, err := h.docs.RequestUpload(r.Context(), caller(r).UserID, document.UploadRequest{
 		Filename:    req.Filename,
 		ContentType: req.ContentType,
 		SizeBytes:   req.SizeBytes,
 		Multipart:   req.Multipart,
+		Checksum:    checksum,
 	})
 	if err != nil {
 		writeError(w, r, err)
@@ -128,6 +144,9 @@ type confirmResponse struct {
 	SizeBytes int64           `json:"size_bytes"`
 	UsedBytes int64           `json:"used_bytes"`
 	Status    document.Status `json:"status"`
+	// Checksum is the stored bytes' checksum, as declared and proven by
+	// MinIO; left out when none was declared.
+	Checksum *document.Checksum `json:"checksum,omitempty"`
 	// ClassificationStatus is set once classification ran (the other door
 	// and the classifier may finish before the client confirms): the
 	// contract's status stays "uploaded".
@@ -153,7 +172,7 @@ func (h *handlers) confirm(w http.ResponseWriter, r *http.Request) {
 func writeConfirmation(w http.ResponseWriter, c document.Confirmation) {
 	upload, classification := c.Document.Status.Upload()
 	writeJSON(w, http.StatusOK, confirmResponse{ID: c.Document.ID, SizeBytes: c.Document.SizeBytes, UsedBytes: c.UsedBytes,
-		Status: upload, ClassificationStatus: classification})
+		Status: upload, Checksum: c.Document.Checksum.OrNil(), ClassificationStatus: classification})
 }
 
 type classifyResponse struct {

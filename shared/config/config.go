@@ -95,6 +95,7 @@ type Config struct {
 	// stats and settles it itself; 0 waits not at all.
 	ConfirmWait         time.Duration // CONFIRM_WAIT
 	RequireDeclaredSize bool          // REQUIRE_DECLARED_SIZE, refuse (422) an upload URL asked for without size_bytes: every upload then has a signed, reserved size
+	RequireChecksum     bool          // REQUIRE_CHECKSUM, refuse (422) an upload URL asked for without sha256: every stored document's bytes are then proven by MinIO
 	ReadHeaderTimeout   time.Duration // HTTP_READ_HEADER_TIMEOUT, how long a client may take to send its headers
 	MaxEventStreams     int64         // EVENT_STREAMS_MAX, open /api/events streams one api replica holds
 	// EventsResumeWindow is how far back a reconnecting event stream may
@@ -289,6 +290,15 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 			*dst = d
 		}
 	}
+	flag := func(name string, dst *bool) {
+		if v, ok := lookup(name); ok && v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
+			}
+			*dst = b
+		}
+	}
 	dur := func(name string, dst *time.Duration) { duration(name, dst, false) }
 	bytes := func(name string, dst *int64) {
 		v, ok := lookup(name)
@@ -326,21 +336,9 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	str("MINIO_ADMIN_SECRET_KEY", &c.MinIOAdminSecretKey)
 	str("MINIO_BUCKET", &c.MinIOBucket)
 	str("MINIO_REGION", &c.MinIORegion)
-	if v, ok := lookup("MINIO_USE_TLS"); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("MINIO_USE_TLS: %q is not true or false", v))
-		}
-		c.MinIOUseTLS = b
-	}
+	flag("MINIO_USE_TLS", &c.MinIOUseTLS)
 	c.MinIOPublicUseTLS = c.MinIOUseTLS
-	if v, ok := lookup("MINIO_PUBLIC_USE_TLS"); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("MINIO_PUBLIC_USE_TLS: %q is not true or false", v))
-		}
-		c.MinIOPublicUseTLS = b
-	}
+	flag("MINIO_PUBLIC_USE_TLS", &c.MinIOPublicUseTLS)
 	str("MINIO_EVENTS_CONFIG", &c.MinIOEventsConfig)
 	str("NATS_URL", &c.NATSURL)
 	str("NATS_SETUP_PASSWORD", &c.NATSSetupPassword)
@@ -377,13 +375,8 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("DELETE_RATE_PER_MINUTE", &c.DeletesPerMinute)
 	bytes("STORAGE_RATE_PER_MINUTE", &c.StoragePerMinute)
 	bytes("RECLASSIFY_RATE_PER_MINUTE", &c.ReclassifyPerMinute)
-	if v, ok := lookup("REQUIRE_DECLARED_SIZE"); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("REQUIRE_DECLARED_SIZE: %q is not true or false", v))
-		}
-		c.RequireDeclaredSize = b
-	}
+	flag("REQUIRE_DECLARED_SIZE", &c.RequireDeclaredSize)
+	flag("REQUIRE_CHECKSUM", &c.RequireChecksum)
 	dur("HTTP_READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout)
 	bytes("EVENT_STREAMS_MAX", &c.MaxEventStreams)
 	dur("EVENTS_RESUME_WINDOW", &c.EventsResumeWindow)
@@ -394,13 +387,7 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("SWEEP_BATCH_SIZE", &c.SweepBatchSize)
 	bytes("SWEEP_RECONCILE_KEYS", &c.ReconcileKeys)
 	dur("SWEEP_RECONCILE_PERIOD", &c.ReconcilePeriod)
-	if v, ok := lookup("LEDGER_REPAIR"); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("LEDGER_REPAIR: %q is not true or false", v))
-		}
-		c.LedgerRepair = b
-	}
+	flag("LEDGER_REPAIR", &c.LedgerRepair)
 	bytes("CLASSIFY_MAX_BYTES", &c.ClassifyMaxBytes)
 	str("CLASSIFY_RULES", &c.ClassifyRules)
 	dur("CLASSIFY_RECOVERY_AFTER", &c.ClassifyRecoveryAfter)

@@ -248,8 +248,11 @@ func (s *Service) reconcile(ctx context.Context, d *Document) (Confirmation, err
 		stored := *cur
 		stored.SizeBytes, stored.ETag, stored.UpdatedAt = info.Size, info.ETag, now
 		var broken string
-		if info.Size > s.cfg.MaxUploadBytes {
+		switch {
+		case info.Size > s.cfg.MaxUploadBytes:
 			broken = ReasonTooLarge
+		case cur.checksumMismatch(info):
+			broken = ReasonChecksumMismatch
 		}
 		return chargeOrReject(cur, &stored, &stored, "", broken, now), true
 	})
@@ -299,7 +302,7 @@ func (s *Service) settleUpload(ctx context.Context, d *Document, info ObjectInfo
 		stored.SizeBytes, stored.ETag, stored.UpdatedAt, stored.ReservedBytes = info.Size, info.ETag, now, 0
 		uploaded := stored
 		uploaded.Status, uploaded.ConfirmedAt = StatusUploaded, &now
-		return chargeOrReject(cur, &stored, &uploaded, EventUploaded, brokenRule(cur, info.Size, s.cfg.MaxUploadBytes), now), true
+		return chargeOrReject(cur, &stored, &uploaded, EventUploaded, brokenRule(cur, info, s.cfg.MaxUploadBytes), now), true
 	})
 	switch {
 	case err != nil:
@@ -390,15 +393,17 @@ func (s *Service) removeRejected(ctx context.Context, d *Document) (leftover boo
 	return false
 }
 
-// brokenRule returns the reason a stored object of size bytes cannot be
-// d's content whatever the quota ("" when none): larger than the largest
-// document, or not the size the client declared.
-func brokenRule(d *Document, size, maxSize int64) string {
+// brokenRule returns the reason the object info describes cannot be d's
+// content whatever the quota ("" when none): larger than the largest
+// document, not the size the client declared, or not the checksum.
+func brokenRule(d *Document, info ObjectInfo, maxSize int64) string {
 	switch {
-	case size > maxSize:
+	case info.Size > maxSize:
 		return ReasonTooLarge
-	case d.DeclaredSize != nil && *d.DeclaredSize != size:
+	case d.DeclaredSize != nil && *d.DeclaredSize != info.Size:
 		return ReasonSizeMismatch
+	case d.checksumMismatch(info):
+		return ReasonChecksumMismatch
 	}
 	return ""
 }

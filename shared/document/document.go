@@ -58,17 +58,25 @@ const (
 	ReasonOverQuota    = "over_quota"
 	ReasonTooLarge     = "too_large"
 	ReasonSizeMismatch = "size_mismatch"
+	// ReasonChecksumMismatch: the stored object's checksum is not the one
+	// declared (only a write that did not come through the upload URL can
+	// store one: MinIO refuses other bytes under the signed checksum).
+	ReasonChecksumMismatch = "checksum_mismatch"
 )
 
 // Document is one uploaded (or to be uploaded) file. Its bytes live in the
 // object store under ObjectKey; the filename lives only here.
 type Document struct {
-	ID             uuid.UUID
-	UserID         uuid.UUID
-	Filename       string
-	ContentType    string
-	DeclaredSize   *int64 // what the client announced, if it did
-	SizeBytes      int64  // authoritative size from the object store, once confirmed
+	ID           uuid.UUID
+	UserID       uuid.UUID
+	Filename     string
+	ContentType  string
+	DeclaredSize *int64 // what the client announced, if it did
+	// Checksum is the content checksum the client declared (zero if it
+	// did not), signed into its upload URL: once the document is
+	// confirmed it is the stored bytes' checksum, proven by MinIO.
+	Checksum       Checksum
+	SizeBytes      int64 // authoritative size from the object store, once confirmed
 	ETag           string
 	ObjectKey      string
 	Status         Status

@@ -45,6 +45,9 @@ type EventData struct {
 	SizeBytes   int64     `json:"size_bytes"`
 	Status      Status    `json:"status"`
 	Reason      string    `json:"reason,omitempty"`
+	// Checksum is the checksum its client declared and MinIO proved at
+	// the write; left out when none was declared.
+	Checksum *Checksum `json:"checksum,omitempty"`
 
 	// Set by the classifier's events.
 	Classification string  `json:"classification,omitempty"`
@@ -70,6 +73,7 @@ func NewEvent(t EventType, d *Document, at time.Time) Event {
 			SizeBytes:      d.SizeBytes,
 			Status:         d.Status,
 			Reason:         cmp.Or(d.RejectReason, d.ClassificationReason),
+			Checksum:       d.Checksum.OrNil(),
 			Classification: d.Classification,
 			DetectedType:   d.DetectedType,
 			Confidence:     d.Confidence,

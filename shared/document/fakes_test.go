@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"slices"
@@ -689,9 +691,10 @@ func (o memObject) info() document.ObjectInfo {
 type presignCall struct {
 	method      string // PUT or GET
 	key         string
-	contentType string // PUT
-	size        int64  // PUT
-	filename    string // GET
+	contentType string            // PUT
+	size        int64             // PUT
+	checksum    document.Checksum // PUT
+	filename    string            // GET
 	ttl         time.Duration
 }
 
@@ -755,13 +758,13 @@ func (o *memObjects) removeCalls() []string {
 	return slices.Clone(o.removes)
 }
 
-func (o *memObjects) PresignPut(_ context.Context, key, contentType string, size int64, ttl time.Duration) (string, map[string]string, error) {
+func (o *memObjects) PresignPut(_ context.Context, key, contentType string, size int64, checksum document.Checksum, ttl time.Duration) (string, map[string]string, error) {
 	if o.failPresign != nil {
 		return "", nil, o.failPresign
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.presigns = append(o.presigns, presignCall{method: "PUT", key: key, contentType: contentType, size: size, ttl: ttl})
+	o.presigns = append(o.presigns, presignCall{method: "PUT", key: key, contentType: contentType, size: size, checksum: checksum, ttl: ttl})
 	return "https://objects.test/put/" + key, map[string]string{"Content-Type": contentType}, nil
 }
 
@@ -786,7 +789,11 @@ func (o *memObjects) Stat(_ context.Context, key string) (document.ObjectInfo, e
 	if !ok {
 		return document.ObjectInfo{}, uploadMissing(key)
 	}
-	return document.ObjectInfo{Size: int64(len(obj.data)), ETag: obj.etag, ContentType: obj.contentType, LastModified: obj.modified}, nil
+	// As MinIO answers a stat with checksum mode of an object whose PUT
+	// carried its SHA-256.
+	sum := sha256.Sum256(obj.data)
+	checksums := map[document.ChecksumAlgorithm]string{document.ChecksumSHA256: base64.StdEncoding.EncodeToString(sum[:])}
+	return document.ObjectInfo{Size: int64(len(obj.data)), ETag: obj.etag, ContentType: obj.contentType, LastModified: obj.modified, Checksums: checksums}, nil
 }
 
 func (o *memObjects) ReadPrefix(_ context.Context, key string, n int64) ([]byte, error) {

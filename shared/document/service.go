@@ -37,8 +37,11 @@ type Config struct {
 	// size: every URL then carries a signed Content-Length and every
 	// pending document a reservation.
 	RequireDeclaredSize bool
-	UploadURLTTL        time.Duration // lifetime of a presigned PUT URL
-	DownloadURLTTL      time.Duration // lifetime of a presigned GET URL
+	// RequireChecksum refuses (Invalid) an upload request without a
+	// checksum: every stored document's bytes are then proven by MinIO.
+	RequireChecksum bool
+	UploadURLTTL    time.Duration // lifetime of a presigned PUT URL
+	DownloadURLTTL  time.Duration // lifetime of a presigned GET URL
 	// Classifier tells what a document is, for Classify; nil where nothing
 	// is classified.
 	Classifier ContentClassifier

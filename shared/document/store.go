@@ -258,12 +258,13 @@ type ListFilter struct {
 // into Unavailable.
 type Objects interface {
 	// PresignPut returns a URL that accepts one PUT of the object, and the
-	// headers the client must send with it. A size > 0 and the content type
-	// are signed into the URL, so another size or type is refused.
-	PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (url string, headers map[string]string, err error)
+	// headers the client must send with it. A size > 0, the content type
+	// and a checksum (unless zero) are signed into the URL, so another
+	// size, type or body is refused.
+	PresignPut(ctx context.Context, key, contentType string, size int64, checksum Checksum, ttl time.Duration) (url string, headers map[string]string, err error)
 	// PresignGet returns a URL that downloads the object as filename.
 	PresignGet(ctx context.Context, key, filename string, ttl time.Duration) (string, error)
-	// Stat returns the stored object's size and etag.
+	// Stat returns the stored object's size, etag and checksums.
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
 	// ReadPrefix returns up to the first n bytes of the object.
 	ReadPrefix(ctx context.Context, key string, n int64) ([]byte, error)
@@ -314,4 +315,8 @@ type ObjectInfo struct {
 	ETag         string
 	ContentType  string
 	LastModified time.Time
+	// Checksums are the checksums MinIO stores for the object, by
+	// algorithm, when a stat read them (empty: it stores none); nil when
+	// they were not read (a notification, a listing).
+	Checksums map[ChecksumAlgorithm]string
 }

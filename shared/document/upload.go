@@ -25,6 +25,9 @@ type UploadRequest struct {
 	// Multipart asks for an upload in parts whatever the size; SizeBytes is
 	// then required.
 	Multipart bool
+	// Checksum is the checksum of the bytes to come (zero: none): signed
+	// into the URL, so that MinIO stores no other bytes.
+	Checksum Checksum
 }
 
 // UploadTicket tells a client where and how to PUT its document.
@@ -39,11 +42,12 @@ type UploadTicket struct {
 
 // Validate checks the request's fields against maxSize.
 func (r UploadRequest) Validate(maxSize int64) error {
-	return r.validate(maxSize, false)
+	return r.validate(maxSize, false, false)
 }
 
-// validate is Validate; requireSize refuses a request without a size.
-func (r UploadRequest) validate(maxSize int64, requireSize bool) error {
+// validate is Validate; requireSize refuses a request without a size,
+// requireChecksum one without a checksum.
+func (r UploadRequest) validate(maxSize int64, requireSize, requireChecksum bool) error {
 	if err := validateText("filename", r.Filename, MaxFilenameBytes); err != nil {
 		return err
 	}
@@ -58,6 +62,8 @@ func (r UploadRequest) validate(maxSize int64, requireSize bool) error {
 		return Errorf(Invalid, "size_bytes is required for a multipart upload")
 	case requireSize && r.SizeBytes == nil:
 		return Errorf(Invalid, "size_bytes is required")
+	case requireChecksum && r.Checksum.IsZero():
+		return Errorf(Invalid, "sha256 is required: the base64 of the file's SHA-256 digest")
 	}
 	if r.SizeBytes != nil {
 		if *r.SizeBytes <= 0 {
@@ -134,10 +140,13 @@ func isBlank(s string) bool {
 // in the quota with the document, and refused before any byte flows when
 // it cannot fit with what is used and reserved.
 func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadRequest) (UploadTicket, error) {
-	if err := req.validate(min(s.cfg.MaxUploadBytes, MaxObjectSize), s.cfg.RequireDeclaredSize); err != nil {
+	if err := req.validate(min(s.cfg.MaxUploadBytes, MaxObjectSize), s.cfg.RequireDeclaredSize, s.cfg.RequireChecksum); err != nil {
 		return UploadTicket{}, err
 	}
 	multipart := s.wantsMultipart(req)
+	if multipart && !req.Checksum.IsZero() {
+		return UploadTicket{}, Errorf(Invalid, "sha256 is taken for an upload in one PUT only: checksums of uploads in parts are not supported yet")
+	}
 	now := s.cfg.Now().UTC()
 	d := &Document{
 		ID:           uuid.New(),
@@ -145,6 +154,7 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 		Filename:     req.Filename,
 		ContentType:  req.ContentType,
 		DeclaredSize: req.SizeBytes,
+		Checksum:     req.Checksum,
 		Status:       StatusPending,
 		CreatedAt:    now,
 		UpdatedAt:    now,
@@ -172,7 +182,7 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 		return UploadTicket{DocumentID: d.ID, ExpiresAt: now.Add(s.cfg.UploadURLTTL), Multipart: plan}, nil
 	}
 	// Sign first: a failure then leaves nothing behind.
-	url, headers, err := s.objects.PresignPut(ctx, d.ObjectKey, d.ContentType, limits.Reserve, s.cfg.UploadURLTTL)
+	url, headers, err := s.objects.PresignPut(ctx, d.ObjectKey, d.ContentType, limits.Reserve, d.Checksum, s.cfg.UploadURLTTL)
 	if err != nil {
 		return UploadTicket{}, err
 	}

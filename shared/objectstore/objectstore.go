@@ -149,10 +149,17 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // PresignPut signs a PUT of key. The content type, and the size when > 0,
 // are signed headers: MinIO answers 403 to a body of another size or type.
+// A checksum (unless zero) is signed as x-amz-checksum-sha256: MinIO
+// answers a body that does not match it 400 XAmzContentChecksumMismatch,
+// the PUT without the header 400 AccessDenied (an unsigned header: no,
+// a signed one missing), with another value 403 SignatureDoesNotMatch,
+// and with a second checksum of another algorithm (header or trailer)
+// 400 InvalidArgument or XAmzContentChecksumMismatch: only the declared
+// bytes are stored (TestASignedChecksumStoresOnlyItsBytes).
 // The headers returned are those the client must set itself: not
 // Content-Length, which no browser script may set (the browser sends the
 // body's length, and it must be the signed one).
-func (s *Store) PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (string, map[string]string, error) {
+func (s *Store) PresignPut(ctx context.Context, key, contentType string, size int64, checksum document.Checksum, ttl time.Duration) (string, map[string]string, error) {
 	h := http.Header{}
 	h.Set("Content-Type", contentType)
 	// If-None-Match: * makes the URL good for one object: once it is
@@ -163,12 +170,23 @@ func (s *Store) PresignPut(ctx context.Context, key, contentType string, size in
 	if size > 0 {
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 	}
+	switch checksum.Algorithm {
+	case "":
+	case document.ChecksumSHA256:
+		h.Set(checksumSHA256Header, checksum.Value)
+		headers[checksumSHA256Header] = checksum.Value
+	default:
+		return "", nil, fmt.Errorf("sign upload: no checksum header for algorithm %q", checksum.Algorithm)
+	}
 	u, err := s.uploads.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, key, ttl, nil, h)
 	if err != nil {
 		return "", nil, translate(err, "sign upload")
 	}
 	return u.String(), headers, nil
 }
+
+// checksumSHA256Header carries a PUT's SHA-256 checksum, as S3 names it.
+const checksumSHA256Header = "x-amz-checksum-sha256"
 
 // Download overrides: what a download answers whatever the uploader sent.
 const (
@@ -207,13 +225,18 @@ func (s *Store) PresignGet(ctx context.Context, key, filename string, ttl time.D
 	return u.String(), nil
 }
 
-// Stat returns the stored object's size and etag.
+// Stat returns the stored object's size, etag and checksums (checksum
+// mode: the same HEAD answers them).
 func (s *Store) Stat(ctx context.Context, key string) (document.ObjectInfo, error) {
-	info, err := s.internal.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
+	info, err := s.internal.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{Checksum: true})
 	if err != nil {
 		return document.ObjectInfo{}, translate(err, "stat object")
 	}
-	return document.ObjectInfo{Size: info.Size, ETag: info.ETag, ContentType: info.ContentType, LastModified: info.LastModified}, nil
+	sums := map[document.ChecksumAlgorithm]string{}
+	if info.ChecksumSHA256 != "" {
+		sums[document.ChecksumSHA256] = info.ChecksumSHA256
+	}
+	return document.ObjectInfo{Size: info.Size, ETag: info.ETag, ContentType: info.ContentType, LastModified: info.LastModified, Checksums: sums}, nil
 }
 
 // Remove deletes key; a missing object is not an error.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docuvault/docuvault/shared/document"
 	"github.com/docuvault/docuvault/shared/objectstore"
 )
 
@@ -45,7 +46,7 @@ func TestPublicTLSIsApartFromInternalTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		put, _, err := s.PresignPut(ctx, "u/d/f.pdf", "application/pdf", 3, time.Minute)
+		put, _, err := s.PresignPut(ctx, "u/d/f.pdf", "application/pdf", 3, document.Checksum{}, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/docuvault/docuvault/shared/document"
 )
 
 // TestAnUploadURLIsNeverTakenUnsigned is the attack of an upload URL's
@@ -39,7 +41,7 @@ func TestAnUploadURLIsNeverTakenUnsigned(t *testing.T) {
 	}
 	store := f.roleStore(t, "api")
 	own := "attacker/doc/invoice.pdf"
-	signed, _, err := store.PresignPut(ctx, own, "application/pdf", 64, time.Hour)
+	signed, _, err := store.PresignPut(ctx, own, "application/pdf", 64, document.Checksum{}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

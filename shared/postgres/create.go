@@ -68,6 +68,9 @@ type newDocument struct {
 	MaxRequests  int             `json:"max_requests"`
 	MaxPending   int             `json:"max_pending"`
 	Reserve      int64           `json:"reserve"`
+	// The declared checksum; null for none.
+	ChecksumAlgorithm *document.ChecksumAlgorithm `json:"checksum_algorithm"`
+	Checksum          *string                     `json:"checksum"`
 }
 
 // micros is t as PostgreSQL keeps it, to the microsecond below: pgx sends
@@ -78,7 +81,7 @@ func micros(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 // PostgreSQL refuses it in a parameter: JSON would change it silently.
 func newDocumentOf(c *createCall) (newDocument, error) {
 	d, l := &c.doc, c.limits
-	for _, text := range []string{d.Filename, d.ContentType, d.ObjectKey, string(d.Status)} {
+	for _, text := range []string{d.Filename, d.ContentType, d.ObjectKey, string(d.Status), d.Checksum.Value} {
 		if !utf8.ValidString(text) {
 			return newDocument{}, &document.Error{Code: document.Internal, Message: "database error",
 				Err: fmt.Errorf("create document: text %q is not UTF-8", text)}
@@ -90,6 +93,9 @@ func newDocumentOf(c *createCall) (newDocument, error) {
 		WindowMicros: l.Window.Microseconds(), MaxRequests: l.MaxRequests, MaxPending: l.MaxPending, Reserve: l.Reserve}
 	if d.PartSize > 0 {
 		e.PartSize = &d.PartSize
+	}
+	if !d.Checksum.IsZero() {
+		e.ChecksumAlgorithm, e.Checksum = &d.Checksum.Algorithm, &d.Checksum.Value
 	}
 	return e, nil
 }

@@ -71,14 +71,16 @@ func (s *Store) Ping(ctx context.Context) error {
 const documentColumns = `id, user_id, filename, content_type, declared_size, size_bytes, etag,
 	object_key, status, reject_reason, classification, detected_type, confidence, classification_reason,
 	created_at, confirmed_at, updated_at, coalesce(upload_id, '') AS upload_id,
-	coalesce(part_size, 0) AS part_size, reserved_bytes`
+	coalesce(part_size, 0) AS part_size, reserved_bytes,
+	coalesce(checksum_algorithm, '') AS checksum_algorithm, coalesce(checksum, '') AS checksum`
 
 // scanDocument scans documentColumns, then extra.
 func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 	var d document.Document
 	dest := []any{&d.ID, &d.UserID, &d.Filename, &d.ContentType, &d.DeclaredSize, &d.SizeBytes, &d.ETag,
 		&d.ObjectKey, &d.Status, &d.RejectReason, &d.Classification, &d.DetectedType, &d.Confidence, &d.ClassificationReason,
-		&d.CreatedAt, &d.ConfirmedAt, &d.UpdatedAt, &d.UploadID, &d.PartSize, &d.ReservedBytes}
+		&d.CreatedAt, &d.ConfirmedAt, &d.UpdatedAt, &d.UploadID, &d.PartSize, &d.ReservedBytes,
+		&d.Checksum.Algorithm, &d.Checksum.Value}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}

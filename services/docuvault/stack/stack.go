@@ -238,6 +238,7 @@ func documentConfig(cfg config.Config, roles []Role, m *metrics.Metrics) (docume
 		MaxPendingUploads:     int(cfg.MaxPendingUploads),
 		ReclassifyPerMinute:   int(cfg.ReclassifyPerMinute),
 		RequireDeclaredSize:   cfg.RequireDeclaredSize,
+		RequireChecksum:       cfg.RequireChecksum,
 		UploadURLTTL:          cfg.UploadURLTTL,
 		DownloadURLTTL:        cfg.DownloadURLTTL,
 		ClassifyMaxBytes:      cfg.ClassifyMaxBytes,

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"CreateCountsRequestsInTheWindow", createCountsRequestsInTheWindow},
 		{"CreateBoundsPendingDocuments", createBoundsPendingDocuments},
 		{"ARefusedCreateReservesNothing", refusedCreateReservesNothing},
+		{"CreateKeepsTheChecksumThroughTheConfirm", createKeepsTheChecksum},
 		{"ConfirmChargesOnceAndReleasesTheReservation", confirmChargesOnce},
 		{"ConfirmCountsOtherReservationsNotItsOwn", confirmCountsOtherReservations},
 		{"ConfirmRejectsOverQuotaWithoutCharging", confirmRejectsOverQuota},
@@ -305,6 +306,42 @@ func createBoundsPendingDocuments(t *testing.T, s Subject) {
 	d := newDoc(user, now())
 	if u, created, err := s.Store.CreateDocument(ctx, d, limits(d)); err != nil || !created || u.Pending != 1 {
 		t.Fatalf("after a confirm: created %v, pending %d, %v", created, u.Pending, err)
+	}
+}
+
+// createKeepsTheChecksum: a document's declared checksum is stored with it,
+// read back, kept by its confirm and listed; one without has none.
+func createKeepsTheChecksum(t *testing.T, s Subject) {
+	user := uuid.New()
+	sum := document.Checksum{Algorithm: document.ChecksumSHA256, Value: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}
+	d := newDoc(user, now())
+	d.Checksum = sum
+	if _, created, err := s.Store.CreateDocument(ctx, d, document.UploadLimits{Now: d.CreatedAt, Window: time.Minute}); err != nil || !created {
+		t.Fatalf("create document: created %v, %v", created, err)
+	}
+	plain := create(t, s.Store, user, 0)
+	if got := get(t, s.Store, d.ID).Checksum; got != sum {
+		t.Fatalf("created document's checksum %+v, want %+v", got, sum)
+	}
+	confirm(t, s.Store, change(get(t, s.Store, d.ID), 0, ""))
+	if got := get(t, s.Store, d.ID); got.Status != document.StatusUploaded || got.Checksum != sum {
+		t.Fatalf("confirmed document %+v, want uploaded with checksum %+v", got, sum)
+	}
+	page, err := s.Store.Documents(ctx, document.ListFilter{UserID: user, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, listed := range page {
+		want := document.Checksum{}
+		if listed.ID == d.ID {
+			want = sum
+		}
+		if listed.Checksum != want {
+			t.Errorf("listed %s with checksum %+v, want %+v", listed.ID, listed.Checksum, want)
+		}
+	}
+	if len(page) != 2 || get(t, s.Store, plain.ID).Checksum != (document.Checksum{}) {
+		t.Errorf("listed %d documents, want 2; the one without a checksum reads %+v", len(page), get(t, s.Store, plain.ID).Checksum)
 	}
 }
 
