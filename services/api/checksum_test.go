@@ -245,3 +245,83 @@ func TestChecksumRequests(t *testing.T) {
 		t.Fatalf("confirm: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestADuplicateMovesNoBytes: an upload-url whose sha256 one of the
+// caller's stored documents has is answered 200 with that document, and
+// nothing is made or reserved; a pending or deleted document with it, or
+// another user's stored one, is not a duplicate, and the other user's
+// answer is an upload URL like any other.
+func TestADuplicateMovesNoBytes(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	owner, tok := s.NewUser(t)
+	_, otherTok := s.NewUser(t)
+	data := apitest.BytesOf(3000)
+	tk := requestChecksummed(t, s, tok, data)
+	if status, code := putAs(t, tk, data, func(http.Header) {}); status != http.StatusOK {
+		t.Fatalf("PUT: %d %s", status, code)
+	}
+	if r := s.Confirm(t, tok, tk.DocumentID); r.Status != http.StatusOK {
+		t.Fatalf("confirm: %d %s", r.Status, r.Body)
+	}
+	documents := func(user uuid.UUID) int {
+		var n int
+		if err := s.DB.QueryRow(context.Background(), "SELECT count(*) FROM documents WHERE user_id = $1", user).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	ask := func(tok string, data []byte) apitest.Response {
+		return s.Do(t, http.MethodPost, "/api/documents/upload-url", tok, map[string]any{
+			"filename": "again.pdf", "content_type": "application/pdf", "size_bytes": len(data), "sha256": sha256Of(data)})
+	}
+	r := ask(tok, data)
+	var dup struct {
+		Duplicate  bool      `json:"duplicate"`
+		DocumentID uuid.UUID `json:"document_id"`
+		UploadURL  string    `json:"upload_url"`
+		Document   struct {
+			ID       uuid.UUID     `json:"id"`
+			Status   string        `json:"status"`
+			Checksum *checksumJSON `json:"checksum"`
+		} `json:"document"`
+	}
+	r.Decode(t, &dup)
+	if r.Status != http.StatusOK || !dup.Duplicate || dup.DocumentID != tk.DocumentID || dup.Document.ID != tk.DocumentID ||
+		dup.UploadURL != "" || dup.Document.Checksum == nil || dup.Document.Checksum.Value != sha256Of(data) {
+		t.Fatalf("upload-url of a stored checksum: %d %s, want 200 naming %s", r.Status, r.Body, tk.DocumentID)
+	}
+	if n := documents(owner); n != 1 {
+		t.Errorf("%d documents after the duplicate, want 1", n)
+	}
+	var reserved int64
+	if err := s.DB.QueryRow(context.Background(), "SELECT reserved_bytes FROM quotas WHERE user_id = $1", owner).Scan(&reserved); err != nil || reserved != 0 {
+		t.Errorf("reserved %d bytes (%v) after the duplicate, want 0", reserved, err)
+	}
+
+	// Another user's identical file is uploaded as usual.
+	other := requestChecksummed(t, s, otherTok, data)
+	if other.UploadURL == "" || other.DocumentID == tk.DocumentID {
+		t.Fatalf("another user's upload-url: %+v, want a URL for a document of its own", other)
+	}
+	if status, code := putAs(t, other, data, func(http.Header) {}); status != http.StatusOK {
+		t.Fatalf("the other user's PUT: %d %s", status, code)
+	}
+	if r := s.Confirm(t, otherTok, other.DocumentID); r.Status != http.StatusOK {
+		t.Fatalf("the other user's confirm: %d %s", r.Status, r.Body)
+	}
+
+	// A pending document is not stored: the same checksum again gets a URL.
+	pendingData := apitest.BytesOf(100)
+	requestChecksummed(t, s, tok, pendingData)
+	requestChecksummed(t, s, tok, pendingData)
+
+	// Deleted, it is no duplicate any more.
+	if r := s.Do(t, http.MethodDelete, "/api/documents/"+tk.DocumentID.String(), tok, nil); r.Status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	if r := ask(tok, data); r.Status != http.StatusCreated {
+		t.Errorf("upload-url after the delete: %d %s, want 201", r.Status, r.Body)
+	}
+}

@@ -131,12 +131,24 @@ func (h *handlers) uploadURL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	logWith(r, "document_id", t.DocumentID.String())
+	if t.Duplicate != nil {
+		writeJSON(w, http.StatusOK, duplicateResponse{Duplicate: true, DocumentID: t.DocumentID, Document: toJSON(t.Duplicate)})
+		return
+	}
 	if p := t.Multipart; p != nil {
 		writeSecret(w, http.StatusCreated, multipartResponse{DocumentID: t.DocumentID, UploadID: p.UploadID,
 			PartSize: p.PartSize, PartCount: p.PartCount, ExpiresAt: t.ExpiresAt, Parts: partURLs(p.Parts)})
 		return
 	}
 	writeSecret(w, http.StatusCreated, uploadURLResponse{UploadURL: t.URL, DocumentID: t.DocumentID, ExpiresAt: t.ExpiresAt, Headers: t.Headers})
+}
+
+// duplicateResponse answers an upload-url whose checksum one of the
+// caller's stored documents has: no bytes to move, nothing reserved.
+type duplicateResponse struct {
+	Duplicate  bool         `json:"duplicate"` // always true
+	DocumentID uuid.UUID    `json:"document_id"`
+	Document   documentJSON `json:"document"`
 }
 
 type confirmResponse struct {

@@ -168,7 +168,7 @@ func (s *memStore) CreateDocument(_ context.Context, d *document.Document, l doc
 	if l.MaxRequests > 0 || l.MaxPending > 0 {
 		// Counted like PostgreSQL's 'upload' row: every request, refused
 		// ones too; the lock makes the pending count exact.
-		u.Requests = s.countRate(rateKey{d.UserID, "upload"}, l.Now, l.Window)
+		u.Requests = s.countRate(rateKey{d.UserID, document.RateActionUpload}, l.Now, l.Window)
 	}
 	if l.MaxPending > 0 {
 		for _, o := range s.st.docs {
@@ -270,6 +270,25 @@ func newer(at time.Time, id uuid.UUID, bt time.Time, bid uuid.UUID) bool {
 		return at.After(bt)
 	}
 	return bytes.Compare(id[:], bid[:]) > 0
+}
+
+func (s *memStore) DocumentWithChecksum(_ context.Context, user uuid.UUID, c document.Checksum, statuses []document.Status) (*document.Document, error) {
+	if err := s.failure("DocumentWithChecksum"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var found *document.Document
+	for _, d := range s.st.docs {
+		if d.UserID == user && d.Checksum == c && slices.Contains(statuses, d.Status) &&
+			(found == nil || newer(d.CreatedAt, d.ID, found.CreatedAt, found.ID)) {
+			found = d
+		}
+	}
+	if found == nil {
+		return nil, document.Errorf(document.NotFound, "document not found")
+	}
+	return cloneDoc(found), nil
 }
 
 func (s *memStore) Documents(_ context.Context, f document.ListFilter) ([]*document.Document, error) {

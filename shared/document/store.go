@@ -34,6 +34,9 @@ type Store interface {
 	DocumentAndQuota(ctx context.Context, id uuid.UUID) (*Document, Quota, error)
 	// Documents lists a user's documents, newest first.
 	Documents(ctx context.Context, f ListFilter) ([]*Document, error)
+	// DocumentWithChecksum returns user's newest document in one of
+	// statuses whose checksum is c; NotFound when there is none.
+	DocumentWithChecksum(ctx context.Context, user uuid.UUID, c Checksum, statuses []Status) (*Document, error)
 	// Quota returns a user's quota, creating it with the default limit on first use.
 	Quota(ctx context.Context, user uuid.UUID) (Quota, error)
 	// SetQuotaLimit sets a user's limit, creating the quota row if needed.
@@ -153,6 +156,11 @@ type RateWindow struct {
 	Start time.Time
 	Count int
 }
+
+// RateActionUpload is the action a user's upload requests are counted
+// under (TakeRate's action; create_documents, migration 0016, counts its
+// creates under the same name).
+const RateActionUpload = "upload"
 
 // UploadLimits bound a user's new uploads.
 type UploadLimits struct {

@@ -38,6 +38,10 @@ type UploadTicket struct {
 	Headers    map[string]string
 	// Multipart is the plan of an upload in parts; nil for a single PUT.
 	Multipart *MultipartPlan
+	// Duplicate, when set, is the caller's stored document with the
+	// checksum asked for: nothing was made, reserved or signed, and
+	// DocumentID is its id.
+	Duplicate *Document
 }
 
 // Validate checks the request's fields against maxSize.
@@ -146,6 +150,20 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 	multipart := s.wantsMultipart(req)
 	if multipart && !req.Checksum.IsZero() {
 		return UploadTicket{}, Errorf(Invalid, "sha256 is taken for an upload in one PUT only: checksums of uploads in parts are not supported yet")
+	}
+	if !req.Checksum.IsZero() {
+		dup, err := s.store.DocumentWithChecksum(ctx, user, req.Checksum, Ledger().Used)
+		switch {
+		case err == nil:
+			// Counted as any upload request, so that asking again and
+			// again is bounded as uploading is.
+			if err := s.takeRate(ctx, user, RateActionUpload, "upload", s.cfg.UploadsPerMinute); err != nil {
+				return UploadTicket{}, err
+			}
+			return UploadTicket{DocumentID: dup.ID, Duplicate: dup}, nil
+		case ErrorCode(err) != NotFound:
+			return UploadTicket{}, err
+		}
 	}
 	now := s.cfg.Now().UTC()
 	d := &Document{

@@ -100,6 +100,19 @@ func (s *Store) DocumentAndQuota(ctx context.Context, id uuid.UUID) (*document.D
 	return s.read(ctx, id)
 }
 
+// DocumentWithChecksum returns user's newest document in one of statuses
+// whose checksum is c (index documents_user_checksum); NotFound when there
+// is none.
+func (s *Store) DocumentWithChecksum(ctx context.Context, user uuid.UUID, c document.Checksum, statuses []document.Status) (*document.Document, error) {
+	d, err := scanDocument(s.pool.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents
+		WHERE user_id = $1 AND checksum = $2 AND checksum_algorithm = $3 AND status = ANY($4)
+		ORDER BY created_at DESC, id DESC LIMIT 1`, user, c.Value, c.Algorithm, statuses))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, document.Errorf(document.NotFound, "document not found")
+	}
+	return d, translate(err, "find document by checksum")
+}
+
 // Documents lists a user's documents, newest first.
 func (s *Store) Documents(ctx context.Context, f document.ListFilter) ([]*document.Document, error) {
 	sql := `SELECT ` + documentColumns + ` FROM documents WHERE user_id = $1`

@@ -343,6 +343,19 @@ func createKeepsTheChecksum(t *testing.T, s Subject) {
 	if len(page) != 2 || get(t, s.Store, plain.ID).Checksum != (document.Checksum{}) {
 		t.Errorf("listed %d documents, want 2; the one without a checksum reads %+v", len(page), get(t, s.Store, plain.ID).Checksum)
 	}
+
+	// Found by its checksum among its owner's documents in the statuses
+	// asked for only.
+	charged := document.Ledger().Used
+	if got, err := s.Store.DocumentWithChecksum(ctx, user, sum, charged); err != nil || got.ID != d.ID {
+		t.Errorf("DocumentWithChecksum(owner) = %v, %v; want %s", got, err, d.ID)
+	}
+	_, err = s.Store.DocumentWithChecksum(ctx, uuid.New(), sum, charged)
+	wantCode(t, "another user's DocumentWithChecksum", err, document.NotFound)
+	_, err = s.Store.DocumentWithChecksum(ctx, user, sum, []document.Status{document.StatusPending})
+	wantCode(t, "DocumentWithChecksum of pending documents", err, document.NotFound)
+	_, err = s.Store.DocumentWithChecksum(ctx, user, document.Checksum{Algorithm: document.ChecksumSHA256, Value: "x" + sum.Value[1:]}, charged)
+	wantCode(t, "DocumentWithChecksum of another checksum", err, document.NotFound)
 }
 
 func confirmChargesOnce(t *testing.T, s Subject) {

@@ -7,9 +7,13 @@ ALTER TABLE documents
     ADD COLUMN checksum text,
     ADD CONSTRAINT documents_checksum_whole CHECK ((checksum_algorithm IS NULL) = (checksum IS NULL));
 
+-- An upload URL asked for with a checksum one of the user's stored
+-- documents has is answered with that document (DocumentWithChecksum).
+CREATE INDEX documents_user_checksum ON documents (user_id, checksum) WHERE checksum IS NOT NULL;
+
 -- create_documents as migration 0016 made it (its comment there says what
--- it does), writing the checksum too; a create of the previous release
--- sends none, and both stay null.
+-- it does; 'upload' is document.RateActionUpload), writing the checksum
+-- too; a create of the previous release sends none, and both stay null.
 CREATE OR REPLACE FUNCTION create_documents(batch jsonb, default_limit bigint)
 RETURNS TABLE (i integer, window_start timestamptz, requests integer, pending integer,
                used_bytes bigint, reserved_bytes bigint, limit_bytes bigint,
