@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -163,8 +165,36 @@ func TestBrowserUploads(t *testing.T) {
 		if doc.Status != "uploaded" && doc.Status != "classified" {
 			t.Fatalf("document %s (%s) is %s in the API", id, doc.Filename, doc.Status)
 		}
+		// The page hashed each file with WebCrypto and MinIO took the
+		// bytes under that checksum.
+		data, err := os.ReadFile(filepath.Join(files, doc.Filename))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		if want := base64.StdEncoding.EncodeToString(sum[:]); doc.Checksum == nil || doc.Checksum.Algorithm != "sha256" || doc.Checksum.Value != want {
+			t.Fatalf("document %s (%s) has checksum %+v, want sha256 %s", id, doc.Filename, doc.Checksum, want)
+		}
 	}
 	wait("the quota bar to move", fmt.Sprintf(`Number(document.querySelector('#quota-bar').dataset.used) === %d`, before+50000), 10*time.Second)
+
+	// The same bytes again, under another name: nothing is sent.
+	again := filepath.Join(files, "first again.txt")
+	if data, err := os.ReadFile(first); err != nil || os.WriteFile(again, data, 0o644) != nil {
+		t.Fatalf("copy %s: %v", first, err)
+	}
+	do("upload the first file again", chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{again}))
+	wait("the already-uploaded note", `Array.from(document.querySelectorAll('#documents .note')).some(e => !e.hidden && e.textContent.includes('Already uploaded as first.txt'))`, 15*time.Second)
+	var count struct {
+		Items []document `json:"items"`
+	}
+	mustStatus(t, http.StatusOK, "GET", dev.PageURL+"/api/documents", dev.Token, nil, &count)
+	if len(count.Items) != 2 {
+		t.Fatalf("%d documents after the same file again, want 2: %+v", len(count.Items), count.Items)
+	}
+	if got := quotaUsed(); got != before+50000 {
+		t.Fatalf("quota used %d after the same file again, want %d", got, before+50000)
+	}
 
 	do("upload a file over quota", chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{big}))
 	wait("the 413 message", `Array.from(document.querySelectorAll('#documents .error')).some(e => e.textContent.includes('quota exceeded'))`, 15*time.Second)

@@ -267,6 +267,10 @@ type document struct {
 	ID       string `json:"id"`
 	Filename string `json:"filename"`
 	Status   string `json:"status"`
+	Checksum *struct {
+		Algorithm string `json:"algorithm"`
+		Value     string `json:"value"`
+	} `json:"checksum"`
 }
 
 // TestDevLocalCluster runs `docuvault dev` the way `make run` does, with a

@@ -42,6 +42,9 @@
     classification_failed: 3,
     rejected: 3,
   };
+  // Files up to this size are hashed (SHA-256) before upload: the server's
+  // default MULTIPART_THRESHOLD, above which a file goes in parts.
+  const DIGEST_MAX_BYTES = 64 * 1024 * 1024;
   const DOWNLOADABLE = new Set(["uploaded", "classified", "classification_failed"]);
   const EVENT_STATUS = {
     "document.uploaded": "uploaded",
@@ -484,7 +487,9 @@
       row.progress.setAttribute("aria-label", "Upload progress for " + row.filename);
       row.errorEl = make("div", "error");
       row.errorEl.hidden = true;
-      nameCell.append(row.nameEl, row.classificationEl, row.progress, row.errorEl);
+      row.noteEl = make("div", "note");
+      row.noteEl.hidden = true;
+      nameCell.append(row.nameEl, row.classificationEl, row.progress, row.errorEl, row.noteEl);
 
       row.sizeEl = make("td", "size num", formatBytes(size));
 
@@ -521,6 +526,43 @@
     function setError(row, text) {
       row.errorEl.textContent = text || "";
       row.errorEl.hidden = !text;
+    }
+
+    function setNote(row, text) {
+      row.noteEl.textContent = text || "";
+      row.noteEl.hidden = !text;
+    }
+
+    /**
+     * The base64 SHA-256 of a file sent in one PUT (at most DIGEST_MAX_BYTES,
+     * the server's default MULTIPART_THRESHOLD), which upload-url signs into
+     * its URL so that storage keeps exactly these bytes; null for a larger
+     * file (sent in parts, whose checksums are not taken yet) or where the
+     * page has no WebCrypto (not a secure context).
+     */
+    async function sha256Of(file) {
+      if (file.size > DIGEST_MAX_BYTES || !(window.crypto && crypto.subtle)) return null;
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+      let bin = "";
+      for (const b of digest) bin += String.fromCharCode(b);
+      return btoa(bin);
+    }
+
+    /**
+     * Asks for an upload URL for file, with its checksum when the page has
+     * one. A server that cuts the file in parts (a MULTIPART_THRESHOLD
+     * below DIGEST_MAX_BYTES) refuses the checksum (422): then it asks again
+     * without it.
+     */
+    async function requestUpload(file, contentType, sha256, signal) {
+      const body = { filename: file.name, content_type: contentType, size_bytes: file.size };
+      if (!sha256) return api("POST", "/api/documents/upload-url", { body: body, signal: signal });
+      try {
+        return await api("POST", "/api/documents/upload-url", { body: Object.assign({ sha256: sha256 }, body), signal: signal });
+      } catch (err) {
+        if (!(err.status === 422 && /in parts/.test(String(err.detail)))) throw err;
+        return api("POST", "/api/documents/upload-url", { body: body, signal: signal });
+      }
     }
 
     /** Sets the badge; unless force, only moves forward (see STATUS_RANK). */
@@ -808,20 +850,34 @@
       const stale = () => up.cancelled || job.epoch !== epoch;
       const contentType = file.type || "application/octet-stream";
 
-      // 1. Ask for a presigned URL.
+      // 1. Hash it, then ask for a presigned URL.
+      let sha256 = null;
+      try {
+        sha256 = await sha256Of(file);
+      } catch (_) {
+        sha256 = null; // unreadable here: the PUT will say so
+      }
+      if (stale()) return;
       let ticket;
       up.controller = new AbortController();
       try {
-        ticket = await api("POST", "/api/documents/upload-url", {
-          body: { filename: file.name, content_type: contentType, size_bytes: file.size },
-          signal: up.controller.signal,
-        });
+        ticket = await requestUpload(file, contentType, sha256, up.controller.signal);
       } catch (err) {
         if (stale()) return;
         fail(row, err.status === 413 && isQuotaDetail(err.detail) ? "rejected" : "failed", err.message);
         return;
       }
       up.controller = null;
+      if (ticket && ticket.duplicate && ticket.document && ticket.document_id) {
+        // The same bytes are stored already: nothing to send.
+        if (stale()) return;
+        bindId(row, String(ticket.document_id));
+        upsertDocument(ticket.document);
+        row.progress.hidden = true;
+        setNote(row, "Already uploaded" + (ticket.document.filename ? " as " + ticket.document.filename : ""));
+        say(el.status, file.name + ": already uploaded.");
+        return;
+      }
       const multipart = !!(ticket && ticket.upload_id);
       if (
         !ticket || !ticket.document_id ||
@@ -877,6 +933,8 @@
       if (put.status < 200 || put.status >= 300) {
         if (put.status === 403) {
           fail(row, "failed", "upload refused by storage (size or type changed)");
+        } else if (put.status === 400 && sha256) {
+          fail(row, "failed", "upload refused by storage: the bytes sent are not the file that was hashed (did it change?)");
         } else if (put.status === 0) {
           fail(row, "failed", "upload failed: storage could not be reached");
         } else {
