@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -213,9 +215,43 @@ func TestUppyFromAnotherOrigin(t *testing.T) {
 	if used, reserved := quota(); used != before+total || reserved != 0 {
 		t.Errorf("used_bytes %d, reserved_bytes %d after the upload, want %d + %d and 0", used, reserved, before, total)
 	}
+	// The page hashed each file it sent in one PUT, and MinIO took the
+	// bytes under that checksum; huge.bin went in parts, without one.
+	var stored struct {
+		Items []document `json:"items"`
+	}
+	mustStatus(t, http.StatusOK, "GET", dev.PageURL+"/api/documents?limit=100", dev.Token, nil, &stored)
+	for _, d := range stored.Items {
+		size, ok := sizes[d.Filename]
+		switch {
+		case !ok:
+		case d.Filename == "huge.bin":
+			if d.Checksum != nil {
+				t.Errorf("huge.bin, sent in parts, has checksum %+v", d.Checksum)
+			}
+		default:
+			sum := sha256.Sum256([]byte(strings.Repeat("U", int(size))))
+			if want := base64.StdEncoding.EncodeToString(sum[:]); d.Checksum == nil || d.Checksum.Value != want {
+				t.Errorf("%s has checksum %+v, want sha256 %s", d.Filename, d.Checksum, want)
+			}
+		}
+	}
+
+	// The same bytes again under another name (added as a script would:
+	// the Dashboard shows its finished upload, not its file input): Uppy
+	// sends nothing.
+	docs := len(listed())
+	run("add the small file's bytes again and upload them", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const uppy = window.docuvaultUppy;
+		uppy.addFile({ name: "small again.txt", type: "text/plain", data: new Blob(["U".repeat(%d)], { type: "text/plain" }) });
+		uppy.upload();
+	})()`, sizes["small.txt"])))
+	wait("the page to say it is uploaded already", `document.querySelector('#status').innerText.includes('small again.txt: already uploaded as small.txt')`)
+	if n := len(listed()); n != docs {
+		t.Errorf("%d documents after the same bytes again, want %d", n, docs)
+	}
 
 	// The same page on an origin not in CORS_ORIGINS.
-	docs := len(listed())
 	open(refused)
 	run("add a file", chromedp.SetUploadFiles(chromedp.CSS("input.uppy-Dashboard-input"), paths[:1]))
 	wait("one file in Uppy", `window.docuvaultUppy.getFiles().length === 1`)

@@ -34,7 +34,7 @@ async function call(method, path, body) {
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
     const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
-    throw new Error(`${method} ${path}: ${res.status} ${detail}`);
+    throw Object.assign(new Error(`${method} ${path}: ${res.status} ${detail}`), { status: res.status });
   }
   return data;
 }
@@ -51,27 +51,62 @@ const uppy = new Uppy({ autoProceed: false, restrictions: { maxNumberOfFiles: 20
 // createMultipartUpload, and getChunkSize cannot wait for an answer. So the
 // upload is asked for first, here, and DocuVault's answer (its threshold, its
 // part_size) decides the rest: nothing about either is configured in the page.
+// A file whose bytes one of the user's documents has already is not sent:
+// DocuVault names that document, and the file leaves the Dashboard.
 uppy.addPreProcessor((fileIDs) =>
   Promise.all(
     uppy.getFilesByIds(fileIDs).map(async (file) => {
-      if (!uploads.has(file.data)) uploads.set(file.data, await ask(file));
+      if (uploads.has(file.data)) return;
+      const u = await ask(file);
+      if (u.duplicate) {
+        report(`${file.name}: already uploaded as ${u.document.filename} (${u.document_id})`);
+        uppy.info(`${file.name} is already uploaded`, "info", 5000);
+        uppy.removeFile(file.id);
+        return;
+      }
+      uploads.set(file.data, u);
     }),
   ),
 );
 
-/** asks DocuVault for an upload of file; a refusal is that file's failure. */
-function ask(file) {
-  return call("POST", "/api/documents/upload-url", {
+// Files up to this size are hashed (SHA-256) before upload: DocuVault's
+// default MULTIPART_THRESHOLD, above which a file goes in parts.
+const DIGEST_MAX_BYTES = 64 * 1024 * 1024;
+
+/** the base64 SHA-256 of a file's bytes, or null for a larger file. */
+async function sha256Of(blob) {
+  if (blob.size > DIGEST_MAX_BYTES || !globalThis.crypto?.subtle) return null;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+  return btoa(String.fromCharCode(...digest));
+}
+
+/**
+ * asks DocuVault for an upload of file, with its SHA-256, which the URL
+ * signs (MinIO then stores exactly these bytes) and by which DocuVault
+ * knows a file already uploaded; a refusal is that file's failure. A
+ * server that cuts the file in parts refuses the checksum (422): the page
+ * asks again without it.
+ */
+async function ask(file) {
+  const body = {
     filename: file.name,
     content_type: file.type || "application/octet-stream",
     size_bytes: file.size, // signed: the bytes must be exactly this many
-  }).catch((error) => ({ error }));
+  };
+  const sha256 = await sha256Of(file.data).catch(() => null);
+  try {
+    return await call("POST", "/api/documents/upload-url", sha256 ? { ...body, sha256 } : body);
+  } catch (error) {
+    if (!(sha256 && error.status === 422 && /in parts/.test(error.message))) return { error };
+    return call("POST", "/api/documents/upload-url", body).catch((error) => ({ error }));
+  }
 }
 
 /** returns file's upload, or throws why DocuVault refused it. */
 function upload(file) {
   const u = uploads.get(file.data);
   if (u.error) throw u.error;
+  if (u.duplicate) throw new Error(`already uploaded as ${u.document.filename}`);
   return u;
 }
 
@@ -87,8 +122,8 @@ uppy.use(AwsS3, {
     const u = upload(file);
     // Uppy sends a file of 5 MiB or less in one PUT whatever shouldUseMultipart says.
     if (u.upload_id) throw new Error("DocuVault wants parts, Uppy sends 5 MiB or less whole: keep MULTIPART_THRESHOLD at 5 MiB or more");
-    // Only headers a script may set (Content-Type, If-None-Match); the
-    // browser sends Content-Length itself.
+    // Only headers a script may set (Content-Type, If-None-Match, the
+    // checksum); the browser sends Content-Length itself.
     return { method: "PUT", url: u.upload_url, headers: u.headers };
   },
   createMultipartUpload(file) {
