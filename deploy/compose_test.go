@@ -297,7 +297,7 @@ func distinctIdentities(what string, env map[string]string, rootUser string) []s
 
 // configNameRE finds the variables shared/config reads: str("NAME", ...),
 // dur(...), bytes(...) and lookup("NAME").
-var configNameRE = regexp.MustCompile(`\b(?:str|dur|bytes|lookup)\("([A-Z][A-Z0-9_]*)"`)
+var configNameRE = regexp.MustCompile(`\b(?:str|dur|bytes|flag|lookup)\("([A-Z][A-Z0-9_]*)"`)
 
 // configRoleNameRE finds the variables config reads once per role:
 // str(roleVar("MINIO_", role, "_ACCESS_KEY"), ...).
