@@ -2,6 +2,8 @@ package reliability_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -21,6 +23,7 @@ const (
 	attackRejectedAgain   = "PUT again after a rejection"
 	attackDeletedAgain    = "PUT again after a delete"
 	attackHeader          = "header injection"
+	attackWrongBody       = "other bytes under a signed checksum"
 )
 
 // injectedHeaders would each store an object otherwise than as the plain
@@ -36,7 +39,7 @@ var injectedHeaders = []http.Header{
 
 // attack runs one attack, chosen at random, as u.
 func (r *rig) attack(rng *rand.Rand, u *user) {
-	switch rng.IntN(5) {
+	switch rng.IntN(6) {
 	case 0:
 		r.copyAcross(rng, u)
 	case 1:
@@ -45,6 +48,8 @@ func (r *rig) attack(rng *rand.Rand, u *user) {
 		r.putAgainAfterRejection(u)
 	case 3:
 		r.putAgainAfterDelete(rng, u)
+	case 4:
+		r.wrongBody(rng, u)
 	default:
 		r.injectHeader(rng, u)
 	}
@@ -218,6 +223,32 @@ func (r *rig) injectHeader(rng *rand.Rand, u *user) {
 	switch {
 	case ok && st/100 == 2:
 		r.fail("%s %v: MinIO answered %d %s", attackHeader, h, st, code)
+	case ok:
+		d.put = putRefused
+	}
+	r.share(d)
+}
+
+// wrongBody asks for an upload URL with the SHA-256 of some bytes (random:
+// none of u's stored documents has them, so it is no duplicate) and PUTs
+// other bytes of the same length. MinIO must refuse them (400
+// XAmzContentChecksumMismatch): nothing is stored or charged.
+func (r *rig) wrongBody(rng *rand.Rand, u *user) {
+	signed := make([]byte, 1+rng.IntN(maxDocBytes))
+	for i := range signed {
+		signed[i] = byte(rng.Uint32())
+	}
+	sum := sha256.Sum256(signed)
+	d := &doc{user: u, size: int64(len(signed)), declared: true, contentType: "application/pdf",
+		sha256: base64.StdEncoding.EncodeToString(sum[:])}
+	if !r.issue(d, false) {
+		return
+	}
+	d.put = putFailed
+	st, code, ok := r.attackPut(attackWrongBody, d, nil, u.content(len(signed)))
+	switch {
+	case ok && st/100 == 2:
+		r.fail("%s: MinIO answered %d %s", attackWrongBody, st, code)
 	case ok:
 		d.put = putRefused
 	}

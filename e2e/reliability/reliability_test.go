@@ -299,7 +299,7 @@ const (
 	putNone     putState = iota // not tried
 	putInFlight                 // being sent
 	putOK                       // MinIO answered 200: the object is stored
-	putRefused                  // MinIO answered 403 (the URL had expired): nothing stored
+	putRefused                  // MinIO refused it (403: the URL had expired; 400: a header or the checksum): nothing stored
 	putFailed                   // no answer, or 5xx: the object may or may not be stored
 )
 
@@ -310,8 +310,9 @@ type doc struct {
 	size        int64 // the bytes PUT, and the declared size when declared
 	declared    bool
 	contentType string
-	askParts    bool // upload-url is sent "multipart": true
-	multipart   bool // an upload in parts: asked, or declared over MULTIPART_THRESHOLD
+	askParts    bool   // upload-url is sent "multipart": true
+	sha256      string // upload-url is sent this checksum ("" for none)
+	multipart   bool   // an upload in parts: asked, or declared over MULTIPART_THRESHOLD
 	ticket      apitest.Ticket
 	plan        *apitest.Plan // a multipart document's plan
 	key         string        // the object key
@@ -758,6 +759,9 @@ func (r *rig) issue(d *doc, shared bool) bool {
 	if d.askParts {
 		body["multipart"] = true
 	}
+	if d.sha256 != "" {
+		body["sha256"] = d.sha256
+	}
 	d.multipart = d.askParts || d.declared && d.size > multipartThreshold
 	// What u's other uploads may reserve while the API decides: all that
 	// was not known released when this request left, and all asked for
@@ -861,6 +865,9 @@ func (r *rig) readTicket(d *doc, data []byte) bool {
 	d.id = d.ticket.DocumentID
 	d.key = r.objectKey(d)
 	want := map[string]string{"Content-Type": d.contentType, "If-None-Match": "*"}
+	if d.sha256 != "" {
+		want["x-amz-checksum-sha256"] = d.sha256
+	}
 	if !maps.Equal(d.ticket.Headers, want) {
 		r.fail("upload-url for %s: headers %v, want %v", d.id, d.ticket.Headers, want)
 	}
