@@ -209,7 +209,8 @@ func TestAnObjectOfAnotherChecksumIsNeverCharged(t *testing.T) {
 
 // TestChecksumRequests: a sha256 that is not the base64 of 32 bytes, or
 // one with a multipart upload, is refused 422 and nothing is made; with
-// REQUIRE_CHECKSUM a request without one is refused 422 naming it.
+// REQUIRE_CHECKSUM a request for a single PUT without one is refused 422
+// naming it, and one for an upload in parts (which takes none yet) is not.
 func TestChecksumRequests(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.RequireChecksum = true }})
@@ -243,6 +244,10 @@ func TestChecksumRequests(t *testing.T) {
 	}
 	if r := s.Confirm(t, tok, tk.DocumentID); r.Status != http.StatusOK {
 		t.Fatalf("confirm: %d %s", r.Status, r.Body)
+	}
+	if r := s.Do(t, http.MethodPost, "/api/documents/upload-url", tok, map[string]any{
+		"filename": "scan.tiff", "content_type": "image/tiff", "size_bytes": 10 << 20, "multipart": true}); r.Status != http.StatusCreated {
+		t.Errorf("upload-url in parts without sha256 under REQUIRE_CHECKSUM: %d %s, want 201", r.Status, r.Body)
 	}
 }
 

@@ -95,7 +95,7 @@ type Config struct {
 	// stats and settles it itself; 0 waits not at all.
 	ConfirmWait         time.Duration // CONFIRM_WAIT
 	RequireDeclaredSize bool          // REQUIRE_DECLARED_SIZE, refuse (422) an upload URL asked for without size_bytes: every upload then has a signed, reserved size
-	RequireChecksum     bool          // REQUIRE_CHECKSUM, refuse (422) an upload URL asked for without sha256: every stored document's bytes are then proven by MinIO
+	RequireChecksum     bool          // REQUIRE_CHECKSUM, refuse (422) a single PUT's upload URL asked for without sha256: every document so uploaded is proven by MinIO
 	ReadHeaderTimeout   time.Duration // HTTP_READ_HEADER_TIMEOUT, how long a client may take to send its headers
 	MaxEventStreams     int64         // EVENT_STREAMS_MAX, open /api/events streams one api replica holds
 	// EventsResumeWindow is how far back a reconnecting event stream may

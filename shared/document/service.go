@@ -37,8 +37,9 @@ type Config struct {
 	// size: every URL then carries a signed Content-Length and every
 	// pending document a reservation.
 	RequireDeclaredSize bool
-	// RequireChecksum refuses (Invalid) an upload request without a
-	// checksum: every stored document's bytes are then proven by MinIO.
+	// RequireChecksum refuses (Invalid) a request for a single PUT without
+	// a checksum: every document so uploaded is then proven by MinIO
+	// (uploads in parts take no checksum yet).
 	RequireChecksum bool
 	UploadURLTTL    time.Duration // lifetime of a presigned PUT URL
 	DownloadURLTTL  time.Duration // lifetime of a presigned GET URL

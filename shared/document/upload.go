@@ -46,12 +46,11 @@ type UploadTicket struct {
 
 // Validate checks the request's fields against maxSize.
 func (r UploadRequest) Validate(maxSize int64) error {
-	return r.validate(maxSize, false, false)
+	return r.validate(maxSize, false)
 }
 
-// validate is Validate; requireSize refuses a request without a size,
-// requireChecksum one without a checksum.
-func (r UploadRequest) validate(maxSize int64, requireSize, requireChecksum bool) error {
+// validate is Validate; requireSize refuses a request without a size.
+func (r UploadRequest) validate(maxSize int64, requireSize bool) error {
 	if err := validateText("filename", r.Filename, MaxFilenameBytes); err != nil {
 		return err
 	}
@@ -66,8 +65,6 @@ func (r UploadRequest) validate(maxSize int64, requireSize, requireChecksum bool
 		return Errorf(Invalid, "size_bytes is required for a multipart upload")
 	case requireSize && r.SizeBytes == nil:
 		return Errorf(Invalid, "size_bytes is required")
-	case requireChecksum && r.Checksum.IsZero():
-		return Errorf(Invalid, "sha256 is required: the base64 of the file's SHA-256 digest")
 	}
 	if r.SizeBytes != nil {
 		if *r.SizeBytes <= 0 {
@@ -144,12 +141,17 @@ func isBlank(s string) bool {
 // in the quota with the document, and refused before any byte flows when
 // it cannot fit with what is used and reserved.
 func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadRequest) (UploadTicket, error) {
-	if err := req.validate(min(s.cfg.MaxUploadBytes, MaxObjectSize), s.cfg.RequireDeclaredSize, s.cfg.RequireChecksum); err != nil {
+	if err := req.validate(min(s.cfg.MaxUploadBytes, MaxObjectSize), s.cfg.RequireDeclaredSize); err != nil {
 		return UploadTicket{}, err
 	}
+	// Checksums are taken for a single PUT: those of uploads in parts are
+	// not supported yet, so RequireChecksum binds single PUTs only.
 	multipart := s.wantsMultipart(req)
-	if multipart && !req.Checksum.IsZero() {
+	switch {
+	case multipart && !req.Checksum.IsZero():
 		return UploadTicket{}, Errorf(Invalid, "sha256 is taken for an upload in one PUT only: checksums of uploads in parts are not supported yet")
+	case !multipart && req.Checksum.IsZero() && s.cfg.RequireChecksum:
+		return UploadTicket{}, Errorf(Invalid, "sha256 is required: the base64 of the file's SHA-256 digest")
 	}
 	if !req.Checksum.IsZero() {
 		dup, err := s.store.DocumentWithChecksum(ctx, user, req.Checksum, Ledger().Used)
