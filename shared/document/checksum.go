@@ -44,10 +44,11 @@ func SHA256(field, b64 string) (Checksum, error) {
 
 // checksumMismatch reports whether the object info describes cannot hold
 // the bytes d's client declared a checksum of: info read the object's
-// stored checksums (a stat with checksum mode) and d's is not among them. Nothing is
-// known against d when it declared none, or when info did not read them (a
-// notification, a listing: the write came through d's upload URL, its
-// key's only writer, which MinIO took only with the signed checksum).
+// stored checksums (a stat with checksum mode) and d's is not among them.
+// Nothing is known against d when it declared none, or when info did not
+// read them (a notification, a listing: the write came through d's upload
+// URL, its key's only writer, which MinIO took only with the signed
+// checksum).
 func (d *Document) checksumMismatch(info ObjectInfo) bool {
 	if d.Checksum.IsZero() || info.Checksums == nil {
 		return false

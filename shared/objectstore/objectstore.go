@@ -151,11 +151,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // are signed headers: MinIO answers 403 to a body of another size or type.
 // A checksum (unless zero) is signed as x-amz-checksum-sha256: MinIO
 // answers a body that does not match it 400 XAmzContentChecksumMismatch,
-// the PUT without the header 400 AccessDenied (an unsigned header: no,
-// a signed one missing), with another value 403 SignatureDoesNotMatch,
-// and with a second checksum of another algorithm (header or trailer)
-// 400 InvalidArgument or XAmzContentChecksumMismatch: only the declared
-// bytes are stored (TestASignedChecksumStoresOnlyItsBytes).
+// the PUT without the header 400 AccessDenied (a signed header missing),
+// with another value 403 SignatureDoesNotMatch, and with a second checksum
+// of another algorithm (header or trailer) 400 InvalidArgument or
+// XAmzContentChecksumMismatch: only the declared bytes are stored
+// (TestASignedChecksumStoresOnlyItsBytes).
 // The headers returned are those the client must set itself: not
 // Content-Length, which no browser script may set (the browser sends the
 // body's length, and it must be the signed one).
