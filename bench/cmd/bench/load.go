@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,7 +159,19 @@ func (s *stack) uploadURL(ctx context.Context, token string, size int) (ticket, 
 
 // uploadURLAt asks the api at apiURL for an upload URL.
 func (s *stack) uploadURLAt(ctx context.Context, apiURL, token string, size int) (ticket, error) {
-	body := `{"filename":"bench.bin","content_type":"` + benchContentType + `","size_bytes":` + strconv.Itoa(size) + `}`
+	return s.uploadURLSum(ctx, apiURL, token, size, "")
+}
+
+// uploadURLSum asks the api at apiURL for an upload URL; with sum (the
+// standard base64 of the file's SHA-256 digest) the request declares it as
+// "sha256", and the api signs it into the URL. A duplicate (200, the
+// user's stored document of that checksum, no URL) is an error here.
+func (s *stack) uploadURLSum(ctx context.Context, apiURL, token string, size int, sum string) (ticket, error) {
+	body := `{"filename":"bench.bin","content_type":"` + benchContentType + `","size_bytes":` + strconv.Itoa(size)
+	if sum != "" {
+		body += `,"sha256":"` + sum + `"`
+	}
+	body += `}`
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/documents/upload-url", bytes.NewReader([]byte(body)))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
@@ -199,6 +213,35 @@ func (s *stack) docuvaultUpload(ctx context.Context, apiURL, token string, data 
 	start := time.Now()
 	err = s.confirm(ctx, apiURL, token, t.DocumentID)
 	return time.Since(start), err
+}
+
+// checksumHeader is the header that carries a PUT's signed SHA-256.
+const checksumHeader = "x-amz-checksum-sha256"
+
+// docuvaultUploadSHA256 is docuvaultUpload with a checksum: the client
+// hashes the file (SHA-256, here, in the load's CPU), declares the digest
+// in upload-url, and sends it on the PUT as the x-amz-checksum-sha256
+// header the ticket returns signed; MinIO verifies the body against it.
+func (s *stack) docuvaultUploadSHA256(ctx context.Context, apiURL, token string, data []byte) error {
+	digest := sha256.Sum256(data)
+	sum := base64.StdEncoding.EncodeToString(digest[:])
+	t, err := s.uploadURLSum(ctx, apiURL, token, len(data), sum)
+	if err != nil {
+		return err
+	}
+	var signed string
+	for k, v := range t.Headers {
+		if http.CanonicalHeaderKey(k) == http.CanonicalHeaderKey(checksumHeader) {
+			signed = v
+		}
+	}
+	if signed != sum {
+		return fmt.Errorf("upload-url with sha256: the ticket's %s is %q, want %q", checksumHeader, signed, sum)
+	}
+	if err := s.put(ctx, t.UploadURL, t.Headers, data); err != nil {
+		return err
+	}
+	return s.confirm(ctx, apiURL, token, t.DocumentID)
 }
 
 // rawUpload is the physical limit: a presigned PUT, signed here with

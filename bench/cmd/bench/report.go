@@ -274,6 +274,7 @@ func (r *report) writeThroughput(w writer, p plan) {
 	w("## 1 and 2. End-to-end upload throughput: DocuVault vs. presigned PUT vs. tusd\n\n")
 	w("%d concurrent clients, each file its own upload, for a fixed time per run (uploads in flight at the deadline finish and count; files/s = files completed / time until the last completed). Per repetition the systems run back to back on the same MinIO:\n\n", p.tpClients)
 	w("- **docuvault**: the full flow, `POST /api/documents/upload-url` → presigned `PUT` straight to MinIO → `POST /api/documents/{id}/confirm`; the uploads go round-robin to 256 users (one user uploading hundreds of files a minute would be refused by UPLOAD_RATE_PER_MINUTE in production). MinIO's notifications (two per object: targets PRIMARY and LIVE) reach the confirmer too, as in production; after each DocuVault run the harness waits until the confirmer and the outbox are idle (\"drain\", not counted) so that this work does not spill into the next system's run.\n")
+	w("- **docuvault+sha256** (64 KiB and 1 MiB only, no goal: the cost of issue 26's checksums): the same full flow, but the client hashes each file (SHA-256, in the bench process, so in the load column), declares the digest as `sha256` in `upload-url` and sends the `x-amz-checksum-sha256` header the ticket returns signed on its PUT; MinIO verifies the body against it. Each file's first 8 bytes are a counter, so that no two files share a digest (the api answers an upload of a checksum the user already stored as a duplicate, with nothing to send).\n")
 	w("- **presigned**: the physical limit here: a PUT presigned by the harness with minio-go (size, type and `If-None-Match: *` signed, exactly as the api signs), no API at all, into a bucket without notifications.\n")
 	w("- **presigned+notify** (64 KiB and 1 MiB only, not a goal, a diagnosis): the same presigned PUT into a bucket with DocuVault's notification rules (targets PRIMARY with its disk queue and LIVE → JetStream → the confirmer, which acknowledges them as another bucket's). Between presigned and presigned+notify lies what MinIO's notifications cost; between presigned+notify and docuvault lies what the API, PostgreSQL and the confirm cost.\n")
 	w("- **tusd**: tusd %s with its S3 store on the same MinIO (own bucket, no notifications), in a process of its own (the bench binary re-executed) on a loopback port; the client does `POST` (Upload-Length) then one `PATCH` with the whole body at offset 0. Content hashes off (`DisableContentHashes`), checksums of the AWS SDK only when required; other settings are tusd's defaults (concurrent part uploads: %d, part size 50 MiB, min part 5 MiB).\n", tusdVersion, r.o.tusdPartUploads)
@@ -349,7 +350,7 @@ func (r *report) writeThroughput(w writer, p plan) {
 				return 100 * max(0, x.cpu.machine-x.cpu.total()) / x.st.elapsed.Seconds()
 			}))
 			drain := "—"
-			if plain, _ := sys.onBaseline(); plain == sysDocuVault || plain == sysNotify {
+			if sys.drains() {
 				drain = fmt.Sprintf("%.2f s", median(collect(runs, func(x tpRun) float64 { return x.drain.Seconds() })))
 			}
 			w("| %s | %s |", human(t.size), sys)
@@ -390,6 +391,42 @@ func (r *report) writeThroughput(w writer, p plan) {
 	}
 	r.writeStatements(w)
 	w("\n\"event drain\" is how long after the last upload of a run the confirmer and the outbox took to go idle (MinIO's PRIMARY target sends from its disk queue every 3 s); the harness waits for it before the next run.\n\n")
+	r.writeChecksums(w)
+}
+
+// writeChecksums sets docuvault+sha256 beside docuvault, at the sizes
+// where both ran: what the checksum of issue 26 costs.
+func (r *report) writeChecksums(w writer) {
+	var sizes []*tpSize
+	for _, t := range r.tp {
+		if len(t.of(sysDocuVault)) > 0 && len(t.of(sysDocuVaultSum)) > 0 {
+			sizes = append(sizes, t)
+		}
+	}
+	if len(sizes) == 0 {
+		return
+	}
+	w("### Checksums: with and without\n\n")
+	w("What issue 26's checksum costs: **docuvault+sha256** against **docuvault**, the same flow with and without the file's SHA-256 declared in `upload-url` and signed into the PUT (`x-amz-checksum-sha256`), which MinIO verifies against the body. The two ran back to back in every repetition of the rotation above. Files/s are medians over the repetitions, with / without is per repetition (median and range); CPU is milliseconds per uploaded file, every run and its drain, as in \"Where the CPU went\" (medians over the runs; a difference is with's median minus without's). load is the bench process, where the client's hashing is; MinIO is where the body's verification is.\n\n")
+	w("| size | files/s without | files/s with | with / without, files/s | MinIO ms/file without | MinIO ms/file with | MinIO difference | load ms/file without | load ms/file with | load difference | every process, difference |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, t := range sizes {
+		fps := func(sys system) float64 { return median(collect(t.of(sys), tpRun.filesPerSec)) }
+		minio0, minio1 := t.cpuPerFile(sysDocuVault, ofProc(procMinIO)), t.cpuPerFile(sysDocuVaultSum, ofProc(procMinIO))
+		load0, load1 := t.cpuPerFile(sysDocuVault, ofProc(procLoad)), t.cpuPerFile(sysDocuVaultSum, ofProc(procLoad))
+		all := t.cpuPerFile(sysDocuVaultSum, cpuSnap.total) - t.cpuPerFile(sysDocuVault, cpuSnap.total)
+		w("| %s | %.1f | %.1f | %s | %.2f | %.2f | %+.2f | %.2f | %.2f | %+.2f | %+.2f |\n", human(t.size), fps(sysDocuVault), fps(sysDocuVaultSum),
+			perRepCell(t.ratios(sysDocuVaultSum, sysDocuVault)), minio0, minio1, minio1-minio0, load0, load1, load1-load0, all)
+	}
+	w("\nThe ratios against presigned, presigned+notify and tusd above, and the goals in the summary, are plain docuvault's; docuvault+sha256 has no goal.\n\n")
+}
+
+// perRepCell is a per-repetition figure: median and range, or "—".
+func perRepCell(xs []float64) string {
+	if len(xs) == 0 {
+		return "—"
+	}
+	lo, hi := minMax(xs)
+	return fmt.Sprintf("%.2f (%.2f–%.2f)", median(xs), lo, hi)
 }
 
 func (r *report) writeControl(w writer, p plan) {
@@ -676,6 +713,9 @@ func (r *report) writeSummary(w writer, p plan) {
 		w("| %s: api ≤ %.1f ms CPU per request (api CPU per upload / 2 requests) | %.2f ms | %s |\n", size, goalAPIRequest, api, atMost(api, goalAPIRequest))
 		if t.size == statementsAt {
 			w("| %s: confirm statements ≤ %.2f per upload | %s |\n", size, goalSettlements, settlementsCell(t))
+		}
+		if xs := t.ratios(sysDocuVaultSum, sysDocuVault); len(xs) > 0 {
+			w("| %s: docuvault+sha256 / docuvault, files/s (issue 26's checksums) | %s | no goal (informative) |\n", size, perRepCell(xs))
 		}
 	}
 	if r.mp != nil && len(r.mp.sizes) > 0 {

@@ -191,3 +191,37 @@ func TestExtractWritesTheCommitsTree(t *testing.T) {
 		t.Error("extract of a missing commit: no error")
 	}
 }
+
+func TestChecksumsSetWithBesideWithout(t *testing.T) {
+	size := &tpSize{size: 64 << 10, reps: 2, systems: []system{sysDocuVault, sysDocuVaultSum, sysNotify}}
+	for rep, f := range []int{100, 120} {
+		size.runs = append(size.runs,
+			fakeRun(sysDocuVault, rep, f, map[proc]float64{procLoad: 0.5, procMinIO: 3}, 1.5, 0.4, 0),
+			fakeRun(sysDocuVaultSum, rep, 90, map[proc]float64{procLoad: 0.75, procMinIO: 3.5}, 1.5, 0.4, 0),
+			fakeRun(sysNotify, rep, 200, map[proc]float64{procMinIO: 3}, 0, 0, 0))
+	}
+	r := &report{took: map[string]time.Duration{"throughput": time.Second}, tp: []*tpSize{size}}
+	var b strings.Builder
+	r.writeChecksums(func(format string, args ...any) { fmt.Fprintf(&b, format, args...) })
+	// 90/100 and 90/120; MinIO 3 → 3.5, load 0.5 → 0.75 ms per file.
+	want := "| 64 KiB | 110.0 | 90.0 | 0.82 (0.75–0.90) | 3.00 | 3.50 | +0.50 | 0.50 | 0.75 | +0.25 | +0.75 |"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("checksums lack %q:\n%s", want, b.String())
+	}
+	rows := summaryLines(t, r)
+	if got, want := rows["64 KiB: docuvault+sha256 / docuvault, files/s (issue 26's checksums)"], "0.82 (0.75–0.90) | no goal (informative)"; got != want {
+		t.Errorf("summary's checksum line: got %q, want %q", got, want)
+	}
+	// The goals stay plain docuvault's: 100/200 and 120/200.
+	if got, want := rows["64 KiB: DocuVault / presigned+notify ≥ 0.75, files/s"], "0.55 (0.50–0.60) | **missed**"; got != want {
+		t.Errorf("DocuVault / presigned+notify: got %q, want %q", got, want)
+	}
+
+	// Without docuvault+sha256 (the 16 MiB size, an older run): no section.
+	b.Reset()
+	r.tp = []*tpSize{{size: 16 << 20, reps: 1, systems: []system{sysDocuVault}, runs: []tpRun{fakeRun(sysDocuVault, 0, 10, nil, 0, 0, 0)}}}
+	r.writeChecksums(func(format string, args ...any) { fmt.Fprintf(&b, format, args...) })
+	if b.Len() != 0 {
+		t.Errorf("checksums without docuvault+sha256 runs: %q", b.String())
+	}
+}

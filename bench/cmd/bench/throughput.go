@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -12,10 +15,11 @@ import (
 type system string
 
 const (
-	sysDocuVault system = "docuvault"        // upload-url + presigned PUT + confirm
-	sysRaw       system = "presigned"        // presigned PUT alone, signed locally: the physical limit
-	sysNotify    system = "presigned+notify" // the same into a bucket with DocuVault's notification rules
-	sysTusd      system = "tusd"             // tusd v2 s3store: POST + one PATCH
+	sysDocuVault    system = "docuvault"        // upload-url + presigned PUT + confirm
+	sysDocuVaultSum system = "docuvault+sha256" // the same with the file's SHA-256 declared and signed (issue 26)
+	sysRaw          system = "presigned"        // presigned PUT alone, signed locally: the physical limit
+	sysNotify       system = "presigned+notify" // the same into a bucket with DocuVault's notification rules
+	sysTusd         system = "tusd"             // tusd v2 s3store: POST + one PATCH
 )
 
 // notifyBucket has the documents bucket's notification rules (targets
@@ -75,6 +79,22 @@ func (s *stack) uploadOp(sys system, apiURL string, data []byte, tokens []string
 			_, err := s.docuvaultUpload(ctx, apiURL, tokens[next.Add(1)%uint64(len(tokens))], data)
 			return err
 		}
+	case sysDocuVaultSum:
+		// Each file's bytes differ (uniqueData), or the api would answer
+		// every upload after the first a duplicate, with nothing to send.
+		var next atomic.Uint64
+		bufs := sync.Pool{New: func() any { return bytes.Clone(data) }}
+		return func(ctx context.Context, _, _ int) error {
+			buf := bufs.Get().([]byte)
+			uniqueData(buf)
+			err := s.docuvaultUploadSHA256(ctx, apiURL, tokens[next.Add(1)%uint64(len(tokens))], buf)
+			if err == nil {
+				// On an error the transport may still be reading buf:
+				// leave it to the garbage collector.
+				bufs.Put(buf)
+			}
+			return err
+		}
 	case sysRaw:
 		return func(ctx context.Context, _, _ int) error { return s.rawUpload(ctx, rawBucket, data) }
 	case sysNotify:
@@ -84,10 +104,28 @@ func (s *stack) uploadOp(sys system, apiURL string, data []byte, tokens []string
 	}
 }
 
+// fileSeq numbers the files of docuvault+sha256 over the whole bench run:
+// the stack's document rows outlive a run (they are wiped per size).
+var fileSeq atomic.Uint64
+
+// uniqueData writes the next file number into buf's first 8 bytes (buf is
+// at least 8 bytes, the rest random), so that no two files of the bench
+// have the same SHA-256.
+func uniqueData(buf []byte) {
+	binary.BigEndian.PutUint64(buf, fileSeq.Add(1))
+}
+
+// drains reports whether sys's files cause MinIO notifications that the
+// confirmer handles, so that a run of it waits for its event drain.
+func (sys system) drains() bool {
+	plain, _ := sys.onBaseline()
+	return plain == sysDocuVault || plain == sysDocuVaultSum || plain == sysNotify
+}
+
 // bucketOf is where sys stores its files.
 func (s *stack) bucketOf(sys system) string {
 	switch sys {
-	case sysDocuVault:
+	case sysDocuVault, sysDocuVaultSum:
 		return s.cfg.MinIOBucket
 	case sysRaw:
 		return rawBucket
@@ -203,7 +241,7 @@ func throughput(ctx context.Context, s, base *stack, p plan) ([]*tpSize, error) 
 				if ctx.Err() != nil {
 					return out, ctx.Err()
 				}
-				if plain == sysDocuVault || plain == sysNotify {
+				if plain.drains() {
 					// Two notifications per object (targets PRIMARY and LIVE).
 					var err error
 					r.drain, err = s.waitIdle(ctx, seq0+uint64(2*st.ops), 20*time.Second)
@@ -253,7 +291,7 @@ func throughput(ctx context.Context, s, base *stack, p plan) ([]*tpSize, error) 
 }
 
 func drainNote(r tpRun) string {
-	if plain, _ := r.sys.onBaseline(); plain != sysDocuVault && plain != sysNotify {
+	if !r.sys.drains() {
 		return ""
 	}
 	return fmt.Sprintf(", events drained %.2fs later", r.drain.Seconds())
