@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -210,7 +211,7 @@ func TestAnObjectOfAnotherChecksumIsNeverCharged(t *testing.T) {
 // TestChecksumRequests: a sha256 that is not the base64 of 32 bytes, or
 // one with a multipart upload, is refused 422 and nothing is made; with
 // REQUIRE_CHECKSUM a request for a single PUT without one is refused 422
-// naming it, and one for an upload in parts (which takes none yet) is not.
+// naming it, and one for an upload in parts without part_checksum too.
 func TestChecksumRequests(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.RequireChecksum = true }})
@@ -245,9 +246,18 @@ func TestChecksumRequests(t *testing.T) {
 	if r := s.Confirm(t, tok, tk.DocumentID); r.Status != http.StatusOK {
 		t.Fatalf("confirm: %d %s", r.Status, r.Body)
 	}
-	if r := s.Do(t, http.MethodPost, "/api/documents/upload-url", tok, map[string]any{
-		"filename": "scan.tiff", "content_type": "image/tiff", "size_bytes": 10 << 20, "multipart": true}); r.Status != http.StatusCreated {
-		t.Errorf("upload-url in parts without sha256 under REQUIRE_CHECKSUM: %d %s, want 201", r.Status, r.Body)
+	inParts := map[string]any{"filename": "scan.tiff", "content_type": "image/tiff", "size_bytes": 10 << 20, "multipart": true}
+	if r := s.Do(t, http.MethodPost, "/api/documents/upload-url", tok, inParts); r.Status != http.StatusUnprocessableEntity ||
+		!strings.Contains(string(r.Body), "part_checksum") {
+		t.Errorf("upload-url in parts without part_checksum under REQUIRE_CHECKSUM: %d %s, want 422 naming part_checksum", r.Status, r.Body)
+	}
+	inParts["part_checksum"] = "sha256"
+	if r := s.Do(t, http.MethodPost, "/api/documents/upload-url", tok, inParts); r.Status != http.StatusCreated {
+		t.Errorf("upload-url in parts with part_checksum under REQUIRE_CHECKSUM: %d %s, want 201", r.Status, r.Body)
+	}
+	inParts["part_checksum"] = "md5"
+	if r := s.Do(t, http.MethodPost, "/api/documents/upload-url", tok, inParts); r.Status != http.StatusUnprocessableEntity {
+		t.Errorf("upload-url with part_checksum md5: %d %s, want 422", r.Status, r.Body)
 	}
 }
 
@@ -328,5 +338,124 @@ func TestADuplicateMovesNoBytes(t *testing.T) {
 	}
 	if r := ask(tok, data); r.Status != http.StatusCreated {
 		t.Errorf("upload-url after the delete: %d %s, want 201", r.Status, r.Body)
+	}
+}
+
+// TestMultipartPartsUnderSignedChecksums: an upload in parts asked for
+// with part_checksum "sha256" has its parts' URLs asked for with each
+// part's SHA-256, which MinIO then holds the part to: a part of other
+// bytes is refused (400 XAmzContentChecksumMismatch) and may be sent again;
+// a part URL asked for without its digest is refused (422). Completed, the
+// document (confirm answer, GET, document.uploaded) holds the composite
+// checksum of its parts, as S3 computes it.
+func TestMultipartPartsUnderSignedChecksums(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Edit: func(c *config.Config) { c.MultipartPartSize = 5 << 20 }})
+	_, tok := s.NewUser(t)
+	const mib = 1 << 20
+	data := apitest.BytesOf(11 * mib) // parts of 5, 5 and 1 MiB
+	r := s.Do(t, http.MethodPost, "/api/documents/upload-url", tok, map[string]any{
+		"filename": "scan.pdf", "content_type": "application/pdf", "size_bytes": len(data), "multipart": true, "part_checksum": "sha256"})
+	var plan struct {
+		apitest.Plan
+		PartChecksum string `json:"part_checksum"`
+	}
+	r.Decode(t, &plan)
+	if r.Status != http.StatusCreated || plan.PartChecksum != "sha256" || len(plan.Parts) != 0 || plan.PartCount < 2 {
+		t.Fatalf("upload-url with part_checksum: %d %s, want 201 with part_checksum sha256 and no part URLs", r.Status, r.Body)
+	}
+	part := func(n int) []byte {
+		start := int64(n-1) * plan.PartSize
+		return data[start:min(start+plan.PartSize, int64(len(data)))]
+	}
+	if r := s.Do(t, http.MethodPost, "/api/documents/"+plan.DocumentID.String()+"/parts", tok, map[string]any{"part_numbers": []int{1}}); r.Status != http.StatusUnprocessableEntity {
+		t.Errorf("part URL without its sha256: %d %s, want 422", r.Status, r.Body)
+	}
+	sign := func(n int) string {
+		t.Helper()
+		r := s.Do(t, http.MethodPost, "/api/documents/"+plan.DocumentID.String()+"/parts", tok,
+			map[string]any{"parts": []map[string]any{{"part_number": n, "sha256": sha256Of(part(n))}}})
+		var out struct {
+			Parts []apitest.PartURL `json:"parts"`
+		}
+		r.Decode(t, &out)
+		if r.Status != http.StatusOK || len(out.Parts) != 1 || !strings.Contains(out.Parts[0].URL, "x-amz-checksum-sha256") {
+			t.Fatalf("part %d's URL: %d %s, want one URL signing its checksum", n, r.Status, r.Body)
+		}
+		return out.Parts[0].URL
+	}
+	withSum := func(n int) http.Header { return http.Header{"X-Amz-Checksum-Sha256": {sha256Of(part(n))}} }
+
+	var parts []apitest.CompletedPart
+	for n := 1; n <= plan.PartCount; n++ {
+		url := sign(n)
+		if n == 1 {
+			// Other bytes of the same length under part 1's checksum.
+			other := bytes.Repeat([]byte("Z"), len(part(1)))
+			if st, _ := s.PutPart(t, url, other, withSum(1)); st != http.StatusBadRequest {
+				t.Errorf("part 1 of other bytes: MinIO answered %d, want 400", st)
+			}
+			if st, _ := s.PutPart(t, url, part(1), nil); st == http.StatusOK {
+				t.Error("part 1 without its checksum header: MinIO took it")
+			}
+		}
+		st, etag := s.PutPart(t, url, part(n), withSum(n))
+		if st != http.StatusOK {
+			t.Fatalf("part %d: MinIO answered %d", n, st)
+		}
+		parts = append(parts, apitest.CompletedPart{PartNumber: n, ETag: etag})
+	}
+	var listed struct {
+		Parts []struct {
+			PartNumber int    `json:"part_number"`
+			SHA256     string `json:"sha256"`
+		} `json:"parts"`
+	}
+	s.Do(t, http.MethodGet, "/api/documents/"+plan.DocumentID.String()+"/parts", tok, nil).Decode(t, &listed)
+	if len(listed.Parts) != plan.PartCount || listed.Parts[0].SHA256 != sha256Of(part(1)) {
+		t.Errorf("listed parts %+v, want %d with their SHA-256s", listed.Parts, plan.PartCount)
+	}
+
+	// S3's composite checksum: the SHA-256 of the parts' digests, -N.
+	h := sha256.New()
+	for n := 1; n <= plan.PartCount; n++ {
+		sum := sha256.Sum256(part(n))
+		h.Write(sum[:])
+	}
+	want := checksumJSON{Algorithm: "sha256_composite", Value: fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(h.Sum(nil)), plan.PartCount)}
+	r = s.Complete(t, tok, plan.DocumentID, parts)
+	var c struct {
+		apitest.Confirmation
+		Checksum *checksumJSON `json:"checksum"`
+	}
+	r.Decode(t, &c)
+	if r.Status != http.StatusOK || c.Checksum == nil || *c.Checksum != want || c.SizeBytes != int64(len(data)) {
+		t.Fatalf("complete: %d %s, want 200 with checksum %+v", r.Status, r.Body, want)
+	}
+	var doc struct {
+		Checksum *checksumJSON `json:"checksum"`
+	}
+	s.Do(t, http.MethodGet, "/api/documents/"+plan.DocumentID.String(), tok, nil).Decode(t, &doc)
+	if doc.Checksum == nil || *doc.Checksum != want {
+		t.Errorf("GET: checksum %+v, want %+v", doc.Checksum, want)
+	}
+	var key string
+	if err := s.DB.QueryRow(context.Background(), "SELECT object_key FROM documents WHERE id = $1", plan.DocumentID).Scan(&key); err != nil {
+		t.Fatal(err)
+	}
+	stat, err := s.MinIO.Client(t).StatObject(context.Background(), s.Bucket, key, minio.StatObjectOptions{Checksum: true})
+	if err != nil || stat.ChecksumSHA256 != want.Value {
+		t.Errorf("MinIO's checksum of the object: %q (%v), want %q", stat.ChecksumSHA256, err, want.Value)
+	}
+	for _, e := range s.DocumentEvents(t, plan.DocumentID) {
+		var data struct {
+			Checksum *checksumJSON `json:"checksum"`
+		}
+		if err := json.Unmarshal(e.Data, &data); err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == "document.uploaded" && (data.Checksum == nil || *data.Checksum != want) {
+			t.Errorf("document.uploaded: checksum %+v, want %+v", data.Checksum, want)
+		}
 	}
 }

@@ -97,6 +97,9 @@ type uploadURLRequest struct {
 	// SHA256 is the base64 of the file's SHA-256 digest, signed into
 	// the URL.
 	SHA256 *string `json:"sha256"`
+	// PartChecksum "sha256" asks, for an upload in parts, that each part
+	// be signed with its SHA-256.
+	PartChecksum document.ChecksumAlgorithm `json:"part_checksum"`
 }
 
 type uploadURLResponse struct {
@@ -120,11 +123,12 @@ func (h *handlers) uploadURL(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t, err := h.docs.RequestUpload(r.Context(), caller(r).UserID, document.UploadRequest{
-		Filename:    req.Filename,
-		ContentType: req.ContentType,
-		SizeBytes:   req.SizeBytes,
-		Multipart:   req.Multipart,
-		Checksum:    checksum,
+		Filename:      req.Filename,
+		ContentType:   req.ContentType,
+		SizeBytes:     req.SizeBytes,
+		Multipart:     req.Multipart,
+		Checksum:      checksum,
+		PartChecksums: req.PartChecksum,
 	})
 	if err != nil {
 		writeError(w, r, err)
@@ -137,7 +141,7 @@ func (h *handlers) uploadURL(w http.ResponseWriter, r *http.Request) {
 	}
 	if p := t.Multipart; p != nil {
 		writeSecret(w, http.StatusCreated, multipartResponse{DocumentID: t.DocumentID, UploadID: p.UploadID,
-			PartSize: p.PartSize, PartCount: p.PartCount, ExpiresAt: t.ExpiresAt, Parts: partURLs(p.Parts)})
+			PartSize: p.PartSize, PartCount: p.PartCount, ExpiresAt: t.ExpiresAt, Parts: partURLs(p.Parts), PartChecksum: p.PartChecksums})
 		return
 	}
 	writeSecret(w, http.StatusCreated, uploadURLResponse{UploadURL: t.URL, DocumentID: t.DocumentID, ExpiresAt: t.ExpiresAt, Headers: t.Headers})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -35,10 +36,41 @@ type multipartResponse struct {
 	PartCount  int           `json:"part_count"`
 	ExpiresAt  time.Time     `json:"expires_at"`
 	Parts      []partURLJSON `json:"parts"`
+	// PartChecksum is "sha256" when each part's URL signs its SHA-256:
+	// the plan then gives no part URLs, and the client asks for each with
+	// its digest.
+	PartChecksum document.ChecksumAlgorithm `json:"part_checksum,omitempty"`
 }
 
+// signPartsRequest asks for part URLs by number (part_numbers) or, for
+// an upload whose parts are checksummed, by number and SHA-256 (parts).
 type signPartsRequest struct {
-	PartNumbers []int `json:"part_numbers"`
+	PartNumbers []int             `json:"part_numbers"`
+	Parts       []checksummedPart `json:"parts"`
+}
+
+type checksummedPart struct {
+	PartNumber int    `json:"part_number"`
+	SHA256     string `json:"sha256"`
+}
+
+// asked returns the parts req asks for.
+func (req signPartsRequest) asked() ([]document.Part, error) {
+	if len(req.PartNumbers) > 0 && len(req.Parts) > 0 {
+		return nil, document.Errorf(document.Invalid, "send part_numbers or parts, not both")
+	}
+	out := make([]document.Part, 0, len(req.PartNumbers)+len(req.Parts))
+	for _, n := range req.PartNumbers {
+		out = append(out, document.Part{Number: n})
+	}
+	for _, p := range req.Parts {
+		sum, err := document.SHA256(fmt.Sprintf("the sha256 of part %d", p.PartNumber), p.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, document.Part{Number: p.PartNumber, ChecksumSHA256: sum.Value})
+	}
+	return out, nil
 }
 
 type signPartsResponse struct {
@@ -56,7 +88,12 @@ func (h *handlers) signParts(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	urls, expires, err := h.docs.SignParts(r.Context(), caller(r).UserID, id, req.PartNumbers)
+	asked, err := req.asked()
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	urls, expires, err := h.docs.SignParts(r.Context(), caller(r).UserID, id, asked)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -68,6 +105,7 @@ type partJSON struct {
 	PartNumber int    `json:"part_number"`
 	Size       int64  `json:"size"`
 	ETag       string `json:"etag"`
+	SHA256     string `json:"sha256,omitempty"` // as MinIO took it, when the parts are checksummed
 }
 
 type partsResponse struct {
@@ -91,7 +129,7 @@ func (h *handlers) parts(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]partJSON, len(parts))
 	for i, p := range parts {
-		out[i] = partJSON{PartNumber: p.Number, Size: p.Size, ETag: p.ETag}
+		out[i] = partJSON{PartNumber: p.Number, Size: p.Size, ETag: p.ETag, SHA256: p.ChecksumSHA256}
 	}
 	writeJSON(w, http.StatusOK, partsResponse{DocumentID: d.ID, UploadID: d.UploadID, PartSize: d.PartSize,
 		PartCount: document.PartCount(d), Parts: out})

@@ -37,7 +37,7 @@ type Docs interface {
 	List(ctx context.Context, user uuid.UUID, req document.ListRequest) (document.Page, error)
 	Get(ctx context.Context, user, id uuid.UUID) (*document.Document, string, error)
 	Delete(ctx context.Context, user, id uuid.UUID) error
-	SignParts(ctx context.Context, user, id uuid.UUID, numbers []int) ([]document.PartURL, time.Time, error)
+	SignParts(ctx context.Context, user, id uuid.UUID, parts []document.Part) ([]document.PartURL, time.Time, error)
 	Parts(ctx context.Context, user, id uuid.UUID) (*document.Document, []document.Part, error)
 	Complete(ctx context.Context, user, id uuid.UUID, parts []document.Part) (document.Confirmation, error)
 	Quota(ctx context.Context, user uuid.UUID) (document.Quota, error)

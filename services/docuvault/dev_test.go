@@ -264,10 +264,11 @@ func assertClosed(t *testing.T, ports devPorts) {
 }
 
 type document struct {
-	ID       string `json:"id"`
-	Filename string `json:"filename"`
-	Status   string `json:"status"`
-	Checksum *struct {
+	ID        string `json:"id"`
+	Filename  string `json:"filename"`
+	Status    string `json:"status"`
+	SizeBytes int64  `json:"size_bytes"`
+	Checksum  *struct {
 		Algorithm string `json:"algorithm"`
 		Value     string `json:"value"`
 	} `json:"checksum"`

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,17 +159,18 @@ func signInAsDev(tab browserTab, dev *devRun) {
 // uploadedRow is a predicate: a row of the table shows a charged document.
 const uploadedRow = `document.querySelector('#documents tr[data-document-id] .status:is([data-status="uploaded"], [data-status="classified"], [data-status="classification_failed"])') !== null`
 
-// mustCharged checks that document id is charged with size bytes and that
-// the dev user's used_bytes grew by size from before.
+// mustCharged checks that document id is charged with size bytes, its
+// parts sent under their signed SHA-256s (the page asks for part_checksum),
+// and that the dev user's used_bytes grew by size from before.
 func mustCharged(t *testing.T, dev *devRun, id string, size, before int64) {
 	t.Helper()
-	var doc struct {
-		Status    string `json:"status"`
-		SizeBytes int64  `json:"size_bytes"`
-	}
+	var doc document
 	mustStatus(t, http.StatusOK, "GET", dev.PageURL+"/api/documents/"+id, dev.Token, nil, &doc)
 	if !docstatus.Status(doc.Status).Charged() || doc.SizeBytes != size {
 		t.Errorf("document %s is %s with %d bytes, want uploaded with %d", id, doc.Status, doc.SizeBytes, size)
+	}
+	if doc.Checksum == nil || doc.Checksum.Algorithm != "sha256_composite" || !regexp.MustCompile(`^[A-Za-z0-9+/]{43}=-[0-9]+$`).MatchString(doc.Checksum.Value) {
+		t.Errorf("document %s has checksum %+v, want the sha256_composite of its parts", id, doc.Checksum)
 	}
 	if used := mustUsedBytes(t, dev); used != before+size {
 		t.Errorf("used_bytes %d after the upload, want %d + %d", used, before, size)
@@ -334,8 +336,11 @@ func TestBrowserMultipartExpiredURL(t *testing.T) {
 	if len(refused) == 0 {
 		t.Fatalf("no part URL expired: the test did not test the page's signing again")
 	}
-	if p := count(reqs, http.MethodPost, 0); p != len(refused) {
-		t.Errorf("the page asked for part URLs %d times, want once per refused part (%v)", p, refused)
+	// The plan holds no part URLs (the page asks for checksummed parts:
+	// each URL signs its part's SHA-256): one request for the first batch,
+	// then one per refused part.
+	if p := count(reqs, http.MethodPost, 0); p != 1+len(refused) {
+		t.Errorf("the page asked for part URLs %d times, want once for the first parts and once per refused part (%v)", p, refused)
 	}
 	t.Logf("parts %v were refused with an expired URL and sent again", refused)
 }

@@ -360,6 +360,20 @@ func (s *memStore) StaleDocuments(_ context.Context, status document.Status, bef
 	return out, nil
 }
 
+func (s *memStore) SetChecksum(_ context.Context, id uuid.UUID, c document.Checksum) (bool, error) {
+	if err := s.failure("SetChecksum"); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.st.docs[id]
+	if !ok || d.Status != document.StatusPending || d.Checksum.Algorithm != c.Algorithm {
+		return false, nil
+	}
+	d.Checksum = c
+	return true, nil
+}
+
 func (s *memStore) SetUpload(_ context.Context, id uuid.UUID, uploadID string) error {
 	if err := s.failure("SetUpload"); err != nil {
 		return err
@@ -889,26 +903,27 @@ func (c *fakeClassifier) seen() []classifyCall {
 
 // memUpload is one multipart upload in progress.
 type memUpload struct {
-	key   string
-	parts map[int][]byte
+	key         string
+	parts       map[int][]byte
+	checksummed bool // each part stored with its SHA-256 (CreateMultipart)
 }
 
-func (o *memObjects) CreateMultipart(_ context.Context, key, contentType string) (string, error) {
+func (o *memObjects) CreateMultipart(_ context.Context, key, contentType string, checksummed bool) (string, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	id := uuid.NewString()
-	o.uploads[id] = &memUpload{key: key, parts: map[int][]byte{}}
+	o.uploads[id] = &memUpload{key: key, parts: map[int][]byte{}, checksummed: checksummed}
 	if o.loseCreate != nil {
 		return "", o.loseCreate
 	}
 	return id, nil
 }
 
-func (o *memObjects) PresignPart(_ context.Context, key, uploadID string, number int, size int64, ttl time.Duration) (string, error) {
+func (o *memObjects) PresignPart(_ context.Context, key, uploadID string, p document.Part, size int64, ttl time.Duration) (string, error) {
 	if o.failPresign != nil {
 		return "", o.failPresign
 	}
-	return fmt.Sprintf("https://minio.test/%s?uploadId=%s&partNumber=%d&size=%d", key, uploadID, number, size), nil
+	return fmt.Sprintf("https://minio.test/%s?uploadId=%s&partNumber=%d&size=%d&sha256=%s", key, uploadID, p.Number, size, p.ChecksumSHA256), nil
 }
 
 // putPart stores part number of the upload, as a client's PUT would.
@@ -948,7 +963,12 @@ func (o *memObjects) ListParts(_ context.Context, key, uploadID string) ([]docum
 	}
 	var parts []document.Part
 	for n, data := range u.parts {
-		parts = append(parts, document.Part{Number: n, Size: int64(len(data)), ETag: fmt.Sprintf("%x", md5.Sum(data))})
+		p := document.Part{Number: n, Size: int64(len(data)), ETag: fmt.Sprintf("%x", md5.Sum(data))}
+		if u.checksummed {
+			sum := sha256.Sum256(data)
+			p.ChecksumSHA256 = base64.StdEncoding.EncodeToString(sum[:])
+		}
+		parts = append(parts, p)
 	}
 	slices.SortFunc(parts, func(a, b document.Part) int { return a.Number - b.Number })
 	return parts, nil

@@ -125,7 +125,7 @@ func TestStorageRequestsArePaced(t *testing.T) {
 	}
 
 	m := f.multipart(t, user, 100)
-	if _, _, err := f.svc.SignParts(ctx, user, m.ID, []int{1}); document.ErrorCode(err) != document.RateLimited {
+	if _, _, err := f.svc.SignParts(ctx, user, m.ID, []document.Part{{Number: 1}}); document.ErrorCode(err) != document.RateLimited {
 		t.Fatalf("sign parts with no request left: %v", err)
 	}
 	if _, _, err := f.svc.Parts(ctx, user, m.ID); document.ErrorCode(err) != document.RateLimited {
@@ -140,7 +140,7 @@ func TestStorageRequestsArePaced(t *testing.T) {
 		t.Fatal("a refused complete completed the upload")
 	}
 	throttle.set(3)
-	if _, _, err := f.svc.SignParts(ctx, user, m.ID, []int{1}); err != nil {
+	if _, _, err := f.svc.SignParts(ctx, user, m.ID, []document.Part{{Number: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := f.svc.Parts(ctx, user, m.ID); err != nil {

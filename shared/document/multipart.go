@@ -37,8 +37,15 @@ type MultipartPlan struct {
 	UploadID  string
 	PartSize  int64
 	PartCount int
-	Parts     []PartURL // the first parts' URLs
+	Parts     []PartURL // the first parts' URLs; none when parts are checksummed
+	// PartChecksums is ChecksumSHA256 when each part's URL signs its
+	// SHA-256, which the client sends when it asks for the URL.
+	PartChecksums ChecksumAlgorithm
 }
+
+// partsChecksummed reports whether multipart document d's parts each come
+// with their signed SHA-256.
+func (d *Document) partsChecksummed() bool { return d.Checksum.Algorithm == ChecksumSHA256Composite }
 
 // partPlan returns the part size and count for an object of size bytes:
 // parts of at least minPart bytes, whole MiB, and no more than MaxParts.
@@ -84,7 +91,7 @@ func (s *Service) wantsMultipart(req UploadRequest) bool {
 // row (and reservation) is committed, and returns the plan with the first
 // part URLs. On failure the row goes again, its reservation released.
 func (s *Service) startMultipart(ctx context.Context, d *Document) (*MultipartPlan, error) {
-	uploadID, err := s.objects.CreateMultipart(ctx, d.ObjectKey, d.ContentType)
+	uploadID, err := s.objects.CreateMultipart(ctx, d.ObjectKey, d.ContentType, d.partsChecksummed())
 	if err == nil {
 		d.UploadID = uploadID
 		if err = s.store.SetUpload(ctx, d.ID, uploadID); err != nil {
@@ -100,15 +107,21 @@ func (s *Service) startMultipart(ctx context.Context, d *Document) (*MultipartPl
 		return nil, err
 	}
 	size, count := partSpan(d)
-	numbers := make([]int, min(count, firstParts))
-	for i := range numbers {
-		numbers[i] = i + 1
+	plan := &MultipartPlan{UploadID: uploadID, PartSize: size, PartCount: count}
+	if d.partsChecksummed() {
+		// A part's URL signs its SHA-256, which the client sends with its
+		// request for it (SignParts).
+		plan.PartChecksums = ChecksumSHA256
+		return plan, nil
 	}
-	urls, err := s.signParts(ctx, d, numbers)
-	if err != nil {
+	parts := make([]Part, min(count, firstParts))
+	for i := range parts {
+		parts[i].Number = i + 1
+	}
+	if plan.Parts, err = s.signParts(ctx, d, parts); err != nil {
 		return nil, err
 	}
-	return &MultipartPlan{UploadID: uploadID, PartSize: size, PartCount: count, Parts: urls}, nil
+	return plan, nil
 }
 
 // discard removes pending document d, which no client has heard of,
@@ -132,16 +145,17 @@ func (s *Service) discard(ctx context.Context, d *Document) error {
 	return s.store.ForgetRemovals(ctx, []string{d.ObjectKey})
 }
 
-// signParts signs the URLs of multipart document d's parts numbers.
-func (s *Service) signParts(ctx context.Context, d *Document, numbers []int) ([]PartURL, error) {
-	urls := make([]PartURL, 0, len(numbers))
-	for _, n := range numbers {
-		size := partSize(d, n)
-		u, err := s.objects.PresignPart(ctx, d.ObjectKey, d.UploadID, n, size, s.cfg.UploadURLTTL)
+// signParts signs the URLs of multipart document d's parts (numbers, and
+// SHA-256s when its parts are checksummed).
+func (s *Service) signParts(ctx context.Context, d *Document, parts []Part) ([]PartURL, error) {
+	urls := make([]PartURL, 0, len(parts))
+	for _, p := range parts {
+		size := partSize(d, p.Number)
+		u, err := s.objects.PresignPart(ctx, d.ObjectKey, d.UploadID, p, size, s.cfg.UploadURLTTL)
 		if err != nil {
 			return nil, err
 		}
-		urls = append(urls, PartURL{Number: n, Size: size, URL: u})
+		urls = append(urls, PartURL{Number: p.Number, Size: size, URL: u})
 	}
 	return urls, nil
 }
@@ -164,28 +178,34 @@ func (s *Service) pendingMultipart(ctx context.Context, user, id uuid.UUID) (*Do
 	return d, nil
 }
 
-// SignParts returns presigned URLs for parts numbers of user's pending
-// multipart document id, valid UploadURLTTL, and renews the document's
-// pending lifetime: the sweeper counts PENDING_TTL from the last part
-// signed.
-func (s *Service) SignParts(ctx context.Context, user, id uuid.UUID, numbers []int) ([]PartURL, time.Time, error) {
-	if len(numbers) == 0 || len(numbers) > MaxPartsAsked {
-		return nil, time.Time{}, Errorf(Invalid, "part_numbers must hold 1 to %d part numbers", MaxPartsAsked)
+// SignParts returns presigned URLs for parts (their numbers and, when the
+// document's parts are checksummed, each one's SHA-256, which its URL
+// signs) of user's pending multipart document id, valid UploadURLTTL, and
+// renews the document's pending lifetime: the sweeper counts PENDING_TTL
+// from the last part signed.
+func (s *Service) SignParts(ctx context.Context, user, id uuid.UUID, parts []Part) ([]PartURL, time.Time, error) {
+	if len(parts) == 0 || len(parts) > MaxPartsAsked {
+		return nil, time.Time{}, Errorf(Invalid, "1 to %d parts may be asked for at once", MaxPartsAsked)
 	}
 	d, err := s.pendingMultipart(ctx, user, id)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	count := PartCount(d)
-	seen := make(map[int]bool, len(numbers))
-	unique := numbers[:0:0]
-	for _, n := range numbers {
-		if n < 1 || n > count {
-			return nil, time.Time{}, Errorf(Invalid, "part number %d is not between 1 and %d", n, count)
+	seen := make(map[int]bool, len(parts))
+	unique := parts[:0:0]
+	for _, p := range parts {
+		switch {
+		case p.Number < 1 || p.Number > count:
+			return nil, time.Time{}, Errorf(Invalid, "part number %d is not between 1 and %d", p.Number, count)
+		case d.partsChecksummed() && p.ChecksumSHA256 == "":
+			return nil, time.Time{}, Errorf(Invalid, "part %d needs its sha256: this upload's parts are checksummed", p.Number)
+		case !d.partsChecksummed() && p.ChecksumSHA256 != "":
+			return nil, time.Time{}, Errorf(Invalid, "part %d has a sha256, but this upload's parts are not checksummed (ask for the upload with part_checksum)", p.Number)
 		}
-		if !seen[n] {
-			seen[n] = true
-			unique = append(unique, n)
+		if !seen[p.Number] {
+			seen[p.Number] = true
+			unique = append(unique, p)
 		}
 	}
 	if err := s.paceStorage(user); err != nil {
@@ -286,6 +306,18 @@ func (s *Service) Complete(ctx context.Context, user, id uuid.UUID, parts []Part
 	if err := matchParts(d, parts, stored); err != nil {
 		return Confirmation{}, err
 	}
+	if d.partsChecksummed() {
+		// The object's checksum, from the parts MinIO took under their
+		// signed SHA-256s, recorded before the object exists: whichever
+		// door confirms it reads it with the row.
+		sum, err := compositeSHA256(parts)
+		if err != nil {
+			return Confirmation{}, err
+		}
+		if _, err := s.store.SetChecksum(ctx, d.ID, sum); err != nil {
+			return Confirmation{}, err
+		}
+	}
 	err = s.objects.CompleteMultipart(ctx, d.ObjectKey, d.UploadID, parts)
 	switch code := ErrorCode(err); {
 	case err == nil, code == Conflict, code == UploadMissing:
@@ -320,7 +352,8 @@ func checkPartList(parts []Part, count int) error {
 
 // matchParts checks parts (complete, each once) against the parts stored:
 // each one there, with its planned size and the ETag the client gave. It
-// sorts parts by number and normalises their ETags.
+// sorts parts by number, normalises their ETags and gives each its size
+// and checksum as stored.
 func matchParts(d *Document, parts, stored []Part) error {
 	byNumber := make(map[int]Part, len(stored))
 	for _, p := range stored {
@@ -339,7 +372,7 @@ func matchParts(d *Document, parts, stored []Part) error {
 		case got.Size != partSize(d, p.Number):
 			return Errorf(Invalid, "part %d holds %d bytes, not %d", p.Number, got.Size, partSize(d, p.Number))
 		}
-		p.Size = got.Size
+		p.Size, p.ChecksumSHA256 = got.Size, got.ChecksumSHA256
 	}
 	if len(stored) > len(parts) {
 		return Errorf(Invalid, "the upload holds %d parts, %d planned", len(stored), len(parts))

@@ -57,7 +57,7 @@ func TestSweepAbortsAPurgedUploadByItsKeyWhenTheAbortFailed(t *testing.T) {
 		t.Fatalf("after a failed abort: uploads %v, removal records %v; want the upload and its record", f.objects.openUploads(d.ObjectKey), f.store.removals())
 	}
 	// The client's next part request finds no document.
-	if _, _, err := f.svc.SignParts(context.Background(), user, d.ID, []int{1}); document.ErrorCode(err) != document.NotFound {
+	if _, _, err := f.svc.SignParts(context.Background(), user, d.ID, []document.Part{{Number: 1}}); document.ErrorCode(err) != document.NotFound {
 		t.Fatalf("SignParts after the purge: %v, want not found", err)
 	}
 

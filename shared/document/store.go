@@ -20,6 +20,10 @@ type Store interface {
 	// quota (Quota.Fits), s.Refused otherwise. A row changed since comes
 	// back as it is now, and nothing is written.
 	Settle(ctx context.Context, s Settlement) (Settled, error)
+	// SetChecksum records the checksum of pending document id's bytes, once
+	// known (an upload in parts: when its parts are complete); false when
+	// it is no longer pending.
+	SetChecksum(ctx context.Context, id uuid.UUID, c Checksum) (bool, error)
 	// SetUpload records the object store's upload id of pending multipart
 	// document id; Conflict when it is no longer pending.
 	SetUpload(ctx context.Context, id uuid.UUID, uploadID string) error
@@ -278,17 +282,20 @@ type Objects interface {
 	ReadPrefix(ctx context.Context, key string, n int64) ([]byte, error)
 	// Remove deletes the object; removing a missing object is not an error.
 	Remove(ctx context.Context, key string) error
-	// CreateMultipart starts a multipart upload of key and returns its id.
-	CreateMultipart(ctx context.Context, key, contentType string) (uploadID string, err error)
-	// PresignPart returns a URL that accepts a PUT of part number of the
-	// upload, of exactly size bytes (signed), and nothing else.
-	PresignPart(ctx context.Context, key, uploadID string, number int, size int64, ttl time.Duration) (string, error)
+	// CreateMultipart starts a multipart upload of key and returns its id;
+	// with checksummed true every part must come with its SHA-256.
+	CreateMultipart(ctx context.Context, key, contentType string, checksummed bool) (uploadID string, err error)
+	// PresignPart returns a URL that accepts a PUT of part p.Number of the
+	// upload, of exactly size bytes (signed) and, when p.ChecksumSHA256 is
+	// set, of exactly that SHA-256 (signed), and nothing else.
+	PresignPart(ctx context.Context, key, uploadID string, p Part, size int64, ttl time.Duration) (string, error)
 	// ListParts returns the parts the upload holds, by number. An upload
 	// that is not there (completed or aborted) is UploadMissing.
 	ListParts(ctx context.Context, key, uploadID string) ([]Part, error)
-	// CompleteMultipart makes the object of key from parts, only if no
-	// object has the key yet: Conflict when one has; UploadMissing when the
-	// upload is not there.
+	// CompleteMultipart makes the object of key from parts (with their
+	// checksums, when the upload takes them), only if no object has the
+	// key yet: Conflict when one has; UploadMissing when the upload is not
+	// there.
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) error
 	// AbortMultipart drops the upload and its parts; an upload that is not
 	// there is not an error.
@@ -306,6 +313,10 @@ type Part struct {
 	Number int
 	Size   int64
 	ETag   string // without quotes
+	// ChecksumSHA256 is the part's SHA-256 in base64: signed into its URL
+	// when the document's parts are checksummed, and as the object store
+	// took it.
+	ChecksumSHA256 string
 }
 
 // ListedObject is a stored object as a listing shows it. Size and ETag

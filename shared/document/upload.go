@@ -28,6 +28,10 @@ type UploadRequest struct {
 	// Checksum is the checksum of the bytes to come (zero: none): signed
 	// into the URL, so that MinIO stores no other bytes.
 	Checksum Checksum
+	// PartChecksums, for an upload in parts, asks that each part come with
+	// its SHA-256, signed into its URL (ChecksumSHA256 or ""); a single PUT
+	// ignores it (Checksum is its checksum).
+	PartChecksums ChecksumAlgorithm
 }
 
 // UploadTicket tells a client where and how to PUT its document.
@@ -148,9 +152,14 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 	// not supported yet, so RequireChecksum binds single PUTs only.
 	multipart := s.wantsMultipart(req)
 	switch {
+	case req.PartChecksums != "" && req.PartChecksums != ChecksumSHA256:
+		return UploadTicket{}, Errorf(Invalid, "part_checksum must be %q", ChecksumSHA256)
 	case multipart && !req.Checksum.IsZero():
-		return UploadTicket{}, Errorf(Invalid, "sha256 is taken for an upload in one PUT only: checksums of uploads in parts are not supported yet")
-	case !multipart && req.Checksum.IsZero() && s.cfg.RequireChecksum:
+		return UploadTicket{}, Errorf(Invalid, "sha256 is taken for an upload in one PUT only: an upload in parts checksums each part (part_checksum %q)", ChecksumSHA256)
+	case req.Checksum.IsZero() && s.cfg.RequireChecksum && (!multipart || req.PartChecksums == ""):
+		if multipart {
+			return UploadTicket{}, Errorf(Invalid, "part_checksum %q is required for an upload in parts", ChecksumSHA256)
+		}
 		return UploadTicket{}, Errorf(Invalid, "sha256 is required: the base64 of the file's SHA-256 digest")
 	}
 	if !req.Checksum.IsZero() {
@@ -185,6 +194,9 @@ func (s *Service) RequestUpload(ctx context.Context, user uuid.UUID, req UploadR
 		limits.Reserve = *req.SizeBytes
 	}
 	if multipart {
+		if req.PartChecksums != "" {
+			d.Checksum = Checksum{Algorithm: ChecksumSHA256Composite} // its value once the parts are in
+		}
 		// The row (and its reservation) first: a refusal then costs the
 		// object store nothing.
 		d.PartSize, _ = partPlan(*req.SizeBytes, s.cfg.MultipartPartSize)

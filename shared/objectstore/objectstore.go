@@ -233,8 +233,11 @@ func (s *Store) Stat(ctx context.Context, key string) (document.ObjectInfo, erro
 		return document.ObjectInfo{}, translate(err, "stat object")
 	}
 	sums := map[document.ChecksumAlgorithm]string{}
-	if info.ChecksumSHA256 != "" {
-		sums[document.ChecksumSHA256] = info.ChecksumSHA256
+	switch v := info.ChecksumSHA256; {
+	case strings.Contains(v, "-"): // S3's composite of a multipart object's parts: digest-N
+		sums[document.ChecksumSHA256Composite] = v
+	case v != "":
+		sums[document.ChecksumSHA256] = v
 	}
 	return document.ObjectInfo{Size: info.Size, ETag: info.ETag, ContentType: info.ContentType, LastModified: info.LastModified, Checksums: sums}, nil
 }
@@ -326,22 +329,35 @@ func (s *Store) ReadPrefix(ctx context.Context, key string, n int64) ([]byte, er
 }
 
 // CreateMultipart starts a multipart upload of key as the upload identity,
-// the one identity that may write objects.
-func (s *Store) CreateMultipart(ctx context.Context, key, contentType string) (string, error) {
-	id, err := s.writer.NewMultipartUpload(ctx, s.cfg.Bucket, key, minio.PutObjectOptions{ContentType: contentType})
+// the one identity that may write objects. With checksummed, the upload
+// declares SHA-256 (x-amz-checksum-algorithm): MinIO then takes a part only
+// with its x-amz-checksum-sha256, which each part URL signs, and keeps each
+// part's digest for the completion.
+func (s *Store) CreateMultipart(ctx context.Context, key, contentType string, checksummed bool) (string, error) {
+	opts := minio.PutObjectOptions{ContentType: contentType}
+	if checksummed {
+		opts.UserMetadata = map[string]string{"X-Amz-Checksum-Algorithm": "SHA256"}
+	}
+	id, err := s.writer.NewMultipartUpload(ctx, s.cfg.Bucket, key, opts)
 	return id, translate(err, "start multipart upload")
 }
 
-// PresignPart signs a PUT of part number of the upload, with its size
-// signed: MinIO answers 403 to a body of another length. The URL carries
-// no other right: the upload identity may not read, so an UploadPartCopy
-// (x-amz-copy-source) through it is refused.
-func (s *Store) PresignPart(ctx context.Context, key, uploadID string, number int, size int64, ttl time.Duration) (string, error) {
+// PresignPart signs a PUT of part p.Number of the upload, with its size
+// signed: MinIO answers 403 to a body of another length; and, when
+// p.ChecksumSHA256 is set, its SHA-256 (x-amz-checksum-sha256, which the
+// client sends): other bytes are refused, 400 XAmzContentChecksumMismatch,
+// and the part may be sent again. The URL carries no other right: the
+// upload identity may not read, so an UploadPartCopy (x-amz-copy-source)
+// through it is refused.
+func (s *Store) PresignPart(ctx context.Context, key, uploadID string, p document.Part, size int64, ttl time.Duration) (string, error) {
 	q := url.Values{}
-	q.Set("partNumber", strconv.Itoa(number))
+	q.Set("partNumber", strconv.Itoa(p.Number))
 	q.Set("uploadId", uploadID)
 	h := http.Header{}
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	if p.ChecksumSHA256 != "" {
+		h.Set(checksumSHA256Header, p.ChecksumSHA256)
+	}
 	u, err := s.uploads.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, key, ttl, q, h)
 	if err != nil {
 		return "", translate(err, "sign part upload")
@@ -359,7 +375,7 @@ func (s *Store) ListParts(ctx context.Context, key, uploadID string) ([]document
 			return nil, translate(err, "list parts")
 		}
 		for _, p := range res.ObjectParts {
-			parts = append(parts, document.Part{Number: p.PartNumber, Size: p.Size, ETag: strings.Trim(p.ETag, `"`)})
+			parts = append(parts, document.Part{Number: p.PartNumber, Size: p.Size, ETag: strings.Trim(p.ETag, `"`), ChecksumSHA256: p.ChecksumSHA256})
 		}
 		if !res.IsTruncated || res.NextPartNumberMarker <= marker || len(parts) > document.MaxParts {
 			return parts, nil
@@ -373,7 +389,7 @@ func (s *Store) ListParts(ctx context.Context, key, uploadID string) ([]document
 func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, parts []document.Part) error {
 	complete := make([]minio.CompletePart, len(parts))
 	for i, p := range parts {
-		complete[i] = minio.CompletePart{PartNumber: p.Number, ETag: p.ETag}
+		complete[i] = minio.CompletePart{PartNumber: p.Number, ETag: p.ETag, ChecksumSHA256: p.ChecksumSHA256}
 	}
 	opts := minio.PutObjectOptions{}
 	opts.SetMatchETagExcept("*")

@@ -96,6 +96,17 @@ func (s *Store) PurgeDocuments(ctx context.Context, p document.Purge) ([]uuid.UU
 	return deleted, clamps, translate(err, "purge documents")
 }
 
+// SetChecksum records the checksum of pending document id's bytes, of the
+// algorithm it declared; false when it is no longer pending.
+func (s *Store) SetChecksum(ctx context.Context, id uuid.UUID, c document.Checksum) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE documents SET checksum = $2 WHERE id = $1 AND status = $3 AND checksum_algorithm = $4`,
+		id, c.Value, document.StatusPending, c.Algorithm)
+	if err != nil {
+		return false, translate(err, "record checksum")
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // SetUpload records the object store's upload id of pending document id.
 func (s *Store) SetUpload(ctx context.Context, id uuid.UUID, uploadID string) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE documents SET upload_id = $2 WHERE id = $1 AND status = $3`, id, uploadID, document.StatusPending)

@@ -541,8 +541,17 @@
      * page has no WebCrypto (not a secure context).
      */
     async function sha256Of(file) {
-      if (file.size > DIGEST_MAX_BYTES || !(window.crypto && crypto.subtle)) return null;
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+      if (file.size > DIGEST_MAX_BYTES || !canDigest()) return null;
+      return digestOf(file);
+    }
+
+    function canDigest() {
+      return !!(window.crypto && crypto.subtle);
+    }
+
+    /** The base64 SHA-256 of a blob (a file, or one part of it), read whole. */
+    async function digestOf(blob) {
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
       let bin = "";
       for (const b of digest) bin += String.fromCharCode(b);
       return btoa(bin);
@@ -550,12 +559,14 @@
 
     /**
      * Asks for an upload URL for file, with its checksum when the page has
-     * one. A server that cuts the file in parts (a MULTIPART_THRESHOLD
-     * below DIGEST_MAX_BYTES) refuses the checksum (422): then it asks again
-     * without it.
+     * one, and, should the server cut it in parts, a checksum per part
+     * (part_checksum: each part is hashed as it is sent). A server that cuts
+     * the file in parts (a MULTIPART_THRESHOLD below DIGEST_MAX_BYTES)
+     * refuses the whole file's checksum (422): then it asks again without it.
      */
     async function requestUpload(file, contentType, sha256, signal) {
       const body = { filename: file.name, content_type: contentType, size_bytes: file.size };
+      if (canDigest()) body.part_checksum = "sha256";
       if (!sha256) return api("POST", "/api/documents/upload-url", { body: body, signal: signal });
       try {
         return await api("POST", "/api/documents/upload-url", { body: Object.assign({ sha256: sha256 }, body), signal: signal });
@@ -897,7 +908,13 @@
       if (multipart) {
         // A large file: the server cut it in parts. Remember it, so that
         // after a reload choosing the file again sends only what is missing.
-        const plan = { id: row.id, size: file.size, partSize: ticket.part_size, partCount: ticket.part_count };
+        const plan = {
+          id: row.id,
+          size: file.size,
+          partSize: ticket.part_size,
+          partCount: ticket.part_count,
+          checksummed: ticket.part_checksum === "sha256",
+        };
         saveResume({
           document_id: plan.id,
           filename: file.name,
@@ -905,6 +922,7 @@
           lastModified: file.lastModified,
           part_size: plan.partSize,
           part_count: plan.partCount,
+          part_checksum: plan.checksummed ? "sha256" : "",
         });
         const urls = new Map();
         for (const p of Array.isArray(ticket.parts) ? ticket.parts : []) {
@@ -1067,13 +1085,28 @@
       row.progress.setAttribute("aria-busy", "true");
       showProgress();
 
+      // A checksummed upload's part URL signs the part's SHA-256: each part
+      // is read and hashed (one at a time, never the whole file) before its
+      // URL is asked for, and its PUT carries the digest.
+      const digests = new Map(); // part number -> base64 SHA-256
+      const partBody = (n) => file.slice((n - 1) * plan.partSize, (n - 1) * plan.partSize + sizeOf(n));
+      const partDigest = async (n) => {
+        if (!digests.has(n)) digests.set(n, await digestOf(partBody(n)));
+        return digests.get(n);
+      };
       let signing = null; // the batch of part URLs being asked for
-      const sign = (numbers) =>
-        api("POST", base + "/parts", { body: { part_numbers: numbers }, signal: signal }).then((res) => {
-          for (const p of res && Array.isArray(res.parts) ? res.parts : []) {
-            if (p && p.url) urls.set(Number(p.part_number), String(p.url));
-          }
-        });
+      const sign = async (numbers) => {
+        let body = { part_numbers: numbers };
+        if (plan.checksummed) {
+          const parts = [];
+          for (const n of numbers) parts.push({ part_number: n, sha256: await partDigest(n) });
+          body = { parts: parts };
+        }
+        const res = await api("POST", base + "/parts", { body: body, signal: signal });
+        for (const p of res && Array.isArray(res.parts) ? res.parts : []) {
+          if (p && p.url) urls.set(Number(p.part_number), String(p.url));
+        }
+      };
       // Asks for the URLs of part `first` (if given) and of the next parts to send.
       const signAhead = (first) => {
         if (signing) return signing;
@@ -1106,14 +1139,14 @@
 
       let failure = null;
       const sendPart = async (n) => {
-        const start = (n - 1) * plan.partSize;
         const size = sizeOf(n);
-        const body = file.slice(start, start + size);
+        const body = partBody(n);
         let url = await urlFor(n);
+        const headers = plan.checksummed ? { "x-amz-checksum-sha256": await partDigest(n) } : {};
         let resigned = false;
         let retries = 0;
         for (;;) {
-          const put = await putFile(up, url, {}, body, (sent) => {
+          const put = await putFile(up, url, headers, body, (sent) => {
             loaded.set(n, sent);
             showProgress();
           });
@@ -1236,6 +1269,7 @@
         size: job.file.size,
         partSize: Number(listing && listing.part_size) || entry.part_size,
         partCount: Number(listing && listing.part_count) || entry.part_count,
+        checksummed: entry.part_checksum === "sha256" || (Array.isArray(listing && listing.parts) && listing.parts.some((p) => p && p.sha256)),
       };
       const etags = storedParts(listing && listing.parts, plan.size, plan.partSize, plan.partCount);
       bindId(row, id);
