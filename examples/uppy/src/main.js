@@ -76,16 +76,24 @@ const DIGEST_MAX_BYTES = 64 * 1024 * 1024;
 /** the base64 SHA-256 of a file's bytes, or null for a larger file. */
 async function sha256Of(blob) {
   if (blob.size > DIGEST_MAX_BYTES || !globalThis.crypto?.subtle) return null;
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
-  return btoa(String.fromCharCode(...digest));
+  return digest(blob);
+}
+
+/** the base64 SHA-256 of a blob (a file, or one part of it), read whole. */
+async function digest(blob) {
+  const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
 }
 
 /**
  * asks DocuVault for an upload of file, with its SHA-256, which the URL
  * signs (MinIO then stores exactly these bytes) and by which DocuVault
- * knows a file already uploaded; a refusal is that file's failure. A
- * server that cuts the file in parts refuses the checksum (422): the page
- * asks again without it.
+ * knows a file already uploaded, and, should DocuVault cut it in parts, a
+ * SHA-256 per part (part_checksum: signPart hashes each part Uppy sends); a
+ * refusal is that file's failure. A server that cuts the file in parts
+ * refuses the whole file's checksum (422): the page asks again without it.
  */
 async function ask(file) {
   const body = {
@@ -93,6 +101,7 @@ async function ask(file) {
     content_type: file.type || "application/octet-stream",
     size_bytes: file.size, // signed: the bytes must be exactly this many
   };
+  if (globalThis.crypto?.subtle) body.part_checksum = "sha256";
   const sha256 = await sha256Of(file.data).catch(() => null);
   try {
     return await call("POST", "/api/documents/upload-url", sha256 ? { ...body, sha256 } : body);
@@ -131,7 +140,15 @@ uppy.use(AwsS3, {
     if (!u.upload_id) throw new Error("DocuVault made no multipart upload of this file");
     return { uploadId: u.upload_id, key: u.document_id };
   },
-  signPart: (file, { partNumber }) => partURL(upload(file), partNumber),
+  async signPart(file, { partNumber, body }) {
+    const u = upload(file);
+    if (u.part_checksum !== "sha256") return partURL(u, partNumber);
+    // Each part's URL signs its SHA-256, and its PUT carries it: MinIO
+    // refuses other bytes, and Uppy sends the part again.
+    const sha256 = await digest(body);
+    const a = await call("POST", `/api/documents/${u.document_id}/parts`, { parts: [{ part_number: partNumber, sha256 }] });
+    return { method: "PUT", url: a.parts[0].url, headers: { "x-amz-checksum-sha256": sha256 } };
+  },
   async listParts(file, { key }) {
     try {
       const { parts } = await call("GET", `/api/documents/${key}/parts`);
