@@ -167,8 +167,9 @@ func (s *Service) awaitOtherDoor(ctx context.Context, d *Document, settled <-cha
 // ConfirmObject handles the object-store notification that key was
 // written: it is the door the notifications come through. written is the
 // size and etag the notification reports for the write. A pending document
-// with a declared size is confirmed with them, without asking the object
-// store again: its key takes one write only (its URL is signed with
+// with a declared size (but an upload in parts under signed checksums, see
+// below) is confirmed with them, without asking the object store again:
+// its key takes one write only (its URL is signed with
 // If-None-Match: *) of exactly the declared size (signed Content-Length),
 // so a notification can say nothing else without being rejected for it. A
 // pending document without a declared size is charged only what a stat
@@ -204,9 +205,13 @@ func (s *Service) ConfirmObject(ctx context.Context, key string, written ObjectI
 		return s.reconcile(ctx, d)
 	}
 	var c Confirmation
-	if written.ETag != "" && d.DeclaredSize != nil {
+	if written.ETag != "" && d.DeclaredSize != nil && !d.partsChecksummed() {
 		c, err = s.settleUpload(ctx, d, written)
 	} else {
+		// An upload in parts under signed checksums is stat'ed too: its
+		// object is made by a complete, whose parts may have changed since
+		// the checksum was recorded (the owner completing twice at once),
+		// and MinIO's composite must be the one recorded.
 		c, err = s.statAndSettle(ctx, d)
 	}
 	if c.Document == nil && IsRejection(err) {

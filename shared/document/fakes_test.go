@@ -713,6 +713,9 @@ type memObject struct {
 	etag        string
 	contentType string
 	modified    time.Time
+	// composite is the composite SHA-256 of an object made from parts
+	// each stored with its SHA-256 ("" otherwise), as MinIO keeps it.
+	composite string
 }
 
 // info is what a notification of the object's write reports.
@@ -823,9 +826,12 @@ func (o *memObjects) Stat(_ context.Context, key string) (document.ObjectInfo, e
 		return document.ObjectInfo{}, uploadMissing(key)
 	}
 	// As MinIO answers a stat with checksum mode of an object whose PUT
-	// carried its SHA-256.
+	// carried its SHA-256, or that was made from parts that each did.
 	sum := sha256.Sum256(obj.data)
 	checksums := map[document.ChecksumAlgorithm]string{document.ChecksumSHA256: base64.StdEncoding.EncodeToString(sum[:])}
+	if obj.composite != "" {
+		checksums = map[document.ChecksumAlgorithm]string{document.ChecksumSHA256Composite: obj.composite}
+	}
 	return document.ObjectInfo{Size: int64(len(obj.data)), ETag: obj.etag, ContentType: obj.contentType, LastModified: obj.modified, Checksums: checksums}, nil
 }
 
@@ -985,11 +991,18 @@ func (o *memObjects) CompleteMultipart(_ context.Context, key, uploadID string, 
 		return document.Errorf(document.Conflict, "an object is stored under the key already")
 	}
 	var data []byte
+	digests := sha256.New()
 	for _, p := range parts {
 		data = append(data, u.parts[p.Number]...)
+		sum := sha256.Sum256(u.parts[p.Number])
+		digests.Write(sum[:])
 	}
 	delete(o.uploads, uploadID)
-	o.objs[key] = memObject{data: data, etag: fmt.Sprintf("%x-%d", md5.Sum(data), len(parts)), contentType: "application/octet-stream"}
+	obj := memObject{data: data, etag: fmt.Sprintf("%x-%d", md5.Sum(data), len(parts)), contentType: "application/octet-stream"}
+	if u.checksummed {
+		obj.composite = fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(digests.Sum(nil)), len(parts))
+	}
+	o.objs[key] = obj
 	return nil
 }
 
