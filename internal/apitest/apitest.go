@@ -61,6 +61,8 @@ type Stack struct {
 	Sweepers []*stack.Stack
 	// Classifiers are the running classifier replicas, with Options.Classifiers.
 	Classifiers []*stack.Stack
+	// Scanners are the running scanner replicas, with Options.Scanners.
+	Scanners []*stack.Stack
 
 	minio  *minio.Client
 	client *http.Client
@@ -85,6 +87,12 @@ type Options struct {
 	Sweepers int
 	// Classifiers is how many classifier replicas to run.
 	Classifiers int
+	// Clamd, when set, is the clamd the scanners use: scanning is then
+	// required (SCAN_REQUIRED), with SCAN_MAX_BYTES its StreamMaxLength,
+	// unless Edit changes them.
+	Clamd *testenv.ClamAVServer
+	// Scanners is how many scanner replicas to run (with Clamd).
+	Scanners int
 	// NATS, when set, are the NATS servers the stack uses instead of a
 	// server of its own, such as the nodes of a testenv.NATSCluster: every
 	// role connects to all of them (NATS_URL lists their URLs) and
@@ -167,6 +175,9 @@ func Start(tb testing.TB, opts Options) *Stack {
 		cfg.NATSSetupPassword = opts.NATSConf.Passwords["setup"]
 	}
 	SetIdentities(tb, &cfg, mi)
+	if opts.Clamd != nil {
+		cfg.ClamdAddress, cfg.ScanRequired, cfg.ScanMaxBytes = opts.Clamd.Addr, true, opts.Clamd.StreamMaxLength
+	}
 	if !opts.Events {
 		// No notification comes: a confirm has nothing to wait for.
 		cfg.ConfirmWait = 0
@@ -214,6 +225,10 @@ func Start(tb testing.TB, opts Options) *Stack {
 	for i := range opts.Classifiers {
 		c, done := s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.Classifier}}, i)
 		s.Classifiers, running = append(s.Classifiers, c), append(running, done)
+	}
+	for i := range opts.Scanners {
+		c, done := s.start(tb, ctx, stack.Options{Roles: []stack.Role{stack.Scanner}}, i)
+		s.Scanners, running = append(s.Scanners, c), append(running, done)
 	}
 	s.DB, err = postgres.Open(context.Background(), dsn) // declares the accounting version, as the roles do
 	if err != nil {

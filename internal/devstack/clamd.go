@@ -23,6 +23,9 @@ const (
 // signature database is made of (clamav-testfiles).
 var ClamdPaths = struct{ Clamd, Sigtool, TestFiles string }{"/usr/sbin/clamd", "/usr/bin/sigtool", "/usr/share/clamav-testfiles"}
 
+// DefaultClamdAddr is where the dev stack's clamd listens.
+const DefaultClamdAddr = "127.0.0.1:3310"
+
 // ClamdInstall is the command that installs them on Debian.
 const ClamdInstall = "apt-get install clamav clamav-daemon clamav-testfiles"
 

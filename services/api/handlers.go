@@ -30,11 +30,16 @@ type documentJSON struct {
 	DetectedType   string             `json:"detected_type,omitempty"`
 	Confidence     float64            `json:"confidence,omitempty"`
 	// ClassificationReason says why classification failed (type_mismatch, unreadable, too_complex, …).
-	ClassificationReason string     `json:"classification_reason,omitempty"`
-	CreatedAt            time.Time  `json:"created_at"`
-	ConfirmedAt          *time.Time `json:"confirmed_at"`
-	UpdatedAt            time.Time  `json:"updated_at"`
-	DownloadURL          string     `json:"download_url,omitempty"`
+	ClassificationReason string `json:"classification_reason,omitempty"`
+	// ScanStatus is where the malware scan of its bytes stands (pending,
+	// clean, infected, failed; left out when stored while scanning was
+	// off), and ScanDetail the signature found or why it was not scanned.
+	ScanStatus  document.ScanState `json:"scan_status,omitempty"`
+	ScanDetail  string             `json:"scan_detail,omitempty"`
+	CreatedAt   time.Time          `json:"created_at"`
+	ConfirmedAt *time.Time         `json:"confirmed_at"`
+	UpdatedAt   time.Time          `json:"updated_at"`
+	DownloadURL string             `json:"download_url,omitempty"`
 }
 
 func toJSON(d *document.Document) documentJSON {
@@ -51,6 +56,8 @@ func toJSON(d *document.Document) documentJSON {
 		DetectedType:         d.DetectedType,
 		Confidence:           d.Confidence,
 		ClassificationReason: d.ClassificationReason,
+		ScanStatus:           d.ScanStatus,
+		ScanDetail:           d.ScanDetail,
 		CreatedAt:            d.CreatedAt,
 		ConfirmedAt:          d.ConfirmedAt,
 		UpdatedAt:            d.UpdatedAt,

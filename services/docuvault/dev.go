@@ -37,7 +37,7 @@ const devReadyAfter = 30 * time.Second
 
 // devFlags are the settings of `docuvault dev`.
 type devFlags struct {
-	dataDir, httpAddr, natsAddr, minioAddr, consoleAddr, minioBin, logFormat string
+	dataDir, httpAddr, natsAddr, minioAddr, consoleAddr, minioBin, logFormat, clamdAddr string
 	pgPort                                                                   int
 	corsOrigins                                                              []string
 }
@@ -55,6 +55,7 @@ func parseDevFlags(cfg config.Config, args []string, stderr io.Writer) (devFlags
 	fs.StringVar(&f.consoleAddr, "minio-console-addr", cmp.Or(cfg.DevMinIOConsoleAddr, devstack.DefaultMinIOConsoleAddr), "MinIO console listen address; DEV_MINIO_CONSOLE_ADDR sets the default")
 	fs.StringVar(&f.minioBin, "minio-bin", cmp.Or(cfg.DevMinIOBin, devstack.DefaultMinIOBin), "MinIO server binary (built by make tools); DEV_MINIO_BIN sets the default")
 	fs.IntVar(&f.pgPort, "pg-port", cmp.Or(int(cfg.DevPGPort), devstack.DefaultPGPort), "port of the local PostgreSQL cluster on 127.0.0.1 (unused when DATABASE_URL is set); DEV_PG_PORT sets the default")
+	fs.StringVar(&f.clamdAddr, "clamd-addr", devstack.DefaultClamdAddr, "listen address of the clamd started for the scanner (when Debian's clamav-daemon is installed)")
 	fs.StringVar(&f.logFormat, "log-format", "console", "log format: console or json")
 	cors := fs.String("cors-origin", strings.Join(cfg.CORSOrigins, ","), "comma-separated origins of frontends served elsewhere (e.g. a Vite dev server, http://localhost:5173) that may call the API and PUT to MinIO; CORS_ORIGINS sets the default")
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +117,11 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if err := useDevServers(&cfg, f, servers); err != nil {
 		return err
 	}
+	scanning, err := startDevClamd(ctx, &cfg, f, log)
+	if err != nil {
+		return devStartErr(ctx, err)
+	}
+	defer scanning.stop()
 	if err := setUpDev(ctx, cfg, servers); err != nil {
 		return devStartErr(ctx, err)
 	}
@@ -124,14 +130,14 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if err != nil {
 		return fmt.Errorf("HTTP address %s is taken: set HTTP_ADDR or --http-addr (%w)", cfg.HTTPAddr, err)
 	}
-	roles, err := openDevStack(ctx, cfg, f, ln, devToken, stderr)
+	roles, err := openDevStack(ctx, cfg, f, ln, devToken, scanning.roles(), stderr)
 	if err != nil {
 		ln.Close()
 		return devStartErr(ctx, err)
 	}
 	defer roles.Close()
 	return serveDev(ctx, roles, ln, log, func(httpAddr string) error {
-		return printDevBanner(stdout, started, httpAddr, f.httpAddr, devToken, servers)
+		return printDevBanner(stdout, started, httpAddr, f.httpAddr, devToken, servers, scanning.banner)
 	})
 }
 
@@ -196,11 +202,51 @@ func devTokenMinter(cfg config.Config, devUser uuid.UUID) func() (string, uuid.U
 	}
 }
 
-// openDevStack opens every role in one stack, the api on ln, each service
+// devScanning is the dev stack's clamd, if it runs, and what the banner
+// says of scanning.
+type devScanning struct {
+	clamd  *devstack.Clamd // nil: scanning is off
+	banner string
+}
+
+// startDevClamd starts clamd for the scanner, with the local test
+// signature database, when Debian's clamav-daemon is installed, and turns
+// scanning on in cfg: every upload MAX_UPLOAD_BYTES allows is scanned.
+// Without it, scanning is off and the banner says what to install.
+func startDevClamd(ctx context.Context, cfg *config.Config, f devFlags, log zerolog.Logger) (devScanning, error) {
+	if err := devstack.HaveClamd(); err != nil {
+		cfg.ClamdAddress, cfg.ScanRequired = "", false
+		return devScanning{banner: "off: " + err.Error()}, nil
+	}
+	c, err := devstack.StartClamd(ctx, devstack.ClamdOptions{Dir: filepath.Join(f.dataDir, "clamd"), Addr: f.clamdAddr, StreamMaxLength: cfg.MaxUploadBytes})
+	if err != nil {
+		return devScanning{}, fmt.Errorf("clamd (set --clamd-addr to move it): %w", err)
+	}
+	log.Info().Str("addr", c.Addr).Msg("clamd started")
+	cfg.ClamdAddress, cfg.ScanRequired, cfg.ScanMaxBytes = c.Addr, true, cfg.MaxUploadBytes
+	return devScanning{clamd: c, banner: "on: clamd " + c.Addr + " with test signatures only (EICAR, clamav-testfiles); a download waits for a clean verdict"}, nil
+}
+
+// roles are the roles the dev stack runs: every one, the scanner only with
+// a clamd.
+func (d devScanning) roles() []stack.Role {
+	if d.clamd != nil {
+		return stack.Roles
+	}
+	return slices.DeleteFunc(slices.Clone(stack.Roles), func(r stack.Role) bool { return r == stack.Scanner })
+}
+
+func (d devScanning) stop() {
+	if d.clamd != nil {
+		d.clamd.Stop()
+	}
+}
+
+// openDevStack opens roles in one stack, the api on ln, each service
 // logging to stderr in the flags' format.
-func openDevStack(ctx context.Context, cfg config.Config, f devFlags, ln net.Listener, devToken func() (string, uuid.UUID, error), stderr io.Writer) (*stack.Stack, error) {
+func openDevStack(ctx context.Context, cfg config.Config, f devFlags, ln net.Listener, devToken func() (string, uuid.UUID, error), roles []stack.Role, stderr io.Writer) (*stack.Stack, error) {
 	return stack.Open(ctx, cfg, stack.Options{
-		Roles:    stack.Roles,
+		Roles:    roles,
 		Listener: ln,
 		DevToken: devToken,
 		DevHosts: devHosts(ln.Addr().String(), f.httpAddr),
@@ -244,7 +290,7 @@ func serveDev(ctx context.Context, roles *stack.Stack, ln net.Listener, log zero
 
 // printDevBanner prints on stdout where everything is, with a fresh token,
 // once the dev stack answers at httpAddr (asked for as asked).
-func printDevBanner(stdout io.Writer, started time.Time, httpAddr, asked string, devToken func() (string, uuid.UUID, error), servers *devstack.Stack) error {
+func printDevBanner(stdout io.Writer, started time.Time, httpAddr, asked string, devToken func() (string, uuid.UUID, error), servers *devstack.Stack, scanning string) error {
 	token, devUser, err := devToken()
 	if err != nil {
 		return err
@@ -258,13 +304,14 @@ DocuVault dev stack ready in %.1fs
   MinIO       http://%s (console %s, user %s, password %s)
   NATS        %s
   PostgreSQL  %s
+  scanning    %s
   data        %s
 
 Press Ctrl-C to stop.
 
 `, time.Since(started).Seconds(), pageHost(httpAddr, asked), token, devUser, devTokenTTL.Hours(),
 		servers.MinIOEndpoint, servers.MinIOConsole, servers.MinIOAccessKey, servers.MinIOSecretKey,
-		servers.NATSURL, servers.RedactedDatabaseURL(), servers.DataDir)
+		servers.NATSURL, servers.RedactedDatabaseURL(), scanning, servers.DataDir)
 	return nil
 }
 

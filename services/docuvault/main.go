@@ -3,6 +3,7 @@
 //	docuvault api                              serve the HTTP API
 //	docuvault confirmer                        confirm uploads from MinIO notifications
 //	docuvault classifier                       classify uploaded documents
+//	docuvault scanner                          scan uploaded documents for malware with clamd
 //	docuvault sweeper                          run the scheduled sweeps
 //	docuvault migrate                          apply database migrations and exit
 //	docuvault setup                            create the MinIO bucket, identities and policies (admin credential), the NATS streams, consumers and schedule (NATS user setup), then migrate
@@ -37,7 +38,9 @@ const usage = `usage: docuvault <command> [flags]
 commands:
   api       serve the HTTP API on HTTP_ADDR (and relay the event outbox)
   confirmer confirm uploads from MinIO notifications on JetStream (and relay the outbox)
-  classifier classify uploaded documents (document.uploaded consumer; relays nothing)
+  classifier classify uploaded documents (document.uploaded and .scanned consumer; relays nothing)
+  scanner   scan uploaded documents for malware with the clamd at CLAMD_ADDRESS
+            (document.uploaded consumer; relays nothing)
   sweeper   run the scheduled sweep: stale uploads, lost events, orphaned objects
   migrate   apply database migrations to DATABASE_URL and exit
   setup     create the bucket and the MinIO identities the roles and URLs use
@@ -46,7 +49,8 @@ commands:
             as NATS user setup (NATS_SETUP_PASSWORD); then migrate; idempotent; the roles
             never hold the admin credential and only bind to what setup made
   dev       run everything in one process for local use: embedded NATS, PostgreSQL and MinIO in .data,
-            api, confirmer, sweeper and classifier; prints the page URL and a token (flags: dev -h)
+            api, confirmer, sweeper, classifier and, when Debian's clamav-daemon is installed, clamd
+            and the scanner; prints the page URL and a token (flags: dev -h)
   token     mint a JWT for local use: token --user <uuid> [--role user|admin] [--ttl 24h]
 `
 
@@ -71,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "api", "confirmer", "classifier", "sweeper":
+	case "api", "confirmer", "classifier", "sweeper", "scanner":
 		return runRole(ctx, cfg, stack.Role(cmd), stderr)
 	case "migrate":
 		if err := stack.Migrate(ctx, cfg); err != nil {

@@ -22,7 +22,7 @@ type Config struct {
 	// Each role's own credentials (MINIO_<ROLE>_ACCESS_KEY and
 	// _SECRET_KEY, NATS_<ROLE>_PASSWORD): a process reads and needs only
 	// those of the roles it runs.
-	API, Confirmer, Sweeper, Classifier RoleCredentials
+	API, Confirmer, Sweeper, Classifier, Scanner RoleCredentials
 	// The identity that signs upload URLs: s3:PutObject on the bucket only.
 	MinIOUploadAccessKey string // MINIO_UPLOAD_ACCESS_KEY
 	MinIOUploadSecretKey string // MINIO_UPLOAD_SECRET_KEY
@@ -121,6 +121,19 @@ type Config struct {
 	// deferred over its owner's share, or lost with a replica.
 	ClassifyRecoveryAfter time.Duration // CLASSIFY_RECOVERY_AFTER
 
+	// ClamdAddress is where the scanner reaches clamd: host:port (its
+	// TCPSocket) or the path of its LocalSocket; "" for no scanner.
+	ClamdAddress string // CLAMD_ADDRESS
+	// ScanRequired: every document stored is scanned for malware before
+	// it may be downloaded or classified. It defaults to on wherever
+	// CLAMD_ADDRESS is set; every role must agree (the api gives download
+	// URLs by it, the confirmer stores documents pending their scan).
+	ScanRequired bool // SCAN_REQUIRED
+	// ScanMaxBytes is the largest document the scanner sends to clamd; a
+	// larger one's scan fails and, while scanning is required, it is never
+	// downloadable. Keep it at or below clamd's StreamMaxLength.
+	ScanMaxBytes int64 // SCAN_MAX_BYTES
+
 	// Settings of `docuvault dev` only; "" or 0 means its default.
 	DevDataDir          string // DEV_DATA_DIR
 	DevNATSAddr         string // DEV_NATS_ADDR
@@ -134,7 +147,7 @@ type Config struct {
 }
 
 // RoleNames are the services' roles, each with credentials of its own.
-var RoleNames = []string{"api", "confirmer", "sweeper", "classifier"}
+var RoleNames = []string{"api", "confirmer", "sweeper", "classifier", "scanner"}
 
 // RoleCredentials are one role's own credentials.
 type RoleCredentials struct {
@@ -159,6 +172,8 @@ func (c *Config) Role(role string) *RoleCredentials {
 		return &c.Sweeper
 	case "classifier":
 		return &c.Classifier
+	case "scanner":
+		return &c.Scanner
 	}
 	return nil
 }
@@ -217,22 +232,24 @@ const MinDocumentsBytes = 64 << 10
 // Defaults returns the settings used where a variable is not set.
 func Defaults() Config {
 	return Config{
-		MinIOBucket:                "documents",
-		MinIORegion:                "us-east-1",
-		NATSURL:                    "nats://127.0.0.1:4222",
-		HTTPAddr:                   "127.0.0.1:8080",
-		UploadURLTTL:               15 * time.Minute,
-		DownloadURLTTL:             5 * time.Minute,
-		MaxUploadBytes:             100 << 20,
-		MultipartThreshold:         64 << 20,
-		MultipartPartSize:          16 << 20,
-		QuotaDefaultBytes:          104857600,
-		UploadsPerMinute:           120,
-		ConfirmWait:                2 * time.Second,
-		MaxPendingUploads:          100,
-		DeletesPerMinute:           300,
-		StoragePerMinute:           600,
-		ReclassifyPerMinute:        30,
+		MinIOBucket:         "documents",
+		MinIORegion:         "us-east-1",
+		NATSURL:             "nats://127.0.0.1:4222",
+		HTTPAddr:            "127.0.0.1:8080",
+		UploadURLTTL:        15 * time.Minute,
+		DownloadURLTTL:      5 * time.Minute,
+		MaxUploadBytes:      100 << 20,
+		MultipartThreshold:  64 << 20,
+		MultipartPartSize:   16 << 20,
+		QuotaDefaultBytes:   104857600,
+		UploadsPerMinute:    120,
+		ConfirmWait:         2 * time.Second,
+		MaxPendingUploads:   100,
+		DeletesPerMinute:    300,
+		StoragePerMinute:    600,
+		ReclassifyPerMinute: 30,
+		// clamd's own StreamMaxLength default.
+		ScanMaxBytes:               25 << 20,
 		ReadHeaderTimeout:          5 * time.Second,
 		JWTLeeway:                  30 * time.Second,
 		MaxEventStreams:            1000,
@@ -391,6 +408,10 @@ func parse(lookup func(string) (string, bool)) (Config, error) {
 	bytes("CLASSIFY_MAX_BYTES", &c.ClassifyMaxBytes)
 	str("CLASSIFY_RULES", &c.ClassifyRules)
 	dur("CLASSIFY_RECOVERY_AFTER", &c.ClassifyRecoveryAfter)
+	str("CLAMD_ADDRESS", &c.ClamdAddress)
+	c.ScanRequired = c.ClamdAddress != ""
+	flag("SCAN_REQUIRED", &c.ScanRequired)
+	bytes("SCAN_MAX_BYTES", &c.ScanMaxBytes)
 	str("DEV_DATA_DIR", &c.DevDataDir)
 	str("DEV_NATS_ADDR", &c.DevNATSAddr)
 	str("DEV_MINIO_ADDR", &c.DevMinIOAddr)
@@ -420,6 +441,9 @@ func (c Config) Validate(roles ...string) error {
 		}
 		vars = append(vars, c.roleVars(role)...)
 		api = api || role == "api"
+		if role == "scanner" {
+			vars = append(vars, [2]string{"CLAMD_ADDRESS", c.ClamdAddress})
+		}
 	}
 	if api {
 		vars = append(vars, c.signerVars()...)
@@ -447,6 +471,9 @@ func (c Config) Validate(roles ...string) error {
 		if strings.Contains(e.value, "://") || strings.Contains(e.value, "/") {
 			errs = append(errs, fmt.Errorf("%s must be host:port without a scheme or path, got %q", e.name, e.value))
 		}
+	}
+	if c.ScanMaxBytes < 1 {
+		errs = append(errs, fmt.Errorf("SCAN_MAX_BYTES must be at least 1, got %d", c.ScanMaxBytes))
 	}
 	if c.PendingTTL <= c.UploadURLTTL {
 		// A stale row could be purged while its URL still accepts a PUT.

@@ -19,6 +19,7 @@ func withRoles(env map[string]string) map[string]string {
 		env[roleVar("MINIO_", role, "_SECRET_KEY")] = role + "-secret"
 		env[roleVar("NATS_", role, "_PASSWORD")] = "p" + role
 	}
+	env["CLAMD_ADDRESS"] = "clamd:3310" // the scanner's
 	return env
 }
 
@@ -110,6 +111,9 @@ func TestEachRoleNeedsOnlyItsOwnCredentials(t *testing.T) {
 		for k, v := range common {
 			env[k] = v
 		}
+		if role == "scanner" {
+			env["CLAMD_ADDRESS"] = "/run/clamav/clamd.ctl"
+		}
 		if role == "api" {
 			env["JWT_SECRET"] = strings.Repeat("s", 32)
 			env["MINIO_UPLOAD_ACCESS_KEY"], env["MINIO_UPLOAD_SECRET_KEY"] = "up", "up-secret"
@@ -132,7 +136,7 @@ func TestEachRoleNeedsOnlyItsOwnCredentials(t *testing.T) {
 			}
 		}
 	}
-	if err := (Config{}).Validate("scanner"); err == nil || !strings.Contains(err.Error(), `unknown role "scanner"`) {
+	if err := (Config{}).Validate("virus"); err == nil || !strings.Contains(err.Error(), `unknown role "virus"`) {
 		t.Errorf("unknown role: %v", err)
 	}
 }
@@ -355,5 +359,35 @@ func TestConfirmWait(t *testing.T) {
 	}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "CONFIRM_WAIT") {
 		t.Errorf("validate CONFIRM_WAIT=11s: %v, want an error naming it", err)
+	}
+}
+
+// TestScanningIsRequiredWhereAClamdIsConfigured: SCAN_REQUIRED defaults to
+// on wherever CLAMD_ADDRESS is set, and can be said either way; a scanner
+// without a clamd is refused.
+func TestScanningIsRequiredWhereAClamdIsConfigured(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{map[string]string{}, false},
+		{map[string]string{"CLAMD_ADDRESS": "clamd:3310"}, true},
+		{map[string]string{"CLAMD_ADDRESS": "clamd:3310", "SCAN_REQUIRED": "false"}, false},
+		{map[string]string{"SCAN_REQUIRED": "true"}, true},
+	} {
+		c, err := parse(lookup(tc.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ScanRequired != tc.want {
+			t.Errorf("%v: SCAN_REQUIRED %v, want %v", tc.env, c.ScanRequired, tc.want)
+		}
+	}
+	env := withRoles(map[string]string{"DATABASE_URL": "postgres://x", "MINIO_ENDPOINT": "minio:9000"})
+	delete(env, "CLAMD_ADDRESS")
+	c, _ := parse(lookup(env))
+	if err := c.Validate("scanner"); err == nil || !strings.Contains(err.Error(), "CLAMD_ADDRESS is required") {
+		t.Errorf("a scanner without clamd: %v", err)
 	}
 }

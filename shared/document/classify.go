@@ -34,8 +34,8 @@ const (
 	ClassifySkipped = "skipped"    // deleted, or classified already: nothing to do
 )
 
-// Classify classifies document id if it still waits for it (status
-// uploaded): it reads the first ClassifyMaxBytes of the object, runs the
+// Classify classifies document id if it still waits for it (Waiting: stored
+// and, while scanning, found clean): it reads the first ClassifyMaxBytes of the object, runs the
 // Config's Classifier on them (for at most ClassifyTimeout) and
 // records the result and its event under the row lock, unless the document
 // changed meanwhile. It returns what it did (ClassifyDone, …) and the
@@ -51,8 +51,10 @@ func (s *Service) Classify(ctx context.Context, id uuid.UUID) (string, Classific
 		return ClassifySkipped, Classification{}, nil // deleted before its turn
 	case err != nil:
 		return "", Classification{}, err
-	case d.Status != StatusUploaded:
-		return ClassifySkipped, Classification{}, nil // classified already: a redelivery or an old event
+	case d.Waiting() != StageClassify:
+		// Classified already (a redelivery or an old event), or not
+		// found clean yet: its scan's event brings it back.
+		return ClassifySkipped, Classification{}, nil
 	}
 	data, err := s.objects.ReadPrefix(ctx, d.ObjectKey, s.cfg.ClassifyMaxBytes)
 	if ErrorCode(err) == UploadMissing {
@@ -99,7 +101,7 @@ func (s *Service) applyClassification(ctx context.Context, id uuid.UUID, c Class
 		if err != nil {
 			return err
 		}
-		if d.Status != StatusUploaded {
+		if d.Waiting() != StageClassify {
 			return nil
 		}
 		d.DetectedType = c.DetectedType
@@ -146,6 +148,10 @@ func (s *Service) Reclassify(ctx context.Context, user, id uuid.UUID) (*Document
 		}
 		d.Status = StatusUploaded
 		d.Classification, d.ClassificationReason, d.DetectedType, d.Confidence = "", "", "", 0
+		if d.ScanStatus == "" {
+			// Stored while scanning was off: scanned first, if it is on now.
+			d.ScanStatus = s.scanOnStore()
+		}
 		d.UpdatedAt = s.cfg.Now().UTC()
 		return tx.Save(ctx, d, NewEvent(EventUploaded, d, d.UpdatedAt))
 	})
@@ -158,34 +164,15 @@ func (s *Service) Reclassify(ctx context.Context, user, id uuid.UUID) (*Document
 // normally handled first.
 const DefaultClassifyRecoveryAfter = time.Minute
 
-// ClaimUnclassified claims up to limit documents that have waited in status
-// uploaded for longer than ClassifyRecoveryAfter, for the classifier's
-// recovery to classify: each user's oldest first, taking turns between
-// users, at most perUser of one user. The claim keeps other replicas'
-// recovery off them for ClassifyRecoveryAfter; one not classified by then
-// (its classifier stopped) is claimed again. The event path may still
-// handle a claimed document: Classify is idempotent.
+// ClaimUnclassified claims up to limit documents that have waited for the
+// classifier (Stage) for longer than ClassifyRecoveryAfter, for the
+// classifier's recovery to classify: each user's oldest first, taking
+// turns between users, at most perUser of one user. The claim keeps other
+// replicas' recovery off them for ClassifyRecoveryAfter; one not
+// classified by then (its classifier stopped) is claimed again. The event
+// path may still handle a claimed document: Classify is idempotent.
 func (s *Service) ClaimUnclassified(ctx context.Context, perUser, limit int) ([]Waiting, error) {
-	if perUser <= 0 || limit <= 0 {
-		return nil, nil
-	}
-	wait := s.classifyRecoveryAfter()
-	now := s.cfg.Now().UTC()
-	return s.store.ClaimUnclassified(ctx, ClaimQuery{
-		WaitedSince: now.Add(-wait),
-		Now:         now,
-		Until:       now.Add(wait),
-		PerUser:     perUser,
-		Limit:       limit,
-	})
-}
-
-// PostponeClassification keeps the classifier's recovery off document id
-// for d, if it still waits for the classifier: a classifier that gave up
-// on it for now (its store failing again and again) lets it rest, then
-// the recovery tries it again.
-func (s *Service) PostponeClassification(ctx context.Context, id uuid.UUID, d time.Duration) error {
-	return s.store.PostponeClassification(ctx, id, s.cfg.Now().UTC().Add(d))
+	return s.claimWaiting(ctx, StageClassify, perUser, limit)
 }
 
 func (s *Service) classifyRecoveryAfter() time.Duration {

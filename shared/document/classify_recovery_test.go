@@ -62,7 +62,7 @@ func TestClaimUnclassifiedTakesUsersInTurnsAfterTheWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.set(t0.Add(3*time.Minute + time.Second))
-	if err := f.svc.PostponeClassification(context.Background(), as[1], time.Hour); err != nil {
+	if err := f.svc.Postpone(context.Background(), as[1], time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	wantIDs(t, "after the claims ended", claimed(t, f, 10, 1), as[0])

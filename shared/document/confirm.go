@@ -306,7 +306,7 @@ func (s *Service) settleUpload(ctx context.Context, d *Document, info ObjectInfo
 		stored := *cur
 		stored.SizeBytes, stored.ETag, stored.UpdatedAt, stored.ReservedBytes = info.Size, info.ETag, now, 0
 		uploaded := stored
-		uploaded.Status, uploaded.ConfirmedAt = StatusUploaded, &now
+		uploaded.Status, uploaded.ConfirmedAt, uploaded.ScanStatus = StatusUploaded, &now, s.scanOnStore()
 		return chargeOrReject(cur, &stored, &uploaded, EventUploaded, brokenRule(cur, info, s.cfg.MaxUploadBytes), now), true
 	})
 	switch {

@@ -62,7 +62,68 @@ const (
 	// declared (only a write that did not come through the upload URL can
 	// store one: MinIO refuses other bytes under the signed checksum).
 	ReasonChecksumMismatch = "checksum_mismatch"
+	// ReasonInfected: the malware scanner found a signature in the stored
+	// bytes (ScanDetail names it); the object is removed and the charge
+	// released.
+	ReasonInfected = "infected"
 )
+
+// ScanState is where a stored document stands with the malware scanner,
+// beside its status: a document confirmed while scanning is on is
+// ScanPending until the scanner records ScanClean, ScanInfected (it is
+// then rejected, ReasonInfected) or ScanFailed (it could not be scanned:
+// ScanDetail says why). "" is a document stored while scanning was off.
+type ScanState string
+
+// Scan states.
+const (
+	ScanPending  ScanState = "pending"
+	ScanClean    ScanState = "clean"
+	ScanInfected ScanState = "infected"
+	ScanFailed   ScanState = "failed"
+)
+
+// Why a scan failed (ScanDetail of a ScanFailed document).
+const (
+	// ScanTooLarge: the document is larger than the scanner takes
+	// (SCAN_MAX_BYTES).
+	ScanTooLarge = "too_large"
+)
+
+// Stage is the work a stored document waits for, if any.
+type Stage string
+
+// Stages, in the order a document goes through them.
+const (
+	StageNone     Stage = ""
+	StageScan     Stage = "scan"     // its bytes are to be scanned
+	StageClassify Stage = "classify" // it is to be classified
+)
+
+// Waiting returns the stage d waits for: a stored document (status
+// uploaded) is scanned first when its scan is pending, and classified
+// once clean, or when it was stored while scanning was off; one whose
+// scan failed waits for nothing. PostgreSQL's twin is the predicate of
+// each stage's claim (shared/postgres, waitingFor) and index (migration
+// 0018).
+func (d *Document) Waiting() Stage {
+	if d.Status != StatusUploaded {
+		return StageNone
+	}
+	switch d.ScanStatus {
+	case ScanPending:
+		return StageScan
+	case "", ScanClean:
+		return StageClassify
+	}
+	return StageNone
+}
+
+// Downloadable reports whether d's bytes may be downloaded: stored and
+// charged, and, while scanning is required, found clean.
+func (d *Document) Downloadable(scanRequired bool) bool {
+	return d.Status.Charged() && (!scanRequired || d.ScanStatus == ScanClean)
+}
 
 // Document is one uploaded (or to be uploaded) file. Its bytes live in the
 // object store under ObjectKey; the filename lives only here.
@@ -99,6 +160,12 @@ type Document struct {
 	// ReservedBytes is what the document holds of its owner's quota while
 	// pending: its declared size. 0 once it leaves pending.
 	ReservedBytes int64
+	// ScanStatus is where the malware scan of its bytes stands, once
+	// stored ("" when stored while scanning was off).
+	ScanStatus ScanState
+	// ScanDetail names the signature the scanner found (ScanInfected) or
+	// why it could not scan (ScanFailed, e.g. ScanTooLarge).
+	ScanDetail string
 }
 
 // Multipart reports whether d is uploaded in parts.

@@ -34,14 +34,14 @@ func lockOwnDocument(ctx context.Context, tx Tx, user, id uuid.UUID) (*Document,
 	return d, nil
 }
 
-// Get returns user's document id and, once its bytes are stored, a
-// presigned download URL.
+// Get returns user's document id and, once its bytes are stored (and,
+// while scanning is required, found clean), a presigned download URL.
 func (s *Service) Get(ctx context.Context, user, id uuid.UUID) (*Document, string, error) {
 	d, err := s.ownDocument(ctx, user, id)
 	if err != nil {
 		return nil, "", err
 	}
-	if !d.Status.Charged() {
+	if !d.Downloadable(s.cfg.ScanRequired) {
 		return d, "", nil
 	}
 	url, err := s.objects.PresignGet(ctx, d.ObjectKey, d.Filename, s.cfg.DownloadURLTTL)
@@ -86,15 +86,22 @@ func (s *Service) Delete(ctx context.Context, user, id uuid.UUID) error {
 		return err
 	}
 	// After commit: the row and the quota are already right.
-	log := zerolog.Ctx(ctx).With().Str("document_id", id.String()).Logger()
-	if err := s.objects.Remove(ctx, deleted.ObjectKey); err != nil {
-		log.Warn().Err(err).Msg("remove deleted object failed; the sweeper retries it")
-		return nil
+	s.removeObject(ctx, deleted)
+	return nil
+}
+
+// removeObject removes d's object, whose removal is recorded
+// (Tx.RecordRemoval) in a committed transaction, then forgets the record;
+// should either fail, the sweeper retries from the record.
+func (s *Service) removeObject(ctx context.Context, d *Document) {
+	log := zerolog.Ctx(ctx).With().Str("document_id", d.ID.String()).Logger()
+	if err := s.objects.Remove(ctx, d.ObjectKey); err != nil {
+		log.Warn().Err(err).Msg("remove object failed; the sweeper retries it")
+		return
 	}
-	if err := s.store.ForgetRemovals(ctx, []string{deleted.ObjectKey}); err != nil {
+	if err := s.store.ForgetRemovals(ctx, []string{d.ObjectKey}); err != nil {
 		log.Warn().Err(err).Msg("forget the removal record failed; the sweeper clears it")
 	}
-	return nil
 }
 
 // remove deletes document d, locked in tx, with what it holds of its

@@ -18,6 +18,9 @@ const (
 	EventUploaded EventType = "document.uploaded"
 	EventRejected EventType = "document.rejected"
 	EventDeleted  EventType = "document.deleted"
+	// EventScanned: the scanner found the bytes clean, or could not scan
+	// them (scan_status failed). An infected document is EventRejected.
+	EventScanned EventType = "document.scanned"
 
 	EventClassified           EventType = "document.classified"
 	EventClassificationFailed EventType = "document.classification_failed"
@@ -48,6 +51,11 @@ type EventData struct {
 	// Checksum is the checksum its client declared and MinIO proved at
 	// the write; left out when none was declared.
 	Checksum *Checksum `json:"checksum,omitempty"`
+	// ScanStatus is where its malware scan stands (left out when stored
+	// while scanning was off), and ScanDetail the signature found or why
+	// it could not be scanned.
+	ScanStatus ScanState `json:"scan_status,omitempty"`
+	ScanDetail string    `json:"scan_detail,omitempty"`
 
 	// Set by the classifier's events.
 	Classification string  `json:"classification,omitempty"`
@@ -74,6 +82,8 @@ func NewEvent(t EventType, d *Document, at time.Time) Event {
 			Status:         d.Status,
 			Reason:         cmp.Or(d.RejectReason, d.ClassificationReason),
 			Checksum:       d.Checksum.OrNil(),
+			ScanStatus:     d.ScanStatus,
+			ScanDetail:     d.ScanDetail,
 			Classification: d.Classification,
 			DetectedType:   d.DetectedType,
 			Confidence:     d.Confidence,

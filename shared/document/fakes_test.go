@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sort"
@@ -223,8 +224,8 @@ func (s *memStore) Settle(_ context.Context, set document.Settlement) (document.
 	q, clamp := moveQuota(q, t.Used, t.Reserved)
 	s.st.quotas[d.UserID] = q
 	w := t.Document
-	d.Status, d.RejectReason, d.SizeBytes, d.ETag, d.ReservedBytes, d.ConfirmedAt, d.UpdatedAt =
-		w.Status, w.RejectReason, w.SizeBytes, w.ETag, w.ReservedBytes, w.ConfirmedAt, w.UpdatedAt
+	d.Status, d.RejectReason, d.SizeBytes, d.ETag, d.ReservedBytes, d.ConfirmedAt, d.UpdatedAt, d.ScanStatus =
+		w.Status, w.RejectReason, w.SizeBytes, w.ETag, w.ReservedBytes, w.ConfirmedAt, w.UpdatedAt, w.ScanStatus
 	if t.Event != nil {
 		s.st.outbox = append(s.st.outbox, *t.Event)
 	}
@@ -664,6 +665,7 @@ func (t *memTx) Save(_ context.Context, d *document.Document, e document.Event) 
 		cur.Status, cur.SizeBytes, cur.ETag, cur.RejectReason = n.Status, n.SizeBytes, n.ETag, n.RejectReason
 		cur.Classification, cur.DetectedType, cur.Confidence = n.Classification, n.DetectedType, n.Confidence
 		cur.ClassificationReason, cur.ConfirmedAt, cur.UpdatedAt = n.ClassificationReason, n.ConfirmedAt, n.UpdatedAt
+		cur.ScanStatus, cur.ScanDetail = n.ScanStatus, n.ScanDetail
 	}
 	t.st.outbox = append(t.st.outbox, e)
 	return nil
@@ -833,6 +835,22 @@ func (o *memObjects) Stat(_ context.Context, key string) (document.ObjectInfo, e
 		checksums = map[document.ChecksumAlgorithm]string{document.ChecksumSHA256Composite: obj.composite}
 	}
 	return document.ObjectInfo{Size: int64(len(obj.data)), ETag: obj.etag, ContentType: obj.contentType, LastModified: obj.modified, Checksums: checksums}, nil
+}
+
+func (o *memObjects) Open(_ context.Context, key, etag string) (io.ReadCloser, error) {
+	if o.failRead != nil {
+		return nil, o.failRead
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	obj, ok := o.objs[key]
+	switch {
+	case !ok:
+		return nil, uploadMissing(key)
+	case obj.etag != etag:
+		return nil, document.Errorf(document.Conflict, "the object was replaced")
+	}
+	return io.NopCloser(bytes.NewReader(slices.Clone(obj.data))), nil
 }
 
 func (o *memObjects) ReadPrefix(_ context.Context, key string, n int64) ([]byte, error) {

@@ -59,6 +59,20 @@ type Config struct {
 	// classifier), and how long a recovery claim keeps other replicas off
 	// it; 0 means DefaultClassifyRecoveryAfter.
 	ClassifyRecoveryAfter time.Duration
+	// ScanRequired: every document stored is scanned for malware (its
+	// scan pending until the scanner's verdict), downloadable only once
+	// found clean, and classified only then.
+	ScanRequired bool
+	// Scanner scans documents' bytes, for Scan; nil where nothing is
+	// scanned.
+	Scanner MalwareScanner
+	// ScanMaxBytes is the largest document Scan streams to the Scanner
+	// (at most what the scanner takes); a larger one's scan fails
+	// (ScanTooLarge). 0 means no bound but the scanner's.
+	ScanMaxBytes int64
+	// ScanTimeout bounds one document's scan, reading and verdict; 0
+	// means no bound but the caller's.
+	ScanTimeout time.Duration
 	// Settlements wakes a confirm waiting for the other door (ConfirmWait);
 	// nil means the user's confirm settles a pending document itself at
 	// once.

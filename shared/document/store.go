@@ -2,6 +2,7 @@ package document
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/google/uuid"
@@ -81,17 +82,17 @@ type Store interface {
 	LedgerCursor(ctx context.Context) (uuid.UUID, error)
 	// SaveLedgerCursor stores after as the ledger check's position.
 	SaveLedgerCursor(ctx context.Context, after uuid.UUID) error
-	// ClaimUnclassified claims for the classifier's recovery, until
-	// q.Until, up to q.Limit documents in status uploaded whose last change
+	// ClaimWaiting claims for a recovery, until q.Until, up to q.Limit
+	// documents waiting for q.Stage (Document.Waiting) whose last change
 	// is at or before q.WaitedSince and whose earlier claim, if any, ended
 	// by q.Now. They are taken in turns: every user's oldest such document
 	// (the oldest of those first), then every user's second oldest, and so
 	// on, at most q.PerUser of one user; they come back in that order. A
 	// document another caller claims meanwhile is not returned.
-	ClaimUnclassified(ctx context.Context, q ClaimQuery) ([]Waiting, error)
-	// PostponeClassification keeps the recovery off document id until
-	// until, if it still waits for the classifier (status uploaded).
-	PostponeClassification(ctx context.Context, id uuid.UUID, until time.Time) error
+	ClaimWaiting(ctx context.Context, q ClaimQuery) ([]Waiting, error)
+	// Postpone keeps the recoveries off document id until until, if it
+	// still waits for a stage (status uploaded).
+	Postpone(ctx context.Context, id uuid.UUID, until time.Time) error
 	// InTx runs fn in one transaction, committed when fn returns nil and
 	// rolled back otherwise.
 	InTx(ctx context.Context, fn func(Tx) error) error
@@ -104,7 +105,7 @@ type Tx interface {
 	// LockDocument returns the document and locks its row until the end of the transaction.
 	LockDocument(ctx context.Context, id uuid.UUID) (*Document, error)
 	// Save writes the document's status, size, etag, reasons,
-	// classification and timestamps, and records e, the event describing
+	// classification, scan state and timestamps, and records e, the event describing
 	// the change, in the outbox — in one round trip, so the row locks of the
 	// transaction are held as briefly as possible.
 	Save(ctx context.Context, d *Document, e Event) error
@@ -137,9 +138,10 @@ type Tx interface {
 	RepairLedger(ctx context.Context, entries []LedgerEntry) error
 }
 
-// ClaimQuery says which documents waiting for the classifier a recovery
-// pass claims (Store.ClaimUnclassified), as the use case decided.
+// ClaimQuery says which documents waiting for a stage a recovery pass
+// claims (Store.ClaimWaiting), as the use case decided.
 type ClaimQuery struct {
+	Stage       Stage     // StageScan or StageClassify
 	WaitedSince time.Time // documents last changed at or before it
 	Now         time.Time // earlier claims that ended by now are over
 	Until       time.Time // the end of the new claims
@@ -147,8 +149,8 @@ type ClaimQuery struct {
 	Limit       int       // most documents in all
 }
 
-// Waiting is a document waiting for the classifier, as a recovery pass
-// claimed it.
+// Waiting is a document waiting for a stage, as a recovery pass claimed
+// it.
 type Waiting struct {
 	ID     uuid.UUID
 	UserID uuid.UUID
@@ -280,6 +282,9 @@ type Objects interface {
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
 	// ReadPrefix returns up to the first n bytes of the object.
 	ReadPrefix(ctx context.Context, key string, n int64) ([]byte, error)
+	// Open streams the object, if its etag is still etag (Conflict if
+	// not: it was replaced). The reader ends with ctx.
+	Open(ctx context.Context, key, etag string) (io.ReadCloser, error)
 	// Remove deletes the object; removing a missing object is not an error.
 	Remove(ctx context.Context, key string) error
 	// CreateMultipart starts a multipart upload of key and returns its id;

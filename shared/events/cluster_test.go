@@ -230,13 +230,13 @@ func newLeaderLoss(t *testing.T, ctx context.Context) *leaderLoss {
 	t.Cleanup(nc.Close)
 	placeStreams(t, ctx, js)
 	l := &leaderLoss{js: js, consumer: events.Consumer{Durable: events.Durable{
-		Stream: events.StreamDocuments, Name: "leader-test", Subject: "document.>",
+		Stream: events.StreamDocuments, Name: "leader-test", Subjects: []string{"document.>"},
 		AckWait: time.Minute, MaxDeliver: 3, MaxAckPending: 1,
 	}, Workers: 1}}
 	c := l.consumer
 	// As setup makes a consumer: the replica only binds to it.
 	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
-		Durable: c.Name, FilterSubject: c.Subject, AckPolicy: jetstream.AckExplicitPolicy,
+		Durable: c.Name, FilterSubject: c.Subjects[0], AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: c.AckWait, MaxDeliver: c.MaxDeliver, MaxAckPending: c.MaxAckPending,
 	})
 	if err != nil {

@@ -28,11 +28,11 @@ func TestLongHandlerKeepsItsMessageUnderBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := events.Durable{
-		Stream: events.StreamDocuments, Name: "long-handler", Subject: "document.>",
+		Stream: events.StreamDocuments, Name: "long-handler", Subjects: []string{"document.>"},
 		AckWait: 30 * time.Second, MaxDeliver: 5, Backoff: []time.Duration{500 * time.Millisecond, time.Second},
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, d.Stream, jetstream.ConsumerConfig{
-		Durable: d.Name, FilterSubject: d.Subject, AckPolicy: jetstream.AckExplicitPolicy,
+		Durable: d.Name, FilterSubject: d.Subjects[0], AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: d.AckWait, MaxDeliver: d.MaxDeliver, BackOff: d.Backoff,
 	})
 	if err != nil {

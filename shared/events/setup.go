@@ -28,6 +28,7 @@ const (
 // service.
 const (
 	ClassifierConsumerName = "classifier"
+	ScannerConsumerName    = "scanner"
 	SweeperConsumerName    = "sweeper"
 )
 
@@ -39,7 +40,7 @@ type Durable struct {
 	Stream      string // the stream it reads
 	Name        string // the durable name
 	Description string
-	Subject     string // the filter subject
+	Subjects    []string // the filter subjects
 	// AckWait is how long a message may go unsettled before it is
 	// delivered again; the loop tells the server a message is still in
 	// progress while its handler runs, so a long handler keeps it. With
@@ -59,7 +60,6 @@ func (d Durable) config() jetstream.ConsumerConfig {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       d.Name,
 		Description:   d.Description,
-		FilterSubject: d.Subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       d.AckWait,
 		MaxDeliver:    d.MaxDeliver,
@@ -69,6 +69,12 @@ func (d Durable) config() jetstream.ConsumerConfig {
 	}
 	if d.DeliverNew {
 		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+	// The server keeps one filter as FilterSubject; so does this.
+	if len(d.Subjects) == 1 {
+		cfg.FilterSubject = d.Subjects[0]
+	} else {
+		cfg.FilterSubjects = d.Subjects
 	}
 	return cfg
 }
@@ -82,27 +88,43 @@ var ConfirmerConsumer = Durable{
 	Stream:        StreamMinIO,
 	Name:          MinIOConsumer,
 	Description:   "confirms uploads from MinIO notifications",
-	Subject:       SubjectMinIO,
+	Subjects:      []string{SubjectMinIO},
 	AckWait:       30 * time.Second,
 	MaxDeliver:    8,
 	Backoff:       []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute},
 	MaxAckPending: 1024,
 }
 
-// ClassifierConsumer is the durable consumer of document.uploaded events
-// the classifier replicas share. Its handler only queues a document, and
-// never asks for a message again: the classifier's queue retries (with
-// the same MaxDeliver and Backoff) and its recovery take over from
-// JetStream's redelivery, whose naks would hold MaxAckPending slots and
-// burn MaxDeliver on a user's backlog. MaxDeliver
-// and Backoff remain for a message whose ack was lost.
+// ClassifierConsumer is the durable consumer of document.uploaded and
+// document.scanned events the classifier replicas share (a document is
+// classified once found clean, or at once when stored while scanning was
+// off). Its handler only queues a document, and never asks for a message
+// again: the stage's queue retries (with the same MaxDeliver and Backoff)
+// and its recovery take over from JetStream's redelivery (package stage).
+// MaxDeliver and Backoff remain for a message whose ack was lost.
 var ClassifierConsumer = Durable{
 	Stream:        StreamDocuments,
 	Name:          ClassifierConsumerName,
 	Description:   "classifies uploaded documents",
-	Subject:       document.SubjectOfType(document.EventUploaded),
+	Subjects:      []string{document.SubjectOfType(document.EventUploaded), document.SubjectOfType(document.EventScanned)},
 	AckWait:       time.Minute,
 	MaxDeliver:    6,
+	Backoff:       []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute},
+	MaxAckPending: 256,
+}
+
+// ScannerConsumer is the durable consumer of document.uploaded events the
+// scanner replicas share, as the classifier's is (the stage's queue
+// retries a scan while clamd is away: Backoff between tries, up to
+// MaxDeliver in a row, then the document rests and the recovery takes it
+// up again; it is never marked clean meanwhile).
+var ScannerConsumer = Durable{
+	Stream:        StreamDocuments,
+	Name:          ScannerConsumerName,
+	Description:   "scans stored documents for malware",
+	Subjects:      []string{document.SubjectOfType(document.EventUploaded)},
+	AckWait:       time.Minute,
+	MaxDeliver:    8,
 	Backoff:       []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute},
 	MaxAckPending: 256,
 }
@@ -115,7 +137,7 @@ var SweeperConsumer = Durable{
 	Stream:        StreamSweeper,
 	Name:          SweeperConsumerName,
 	Description:   "runs a sweep per tick",
-	Subject:       SubjectSweepTick,
+	Subjects:      []string{SubjectSweepTick},
 	AckWait:       time.Minute,
 	MaxDeliver:    3,
 	MaxAckPending: 1,
@@ -124,7 +146,7 @@ var SweeperConsumer = Durable{
 
 // Durables are the durable consumers setup makes.
 func Durables() []Durable {
-	return []Durable{ConfirmerConsumer, ClassifierConsumer, SweeperConsumer}
+	return []Durable{ConfirmerConsumer, ClassifierConsumer, ScannerConsumer, SweeperConsumer}
 }
 
 // ErrNotSetUp marks what a role needs and does not find on the server:

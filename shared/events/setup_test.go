@@ -79,7 +79,7 @@ func TestSetupMakesTheConsumersAndTheSchedule(t *testing.T) {
 		if len(d.Backoff) > 0 {
 			ackWait = d.Backoff[0] // the server's rule
 		}
-		if c.FilterSubject != d.Subject || c.AckWait != ackWait || c.MaxDeliver != d.MaxDeliver ||
+		if filters := append(c.FilterSubjects, c.FilterSubject); !slices.Equal(slices.DeleteFunc(filters, func(s string) bool { return s == "" }), d.Subjects) || c.AckWait != ackWait || c.MaxDeliver != d.MaxDeliver ||
 			!slices.Equal(c.BackOff, d.Backoff) || c.MaxAckPending != d.MaxAckPending || c.AckPolicy != jetstream.AckExplicitPolicy {
 			t.Errorf("consumer %s: %+v, want %+v", d.Name, c, d)
 		}

@@ -210,11 +210,11 @@ func TestMessageFailedForTheLastTimeLeavesTheQueue(t *testing.T) {
 	}
 	// The consumer with 2 deliveries, as setup would make it.
 	durable := events.Durable{
-		Stream: events.StreamMinIO, Name: events.MinIOConsumer, Subject: events.SubjectMinIO,
+		Stream: events.StreamMinIO, Name: events.MinIOConsumer, Subjects: []string{events.SubjectMinIO},
 		AckWait: 5 * time.Second, MaxDeliver: 2, Backoff: []time.Duration{100 * time.Millisecond},
 	}
 	if _, err := js.UpdateConsumer(context.Background(), events.StreamMinIO, jetstream.ConsumerConfig{
-		Durable: durable.Name, FilterSubject: durable.Subject, AckPolicy: jetstream.AckExplicitPolicy,
+		Durable: durable.Name, FilterSubject: durable.Subjects[0], AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: durable.AckWait, MaxDeliver: durable.MaxDeliver, BackOff: durable.Backoff,
 	}); err != nil {
 		t.Fatal(err)

@@ -34,8 +34,12 @@ type Metrics struct {
 	Retries *prometheus.CounterVec
 	// Classifications counts what the classifier did with a document, by
 	// outcome (classified, failed, skipped; deferred, recovered, retried,
-	// gave_up: see services/classifier).
+	// gave_up: see shared/stage).
 	Classifications *prometheus.CounterVec
+	// Scans counts what the scanner did with a document, by outcome
+	// (scanned, infected, failed, skipped; deferred, recovered, retried,
+	// gave_up: see shared/stage).
+	Scans *prometheus.CounterVec
 	// OutboxPublished counts events the relay published.
 	OutboxPublished prometheus.Counter
 	// OutboxLag observes the time from an event's commit to its publish ack.
@@ -83,6 +87,9 @@ func New(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Metrics, err
 	}, []string{"consumer"}))
 	m.Classifications = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "docuvault_classifications_total", Help: "Documents the classifier handled, by outcome (classified, failed, skipped; deferred over a user's share, recovered after waiting, retried, gave_up).",
+	}, []string{"outcome"}))
+	m.Scans = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "docuvault_scans_total", Help: "Documents the malware scanner handled, by outcome (scanned clean, infected, failed as too large, skipped; deferred over a user's share, recovered after waiting, retried, gave_up).",
 	}, []string{"outcome"}))
 	m.OutboxPublished = register(&r, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "docuvault_outbox_published_total", Help: "Document events published from the outbox.",

@@ -31,7 +31,7 @@ import (
 //     may do no more than an upload URL may).
 
 // Roles are the services' roles, each with a MinIO identity of its own.
-var Roles = []string{"api", "confirmer", "sweeper", "classifier"}
+var Roles = []string{"api", "confirmer", "sweeper", "classifier", "scanner"}
 
 // The S3 actions the roles are granted, named as MinIO's policies name
 // them (github.com/minio/pkg/v3/policy action.go).
@@ -86,6 +86,11 @@ var roleRights = map[string]rights{
 	// Classify reads a prefix of the object (ReadPrefix).
 	"classifier": {
 		objects: []string{actGetObject},
+		bucket:  []string{actHeadBucket},
+	},
+	// Scan streams the object (Open) and removes an infected one (Remove).
+	"scanner": {
+		objects: []string{actGetObject, actDeleteObject},
 		bucket:  []string{actHeadBucket},
 	},
 }

@@ -247,6 +247,7 @@ func TestProvisionedIdentitiesHoldOnlyTheirJob(t *testing.T) {
 		"confirmer":  {"stat an object", "read an object", "delete an object", "read the notification rules", "set the notification rules", "see the bucket"},
 		"sweeper":    {"stat an object", "read an object", "delete an object", "list the bucket", "list multipart uploads", "abort an upload", "see the bucket"},
 		"classifier": {"stat an object", "read an object", "see the bucket"},
+		"scanner":    {"stat an object", "read an object", "delete an object", "see the bucket"},
 		"upload":     {"put an object"},
 		"download":   {"stat an object", "read an object"},
 	}

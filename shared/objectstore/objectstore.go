@@ -328,6 +328,25 @@ func (s *Store) ReadPrefix(ctx context.Context, key string, n int64) ([]byte, er
 	return data, nil
 }
 
+// Open streams key's object from the start, with If-Match etag: an object
+// replaced since (by a tool with other credentials) is Conflict, not
+// read. The request is made here, so a missing object or an unreachable
+// server is an error of Open, not of the first read.
+func (s *Store) Open(ctx context.Context, key, etag string) (io.ReadCloser, error) {
+	opts := minio.GetObjectOptions{}
+	if err := opts.SetMatchETag(etag); err != nil {
+		return nil, err
+	}
+	r, _, _, err := s.core.GetObject(ctx, s.cfg.Bucket, key, opts)
+	if minio.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
+		return nil, &document.Error{Code: document.Conflict, Message: "the object was replaced", Err: err}
+	}
+	if err != nil {
+		return nil, translate(err, "open object")
+	}
+	return r, nil
+}
+
 // CreateMultipart starts a multipart upload of key as the upload identity,
 // the one identity that may write objects. With checksummed, the upload
 // declares SHA-256 (x-amz-checksum-algorithm): MinIO then takes a part only

@@ -62,6 +62,9 @@ type settledRow struct {
 	ReservedBytes int64           `json:"reserved_bytes"`
 	ConfirmedAt   *time.Time      `json:"confirmed_at"`
 	UpdatedAt     time.Time       `json:"updated_at"`
+	// ScanStatus is written, not compared: a settlement moves a pending
+	// document, which has none.
+	ScanStatus document.ScanState `json:"scan_status"`
 }
 
 // target is a document.Target as settle_documents reads it; MsgID is nil
@@ -79,7 +82,7 @@ type target struct {
 // rowOf is the part of d a settlement reads and writes.
 func rowOf(d *document.Document) settledRow {
 	return settledRow{Status: d.Status, RejectReason: d.RejectReason, SizeBytes: d.SizeBytes, ETag: d.ETag,
-		ReservedBytes: d.ReservedBytes, ConfirmedAt: d.ConfirmedAt, UpdatedAt: d.UpdatedAt}
+		ReservedBytes: d.ReservedBytes, ConfirmedAt: d.ConfirmedAt, UpdatedAt: d.UpdatedAt, ScanStatus: d.ScanStatus}
 }
 
 // targetOf encodes t, and returns its event's outbox message (nil without

@@ -72,7 +72,8 @@ const documentColumns = `id, user_id, filename, content_type, declared_size, siz
 	object_key, status, reject_reason, classification, detected_type, confidence, classification_reason,
 	created_at, confirmed_at, updated_at, coalesce(upload_id, '') AS upload_id,
 	coalesce(part_size, 0) AS part_size, reserved_bytes,
-	coalesce(checksum_algorithm, '') AS checksum_algorithm, coalesce(checksum, '') AS checksum`
+	coalesce(checksum_algorithm, '') AS checksum_algorithm, coalesce(checksum, '') AS checksum,
+	coalesce(scan_status, '') AS scan_status, scan_detail`
 
 // scanDocument scans documentColumns, then extra.
 func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
@@ -80,7 +81,7 @@ func scanDocument(row pgx.Row, extra ...any) (*document.Document, error) {
 	dest := []any{&d.ID, &d.UserID, &d.Filename, &d.ContentType, &d.DeclaredSize, &d.SizeBytes, &d.ETag,
 		&d.ObjectKey, &d.Status, &d.RejectReason, &d.Classification, &d.DetectedType, &d.Confidence, &d.ClassificationReason,
 		&d.CreatedAt, &d.ConfirmedAt, &d.UpdatedAt, &d.UploadID, &d.PartSize, &d.ReservedBytes,
-		&d.Checksum.Algorithm, &d.Checksum.Value}
+		&d.Checksum.Algorithm, &d.Checksum.Value, &d.ScanStatus, &d.ScanDetail}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -230,9 +231,9 @@ func (t *tx) Save(ctx context.Context, d *document.Document, e document.Event) e
 	b := &pgx.Batch{}
 	b.Queue(`UPDATE documents SET status = $2, size_bytes = $3, etag = $4, reject_reason = $5,
 		classification = $6, detected_type = $7, confidence = $8, classification_reason = $9,
-		confirmed_at = $10, updated_at = $11 WHERE id = $1`,
+		confirmed_at = $10, updated_at = $11, scan_status = nullif($12, ''), scan_detail = $13 WHERE id = $1`,
 		d.ID, d.Status, d.SizeBytes, d.ETag, d.RejectReason, d.Classification, d.DetectedType, d.Confidence,
-		d.ClassificationReason, d.ConfirmedAt, d.UpdatedAt)
+		d.ClassificationReason, d.ConfirmedAt, d.UpdatedAt, d.ScanStatus, d.ScanDetail)
 	b.Queue(insertEvent, e.ID, e.Subject(), payload, e.Time)
 	t.events = append(t.events, outboxMessage(e, payload))
 	return translate(t.q.SendBatch(ctx, b).Close(), "save document")

@@ -11,11 +11,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +29,10 @@ import (
 	"github.com/docuvault/docuvault/services/api"
 	"github.com/docuvault/docuvault/services/classifier"
 	"github.com/docuvault/docuvault/services/confirmer"
+	"github.com/docuvault/docuvault/services/scanner"
 	"github.com/docuvault/docuvault/services/sweeper"
 	"github.com/docuvault/docuvault/shared/auth"
+	"github.com/docuvault/docuvault/shared/clamav"
 	"github.com/docuvault/docuvault/shared/classify"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/document"
@@ -53,10 +57,12 @@ const (
 	Confirmer  Role = "confirmer"
 	Classifier Role = "classifier"
 	Sweeper    Role = "sweeper"
+	Scanner    Role = "scanner"
 )
 
-// Roles are every role, in the order a stack starts them.
-var Roles = []Role{API, Confirmer, Sweeper, Classifier}
+// Roles are every role, in the order a stack starts them. The scanner
+// needs a clamd (CLAMD_ADDRESS).
+var Roles = []Role{API, Confirmer, Sweeper, Classifier, Scanner}
 
 // Registry is where a stack's metrics are registered and read from.
 type Registry interface {
@@ -244,7 +250,13 @@ func documentConfig(cfg config.Config, roles []Role, m *metrics.Metrics) (docume
 		ClassifyMaxBytes:      cfg.ClassifyMaxBytes,
 		ClassifyTimeout:       classifier.ClassifyTimeout,
 		ClassifyRecoveryAfter: cfg.ClassifyRecoveryAfter,
+		ScanRequired:          cfg.ScanRequired,
+		ScanMaxBytes:          cfg.ScanMaxBytes,
+		ScanTimeout:           scanner.HandleTimeout,
 		OnClamp:               m.Clamped,
+	}
+	if slices.Contains(roles, Scanner) {
+		docCfg.Scanner = clamdScanner{clamd(cfg)}
 	}
 	if slices.Contains(roles, Classifier) {
 		rules := classify.DefaultRules()
@@ -293,9 +305,9 @@ func (s *Stack) openRoles(ctx context.Context, cfg config.Config, opts Options, 
 		if s.Docs == nil {
 			s.Docs = docs
 		}
-		// The classifier, which parses what attackers upload, publishes
-		// nothing: the other roles relay its outbox rows.
-		if relayBus == nil && role != Classifier {
+		// The classifier and the scanner, which read what attackers
+		// upload, publish nothing: the other roles relay their outbox rows.
+		if relayBus == nil && role != Classifier && role != Scanner {
 			relayBus = bus
 		}
 		if role == API { // the api serves /metrics, and may ask about MINIO_EVENTS
@@ -332,6 +344,8 @@ func (s *Stack) openRole(ctx context.Context, cfg config.Config, opts Options, r
 		return sweeper.New(docs, bus, SweepConfig(cfg), cfg.SweepInterval, s.Metrics, log).Run, nil
 	case Classifier:
 		return classifier.New(docs, bus, recoverEvery(cfg.ClassifyRecoveryAfter), s.Metrics, log).Run, nil
+	case Scanner:
+		return scanner.New(docs, bus, recoverEvery(cfg.ClassifyRecoveryAfter), s.Metrics, log).Run, nil
 	}
 	return nil, fmt.Errorf("unknown role %q", role)
 }
@@ -618,7 +632,29 @@ func SweepConfig(cfg config.Config) document.SweepConfig {
 	}
 }
 
-// recoverEvery is the classifier's pause between recovery passes: a
+// clamd is the client of the clamd cfg names (CLAMD_ADDRESS: a path is
+// its local socket), sending at most SCAN_MAX_BYTES.
+func clamd(cfg config.Config) *clamav.Client {
+	network := "tcp"
+	if strings.HasPrefix(cfg.ClamdAddress, "/") {
+		network = "unix"
+	}
+	return &clamav.Client{Network: network, Address: cfg.ClamdAddress, Timeout: scanner.HandleTimeout, MaxBytes: cfg.ScanMaxBytes}
+}
+
+// clamdScanner is a clamav.Client as the use cases' MalwareScanner: a
+// stream over what clamd takes is no verdict but TooLarge.
+type clamdScanner struct{ c *clamav.Client }
+
+func (s clamdScanner) Scan(ctx context.Context, r io.Reader) (document.ScanVerdict, error) {
+	v, err := s.c.Scan(ctx, r)
+	if errors.Is(err, clamav.ErrTooLarge) {
+		return document.ScanVerdict{TooLarge: true}, nil
+	}
+	return document.ScanVerdict{Infected: v.Infected, Signature: v.Signature}, err
+}
+
+// recoverEvery is the stages' pause between recovery passes: a
 // quarter of CLASSIFY_RECOVERY_AFTER, so a document waits at most a
 // quarter longer than that, but at most 15 s, so that a long delay does
 // not slow the passes that follow a backlog down (each takes a bounded

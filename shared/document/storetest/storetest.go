@@ -68,7 +68,9 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"StaleDocumentsWalksInUpdateOrder", staleDocumentsWalk},
 		{"SetUploadAndTouchPendingOnlyWhilePending", pendingOnly},
 		{"KnownKeysAreThoseThatMayHoldBytes", knownKeys},
-		{"ClaimUnclassifiedTakesUsersInTurns", claimInTurns},
+		{"ClaimWaitingTakesUsersInTurns", claimInTurns},
+		{"ClaimWaitingTakesEachStageItsOwn", claimEachStage},
+		{"ConfirmStoresTheScanStateAndSaveMovesIt", scanStateKept},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1063,10 +1065,10 @@ func claimInTurns(t *testing.T, s Subject) {
 	b0 := uploadedAt(t, s.Store, b, t0.Add(10*time.Second))
 	late := uploadedAt(t, s.Store, b, t0.Add(time.Hour)) // has not waited long enough
 	create(t, s.Store, b, 0)                             // pending: never claimed
-	q := document.ClaimQuery{WaitedSince: t0.Add(time.Minute), Now: t0.Add(time.Minute), Until: t0.Add(2 * time.Minute), PerUser: 2, Limit: 10}
+	q := document.ClaimQuery{Stage: document.StageClassify, WaitedSince: t0.Add(time.Minute), Now: t0.Add(time.Minute), Until: t0.Add(2 * time.Minute), PerUser: 2, Limit: 10}
 	claim := func(q document.ClaimQuery) []uuid.UUID {
 		t.Helper()
-		got, err := s.Store.ClaimUnclassified(ctx, q)
+		got, err := s.Store.ClaimWaiting(ctx, q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1084,7 +1086,7 @@ func claimInTurns(t *testing.T, s Subject) {
 	if got, want := claim(q), []uuid.UUID{as[2]}; !slices.Equal(got, want) {
 		t.Fatalf("second claim %v, want %v", got, want)
 	}
-	if err := s.Store.PostponeClassification(ctx, as[2], t0.Add(time.Hour)); err != nil {
+	if err := s.Store.Postpone(ctx, as[2], t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	q.Now, q.Until = t0.Add(2*time.Minute), t0.Add(3*time.Minute)
@@ -1221,5 +1223,82 @@ func removalsOldestFirst(t *testing.T, s Subject) {
 	}
 	if got, err := s.Store.PendingRemovals(ctx, at.Add(time.Minute), 10); err != nil || !slices.Equal(got, keys[1:]) {
 		t.Fatalf("removals after forgetting the oldest: %v, %v; want %v", got, err, keys[1:])
+	}
+}
+
+// withScan confirms a document of user at at, stored in scan state scan,
+// then, if next is set, records it as the scanner would.
+func withScan(t *testing.T, s document.Store, user uuid.UUID, at time.Time, scan, next document.ScanState) uuid.UUID {
+	t.Helper()
+	d := create(t, s, user, 0)
+	c := ChangeAt(d, 1, "", at)
+	c.Charged.Document.ScanStatus = scan
+	if r := confirm(t, s, c); !r.Charged {
+		t.Fatalf("confirm: %+v", r)
+	}
+	if next != "" {
+		saveScan(t, s, d.ID, next, "", at)
+	}
+	return d.ID
+}
+
+// saveScan records scan state scan (and detail) on document id with Save.
+func saveScan(t *testing.T, s document.Store, id uuid.UUID, scan document.ScanState, detail string, at time.Time) {
+	t.Helper()
+	err := s.InTx(ctx, func(tx document.Tx) error {
+		d, err := tx.LockDocument(ctx, id)
+		if err != nil {
+			return err
+		}
+		d.ScanStatus, d.ScanDetail, d.UpdatedAt = scan, detail, at
+		return tx.Save(ctx, d, document.NewEvent(document.EventScanned, d, at))
+	})
+	if err != nil {
+		t.Fatalf("save scan state: %v", err)
+	}
+}
+
+func claimEachStage(t *testing.T, s Subject) {
+	t0 := now().Add(-time.Hour)
+	user := uuid.New()
+	pending := withScan(t, s.Store, user, t0, document.ScanPending, "")
+	clean := withScan(t, s.Store, user, t0.Add(time.Second), document.ScanPending, document.ScanClean)
+	unscanned := withScan(t, s.Store, user, t0.Add(2*time.Second), "", "")
+	withScan(t, s.Store, user, t0.Add(3*time.Second), document.ScanPending, document.ScanFailed) // waits for nothing
+	claim := func(stage document.Stage) []uuid.UUID {
+		t.Helper()
+		got, err := s.Store.ClaimWaiting(ctx, document.ClaimQuery{Stage: stage, WaitedSince: t0.Add(time.Minute),
+			Now: t0.Add(time.Minute), Until: t0.Add(2 * time.Minute), PerUser: 10, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []uuid.UUID
+		for _, w := range got {
+			ids = append(ids, w.ID)
+		}
+		return ids
+	}
+	if got, want := claim(document.StageScan), []uuid.UUID{pending}; !slices.Equal(got, want) {
+		t.Fatalf("scan claim %v, want the pending one %v", got, want)
+	}
+	if got, want := claim(document.StageClassify), []uuid.UUID{clean, unscanned}; !slices.Equal(got, want) {
+		t.Fatalf("classify claim %v, want the clean and the unscanned ones %v", got, want)
+	}
+}
+
+func scanStateKept(t *testing.T, s Subject) {
+	at := now()
+	user := uuid.New()
+	id := withScan(t, s.Store, user, at, document.ScanPending, "")
+	if d := get(t, s.Store, id); d.ScanStatus != document.ScanPending || d.Waiting() != document.StageScan {
+		t.Fatalf("confirmed while scanning: scan %q waiting %q, want pending, scan", d.ScanStatus, d.Waiting())
+	}
+	saveScan(t, s.Store, id, document.ScanInfected, "Eicar-Signature", at)
+	if d := get(t, s.Store, id); d.ScanStatus != document.ScanInfected || d.ScanDetail != "Eicar-Signature" {
+		t.Fatalf("after save: scan %q detail %q", d.ScanStatus, d.ScanDetail)
+	}
+	off := withScan(t, s.Store, user, at, "", "")
+	if d := get(t, s.Store, off); d.ScanStatus != "" || d.Waiting() != document.StageClassify {
+		t.Fatalf("confirmed while not scanning: scan %q waiting %q, want none, classify", d.ScanStatus, d.Waiting())
 	}
 }

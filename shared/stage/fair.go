@@ -1,4 +1,4 @@
-package classifier
+package stage
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// fairQueue is a replica's documents to classify, held per user and handed
+// fairQueue is a replica's documents waiting for its stage, held per user and handed
 // to the workers in turns between users: a worker takes the next user in
 // the ring that has a document waiting and fewer than perUserWorkers
 // documents in hand, and that user goes to the ring's end. A user holds at
@@ -215,7 +215,7 @@ func (q *fairQueue) forget(u *userWork, e *entry) {
 }
 
 // close refuses further offers and drops the documents resting before a
-// retry; what was not classified stays uploaded for the recovery.
+// retry; what was not done stays waiting in PostgreSQL for the recovery.
 func (q *fairQueue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()

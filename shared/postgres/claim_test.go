@@ -27,7 +27,7 @@ func uploadedAt(t *testing.T, s *postgres.Store, user uuid.UUID, at time.Time) u
 
 func claimIDs(t *testing.T, s *postgres.Store, q document.ClaimQuery) []uuid.UUID {
 	t.Helper()
-	got, err := s.ClaimUnclassified(context.Background(), q)
+	got, err := s.ClaimWaiting(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func sameIDs(t *testing.T, what string, got []uuid.UUID, want ...uuid.UUID) {
 
 // The scenario of the document package's test of the same name, against
 // the fake: the fake must claim what PostgreSQL claims.
-func TestClaimUnclassifiedTakesUsersInTurnsAfterTheWait(t *testing.T) {
+func TestClaimWaitingTakesUsersInTurnsAfterTheWait(t *testing.T) {
 	s, _ := openStore(t, 1<<20)
 	t0 := time.Now().UTC().Truncate(time.Microsecond)
 	a, b := uuid.New(), uuid.New()
@@ -62,7 +62,7 @@ func TestClaimUnclassifiedTakesUsersInTurnsAfterTheWait(t *testing.T) {
 	}
 	b1 := uploadedAt(t, s, b, t0.Add(3*time.Second))
 	q := func(now time.Time, perUser, limit int) document.ClaimQuery {
-		return document.ClaimQuery{WaitedSince: now.Add(-time.Minute), Now: now, Until: now.Add(time.Minute), PerUser: perUser, Limit: limit}
+		return document.ClaimQuery{Stage: document.StageClassify, WaitedSince: now.Add(-time.Minute), Now: now, Until: now.Add(time.Minute), PerUser: perUser, Limit: limit}
 	}
 
 	sameIDs(t, "before the wait", claimIDs(t, s, q(t0.Add(30*time.Second), 10, 10)))
@@ -72,7 +72,7 @@ func TestClaimUnclassifiedTakesUsersInTurnsAfterTheWait(t *testing.T) {
 	sameIDs(t, "while claimed", claimIDs(t, s, q(now, 2, 10)))
 
 	now = t0.Add(3*time.Minute + time.Second)
-	if err := s.PostponeClassification(context.Background(), as[1], now.Add(time.Hour)); err != nil {
+	if err := s.Postpone(context.Background(), as[1], now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	sameIDs(t, "after the claims ended", claimIDs(t, s, q(now, 10, 1)), as[0])
@@ -81,7 +81,7 @@ func TestClaimUnclassifiedTakesUsersInTurnsAfterTheWait(t *testing.T) {
 }
 
 // Two replicas claiming at once never get the same document.
-func TestClaimUnclassifiedGivesEachDocumentToOneCaller(t *testing.T) {
+func TestClaimWaitingGivesEachDocumentToOneCaller(t *testing.T) {
 	s, _ := openStore(t, 1<<20)
 	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
 	for i := range 40 {
@@ -97,7 +97,7 @@ func TestClaimUnclassifiedGivesEachDocumentToOneCaller(t *testing.T) {
 		wg.Go(func() {
 			// A caller stops at an empty claim: another took what was left.
 			for {
-				got, err := s.ClaimUnclassified(context.Background(), document.ClaimQuery{
+				got, err := s.ClaimWaiting(context.Background(), document.ClaimQuery{Stage: document.StageClassify,
 					WaitedSince: now, Now: now, Until: now.Add(time.Minute), PerUser: 1, Limit: 5})
 				if err != nil {
 					t.Error(err)

@@ -12,17 +12,18 @@ import (
 	"github.com/docuvault/docuvault/shared/document"
 )
 
-// ClaimUnclassified claims as PostgreSQL's statement does: each user's
-// waiting documents numbered by (updated_at, id), taken by turn, then age.
-func (s *memStore) ClaimUnclassified(_ context.Context, q document.ClaimQuery) ([]document.Waiting, error) {
-	if err := s.failure("ClaimUnclassified"); err != nil {
+// ClaimWaiting claims as PostgreSQL's statement does: each user's
+// documents waiting for the stage (Document.Waiting) numbered by
+// (updated_at, id), taken by turn, then age.
+func (s *memStore) ClaimWaiting(_ context.Context, q document.ClaimQuery) ([]document.Waiting, error) {
+	if err := s.failure("ClaimWaiting"); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	byUser := map[uuid.UUID][]*document.Document{}
 	for _, d := range s.st.docs {
-		if d.Status != document.StatusUploaded || d.UpdatedAt.After(q.WaitedSince) {
+		if d.Waiting() != q.Stage || d.UpdatedAt.After(q.WaitedSince) {
 			continue
 		}
 		if until, ok := s.classifyAfter[d.ID]; ok && until.After(q.Now) {
@@ -58,9 +59,9 @@ func (s *memStore) ClaimUnclassified(_ context.Context, q document.ClaimQuery) (
 	return out, nil
 }
 
-// PostponeClassification sets an uploaded document's claim end.
-func (s *memStore) PostponeClassification(_ context.Context, id uuid.UUID, until time.Time) error {
-	if err := s.failure("PostponeClassification"); err != nil {
+// Postpone sets an uploaded document's claim end.
+func (s *memStore) Postpone(_ context.Context, id uuid.UUID, until time.Time) error {
+	if err := s.failure("Postpone"); err != nil {
 		return err
 	}
 	s.mu.Lock()

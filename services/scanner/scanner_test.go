@@ -1,0 +1,252 @@
+package scanner_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/docuvault/docuvault/internal/apitest"
+	"github.com/docuvault/docuvault/internal/devstack"
+	"github.com/docuvault/docuvault/internal/testenv"
+	"github.com/docuvault/docuvault/shared/classify/samples"
+	"github.com/docuvault/docuvault/shared/config"
+	"github.com/docuvault/docuvault/shared/document"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// scanned is a document as GET /api/documents/{id} answers it.
+type scanned struct {
+	Status         string `json:"status"`
+	RejectReason   string `json:"reject_reason"`
+	ScanStatus     string `json:"scan_status"`
+	ScanDetail     string `json:"scan_detail"`
+	Classification string `json:"classification"`
+	DownloadURL    string `json:"download_url"`
+}
+
+func get(t *testing.T, s *apitest.Stack, tok string, id uuid.UUID) scanned {
+	t.Helper()
+	r := s.Do(t, http.MethodGet, "/api/documents/"+id.String(), tok, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", id, r.Status, r.Body)
+	}
+	var d scanned
+	r.Decode(t, &d)
+	return d
+}
+
+// waitFor polls document id until done says it is there, and returns it
+// with the time that took; it fails after limit.
+func waitFor(t *testing.T, s *apitest.Stack, tok string, id uuid.UUID, limit time.Duration, done func(scanned) bool) (scanned, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		d := get(t, s, tok, id)
+		if done(d) {
+			return d, time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("document %s after %v: %+v", id, limit, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func verdict(d scanned) bool { return d.ScanStatus != string(document.ScanPending) }
+
+// upload PUTs data through an upload URL and confirms it.
+func upload(t *testing.T, s *apitest.Stack, tok, name, contentType string, data []byte) uuid.UUID {
+	t.Helper()
+	tk := s.RequestUpload(t, tok, name, contentType, int64(len(data)))
+	if st := s.Put(t, tk, "", data); st != http.StatusOK {
+		t.Fatalf("PUT %s: %d", name, st)
+	}
+	if r := s.Confirm(t, tok, tk.DocumentID); r.Status != http.StatusOK {
+		t.Fatalf("confirm %s: %d %s", name, r.Status, r.Body)
+	}
+	return tk.DocumentID
+}
+
+// eicarZip is a zip holding EICAR.
+func eicarZip(t *testing.T) []byte {
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	f, err := w.Create("readme.txt")
+	if err == nil {
+		_, err = f.Write([]byte(devstack.EICAR))
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func checkLedger(t *testing.T, s *apitest.Stack) {
+	t.Helper()
+	for _, p := range s.ReadLedger(t).Problems() {
+		t.Error(p)
+	}
+}
+
+// TestInfectedUploadsAreRemovedAndUncharged: EICAR, a zip holding it and
+// every clamav-testfiles sample end rejected as infected, naming the
+// signature, never with a download URL, uncharged, their objects gone; a
+// clean PDF ends clean, downloadable and classified. It logs each
+// sample's time from PUT to verdict.
+func TestInfectedUploadsAreRemovedAndUncharged(t *testing.T) {
+	clamd := testenv.StartClamAV(t, 32<<20)
+	s := apitest.Start(t, apitest.Options{Clamd: clamd, Scanners: 1, Classifiers: 1})
+	user, tok := s.NewUser(t)
+	s.SetLimit(t, user, 1<<30)
+
+	type sample struct {
+		name string
+		data []byte
+	}
+	all := []sample{{"eicar.com", []byte(devstack.EICAR)}, {"eicar.zip", eicarZip(t)}}
+	files, err := os.ReadDir(devstack.ClamdPaths.TestFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(devstack.ClamdPaths.TestFiles, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, sample{f.Name(), data})
+	}
+	if len(all) < 40 {
+		t.Fatalf("%d samples: is clamav-testfiles installed whole?", len(all))
+	}
+	for _, smp := range all {
+		start := time.Now()
+		id := upload(t, s, tok, smp.name, "application/octet-stream", smp.data)
+		// Until the verdict: no download URL.
+		if d := get(t, s, tok, id); d.ScanStatus == string(document.ScanPending) && d.DownloadURL != "" {
+			t.Errorf("%s: a download URL while its scan is pending", smp.name)
+		}
+		d, _ := waitFor(t, s, tok, id, 30*time.Second, verdict)
+		t.Logf("%-22s %7d bytes  %-9s %-40s PUT to verdict %v", smp.name, len(smp.data), d.ScanStatus, d.ScanDetail, time.Since(start).Round(time.Millisecond))
+		if d.Status != string(document.StatusRejected) || d.RejectReason != document.ReasonInfected ||
+			d.ScanStatus != string(document.ScanInfected) || d.ScanDetail == "" || d.DownloadURL != "" {
+			t.Errorf("%s: %+v, want rejected, infected, the signature named, no download URL", smp.name, d)
+		}
+		if s.ObjectExists(t, id) {
+			t.Errorf("%s: its object is still in the bucket", smp.name)
+		}
+		if n := s.CountEvents(t, id, string(document.EventRejected)); n != 1 {
+			t.Errorf("%s: %d document.rejected events, want 1", smp.name, n)
+		}
+	}
+	if used, _ := s.Quota(t, tok); used != 0 {
+		t.Errorf("used_bytes %d after infected uploads only, want 0", used)
+	}
+
+	pdf := samples.PDF(samples.Texts()["invoice"])
+	start := time.Now()
+	id := upload(t, s, tok, "invoice.pdf", "application/pdf", pdf)
+	d, _ := waitFor(t, s, tok, id, 30*time.Second, verdict)
+	t.Logf("%-22s %7d bytes  %-9s PUT to verdict %v", "invoice.pdf", len(pdf), d.ScanStatus, time.Since(start).Round(time.Millisecond))
+	d, _ = waitFor(t, s, tok, id, 30*time.Second, func(d scanned) bool { return d.Classification != "" })
+	if d.ScanStatus != string(document.ScanClean) || d.Status != string(document.StatusClassified) || d.Classification != "invoice" {
+		t.Errorf("clean PDF: %+v, want clean and classified as an invoice", d)
+	}
+	resp, err := http.Get(d.DownloadURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(pdf)) {
+		t.Errorf("download of the clean PDF: %d, %d bytes", resp.StatusCode, resp.ContentLength)
+	}
+	if used, _ := s.Quota(t, tok); used != int64(len(pdf)) {
+		t.Errorf("used_bytes %d, want the clean PDF's %d", used, len(pdf))
+	}
+	checkLedger(t, s)
+}
+
+// TestNothingIsCleanWhileClamdIsAway: with clamd stopped, uploads wait
+// pending, never downloadable nor classified; once it is back, every one
+// is scanned (retried with back-off), the clean ones clean and the
+// infected one rejected.
+func TestNothingIsCleanWhileClamdIsAway(t *testing.T) {
+	clamd := testenv.StartClamAV(t, 1<<20)
+	s := apitest.Start(t, apitest.Options{Clamd: clamd, Scanners: 1, Classifiers: 1})
+	user, tok := s.NewUser(t)
+	s.SetLimit(t, user, 1<<30)
+	clamd.Stop()
+
+	var clean []uuid.UUID
+	for i := range 6 {
+		clean = append(clean, upload(t, s, tok, "letter.pdf", "application/pdf", samples.PDF(samples.Texts()["letter"]+string(rune('a'+i)))))
+	}
+	infected := upload(t, s, tok, "eicar.txt", "text/plain", []byte(devstack.EICAR))
+	all := append(slices.Clone(clean), infected)
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		for _, id := range all {
+			if d := get(t, s, tok, id); d.ScanStatus != string(document.ScanPending) || d.DownloadURL != "" || d.Status != string(document.StatusUploaded) {
+				t.Fatalf("while clamd is away: %+v, want uploaded, pending, no download URL", d)
+			}
+		}
+	}
+	clamd.Restart(t)
+	back := time.Now()
+	for _, id := range clean {
+		d, _ := waitFor(t, s, tok, id, time.Minute, func(d scanned) bool { return d.Classification != "" })
+		if d.ScanStatus != string(document.ScanClean) || d.DownloadURL == "" {
+			t.Errorf("after clamd came back: %+v, want clean and downloadable", d)
+		}
+	}
+	d, _ := waitFor(t, s, tok, infected, time.Minute, verdict)
+	if d.ScanStatus != string(document.ScanInfected) || d.Status != string(document.StatusRejected) {
+		t.Errorf("the EICAR upload after clamd came back: %+v", d)
+	}
+	t.Logf("every document scanned %v after clamd came back", time.Since(back).Round(time.Millisecond))
+	checkLedger(t, s)
+}
+
+// TestADocumentOverScanMaxBytesIsNeverDownloadable: a document larger than
+// SCAN_MAX_BYTES is not sent to clamd; its scan fails (too_large), it stays
+// charged but gets no download URL and is not classified. A smaller one
+// is scanned; the throughput is logged.
+func TestADocumentOverScanMaxBytesIsNeverDownloadable(t *testing.T) {
+	clamd := testenv.StartClamAV(t, 32<<20)
+	s := apitest.Start(t, apitest.Options{Clamd: clamd, Scanners: 1, Classifiers: 1,
+		Edit: func(c *config.Config) { c.ScanMaxBytes = 16 << 20 }})
+	user, tok := s.NewUser(t)
+	s.SetLimit(t, user, 1<<30)
+
+	big := apitest.BytesOf(16<<20 + 1)
+	id := upload(t, s, tok, "big.pdf", "application/pdf", big)
+	d, _ := waitFor(t, s, tok, id, 30*time.Second, verdict)
+	if d.ScanStatus != string(document.ScanFailed) || d.ScanDetail != document.ScanTooLarge || d.DownloadURL != "" || d.Status != string(document.StatusUploaded) {
+		t.Errorf("over SCAN_MAX_BYTES: %+v, want uploaded, failed, too_large, no download URL", d)
+	}
+	time.Sleep(time.Second)
+	if d := get(t, s, tok, id); d.Status != string(document.StatusUploaded) || d.Classification != "" {
+		t.Errorf("a document that could not be scanned was classified: %+v", d)
+	}
+
+	// Throughput: the largest document scanned, from PUT to verdict.
+	data := apitest.BytesOf(16 << 20)
+	start := time.Now()
+	id = upload(t, s, tok, "large.bin", "application/octet-stream", data)
+	d, took := waitFor(t, s, tok, id, time.Minute, verdict)
+	if d.ScanStatus != string(document.ScanClean) || d.DownloadURL == "" {
+		t.Errorf("at SCAN_MAX_BYTES: %+v, want clean and downloadable", d)
+	}
+	t.Logf("16 MiB: PUT to verdict %v (confirm to verdict %v): %.1f MB/s", time.Since(start).Round(time.Millisecond),
+		took.Round(time.Millisecond), float64(len(data))/1e6/time.Since(start).Seconds())
+	checkLedger(t, s)
+}
