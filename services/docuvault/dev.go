@@ -38,8 +38,8 @@ const devReadyAfter = 30 * time.Second
 // devFlags are the settings of `docuvault dev`.
 type devFlags struct {
 	dataDir, httpAddr, natsAddr, minioAddr, consoleAddr, minioBin, logFormat, clamdAddr string
-	pgPort                                                                   int
-	corsOrigins                                                              []string
+	pgPort                                                                              int
+	corsOrigins                                                                         []string
 }
 
 // parseDevFlags reads dev's flags, with their defaults from cfg, and
