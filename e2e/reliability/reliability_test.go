@@ -28,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/docuvault/docuvault/internal/apitest"
+	"github.com/docuvault/docuvault/internal/devstack"
 	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/services/confirmer"
 	"github.com/docuvault/docuvault/services/docuvault/stack"
@@ -47,7 +48,10 @@ const (
 	minOps     = 5000 // the workers stop at this many once the faults are over
 	maxRunTime = 150 * time.Second
 
-	maxDocBytes  = 64 << 10
+	maxDocBytes = 64 << 10
+	// scanMaxBytes is clamd's StreamMaxLength and SCAN_MAX_BYTES: above
+	// every upload of the run, so every charged document is scanned.
+	scanMaxBytes = 16 << 20
 	uploadURLTTL = 2 * time.Second
 	pendingTTL   = 3 * time.Second // must exceed uploadURLTTL
 
@@ -105,6 +109,13 @@ const (
 // after a rejection and after a delete, and headers that would store an
 // object differently; the report counts each attack and how it was stopped.
 //
+// Scanning is on (a real clamd, one scanner): every charged document must
+// end clean, downloadable only then; one upload in twenty is EICAR, which
+// must end rejected as infected, uncharged, its object gone, with exactly
+// one document.uploaded (its charge) and one document.rejected (its
+// release), even when its client had been told 200 by the confirm; clamd
+// stops for a while among the faults, and nothing is clean meanwhile.
+//
 // The operations are chosen at random; RELIABILITY_SEED=<n> replays a run's
 // choices (the interleaving of the goroutines still varies).
 func TestLedgerInvariantUnderFaults(t *testing.T) {
@@ -122,8 +133,11 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 	// starts again: never DATABASE_URL's, which other tests share.
 	pg := testenv.StartPostgres(t)
 	dsn := pg.Database(t)
-	s := apitest.Start(t, apitest.Options{Events: true, Sweepers: 1, Edit: func(c *config.Config) {
+	clamd := testenv.StartClamAV(t, scanMaxBytes)
+	s := apitest.Start(t, apitest.Options{Events: true, Sweepers: 1, Clamd: clamd, Scanners: 1, Edit: func(c *config.Config) {
 		c.DatabaseURL = dsn
+		// A scan whose event a NATS outage held back is recovered soon.
+		c.ClassifyRecoveryAfter = 5 * time.Second
 		c.UploadURLTTL = uploadURLTTL
 		c.PendingTTL = pendingTTL
 		// The ledger is under test, not the abuse limits: ten users asking
@@ -207,6 +221,11 @@ func TestLedgerInvariantUnderFaults(t *testing.T) {
 			s.MinIO.Stop()
 			time.Sleep(2 * time.Second)
 			s.MinIO.Restart(t)
+		}},
+		{"clamd outage", func() {
+			clamd.Stop()
+			time.Sleep(2 * time.Second)
+			clamd.Restart(t)
 		}},
 		{"confirmer restart", func() { r.restartConfirmer() }},
 	}
@@ -310,6 +329,7 @@ type doc struct {
 	size        int64 // the bytes PUT, and the declared size when declared
 	declared    bool
 	contentType string
+	infected    bool   // its bytes are EICAR: the scanner must reject it
 	askParts    bool   // upload-url is sent "multipart": true
 	sha256      string // upload-url is sent this checksum ("" for none)
 	multipart   bool   // an upload in parts: asked, or declared over MULTIPART_THRESHOLD
@@ -356,6 +376,14 @@ type user struct {
 func (u *user) content(n int) []byte {
 	tag := []byte(u.id.String())
 	return bytes.Repeat(tag, n/len(tag)+1)[:n]
+}
+
+// body is what d's PUT sends: its user's bytes, or EICAR.
+func (d *doc) body() []byte {
+	if d.infected {
+		return []byte(devstack.EICAR)
+	}
+	return d.user.content(int(d.size))
 }
 
 // etag is the ETag MinIO gives a single PUT of u.content(n).
@@ -721,6 +749,9 @@ func (r *rig) upload(rng *rand.Rand, u *user) {
 	if rng.IntN(2) == 0 {
 		d.contentType = "text/plain"
 	}
+	if rng.IntN(20) == 0 {
+		d.infected, d.size = true, int64(len(devstack.EICAR))
+	}
 	if !r.issue(d, true) {
 		return
 	}
@@ -894,7 +925,7 @@ func (r *rig) put(d *doc) putState {
 
 	done := r.count("put")
 	state := putFailed
-	req, err := http.NewRequest(http.MethodPut, d.ticket.UploadURL, bytes.NewReader(u.content(int(d.size))))
+	req, err := http.NewRequest(http.MethodPut, d.ticket.UploadURL, bytes.NewReader(d.body()))
 	if err != nil {
 		r.fail("put %s: %v", d.id, err)
 	} else {
@@ -1034,6 +1065,7 @@ type documentAnswer struct {
 	SizeBytes    int64     `json:"size_bytes"`
 	Status       string    `json:"status"`
 	RejectReason string    `json:"reject_reason"`
+	ScanStatus   string    `json:"scan_status"`
 	DownloadURL  string    `json:"download_url"`
 }
 
@@ -1047,10 +1079,14 @@ func (r *rig) checkAnswer(how string, d *doc, a documentAnswer) {
 	case status.Charged():
 		bad = bad || a.SizeBytes != d.size
 	case status == document.StatusRejected:
-		// Sizes always match and stay far below MAX_UPLOAD_BYTES.
-		bad = bad || a.RejectReason != document.ReasonOverQuota || a.SizeBytes != d.size
+		// Sizes always match and stay far below MAX_UPLOAD_BYTES; only
+		// EICAR is found infected.
+		infected := d.infected && a.RejectReason == document.ReasonInfected && a.ScanStatus == string(document.ScanInfected)
+		bad = bad || a.RejectReason != document.ReasonOverQuota && !infected || a.SizeBytes != d.size
 	}
-	if how == "get" && status.Charged() != (a.DownloadURL != "") {
+	// A download only once found clean; EICAR never.
+	clean := a.ScanStatus == string(document.ScanClean)
+	if how == "get" && (status.Charged() && clean) != (a.DownloadURL != "") || d.infected && clean {
 		bad = true
 	}
 	if bad {
@@ -1269,6 +1305,12 @@ func (r *rig) activity() (state string, busy bool) {
 	}
 	parts := []string{fmt.Sprintf("outbox %d", outbox)}
 	busy = outbox > 0
+	var unscanned int64
+	if err := r.s.DB.QueryRow(ctx, `SELECT count(*) FROM documents WHERE scan_status = 'pending'`).Scan(&unscanned); err != nil {
+		return err.Error(), true
+	}
+	parts = append(parts, fmt.Sprintf("scans pending %d", unscanned))
+	busy = busy || unscanned > 0
 	for _, c := range []struct{ stream, consumer string }{{events.StreamMinIO, confirmer.ConsumerName}, {events.StreamSweeper, sweeper.ConsumerName}} {
 		cons, err := r.js.Consumer(ctx, c.stream, c.consumer)
 		if err != nil {
@@ -1304,6 +1346,7 @@ type row struct {
 	etag     string
 	reserved int64
 	partSize int64 // 0 for a single PUT
+	scan     document.ScanState
 }
 
 // docEvents are the document events of one document.
@@ -1331,14 +1374,14 @@ func (r *rig) read(t *testing.T) *ledger {
 		stored: map[string]minio.ObjectInfo{}, events: map[uuid.UUID]*docEvents{}, byType: map[document.EventType]int{}}
 
 	rows, err := r.s.DB.Query(ctx, `SELECT id, user_id, object_key, status, size_bytes, etag, reserved_bytes,
-		coalesce(part_size, 0) FROM documents`)
+		coalesce(part_size, 0), coalesce(scan_status, '') FROM documents`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var id uuid.UUID
 		var w row
-		if err := rows.Scan(&id, &w.user, &w.key, &w.status, &w.size, &w.etag, &w.reserved, &w.partSize); err != nil {
+		if err := rows.Scan(&id, &w.user, &w.key, &w.status, &w.size, &w.etag, &w.reserved, &w.partSize, &w.scan); err != nil {
 			t.Fatal(err)
 		}
 		l.rows[id] = w
@@ -1541,12 +1584,18 @@ func (r *rig) check(t *testing.T) {
 		if len(de.deleted) > 1 {
 			r.fail("document %s has %d document.deleted events", id, len(de.deleted))
 		}
+		// Found infected: charged at its confirm, then rejected by the
+		// scanner, its charge released.
+		infected := slices.ContainsFunc(de.rejected, func(e document.Event) bool { return e.Data.Reason == document.ReasonInfected })
 		wantUploaded, wantRejected := 0, 0
-		if charged(final) {
+		if charged(final) || final == document.StatusRejected && infected {
 			wantUploaded = 1
 		}
 		if final == document.StatusRejected {
 			wantRejected = 1
+		}
+		if exists && charged(w.status) && w.scan != document.ScanClean {
+			r.fail("document %s ended %s with its scan %q, want clean", id, w.status, w.scan)
 		}
 		if n, distinct := len(de.uploaded), distinctIDs(de.uploaded); n != wantUploaded || distinct != n {
 			r.fail("invariant 4: document %s (%q now or when deleted): %d document.uploaded messages (%d distinct event ids), want %d",
@@ -1568,6 +1617,9 @@ func (r *rig) check(t *testing.T) {
 				ledger[e.Data.UserID] -= e.Data.SizeBytes
 			}
 		}
+		if infected {
+			ledger[de.rejected[0].Data.UserID] -= de.rejected[0].Data.SizeBytes
+		}
 		if d == nil {
 			continue
 		}
@@ -1576,9 +1628,13 @@ func (r *rig) check(t *testing.T) {
 		seen := *d
 		d.user.mu.Unlock()
 		switch {
+		case infected && !seen.infected:
+			r.fail("document %s of its user's bytes was found infected: %+v", id, de.rejected)
+		case seen.infected && charged(final):
+			r.fail("document %s: EICAR ended %q", id, final)
 		case seen.deleted && (exists || len(de.deleted) != 1):
 			r.fail("document %s: DELETE answered 204, but row kept %v, %d document.deleted events", id, exists, len(de.deleted))
-		case seen.confirmed && !charged(final):
+		case seen.confirmed && !charged(final) && !infected:
 			r.fail("document %s: confirm answered 200, but it ended %q", id, final)
 		case seen.rejected && final != document.StatusRejected:
 			r.fail("document %s: confirm answered 413, but it ended %q", id, final)
@@ -1588,7 +1644,7 @@ func (r *rig) check(t *testing.T) {
 			r.fail("document %s: its PUT succeeded, a confirm said the upload was missing, and it ended %q", id, final)
 		case seen.goneYoung != "" && len(de.deleted) == 0:
 			r.fail("document %s: %s, too young for a sweep, yet no DELETE removed it (it ended %q)", id, seen.goneYoung, final)
-		case seen.declared && final == document.StatusRejected:
+		case seen.declared && final == document.StatusRejected && !infected:
 			// Its declared size was reserved with it: the charge had room.
 			r.fail("document %s of %d declared bytes (reserved) was rejected: %+v", id, seen.size, de.rejected)
 		}
@@ -1716,9 +1772,11 @@ func (r *rig) report(t *testing.T, final sweeper.Completed, settled, workload, t
 	t.Logf("attacks, by MinIO's answer (a 200 is a PUT again after a rejection or a delete, whose bytes the confirmer removed: "+
 		"invariants 5 and 6 held): %s", formatCounts(attacks))
 	statuses := map[document.Status]int{}
+	scans := map[string]int{}
 	charged, rejectedKept := 0, 0
 	for _, w := range l.rows {
 		statuses[w.status]++
+		scans[string(w.scan)]++
 		if w.status.Charged() {
 			charged++
 		}
@@ -1735,6 +1793,7 @@ func (r *rig) report(t *testing.T, final sweeper.Completed, settled, workload, t
 	t.Logf("documents: %d issued an upload URL; %d rows left: %s; %d deleted, %d purged by sweeps; "+
 		"%d listed while their multipart upload-url was failing (of %d that answered 503)",
 		len(r.docs), len(l.rows), formatCounts(statuses), l.byType[document.EventDeleted], purged, r.ghosts, len(r.unissued))
+	t.Logf("scans of the rows left: %s; document.scanned events %d", formatCounts(scans), l.byType[document.EventScanned])
 	var used int64
 	for _, q := range l.quotas {
 		used += q[0]

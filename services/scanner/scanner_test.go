@@ -3,10 +3,14 @@ package scanner_test
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +19,7 @@ import (
 	"github.com/docuvault/docuvault/internal/apitest"
 	"github.com/docuvault/docuvault/internal/devstack"
 	"github.com/docuvault/docuvault/internal/testenv"
+	"github.com/docuvault/docuvault/services/docuvault/stack"
 	"github.com/docuvault/docuvault/shared/classify/samples"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/document"
@@ -170,6 +175,21 @@ func TestInfectedUploadsAreRemovedAndUncharged(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(pdf)) {
 		t.Errorf("download of the clean PDF: %d, %d bytes", resp.StatusCode, resp.ContentLength)
 	}
+	// Its events tell the scan state: pending when stored, clean when
+	// scanned, then classified.
+	var seen []string
+	for _, e := range s.DocumentEvents(t, id) {
+		var data struct {
+			ScanStatus string `json:"scan_status"`
+		}
+		if err := json.Unmarshal(e.Data, &data); err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, e.Type+" "+data.ScanStatus)
+	}
+	if want := []string{"document.uploaded pending", "document.scanned clean", "document.classified clean"}; !slices.Equal(seen, want) {
+		t.Errorf("events of the clean PDF: %q, want %q", seen, want)
+	}
 	if used, _ := s.Quota(t, tok); used != int64(len(pdf)) {
 		t.Errorf("used_bytes %d, want the clean PDF's %d", used, len(pdf))
 	}
@@ -249,4 +269,87 @@ func TestADocumentOverScanMaxBytesIsNeverDownloadable(t *testing.T) {
 	t.Logf("16 MiB: PUT to verdict %v (confirm to verdict %v): %.1f MB/s", time.Since(start).Round(time.Millisecond),
 		took.Round(time.Millisecond), float64(len(data))/1e6/time.Since(start).Seconds())
 	checkLedger(t, s)
+}
+
+// cutter is a TCP proxy in front of clamd that, while cutting, forwards
+// the first bytes of each connection and then drops it, as a scanner that
+// dies mid-stream (or a network that fails) would leave clamd.
+type cutter struct {
+	ln      net.Listener
+	to      string
+	cutting atomic.Bool
+	cuts    atomic.Int64
+}
+
+func newCutter(t *testing.T, to string) *cutter {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cutter{ln: ln, to: to}
+	c.cutting.Store(true)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go c.serve(in)
+		}
+	}()
+	return c
+}
+
+func (c *cutter) serve(in net.Conn) {
+	defer in.Close()
+	out, err := net.Dial("tcp", c.to)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	go func() { _, _ = io.Copy(in, out) }()
+	if c.cutting.Load() {
+		_, _ = io.CopyN(out, in, 64<<10)
+		c.cuts.Add(1)
+		return
+	}
+	_, _ = io.Copy(out, in)
+}
+
+// TestAScanCutShortIsScannedAgain: a scan whose stream is cut mid-way is
+// no verdict: the document stays pending and is retried; when its scanner
+// goes away meanwhile, another replica's recovery takes the document up
+// and scans it once clamd can be reached whole.
+func TestAScanCutShortIsScannedAgain(t *testing.T) {
+	clamd := testenv.StartClamAV(t, 4<<20)
+	proxy := newCutter(t, clamd.Addr)
+	s := apitest.Start(t, apitest.Options{Clamd: clamd, Classifiers: 1, Edit: func(c *config.Config) {
+		c.ClamdAddress = proxy.ln.Addr().String()
+		c.ClassifyRecoveryAfter = 2 * time.Second
+	}})
+	user, tok := s.NewUser(t)
+	s.SetLimit(t, user, 1<<30)
+	_, stopFirst := s.StartRole(t, stack.Scanner)
+
+	id := upload(t, s, tok, "letter.pdf", "application/pdf", append(samples.PDF(samples.Texts()["letter"]), apitest.BytesOf(1<<20)...))
+	for proxy.cuts.Load() < 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := stopFirst(); err != nil { // the replica goes, its scan cut short
+		t.Fatal(err)
+	}
+	if d := get(t, s, tok, id); d.ScanStatus != string(document.ScanPending) || d.DownloadURL != "" {
+		t.Fatalf("after a cut scan: %+v, want pending, no download URL", d)
+	}
+	proxy.cutting.Store(false)
+	s.StartRole(t, stack.Scanner)
+	d, took := waitFor(t, s, tok, id, time.Minute, verdict)
+	if d.ScanStatus != string(document.ScanClean) || d.DownloadURL == "" {
+		t.Errorf("after another replica's recovery: %+v, want clean and downloadable", d)
+	}
+	if n := s.CountEvents(t, id, string(document.EventScanned)); n != 1 {
+		t.Errorf("%d document.scanned events, want 1", n)
+	}
+	t.Logf("%d scans cut; scanned by the other replica %v after it started", proxy.cuts.Load(), took.Round(time.Millisecond))
 }

@@ -444,6 +444,8 @@ func rejection(d *Document, q Quota) error {
 		return rejectionError{&QuotaExceededError{UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes, RejectedBytes: d.SizeBytes}}
 	case ReasonTooLarge:
 		return rejectionError{Errorf(TooLarge, "file too large: %d bytes", d.SizeBytes)}
+	case ReasonInfected:
+		return rejectionError{Errorf(Invalid, "upload rejected: malware found (%s); the file was removed", d.ScanDetail)}
 	default:
 		return rejectionError{Errorf(Invalid, "upload rejected: %s", d.RejectReason)}
 	}
