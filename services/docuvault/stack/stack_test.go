@@ -36,6 +36,7 @@ func TestRolesRefuseToStartBeforeSetup(t *testing.T) {
 	fresh := testenv.NATS(t)
 	cfg.NATSURL = fresh.URL
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.ClamdAddress = "127.0.0.1:1" // the scanner's; never reached before setup
 
 	for _, role := range stack.Roles {
 		t.Run(string(role), func(t *testing.T) {
