@@ -179,7 +179,7 @@ func startDevServers(ctx context.Context, cfg config.Config, f devFlags, log zer
 		PGPort:           f.pgPort,
 		DatabaseURL:      cfg.DatabaseURL,
 		CORSOrigins:      append(pageOrigins(f.httpAddr), f.corsOrigins...),
-		ExtraPorts:       []devstack.Port{{Name: "HTTP address", Addr: f.httpAddr, Setting: "HTTP_ADDR or --http-addr"}},
+		ExtraPorts:       devPortsOf(f),
 		Log:              log,
 	})
 }
@@ -200,6 +200,16 @@ func devTokenMinter(cfg config.Config, devUser uuid.UUID) func() (string, uuid.U
 			auth.Principal{UserID: devUser, Role: auth.RoleAdmin}, devTokenTTL, time.Now())
 		return tok, devUser, err
 	}
+}
+
+// devPortsOf are the ports the dev stack listens on beside the servers':
+// the API's, and clamd's when it is installed.
+func devPortsOf(f devFlags) []devstack.Port {
+	ports := []devstack.Port{{Name: "HTTP address", Addr: f.httpAddr, Setting: "HTTP_ADDR or --http-addr"}}
+	if devstack.HaveClamd() == nil {
+		ports = append(ports, devstack.Port{Name: "clamd address", Addr: f.clamdAddr, Setting: "--clamd-addr"})
+	}
+	return ports
 }
 
 // devScanning is the dev stack's clamd, if it runs, and what the banner

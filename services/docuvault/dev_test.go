@@ -52,12 +52,12 @@ func (b *syncBuffer) String() string {
 
 // devPorts are the addresses a dev stack listens on in a test.
 type devPorts struct {
-	HTTP, NATS, MinIO, Console, PG string
+	HTTP, NATS, MinIO, Console, PG, Clamd string
 }
 
 // all returns every address, named.
 func (p devPorts) all() map[string]string {
-	return map[string]string{"HTTP": p.HTTP, "NATS": p.NATS, "MinIO": p.MinIO, "MinIO console": p.Console, "PostgreSQL": p.PG}
+	return map[string]string{"HTTP": p.HTTP, "NATS": p.NATS, "MinIO": p.MinIO, "MinIO console": p.Console, "PostgreSQL": p.PG, "clamd": p.Clamd}
 }
 
 // args returns the dev flags for the ports, the data dir and the MinIO binary.
@@ -71,6 +71,7 @@ func (p devPorts) args(t *testing.T, dataDir string) []string {
 		"--minio-console-addr", p.Console,
 		"--pg-port", pgPort,
 		"--minio-bin", minioBin(t),
+		"--clamd-addr", p.Clamd,
 		"--log-format", "json",
 	}
 }
@@ -80,7 +81,7 @@ func (p devPorts) args(t *testing.T, dataDir string) []string {
 func mustFreePorts(t *testing.T) devPorts {
 	t.Helper()
 	var addrs []string
-	for range 5 {
+	for range 6 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -88,7 +89,7 @@ func mustFreePorts(t *testing.T) devPorts {
 		defer l.Close() // held until all are picked, so they differ
 		addrs = append(addrs, l.Addr().String())
 	}
-	return devPorts{HTTP: addrs[0], NATS: addrs[1], MinIO: addrs[2], Console: addrs[3], PG: addrs[4]}
+	return devPorts{HTTP: addrs[0], NATS: addrs[1], MinIO: addrs[2], Console: addrs[3], PG: addrs[4], Clamd: addrs[5]}
 }
 
 // minioBin returns the MinIO binary `make tools` builds. Every test that
@@ -294,6 +295,8 @@ func TestDevLocalCluster(t *testing.T) {
 		"nats://" + ports.NATS,
 		"http://" + ports.MinIO,
 		"postgres://postgres@" + ports.PG + "/docuvault?sslmode=disable",
+		// make test installs clamav-daemon: the dev stack scans.
+		"scanning    on: clamd " + ports.Clamd,
 		"Ctrl-C",
 	} {
 		if !strings.Contains(dev.Banner, want) {
@@ -381,6 +384,21 @@ func TestDevLocalCluster(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("document uploaded %v after the PUT, without /confirm", time.Since(putDone).Round(time.Millisecond))
+	// Scanned by the dev stack's clamd, then downloadable.
+	var scanned struct {
+		ScanStatus  string `json:"scan_status"`
+		DownloadURL string `json:"download_url"`
+	}
+	for {
+		mustStatus(t, http.StatusOK, "GET", docURL, dev.Token, nil, &scanned)
+		if scanned.ScanStatus == "clean" && scanned.DownloadURL != "" {
+			break
+		}
+		if time.Since(putDone) > 10*time.Second {
+			t.Fatalf("document not scanned clean 10 s after the PUT: %+v", scanned)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	dev.Stop(t)
 	assertClosed(t, ports)
@@ -442,6 +460,7 @@ func TestDevPortTaken(t *testing.T) {
 		{"nats", func(p devPorts) string { return p.NATS }, "NATS address %s is taken: set DEV_NATS_ADDR or --nats-addr"},
 		{"minio", func(p devPorts) string { return p.MinIO }, "MinIO address %s is taken: set DEV_MINIO_ADDR or --minio-addr"},
 		{"postgres", func(p devPorts) string { return p.PG }, "PostgreSQL port %s is taken: set DEV_PG_PORT or --pg-port"},
+		{"clamd", func(p devPorts) string { return p.Clamd }, "clamd address %s is taken: set --clamd-addr"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dataDir := mustDataDir(t)
