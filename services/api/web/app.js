@@ -42,12 +42,28 @@
     classification_failed: 3,
     rejected: 3,
   };
+  // The malware scan of a stored document, beside its status (scan_status;
+  // none, "", when it was stored while scanning was off). An infected one is
+  // also rejected (reason "infected") and its bytes are gone.
+  const SCAN_LABELS = {
+    pending: "Scanning…",
+    clean: "Scanned",
+    infected: "Infected — removed",
+    failed: "Not scanned",
+  };
+  // Why a scan failed (scan_detail), in words.
+  const SCAN_FAILURES = {
+    too_large: "too large to scan",
+  };
+  // Like the status, the scan state never moves backwards.
+  const SCAN_RANK = { "": 0, pending: 1, clean: 2, infected: 2, failed: 2 };
   // Files up to this size are hashed (SHA-256) before upload: the server's
   // default MULTIPART_THRESHOLD, above which a file goes in parts.
   const DIGEST_MAX_BYTES = 64 * 1024 * 1024;
   const DOWNLOADABLE = new Set(["uploaded", "classified", "classification_failed"]);
   const EVENT_STATUS = {
     "document.uploaded": "uploaded",
+    "document.scanned": "uploaded",
     "document.rejected": "rejected",
     "document.classified": "classified",
     "document.classification_failed": "classification_failed",
@@ -70,6 +86,15 @@
     } while (Math.round(v * 10) / 10 >= 1000 && i < units.length - 1);
     const r = Math.round(v * 10) / 10;
     return (Number.isInteger(r) ? String(r) : r.toFixed(1)) + " " + units[i];
+  }
+
+  /** The words for a scan state and its detail: "" for none. */
+  function scanLabel(state, detail) {
+    if (state === "failed") {
+      const why = SCAN_FAILURES[detail] || (detail ? String(detail) : "");
+      return why ? SCAN_LABELS.failed + " — " + why : SCAN_LABELS.failed;
+    }
+    return SCAN_LABELS[state] || "";
   }
 
   function isQuotaDetail(d) {
@@ -469,6 +494,11 @@
         id: null,
         filename: String(filename || ""),
         status: "pending",
+        scan: null, // scan_status; null until the server tells it
+        scanDetail: "",
+        // Whether GET /api/documents/{id} gave a download_url, while the
+        // row shows what that answer said; null: not asked since.
+        offered: null,
         createdAt: null,
         upload: null, // {xhrs, controller, cancelled, done} while an upload runs
         deleting: false,
@@ -495,7 +525,11 @@
 
       const statusCell = make("td", "status-cell");
       row.badge = make("span", "status");
-      statusCell.append(row.badge);
+      row.scanEl = make("div", "scan");
+      row.scanEl.hidden = true;
+      row.signatureEl = make("div", "signature");
+      row.signatureEl.hidden = true;
+      statusCell.append(row.badge, row.scanEl, row.signatureEl);
 
       const createdCell = make("td", "created");
       row.timeEl = make("time");
@@ -589,6 +623,7 @@
       if (!force && row.status === "failed" && (status === "uploaded" || status === "classified")) {
         setError(row, ""); // the server says it worked after all
       }
+      if (row.status !== status) row.offered = null;
       row.status = status;
       row.badge.dataset.status = status;
       row.badge.textContent = STATUS_LABELS[status] || status;
@@ -598,9 +633,61 @@
       updateActions(row);
     }
 
+    /**
+     * Shows the scan state (scan_status) and its detail: the signature of an
+     * infected document, why a failed scan was not done. Unless force, only
+     * moves forward (see SCAN_RANK).
+     */
+    function setScan(row, state, detail, force) {
+      state = typeof state === "string" ? state : "";
+      detail = typeof detail === "string" ? detail : "";
+      if (!force && row.scan !== null && (SCAN_RANK[state] || 0) < (SCAN_RANK[row.scan] || 0)) return;
+      if (row.scan !== state) row.offered = null;
+      row.scan = state;
+      row.scanDetail = detail;
+      const label = scanLabel(state, detail);
+      row.scanEl.textContent = label;
+      row.scanEl.dataset.scan = state;
+      row.scanEl.hidden = !label;
+      const signature = state === "infected" ? detail : "";
+      row.signatureEl.textContent = signature;
+      row.signatureEl.title = signature ? "The signature the malware scanner found" : "";
+      row.signatureEl.hidden = !signature;
+      updateActions(row);
+    }
+
+    /**
+     * Applies the scan state the server sent with a document (or its event)
+     * of status. A document not stored yet has none, and its "" says
+     * nothing; a stored one without any was stored while scanning was off.
+     */
+    function applyScan(row, status, state, detail, force) {
+      if (state || DOWNLOADABLE.has(status)) setScan(row, state, detail, force);
+    }
+
+    /**
+     * Whether the API gives a download URL for row's document: as its last
+     * GET answer said, while the row shows what that answer did; else once
+     * its bytes are stored and found clean, or stored while scanning was off.
+     * Where scanning is not required (SCAN_REQUIRED off) a document whose
+     * scan is pending or failed is downloadable too: only a GET answer says.
+     */
+    function mayDownload(row) {
+      if (!DOWNLOADABLE.has(row.status)) return false;
+      if (row.offered !== null) return row.offered;
+      return row.scan === "clean" || row.scan === "";
+    }
+
+    /** Shows why the server rejected a row's document, unless it shows already. */
+    function showRejection(row, reason) {
+      // An infected document's scan state says it, with the signature.
+      if (!reason || reason === "infected" || !row.errorEl.hidden) return;
+      setError(row, String(reason));
+    }
+
     function updateActions(row) {
       const hasId = !!row.id;
-      row.downloadBtn.hidden = !(hasId && DOWNLOADABLE.has(row.status));
+      row.downloadBtn.hidden = !(hasId && mayDownload(row));
       row.deleteBtn.hidden = !hasId;
       row.dismissBtn.hidden = hasId;
       row.dismissBtn.textContent = row.upload && !row.upload.done ? "Cancel" : "Remove";
@@ -626,6 +713,7 @@
       if (other && other !== row) {
         if (STATUS_RANK[other.status] > STATUS_RANK[row.status]) setStatus(row, other.status);
         if (other.createdAt && !row.createdAt) setCreated(row, new Date(other.createdAt).toISOString());
+        if (other.scan !== null) setScan(row, other.scan, other.scanDetail);
         other.tr.remove();
       }
       row.id = id;
@@ -643,19 +731,36 @@
         row = createRow(doc.filename, size);
         bindId(row, doc.id);
         setStatus(row, doc.status, true);
+        applyScan(row, doc.status, doc.scan_status, doc.scan_detail, true);
         setCreated(row, doc.created_at);
         if (position === "end") el.tbody.append(row.tr);
         else placeRow(row);
       } else {
         setStatus(row, doc.status);
+        applyScan(row, doc.status, doc.scan_status, doc.scan_detail);
         if (!row.createdAt) setCreated(row, doc.created_at);
         if (size > 0) row.sizeEl.textContent = formatBytes(size);
       }
       setClassification(row, doc.classification);
-      if (doc.status === "rejected" && doc.reject_reason && row.errorEl.hidden) {
-        setError(row, String(doc.reject_reason));
-      }
+      if (doc.status === "rejected") showRejection(row, doc.reject_reason);
       updateEmpty();
+      return row;
+    }
+
+    /**
+     * Applies an answer of GET /api/documents/{id} to its row (creating it):
+     * the document, and whether the API offers its download, which only
+     * that answer says (download_url).
+     */
+    function applyFetched(doc) {
+      const row = upsertDocument(doc);
+      if (!row) return null;
+      // An answer older than what the row shows (an event overtook it)
+      // says nothing of what may be downloaded now.
+      if (row.status === doc.status && row.scan === (doc.scan_status || "")) {
+        row.offered = !!doc.download_url;
+        updateActions(row);
+      }
       return row;
     }
 
@@ -742,7 +847,7 @@
       try {
         const doc = await api("GET", "/api/documents/" + encodeURIComponent(row.id));
         if (myEpoch !== epoch) return;
-        if (doc) upsertDocument(doc);
+        if (doc) applyFetched(doc);
         if (!doc || !doc.download_url) {
           setError(row, "this document cannot be downloaded right now");
           return;
@@ -997,7 +1102,7 @@
         renderQuota({ used_bytes: res.used_bytes, limit_bytes: limit });
       }
       say(el.status, "Uploaded " + row.filename + ".");
-      if (!row.createdAt) fetchCreated(row);
+      fetchUploaded(row);
       scheduleQuotaRefresh();
     }
 
@@ -1005,14 +1110,18 @@
       renderQuota({ used_bytes: d.used_bytes, limit_bytes: d.limit_bytes });
     }
 
-    /** Fills in the created time of a freshly uploaded row. */
-    async function fetchCreated(row) {
+    /**
+     * Fills in what the answer of a confirm (or complete) lacks of a freshly
+     * uploaded row: its created time, its scan state and so whether it may
+     * be downloaded. Should this fail, the document's events still tell.
+     */
+    async function fetchUploaded(row) {
       const myEpoch = epoch;
       try {
         const doc = await api("GET", "/api/documents/" + encodeURIComponent(row.id));
-        if (myEpoch === epoch && doc && rows.get(row.id) === row) upsertDocument(doc);
+        if (myEpoch === epoch && doc && rows.get(row.id) === row) applyFetched(doc);
       } catch (_) {
-        // cosmetic only
+        // the events fill it in
       }
     }
 
@@ -1287,7 +1396,7 @@
       }
       if (!doc || !DOWNLOADABLE.has(doc.status)) return false;
       bindId(row, id);
-      upsertDocument(doc);
+      applyFetched(doc);
       row.progress.hidden = true;
       say(el.status, row.filename + " was uploaded already.");
       scheduleQuotaRefresh();
@@ -1490,9 +1599,10 @@
         const status = EVENT_STATUS[type] || (typeof data.status === "string" ? data.status : "");
         if (row) {
           if (status) setStatus(row, status);
+          applyScan(row, status, data.scan_status, data.scan_detail);
           if (data.size_bytes > 0) row.sizeEl.textContent = formatBytes(data.size_bytes);
           if (data.classification) setClassification(row, data.classification);
-          if (status === "rejected" && data.reason && row.errorEl.hidden) setError(row, String(data.reason));
+          if (status === "rejected") showRejection(row, data.reason);
         } else {
           fetchAndInsert(id); // uploaded from elsewhere (another tab, a script)
         }
@@ -1507,7 +1617,7 @@
       const myEpoch = epoch;
       try {
         const doc = await api("GET", "/api/documents/" + encodeURIComponent(id));
-        if (myEpoch === epoch) upsertDocument(doc);
+        if (myEpoch === epoch) applyFetched(doc);
       } catch (_) {
         // deleted meanwhile, or not visible: nothing to show
       } finally {
@@ -1593,7 +1703,7 @@
   if (typeof module === "object" && module.exports) {
     module.exports = {
       formatBytes, detailText, quotaMessage, isQuotaDetail, SSEParser,
-      plannedPartSize, storedParts, resumeMatches,
+      plannedPartSize, storedParts, resumeMatches, scanLabel,
     };
   }
   if (typeof document !== "undefined") {
