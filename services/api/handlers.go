@@ -310,6 +310,24 @@ type userQuotaResponse struct {
 	LimitBytes int64     `json:"limit_bytes"`
 }
 
+// releaseScan releases, as an administrator, a document whose scan failed:
+// it becomes downloadable, though never scanned. The administrator is
+// logged with it.
+func (h *handlers) releaseScan(w http.ResponseWriter, r *http.Request) {
+	id, ok := documentID(w, r)
+	if !ok {
+		return
+	}
+	d, err := h.docs.ReleaseScan(r.Context(), id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	zerolog.Ctx(r.Context()).Warn().Str("admin", caller(r).UserID.String()).Str("scan_detail", d.ScanDetail).
+		Msg("document released by an administrator without a scan")
+	writeJSON(w, http.StatusOK, toJSON(d))
+}
+
 func (h *handlers) setQuota(w http.ResponseWriter, r *http.Request) {
 	user, err := uuid.Parse(chi.URLParam(r, "id"))
 	if err != nil {

@@ -42,6 +42,7 @@ type Docs interface {
 	Complete(ctx context.Context, user, id uuid.UUID, parts []document.Part) (document.Confirmation, error)
 	Quota(ctx context.Context, user uuid.UUID) (document.Quota, error)
 	SetQuotaLimit(ctx context.Context, user uuid.UUID, limit int64) (document.Quota, error)
+	ReleaseScan(ctx context.Context, id uuid.UUID) (*document.Document, error)
 }
 
 // EventStream follows a user's document events live, for GET /api/events.
@@ -172,6 +173,7 @@ func Handler(d Deps) http.Handler {
 			r.Use(auth.RequireRole(auth.RoleAdmin, forbidden))
 			r.Put("/users/{id}/quota", h.setQuota)
 			r.Post("/sweep", h.sweep)
+			r.Post("/documents/{id}/release", h.releaseScan)
 		})
 	})
 	return r

@@ -20,6 +20,7 @@ import (
 	"github.com/docuvault/docuvault/internal/devstack"
 	"github.com/docuvault/docuvault/internal/testenv"
 	"github.com/docuvault/docuvault/services/docuvault/stack"
+	"github.com/docuvault/docuvault/shared/auth"
 	"github.com/docuvault/docuvault/shared/classify/samples"
 	"github.com/docuvault/docuvault/shared/config"
 	"github.com/docuvault/docuvault/shared/document"
@@ -256,6 +257,23 @@ func TestADocumentOverScanMaxBytesIsNeverDownloadable(t *testing.T) {
 	time.Sleep(time.Second)
 	if d := get(t, s, tok, id); d.Status != string(document.StatusUploaded) || d.Classification != "" {
 		t.Errorf("a document that could not be scanned was classified: %+v", d)
+	}
+	// An administrator may release it; its owner may not, and nothing
+	// else can be released.
+	release := "/api/admin/documents/" + id.String() + "/release"
+	if r := s.Do(t, http.MethodPost, release, tok, nil); r.Status != http.StatusForbidden {
+		t.Errorf("its owner's release: %d %s, want 403", r.Status, r.Body)
+	}
+	admin := s.Token(t, uuid.New(), auth.RoleAdmin)
+	if r := s.Do(t, http.MethodPost, release, admin, nil); r.Status != http.StatusOK {
+		t.Fatalf("admin release: %d %s", r.Status, r.Body)
+	}
+	d, _ = waitFor(t, s, tok, id, 30*time.Second, func(d scanned) bool { return d.Status != string(document.StatusUploaded) })
+	if d.ScanStatus != string(document.ScanReleased) || d.ScanDetail != document.ScanTooLarge || d.DownloadURL == "" {
+		t.Errorf("released: %+v, want released (too_large), downloadable, then classified", d)
+	}
+	if r := s.Do(t, http.MethodPost, release, admin, nil); r.Status != http.StatusConflict {
+		t.Errorf("a second release: %d %s, want 409", r.Status, r.Body)
 	}
 
 	// Throughput: the largest document scanned, from PUT to verdict.

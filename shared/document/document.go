@@ -72,7 +72,9 @@ const (
 // beside its status: a document confirmed while scanning is on is
 // ScanPending until the scanner records ScanClean, ScanInfected (it is
 // then rejected, ReasonInfected) or ScanFailed (it could not be scanned:
-// ScanDetail says why). "" is a document stored while scanning was off.
+// ScanDetail says why); an administrator may release a failed one
+// (ScanReleased: downloadable, though never scanned). "" is a document
+// stored while scanning was off.
 type ScanState string
 
 // Scan states.
@@ -81,6 +83,7 @@ const (
 	ScanClean    ScanState = "clean"
 	ScanInfected ScanState = "infected"
 	ScanFailed   ScanState = "failed"
+	ScanReleased ScanState = "released"
 )
 
 // Why a scan failed (ScanDetail of a ScanFailed document).
@@ -102,8 +105,8 @@ const (
 
 // Waiting returns the stage d waits for: a stored document (status
 // uploaded) is scanned first when its scan is pending, and classified
-// once clean, or when it was stored while scanning was off; one whose
-// scan failed waits for nothing. PostgreSQL's twin is the predicate of
+// once clean (or released), or when it was stored while scanning was off;
+// one whose scan failed waits for nothing. PostgreSQL's twin is the predicate of
 // each stage's claim (shared/postgres, waitingFor) and index (migration
 // 0018).
 func (d *Document) Waiting() Stage {
@@ -113,16 +116,17 @@ func (d *Document) Waiting() Stage {
 	switch d.ScanStatus {
 	case ScanPending:
 		return StageScan
-	case "", ScanClean:
+	case "", ScanClean, ScanReleased:
 		return StageClassify
 	}
 	return StageNone
 }
 
 // Downloadable reports whether d's bytes may be downloaded: stored and
-// charged, and, while scanning is required, found clean.
+// charged, and, while scanning is required, found clean (or released by
+// an administrator).
 func (d *Document) Downloadable(scanRequired bool) bool {
-	return d.Status.Charged() && (!scanRequired || d.ScanStatus == ScanClean)
+	return d.Status.Charged() && (!scanRequired || d.ScanStatus == ScanClean || d.ScanStatus == ScanReleased)
 }
 
 // Document is one uploaded (or to be uploaded) file. Its bytes live in the

@@ -149,6 +149,27 @@ func (s *Service) applyScan(ctx context.Context, read *Document, v ScanVerdict) 
 	return scanned, applied, err
 }
 
+// ReleaseScan releases document id, whose scan failed (too large to scan),
+// as an administrator may: it becomes downloadable though never scanned
+// (ScanReleased, its ScanDetail kept: why it was not scanned) and goes on
+// to the classifier (EventScanned). Any other document is Conflict.
+func (s *Service) ReleaseScan(ctx context.Context, id uuid.UUID) (*Document, error) {
+	var out *Document
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		d, err := tx.LockDocument(ctx, id)
+		if err != nil {
+			return err
+		}
+		if d.Status != StatusUploaded || d.ScanStatus != ScanFailed {
+			return Errorf(Conflict, "only a stored document whose scan failed can be released; this one is %s, scan %q", d.Status, d.ScanStatus)
+		}
+		d.ScanStatus, d.UpdatedAt = ScanReleased, s.cfg.Now().UTC()
+		out = d
+		return tx.Save(ctx, d, NewEvent(EventScanned, d, d.UpdatedAt))
+	})
+	return out, err
+}
+
 // scanOnStore is the scan state a document stored now starts in.
 func (s *Service) scanOnStore() ScanState {
 	if s.cfg.ScanRequired {

@@ -18,7 +18,7 @@ import (
 // the stage's index (migration 0018), so that the planner uses it.
 var waitingFor = map[document.Stage]string{
 	document.StageScan:     `status = 'uploaded' AND scan_status = 'pending'`,
-	document.StageClassify: `status = 'uploaded' AND (scan_status IS NULL OR scan_status = 'clean')`,
+	document.StageClassify: `status = 'uploaded' AND (scan_status IS NULL OR scan_status IN ('clean', 'released'))`,
 }
 
 // ClaimWaiting claims documents waiting for q.Stage in turns between

@@ -50,13 +50,14 @@
     clean: "Scanned",
     infected: "Infected — removed",
     failed: "Not scanned",
+    released: "Released unscanned",
   };
   // Why a scan failed (scan_detail), in words.
   const SCAN_FAILURES = {
     too_large: "too large to scan",
   };
   // Like the status, the scan state never moves backwards.
-  const SCAN_RANK = { "": 0, pending: 1, clean: 2, infected: 2, failed: 2 };
+  const SCAN_RANK = { "": 0, pending: 1, clean: 2, infected: 2, failed: 2, released: 3 };
   // Files up to this size are hashed (SHA-256) before upload: the server's
   // default MULTIPART_THRESHOLD, above which a file goes in parts.
   const DIGEST_MAX_BYTES = 64 * 1024 * 1024;
@@ -675,7 +676,7 @@
     function mayDownload(row) {
       if (!DOWNLOADABLE.has(row.status)) return false;
       if (row.offered !== null) return row.offered;
-      return row.scan === "clean" || row.scan === "";
+      return row.scan === "clean" || row.scan === "released" || row.scan === "";
     }
 
     /** Shows why the server rejected a row's document, unless it shows already. */

@@ -1,17 +1,18 @@
 -- The malware scan (issue 27). scan_status is where a stored document
 -- stands with the scanner (document.ScanState): 'pending' from its confirm
 -- while scanning is on, then 'clean', 'infected' (the document is then
--- rejected) or 'failed' (it could not be scanned); null for a document
--- stored while scanning was off, or not stored yet. scan_detail names the
--- signature found, or why the scan failed.
+-- rejected) or 'failed' (it could not be scanned), which an administrator
+-- may turn 'released'; null for a document stored while scanning was off,
+-- or not stored yet. scan_detail names the signature found, or why the
+-- scan failed.
 ALTER TABLE documents
-    ADD COLUMN scan_status text CHECK (scan_status IN ('pending', 'clean', 'infected', 'failed')),
+    ADD COLUMN scan_status text CHECK (scan_status IN ('pending', 'clean', 'infected', 'failed', 'released')),
     ADD COLUMN scan_detail text NOT NULL DEFAULT '';
 
 -- The stages a stored document waits for (document.Document.Waiting), one
 -- index each, holding the waiting rows only: the scanner's recovery claims
 -- from the first, the classifier's from the second (a document scanned
--- and found clean, or stored while scanning was off). Their predicates are
+-- and found clean or released, or stored while scanning was off). Their predicates are
 -- the claims' own (shared/postgres waitingFor), word for word, so the
 -- planner uses them. classify_after is the end of either recovery's claim:
 -- a document waits for one stage at a time. A document whose scan failed
@@ -19,7 +20,7 @@ ALTER TABLE documents
 CREATE INDEX documents_user_unscanned ON documents (user_id, updated_at, id)
     WHERE status = 'uploaded' AND scan_status = 'pending';
 CREATE INDEX documents_user_unclassified ON documents (user_id, updated_at, id)
-    WHERE status = 'uploaded' AND (scan_status IS NULL OR scan_status = 'clean');
+    WHERE status = 'uploaded' AND (scan_status IS NULL OR scan_status IN ('clean', 'released'));
 DROP INDEX documents_user_uploaded;
 
 -- settle_documents as migration 0015 made it (its comment and 0014's say
