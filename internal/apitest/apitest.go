@@ -595,6 +595,21 @@ func (s *Stack) Upload(tb testing.TB, token, filename string, data []byte) uuid.
 	return t.DocumentID
 }
 
+// UploadAndConfirm uploads data as filename/contentType through an upload
+// URL (its size declared) and confirms it, expecting 200: the confirm
+// publishes document.uploaded. It returns the document id.
+func (s *Stack) UploadAndConfirm(tb testing.TB, token, filename, contentType string, data []byte) uuid.UUID {
+	tb.Helper()
+	t := s.RequestUpload(tb, token, filename, contentType, int64(len(data)))
+	if st := s.Put(tb, t, "", data); st != http.StatusOK {
+		tb.Fatalf("PUT %s: MinIO answered %d", filename, st)
+	}
+	if r := s.Confirm(tb, token, t.DocumentID); r.Status != http.StatusOK {
+		tb.Fatalf("confirm %s: %d %s", filename, r.Status, r.Body)
+	}
+	return t.DocumentID
+}
+
 // UploadUndeclared requests a URL for data without declaring its size (so
 // nothing is reserved) and PUTs it; it returns the document id.
 func (s *Stack) UploadUndeclared(tb testing.TB, token, filename string, data []byte) uuid.UUID {

@@ -33,15 +33,6 @@ const (
 	ClassifyTimeout = 10 * time.Second
 )
 
-// Fairness (stage.Stage says what each bounds).
-const (
-	Workers       = 4
-	UserWorkers   = Workers - 1
-	UserQueue     = 64
-	QueueCapacity = 4096
-	RecoveryBatch = 64
-)
-
 // What the classifier did besides classifying (stage's outcomes).
 const (
 	OutcomeDeferred  = stage.OutcomeDeferred
@@ -71,11 +62,7 @@ func New(docs Docs, bus stage.Bus, recoverEvery time.Duration, m *metrics.Metric
 		// Its handler only queues a document, so it needs few workers.
 		Consumer:      events.Consumer{Durable: events.ClassifierConsumer, Workers: 2, Timeout: 10 * time.Second},
 		Events:        []document.EventType{document.EventUploaded, document.EventScanned},
-		Workers:       Workers,
-		UserWorkers:   UserWorkers,
-		UserQueue:     UserQueue,
-		QueueCapacity: QueueCapacity,
-		RecoveryBatch: RecoveryBatch,
+		Limits:        stage.DefaultLimits,
 		RecoverEvery:  recoverEvery,
 		HandleTimeout: HandleTimeout,
 		Work:          c.classify,

@@ -33,20 +33,6 @@ const (
 	odtType  = "application/vnd.oasis.opendocument.text"
 )
 
-// uploadAndConfirm uploads data as name/contentType through a presigned URL
-// and confirms it; the confirmation publishes document.uploaded.
-func uploadAndConfirm(t *testing.T, s *apitest.Stack, tok, name, contentType string, data []byte) uuid.UUID {
-	t.Helper()
-	tk := s.RequestUpload(t, tok, name, contentType, int64(len(data)))
-	if st := s.Put(t, tk, "", data); st != http.StatusOK {
-		t.Fatalf("PUT %s: %d", name, st)
-	}
-	if r := s.Confirm(t, tok, tk.DocumentID); r.Status != http.StatusOK {
-		t.Fatalf("confirm %s: %d %s", name, r.Status, r.Body)
-	}
-	return tk.DocumentID
-}
-
 // classified is a document as the classifier left it.
 type classified struct {
 	Status, Classification, Reason, DetectedType string
@@ -152,7 +138,7 @@ func TestCorpusEndsInTheExpectedStatusAndCategory(t *testing.T) {
 
 	ids := map[string]uuid.UUID{}
 	for name, c := range cases {
-		ids[name] = uploadAndConfirm(t, s, tok, c.name, c.contentType, c.data)
+		ids[name] = s.UploadAndConfirm(t, tok, c.name, c.contentType, c.data)
 	}
 	for name, c := range cases {
 		got := waitClassified(t, s, ids[name])
@@ -204,7 +190,7 @@ func TestReclassifyAndRedelivery(t *testing.T) {
 	s := apitest.Start(t, apitest.Options{Classifiers: 1})
 	_, tok := s.NewUser(t)
 	texts := samples.Texts()
-	id := uploadAndConfirm(t, s, tok, "invoice.pdf", pdfType, samples.PDF(texts["invoice"]))
+	id := s.UploadAndConfirm(t, tok, "invoice.pdf", pdfType, samples.PDF(texts["invoice"]))
 	first := waitClassified(t, s, id)
 	if first.Classification != "invoice" {
 		t.Fatalf("first classification: %+v", first)
@@ -267,11 +253,11 @@ func TestDocumentDeletedBeforeItsTurnIsSkipped(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{}) // no classifier yet
 	_, tok := s.NewUser(t)
-	id := uploadAndConfirm(t, s, tok, "gone.txt", "text/plain", []byte(samples.Texts()["receipt"]))
+	id := s.UploadAndConfirm(t, tok, "gone.txt", "text/plain", []byte(samples.Texts()["receipt"]))
 	if r := s.Do(t, http.MethodDelete, "/api/documents/"+id.String(), tok, nil); r.Status != http.StatusNoContent {
 		t.Fatal(r.Status)
 	}
-	live := uploadAndConfirm(t, s, tok, "live.txt", "text/plain", []byte(samples.Texts()["receipt"]))
+	live := s.UploadAndConfirm(t, tok, "live.txt", "text/plain", []byte(samples.Texts()["receipt"]))
 
 	// Now a classifier starts and finds the backlog.
 	c, _ := s.StartRole(t, stack.Classifier)
@@ -311,7 +297,7 @@ func TestStopsPromptlyWithCraftedFilesInFlight(t *testing.T) {
 	crafted := deepDOCX(t, 5_000_000)
 	var ids []uuid.UUID
 	for i := range 24 {
-		ids = append(ids, uploadAndConfirm(t, s, tok, fmt.Sprintf("deep-%d.docx", i), docxType, crafted))
+		ids = append(ids, s.UploadAndConfirm(t, tok, fmt.Sprintf("deep-%d.docx", i), docxType, crafted))
 	}
 
 	c, stopClassifier := s.StartRole(t, stack.Classifier)

@@ -65,7 +65,7 @@ func TestOneUsersBacklogDoesNotDelayAnother(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for i := range work {
-				ids[i] = uploadAndConfirm(t, s, flooder, fmt.Sprintf("invoice-%d.pdf", i), pdfType, slow)
+				ids[i] = s.UploadAndConfirm(t, flooder, fmt.Sprintf("invoice-%d.pdf", i), pdfType, slow)
 			}
 		})
 	}
@@ -74,7 +74,7 @@ func TestOneUsersBacklogDoesNotDelayAnother(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
-	mine := uploadAndConfirm(t, s, other, "receipt.txt", "text/plain", []byte(samples.Texts()["receipt"]))
+	mine := s.UploadAndConfirm(t, other, "receipt.txt", "text/plain", []byte(samples.Texts()["receipt"]))
 	waitInLog(t, s, otherUser)
 
 	c, _ := s.StartRole(t, stack.Classifier)
@@ -107,7 +107,7 @@ func TestLostEventIsRecovered(t *testing.T) {
 		c.ClassifyRecoveryAfter = time.Second
 	}}) // no classifier yet
 	user, tok := s.NewUser(t)
-	id := uploadAndConfirm(t, s, tok, "contract.txt", "text/plain", []byte(samples.Texts()["contract"]))
+	id := s.UploadAndConfirm(t, tok, "contract.txt", "text/plain", []byte(samples.Texts()["contract"]))
 	seq := waitInLog(t, s, user)
 	nc, js, err := events.Connect(events.ConnectConfig{URL: s.NATSURL}, zerolog.Nop())
 	if err != nil {

@@ -29,17 +29,15 @@ const ConsumerName = events.ScannerConsumerName
 // SCAN_MAX_BYTES takes seconds, so a scan still running after it is stuck.
 const HandleTimeout = 2 * time.Minute
 
-// Fairness (stage.Stage says what each bounds). clamd scans with a thread
-// per stream and its CPU is the bound: a replica sends it Workers streams
-// at once, at most UserWorkers of one user, so one user's backlog never
-// holds every scan.
-const (
-	Workers       = 4
-	UserWorkers   = 2
-	UserQueue     = 64
-	QueueCapacity = 4096
-	RecoveryBatch = 64
-)
+// Limits are the stage's defaults, but for one user's share: clamd scans
+// with a thread per stream and its CPU is the bound, so a replica sends it
+// Workers streams at once and at most half of them of one user: one
+// user's backlog never holds most scans.
+var Limits = func() stage.Limits {
+	l := stage.DefaultLimits
+	l.UserWorkers = l.Workers / 2
+	return l
+}()
 
 // Docs are the use cases the scanner is the door of.
 type Docs interface {
@@ -62,11 +60,7 @@ func New(docs Docs, bus stage.Bus, recoverEvery time.Duration, m *metrics.Metric
 	s.runner = stage.New(stage.Stage{
 		Consumer:      events.Consumer{Durable: events.ScannerConsumer, Workers: 2, Timeout: 10 * time.Second},
 		Events:        []document.EventType{document.EventUploaded},
-		Workers:       Workers,
-		UserWorkers:   UserWorkers,
-		UserQueue:     UserQueue,
-		QueueCapacity: QueueCapacity,
-		RecoveryBatch: RecoveryBatch,
+		Limits:        Limits,
 		RecoverEvery:  recoverEvery,
 		HandleTimeout: HandleTimeout,
 		Work:          s.scan,

@@ -68,19 +68,6 @@ func waitFor(t *testing.T, s *apitest.Stack, tok string, id uuid.UUID, limit tim
 
 func verdict(d scanned) bool { return d.ScanStatus != string(document.ScanPending) }
 
-// upload PUTs data through an upload URL and confirms it.
-func upload(t *testing.T, s *apitest.Stack, tok, name, contentType string, data []byte) uuid.UUID {
-	t.Helper()
-	tk := s.RequestUpload(t, tok, name, contentType, int64(len(data)))
-	if st := s.Put(t, tk, "", data); st != http.StatusOK {
-		t.Fatalf("PUT %s: %d", name, st)
-	}
-	if r := s.Confirm(t, tok, tk.DocumentID); r.Status != http.StatusOK {
-		t.Fatalf("confirm %s: %d %s", name, r.Status, r.Body)
-	}
-	return tk.DocumentID
-}
-
 // eicarZip is a zip holding EICAR.
 func eicarZip(t *testing.T) []byte {
 	var b bytes.Buffer
@@ -137,7 +124,7 @@ func TestInfectedUploadsAreRemovedAndUncharged(t *testing.T) {
 	}
 	for _, smp := range all {
 		start := time.Now()
-		id := upload(t, s, tok, smp.name, "application/octet-stream", smp.data)
+		id := s.UploadAndConfirm(t, tok, smp.name, "application/octet-stream", smp.data)
 		// Until the verdict: no download URL.
 		if d := get(t, s, tok, id); d.ScanStatus == string(document.ScanPending) && d.DownloadURL != "" {
 			t.Errorf("%s: a download URL while its scan is pending", smp.name)
@@ -161,7 +148,7 @@ func TestInfectedUploadsAreRemovedAndUncharged(t *testing.T) {
 
 	pdf := samples.PDF(samples.Texts()["invoice"])
 	start := time.Now()
-	id := upload(t, s, tok, "invoice.pdf", "application/pdf", pdf)
+	id := s.UploadAndConfirm(t, tok, "invoice.pdf", "application/pdf", pdf)
 	d, _ := waitFor(t, s, tok, id, 30*time.Second, verdict)
 	t.Logf("%-22s %7d bytes  %-9s PUT to verdict %v", "invoice.pdf", len(pdf), d.ScanStatus, time.Since(start).Round(time.Millisecond))
 	d, _ = waitFor(t, s, tok, id, 30*time.Second, func(d scanned) bool { return d.Classification != "" })
@@ -210,9 +197,9 @@ func TestNothingIsCleanWhileClamdIsAway(t *testing.T) {
 
 	var clean []uuid.UUID
 	for i := range 6 {
-		clean = append(clean, upload(t, s, tok, "letter.pdf", "application/pdf", samples.PDF(samples.Texts()["letter"]+string(rune('a'+i)))))
+		clean = append(clean, s.UploadAndConfirm(t, tok, "letter.pdf", "application/pdf", samples.PDF(samples.Texts()["letter"]+string(rune('a'+i)))))
 	}
-	infected := upload(t, s, tok, "eicar.txt", "text/plain", []byte(devstack.EICAR))
+	infected := s.UploadAndConfirm(t, tok, "eicar.txt", "text/plain", []byte(devstack.EICAR))
 	all := append(slices.Clone(clean), infected)
 	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		for _, id := range all {
@@ -249,7 +236,7 @@ func TestADocumentOverScanMaxBytesIsNeverDownloadable(t *testing.T) {
 	s.SetLimit(t, user, 1<<30)
 
 	big := apitest.BytesOf(16<<20 + 1)
-	id := upload(t, s, tok, "big.pdf", "application/pdf", big)
+	id := s.UploadAndConfirm(t, tok, "big.pdf", "application/pdf", big)
 	d, _ := waitFor(t, s, tok, id, 30*time.Second, verdict)
 	if d.ScanStatus != string(document.ScanFailed) || d.ScanDetail != document.ScanTooLarge || d.DownloadURL != "" || d.Status != string(document.StatusUploaded) {
 		t.Errorf("over SCAN_MAX_BYTES: %+v, want uploaded, failed, too_large, no download URL", d)
@@ -279,7 +266,7 @@ func TestADocumentOverScanMaxBytesIsNeverDownloadable(t *testing.T) {
 	// Throughput: the largest document scanned, from PUT to verdict.
 	data := apitest.BytesOf(16 << 20)
 	start := time.Now()
-	id = upload(t, s, tok, "large.bin", "application/octet-stream", data)
+	id = s.UploadAndConfirm(t, tok, "large.bin", "application/octet-stream", data)
 	d, took := waitFor(t, s, tok, id, time.Minute, verdict)
 	if d.ScanStatus != string(document.ScanClean) || d.DownloadURL == "" {
 		t.Errorf("at SCAN_MAX_BYTES: %+v, want clean and downloadable", d)
@@ -350,7 +337,7 @@ func TestAScanCutShortIsScannedAgain(t *testing.T) {
 	s.SetLimit(t, user, 1<<30)
 	_, stopFirst := s.StartRole(t, stack.Scanner)
 
-	id := upload(t, s, tok, "letter.pdf", "application/pdf", append(samples.PDF(samples.Texts()["letter"]), apitest.BytesOf(1<<20)...))
+	id := s.UploadAndConfirm(t, tok, "letter.pdf", "application/pdf", append(samples.PDF(samples.Texts()["letter"]), apitest.BytesOf(1<<20)...))
 	for proxy.cuts.Load() < 1 {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -389,7 +376,7 @@ func TestScannerThroughput(t *testing.T) {
 		user, tok := s.NewUser(t)
 		s.SetLimit(t, user, 1<<30)
 		for range perUser {
-			docs = append(docs, doc{tok, upload(t, s, tok, "data.bin", "application/octet-stream", apitest.BytesOf(size))})
+			docs = append(docs, doc{tok, s.UploadAndConfirm(t, tok, "data.bin", "application/octet-stream", apitest.BytesOf(size))})
 		}
 	}
 	start := time.Now()

@@ -61,16 +61,9 @@ type Stage struct {
 	// Events are the event types that bring a document to the stage; an
 	// event of another type is acked and dropped.
 	Events []document.EventType
-	// Workers documents are worked at once, at most UserWorkers of one
-	// user, users taking turns; a replica holds at most UserQueue
-	// documents of one user and QueueCapacity in all. An event over its
-	// user's share (or a full queue) is acked, its document left waiting
-	// in PostgreSQL, where the recovery takes it up.
-	Workers, UserWorkers, UserQueue, QueueCapacity int
-	// RecoveryBatch bounds the documents one recovery pass claims, and
-	// RecoverEvery is the pause between passes.
-	RecoveryBatch int
-	RecoverEvery  time.Duration
+	Limits
+	// RecoverEvery is the pause between recovery passes.
+	RecoverEvery time.Duration
 	// HandleTimeout bounds one document's work.
 	HandleTimeout time.Duration
 	// Work does the stage's work on a document and names what it did
@@ -84,6 +77,23 @@ type Stage struct {
 	Outcomes *prometheus.CounterVec
 	Log      zerolog.Logger
 }
+
+// Limits bound a stage's work on one replica.
+type Limits struct {
+	// Workers documents are worked at once, at most UserWorkers of one
+	// user, users taking turns; a replica holds at most UserQueue
+	// documents of one user and QueueCapacity in all. An event over its
+	// user's share (or a full queue) is acked, its document left waiting
+	// in PostgreSQL, where the recovery takes it up.
+	Workers, UserWorkers, UserQueue, QueueCapacity int
+	// RecoveryBatch bounds the documents one recovery pass claims.
+	RecoveryBatch int
+}
+
+// DefaultLimits are a stage's limits unless it needs others: a user's
+// backlog holds at most all workers but one, and a replica queues what a
+// few minutes of work take (4096 ids, about 200 KiB).
+var DefaultLimits = Limits{Workers: 4, UserWorkers: 3, UserQueue: 64, QueueCapacity: 4096, RecoveryBatch: 64}
 
 // Runner runs a Stage on one replica.
 type Runner struct {
