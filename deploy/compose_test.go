@@ -46,6 +46,26 @@ var roles = append([]string{setupRole}, config.RoleNames...)
 // admin credential and NATS user setup's password.
 const setupRole = "setup"
 
+// clamdService is ClamAV's daemon, which the scanner streams documents
+// to: the compose service, and the Deployment and Service of deploy/k8s.
+// It runs the official image, not DocuVault's, and holds no credential.
+const clamdService = "clamd"
+
+// clamdImage is the official ClamAV image, at the feature release the
+// examples pin (a tag the project moves to each 1.4 patch).
+const clamdImage = "clamav/clamav:1.4"
+
+// clamdPort is clamd's TCPSocket in the official image.
+const clamdPort = 3310
+
+// clamdMemory and clamdReloadMemory are what clamd takes with the real
+// signature database: 1.2 GiB loaded, up to 2.4 GiB while it loads an
+// update beside the one it scans with (ConcurrentDatabaseReload).
+const (
+	clamdMemory       = 1288490189
+	clamdReloadMemory = 2576980378
+)
+
 // upper is the role's part of its variables' names (MINIO_<ROLE>_...).
 func upper(role string) string { return strings.ToUpper(role) }
 
@@ -623,8 +643,9 @@ func TestComposeSecretsReachOnlyTheirOwners(t *testing.T) {
 	secrets := randomSecrets()
 	p := loadCompose(t, secrets)
 	owners := map[string][]string{
-		"postgres": {"POSTGRES_PASSWORD"},
-		"minio":    {"MINIO_ROOT_PASSWORD", natsPassword("minio")},
+		"postgres":   {"POSTGRES_PASSWORD"},
+		"minio":      {"MINIO_ROOT_PASSWORD", natsPassword("minio")},
+		clamdService: nil, // it parses what attackers upload, and needs no secret
 	}
 	for _, role := range append(slices.Clone(config.RoleNames), setupRole, "minio") {
 		owners["nats"] = append(owners["nats"], natsPassword(role))
@@ -1169,6 +1190,10 @@ func TestComposeDependencies(t *testing.T) {
 				want[k] = v
 			}
 		}
+		if role == "scanner" {
+			// It would only retry until clamd answers.
+			want[clamdService] = types.ServiceConditionHealthy
+		}
 		s := service(t, p, role)
 		got := map[string]string{}
 		for name, d := range s.DependsOn {
@@ -1179,10 +1204,135 @@ func TestComposeDependencies(t *testing.T) {
 		}
 	}
 	// A service_healthy dependency needs a healthcheck to become healthy.
-	for name := range healthy {
+	for _, name := range append(slices.Collect(maps.Keys(healthy)), clamdService) {
 		s := service(t, p, name)
 		if s.HealthCheck == nil || s.HealthCheck.Disable || len(s.HealthCheck.Test) == 0 {
 			t.Errorf("%s: no healthcheck, but the roles wait for it to be healthy", name)
+		}
+	}
+}
+
+// clamdLimits are the clamd.conf sizes that decide what clamd scans of a
+// stream: StreamMaxLength (a longer stream is refused), MaxFileSize and
+// MaxScanSize (a stream over either is answered OK unscanned).
+type clamdLimits struct{ stream, file, scan int64 }
+
+// clamdLimitsOf reads clamdLimits from env, the official image's
+// CLAMD_CONF_<name> variables, each required: the examples write them out
+// so that they are raised together.
+func clamdLimitsOf(env map[string]string) (clamdLimits, error) {
+	var l clamdLimits
+	for _, v := range []struct {
+		name string
+		dst  *int64
+	}{{"StreamMaxLength", &l.stream}, {"MaxFileSize", &l.file}, {"MaxScanSize", &l.scan}} {
+		s, ok := env["CLAMD_CONF_"+v.name]
+		if !ok {
+			return l, fmt.Errorf("CLAMD_CONF_%s is not set", v.name)
+		}
+		n, err := clamdSize(s)
+		if err != nil {
+			return l, fmt.Errorf("CLAMD_CONF_%s: %w", v.name, err)
+		}
+		*v.dst = n
+	}
+	return l, nil
+}
+
+// clamdSize parses a clamd.conf SIZE: bytes, or a number with K or M
+// (clamd.conf(5)).
+func clamdSize(s string) (int64, error) {
+	unit := int64(1)
+	switch {
+	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
+		unit, s = 1<<20, s[:len(s)-1]
+	case strings.HasSuffix(s, "K"), strings.HasSuffix(s, "k"):
+		unit, s = 1<<10, s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a clamd.conf size such as 100M", s)
+	}
+	return n * unit, nil
+}
+
+// checkScanLimits reports where SCAN_MAX_BYTES (scanMax) and the uploads
+// it must cover (maxUpload) do not fit clamd's limits l: every byte a
+// document may have is sent, and clamd scans every byte it is sent.
+func checkScanLimits(t *testing.T, where string, scanMax, maxUpload int64, l clamdLimits) {
+	t.Helper()
+	if scanMax > l.stream {
+		t.Errorf("%s: SCAN_MAX_BYTES=%d is over clamd's StreamMaxLength (%d): clamd would refuse documents the scanner sends", where, scanMax, l.stream)
+	}
+	if l.file < l.stream || l.scan < l.stream {
+		t.Errorf("%s: clamd's MaxFileSize (%d) or MaxScanSize (%d) is below its StreamMaxLength (%d): clamd answers OK for a stream over them without scanning it", where, l.file, l.scan, l.stream)
+	}
+	if scanMax < maxUpload {
+		t.Errorf("%s: SCAN_MAX_BYTES=%d is below MAX_UPLOAD_BYTES=%d: uploads between the two are never downloadable", where, scanMax, maxUpload)
+	}
+}
+
+// TestComposeClamd checks the clamd service and what the roles take from
+// it: the official image at 1.4, its signature database on a volume,
+// memory for the real database, limits under which clamd scans every byte
+// SCAN_MAX_BYTES lets through, every role agreeing that scanning is
+// required, and a network clamd shares with the scanner alone (clamd
+// answers anyone who reaches it, and parses what attackers upload).
+func TestComposeClamd(t *testing.T) {
+	names := configNames(t)
+	p := loadCompose(t, randomSecrets())
+	c := service(t, p, clamdService)
+	if c.Image != clamdImage && !strings.HasPrefix(c.Image, clamdImage+".") {
+		t.Errorf("%s: image %q, want the official %s (or a 1.4 patch of it)", clamdService, c.Image, clamdImage)
+	}
+	if !slices.ContainsFunc(c.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Type == types.VolumeTypeVolume && v.Target == "/var/lib/clamav"
+	}) {
+		t.Errorf("%s: no volume at /var/lib/clamav, where freshclam keeps the signatures (volumes %+v)", clamdService, c.Volumes)
+	}
+	if c.MemReservation < clamdMemory || c.MemLimit < clamdReloadMemory || c.MemLimit < c.MemReservation {
+		t.Errorf("%s: mem_reservation %d, mem_limit %d; clamd needs 1.2 GiB with the real signatures and up to 2.4 GiB while it loads an update", clamdService, c.MemReservation, c.MemLimit)
+	}
+	if len(c.Ports) > 0 {
+		t.Errorf("%s: publishes %v; clamd has no authentication", clamdService, c.Ports)
+	}
+	limits, err := clamdLimitsOf(envOf(c))
+	if err != nil {
+		t.Fatalf("%s: %v", clamdService, err)
+	}
+	for _, role := range roles {
+		cfg, err := loadConfig(t, names, envOf(service(t, p, role)))
+		if err != nil {
+			t.Errorf("%s: config.Load: %v", role, err)
+			continue
+		}
+		if cfg.ClamdAddress != net.JoinHostPort(clamdService, strconv.Itoa(clamdPort)) {
+			t.Errorf("%s: CLAMD_ADDRESS=%q, want the clamd service, %s:%d", role, cfg.ClamdAddress, clamdService, clamdPort)
+		}
+		if !cfg.ScanRequired {
+			t.Errorf("%s: SCAN_REQUIRED is off; every role must agree it is on (the api serves downloads by it, the confirmer stores documents pending their scan)", role)
+		}
+		checkScanLimits(t, "docker-compose.yml: "+role, cfg.ScanMaxBytes, cfg.MaxUploadBytes, limits)
+	}
+	scanner := service(t, p, "scanner")
+	shared := func(s types.ServiceConfig) []string {
+		var nets []string
+		for n := range s.Networks {
+			if _, ok := c.Networks[n]; ok {
+				nets = append(nets, n)
+			}
+		}
+		return nets
+	}
+	if len(shared(scanner)) == 0 {
+		t.Errorf("scanner: shares no network with %s (networks %v and %v)", clamdService, slices.Collect(maps.Keys(scanner.Networks)), slices.Collect(maps.Keys(c.Networks)))
+	}
+	for name, s := range p.Services {
+		if name == clamdService || name == "scanner" {
+			continue
+		}
+		if nets := shared(s); len(nets) > 0 {
+			t.Errorf("%s: shares the network %v with %s; the scanner alone may reach clamd", name, nets, clamdService)
 		}
 	}
 }
@@ -1275,6 +1425,9 @@ type (
 			Path string `yaml:"path"`
 			Port any    `yaml:"port"`
 		} `yaml:"httpGet"`
+		TCPSocket *struct {
+			Port any `yaml:"port"`
+		} `yaml:"tcpSocket"`
 	}
 	k8sEnvFrom struct {
 		ConfigMapRef *struct {
@@ -1297,17 +1450,26 @@ type (
 		} `yaml:"valueFrom"`
 	}
 	k8sContainer struct {
-		Name  string   `yaml:"name"`
-		Image string   `yaml:"image"`
-		Args  []string `yaml:"args"`
-		Ports []struct {
+		Name    string   `yaml:"name"`
+		Image   string   `yaml:"image"`
+		Command []string `yaml:"command"`
+		Args    []string `yaml:"args"`
+		Ports   []struct {
 			Name          string `yaml:"name"`
 			ContainerPort int    `yaml:"containerPort"`
 		} `yaml:"ports"`
-		EnvFrom         []k8sEnvFrom `yaml:"envFrom"`
-		Env             []k8sEnvVar  `yaml:"env"`
-		ReadinessProbe  *k8sProbe    `yaml:"readinessProbe"`
-		LivenessProbe   *k8sProbe    `yaml:"livenessProbe"`
+		EnvFrom        []k8sEnvFrom `yaml:"envFrom"`
+		Env            []k8sEnvVar  `yaml:"env"`
+		ReadinessProbe *k8sProbe    `yaml:"readinessProbe"`
+		LivenessProbe  *k8sProbe    `yaml:"livenessProbe"`
+		Resources      struct {
+			Requests map[string]string `yaml:"requests"`
+			Limits   map[string]string `yaml:"limits"`
+		} `yaml:"resources"`
+		VolumeMounts []struct {
+			Name      string `yaml:"name"`
+			MountPath string `yaml:"mountPath"`
+		} `yaml:"volumeMounts"`
 		SecurityContext *struct {
 			RunAsNonRoot             *bool `yaml:"runAsNonRoot"`
 			ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
@@ -1321,9 +1483,18 @@ type (
 		Metadata k8sMeta `yaml:"metadata"`
 		Spec     struct {
 			SecurityContext *struct {
-				RunAsNonRoot *bool `yaml:"runAsNonRoot"`
+				RunAsNonRoot   *bool `yaml:"runAsNonRoot"`
+				SeccompProfile *struct {
+					Type string `yaml:"type"`
+				} `yaml:"seccompProfile"`
 			} `yaml:"securityContext"`
-			Containers []k8sContainer `yaml:"containers"`
+			InitContainers []k8sContainer `yaml:"initContainers"`
+			Containers     []k8sContainer `yaml:"containers"`
+			Volumes        []struct {
+				Name     string    `yaml:"name"`
+				EmptyDir yaml.Node `yaml:"emptyDir"`
+				PVC      yaml.Node `yaml:"persistentVolumeClaim"`
+			} `yaml:"volumes"`
 		} `yaml:"spec"`
 	}
 	k8sWorkloadSpec struct {
@@ -1623,11 +1794,13 @@ func TestK8sManifests(t *testing.T) {
 		{"Deployment", "docuvault-confirmer", "confirmer", 2},
 		{"Deployment", "docuvault-sweeper", "sweeper", 2},
 		{"Deployment", "docuvault-classifier", "classifier", 2},
+		{"Deployment", "docuvault-scanner", "scanner", 2},
 	}
 	// Deployments added later (a classifier, say) get the same checks, with
-	// whatever subcommand they run.
+	// whatever subcommand they run; clamd, of ClamAV's image, is no role
+	// (TestK8sClamd).
 	for name := range byKind["Deployment"] {
-		if !slices.ContainsFunc(workloads, func(w workload) bool { return w.name == name }) {
+		if name != clamdService && !slices.ContainsFunc(workloads, func(w workload) bool { return w.name == name }) {
 			workloads = append(workloads, workload{"Deployment", name, "", 0})
 		}
 	}
@@ -1809,6 +1982,180 @@ func TestK8sManifests(t *testing.T) {
 		if len(spec.Selector.MatchLabels) == 0 || !matches(spec.Selector.MatchLabels, api.Template.Metadata.Labels) {
 			t.Errorf("PodDisruptionBudget docuvault-api: selector %v does not select the api pods", spec.Selector.MatchLabels)
 		}
+	}
+}
+
+// k8sBytes parses a Kubernetes memory quantity (bytes, or a number with
+// Ki, Mi, Gi, K, M or G), 0 for anything else.
+func k8sBytes(q string) int64 {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"", 1}} {
+		if n, ok := strings.CutSuffix(q, u.suffix); ok {
+			if v, err := strconv.ParseInt(n, 10, 64); err == nil {
+				return v * u.mult
+			}
+		}
+	}
+	return 0
+}
+
+// TestK8sClamd checks clamd in deploy/k8s: the official image at 1.4,
+// run as a non-root user as the namespace's restricted Pod Security
+// Standard requires, memory sized for the real signature database, ready
+// once its port answers (clamd opens it only with its signatures loaded),
+// its signatures on a volume of the pod; a Service the ConfigMap's
+// CLAMD_ADDRESS names; limits under which clamd scans every byte
+// SCAN_MAX_BYTES lets through; and a NetworkPolicy that lets the scanner's
+// pods alone connect (clamd has no authentication).
+func TestK8sClamd(t *testing.T) {
+	objs, _ := loadK8s(t)
+	var cm map[string]string
+	var namespace string
+	var deploy, svc, policy *k8sObject
+	for _, o := range objs {
+		switch {
+		case o.Kind == "ConfigMap" && o.Metadata.Name == "docuvault-config":
+			cm = o.Data
+		case o.Kind == "Namespace":
+			namespace = o.Metadata.Name
+		case o.Kind == "Deployment" && o.Metadata.Name == clamdService:
+			deploy = &o
+		case o.Kind == "Service" && o.Metadata.Name == clamdService:
+			svc = &o
+		case o.Kind == "NetworkPolicy" && o.Metadata.Name == clamdService:
+			policy = &o
+		}
+	}
+	if deploy == nil || svc == nil || policy == nil || cm == nil || namespace == "" {
+		t.Fatalf("deploy/k8s: want the Deployment, Service and NetworkPolicy %s, the ConfigMap docuvault-config and the Namespace; found %v, %v, %v, %v, %q", clamdService, deploy != nil, svc != nil, policy != nil, cm != nil, namespace)
+	}
+	var spec k8sWorkloadSpec
+	decodeSpec(t, *deploy, &spec)
+	pod := spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("Deployment %s: %d containers, want 1", clamdService, len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if psc := pod.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != "RuntimeDefault" {
+		t.Errorf("Deployment %s: the pod must run as non-root with the RuntimeDefault seccomp profile (the namespace enforces the restricted standard)", clamdService)
+	}
+	for _, ct := range append(slices.Clone(pod.InitContainers), c) {
+		if ct.Image != clamdImage && !strings.HasPrefix(ct.Image, clamdImage+".") {
+			t.Errorf("Deployment %s: container %s runs %q, want the official %s", clamdService, ct.Name, ct.Image, clamdImage)
+		}
+		sc := ct.SecurityContext
+		if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []string{"ALL"}) {
+			t.Errorf("Deployment %s: container %s must drop ALL capabilities and disallow privilege escalation (the restricted standard)", clamdService, ct.Name)
+		}
+	}
+	if !slices.Equal(c.Command, []string{"/init-unprivileged"}) {
+		t.Errorf("Deployment %s: command %v, want the image's entrypoint for a non-root user, [/init-unprivileged]", clamdService, c.Command)
+	}
+	if req, lim := k8sBytes(c.Resources.Requests["memory"]), k8sBytes(c.Resources.Limits["memory"]); req < clamdMemory || lim < clamdReloadMemory || lim < req {
+		t.Errorf("Deployment %s: memory request %q, limit %q; clamd needs 1.2 GiB with the real signatures and up to 2.4 GiB while it loads an update", clamdService, c.Resources.Requests["memory"], c.Resources.Limits["memory"])
+	}
+	if p := c.ReadinessProbe; p == nil || p.TCPSocket == nil || portNumber(c, p.TCPSocket.Port) != clamdPort {
+		t.Errorf("Deployment %s: readinessProbe is not a TCP connect to %d (clamd opens it once its signatures are loaded)", clamdService, clamdPort)
+	}
+	if portNumber(c, "clamd") != clamdPort {
+		t.Errorf("Deployment %s: no container port clamd (%d)", clamdService, clamdPort)
+	}
+	volumes := map[string]bool{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = true
+	}
+	if !slices.ContainsFunc(c.VolumeMounts, func(m struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+	}) bool {
+		return m.MountPath == "/var/lib/clamav" && volumes[m.Name]
+	}) {
+		t.Errorf("Deployment %s: no volume at /var/lib/clamav, where freshclam keeps the signatures", clamdService)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	limits, err := clamdLimitsOf(env)
+	if err != nil {
+		t.Fatalf("Deployment %s: %v", clamdService, err)
+	}
+	scanMax, _ := strconv.ParseInt(cm["SCAN_MAX_BYTES"], 10, 64)
+	maxUpload, _ := strconv.ParseInt(cm["MAX_UPLOAD_BYTES"], 10, 64)
+	if scanMax <= 0 || maxUpload <= 0 {
+		t.Errorf("ConfigMap: SCAN_MAX_BYTES=%q, MAX_UPLOAD_BYTES=%q; write both out, so that they are seen together", cm["SCAN_MAX_BYTES"], cm["MAX_UPLOAD_BYTES"])
+	}
+	checkScanLimits(t, "deploy/k8s", scanMax, maxUpload, limits)
+	if on, err := strconv.ParseBool(cm["SCAN_REQUIRED"]); err != nil || !on {
+		t.Errorf("ConfigMap: SCAN_REQUIRED=%q, want true (the ConfigMap is every role's: they agree)", cm["SCAN_REQUIRED"])
+	}
+
+	// The Service selects clamd's pods on its port, and is CLAMD_ADDRESS.
+	var ss k8sServiceSpec
+	decodeSpec(t, *svc, &ss)
+	if len(ss.Selector) == 0 || !matches(ss.Selector, spec.Template.Metadata.Labels) {
+		t.Errorf("Service %s: selector %v does not select clamd's pods", clamdService, ss.Selector)
+	}
+	if len(ss.Ports) != 1 || ss.Ports[0].Port != clamdPort || portNumber(c, ss.Ports[0].TargetPort) != clamdPort {
+		t.Errorf("Service %s: ports %+v, want %d to clamd's %d", clamdService, ss.Ports, clamdPort, clamdPort)
+	}
+	if want := net.JoinHostPort(clamdService+"."+namespace+".svc", strconv.Itoa(clamdPort)); cm["CLAMD_ADDRESS"] != want {
+		t.Errorf("ConfigMap: CLAMD_ADDRESS=%q, want the Service, %s", cm["CLAMD_ADDRESS"], want)
+	}
+
+	// Only the scanner's pods may connect.
+	var np struct {
+		PodSelector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"podSelector"`
+		PolicyTypes []string `yaml:"policyTypes"`
+		Ingress     []struct {
+			From []struct {
+				PodSelector *struct {
+					MatchLabels map[string]string `yaml:"matchLabels"`
+				} `yaml:"podSelector"`
+				NamespaceSelector any `yaml:"namespaceSelector"`
+				IPBlock           any `yaml:"ipBlock"`
+			} `yaml:"from"`
+			Ports []struct {
+				Port any `yaml:"port"`
+			} `yaml:"ports"`
+		} `yaml:"ingress"`
+	}
+	decodeSpec(t, *policy, &np)
+	if len(np.PodSelector.MatchLabels) == 0 || !matches(np.PodSelector.MatchLabels, spec.Template.Metadata.Labels) || !slices.Contains(np.PolicyTypes, "Ingress") {
+		t.Errorf("NetworkPolicy %s: does not isolate clamd's pods for ingress (podSelector %v, policyTypes %v)", clamdService, np.PodSelector.MatchLabels, np.PolicyTypes)
+	}
+	var scanner k8sWorkloadSpec
+	for _, o := range objs {
+		if o.Kind == "Deployment" && o.Metadata.Name == "docuvault-scanner" {
+			decodeSpec(t, o, &scanner)
+		}
+	}
+	scannerLabels := scanner.Template.Metadata.Labels
+	for _, in := range np.Ingress {
+		for _, f := range in.From {
+			if f.PodSelector == nil || f.NamespaceSelector != nil || f.IPBlock != nil || len(f.PodSelector.MatchLabels) == 0 || !matches(f.PodSelector.MatchLabels, scannerLabels) {
+				t.Errorf("NetworkPolicy %s: lets in %+v; the scanner's pods alone may connect", clamdService, f)
+			}
+			// No other role's pods: the selector needs the scanner's own label.
+			for _, w := range []string{"api", "confirmer", "sweeper", "classifier"} {
+				if f.PodSelector != nil && len(f.PodSelector.MatchLabels) > 0 && matches(f.PodSelector.MatchLabels, map[string]string{"app.kubernetes.io/name": "docuvault", "app.kubernetes.io/component": w}) {
+					t.Errorf("NetworkPolicy %s: selects the %s's pods too", clamdService, w)
+				}
+			}
+		}
+		if len(in.From) == 0 {
+			t.Errorf("NetworkPolicy %s: an ingress rule without from lets everyone in", clamdService)
+		}
+		if len(in.Ports) != 1 || in.Ports[0].Port != clamdPort {
+			t.Errorf("NetworkPolicy %s: ports %+v, want %d only", clamdService, in.Ports, clamdPort)
+		}
+	}
+	if len(np.Ingress) == 0 {
+		t.Errorf("NetworkPolicy %s: no ingress rule: the scanner could not connect", clamdService)
 	}
 }
 

@@ -43,7 +43,7 @@ const deniedWait = time.Second
 
 // users are the users of nats.conf's DOCUVAULT account: one per role, and
 // setup.
-var users = []string{"api", "confirmer", "sweeper", "classifier", "setup"}
+var users = []string{"api", "confirmer", "sweeper", "classifier", "scanner", "setup"}
 
 // passwords holds the users' passwords (users and minio) given to
 // nats.conf through the environment.

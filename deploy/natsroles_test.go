@@ -61,9 +61,10 @@ func receive[T any](t *testing.T, what string, ch <-chan T) T {
 // TestRolesDoWhatTheyUse runs what each role does on NATS, through the
 // code the role runs (shared/events with the roles' durable consumers), as the
 // role's user with its inbox prefix: the start-up checks, the consumer
-// loops with their acks, the outbox relay's publishes, the api's live
-// stream (with a resume and a reset), readiness, the backlog gauge and the
-// sweep trigger. The server refuses none of it.
+// loops with their acks (the classifier's and the scanner's on the same
+// document events, each its own durable), the outbox relay's publishes,
+// the api's live stream (with a resume and a reset), readiness, the
+// backlog gauge and the sweep trigger. The server refuses none of it.
 func TestRolesDoWhatTheyUse(t *testing.T) {
 	s := startConf(t)
 	su := s.setup(t)
@@ -72,6 +73,7 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 	conf, confLogs := s.bus(t, "confirmer")
 	sw, swLogs := s.bus(t, "sweeper")
 	cl, clLogs := s.bus(t, "classifier")
+	sc, scLogs := s.bus(t, "scanner")
 	mc := s.minio(t)
 
 	// Start-up checks: the streams each relay publishes to, the schedule.
@@ -109,11 +111,18 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 
 	// Every relay's user publishes document events as the relay does (an
 	// async JetStream publish with a message id, on a connection with the
-	// role's inbox prefix); the classifier receives the document.uploaded
-	// ones.
+	// role's inbox prefix); the classifier and the scanner each receive
+	// the document.uploaded ones on their own durable consumer, and the
+	// classifier the document.scanned ones too (the scanner's verdicts,
+	// which the relays publish for it).
 	classified := make(chan string, 8)
 	consume(t, cl, events.Consumer{Durable: events.ClassifierConsumer}, func(_ context.Context, m events.Message) events.Outcome {
 		classified <- m.Subject
+		return events.Ack()
+	})
+	scanned := make(chan string, 8)
+	consume(t, sc, events.Consumer{Durable: events.ScannerConsumer}, func(_ context.Context, m events.Message) events.Outcome {
+		scanned <- m.Subject
 		return events.Ack()
 	})
 	user := uuid.New()
@@ -145,6 +154,9 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 		if got := receive(t, "document.uploaded at the classifier", classified); got != string(document.EventUploaded)+"."+user.String() {
 			t.Errorf("classifier got %s", got)
 		}
+		if got := receive(t, "document.uploaded at the scanner", scanned); got != string(document.EventUploaded)+"."+user.String() {
+			t.Errorf("scanner got %s", got)
+		}
 		if e := receive(t, "the live event", follow.Events); e.Seq != seqs[len(seqs)-1] {
 			t.Errorf("api: followed event %d, want %d", e.Seq, seqs[len(seqs)-1])
 		}
@@ -167,6 +179,12 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 		t.Errorf("api: a resume too old: reset %v at %d, want a reset at %d", reset.Reset, reset.Seq, seqs[2])
 	}
 	reset.Stop()
+
+	// A scan verdict, published by a relay: the classifier takes it up.
+	relay("confirmer", string(document.EventScanned))
+	if got := receive(t, "document.scanned at the classifier", classified); got != string(document.EventScanned)+"."+user.String() {
+		t.Errorf("classifier got %s", got)
+	}
 
 	// The admin's sweep: the api publishes a tick, a sweeper takes it and
 	// announces the run.
@@ -199,7 +217,7 @@ func TestRolesDoWhatTheyUse(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	for role, logs := range map[string]*logBuffer{"api": apiLogs, "confirmer": confLogs, "sweeper": swLogs, "classifier": clLogs} {
+	for role, logs := range map[string]*logBuffer{"api": apiLogs, "confirmer": confLogs, "sweeper": swLogs, "classifier": clLogs, "scanner": scLogs} {
 		noViolations(t, role, logs)
 	}
 	mc.noErrors(t)
@@ -266,6 +284,9 @@ func actions() []action {
 	pub("update the classifier's consumer", "$JS.API.CONSUMER.CREATE.DOCUMENTS.classifier.document.uploaded.>", `{"stream_name":"DOCUMENTS","config":{"durable_name":"classifier","filter_subject":"document.uploaded.>","ack_policy":"none"},"action":"update"}`, "setup")
 	pub("update the classifier's consumer to one user's events", "$JS.API.CONSUMER.CREATE.DOCUMENTS.classifier.document.*."+user, `{"stream_name":"DOCUMENTS","config":{"durable_name":"classifier","filter_subject":"document.*.`+user+`"},"action":"update"}`, "setup")
 	pub("delete the classifier's consumer", "$JS.API.CONSUMER.DELETE.DOCUMENTS.classifier", "", "setup")
+	pub("update the scanner's consumer", "$JS.API.CONSUMER.CREATE.DOCUMENTS.scanner.document.uploaded.>", `{"stream_name":"DOCUMENTS","config":{"durable_name":"scanner","filter_subject":"document.uploaded.>","ack_policy":"none"},"action":"update"}`, "setup")
+	pub("update the scanner's consumer to one user's events", "$JS.API.CONSUMER.CREATE.DOCUMENTS.scanner.document.*."+user, `{"stream_name":"DOCUMENTS","config":{"durable_name":"scanner","filter_subject":"document.*.`+user+`"},"action":"update"}`, "setup")
+	pub("delete the scanner's consumer", "$JS.API.CONSUMER.DELETE.DOCUMENTS.scanner", "", "setup")
 	pub("create a consumer of every document event", "$JS.API.CONSUMER.CREATE.DOCUMENTS.forger.document.>", `{"stream_name":"DOCUMENTS","config":{"name":"forger","filter_subject":"document.>"}}`, "setup")
 	pub("create an unfiltered consumer of DOCUMENTS", "$JS.API.CONSUMER.CREATE.DOCUMENTS.forger", `{"stream_name":"DOCUMENTS","config":{"name":"forger"}}`, "setup")
 	pub("update the sweeper's consumer", "$JS.API.CONSUMER.CREATE.SWEEPER.sweeper.sweeper.tick", `{"stream_name":"SWEEPER","config":{"durable_name":"sweeper","filter_subject":"sweeper.tick"},"action":"update"}`, "setup")
@@ -277,17 +298,23 @@ func actions() []action {
 	// and pull through its $JS.API.>, never ack).
 	pub("look up the confirmer's consumer", "$JS.API.CONSUMER.INFO.MINIO_EVENTS.confirmer", "", "confirmer", "setup")
 	pub("look up the classifier's consumer", "$JS.API.CONSUMER.INFO.DOCUMENTS.classifier", "", "classifier", "setup")
+	pub("look up the scanner's consumer", "$JS.API.CONSUMER.INFO.DOCUMENTS.scanner", "", "scanner", "setup")
 	pub("look up the sweeper's consumer", "$JS.API.CONSUMER.INFO.SWEEPER.sweeper", "", "sweeper", "setup")
 	pub("pull the confirmer's notifications", "$JS.API.CONSUMER.MSG.NEXT.MINIO_EVENTS.confirmer", `{"batch":1,"no_wait":true}`, "confirmer", "setup")
 	pub("pull the classifier's events", "$JS.API.CONSUMER.MSG.NEXT.DOCUMENTS.classifier", `{"batch":1,"no_wait":true}`, "classifier", "setup")
+	pub("pull the scanner's events", "$JS.API.CONSUMER.MSG.NEXT.DOCUMENTS.scanner", `{"batch":1,"no_wait":true}`, "scanner", "setup")
 	pub("pull the sweeper's ticks", "$JS.API.CONSUMER.MSG.NEXT.SWEEPER.sweeper", `{"batch":1,"no_wait":true}`, "sweeper", "setup")
 	pub("pull a live-stream consumer", "$JS.API.CONSUMER.MSG.NEXT.DOCUMENTS.live_1", `{"batch":1,"no_wait":true}`, "api", "setup")
 	pub("ack a notification", "$JS.ACK.MINIO_EVENTS.confirmer.1.1.1.1.0", "", "confirmer")
 	pub("ack a classifier's event", "$JS.ACK.DOCUMENTS.classifier.1.1.1.1.0", "", "classifier")
+	pub("ack a scanner's event", "$JS.ACK.DOCUMENTS.scanner.1.1.1.1.0", "", "scanner")
 	pub("ack a sweeper's tick", "$JS.ACK.SWEEPER.sweeper.1.1.1.1.0", "", "sweeper")
 	pub("answer a flow control", "$JS.FC.MINIO_EVENTS.x.1", "")
 	// Messages: the relays, the trigger, the announcement, the schedule.
 	pub("publish a document event (the relay)", "document.uploaded."+user, `{}`, "api", "confirmer", "sweeper")
+	// A scan verdict too: the scanner records it in the outbox, the
+	// relays publish it.
+	pub("publish a scan verdict (the relay)", string(document.EventScanned)+"."+user, `{}`, "api", "confirmer", "sweeper")
 	pub("trigger a sweep", "sweeper.tick", `{"run_id":"x"}`, "api")
 	pub("announce a sweep", "sweeper.run.completed", `{"run_id":"x"}`, "sweeper")
 	pub("publish the sweep schedule", "sweeper.schedule", "", "setup")
@@ -313,9 +340,9 @@ func actions() []action {
 // checks that the server refused each one (a permission violation naming
 // the subject) and that the streams and consumers are as setup made them:
 // no change of a stream or consumer, no purge, no message deleted, no
-// publish on minio.events, no document event from the classifier, no
-// subscription to another user's inbox prefix or to _INBOX.> (so no role
-// reads the confirmer's pulled notifications).
+// publish on minio.events, no document event from the classifier or the
+// scanner, no subscription to another user's inbox prefix or to _INBOX.>
+// (so no role reads the confirmer's pulled notifications).
 func TestUsersAreRefusedWhatTheyDoNotUse(t *testing.T) {
 	s := startConf(t)
 	su := s.setup(t)
@@ -456,7 +483,7 @@ func TestNoRoleReadsAnothersReplies(t *testing.T) {
 		subs []*nats.Subscription
 	}
 	var spies []spy
-	for _, u := range []string{"api", "sweeper", "classifier"} {
+	for _, u := range []string{"api", "sweeper", "classifier", "scanner"} {
 		c := s.as(t, u)
 		sp := spy{c: c}
 		for _, subject := range []string{"_INBOX_confirmer.>", "_INBOX.>", ">"} {
@@ -545,7 +572,7 @@ func TestForgedNotificationNeverArrives(t *testing.T) {
 		}
 		return st.CachedInfo().Config
 	}
-	for _, role := range []string{"api", "confirmer", "sweeper", "classifier"} {
+	for _, role := range []string{"api", "confirmer", "sweeper", "classifier", "scanner"} {
 		c := s.as(t, role)
 		try := func(what string, f func(ctx context.Context) error) {
 			t.Helper()

@@ -58,12 +58,13 @@ func (v *violations) refused() []string {
 // TestStackRunsAsNATSConfUsers runs the real composition root against a
 // NATS server started from nats.conf: setup as user setup, each role as
 // its own user (with its own MinIO identity), MinIO as user minio. An
-// upload confirmed by its notification alone is classified, an admin sweep
-// runs, readiness and the backlog gauge answer, and the server refused
-// nothing any role asked: nats.conf grants each role what the code does.
+// upload confirmed by its notification alone is scanned (a real clamd) and
+// found clean, then classified, an admin sweep runs, readiness and the
+// backlog gauge answer, and the server refused nothing any role asked:
+// nats.conf grants each role what the code does.
 func TestStackRunsAsNATSConfUsers(t *testing.T) {
 	pw := map[string]string{}
-	for _, user := range []string{"api", "confirmer", "sweeper", "classifier", "setup", "minio"} {
+	for _, user := range []string{"api", "confirmer", "sweeper", "classifier", "scanner", "setup", "minio"} {
 		pw[user] = "p" + rand.Text() // a letter first: nats.conf's parser reads digits as a number
 	}
 	srv := testenv.StartNATSConf(t, pw)
@@ -71,6 +72,7 @@ func TestStackRunsAsNATSConfUsers(t *testing.T) {
 	srv.SetLogger(logged, false, false)
 	s := apitest.Start(t, apitest.Options{
 		Events: true, Sweepers: 1, Classifiers: 1,
+		Clamd: testenv.StartClamAV(t, 0), Scanners: 1,
 		NATSConf: &apitest.NATSConf{Addr: srv.Addr().String(), Passwords: pw},
 	})
 	_, token := s.NewUser(t)
@@ -84,14 +86,19 @@ func TestStackRunsAsNATSConfUsers(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var d struct {
-			Status string `json:"status"`
+			Status     string `json:"status"`
+			ScanStatus string `json:"scan_status"`
 		}
 		s.Do(t, http.MethodGet, "/api/documents/"+ticket.DocumentID.String(), token, nil).Decode(t, &d)
 		if slices.Contains([]string{"classified", "classification_failed"}, d.Status) {
+			// Only a clean document is classified while scanning is on.
+			if d.ScanStatus != "clean" {
+				t.Errorf("document %s with scan_status %q, want clean", d.Status, d.ScanStatus)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("document is %q 60 s after its PUT: confirmed by its notification and classified never happened (refused: %q)", d.Status, logged.refused())
+			t.Fatalf("document is %q (scan %q) 60 s after its PUT: confirmed by its notification, scanned and classified never happened (refused: %q)", d.Status, d.ScanStatus, logged.refused())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
