@@ -1212,10 +1212,14 @@ func TestComposeDependencies(t *testing.T) {
 	}
 }
 
-// clamdLimits are the clamd.conf sizes that decide what clamd scans of a
-// stream: StreamMaxLength (a longer stream is refused), MaxFileSize and
-// MaxScanSize (a stream over either is answered OK unscanned).
-type clamdLimits struct{ stream, file, scan int64 }
+// clamdLimits are the clamd.conf settings that decide what clamd scans of
+// a stream: StreamMaxLength (a longer stream is refused), MaxFileSize and
+// MaxScanSize (what is over them is not scanned), and AlertExceedsMax
+// (whether that is said, or answered OK).
+type clamdLimits struct {
+	stream, file, scan int64
+	alert              bool
+}
 
 // clamdLimitsOf reads clamdLimits from env, the official image's
 // CLAMD_CONF_<name> variables, each required: the examples write them out
@@ -1236,6 +1240,7 @@ func clamdLimitsOf(env map[string]string) (clamdLimits, error) {
 		}
 		*v.dst = n
 	}
+	l.alert = env["CLAMD_CONF_AlertExceedsMax"] == "yes"
 	return l, nil
 }
 
@@ -1265,7 +1270,13 @@ func checkScanLimits(t *testing.T, where string, scanMax, maxUpload int64, l cla
 		t.Errorf("%s: SCAN_MAX_BYTES=%d is over clamd's StreamMaxLength (%d): clamd would refuse documents the scanner sends", where, scanMax, l.stream)
 	}
 	if l.file < l.stream || l.scan < l.stream {
-		t.Errorf("%s: clamd's MaxFileSize (%d) or MaxScanSize (%d) is below its StreamMaxLength (%d): clamd answers OK for a stream over them without scanning it", where, l.file, l.scan, l.stream)
+		t.Errorf("%s: clamd's MaxFileSize (%d) or MaxScanSize (%d) is below its StreamMaxLength (%d): streams the scanner sends are not scanned whole", where, l.file, l.scan, l.stream)
+	}
+	if !l.alert {
+		t.Errorf("%s: CLAMD_CONF_AlertExceedsMax is not yes: clamd answers OK for a stream it did not scan whole (EICAR 20 zips deep)", where)
+	}
+	if l.file < l.scan {
+		t.Errorf("%s: clamd's MaxFileSize (%d) is below its MaxScanSize (%d): a compressed archive member over MaxFileSize is scanned only in part and answered OK", where, l.file, l.scan)
 	}
 	if scanMax < maxUpload {
 		t.Errorf("%s: SCAN_MAX_BYTES=%d is below MAX_UPLOAD_BYTES=%d: uploads between the two are never downloadable", where, scanMax, maxUpload)

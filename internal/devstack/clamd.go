@@ -46,8 +46,8 @@ type ClamdOptions struct {
 	// Addr is the TCP address it listens on, host:port.
 	Addr string
 	// StreamMaxLength is the longest INSTREAM it scans (clamd answers
-	// "INSTREAM size limit exceeded" past it); 0 means 25 MiB, clamd's
-	// default.
+	// "INSTREAM size limit exceeded" past it); 0 means 25 MiB, as
+	// Debian's clamd.conf has it.
 	StreamMaxLength int64
 }
 
@@ -108,6 +108,14 @@ func StartClamd(ctx context.Context, opts ClamdOptions) (*Clamd, error) {
 		"TemporaryDirectory " + tmp,
 		"LogFile " + c.LogPath,
 		fmt.Sprintf("StreamMaxLength %d", maxLen),
+		// What clamd cannot scan whole is said, never passed as OK:
+		// AlertExceedsMax reports an archive over its limits as
+		// Heuristics.Limits.Exceeded.*. MaxFileSize is MaxScanSize:
+		// with a smaller MaxFileSize, a compressed archive member over it
+		// is scanned only in part and answered OK (tried on clamd 1.4.6).
+		"AlertExceedsMax yes",
+		fmt.Sprintf("MaxScanSize %d", max(4*maxLen, 400<<20)),
+		fmt.Sprintf("MaxFileSize %d", max(4*maxLen, 400<<20)),
 		"MaxThreads 4",
 		"ReadTimeout 30",
 		"SelfCheck 0", // the database never changes here

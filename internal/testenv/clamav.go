@@ -23,7 +23,7 @@ type ClamAVServer struct {
 }
 
 // StartClamAV starts a clamd scanning streams of up to streamMaxLength
-// bytes (0: clamd's default, 25 MiB) and stops it when the test ends. A
+// bytes (0: 25 MiB, Debian's clamd.conf's) and stops it when the test ends. A
 // machine without clamd fails the test, saying what to install.
 func StartClamAV(tb testing.TB, streamMaxLength int64) *ClamAVServer {
 	tb.Helper()

@@ -89,7 +89,7 @@ func (s *Scanner) scan(ctx context.Context, id uuid.UUID) (string, error) {
 	case document.ScanRejected:
 		log.Info().Str("signature", v.Signature).Dur("took", time.Since(start)).Msg("infected document rejected and removed")
 	case document.ScanNotDone:
-		log.Info().Str("reason", document.ScanTooLarge).Msg("document too large to scan: not downloadable")
+		log.Info().Str("reason", v.Failure).Msg("document not scanned whole: not downloadable")
 	case document.ScanDone:
 		log.Info().Dur("took", time.Since(start)).Msg("document scanned clean")
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -69,12 +70,15 @@ func waitFor(t *testing.T, s *apitest.Stack, tok string, id uuid.UUID, limit tim
 func verdict(d scanned) bool { return d.ScanStatus != string(document.ScanPending) }
 
 // eicarZip is a zip holding EICAR.
-func eicarZip(t *testing.T) []byte {
+func eicarZip(t *testing.T) []byte { return zipOf(t, "readme.txt", []byte(devstack.EICAR)) }
+
+// zipOf is a zip holding data as name.
+func zipOf(t *testing.T, name string, data []byte) []byte {
 	var b bytes.Buffer
 	w := zip.NewWriter(&b)
-	f, err := w.Create("readme.txt")
+	f, err := w.Create(name)
 	if err == nil {
-		_, err = f.Write([]byte(devstack.EICAR))
+		_, err = f.Write(data)
 	}
 	if err == nil {
 		err = w.Close()
@@ -261,6 +265,18 @@ func TestADocumentOverScanMaxBytesIsNeverDownloadable(t *testing.T) {
 	}
 	if r := s.Do(t, http.MethodPost, release, admin, nil); r.Status != http.StatusConflict {
 		t.Errorf("a second release: %d %s, want 409", r.Status, r.Body)
+	}
+
+	// EICAR nested deeper than clamd unpacks is not scanned whole: failed,
+	// never infected nor clean.
+	nested := []byte(devstack.EICAR)
+	for i := range 20 {
+		nested = zipOf(t, fmt.Sprintf("level%d.zip", i), nested)
+	}
+	id = s.UploadAndConfirm(t, tok, "nested.zip", "application/zip", nested)
+	d, _ = waitFor(t, s, tok, id, 30*time.Second, verdict)
+	if d.ScanStatus != string(document.ScanFailed) || d.ScanDetail != document.ScanLimitsExceeded || d.DownloadURL != "" {
+		t.Errorf("EICAR 20 zips deep: %+v, want failed, limits_exceeded, no download URL", d)
 	}
 
 	// Throughput: the largest document scanned, from PUT to verdict.

@@ -55,7 +55,18 @@ type Verdict struct {
 	Infected bool
 	// Signature names what it found (e.g. "Win.Test.EICAR_HDB-1").
 	Signature string
+	// LimitsExceeded is true when clamd could not scan the whole stream:
+	// an archive member, the data extracted or the nesting was over its
+	// MaxFileSize, MaxScanSize or MaxRecursion. clamd says so only with
+	// AlertExceedsMax (a "Heuristics.Limits.Exceeded.*" signature, in
+	// Signature); without it, it answers OK for what it skipped. Neither
+	// infected nor clean.
+	LimitsExceeded bool
 }
+
+// limitsExceeded prefixes the signatures clamd reports, with
+// AlertExceedsMax, for a stream it could not scan whole.
+const limitsExceeded = "Heuristics.Limits.Exceeded"
 
 // Scan streams r to clamd and returns its verdict. An error means no
 // verdict: the stream must be treated as not scanned. r should end its
@@ -214,6 +225,9 @@ func parseVerdict(reply string) (Verdict, error) {
 		return Verdict{}, nil
 	case strings.HasPrefix(reply, "stream: ") && strings.HasSuffix(reply, " FOUND"):
 		sig := strings.TrimSuffix(strings.TrimPrefix(reply, "stream: "), " FOUND")
+		if strings.HasPrefix(sig, limitsExceeded) {
+			return Verdict{LimitsExceeded: true, Signature: sig}, nil
+		}
 		return Verdict{Infected: true, Signature: sig}, nil
 	case isSizeLimit(reply):
 		return Verdict{}, ErrTooLarge

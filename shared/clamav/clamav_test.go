@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"fmt"
 	"errors"
 	"io"
 	"os"
@@ -145,4 +146,23 @@ func (stallingReader) Read(p []byte) (int, error) {
 	time.Sleep(300 * time.Millisecond)
 	p[0] = 'x'
 	return 1, nil
+}
+
+// TestScanSaysWhatItCouldNotScanWhole: EICAR nested deeper than clamd
+// unpacks (MaxRecursion, 17) is neither infected nor clean: clamd,
+// configured with AlertExceedsMax as devstack's is, says its limits were
+// exceeded (without it, it answers OK).
+func TestScanSaysWhatItCouldNotScanWhole(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartClamAV(t, 0)
+	c := clamav.Client{Network: "tcp", Address: srv.Addr, Timeout: 30 * time.Second}
+	data := []byte(devstack.EICAR)
+	for i := range 20 {
+		data = zipOf(t, fmt.Sprintf("level%d.zip", i), data)
+	}
+	v, err := c.Scan(context.Background(), bytes.NewReader(data))
+	if err != nil || !v.LimitsExceeded || v.Infected || !strings.HasPrefix(v.Signature, "Heuristics.Limits.Exceeded") {
+		t.Fatalf("EICAR 20 zips deep: %+v, %v; want the limits exceeded", v, err)
+	}
+	t.Logf("EICAR 20 zips deep: %s", v.Signature)
 }

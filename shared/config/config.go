@@ -248,8 +248,10 @@ func Defaults() Config {
 		DeletesPerMinute:    300,
 		StoragePerMinute:    600,
 		ReclassifyPerMinute: 30,
-		// clamd's own StreamMaxLength default.
-		ScanMaxBytes:               25 << 20,
+		// clamd's own StreamMaxLength default (Debian's packaged
+		// clamd.conf sets 25M), and MAX_UPLOAD_BYTES': every upload is
+		// scanned.
+		ScanMaxBytes:               100 << 20,
 		ReadHeaderTimeout:          5 * time.Second,
 		JWTLeeway:                  30 * time.Second,
 		MaxEventStreams:            1000,

@@ -91,6 +91,10 @@ const (
 	// ScanTooLarge: the document is larger than the scanner takes
 	// (SCAN_MAX_BYTES).
 	ScanTooLarge = "too_large"
+	// ScanLimitsExceeded: the scanner could not scan the whole document:
+	// an archive holding more, larger or deeper nested files than it
+	// unpacks (clamd's MaxScanSize, MaxFileSize, MaxRecursion).
+	ScanLimitsExceeded = "limits_exceeded"
 )
 
 // Stage is the work a stored document waits for, if any.

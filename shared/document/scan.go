@@ -20,16 +20,16 @@ type MalwareScanner interface {
 type ScanVerdict struct {
 	Infected  bool
 	Signature string // what it found, when Infected
-	// TooLarge: the stream is longer than the scanner takes; nothing was
-	// scanned.
-	TooLarge bool
+	// Failure says why the stream could not be scanned whole ("" when it
+	// was): ScanTooLarge, ScanLimitsExceeded. Neither infected nor clean.
+	Failure string
 }
 
 // What Scan did with a document.
 const (
 	ScanDone     = "scanned"  // it is clean: it goes on to the classifier
 	ScanRejected = "infected" // it is infected: rejected, uncharged, its object removed
-	ScanNotDone  = "failed"   // it could not be scanned (too large): never downloadable
+	ScanNotDone  = "failed"   // it could not be scanned whole (too large, limits): never downloadable
 	ScanSkipped  = "skipped"  // deleted, or scanned already: nothing to do
 )
 
@@ -40,8 +40,9 @@ const (
 // (EventScanned); infected, it is rejected (ReasonInfected, the signature
 // in ScanDetail), its charge released and the removal of its object
 // recorded in the same transaction (EventRejected), and the object removed
-// after commit; larger than ScanMaxBytes, its scan failed (ScanTooLarge)
-// and it is never downloadable while scanning is required. An error is
+// after commit; larger than ScanMaxBytes, or not scanned whole by the
+// scanner (v.Failure), its scan failed (ScanDetail says why) and it is
+// never downloadable while scanning is required. An error is
 // passing (clamd or a store away, ctx ended): the document stays pending,
 // worth another try, never clean.
 func (s *Service) Scan(ctx context.Context, id uuid.UUID) (string, ScanVerdict, error) {
@@ -77,7 +78,7 @@ func (s *Service) Scan(ctx context.Context, id uuid.UUID) (string, ScanVerdict, 
 		// this removal fail, the sweeper retries it.
 		s.removeObject(ctx, scanned)
 		return ScanRejected, v, nil
-	case v.TooLarge:
+	case v.Failure != "":
 		return ScanNotDone, v, nil
 	}
 	return ScanDone, v, nil
@@ -87,7 +88,7 @@ func (s *Service) Scan(ctx context.Context, id uuid.UUID) (string, ScanVerdict, 
 // document larger than ScanMaxBytes is not read.
 func (s *Service) scanObject(ctx context.Context, d *Document) (ScanVerdict, error) {
 	if s.cfg.ScanMaxBytes > 0 && d.SizeBytes > s.cfg.ScanMaxBytes {
-		return ScanVerdict{TooLarge: true}, nil
+		return ScanVerdict{Failure: ScanTooLarge}, nil
 	}
 	if s.cfg.ScanTimeout > 0 {
 		var cancel context.CancelFunc
@@ -138,8 +139,8 @@ func (s *Service) applyScan(ctx context.Context, read *Document, v ScanVerdict) 
 			d.reject(ReasonInfected)
 			d.ScanStatus, d.ScanDetail = ScanInfected, v.Signature
 			event = EventRejected
-		case v.TooLarge:
-			d.ScanStatus, d.ScanDetail = ScanFailed, ScanTooLarge
+		case v.Failure != "":
+			d.ScanStatus, d.ScanDetail = ScanFailed, v.Failure
 		default:
 			d.ScanStatus, d.ScanDetail = ScanClean, ""
 		}
@@ -149,7 +150,7 @@ func (s *Service) applyScan(ctx context.Context, read *Document, v ScanVerdict) 
 	return scanned, applied, err
 }
 
-// ReleaseScan releases document id, whose scan failed (too large to scan),
+// ReleaseScan releases document id, whose scan failed (not scanned whole),
 // as an administrator may: it becomes downloadable though never scanned
 // (ScanReleased, its ScanDetail kept: why it was not scanned) and goes on
 // to the classifier (EventScanned). Any other document is Conflict.

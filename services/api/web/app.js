@@ -55,6 +55,7 @@
   // Why a scan failed (scan_detail), in words.
   const SCAN_FAILURES = {
     too_large: "too large to scan",
+    limits_exceeded: "an archive too large or too deep to scan whole",
   };
   // Like the status, the scan state never moves backwards.
   const SCAN_RANK = { "": 0, pending: 1, clean: 2, infected: 2, failed: 2, released: 3 };

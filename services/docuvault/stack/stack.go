@@ -643,15 +643,21 @@ func clamd(cfg config.Config) *clamav.Client {
 }
 
 // clamdScanner is a clamav.Client as the use cases' MalwareScanner: a
-// stream over what clamd takes is no verdict but TooLarge.
+// stream over what clamd takes, or one it could not scan whole (its
+// limits, with AlertExceedsMax), is a failure, neither clean nor infected.
 type clamdScanner struct{ c *clamav.Client }
 
 func (s clamdScanner) Scan(ctx context.Context, r io.Reader) (document.ScanVerdict, error) {
 	v, err := s.c.Scan(ctx, r)
-	if errors.Is(err, clamav.ErrTooLarge) {
-		return document.ScanVerdict{TooLarge: true}, nil
+	switch {
+	case errors.Is(err, clamav.ErrTooLarge):
+		return document.ScanVerdict{Failure: document.ScanTooLarge}, nil
+	case err != nil:
+		return document.ScanVerdict{}, err
+	case v.LimitsExceeded:
+		return document.ScanVerdict{Failure: document.ScanLimitsExceeded}, nil
 	}
-	return document.ScanVerdict{Infected: v.Infected, Signature: v.Signature}, err
+	return document.ScanVerdict{Infected: v.Infected, Signature: v.Signature}, nil
 }
 
 // recoverEvery is the stages' pause between recovery passes: a
