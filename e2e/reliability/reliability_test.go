@@ -378,6 +378,12 @@ func (u *user) content(n int) []byte {
 	return bytes.Repeat(tag, n/len(tag)+1)[:n]
 }
 
+// eicarETag is the ETag MinIO gives a single PUT of EICAR.
+var eicarETag = func() string {
+	sum := md5.Sum([]byte(devstack.EICAR))
+	return hex.EncodeToString(sum[:])
+}()
+
 // body is what d's PUT sends: its user's bytes, or EICAR.
 func (d *doc) body() []byte {
 	if d.infected {
@@ -1630,8 +1636,12 @@ func (r *rig) check(t *testing.T) {
 		switch {
 		case infected && !seen.infected:
 			r.fail("document %s of its user's bytes was found infected: %+v", id, de.rejected)
-		case seen.infected && charged(final):
-			r.fail("document %s: EICAR ended %q", id, final)
+		case seen.infected && exists && charged(final):
+			r.fail("document %s: EICAR ended %q (scan %q, etag %s, EICAR's %s)", id, final, w.scan, w.etag, eicarETag)
+		case seen.infected && len(de.deleted) > 0 && de.deleted[0].Data.ScanStatus == document.ScanClean:
+			// Deleted while charged is fine (before its verdict, or
+			// rejected already), but never once found clean.
+			r.fail("document %s: EICAR was found clean before its delete: %+v", id, de.deleted[0].Data)
 		case seen.deleted && (exists || len(de.deleted) != 1):
 			r.fail("document %s: DELETE answered 204, but row kept %v, %d document.deleted events", id, exists, len(de.deleted))
 		case seen.confirmed && !charged(final) && !infected:
