@@ -2,6 +2,7 @@ package reliability_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -1786,7 +1787,7 @@ func (r *rig) report(t *testing.T, final sweeper.Completed, settled, workload, t
 	charged, rejectedKept := 0, 0
 	for _, w := range l.rows {
 		statuses[w.status]++
-		scans[string(w.scan)]++
+		scans[cmp.Or(string(w.scan), "none")]++
 		if w.status.Charged() {
 			charged++
 		}
