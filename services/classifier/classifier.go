@@ -46,42 +46,30 @@ type Docs interface {
 	stage.Docs
 }
 
-// Classifier classifies stored documents, fairly between users.
-type Classifier struct {
-	docs   Docs
-	bus    stage.Bus
-	runner *stage.Runner
-}
-
-// New returns a Classifier fed by bus; a recovery pass runs every
+// New returns the classifier: the stage that classifies stored documents,
+// fairly between users, fed by bus; a recovery pass runs every
 // recoverEvery (a fraction of the use case's recovery delay, so that a
 // document waits little longer than that delay).
-func New(docs Docs, bus stage.Bus, recoverEvery time.Duration, m *metrics.Metrics, log zerolog.Logger) *Classifier {
-	c := &Classifier{docs: docs, bus: bus}
-	c.runner = stage.New(stage.Stage{
+func New(docs Docs, bus stage.Bus, recoverEvery time.Duration, m *metrics.Metrics, log zerolog.Logger) *stage.Runner {
+	return stage.New(stage.Stage{
 		// Its handler only queues a document, so it needs few workers.
 		Consumer:      events.Consumer{Durable: events.ClassifierConsumer, Workers: 2, Timeout: 10 * time.Second},
+		Bus:           bus,
 		Events:        []document.EventType{document.EventUploaded, document.EventScanned},
 		Limits:        stage.DefaultLimits,
 		RecoverEvery:  recoverEvery,
 		HandleTimeout: HandleTimeout,
-		Work:          c.classify,
+		Work:          func(ctx context.Context, id uuid.UUID) (string, error) { return classify(ctx, docs, id) },
 		Claim:         docs.ClaimUnclassified,
 		Docs:          docs,
 		Outcomes:      m.Classifications,
 		Log:           log,
 	})
-	return c
-}
-
-// Run classifies until ctx ends, then finishes the documents in hand.
-func (c *Classifier) Run(ctx context.Context) error {
-	return c.runner.Run(ctx, c.bus)
 }
 
 // classify classifies document id and logs what came of it.
-func (c *Classifier) classify(ctx context.Context, id uuid.UUID) (string, error) {
-	outcome, result, err := c.docs.Classify(ctx, id)
+func classify(ctx context.Context, docs Docs, id uuid.UUID) (string, error) {
+	outcome, result, err := docs.Classify(ctx, id)
 	if err != nil {
 		return "", err
 	}

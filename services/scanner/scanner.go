@@ -46,41 +46,28 @@ type Docs interface {
 	stage.Docs
 }
 
-// Scanner scans stored documents, fairly between users.
-type Scanner struct {
-	docs   Docs
-	bus    stage.Bus
-	runner *stage.Runner
-}
-
-// New returns a Scanner fed by bus; a recovery pass runs every
-// recoverEvery.
-func New(docs Docs, bus stage.Bus, recoverEvery time.Duration, m *metrics.Metrics, log zerolog.Logger) *Scanner {
-	s := &Scanner{docs: docs, bus: bus}
-	s.runner = stage.New(stage.Stage{
+// New returns the scanner: the stage that scans stored documents, fairly
+// between users, fed by bus; a recovery pass runs every recoverEvery.
+func New(docs Docs, bus stage.Bus, recoverEvery time.Duration, m *metrics.Metrics, log zerolog.Logger) *stage.Runner {
+	return stage.New(stage.Stage{
 		Consumer:      events.Consumer{Durable: events.ScannerConsumer, Workers: 2, Timeout: 10 * time.Second},
+		Bus:           bus,
 		Events:        []document.EventType{document.EventUploaded},
 		Limits:        Limits,
 		RecoverEvery:  recoverEvery,
 		HandleTimeout: HandleTimeout,
-		Work:          s.scan,
+		Work:          func(ctx context.Context, id uuid.UUID) (string, error) { return scan(ctx, docs, id) },
 		Claim:         docs.ClaimUnscanned,
 		Docs:          docs,
 		Outcomes:      m.Scans,
 		Log:           log,
 	})
-	return s
-}
-
-// Run scans until ctx ends, then finishes the documents in hand.
-func (s *Scanner) Run(ctx context.Context) error {
-	return s.runner.Run(ctx, s.bus)
 }
 
 // scan scans document id and logs what came of it.
-func (s *Scanner) scan(ctx context.Context, id uuid.UUID) (string, error) {
+func scan(ctx context.Context, docs Docs, id uuid.UUID) (string, error) {
 	start := time.Now()
-	outcome, v, err := s.docs.Scan(ctx, id)
+	outcome, v, err := docs.Scan(ctx, id)
 	if err != nil {
 		return "", err
 	}

@@ -58,6 +58,8 @@ type Stage struct {
 	// redelivery, whose naks would hold MaxAckPending slots and burn
 	// MaxDeliver on a user's backlog.
 	Consumer events.Consumer
+	// Bus runs Consumer.
+	Bus Bus
 	// Events are the event types that bring a document to the stage; an
 	// event of another type is acked and dropped.
 	Events []document.EventType
@@ -110,7 +112,7 @@ func New(s Stage) *Runner {
 // Run works documents until ctx ends, then finishes those in hand; those
 // only queued stay waiting for the recovery of whichever replica runs
 // next.
-func (r *Runner) Run(ctx context.Context, bus Bus) error {
+func (r *Runner) Run(ctx context.Context) error {
 	ctx = r.s.Log.WithContext(ctx)
 	// The workers and the recovery stop with the consumer, whether ctx
 	// ended or the consumer failed.
@@ -131,7 +133,7 @@ func (r *Runner) Run(ctx context.Context, bus Bus) error {
 		})
 	}
 	wg.Go(func() { r.recoverLoop(workCtx) })
-	err := bus.Consume(ctx, r.s.Consumer, r.Handle)
+	err := r.s.Bus.Consume(ctx, r.s.Consumer, r.Handle)
 	stop()
 	wg.Wait()
 	r.queue.close()
