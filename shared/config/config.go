@@ -116,7 +116,7 @@ type Config struct {
 	ClassifyMaxBytes int64  // CLASSIFY_MAX_BYTES, how much of a document the classifier reads
 	ClassifyRules    string // CLASSIFY_RULES, path of a rules JSON file; "" means the built-in rules
 	// ClassifyRecoveryAfter is how long a document may wait for the
-	// classifier (status uploaded) before the classifier's recovery takes
+	// classifier, or for the scanner, before that role's recovery takes
 	// it up from PostgreSQL: its event dropped by a full DOCUMENTS log,
 	// deferred over its owner's share, or lost with a replica.
 	ClassifyRecoveryAfter time.Duration // CLASSIFY_RECOVERY_AFTER

@@ -53,11 +53,11 @@ type Config struct {
 	// not done by then is failed (as too complex), not retried. 0 means no
 	// bound but the caller's.
 	ClassifyTimeout time.Duration
-	// ClassifyRecoveryAfter is how long a document may wait in status
-	// uploaded before the classifier's recovery takes it up (its event
-	// dropped by the log, deferred by its owner's budget, or lost with a
-	// classifier), and how long a recovery claim keeps other replicas off
-	// it; 0 means DefaultClassifyRecoveryAfter.
+	// ClassifyRecoveryAfter is how long a document may wait for a stage
+	// (the scan, the classification) before that stage's recovery takes
+	// it up (its event dropped by the log, deferred by its owner's budget,
+	// or lost with a replica), and how long a recovery claim keeps other
+	// replicas off it; 0 means DefaultClassifyRecoveryAfter.
 	ClassifyRecoveryAfter time.Duration
 	// ScanRequired: every document stored is scanned for malware (its
 	// scan pending until the scanner's verdict), downloadable only once
